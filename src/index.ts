@@ -1,0 +1,3 @@
+/** devstreams: the embeddable library. Each layer is exported from its own module. */
+export * from './errors.js';
+export * from './transport/index.js';

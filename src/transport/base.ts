@@ -1,0 +1,47 @@
+/**
+ * Shared bookkeeping for transports: holds messages that arrive before `attach`, and makes
+ * close reach the handlers exactly once. Concrete transports only move bytes.
+ */
+import type { TransportHandlers } from './transport.js';
+
+export abstract class TransportBase {
+  private handlers: TransportHandlers | undefined;
+  private held: Buffer[] = [];
+  private closeDelivered = false;
+  private pendingClose: { error?: Error } | undefined;
+  protected isClosed = false;
+
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
+  attach(handlers: TransportHandlers): void {
+    if (this.handlers) throw new Error('transport handlers are already attached');
+    this.handlers = handlers;
+    const held = this.held;
+    this.held = [];
+    for (const message of held) handlers.onMessage(message);
+    if (this.pendingClose) this.deliverClose(this.pendingClose.error);
+  }
+
+  protected deliverMessage(message: Buffer): void {
+    if (this.closeDelivered) return;
+    if (this.handlers) this.handlers.onMessage(message);
+    else this.held.push(message);
+  }
+
+  protected deliverDrain(): void {
+    if (!this.closeDelivered) this.handlers?.onDrain();
+  }
+
+  protected deliverClose(error?: Error): void {
+    this.isClosed = true;
+    if (this.closeDelivered) return;
+    if (!this.handlers) {
+      this.pendingClose ??= error ? { error } : {};
+      return;
+    }
+    this.closeDelivered = true;
+    this.handlers.onClose(error);
+  }
+}

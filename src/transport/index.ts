@@ -1,0 +1,5 @@
+/** Transports: message pipes the record layer and the mux run over. */
+export * from './transport.js';
+export { createMemoryTransportPair, type MemoryTransportOptions } from './memory.js';
+export { TcpTransport, connectTcpTransport, type TcpTransportOptions } from './tcp.js';
+export { WebSocketTransport, connectWebSocketTransport, webSocketClientOptions, type WebSocketTransportOptions } from './websocket.js';
