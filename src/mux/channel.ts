@@ -1,0 +1,267 @@
+/**
+ * One logical TCP connection inside a session, as a Node Duplex: write to send, read to
+ * receive, `end()` half-closes (CLOSE frame, like TCP FIN), `destroy()` or `reset()` aborts
+ * (RESET frame). The channel holds its own send queue and receive window; the session owns
+ * scheduling and the wire.
+ *
+ * Life of a channel (docs/PROTOCOL.md, "Channel states"): opening (opener sent OPEN, may already
+ * send DATA within its starting credit) -> open (ACCEPT seen) -> half-closed local / remote ->
+ * closed. A RESET in any state, or a refusal before ACCEPT, destroys it with the peer's code.
+ */
+import { Duplex } from 'node:stream';
+import { DevstreamsError, type ErrorCode } from '../errors.js';
+import type { MuxConfig } from './config.js';
+import { wireFromCode } from './constants.js';
+import type { ChannelTarget } from './frame.js';
+import { ReceiveWindow } from './flow.js';
+import type { RingMember } from './ring.js';
+
+/** What a channel needs from its session. */
+export interface ChannelHost {
+  readonly config: MuxConfig;
+  /** The channel has data or a CLOSE to send. */
+  scheduleSend(channel: Channel): void;
+  /** Queue a RESET for the channel. */
+  sendReset(channel: Channel, wireCode: number, reason: string): void;
+  /** The reader consumed `n` bytes: grant credit as policy says. */
+  consumed(channel: Channel, n: number): void;
+  /** The channel is gone: forget it and return its unconsumed bytes to the session window. */
+  detach(channel: Channel, unconsumed: number): void;
+}
+
+/** Readable buffer level above which the stream signals its consumer to slow down. */
+const READABLE_HIGH_WATER = 64 * 1024;
+
+export class Channel extends Duplex implements RingMember {
+  /** Channel id on the wire: odd when the initiator opened it, even for the responder. */
+  readonly id: number;
+  /** What the opener asked to reach. */
+  readonly target: ChannelTarget;
+  /** True when this side opened the channel. */
+  readonly outbound: boolean;
+  /** True once the accepting side said yes (always true on the accepting side). */
+  accepted: boolean;
+
+  /** @internal scheduler membership */
+  inRing = false;
+  /** @internal bytes the peer still lets us send */
+  sendCredit: number;
+  /** @internal receive window */
+  readonly recvWindow: ReceiveWindow;
+
+  private readonly host: ChannelHost;
+  private pending: Buffer[] = [];
+  private pendingHead = 0;
+  private pendingOffset = 0;
+  private pendingBytesCount = 0;
+  private writeCallback: ((error?: Error | null) => void) | undefined;
+  private finalCallback: ((error?: Error | null) => void) | undefined;
+  private closeSent = false;
+  private remoteEnded = false;
+  private resetSent = false;
+  private received = 0;
+  private consumedReported = 0;
+  private openTimer: NodeJS.Timeout | undefined;
+
+  /** @internal created by Session */
+  constructor(host: ChannelHost, id: number, target: ChannelTarget, outbound: boolean, sendCredit: number, recvWindow: ReceiveWindow) {
+    super({ allowHalfOpen: true, readableHighWaterMark: READABLE_HIGH_WATER, writableHighWaterMark: 64 * 1024 });
+    this.host = host;
+    this.id = id;
+    this.target = target;
+    this.outbound = outbound;
+    this.accepted = !outbound;
+    this.sendCredit = sendCredit;
+    this.recvWindow = recvWindow;
+    if (outbound) {
+      this.openTimer = setTimeout(() => this.onOpenTimeout(), host.config.openTimeoutMs);
+      this.openTimer.unref();
+    }
+  }
+
+  /** Bytes written by the application and not yet handed to the transport. */
+  get pendingBytes(): number {
+    return this.pendingBytesCount;
+  }
+
+  /** Bytes received and not yet read by the application. */
+  get unreadBytes(): number {
+    return this.readableLength;
+  }
+
+  /**
+   * Aborts the channel and tells the peer why with `code` (for a proxy: the TCP connection
+   * was reset, or the target refused). The local side is destroyed without an error.
+   */
+  reset(code: ErrorCode = 'ERR_CHANNEL_RESET', reason = ''): void {
+    if (this.destroyed) return;
+    this.sendResetOnce(wireFromCode(code), reason);
+    this.destroy();
+  }
+
+  // ---- Duplex implementation ----
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    if (chunk.length === 0) {
+      callback();
+      return;
+    }
+    this.pending.push(chunk);
+    this.pendingBytesCount += chunk.length;
+    this.host.scheduleSend(this);
+    if (this.pendingBytesCount <= this.host.config.channelSendBuffer) callback();
+    else this.writeCallback = callback;
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    this.finalCallback = callback;
+    this.host.scheduleSend(this);
+  }
+
+  override _read(): void {
+    this.reportConsumed();
+  }
+
+  override read(size?: number): ReturnType<Duplex['read']> {
+    const chunk = super.read(size) as unknown;
+    this.reportConsumed();
+    return chunk;
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    if (this.openTimer) clearTimeout(this.openTimer);
+    const cleanlyClosed = this.closeSent && this.remoteEnded;
+    if (!cleanlyClosed) {
+      const code = error instanceof DevstreamsError ? error.code : 'ERR_CHANNEL_RESET';
+      this.sendResetOnce(wireFromCode(code), error?.message ?? 'channel destroyed');
+    }
+    this.pending = [];
+    this.pendingHead = 0;
+    this.pendingBytesCount = 0;
+    const unconsumed = this.received - this.consumedReported;
+    this.consumedReported = this.received;
+    this.host.detach(this, unconsumed);
+    const pendingWrite = this.writeCallback;
+    this.writeCallback = undefined;
+    pendingWrite?.(error ?? new DevstreamsError('ERR_CHANNEL_RESET', 'channel destroyed'));
+    callback(error);
+  }
+
+  // ---- called by the session ----
+
+  /** @internal ACCEPT arrived. */
+  onAccepted(): void {
+    if (this.openTimer) clearTimeout(this.openTimer);
+    this.openTimer = undefined;
+    this.accepted = true;
+    this.emit('accepted');
+  }
+
+  /** @internal DATA arrived (already checked against the window). */
+  onData(payload: Buffer): void {
+    if (this.remoteEnded) throw new DevstreamsError('ERR_PROTOCOL_STATE', `DATA after CLOSE on channel ${this.id}`);
+    this.received += payload.length;
+    // Payload is a view into the received message; the message is not reused, so no copy.
+    this.push(payload);
+    this.reportConsumed();
+  }
+
+  /** @internal CLOSE arrived: the peer will send no more. */
+  onRemoteClose(): void {
+    if (this.remoteEnded) return;
+    this.remoteEnded = true;
+    this.push(null);
+    this.maybeFinished();
+  }
+
+  /** @internal RESET arrived, or the session ended. */
+  onReset(code: ErrorCode, message: string): void {
+    this.resetSent = true; // never answer a reset with a reset
+    this.destroy(new DevstreamsError(code, message));
+  }
+
+  /** @internal session ended: no RESET can be sent anymore. */
+  onSessionEnd(error: DevstreamsError | undefined): void {
+    this.resetSent = true;
+    if (!this.destroyed) this.destroy(error);
+  }
+
+  /** @internal True while there is data the scheduler could send, or a CLOSE to send. */
+  get hasSendWork(): boolean {
+    return this.pendingBytesCount > 0 || (this.finalCallback !== undefined && !this.closeSent);
+  }
+
+  /**
+   * @internal Takes up to `max` bytes of queued data as buffer views (no copy) into `out`.
+   * Returns the number of bytes taken.
+   */
+  takeData(max: number, out: Buffer[]): number {
+    let taken = 0;
+    while (taken < max && this.pendingHead < this.pending.length) {
+      const chunk = this.pending[this.pendingHead]!;
+      const available = chunk.length - this.pendingOffset;
+      const n = Math.min(available, max - taken);
+      out.push(this.pendingOffset === 0 && n === chunk.length ? chunk : chunk.subarray(this.pendingOffset, this.pendingOffset + n));
+      taken += n;
+      if (n === available) {
+        this.pending[this.pendingHead++] = EMPTY;
+        this.pendingOffset = 0;
+      } else {
+        this.pendingOffset += n;
+      }
+    }
+    if (this.pendingHead === this.pending.length) {
+      this.pending.length = 0;
+      this.pendingHead = 0;
+    } else if (this.pendingHead > 64) {
+      this.pending = this.pending.slice(this.pendingHead);
+      this.pendingHead = 0;
+    }
+    this.pendingBytesCount -= taken;
+    this.sendCredit -= taken;
+    if (this.writeCallback && this.pendingBytesCount <= this.host.config.channelSendBuffer) {
+      const callback = this.writeCallback;
+      this.writeCallback = undefined;
+      callback();
+    }
+    return taken;
+  }
+
+  /** @internal True when the queue is empty and end() was called: the CLOSE goes out now. */
+  takeClose(): boolean {
+    if (this.pendingBytesCount > 0 || !this.finalCallback || this.closeSent) return false;
+    this.closeSent = true;
+    const callback = this.finalCallback;
+    this.finalCallback = undefined;
+    callback();
+    this.maybeFinished();
+    return true;
+  }
+
+  private maybeFinished(): void {
+    // Both directions closed cleanly: release the id now rather than waiting for autoDestroy.
+    if (this.closeSent && this.remoteEnded) this.host.detach(this, 0);
+  }
+
+  private reportConsumed(): void {
+    const consumed = this.received - this.readableLength;
+    const delta = consumed - this.consumedReported;
+    if (delta <= 0) return;
+    this.consumedReported = consumed;
+    this.host.consumed(this, delta);
+  }
+
+  private sendResetOnce(wireCode: number, reason: string): void {
+    if (this.resetSent) return;
+    this.resetSent = true;
+    this.host.sendReset(this, wireCode, reason);
+  }
+
+  private onOpenTimeout(): void {
+    this.openTimer = undefined;
+    if (this.accepted || this.destroyed) return;
+    this.destroy(new DevstreamsError('ERR_OPEN_TIMEOUT', `no answer to open of ${this.target.host}:${this.target.port} within ${this.host.config.openTimeoutMs} ms`));
+  }
+}
+
+const EMPTY = Buffer.alloc(0);

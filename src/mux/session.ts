@@ -1,0 +1,567 @@
+/**
+ * A mux session: many channels over one message transport. The session owns the wire: it
+ * decodes inbound frames and dispatches them by type (`handleX`), and it schedules outbound
+ * frames (`sendX` queue them; `flush` writes them): control frames first, then DATA from the
+ * ready channels in round-robin turns bounded by the scheduler slice, batched into transport
+ * messages of at most `maxBatchBytes`.
+ *
+ * Concurrency: everything runs on one event loop. A flush is scheduled as a microtask, so all
+ * writes made in one tick leave in as few transport messages as possible, and it stops when the
+ * transport reports backpressure until `onDrain`. The receive path never blocks: a peer that
+ * overruns its credit is a protocol error, not a reason to stop reading.
+ */
+import { EventEmitter } from 'node:events';
+import { DevstreamsError, type ErrorCode } from '../errors.js';
+import type { Transport } from '../transport/transport.js';
+import { Channel, type ChannelHost } from './channel.js';
+import { resolveMuxConfig, type MuxConfig } from './config.js';
+import { FrameType, HEADER_SIZE, INITIAL_SESSION_WINDOW, INITIAL_WINDOW, PROTOCOL_VERSION, codeFromWire, wireFromCode } from './constants.js';
+import { FrameDecoder } from './decoder.js';
+import { ReceiveWindow } from './flow.js';
+import {
+  decodeGoAway,
+  decodeHello,
+  decodeOpen,
+  decodeReset,
+  encodeFrame,
+  encodePing,
+  encodeReset,
+  encodeStructured,
+  encodeWindow,
+  frameError,
+  writeHeader,
+  type ChannelTarget,
+  type Frame,
+} from './frame.js';
+import { ReadyRing } from './ring.js';
+
+/** Which end of the transport this session is: the initiator's channels get odd ids. */
+export type SessionRole = 'initiator' | 'responder';
+
+export interface SessionOptions extends Partial<MuxConfig> {
+  role: SessionRole;
+}
+
+/** A peer asked to open a channel; call `accept()` or `refuse()`. */
+export interface OpenRequest {
+  readonly channelId: number;
+  readonly target: ChannelTarget;
+  /** Accepts and returns the channel; data the opener sent early is already readable. */
+  accept(): Channel;
+  /** Refuses with a code the opener's channel surfaces as its error code. */
+  refuse(code: ErrorCode, reason?: string): void;
+}
+
+/** Counters for metrics and tests. */
+export interface SessionStats {
+  bytesSent: number;
+  bytesReceived: number;
+  messagesSent: number;
+  framesReceived: number;
+  channelsOpened: number;
+  channelsAccepted: number;
+}
+
+export interface SessionEvents {
+  open: [request: OpenRequest];
+  goaway: [code: ErrorCode, message: string];
+  close: [error?: DevstreamsError];
+}
+
+/** Session-level grants go out once this fraction of the session window was consumed. */
+const SESSION_GRANT_FRACTION = 0.25;
+/** Channel-level grants go out once this fraction of the channel window was consumed. */
+const CHANNEL_GRANT_FRACTION = 0.5;
+/** Channel ids recently closed here; DATA for them is dropped quietly instead of reset. */
+const RECENTLY_CLOSED_LIMIT = 1024;
+/** Before the peer's HELLO, frames stay within the payload every peer must accept. */
+const MIN_PEER_FRAME_PAYLOAD = 16 * 1024;
+
+export class Session extends EventEmitter<SessionEvents> implements ChannelHost {
+  readonly config: MuxConfig;
+  readonly role: SessionRole;
+  readonly stats: SessionStats = { bytesSent: 0, bytesReceived: 0, messagesSent: 0, framesReceived: 0, channelsOpened: 0, channelsAccepted: 0 };
+
+  private readonly transport: Transport;
+  private readonly decoder: FrameDecoder;
+  private readonly channels = new Map<number, Channel>();
+  private readonly recentlyClosed = new Set<number>();
+  private readonly ring = new ReadyRing<Channel>();
+  private control: Buffer[] = [];
+  private nextChannelId: number;
+  private lastPeerChannelId = 0;
+  private inboundCount = 0;
+  private outboundCount = 0;
+
+  private helloReceived = false;
+  private peerFramePayload = MIN_PEER_FRAME_PAYLOAD;
+  private peerInitialWindow = INITIAL_WINDOW;
+  private sessionSendCredit = INITIAL_SESSION_WINDOW;
+  private readonly sessionRecv: ReceiveWindow;
+
+  private flushScheduled = false;
+  private transportBlocked = false;
+  private isClosed = false;
+  private goAwaySent = false;
+  private goAwayReceived = false;
+  private goAwayWaiters: Array<() => void> = [];
+  private goAwayTimer: NodeJS.Timeout | undefined;
+
+  private keepaliveTimer: NodeJS.Timeout | undefined;
+  private pongTimer: NodeJS.Timeout | undefined;
+  private pingId = 0;
+  private pingSentAt = 0;
+  private pingOutstanding = false;
+  private smoothedRtt: number | undefined;
+
+  private readonly handlers: ReadonlyArray<(frame: Frame) => void>;
+
+  constructor(transport: Transport, options: SessionOptions) {
+    super();
+    const { role, ...overrides } = options;
+    this.config = resolveMuxConfig(overrides);
+    this.role = role;
+    this.transport = transport;
+    this.nextChannelId = role === 'initiator' ? 1 : 2;
+    this.decoder = new FrameDecoder(this.config.maxFramePayload);
+    this.sessionRecv = new ReceiveWindow(INITIAL_SESSION_WINDOW, this.config.sessionWindow, SESSION_GRANT_FRACTION);
+    this.handlers = [
+      (f) => this.handleHello(f),
+      (f) => this.handleOpen(f),
+      (f) => this.handleAccept(f),
+      (f) => this.handleData(f),
+      (f) => this.handleWindow(f),
+      (f) => this.handleClose(f),
+      (f) => this.handleReset(f),
+      (f) => this.handlePing(f),
+      (f) => this.handlePong(f),
+      (f) => this.handleGoAway(f),
+    ];
+
+    this.queueControl(
+      encodeStructured(FrameType.HELLO, 0, {
+        version: PROTOCOL_VERSION,
+        initialWindow: INITIAL_WINDOW,
+        sessionWindow: this.config.sessionWindow,
+        maxFramePayload: this.config.maxFramePayload,
+      }),
+    );
+    // Our session window is larger than the starting one: the HELLO says so, and the grant makes it real.
+    const extra = this.sessionRecv.raiseTo(this.config.sessionWindow);
+    if (extra > 0) this.queueControl(encodeWindow(0, extra));
+    this.sendPing();
+    if (this.config.keepaliveIntervalMs > 0) {
+      this.keepaliveTimer = setInterval(() => this.sendPing(), this.config.keepaliveIntervalMs);
+      this.keepaliveTimer.unref();
+    }
+
+    transport.attach({
+      onMessage: (message) => this.onMessage(message),
+      onDrain: () => {
+        this.transportBlocked = false;
+        this.flush();
+      },
+      onClose: (error) => this.onTransportClose(error),
+    });
+  }
+
+  /** Smoothed round-trip time in milliseconds from PING/PONG, once measured. */
+  get rttMs(): number | undefined {
+    return this.smoothedRtt;
+  }
+
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
+  /** Channels currently open. */
+  get channelCount(): number {
+    return this.channels.size;
+  }
+
+  /**
+   * Opens a channel to `target` on the peer. Returns at once: data written now travels right
+   * behind the OPEN, without waiting for the peer's answer. A refusal surfaces as an 'error'
+   * on the channel with the peer's code.
+   */
+  openChannel(target: ChannelTarget): Channel {
+    const id = this.nextChannelId;
+    const channel = new Channel(this, id, target, true, this.peerInitialWindow, new ReceiveWindow(INITIAL_WINDOW, this.config.maxWindow, CHANNEL_GRANT_FRACTION));
+    const refuse = (code: ErrorCode, message: string): Channel => {
+      channel.onSessionEnd(new DevstreamsError(code, message));
+      return channel;
+    };
+    if (this.isClosed) return refuse('ERR_SESSION_CLOSED', 'session is closed');
+    if (this.goAwaySent || this.goAwayReceived) return refuse('ERR_SESSION_GOAWAY', 'session is going away; open a new one');
+    if (this.outboundCount >= this.config.maxChannels) return refuse('ERR_TOO_MANY_CHANNELS', `at most ${this.config.maxChannels} channels may be open`);
+    if (id > 0xfffffffd) return refuse('ERR_TOO_MANY_CHANNELS', 'channel ids exhausted; open a new session');
+    this.nextChannelId += 2;
+    this.outboundCount++;
+    this.stats.channelsOpened++;
+    this.channels.set(id, channel);
+    const meta: Record<string, unknown> = { host: target.host, port: target.port };
+    if (target.service !== undefined) meta['service'] = target.service;
+    this.queueControl(encodeStructured(FrameType.OPEN, id, meta));
+    return channel;
+  }
+
+  /**
+   * Graceful shutdown: tells the peer (GOAWAY), refuses new channels both ways, lets open ones
+   * finish, and closes the transport when the last one is done or after `goAwayTimeoutMs`.
+   */
+  goAway(message = 'going away'): Promise<void> {
+    if (this.isClosed) return Promise.resolve();
+    const done = new Promise<void>((resolve) => this.goAwayWaiters.push(resolve));
+    if (!this.goAwaySent) {
+      this.goAwaySent = true;
+      this.queueControl(encodeStructured(FrameType.GOAWAY, 0, { code: 0, message }));
+      this.goAwayTimer = setTimeout(() => this.close(new DevstreamsError('ERR_SESSION_GOAWAY', 'channels did not finish before the go-away timeout')), this.config.goAwayTimeoutMs);
+      this.goAwayTimer.unref();
+      this.closeIfDrained();
+    }
+    return done;
+  }
+
+  /**
+   * Ends the session now: every channel is destroyed (with `error`, or ERR_SESSION_CLOSED), the
+   * transport is closed. Idempotent.
+   */
+  close(error?: DevstreamsError): void {
+    if (this.isClosed) return;
+    if (error && !this.goAwaySent) {
+      // Best effort: tell the peer why before the transport goes.
+      this.goAwaySent = true;
+      this.control.push(encodeStructured(FrameType.GOAWAY, 0, { code: wireFromCode(error.code), message: error.message }));
+      this.flush();
+    }
+    this.finish(error);
+    this.transport.close();
+  }
+
+  // ---- ChannelHost ----
+
+  scheduleSend(channel: Channel): void {
+    if (this.isClosed) return;
+    this.ring.push(channel);
+    this.scheduleFlush();
+  }
+
+  sendReset(channel: Channel, wireCode: number, reason: string): void {
+    if (this.isClosed) return;
+    this.queueControl(encodeReset(channel.id, wireCode, reason));
+  }
+
+  consumed(channel: Channel, n: number): void {
+    if (this.isClosed) return;
+    if (this.channels.get(channel.id) === channel) {
+      const grant = channel.recvWindow.consume(n, this.smoothedRtt);
+      if (grant > 0) this.queueControl(encodeWindow(channel.id, grant));
+    }
+    this.consumedFromSession(n);
+  }
+
+  detach(channel: Channel, unconsumed: number): void {
+    if (this.channels.get(channel.id) === channel) {
+      this.channels.delete(channel.id);
+      if (channel.outbound) this.outboundCount--;
+      else this.inboundCount--;
+      this.recentlyClosed.add(channel.id);
+      if (this.recentlyClosed.size > RECENTLY_CLOSED_LIMIT) {
+        const oldest = this.recentlyClosed.values().next().value as number;
+        this.recentlyClosed.delete(oldest);
+      }
+    }
+    if (unconsumed > 0 && !this.isClosed) this.consumedFromSession(unconsumed);
+    this.closeIfDrained();
+  }
+
+  // ---- inbound ----
+
+  private onMessage(message: Buffer): void {
+    if (this.isClosed) return;
+    this.stats.bytesReceived += message.length;
+    try {
+      this.decoder.push(message, (frame) => {
+        this.stats.framesReceived++;
+        if (!this.helloReceived && frame.type !== FrameType.HELLO) throw new DevstreamsError('ERR_PROTOCOL_STATE', 'first frame must be HELLO');
+        this.handlers[frame.type]!(frame);
+      });
+    } catch (err) {
+      this.close(err instanceof DevstreamsError ? err : new DevstreamsError('ERR_INTERNAL', `frame handler failed: ${(err as Error).message}`, { cause: err }));
+    }
+  }
+
+  private handleHello(frame: Frame): void {
+    if (this.helloReceived) throw new DevstreamsError('ERR_PROTOCOL_STATE', 'HELLO received twice');
+    const hello = decodeHello(frame.payload);
+    if (hello.version !== PROTOCOL_VERSION) throw new DevstreamsError('ERR_PROTOCOL_VERSION', `peer speaks mux version ${hello.version}; this side speaks ${PROTOCOL_VERSION}`);
+    if (hello.initialWindow < INITIAL_WINDOW || hello.sessionWindow < INITIAL_SESSION_WINDOW || hello.maxFramePayload < MIN_PEER_FRAME_PAYLOAD) {
+      throw new DevstreamsError('ERR_PROTOCOL_FRAME', 'HELLO advertises windows or frame size below the protocol minimum');
+    }
+    this.helloReceived = true;
+    this.peerFramePayload = Math.min(hello.maxFramePayload, this.config.maxFramePayload);
+    const extraPerChannel = hello.initialWindow - INITIAL_WINDOW;
+    this.peerInitialWindow = hello.initialWindow;
+    if (extraPerChannel > 0) for (const channel of this.channels.values()) channel.sendCredit += extraPerChannel;
+    // Session credit arrives as a WINDOW on channel 0 right behind the HELLO.
+  }
+
+  private handleOpen(frame: Frame): void {
+    const id = frame.channel;
+    const peerParity = this.role === 'initiator' ? 0 : 1;
+    if (id === 0 || id % 2 !== peerParity || id <= this.lastPeerChannelId) throw new DevstreamsError('ERR_PROTOCOL_CHANNEL', `peer opened channel ${id} out of order or with the wrong parity`);
+    this.lastPeerChannelId = id;
+    const target = decodeOpen(frame.payload);
+    if (this.goAwaySent) {
+      this.queueControl(encodeReset(id, wireFromCode('ERR_SESSION_GOAWAY'), 'session is going away'));
+      return;
+    }
+    if (this.inboundCount >= this.config.maxChannels) {
+      this.queueControl(encodeReset(id, wireFromCode('ERR_TOO_MANY_CHANNELS'), `at most ${this.config.maxChannels} channels may be open`));
+      return;
+    }
+    const channel = new Channel(this, id, target, false, this.peerInitialWindow, new ReceiveWindow(INITIAL_WINDOW, this.config.maxWindow, CHANNEL_GRANT_FRACTION));
+    this.channels.set(id, channel);
+    this.inboundCount++;
+    let answered = false;
+    const request: OpenRequest = {
+      channelId: id,
+      target,
+      accept: () => {
+        if (answered) throw new Error('open request already answered');
+        answered = true;
+        if (channel.destroyed) return channel;
+        this.stats.channelsAccepted++;
+        this.queueControl(encodeFrame(FrameType.ACCEPT, id));
+        return channel;
+      },
+      refuse: (code, reason = '') => {
+        if (answered) throw new Error('open request already answered');
+        answered = true;
+        channel.reset(code, reason);
+      },
+    };
+    if (this.listenerCount('open') === 0) request.refuse('ERR_TARGET_NOT_ALLOWED', 'this side accepts no channels');
+    else this.emit('open', request);
+  }
+
+  private handleAccept(frame: Frame): void {
+    const channel = this.channels.get(frame.channel);
+    if (!channel) return; // already gone here; our RESET is on its way
+    if (!channel.outbound || channel.accepted) throw new DevstreamsError('ERR_PROTOCOL_STATE', `unexpected ACCEPT for channel ${frame.channel}`);
+    channel.onAccepted();
+  }
+
+  private handleData(frame: Frame): void {
+    const n = frame.payload.length;
+    if (!this.sessionRecv.receive(n)) throw new DevstreamsError('ERR_PROTOCOL_FLOW_CONTROL', `peer sent ${n} bytes beyond the session window`);
+    const channel = this.channels.get(frame.channel);
+    if (!channel) {
+      // Data in flight when we closed: count it, give the credit back, answer only if we never knew the id.
+      this.consumedFromSession(n);
+      if (!this.recentlyClosed.has(frame.channel)) this.queueControl(encodeReset(frame.channel, wireFromCode('ERR_CHANNEL_RESET'), 'no such channel'));
+      return;
+    }
+    if (!channel.recvWindow.receive(n)) throw new DevstreamsError('ERR_PROTOCOL_FLOW_CONTROL', `peer sent ${n} bytes beyond channel ${frame.channel}'s window`);
+    channel.onData(frame.payload);
+  }
+
+  private handleWindow(frame: Frame): void {
+    if (frame.payload.length !== 4) throw frameError('WINDOW payload must be 4 bytes');
+    const increment = frame.payload.readUInt32BE(0);
+    if (frame.channel === 0) {
+      this.sessionSendCredit += increment;
+      if (this.sessionSendCredit > 0x7fffffff) throw new DevstreamsError('ERR_PROTOCOL_FLOW_CONTROL', 'session window exceeds 2^31-1');
+      if (this.ring.size > 0) this.scheduleFlush();
+      return;
+    }
+    const channel = this.channels.get(frame.channel);
+    if (!channel) return;
+    channel.sendCredit += increment;
+    if (channel.sendCredit > 0x7fffffff) throw new DevstreamsError('ERR_PROTOCOL_FLOW_CONTROL', `channel ${frame.channel} window exceeds 2^31-1`);
+    if (channel.hasSendWork) this.scheduleSend(channel);
+  }
+
+  private handleClose(frame: Frame): void {
+    this.channels.get(frame.channel)?.onRemoteClose();
+  }
+
+  private handleReset(frame: Frame): void {
+    const { wireCode, reason } = decodeReset(frame.payload);
+    const channel = this.channels.get(frame.channel);
+    if (!channel) return;
+    const code = codeFromWire(wireCode);
+    const refused = channel.outbound && !channel.accepted;
+    const what = refused ? `open of ${channel.target.host}:${channel.target.port} refused` : 'channel reset by peer';
+    channel.onReset(code, reason ? `${what}: ${reason}` : what);
+  }
+
+  private handlePing(frame: Frame): void {
+    if (frame.payload.length !== 8) throw frameError('PING payload must be 8 bytes');
+    this.queueControl(encodePing(FrameType.PONG, Buffer.from(frame.payload)));
+  }
+
+  private handlePong(frame: Frame): void {
+    if (frame.payload.length !== 8) throw frameError('PONG payload must be 8 bytes');
+    if (frame.payload.readUInt32BE(0) !== this.pingId || !this.pingOutstanding) return;
+    this.pingOutstanding = false;
+    clearTimeout(this.pongTimer);
+    this.pongTimer = undefined;
+    const sample = performance.now() - this.pingSentAt;
+    this.smoothedRtt = this.smoothedRtt === undefined ? sample : this.smoothedRtt * 0.875 + sample * 0.125;
+  }
+
+  private handleGoAway(frame: Frame): void {
+    const { code: wire, message } = decodeGoAway(frame.payload);
+    this.goAwayReceived = true;
+    const code = codeFromWire(wire);
+    this.emit('goaway', code, message);
+    if (wire !== 0) {
+      // The peer is ending the session on an error; it closes the transport right behind this.
+      this.finish(new DevstreamsError(code, `peer ended the session: ${message}`));
+      return;
+    }
+    this.closeIfDrained();
+  }
+
+  private onTransportClose(error?: Error): void {
+    if (this.isClosed) return;
+    const drained = (this.goAwaySent || this.goAwayReceived) && this.channels.size === 0;
+    if (drained && !error) this.finish();
+    else this.finish(new DevstreamsError('ERR_SESSION_CLOSED', error ? `transport closed: ${error.message}` : 'transport closed', { cause: error }));
+  }
+
+  // ---- outbound ----
+
+  private queueControl(frame: Buffer): void {
+    if (this.isClosed) return;
+    this.control.push(frame);
+    this.scheduleFlush();
+  }
+
+  private consumedFromSession(n: number): void {
+    const grant = this.sessionRecv.consume(n, undefined);
+    if (grant > 0) this.queueControl(encodeWindow(0, grant));
+  }
+
+  private sendPing(): void {
+    if (this.pingOutstanding) return; // one ping at a time; its timer is running
+    this.pingOutstanding = true;
+    this.pingId = (this.pingId + 1) >>> 0;
+    const opaque = Buffer.alloc(8);
+    opaque.writeUInt32BE(this.pingId, 0);
+    this.pingSentAt = performance.now();
+    this.queueControl(encodePing(FrameType.PING, opaque));
+    if (this.config.keepaliveIntervalMs > 0) {
+      this.pongTimer = setTimeout(() => {
+        this.pongTimer = undefined;
+        this.close(new DevstreamsError('ERR_KEEPALIVE_TIMEOUT', `no answer to keepalive ping within ${this.config.keepaliveTimeoutMs} ms`));
+      }, this.config.keepaliveTimeoutMs);
+      this.pongTimer.unref();
+    }
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled || this.transportBlocked) return;
+    this.flushScheduled = true;
+    queueMicrotask(() => {
+      this.flushScheduled = false;
+      this.flush();
+    });
+  }
+
+  /** Writes batches while there is work and the transport takes it. */
+  private flush(): void {
+    const limit = this.config.maxBatchBytes;
+    while (!this.transportBlocked && !this.transport.closed) {
+      const parts: Buffer[] = [];
+      let size = 0;
+      // Control frames first: they are small and unblock the peer (credit, pongs, resets).
+      let c = 0;
+      while (c < this.control.length && (size === 0 || size + this.control[c]!.length <= limit)) {
+        const frame = this.control[c++]!;
+        parts.push(frame);
+        size += frame.length;
+      }
+      this.control = c === this.control.length ? [] : this.control.slice(c);
+      if (c > 0 && this.control.length > 0) {
+        this.send(parts, size);
+        continue;
+      }
+      size = this.fillData(parts, size, limit);
+      if (parts.length === 0) return;
+      this.send(parts, size);
+    }
+  }
+
+  /** Adds DATA and CLOSE frames from ready channels, one slice per turn, until the batch is full. */
+  private fillData(parts: Buffer[], size: number, limit: number): number {
+    while (this.ring.size > 0 && limit - size > HEADER_SIZE) {
+      const channel = this.ring.shift()!;
+      if (channel.destroyed) continue;
+      if (channel.pendingBytes > 0) {
+        // Alone in the ring a channel may fill a whole frame; with others waiting it gets a slice.
+        const slice = this.ring.size === 0 ? this.peerFramePayload : Math.min(this.config.schedulerSlice, this.peerFramePayload);
+        const room = Math.min(slice, limit - size - HEADER_SIZE, channel.sendCredit, this.sessionSendCredit);
+        if (room <= 0) {
+          // Out of session credit: keep its turn for when credit arrives. Out of channel credit:
+          // it rejoins the ring when its WINDOW arrives.
+          if (this.sessionSendCredit <= 0 && channel.sendCredit > 0) {
+            this.ring.unshift(channel);
+            break;
+          }
+          if (limit - size - HEADER_SIZE < 1) this.ring.unshift(channel);
+          continue;
+        }
+        const header = Buffer.allocUnsafe(HEADER_SIZE);
+        parts.push(header);
+        const taken = channel.takeData(room, parts);
+        writeHeader(header, 0, FrameType.DATA, channel.id, taken);
+        this.sessionSendCredit -= taken;
+        size += HEADER_SIZE + taken;
+      }
+      if (channel.takeClose()) {
+        const close = Buffer.allocUnsafe(HEADER_SIZE);
+        writeHeader(close, 0, FrameType.CLOSE, channel.id, 0);
+        parts.push(close);
+        size += HEADER_SIZE;
+      } else if (channel.pendingBytes > 0 && channel.sendCredit > 0) {
+        this.ring.push(channel);
+      }
+    }
+    return size;
+  }
+
+  private send(parts: Buffer[], size: number): void {
+    this.stats.bytesSent += size;
+    this.stats.messagesSent++;
+    if (!this.transport.send(parts)) this.transportBlocked = !this.transport.closed;
+  }
+
+  private closeIfDrained(): void {
+    if (this.isClosed || !(this.goAwaySent || this.goAwayReceived) || this.channels.size > 0) return;
+    // Let queued frames (the last CLOSEs, our GOAWAY) reach the transport before closing it.
+    queueMicrotask(() => {
+      if (this.isClosed || this.channels.size > 0) return;
+      this.flush();
+      this.finish();
+      this.transport.close();
+    });
+  }
+
+  private finish(error?: DevstreamsError): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    clearInterval(this.keepaliveTimer);
+    clearTimeout(this.pongTimer);
+    clearTimeout(this.goAwayTimer);
+    this.ring.clear();
+    this.control = [];
+    // A deliberate local close ends channels quietly (like destroying sockets); any other end is an error on each.
+    for (const channel of [...this.channels.values()]) channel.onSessionEnd(error);
+    this.channels.clear();
+    for (const resolve of this.goAwayWaiters) resolve();
+    this.goAwayWaiters = [];
+    this.emit('close', error);
+  }
+}
