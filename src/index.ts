@@ -2,3 +2,4 @@
 export * from './errors.js';
 export * from './transport/index.js';
 export * from './mux/index.js';
+export * from './proxy/index.js';

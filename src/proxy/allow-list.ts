@@ -1,0 +1,75 @@
+/**
+ * The device proxy's allow list: which targets a channel may reach. Nothing is reachable unless
+ * listed. Entries: `HOST:PORT`, `HOST:*`, `CIDR:PORT`, `CIDR:*` (IPv4 or IPv6 CIDR; IPv6 hosts in
+ * brackets, e.g. `[::1]:22`). A host name matches only that exact name (case-insensitive); a
+ * CIDR matches IP literals only, so a name cannot sneak past an address rule.
+ */
+import net from 'node:net';
+import { DevstreamsError } from '../errors.js';
+
+interface Rule {
+  text: string;
+  port: number | '*';
+  host?: string;
+  block?: net.BlockList;
+}
+
+export class AllowList {
+  private readonly rules: Rule[];
+
+  constructor(entries: readonly string[]) {
+    this.rules = entries.map(parseRule);
+  }
+
+  get size(): number {
+    return this.rules.length;
+  }
+
+  /** The entries as given, for logs and errors. */
+  describe(): string[] {
+    return this.rules.map((r) => r.text);
+  }
+
+  allows(host: string, port: number): boolean {
+    const name = stripBrackets(host).toLowerCase();
+    const ipKind = net.isIP(name);
+    for (const rule of this.rules) {
+      if (rule.port !== '*' && rule.port !== port) continue;
+      if (rule.host !== undefined && rule.host === name) return true;
+      if (rule.block && ipKind !== 0 && rule.block.check(name, ipKind === 6 ? 'ipv6' : 'ipv4')) return true;
+    }
+    return false;
+  }
+}
+
+function stripBrackets(host: string): string {
+  return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+}
+
+function parseRule(text: string): Rule {
+  const bad = (why: string): never => {
+    throw new DevstreamsError('ERR_CONFIG', `bad --allow entry "${text}": ${why} (expected HOST:PORT, HOST:*, CIDR:PORT or CIDR:*)`);
+  };
+  const colon = text.lastIndexOf(':');
+  if (colon <= 0) bad('missing :PORT');
+  const hostPart = stripBrackets(text.slice(0, colon)).toLowerCase();
+  const portPart = text.slice(colon + 1);
+  let port: number | '*' = '*';
+  if (portPart !== '*') {
+    if (!/^\d{1,5}$/.test(portPart) || Number(portPart) < 1 || Number(portPart) > 65535) bad('port must be 1..65535 or *');
+    port = Number(portPart);
+  }
+  if (hostPart.length === 0) bad('empty host');
+  const slash = hostPart.indexOf('/');
+  if (slash >= 0) {
+    const address = hostPart.slice(0, slash);
+    const prefix = Number(hostPart.slice(slash + 1));
+    const kind = net.isIP(address);
+    if (kind === 0) bad('CIDR address is not an IP');
+    if (!Number.isInteger(prefix) || prefix < 0 || prefix > (kind === 6 ? 128 : 32)) bad('CIDR prefix out of range');
+    const block = new net.BlockList();
+    block.addSubnet(address, prefix, kind === 6 ? 'ipv6' : 'ipv4');
+    return { text, port, block };
+  }
+  return { text, port, host: hostPart };
+}

@@ -1,0 +1,53 @@
+/**
+ * Joins a local TCP socket and a mux channel with TCP semantics end to end: bytes both ways with
+ * backpressure (pipe), EOF carried as half-close in each direction independently, and a reset
+ * carried as a reset. Used by both proxies.
+ */
+import type net from 'node:net';
+import type { Channel } from '../mux/index.js';
+import { DevstreamsError } from '../errors.js';
+
+export interface BridgeEvents {
+  /** Called once when both sides are gone, with the error that ended it, if any. */
+  onDone?(error?: Error): void;
+}
+
+export function bridge(socket: net.Socket, channel: Channel, events: BridgeEvents = {}): void {
+  socket.setNoDelay(true);
+  let done = false;
+  const finish = (error?: Error): void => {
+    if (done) return;
+    done = true;
+    events.onDone?.(error);
+  };
+  // pipe() carries 'end' as end(): a FIN on one side becomes a CLOSE on the channel and back.
+  socket.pipe(channel);
+  channel.pipe(socket);
+  socket.on('error', (err: NodeJS.ErrnoException) => {
+    // The local peer reset or failed: abort the channel so the far side sees a reset too.
+    channel.reset(err.code === 'ECONNRESET' ? 'ERR_CHANNEL_RESET' : 'ERR_TARGET_UNREACHABLE', err.code ?? err.message);
+    finish(err);
+  });
+  channel.on('error', (err: Error) => {
+    // The far side reset (or the session died): reset the local TCP connection (RST, not FIN).
+    if (!socket.destroyed) socket.resetAndDestroy();
+    finish(err);
+  });
+  let closed = 0;
+  const onClose = (): void => {
+    if (++closed === 2) finish();
+  };
+  socket.once('close', () => {
+    // A socket that went away without a clean FIN both ways (destroyed locally, or it could no
+    // longer take the channel's data) aborts the channel; after a clean close the channel
+    // finishes on its own once its queued bytes and CLOSE are out.
+    if (!channel.destroyed && !(socket.readableEnded && socket.writableFinished)) channel.reset('ERR_CHANNEL_RESET', 'local connection closed');
+    onClose();
+  });
+  channel.once('close', onClose);
+}
+
+/** Maps a connect error to the refusal code the opener sees. */
+export function connectErrorCode(err: NodeJS.ErrnoException): DevstreamsError['code'] {
+  return err.code === 'ECONNREFUSED' ? 'ERR_TARGET_REFUSED' : 'ERR_TARGET_UNREACHABLE';
+}

@@ -1,0 +1,50 @@
+/**
+ * The device side of the tunnel: answers each channel the service opens by connecting to the
+ * requested target, if and only if the allow list permits it, then bridges the two. A refused
+ * or unreachable target is answered with a coded refusal the service side surfaces.
+ */
+import net from 'node:net';
+import type { OpenRequest, Session } from '../mux/index.js';
+import { AllowList } from './allow-list.js';
+import { bridge, connectErrorCode } from './bridge.js';
+
+export interface DeviceHandlerOptions {
+  allow: AllowList;
+  /** How long a connect to a target may take. Default 10 s. */
+  connectTimeoutMs?: number;
+  /** Told about each channel's fate, for logs and metrics. */
+  onChannel?(event: { target: string; outcome: 'connected' | 'refused' | 'unreachable' | 'not-allowed' | 'closed'; error?: Error }): void;
+}
+
+export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+
+/** Serves every channel the peer opens on `session`. */
+export function serveDeviceChannels(session: Session, options: DeviceHandlerOptions): void {
+  session.on('open', (request) => handleOpen(request, options));
+}
+
+function handleOpen(request: OpenRequest, options: DeviceHandlerOptions): void {
+  const { host, port } = request.target;
+  const label = `${host}:${port}`;
+  if (!options.allow.allows(host, port)) {
+    options.onChannel?.({ target: label, outcome: 'not-allowed' });
+    request.refuse('ERR_TARGET_NOT_ALLOWED', `${label} is not on the device's allow list`);
+    return;
+  }
+  const socket = net.connect({ host, port, allowHalfOpen: true });
+  const timer = setTimeout(() => socket.destroy(Object.assign(new Error(`connect to ${label} timed out`), { code: 'ETIMEDOUT' })), options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
+  const onConnectError = (err: NodeJS.ErrnoException): void => {
+    clearTimeout(timer);
+    const code = connectErrorCode(err);
+    options.onChannel?.({ target: label, outcome: code === 'ERR_TARGET_REFUSED' ? 'refused' : 'unreachable', error: err });
+    request.refuse(code, `${label}: ${err.code ?? err.message}`);
+  };
+  socket.once('error', onConnectError);
+  socket.once('connect', () => {
+    clearTimeout(timer);
+    socket.off('error', onConnectError);
+    const channel = request.accept();
+    options.onChannel?.({ target: label, outcome: 'connected' });
+    bridge(socket, channel, { onDone: (error) => options.onChannel?.({ target: label, outcome: 'closed', ...(error ? { error } : {}) }) });
+  });
+}

@@ -1,0 +1,136 @@
+/**
+ * The service side of the tunnel: listens on local ports and carries every accepted TCP
+ * connection as a channel through the one device stream (`--forward`), or lets a SOCKS5 client
+ * name the target (`--socks`). A new connection costs no hub round trip once the stream is open.
+ */
+import net from 'node:net';
+import { once } from 'node:events';
+import type { Channel } from '../mux/index.js';
+import { DevstreamsError } from '../errors.js';
+import { bridge } from './bridge.js';
+import type { ForwardSpec } from './forward-spec.js';
+import type { SessionSource } from './session-source.js';
+import { readSocksRequest, socksReply, socksReplyCode } from './socks5.js';
+
+export interface ServiceProxyOptions {
+  source: SessionSource;
+  forwards: ForwardSpec[];
+  socks?: { host: string; port: number };
+  /** Told about each connection, for logs. */
+  onConnection?(event: { listener: string; target: string; outcome: 'opened' | 'failed' | 'closed'; error?: Error }): void;
+}
+
+export interface BoundListener {
+  kind: 'forward' | 'socks';
+  host: string;
+  port: number;
+  target?: string;
+}
+
+export class ServiceProxy {
+  private readonly servers: net.Server[] = [];
+  private readonly sockets = new Set<net.Socket>();
+  readonly listeners: BoundListener[] = [];
+
+  constructor(private readonly options: ServiceProxyOptions) {}
+
+  /** Binds every listener. Rejects (and closes what it bound) if any port is taken. */
+  async start(): Promise<BoundListener[]> {
+    try {
+      for (const f of this.options.forwards) {
+        const server = this.listen((socket) => this.forward(socket, f.targetHost, f.targetPort, `${f.localPort}`));
+        const port = await this.bind(server, f.bindHost, f.localPort);
+        this.listeners.push({ kind: 'forward', host: f.bindHost, port, target: `${f.targetHost}:${f.targetPort}` });
+      }
+      if (this.options.socks) {
+        const server = this.listen((socket) => void this.socks(socket));
+        const port = await this.bind(server, this.options.socks.host, this.options.socks.port);
+        this.listeners.push({ kind: 'socks', host: this.options.socks.host, port });
+      }
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
+    return this.listeners;
+  }
+
+  /** Stops listening and ends open connections' channels gracefully. */
+  async stop(): Promise<void> {
+    await Promise.all(this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    for (const socket of this.sockets) socket.end();
+    await this.options.source.close();
+    for (const socket of this.sockets) socket.destroy();
+  }
+
+  private listen(onSocket: (socket: net.Socket) => void): net.Server {
+    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => {
+      this.sockets.add(socket);
+      socket.once('close', () => this.sockets.delete(socket));
+      onSocket(socket);
+    });
+    this.servers.push(server);
+    return server;
+  }
+
+  private async bind(server: net.Server, host: string, port: number): Promise<number> {
+    server.listen(port, host);
+    try {
+      await Promise.race([once(server, 'listening'), once(server, 'error').then(([err]) => Promise.reject(err as Error))]);
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      throw new DevstreamsError('ERR_CONFIG', `cannot listen on ${host}:${port}: ${e.code ?? e.message}`, { cause: err });
+    }
+    return (server.address() as net.AddressInfo).port;
+  }
+
+  private async openChannel(host: string, port: number): Promise<Channel> {
+    const session = await this.options.source.get();
+    return session.openChannel({ host, port });
+  }
+
+  private forward(socket: net.Socket, host: string, port: number, listener: string): void {
+    const target = `${host}:${port}`;
+    socket.on('error', () => {}); // reported through the bridge once joined; before that the socket just goes
+    this.openChannel(host, port).then(
+      (channel) => {
+        this.options.onConnection?.({ listener, target, outcome: 'opened' });
+        bridge(socket, channel, { onDone: (error) => this.options.onConnection?.({ listener, target, outcome: 'closed', ...(error ? { error } : {}) }) });
+        socket.resume();
+      },
+      (err: Error) => {
+        this.options.onConnection?.({ listener, target, outcome: 'failed', error: err });
+        socket.resetAndDestroy();
+      },
+    );
+  }
+
+  private async socks(socket: net.Socket): Promise<void> {
+    socket.on('error', () => {});
+    socket.resume();
+    const request = await readSocksRequest(socket);
+    if (!request) return;
+    const target = `${request.host}:${request.port}`;
+    let channel: Channel;
+    try {
+      channel = await this.openChannel(request.host, request.port);
+    } catch (err) {
+      this.options.onConnection?.({ listener: 'socks', target, outcome: 'failed', error: err as Error });
+      socket.end(socksReply(0x01));
+      return;
+    }
+    // SOCKS clients wait for the reply before sending, so wait for the device's answer.
+    const answer = await new Promise<DevstreamsError | undefined>((resolve) => {
+      channel.once('accepted', () => resolve(undefined));
+      channel.once('error', (err: Error) => resolve(err instanceof DevstreamsError ? err : new DevstreamsError('ERR_CHANNEL_RESET', err.message)));
+    });
+    if (answer) {
+      this.options.onConnection?.({ listener: 'socks', target, outcome: 'failed', error: answer });
+      socket.end(socksReply(socksReplyCode(answer.code)));
+      return;
+    }
+    socket.write(socksReply(0x00));
+    this.options.onConnection?.({ listener: 'socks', target, outcome: 'opened' });
+    bridge(socket, channel, { onDone: (error) => this.options.onConnection?.({ listener: 'socks', target, outcome: 'closed', ...(error ? { error } : {}) }) });
+    socket.resume();
+  }
+}
