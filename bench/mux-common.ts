@@ -11,7 +11,8 @@ export const MUX_IMPLS: readonly MuxImpl[] = ['raw', 'mux', 'yamux'];
 export type PeerCommand = { type: 'listen'; impl: MuxImpl } | { type: 'stop' } | { type: 'exit' };
 
 /** Peer -> parent. */
-export type PeerReport = { type: 'listening'; port: number } | { type: 'stopped' } | { type: 'error'; message: string };
+/** `cpuMicros`: the peer's user+system CPU time since its `listen`, for CPU cost per byte. */
+export type PeerReport = { type: 'listening'; port: number } | { type: 'stopped'; cpuMicros: number } | { type: 'error'; message: string };
 
 /** The reply a peer stream sends after the sender's end: how many bytes it sank. */
 export function encodeReply(bytes: number): Buffer {

@@ -62,8 +62,15 @@ function onConnection(impl: MuxImpl, socket: net.Socket, sockets: Set<net.Socket
 let server: net.Server | undefined;
 const sockets = new Set<net.Socket>();
 let closers: Array<() => void> = [];
+let cpuAtListen = process.cpuUsage();
+
+function cpuSinceListen(): number {
+  const used = process.cpuUsage(cpuAtListen);
+  return used.user + used.system;
+}
 
 function stop(): void {
+  const cpuMicros = cpuSinceListen();
   for (const close of closers) close();
   closers = [];
   for (const socket of sockets) socket.destroy();
@@ -71,16 +78,17 @@ function stop(): void {
   const s = server;
   server = undefined;
   if (!s) {
-    report({ type: 'stopped' });
+    report({ type: 'stopped', cpuMicros });
     return;
   }
-  s.close(() => report({ type: 'stopped' }));
+  s.close(() => report({ type: 'stopped', cpuMicros }));
 }
 
 process.on('message', (command: PeerCommand) => {
   try {
     if (command.type === 'listen') {
       if (server) throw new Error('already listening');
+      cpuAtListen = process.cpuUsage();
       const s = net.createServer((socket) => onConnection(command.impl, socket, sockets, closers));
       server = s;
       s.on('error', fail);

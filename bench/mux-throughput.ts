@@ -63,6 +63,9 @@ export interface MuxRun {
   bytes: number;
   seconds: number;
   mbps: number;
+  /** CPU time (user+system) per MB moved, in ms: sender process and peer process. Robust to a busy machine, unlike MB/s. */
+  senderCpuMsPerMB: number;
+  peerCpuMsPerMB: number;
 }
 
 export interface MuxCaseResult {
@@ -71,6 +74,9 @@ export interface MuxCaseResult {
   runs: MuxRun[];
   /** Median MB/s over the runs (MB = 10^6 bytes). */
   medianMBps: number;
+  /** Median CPU ms per MB, sender and peer. */
+  medianSenderCpuMsPerMB: number;
+  medianPeerCpuMsPerMB: number;
 }
 
 export interface MuxGoal {
@@ -146,8 +152,10 @@ class Peer {
     return report.port;
   }
 
-  async stop(): Promise<void> {
-    await this.request({ type: 'stop' });
+  /** Stops the case's server; resolves with the peer's CPU microseconds since `listen`. */
+  async stop(): Promise<number> {
+    const report = await this.request({ type: 'stop' });
+    return report.type === 'stopped' ? report.cpuMicros : 0;
   }
 
   async exit(): Promise<void> {
@@ -271,21 +279,27 @@ function sum(results: Array<{ sent: number; confirmed: number }>): { sent: numbe
 
 async function runCase(peer: Peer, impl: MuxImpl, streams: number, chunk: Buffer, maxBytes: number, maxMs: number): Promise<MuxRun> {
   const port = await peer.listen(impl);
+  const cpuStart = process.cpuUsage();
   const start = performance.now();
   const budget: Budget = { bytesPerStream: Math.ceil(maxBytes / streams), deadline: start + maxMs };
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(peer.error ?? new Error(`${impl} x${streams} did not finish within ${maxMs + CASE_GRACE_MS} ms`)), maxMs + CASE_GRACE_MS);
   });
+  let stopped = false;
   try {
     const { sent, confirmed, cleanup } = await Promise.race([runners[impl](port, streams, chunk, budget), timeout]);
     const seconds = (performance.now() - start) / 1000;
+    const cpu = process.cpuUsage(cpuStart);
     cleanup();
     if (confirmed !== sent) throw new Error(`${impl} x${streams}: peer confirmed ${confirmed} of ${sent} bytes`);
-    return { bytes: sent, seconds, mbps: sent / MB / seconds };
+    stopped = true;
+    const peerCpuMicros = await peer.stop();
+    const mb = sent / MB;
+    return { bytes: sent, seconds, mbps: mb / seconds, senderCpuMsPerMB: (cpu.user + cpu.system) / 1000 / mb, peerCpuMsPerMB: peerCpuMicros / 1000 / mb };
   } finally {
     clearTimeout(timer);
-    await peer.stop();
+    if (!stopped) await peer.stop();
   }
 }
 
@@ -311,7 +325,7 @@ export async function runMuxBench(opts: MuxBenchOptions = {}): Promise<MuxBenchR
   const chunk = Buffer.alloc(MUX_BENCH_CHUNK, 0x5a);
 
   const cases: MuxCaseResult[] = [];
-  for (const streams of streamCounts) for (const impl of impls) cases.push({ impl, streams, runs: [], medianMBps: 0 });
+  for (const streams of streamCounts) for (const impl of impls) cases.push({ impl, streams, runs: [], medianMBps: 0, medianSenderCpuMsPerMB: 0, medianPeerCpuMsPerMB: 0 });
 
   const peer = new Peer(opts.peerProfileDir);
   try {
@@ -321,13 +335,17 @@ export async function runMuxBench(opts: MuxBenchOptions = {}): Promise<MuxBenchR
       for (const c of cases) {
         const run = await runCase(peer, c.impl, c.streams, chunk, maxBytes, maxMs);
         c.runs.push(run);
-        log(`  run ${rep + 1}/${repeats} ${c.impl.padEnd(5)} x${c.streams}: ${run.mbps.toFixed(0).padStart(6)} MB/s (${(run.bytes / MB).toFixed(0)} MB in ${run.seconds.toFixed(2)} s)`);
+        log(`  run ${rep + 1}/${repeats} ${c.impl.padEnd(5)} x${c.streams}: ${run.mbps.toFixed(0).padStart(6)} MB/s (${(run.bytes / MB).toFixed(0)} MB in ${run.seconds.toFixed(2)} s; CPU ms/MB sender ${run.senderCpuMsPerMB.toFixed(2)}, peer ${run.peerCpuMsPerMB.toFixed(2)})`);
       }
     }
   } finally {
     await peer.exit();
   }
-  for (const c of cases) c.medianMBps = median(c.runs.map((r) => r.mbps));
+  for (const c of cases) {
+    c.medianMBps = median(c.runs.map((r) => r.mbps));
+    c.medianSenderCpuMsPerMB = median(c.runs.map((r) => r.senderCpuMsPerMB));
+    c.medianPeerCpuMsPerMB = median(c.runs.map((r) => r.peerCpuMsPerMB));
+  }
 
   const get = (impl: MuxImpl, streams: number): number | undefined => cases.find((c) => c.impl === impl && c.streams === streams)?.medianMBps;
   const ratios = streamCounts.map((streams) => ({
@@ -375,6 +393,11 @@ function fmtMBps(result: MuxBenchResult, impl: MuxImpl, streams: number): string
   return c ? c.medianMBps.toFixed(0) : 'n/a';
 }
 
+function fmtCpu(result: MuxBenchResult, impl: MuxImpl, streams: number): string {
+  const c = result.cases.find((x) => x.impl === impl && x.streams === streams);
+  return c ? `${c.medianSenderCpuMsPerMB.toFixed(2)}+${c.medianPeerCpuMsPerMB.toFixed(2)}` : 'n/a';
+}
+
 /** Plain-text table for the terminal. */
 export function renderMuxTable(result: MuxBenchResult): string {
   const streams = [...new Set(result.cases.map((c) => c.streams))];
@@ -386,6 +409,8 @@ export function renderMuxTable(result: MuxBenchResult): string {
   lines.push(['ours / yamux'.padEnd(16), ...result.ratios.map((r) => fmtRatio(r.oursOverYamux).padStart(11))].join(''));
   lines.push(['ours / raw'.padEnd(16), ...result.ratios.map((r) => fmtRatio(r.oursOverRaw).padStart(11))].join(''));
   lines.push(['yamux / raw'.padEnd(16), ...result.ratios.map((r) => fmtRatio(r.yamuxOverRaw).padStart(11))].join(''));
+  lines.push('CPU ms per MB (sender + peer), median:');
+  for (const impl of impls) lines.push([`  ${IMPL_LABEL[impl]}`.padEnd(16), ...streams.map((s) => fmtCpu(result, impl, s).padStart(11))].join(''));
   for (const g of result.goals) lines.push(`goal ${g.name}: ${g.met === null ? 'not measured' : `${fmtRatio(g.ratio)} -> ${g.met ? 'MET' : 'NOT MET'}`}`);
   return lines.join('\n');
 }
@@ -406,6 +431,12 @@ export function renderMuxSection(result: MuxBenchResult): string {
   for (const impl of impls) out.push(`| ${IMPL_LABEL[impl]} | ${streams.map((s) => fmtMBps(result, impl, s)).join(' | ')} |`);
   out.push(`| ours / yamux | ${result.ratios.map((r) => fmtRatio(r.oursOverYamux)).join(' | ')} |`);
   out.push(`| ours / raw TCP | ${result.ratios.map((r) => fmtRatio(r.oursOverRaw)).join(' | ')} |`);
+  out.push('');
+  out.push('CPU cost, ms of CPU per MB moved (sender + receiver), median; less sensitive to a busy machine than MB/s:');
+  out.push('');
+  out.push(`| implementation | ${streams.map((s) => `${s} stream${s > 1 ? 's' : ''}`).join(' | ')} |`);
+  out.push(`|---|${streams.map(() => '---:').join('|')}|`);
+  for (const impl of impls) out.push(`| ${IMPL_LABEL[impl]} | ${streams.map((s) => fmtCpu(result, impl, s)).join(' | ')} |`);
   out.push('');
   for (const g of result.goals) out.push(`- Goal: ${g.name}: ${g.met === null ? 'not measured' : `${fmtRatio(g.ratio)}, **${g.met ? 'met' : 'not met'}**`}`);
   out.push('');
