@@ -101,7 +101,8 @@ export async function runMuxMicro(opts: { quick?: boolean } = {}): Promise<Micro
   return bench.tasks.map((task) => {
     const r = task.result;
     if (r.state !== 'completed') throw new Error(`micro task ${task.name} ended ${r.state}`);
-    const opsPerSec = r.throughput.mean;
+    // ops/s from the mean latency (tinybench's throughput.mean averages per-sample rates, which overstates).
+    const opsPerSec = r.latency.mean > 0 ? 1000 / r.latency.mean : 0;
     const bytesPerOp = bytes[task.name] ?? 0;
     return { name: task.name, opsPerSec, bytesPerOp, mbPerSec: bytesPerOp > 0 ? (opsPerSec * bytesPerOp) / 1e6 : null, meanNs: r.latency.mean * 1e6 };
   });
