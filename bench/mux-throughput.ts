@@ -1,0 +1,477 @@
+/**
+ * Bulk-throughput bench of the mux against raw TCP and @chainsafe/libp2p-yamux v8, side by side
+ * in one run over TCP on 127.0.0.1 (issue 2). The sender runs here; the receiver is a forked
+ * peer process (mux-peer.ts) that sinks each stream and replies "done <bytes>" after the
+ * sender's end, so a case is timed from the first write until every reply has arrived.
+ *
+ * Cases: 1 and 8 streams for each implementation (raw TCP uses one socket per stream). Each
+ * case is bounded by a byte and a time budget and repeated; the median counts. Results go to
+ * bench/results/mux.json; `runMuxBench` and `renderMuxSection` let `npm run bench` include it.
+ *
+ *   npm run bench:mux [-- --quick] [-- --only mux,yamux] [-- --streams 1] [-- --profile]
+ */
+import './mux-polyfill.js';
+import { fork, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdir, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { yamux } from '@chainsafe/libp2p-yamux';
+import type { Stream, StreamMessageEvent } from '@libp2p/interface';
+import { Session } from '../src/mux/index.js';
+import { TcpTransport } from '../src/transport/tcp.js';
+import { SocketMessageStream } from './yamux-adapter.js';
+import { MUX_IMPLS, parseReply, type MuxImpl, type PeerCommand, type PeerReport } from './mux-common.js';
+
+/** Byte budget per case (all streams together) in a full run. */
+export const MUX_BENCH_MAX_BYTES = 1024 * 1024 * 1024;
+/** Time budget per case in a full run. */
+export const MUX_BENCH_MAX_MS = 5_000;
+/** Time budget per case with `quick`. */
+export const MUX_BENCH_QUICK_MS = 1_000;
+/** Repetitions per case; the median is reported. */
+export const MUX_BENCH_REPEATS = 3;
+/** Size of each application write. */
+export const MUX_BENCH_CHUNK = 64 * 1024;
+/** Stream counts measured. */
+export const MUX_BENCH_STREAMS: readonly number[] = [1, 8];
+/** A case that has not finished this long after its time budget is a failure, not a hang. */
+const CASE_GRACE_MS = 30_000;
+/** Goals from issue 2: ours / yamux. */
+export const MUX_GOALS = { single: 1.2, eight: 1.0 } as const;
+
+const MB = 1e6;
+
+export interface MuxBenchOptions {
+  quick?: boolean;
+  repeats?: number;
+  maxBytes?: number;
+  maxMs?: number;
+  impls?: readonly MuxImpl[];
+  streams?: readonly number[];
+  /** Run the peer with --cpu-prof, writing into this directory. */
+  peerProfileDir?: string;
+  /** Where the JSON goes; null to skip writing. */
+  outFile?: string | null;
+  log?: (line: string) => void;
+}
+
+export interface MuxRun {
+  bytes: number;
+  seconds: number;
+  mbps: number;
+  /** CPU time (user+system) per MB moved, in ms: sender process and peer process. Robust to a busy machine, unlike MB/s. */
+  senderCpuMsPerMB: number;
+  peerCpuMsPerMB: number;
+}
+
+export interface MuxCaseResult {
+  impl: MuxImpl;
+  streams: number;
+  runs: MuxRun[];
+  /** Median MB/s over the runs (MB = 10^6 bytes). */
+  medianMBps: number;
+  /** Median CPU ms per MB, sender and peer. */
+  medianSenderCpuMsPerMB: number;
+  medianPeerCpuMsPerMB: number;
+}
+
+export interface MuxGoal {
+  name: string;
+  target: number;
+  ratio: number | null;
+  met: boolean | null;
+}
+
+export interface MuxBenchResult {
+  date: string;
+  node: string;
+  cpus: number;
+  cpuModel: string;
+  quick: boolean;
+  repeats: number;
+  maxBytes: number;
+  maxMs: number;
+  chunkBytes: number;
+  cases: MuxCaseResult[];
+  /** ours / yamux and ours / raw, per stream count, when both were measured. */
+  ratios: Array<{ streams: number; oursOverYamux: number | null; oursOverRaw: number | null; yamuxOverRaw: number | null }>;
+  goals: MuxGoal[];
+}
+
+interface Budget {
+  bytesPerStream: number;
+  deadline: number;
+}
+
+// ---- peer process ----
+
+class Peer {
+  private readonly child: ChildProcess;
+  private readonly waiting: Array<(report: PeerReport) => void> = [];
+  private failure: Error | undefined;
+
+  constructor(profileDir?: string) {
+    const script = fileURLToPath(new URL('./mux-peer.js', import.meta.url));
+    const execArgv = ['--enable-source-maps'];
+    if (profileDir) execArgv.push('--cpu-prof', `--cpu-prof-dir=${profileDir}`);
+    this.child = fork(script, [], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    this.child.on('message', (report: PeerReport) => {
+      if (report.type === 'error') {
+        this.failure = new Error(`peer failed: ${report.message}`);
+        return;
+      }
+      this.waiting.shift()?.(report);
+    });
+    this.child.on('exit', (code) => {
+      if (code !== 0) this.failure ??= new Error(`peer exited with code ${String(code)}`);
+    });
+  }
+
+  get error(): Error | undefined {
+    return this.failure;
+  }
+
+  private request(command: PeerCommand): Promise<PeerReport> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(this.failure ?? new Error(`peer did not answer ${command.type}`)), 10_000);
+      this.waiting.push((report) => {
+        clearTimeout(timer);
+        resolve(report);
+      });
+      this.child.send(command);
+    });
+  }
+
+  async listen(impl: MuxImpl): Promise<number> {
+    const report = await this.request({ type: 'listen', impl });
+    if (report.type !== 'listening') throw new Error(`peer answered ${report.type} to listen`);
+    return report.port;
+  }
+
+  /** Stops the case's server; resolves with the peer's CPU microseconds since `listen`. */
+  async stop(): Promise<number> {
+    const report = await this.request({ type: 'stop' });
+    return report.type === 'stopped' ? report.cpuMicros : 0;
+  }
+
+  async exit(): Promise<void> {
+    if (this.child.exitCode !== null) return;
+    const exited = once(this.child, 'exit');
+    this.child.send({ type: 'exit' } satisfies PeerCommand);
+    await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 10_000).unref())]);
+    if (this.child.exitCode === null) this.child.kill();
+  }
+}
+
+// ---- sender helpers ----
+
+function connect(port: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ port, host: '127.0.0.1' });
+    socket.once('connect', () => {
+      socket.off('error', reject);
+      socket.setNoDelay(true);
+      resolve(socket);
+    });
+    socket.once('error', reject);
+  });
+}
+
+/** Writes `chunk` until the budget is spent, honouring backpressure, then ends. */
+async function pumpWritable(w: Writable, chunk: Buffer, budget: Budget): Promise<number> {
+  let sent = 0;
+  while (sent < budget.bytesPerStream && performance.now() < budget.deadline) {
+    sent += chunk.length;
+    if (!w.write(chunk)) await once(w, 'drain');
+  }
+  w.end();
+  return sent;
+}
+
+/** Reads a Readable to its end and parses the peer's reply. */
+async function readReply(r: Readable): Promise<number> {
+  const parts: Buffer[] = [];
+  for await (const part of r) parts.push(part as Buffer);
+  return parseReply(Buffer.concat(parts).toString());
+}
+
+async function pumpYamux(stream: Stream, chunk: Buffer, budget: Budget): Promise<number> {
+  let sent = 0;
+  while (sent < budget.bytesPerStream && performance.now() < budget.deadline) {
+    sent += chunk.length;
+    if (!stream.send(chunk)) await stream.onDrain();
+  }
+  await stream.close();
+  return sent;
+}
+
+function yamuxReply(stream: Stream): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const parts: Uint8Array[] = [];
+    stream.addEventListener('message', (evt: StreamMessageEvent) => {
+      parts.push(evt.data.subarray());
+    });
+    stream.addEventListener('remoteCloseWrite', () => {
+      try {
+        resolve(parseReply(Buffer.concat(parts).toString()));
+      } catch (err) {
+        reject(err);
+      }
+    });
+    stream.addEventListener('close', (evt) => {
+      if (evt.error) reject(evt.error);
+    });
+  });
+}
+
+/** Sends on every stream and resolves when all replies are in; returns [sent, confirmed] bytes. */
+type CaseRunner = (port: number, streams: number, chunk: Buffer, budget: Budget) => Promise<{ sent: number; confirmed: number; cleanup: () => void }>;
+
+const runners: Record<MuxImpl, CaseRunner> = {
+  async raw(port, streams, chunk, budget) {
+    const sockets = await Promise.all(Array.from({ length: streams }, () => connect(port)));
+    const results = await Promise.all(sockets.map(async (socket) => {
+      const reply = readReply(socket);
+      const sent = await pumpWritable(socket, chunk, budget);
+      return { sent, confirmed: await reply };
+    }));
+    return { ...sum(results), cleanup: () => sockets.forEach((s) => s.destroy()) };
+  },
+
+  async mux(port, streams, chunk, budget) {
+    const socket = await connect(port);
+    const session = new Session(new TcpTransport(socket), { role: 'initiator' });
+    const results = await Promise.all(Array.from({ length: streams }, async (_, i) => {
+      const channel = session.openChannel({ host: '127.0.0.1', port: 9, service: `bench-${i}` });
+      const reply = readReply(channel);
+      const sent = await pumpWritable(channel, chunk, budget);
+      return { sent, confirmed: await reply };
+    }));
+    return { ...sum(results), cleanup: () => session.close() };
+  },
+
+  async yamux(port, streams, chunk, budget) {
+    const socket = await connect(port);
+    const muxer = yamux()().createStreamMuxer(new SocketMessageStream(socket, 'outbound'));
+    const results = await Promise.all(Array.from({ length: streams }, async () => {
+      const stream = await muxer.createStream();
+      const reply = yamuxReply(stream);
+      const sent = await pumpYamux(stream, chunk, budget);
+      return { sent, confirmed: await reply };
+    }));
+    return {
+      ...sum(results),
+      cleanup: () => {
+        muxer.abort(new Error('bench case over'));
+        socket.destroy();
+      },
+    };
+  },
+};
+
+function sum(results: Array<{ sent: number; confirmed: number }>): { sent: number; confirmed: number } {
+  return results.reduce((a, r) => ({ sent: a.sent + r.sent, confirmed: a.confirmed + r.confirmed }), { sent: 0, confirmed: 0 });
+}
+
+async function runCase(peer: Peer, impl: MuxImpl, streams: number, chunk: Buffer, maxBytes: number, maxMs: number): Promise<MuxRun> {
+  const port = await peer.listen(impl);
+  const cpuStart = process.cpuUsage();
+  const start = performance.now();
+  const budget: Budget = { bytesPerStream: Math.ceil(maxBytes / streams), deadline: start + maxMs };
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(peer.error ?? new Error(`${impl} x${streams} did not finish within ${maxMs + CASE_GRACE_MS} ms`)), maxMs + CASE_GRACE_MS);
+  });
+  let stopped = false;
+  try {
+    const { sent, confirmed, cleanup } = await Promise.race([runners[impl](port, streams, chunk, budget), timeout]);
+    const seconds = (performance.now() - start) / 1000;
+    const cpu = process.cpuUsage(cpuStart);
+    cleanup();
+    if (confirmed !== sent) throw new Error(`${impl} x${streams}: peer confirmed ${confirmed} of ${sent} bytes`);
+    stopped = true;
+    const peerCpuMicros = await peer.stop();
+    const mb = sent / MB;
+    return { bytes: sent, seconds, mbps: mb / seconds, senderCpuMsPerMB: (cpu.user + cpu.system) / 1000 / mb, peerCpuMsPerMB: peerCpuMicros / 1000 / mb };
+  } finally {
+    clearTimeout(timer);
+    if (!stopped) await peer.stop();
+  }
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+function ratio(a: number | undefined, b: number | undefined): number | null {
+  return a === undefined || b === undefined || b === 0 ? null : a / b;
+}
+
+/** Runs every case, repeats interleaved (so drift hits all implementations alike). */
+export async function runMuxBench(opts: MuxBenchOptions = {}): Promise<MuxBenchResult> {
+  const quick = opts.quick ?? false;
+  const repeats = opts.repeats ?? MUX_BENCH_REPEATS;
+  const maxBytes = opts.maxBytes ?? MUX_BENCH_MAX_BYTES;
+  const maxMs = opts.maxMs ?? (quick ? MUX_BENCH_QUICK_MS : MUX_BENCH_MAX_MS);
+  const impls = opts.impls ?? MUX_IMPLS;
+  const streamCounts = opts.streams ?? MUX_BENCH_STREAMS;
+  const log = opts.log ?? ((line: string) => console.log(line));
+  const chunk = Buffer.alloc(MUX_BENCH_CHUNK, 0x5a);
+
+  const cases: MuxCaseResult[] = [];
+  for (const streams of streamCounts) for (const impl of impls) cases.push({ impl, streams, runs: [], medianMBps: 0, medianSenderCpuMsPerMB: 0, medianPeerCpuMsPerMB: 0 });
+
+  const peer = new Peer(opts.peerProfileDir);
+  try {
+    // One short warm-up per implementation so JIT and socket buffers settle before timing.
+    for (const impl of impls) await runCase(peer, impl, 1, chunk, maxBytes, Math.min(300, maxMs));
+    for (let rep = 0; rep < repeats; rep++) {
+      for (const c of cases) {
+        const run = await runCase(peer, c.impl, c.streams, chunk, maxBytes, maxMs);
+        c.runs.push(run);
+        log(`  run ${rep + 1}/${repeats} ${c.impl.padEnd(5)} x${c.streams}: ${run.mbps.toFixed(0).padStart(6)} MB/s (${(run.bytes / MB).toFixed(0)} MB in ${run.seconds.toFixed(2)} s; CPU ms/MB sender ${run.senderCpuMsPerMB.toFixed(2)}, peer ${run.peerCpuMsPerMB.toFixed(2)})`);
+      }
+    }
+  } finally {
+    await peer.exit();
+  }
+  for (const c of cases) {
+    c.medianMBps = median(c.runs.map((r) => r.mbps));
+    c.medianSenderCpuMsPerMB = median(c.runs.map((r) => r.senderCpuMsPerMB));
+    c.medianPeerCpuMsPerMB = median(c.runs.map((r) => r.peerCpuMsPerMB));
+  }
+
+  const get = (impl: MuxImpl, streams: number): number | undefined => cases.find((c) => c.impl === impl && c.streams === streams)?.medianMBps;
+  const ratios = streamCounts.map((streams) => ({
+    streams,
+    oursOverYamux: ratio(get('mux', streams), get('yamux', streams)),
+    oursOverRaw: ratio(get('mux', streams), get('raw', streams)),
+    yamuxOverRaw: ratio(get('yamux', streams), get('raw', streams)),
+  }));
+  const goal = (name: string, streams: number, target: number): MuxGoal => {
+    const r = ratio(get('mux', streams), get('yamux', streams));
+    return { name, target, ratio: r, met: r === null ? null : r >= target };
+  };
+  const result: MuxBenchResult = {
+    date: new Date().toISOString(),
+    node: process.version,
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model ?? 'unknown',
+    quick,
+    repeats,
+    maxBytes,
+    maxMs,
+    chunkBytes: chunk.length,
+    cases,
+    ratios,
+    goals: [goal(`1 channel >= ${MUX_GOALS.single}x yamux 1 stream`, 1, MUX_GOALS.single), goal(`8 channels >= ${MUX_GOALS.eight}x yamux 8 streams`, 8, MUX_GOALS.eight)],
+  };
+  const outFile = opts.outFile === undefined ? fileURLToPath(new URL('../../bench/results/mux.json', import.meta.url)) : opts.outFile;
+  if (outFile) {
+    await mkdir(path.dirname(outFile), { recursive: true });
+    await writeFile(outFile, `${JSON.stringify(result, null, 2)}\n`);
+  }
+  return result;
+}
+
+// ---- rendering ----
+
+const IMPL_LABEL: Record<MuxImpl, string> = { raw: 'raw TCP', mux: 'devstreams mux', yamux: 'yamux v8' };
+
+function fmtRatio(r: number | null): string {
+  return r === null ? 'n/a' : `${r.toFixed(2)}x`;
+}
+
+function fmtMBps(result: MuxBenchResult, impl: MuxImpl, streams: number): string {
+  const c = result.cases.find((x) => x.impl === impl && x.streams === streams);
+  return c ? c.medianMBps.toFixed(0) : 'n/a';
+}
+
+function fmtCpu(result: MuxBenchResult, impl: MuxImpl, streams: number): string {
+  const c = result.cases.find((x) => x.impl === impl && x.streams === streams);
+  return c ? `${c.medianSenderCpuMsPerMB.toFixed(2)}+${c.medianPeerCpuMsPerMB.toFixed(2)}` : 'n/a';
+}
+
+/** Plain-text table for the terminal. */
+export function renderMuxTable(result: MuxBenchResult): string {
+  const streams = [...new Set(result.cases.map((c) => c.streams))];
+  const impls = [...new Set(result.cases.map((c) => c.impl))];
+  const lines: string[] = [];
+  lines.push(`mux throughput, MB/s (10^6 B/s), median of ${result.repeats}; ${result.maxMs} ms or ${result.maxBytes / 2 ** 20} MiB per case; node ${result.node}, ${result.cpus} CPUs`);
+  lines.push(['case'.padEnd(16), ...streams.map((s) => `${s} stream${s > 1 ? 's' : ''}`.padStart(11))].join(''));
+  for (const impl of impls) lines.push([IMPL_LABEL[impl].padEnd(16), ...streams.map((s) => fmtMBps(result, impl, s).padStart(11))].join(''));
+  lines.push(['ours / yamux'.padEnd(16), ...result.ratios.map((r) => fmtRatio(r.oursOverYamux).padStart(11))].join(''));
+  lines.push(['ours / raw'.padEnd(16), ...result.ratios.map((r) => fmtRatio(r.oursOverRaw).padStart(11))].join(''));
+  lines.push(['yamux / raw'.padEnd(16), ...result.ratios.map((r) => fmtRatio(r.yamuxOverRaw).padStart(11))].join(''));
+  lines.push('CPU ms per MB (sender + peer), median:');
+  for (const impl of impls) lines.push([`  ${IMPL_LABEL[impl]}`.padEnd(16), ...streams.map((s) => fmtCpu(result, impl, s).padStart(11))].join(''));
+  for (const g of result.goals) lines.push(`goal ${g.name}: ${g.met === null ? 'not measured' : `${fmtRatio(g.ratio)} -> ${g.met ? 'MET' : 'NOT MET'}`}`);
+  return lines.join('\n');
+}
+
+/** Markdown section for RESULTS.md. */
+export function renderMuxSection(result: MuxBenchResult): string {
+  const streams = [...new Set(result.cases.map((c) => c.streams))];
+  const impls = [...new Set(result.cases.map((c) => c.impl))];
+  const out: string[] = [];
+  out.push('## Mux bulk throughput (TCP, 127.0.0.1)');
+  out.push('');
+  out.push(
+    `Sender in the bench process, receiver in a child process; each case moves ${result.chunkBytes / 1024} KiB writes for ${result.maxMs} ms or ${result.maxBytes / 2 ** 20} MiB (whichever comes first) and is timed until every stream's "done" reply arrives. Median of ${result.repeats} runs, MB/s = 10^6 bytes/s. ${result.date}, node ${result.node}, ${result.cpus} x ${result.cpuModel}${result.quick ? ', quick mode' : ''}. Command: \`npm run bench:mux\`.`,
+  );
+  out.push('');
+  out.push(`| implementation | ${streams.map((s) => `${s} stream${s > 1 ? 's' : ''} (MB/s)`).join(' | ')} |`);
+  out.push(`|---|${streams.map(() => '---:').join('|')}|`);
+  for (const impl of impls) out.push(`| ${IMPL_LABEL[impl]} | ${streams.map((s) => fmtMBps(result, impl, s)).join(' | ')} |`);
+  out.push(`| ours / yamux | ${result.ratios.map((r) => fmtRatio(r.oursOverYamux)).join(' | ')} |`);
+  out.push(`| ours / raw TCP | ${result.ratios.map((r) => fmtRatio(r.oursOverRaw)).join(' | ')} |`);
+  out.push('');
+  out.push('CPU cost, ms of CPU per MB moved (sender + receiver), median; less sensitive to a busy machine than MB/s:');
+  out.push('');
+  out.push(`| implementation | ${streams.map((s) => `${s} stream${s > 1 ? 's' : ''}`).join(' | ')} |`);
+  out.push(`|---|${streams.map(() => '---:').join('|')}|`);
+  for (const impl of impls) out.push(`| ${IMPL_LABEL[impl]} | ${streams.map((s) => fmtCpu(result, impl, s)).join(' | ')} |`);
+  out.push('');
+  for (const g of result.goals) out.push(`- Goal: ${g.name}: ${g.met === null ? 'not measured' : `${fmtRatio(g.ratio)}, **${g.met ? 'met' : 'not met'}**`}`);
+  out.push('');
+  return out.join('\n');
+}
+
+// ---- CLI ----
+
+function parseArgs(argv: string[]): MuxBenchOptions {
+  const opts: MuxBenchOptions = {};
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--quick') opts.quick = true;
+    else if (arg === '--only') opts.impls = (argv[++i] ?? '').split(',').filter((x): x is MuxImpl => (MUX_IMPLS as readonly string[]).includes(x));
+    else if (arg === '--streams') opts.streams = (argv[++i] ?? '').split(',').map(Number).filter((n) => Number.isInteger(n) && n > 0);
+    else if (arg === '--repeats') opts.repeats = Number(argv[++i]);
+    else if (arg === '--ms') opts.maxMs = Number(argv[++i]);
+    else if (arg === '--profile') opts.peerProfileDir = path.resolve(argv[++i] ?? 'bench/results/profiles');
+    else if (arg === '--no-write') opts.outFile = null;
+    else throw new Error(`unknown argument ${String(arg)}`);
+  }
+  return opts;
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const opts = parseArgs(process.argv.slice(2));
+  runMuxBench(opts).then(
+    (result) => {
+      console.log('');
+      console.log(renderMuxTable(result));
+      if (opts.outFile !== null) console.log('\nwrote bench/results/mux.json');
+    },
+    (err: unknown) => {
+      console.error(err);
+      process.exitCode = 1;
+    },
+  );
+}
