@@ -1,7 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { FrameDecoder } from '../src/mux/decoder.js';
-import { decodeOpen, encodeFrame, encodeReset, decodeReset, encodeStructured, type Frame } from '../src/mux/frame.js';
+import { decodeOpen, encodeFrame, encodeReset, decodeReset, encodeStructured } from '../src/mux/frame.js';
+
+interface Frame {
+  type: number;
+  channel: number;
+  payload: Buffer;
+}
 import { FrameType, HEADER_SIZE, MAX_FRAME_PAYLOAD_LIMIT } from '../src/mux/constants.js';
 import { DevstreamsError } from '../src/errors.js';
 import { Session } from '../src/mux/index.js';
@@ -13,7 +19,7 @@ function referenceDecode(bytes: Buffer): Frame[] {
   let at = 0;
   while (at < bytes.length) {
     const length = bytes.readUInt32BE(at + 6);
-    frames.push({ type: bytes[at]!, flags: bytes[at + 1]!, channel: bytes.readUInt32BE(at + 2), payload: bytes.subarray(at + HEADER_SIZE, at + HEADER_SIZE + length) });
+    frames.push({ type: bytes[at]!, channel: bytes.readUInt32BE(at + 2), payload: bytes.subarray(at + HEADER_SIZE, at + HEADER_SIZE + length) });
     at += HEADER_SIZE + length;
   }
   return frames;
@@ -24,6 +30,16 @@ const frameArb = fc.record({
   channel: fc.integer({ min: 0, max: 0xffffffff }),
   payload: fc.uint8Array({ maxLength: 3000 }).map((a) => Buffer.from(a)),
 });
+
+function mergeData(frames: Array<{ type: number; channel: number; payload: string }>): Array<{ type: number; channel: number; payload: string }> {
+  const merged: Array<{ type: number; channel: number; payload: string }> = [];
+  for (const f of frames) {
+    const last = merged[merged.length - 1];
+    if (last && f.type === FrameType.DATA && last.type === FrameType.DATA && last.channel === f.channel) last.payload += f.payload;
+    else merged.push({ ...f });
+  }
+  return merged;
+}
 
 function split(bytes: Buffer, cuts: number[]): Buffer[] {
   const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
@@ -44,9 +60,10 @@ describe('frame codec', () => {
         const bytes = Buffer.concat(frames.map((f) => encodeFrame(f.type, f.channel, f.payload)));
         const decoder = new FrameDecoder(MAX_FRAME_PAYLOAD_LIMIT);
         const out: Array<{ type: number; channel: number; payload: string }> = [];
-        for (const chunk of split(bytes, cuts)) decoder.push(chunk, (f) => out.push({ type: f.type, channel: f.channel, payload: f.payload.toString('hex') }));
+        for (const chunk of split(bytes, cuts)) decoder.push(chunk, (type, channel, payload) => out.push({ type, channel, payload: payload.toString('hex') }));
         const expected = referenceDecode(bytes).map((f) => ({ type: f.type, channel: f.channel, payload: f.payload.toString('hex') }));
-        expect(out).toEqual(expected);
+        // DATA may arrive in pieces: compare with consecutive DATA on one channel merged, on both sides.
+        expect(mergeData(out)).toEqual(mergeData(expected));
         expect(decoder.buffered).toBe(0);
       }),
       { numRuns: 300 },
@@ -60,6 +77,20 @@ describe('frame codec', () => {
     header.writeUInt32BE(1, 2);
     header.writeUInt32BE(1025, 6);
     expect(() => decoder.push(header, () => {})).toThrow(expect.objectContaining({ code: 'ERR_PROTOCOL_FRAME_TOO_LARGE' }));
+  });
+
+  it('hands a DATA payload that spans chunks out as views, without copying', () => {
+    const payload = Buffer.alloc(60_000, 9);
+    const bytes = encodeFrame(FrameType.DATA, 7, payload);
+    const first = Buffer.from(bytes.subarray(0, 30_000));
+    const second = Buffer.from(bytes.subarray(30_000));
+    const pieces: Buffer[] = [];
+    const decoder = new FrameDecoder(MAX_FRAME_PAYLOAD_LIMIT);
+    decoder.push(first, (_t, _c, p) => pieces.push(p));
+    decoder.push(second, (_t, _c, p) => pieces.push(p));
+    expect(Buffer.concat(pieces).equals(payload)).toBe(true);
+    expect(pieces[0]!.buffer).toBe(first.buffer);
+    expect(pieces[1]!.buffer).toBe(second.buffer);
   });
 
   it('rejects an unknown frame type', () => {

@@ -11,7 +11,12 @@ export interface MuxConfig {
   maxFramePayload: number;
   /** Bytes one channel may send in one scheduler turn before the next channel's turn. Default 16 KiB. */
   schedulerSlice: number;
-  /** Largest transport message (a batch of frames) this side builds. Default 64 KiB. */
+  /**
+   * Largest transport message (a batch of frames) this side builds. Default 64 KiB + 512 B, so a
+   * full 64 KiB DATA frame and its header (and small control frames) leave in one message: with
+   * exactly 64 KiB every 64 KiB write would split into a frame and a 10-byte straggler. Clamped
+   * to the transport's `maxMessageSize`.
+   */
   maxBatchBytes: number;
   /** Per-channel receive window ceiling that auto-tuning grows toward. Default 16 MiB. */
   maxWindow: number;
@@ -34,7 +39,7 @@ export interface MuxConfig {
 export const DEFAULT_MUX_CONFIG: Readonly<MuxConfig> = Object.freeze({
   maxFramePayload: MAX_FRAME_PAYLOAD_LIMIT,
   schedulerSlice: 16 * 1024,
-  maxBatchBytes: 64 * 1024,
+  maxBatchBytes: 64 * 1024 + 512,
   maxWindow: 16 * 1024 * 1024,
   sessionWindow: 64 * 1024 * 1024,
   maxChannels: 1024,

@@ -1,66 +1,90 @@
 /**
- * Incremental frame decoder. Accepts bytes in arbitrary chunks; a frame that lies inside one
- * chunk is handed out as a view (no copy), only a frame split across chunks is assembled.
- * Rejects oversized and unknown frames before buffering their payload.
+ * Incremental frame decoder. Accepts bytes in arbitrary chunks and never copies DATA: a DATA
+ * payload that spans chunks is handed out in pieces (views into each chunk), which is the same
+ * byte stream to a channel. Only the small control payloads (at most 4 KiB) and a header split
+ * across chunks are assembled. Oversized and unknown frames are rejected from their header,
+ * before any payload is buffered.
  */
 import { DevstreamsError } from '../errors.js';
 import { ByteQueue } from '../util/byte-queue.js';
-import { FRAME_TYPE_COUNT, HEADER_SIZE } from './constants.js';
-import type { Frame } from './frame.js';
+import { FRAME_TYPE_COUNT, FrameType, HEADER_SIZE } from './constants.js';
+
+/**
+ * Receives each decoded frame; `payload` is a view valid until the callback returns. A DATA
+ * frame may arrive as several consecutive calls whose payloads add up to the frame's.
+ */
+export type FrameSink = (type: number, channel: number, payload: Buffer) => void;
 
 export class FrameDecoder {
-  private readonly pending = new ByteQueue();
+  private readonly header = Buffer.alloc(HEADER_SIZE);
+  private headerFill = 0;
+  /** Frame whose payload is still arriving. */
+  private type = 0;
+  private channel = 0;
+  private remaining = 0;
+  /** Control payload being assembled (DATA is never assembled). */
+  private readonly control = new ByteQueue();
 
   /** @param maxPayload largest payload accepted; larger frames are a protocol error. */
   constructor(private readonly maxPayload: number) {}
 
-  /** Bytes held from an incomplete frame. */
+  /** Bytes held from an incomplete header or control frame. */
   get buffered(): number {
-    return this.pending.length;
+    return this.headerFill + this.control.length;
   }
 
   /**
-   * Decodes every complete frame in `chunk` (after what was held) and calls `onFrame` for each,
-   * in order. Throws a DevstreamsError with an ERR_PROTOCOL_* code on a bad header; the caller
-   * must then end the session, since the stream position is lost.
+   * Decodes everything in `chunk`, calling `sink` in order. Throws a DevstreamsError with an
+   * ERR_PROTOCOL_* code on a bad header; the caller must then end the session, since the
+   * stream position is lost.
    */
-  push(chunk: Buffer, onFrame: (frame: Frame) => void): void {
-    if (this.pending.length === 0) {
-      const used = this.decodeWhole(chunk, onFrame);
-      if (used < chunk.length) this.pending.push(chunk.subarray(used));
-      return;
-    }
-    this.pending.push(chunk);
-    const q = this.pending;
-    while (q.length >= HEADER_SIZE) {
-      const type = q.peekUInt8(0);
-      const length = q.peekUInt32BE(6);
-      this.check(type, length);
-      if (q.length < HEADER_SIZE + length) return;
-      const header = q.read(HEADER_SIZE);
-      const payload = length === 0 ? EMPTY : q.read(length);
-      onFrame({ type, flags: header[1]!, channel: header.readUInt32BE(2), payload });
-    }
-  }
-
-  /** Fast path for a chunk with nothing held before it: frames are views into the chunk. */
-  private decodeWhole(chunk: Buffer, onFrame: (frame: Frame) => void): number {
+  push(chunk: Buffer, sink: FrameSink): void {
+    const end = chunk.length;
     let at = 0;
-    while (chunk.length - at >= HEADER_SIZE) {
-      const type = chunk[at]!;
-      const length = chunk.readUInt32BE(at + 6);
-      this.check(type, length);
-      const end = at + HEADER_SIZE + length;
-      if (end > chunk.length) break;
-      onFrame({ type, flags: chunk[at + 1]!, channel: chunk.readUInt32BE(at + 2), payload: chunk.subarray(at + HEADER_SIZE, end) });
-      at = end;
+    while (at < end) {
+      if (this.remaining > 0) {
+        const n = Math.min(this.remaining, end - at);
+        this.remaining -= n;
+        if (this.type === FrameType.DATA) {
+          sink(FrameType.DATA, this.channel, chunk.subarray(at, at + n));
+        } else {
+          this.control.push(chunk.subarray(at, at + n));
+          if (this.remaining === 0) sink(this.type, this.channel, this.control.read(this.control.length));
+        }
+        at += n;
+        continue;
+      }
+      let type: number;
+      let channel: number;
+      let length: number;
+      if (this.headerFill === 0 && end - at >= HEADER_SIZE) {
+        type = chunk[at]!;
+        channel = chunk.readUInt32BE(at + 2);
+        length = chunk.readUInt32BE(at + 6);
+        at += HEADER_SIZE;
+      } else {
+        const n = Math.min(HEADER_SIZE - this.headerFill, end - at);
+        chunk.copy(this.header, this.headerFill, at, at + n);
+        this.headerFill += n;
+        at += n;
+        if (this.headerFill < HEADER_SIZE) return;
+        this.headerFill = 0;
+        type = this.header[0]!;
+        channel = this.header.readUInt32BE(2);
+        length = this.header.readUInt32BE(6);
+      }
+      if (type >= FRAME_TYPE_COUNT) throw new DevstreamsError('ERR_PROTOCOL_UNKNOWN_TYPE', `unknown frame type 0x${type.toString(16)}`);
+      if (length > this.maxPayload) throw new DevstreamsError('ERR_PROTOCOL_FRAME_TOO_LARGE', `frame payload of ${length} bytes exceeds ${this.maxPayload}`);
+      if (end - at >= length) {
+        // The common case: the whole frame is in this chunk.
+        sink(type, channel, length === 0 ? EMPTY : chunk.subarray(at, at + length));
+        at += length;
+        continue;
+      }
+      this.type = type;
+      this.channel = channel;
+      this.remaining = length;
     }
-    return at;
-  }
-
-  private check(type: number, length: number): void {
-    if (type >= FRAME_TYPE_COUNT) throw new DevstreamsError('ERR_PROTOCOL_UNKNOWN_TYPE', `unknown frame type 0x${type.toString(16)}`);
-    if (length > this.maxPayload) throw new DevstreamsError('ERR_PROTOCOL_FRAME_TOO_LARGE', `frame payload of ${length} bytes exceeds ${this.maxPayload}`);
   }
 }
 

@@ -6,14 +6,6 @@ import { pack, unpack } from 'msgpackr';
 import { DevstreamsError } from '../errors.js';
 import { FrameType, HEADER_SIZE, MAX_CONTROL_PAYLOAD, MAX_RESET_REASON } from './constants.js';
 
-/** A decoded frame. `payload` is a view into received bytes, valid until the handler returns. */
-export interface Frame {
-  type: number;
-  flags: number;
-  channel: number;
-  payload: Buffer;
-}
-
 /** Where a channel should connect on the accepting side. */
 export interface ChannelTarget {
   host: string;

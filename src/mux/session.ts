@@ -31,7 +31,6 @@ import {
   frameError,
   writeHeader,
   type ChannelTarget,
-  type Frame,
 } from './frame.js';
 import { ReadyRing } from './ring.js';
 
@@ -74,6 +73,8 @@ const SESSION_GRANT_FRACTION = 0.25;
 const CHANNEL_GRANT_FRACTION = 0.5;
 /** Channel ids recently closed here; DATA for them is dropped quietly instead of reset. */
 const RECENTLY_CLOSED_LIMIT = 1024;
+/** While data flows, the round-trip estimate that drives auto-tuning is refreshed this often. */
+const RTT_REFRESH_MS = 1000;
 /** Before the peer's HELLO, frames stay within the payload every peer must accept. */
 const MIN_PEER_FRAME_PAYLOAD = 16 * 1024;
 
@@ -114,28 +115,36 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
   private pingOutstanding = false;
   private smoothedRtt: number | undefined;
 
-  private readonly handlers: ReadonlyArray<(frame: Frame) => void>;
+  private readonly handlers: ReadonlyArray<(channel: number, payload: Buffer) => void>;
+  private readonly onFrame = (type: number, channel: number, payload: Buffer): void => {
+    this.stats.framesReceived++;
+    if (!this.helloReceived && type !== FrameType.HELLO) throw new DevstreamsError('ERR_PROTOCOL_STATE', 'first frame must be HELLO');
+    this.handlers[type]!(channel, payload);
+  };
 
   constructor(transport: Transport, options: SessionOptions) {
     super();
     const { role, ...overrides } = options;
-    this.config = resolveMuxConfig(overrides);
+    const config = resolveMuxConfig(overrides);
+    config.maxBatchBytes = Math.max(config.schedulerSlice, Math.min(config.maxBatchBytes, transport.maxMessageSize));
+    this.config = config;
     this.role = role;
     this.transport = transport;
     this.nextChannelId = role === 'initiator' ? 1 : 2;
     this.decoder = new FrameDecoder(this.config.maxFramePayload);
     this.sessionRecv = new ReceiveWindow(INITIAL_SESSION_WINDOW, this.config.sessionWindow, SESSION_GRANT_FRACTION);
+    // Indexed by frame type; the decoder has already rejected types outside the table.
     this.handlers = [
-      (f) => this.handleHello(f),
-      (f) => this.handleOpen(f),
-      (f) => this.handleAccept(f),
-      (f) => this.handleData(f),
-      (f) => this.handleWindow(f),
-      (f) => this.handleClose(f),
-      (f) => this.handleReset(f),
-      (f) => this.handlePing(f),
-      (f) => this.handlePong(f),
-      (f) => this.handleGoAway(f),
+      (_c, p) => this.handleHello(p),
+      (c, p) => this.handleOpen(c, p),
+      (c) => this.handleAccept(c),
+      (c, p) => this.handleData(c, p),
+      (c, p) => this.handleWindow(c, p),
+      (c) => this.handleClose(c),
+      (c, p) => this.handleReset(c, p),
+      (_c, p) => this.handlePing(p),
+      (_c, p) => this.handlePong(p),
+      (_c, p) => this.handleGoAway(p),
     ];
 
     this.queueControl(
@@ -157,6 +166,10 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
 
     transport.attach({
       onMessage: (message) => this.onMessage(message),
+      // The decoder takes arbitrary chunks, so a message in pieces needs no joining.
+      onMessageParts: (parts) => {
+        for (const part of parts) this.onMessage(part);
+      },
       onDrain: () => {
         this.transportBlocked = false;
         this.flush();
@@ -255,7 +268,11 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
     if (this.isClosed) return;
     if (this.channels.get(channel.id) === channel) {
       const grant = channel.recvWindow.consume(n, this.smoothedRtt);
-      if (grant > 0) this.queueControl(encodeWindow(channel.id, grant));
+      if (grant > 0) {
+        this.queueControl(encodeWindow(channel.id, grant));
+        // Auto-tuning needs a current round trip, not the one measured at session start.
+        if (performance.now() - this.pingSentAt > RTT_REFRESH_MS) this.sendPing();
+      }
     }
     this.consumedFromSession(n);
   }
@@ -281,19 +298,15 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
     if (this.isClosed) return;
     this.stats.bytesReceived += message.length;
     try {
-      this.decoder.push(message, (frame) => {
-        this.stats.framesReceived++;
-        if (!this.helloReceived && frame.type !== FrameType.HELLO) throw new DevstreamsError('ERR_PROTOCOL_STATE', 'first frame must be HELLO');
-        this.handlers[frame.type]!(frame);
-      });
+      this.decoder.push(message, this.onFrame);
     } catch (err) {
       this.close(err instanceof DevstreamsError ? err : new DevstreamsError('ERR_INTERNAL', `frame handler failed: ${(err as Error).message}`, { cause: err }));
     }
   }
 
-  private handleHello(frame: Frame): void {
+  private handleHello(payload: Buffer): void {
     if (this.helloReceived) throw new DevstreamsError('ERR_PROTOCOL_STATE', 'HELLO received twice');
-    const hello = decodeHello(frame.payload);
+    const hello = decodeHello(payload);
     if (hello.version !== PROTOCOL_VERSION) throw new DevstreamsError('ERR_PROTOCOL_VERSION', `peer speaks mux version ${hello.version}; this side speaks ${PROTOCOL_VERSION}`);
     if (hello.initialWindow < INITIAL_WINDOW || hello.sessionWindow < INITIAL_SESSION_WINDOW || hello.maxFramePayload < MIN_PEER_FRAME_PAYLOAD) {
       throw new DevstreamsError('ERR_PROTOCOL_FRAME', 'HELLO advertises windows or frame size below the protocol minimum');
@@ -306,12 +319,11 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
     // Session credit arrives as a WINDOW on channel 0 right behind the HELLO.
   }
 
-  private handleOpen(frame: Frame): void {
-    const id = frame.channel;
+  private handleOpen(id: number, payload: Buffer): void {
     const peerParity = this.role === 'initiator' ? 0 : 1;
     if (id === 0 || id % 2 !== peerParity || id <= this.lastPeerChannelId) throw new DevstreamsError('ERR_PROTOCOL_CHANNEL', `peer opened channel ${id} out of order or with the wrong parity`);
     this.lastPeerChannelId = id;
-    const target = decodeOpen(frame.payload);
+    const target = decodeOpen(payload);
     if (this.goAwaySent) {
       this.queueControl(encodeReset(id, wireFromCode('ERR_SESSION_GOAWAY'), 'session is going away'));
       return;
@@ -345,50 +357,50 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
     else this.emit('open', request);
   }
 
-  private handleAccept(frame: Frame): void {
-    const channel = this.channels.get(frame.channel);
+  private handleAccept(id: number): void {
+    const channel = this.channels.get(id);
     if (!channel) return; // already gone here; our RESET is on its way
-    if (!channel.outbound || channel.accepted) throw new DevstreamsError('ERR_PROTOCOL_STATE', `unexpected ACCEPT for channel ${frame.channel}`);
+    if (!channel.outbound || channel.accepted) throw new DevstreamsError('ERR_PROTOCOL_STATE', `unexpected ACCEPT for channel ${id}`);
     channel.onAccepted();
   }
 
-  private handleData(frame: Frame): void {
-    const n = frame.payload.length;
+  private handleData(id: number, payload: Buffer): void {
+    const n = payload.length;
     if (!this.sessionRecv.receive(n)) throw new DevstreamsError('ERR_PROTOCOL_FLOW_CONTROL', `peer sent ${n} bytes beyond the session window`);
-    const channel = this.channels.get(frame.channel);
+    const channel = this.channels.get(id);
     if (!channel) {
       // Data in flight when we closed: count it, give the credit back, answer only if we never knew the id.
       this.consumedFromSession(n);
-      if (!this.recentlyClosed.has(frame.channel)) this.queueControl(encodeReset(frame.channel, wireFromCode('ERR_CHANNEL_RESET'), 'no such channel'));
+      if (!this.recentlyClosed.has(id)) this.queueControl(encodeReset(id, wireFromCode('ERR_CHANNEL_RESET'), 'no such channel'));
       return;
     }
-    if (!channel.recvWindow.receive(n)) throw new DevstreamsError('ERR_PROTOCOL_FLOW_CONTROL', `peer sent ${n} bytes beyond channel ${frame.channel}'s window`);
-    channel.onData(frame.payload);
+    if (!channel.recvWindow.receive(n)) throw new DevstreamsError('ERR_PROTOCOL_FLOW_CONTROL', `peer sent ${n} bytes beyond channel ${id}'s window`);
+    channel.onData(payload);
   }
 
-  private handleWindow(frame: Frame): void {
-    if (frame.payload.length !== 4) throw frameError('WINDOW payload must be 4 bytes');
-    const increment = frame.payload.readUInt32BE(0);
-    if (frame.channel === 0) {
+  private handleWindow(id: number, payload: Buffer): void {
+    if (payload.length !== 4) throw frameError('WINDOW payload must be 4 bytes');
+    const increment = payload.readUInt32BE(0);
+    if (id === 0) {
       this.sessionSendCredit += increment;
       if (this.sessionSendCredit > 0x7fffffff) throw new DevstreamsError('ERR_PROTOCOL_FLOW_CONTROL', 'session window exceeds 2^31-1');
       if (this.ring.size > 0) this.scheduleFlush();
       return;
     }
-    const channel = this.channels.get(frame.channel);
+    const channel = this.channels.get(id);
     if (!channel) return;
     channel.sendCredit += increment;
-    if (channel.sendCredit > 0x7fffffff) throw new DevstreamsError('ERR_PROTOCOL_FLOW_CONTROL', `channel ${frame.channel} window exceeds 2^31-1`);
+    if (channel.sendCredit > 0x7fffffff) throw new DevstreamsError('ERR_PROTOCOL_FLOW_CONTROL', `channel ${id} window exceeds 2^31-1`);
     if (channel.hasSendWork) this.scheduleSend(channel);
   }
 
-  private handleClose(frame: Frame): void {
-    this.channels.get(frame.channel)?.onRemoteClose();
+  private handleClose(id: number): void {
+    this.channels.get(id)?.onRemoteClose();
   }
 
-  private handleReset(frame: Frame): void {
-    const { wireCode, reason } = decodeReset(frame.payload);
-    const channel = this.channels.get(frame.channel);
+  private handleReset(id: number, payload: Buffer): void {
+    const { wireCode, reason } = decodeReset(payload);
+    const channel = this.channels.get(id);
     if (!channel) return;
     const code = codeFromWire(wireCode);
     const refused = channel.outbound && !channel.accepted;
@@ -396,14 +408,14 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
     channel.onReset(code, reason ? `${what}: ${reason}` : what);
   }
 
-  private handlePing(frame: Frame): void {
-    if (frame.payload.length !== 8) throw frameError('PING payload must be 8 bytes');
-    this.queueControl(encodePing(FrameType.PONG, Buffer.from(frame.payload)));
+  private handlePing(payload: Buffer): void {
+    if (payload.length !== 8) throw frameError('PING payload must be 8 bytes');
+    this.queueControl(encodePing(FrameType.PONG, payload));
   }
 
-  private handlePong(frame: Frame): void {
-    if (frame.payload.length !== 8) throw frameError('PONG payload must be 8 bytes');
-    if (frame.payload.readUInt32BE(0) !== this.pingId || !this.pingOutstanding) return;
+  private handlePong(payload: Buffer): void {
+    if (payload.length !== 8) throw frameError('PONG payload must be 8 bytes');
+    if (payload.readUInt32BE(0) !== this.pingId || !this.pingOutstanding) return;
     this.pingOutstanding = false;
     clearTimeout(this.pongTimer);
     this.pongTimer = undefined;
@@ -411,8 +423,8 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
     this.smoothedRtt = this.smoothedRtt === undefined ? sample : this.smoothedRtt * 0.875 + sample * 0.125;
   }
 
-  private handleGoAway(frame: Frame): void {
-    const { code: wire, message } = decodeGoAway(frame.payload);
+  private handleGoAway(payload: Buffer): void {
+    const { code: wire, message } = decodeGoAway(payload);
     this.goAwayReceived = true;
     const code = codeFromWire(wire);
     this.emit('goaway', code, message);

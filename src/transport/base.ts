@@ -30,6 +30,13 @@ export abstract class TransportBase {
     else this.held.push(message);
   }
 
+  /** Delivers a message that arrived in pieces, joining them only for handlers that need it. */
+  protected deliverMessageParts(parts: Buffer[]): void {
+    if (this.closeDelivered) return;
+    if (this.handlers?.onMessageParts) this.handlers.onMessageParts(parts);
+    else this.deliverMessage(Buffer.concat(parts));
+  }
+
   protected deliverDrain(): void {
     if (!this.closeDelivered) this.handlers?.onDrain();
   }

@@ -86,7 +86,8 @@ export class TcpTransport extends TransportBase implements Transport {
       }
       if (this.input.length < 4 + size) return;
       this.input.skip(4);
-      this.deliverMessage(this.input.read(size));
+      if (this.input.isContiguous(size)) this.deliverMessage(this.input.read(size));
+      else this.deliverMessageParts(this.input.readParts(size));
       if (this.isClosed && this.socket.destroyed) return;
     }
   }

@@ -8,6 +8,12 @@
 export interface TransportHandlers {
   /** One whole message, in order. The buffer belongs to the receiver from now on. */
   onMessage(message: Buffer): void;
+  /**
+   * Optional: one whole message that arrived in pieces, as views in order. A transport calls
+   * this instead of `onMessage` when the message spans its read buffers and the handler can take
+   * pieces (the mux can), which saves copying them together; without it the transport joins them.
+   */
+  onMessageParts?(parts: Buffer[]): void;
   /** Called after `send` returned false, once the transport can take more. */
   onDrain(): void;
   /** Called exactly once when the pipe is gone; `error` is absent on an orderly close. */
@@ -35,8 +41,11 @@ export interface Transport {
   readonly closed: boolean;
 }
 
-/** Default largest message: one mux frame batch or one sealed record, plus headroom for headers. */
-export const DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 + 1024;
+/**
+ * Default largest message: one mux batch (a full 64 KiB frame, its header and a few control
+ * frames) sealed as one record, with room for the record's own header and tag.
+ */
+export const DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 + 2048;
 
 /** Default send-buffer level above which `send` returns false. */
 export const DEFAULT_TRANSPORT_HIGH_WATER = 256 * 1024;

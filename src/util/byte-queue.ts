@@ -1,7 +1,26 @@
 /**
  * A queue of received chunks that decoders read from without concatenating on every chunk:
- * a read that lies inside one chunk returns a view; only a read that spans chunks copies.
+ * a read that lies inside one chunk returns a view; only a read that spans chunks copies, into
+ * a slab shared by many such reads, so 64 KiB messages do not each cost a fresh allocation
+ * (and the garbage collection that follows).
  */
+
+/** Slab size for spanning reads; reads larger than a quarter of it get their own buffer. */
+const SLAB_SIZE = 1024 * 1024;
+let slab = Buffer.allocUnsafe(0);
+let slabOffset = 0;
+
+function allocFromSlab(n: number): Buffer {
+  if (n > SLAB_SIZE / 4) return Buffer.allocUnsafe(n);
+  if (slab.length - slabOffset < n) {
+    slab = Buffer.allocUnsafe(SLAB_SIZE);
+    slabOffset = 0;
+  }
+  const out = slab.subarray(slabOffset, slabOffset + n);
+  // Keep the next region 8-byte aligned for typed-array views.
+  slabOffset += (n + 7) & ~7;
+  return out;
+}
 export class ByteQueue {
   private chunks: Buffer[] = [];
   private head = 0; // index of the first live chunk
@@ -49,7 +68,7 @@ export class ByteQueue {
       this.advance(first, n);
       return view;
     }
-    const out = Buffer.allocUnsafe(n);
+    const out = allocFromSlab(n);
     let written = 0;
     while (written < n) {
       const chunk = this.chunks[this.head]!;
@@ -59,6 +78,28 @@ export class ByteQueue {
       this.advance(chunk, take);
     }
     return out;
+  }
+
+  /** Consumes `n` bytes (n <= length) as views, one per chunk they span: never copies. */
+  readParts(n: number): Buffer[] {
+    if (n > this.total) throw new RangeError(`readParts(${n}) beyond ${this.total} queued bytes`);
+    this.total -= n;
+    const parts: Buffer[] = [];
+    let left = n;
+    while (left > 0) {
+      const chunk = this.chunks[this.head]!;
+      const take = Math.min(left, chunk.length - this.offset);
+      parts.push(chunk.subarray(this.offset, this.offset + take));
+      left -= take;
+      this.advance(chunk, take);
+    }
+    return parts;
+  }
+
+  /** True when the next `n` bytes lie inside one chunk (a read would return a view). */
+  isContiguous(n: number): boolean {
+    const first = this.chunks[this.head];
+    return first !== undefined && this.offset + n <= first.length;
   }
 
   /** Drops `n` bytes from the front. */
