@@ -1,0 +1,161 @@
+/**
+ * Ordered batching in front of the worker pool, one per direction of a session. Items are
+ * gathered until a batch holds `batchBytes` (or the current tick ends), copied once into a fresh
+ * ArrayBuffer that is transferred (not cloned) to a worker, and results are handed back strictly
+ * in submission order even when two threads finish out of order.
+ */
+import type { Piscina } from 'piscina';
+import type { CipherName } from './aead.js';
+import type { CryptoTask } from './seal-worker.js';
+import { RECORD_HEADER_SIZE, TAG_SIZE } from './constants.js';
+
+/** One record to seal (header + plaintext parts) or open (whole record). */
+export interface OffloadItem {
+  parts: readonly Buffer[];
+  size: number;
+  key: Buffer;
+  nonce: Buffer;
+}
+
+interface Batch {
+  items: OffloadItem[];
+  bytes: number;
+  done: boolean;
+  out?: ArrayBuffer;
+  error?: unknown;
+}
+
+export interface OffloadOutput {
+  /** Seal: each sealed record. Open: each plaintext, in order, up to a failure. */
+  results: Buffer[];
+  /** Open only: true when the record after `results` failed authentication. */
+  authFailed: boolean;
+}
+
+export class OrderedOffload {
+  private current: Batch | undefined;
+  private readonly inflight: Batch[] = [];
+  private flushScheduled = false;
+  private stopped = false;
+  /** Bytes submitted and not yet handed back. */
+  pendingBytes = 0;
+
+  constructor(
+    private readonly pool: Piscina,
+    private readonly op: 'seal' | 'open',
+    private readonly cipher: CipherName,
+    private readonly batchBytes: number,
+    private readonly onOutput: (output: OffloadOutput) => void,
+    private readonly onError: (error: unknown) => void,
+  ) {}
+
+  /** True when nothing is waiting or in a worker. */
+  get idle(): boolean {
+    return this.pendingBytes === 0 && this.inflight.length === 0 && !this.current;
+  }
+
+  push(item: OffloadItem): void {
+    if (this.stopped) return;
+    const batch = (this.current ??= { items: [], bytes: 0, done: false });
+    batch.items.push(item);
+    batch.bytes += item.size;
+    this.pendingBytes += item.size;
+    if (batch.bytes >= this.batchBytes) this.dispatch();
+    else if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      // After the caller's synchronous burst (the mux writes many frames in one tick).
+      queueMicrotask(() => {
+        this.flushScheduled = false;
+        this.dispatch();
+      });
+    }
+  }
+
+  /** Drops everything not yet handed back; later results are ignored. */
+  stop(): void {
+    this.stopped = true;
+    this.current = undefined;
+    this.inflight.length = 0;
+    this.pendingBytes = 0;
+  }
+
+  private dispatch(): void {
+    const batch = this.current;
+    if (!batch || this.stopped) return;
+    this.current = undefined;
+    this.inflight.push(batch);
+    const data = new Uint8Array(new ArrayBuffer(batch.bytes));
+    const keys: Buffer[] = [];
+    const task: CryptoTask = {
+      op: this.op,
+      cipher: this.cipher,
+      data: data.buffer,
+      offsets: [],
+      lengths: [],
+      keyIndex: [],
+      keys: [],
+      nonces: new Uint8Array(12 * batch.items.length),
+    };
+    let at = 0;
+    batch.items.forEach((item, i) => {
+      task.offsets.push(at);
+      task.lengths.push(item.size);
+      for (const part of item.parts) {
+        data.set(part, at);
+        at += part.length;
+      }
+      let k = keys.indexOf(item.key);
+      if (k < 0) k = keys.push(item.key) - 1;
+      task.keyIndex.push(k);
+      task.nonces.set(item.nonce, 12 * i);
+    });
+    task.keys = keys.map((k) => new Uint8Array(k));
+    this.pool.run(task, { transferList: [data.buffer] }).then(
+      (out: ArrayBuffer) => {
+        batch.done = true;
+        batch.out = out;
+        this.drainInOrder();
+      },
+      (error: unknown) => {
+        batch.done = true;
+        batch.error = error;
+        this.drainInOrder();
+      },
+    );
+  }
+
+  private drainInOrder(): void {
+    while (!this.stopped && this.inflight.length > 0 && this.inflight[0]!.done) {
+      const batch = this.inflight.shift()!;
+      this.pendingBytes -= batch.bytes;
+      if (batch.error !== undefined || !batch.out) {
+        this.stop();
+        this.onError(batch.error);
+        return;
+      }
+      this.onOutput(this.split(batch));
+    }
+  }
+
+  private split(batch: Batch): OffloadOutput {
+    const out = Buffer.from(batch.out!);
+    const results: Buffer[] = [];
+    if (this.op === 'seal') {
+      let at = 0;
+      for (const item of batch.items) {
+        results.push(out.subarray(at, at + item.size + TAG_SIZE));
+        at += item.size + TAG_SIZE;
+      }
+      return { results, authFailed: false };
+    }
+    const failedAt = out.readUInt32BE(0);
+    const count = failedAt === 0 ? batch.items.length : failedAt - 1;
+    let at = 4;
+    for (let i = 0; i < count; i++) {
+      const len = batch.items[i]!.size - RECORD_HEADER_SIZE - TAG_SIZE;
+      results.push(out.subarray(at, at + len));
+      at += len;
+    }
+    return { results, authFailed: failedAt !== 0 };
+  }
+}
