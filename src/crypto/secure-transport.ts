@@ -84,6 +84,11 @@ export class SecureTransport extends TransportBase implements Transport {
     return this.info;
   }
 
+  /** Counters for metrics and tests. */
+  get stats(): { recordsSent: number; recordsReceived: number; sendEpoch: number; recvEpoch: number } {
+    return { recordsSent: this.sendSeq, recordsReceived: this.recvSeq, sendEpoch: this.sendKeys?.keys.epoch ?? 0, recvEpoch: this.recvKeys?.keys.epoch ?? 0 };
+  }
+
   get bufferedAmount(): number {
     return (this.sealer?.pendingBytes ?? 0) + this.inner.bufferedAmount;
   }

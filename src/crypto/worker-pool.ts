@@ -36,9 +36,12 @@ export function getCryptoPool(threads: number): Piscina {
       maxThreads: threads,
       // Keep threads parked between bursts: respawning one costs far more than a record.
       idleTimeout: 60_000,
-      // Our own per-session queues are bounded (seal high water); this is a safety net.
-      maxQueue: 'auto',
+      // No pool-level queue cap: piscina's 'auto' (threads^2) would fail tasks outright. Each
+      // session bounds what it queues (seal high water; the mux's windows bound the open side).
     });
+    // A worker that fails to start or crashes must not take the process down (an unhandled
+    // 'error' event would); the task it held rejects and that session closes with ERR_INTERNAL.
+    pool.on('error', () => {});
     pools.set(threads, pool);
   }
   return pool;
