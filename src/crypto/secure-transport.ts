@@ -57,6 +57,7 @@ export class SecureTransport extends TransportBase implements Transport {
   private wantDrain = false;
   private closeWhenFlushed: boolean = false;
   private innerClosedWith: { error?: Error } | undefined;
+  private pendingFailure: DevstreamsError | undefined;
 
   private constructor(private readonly inner: Transport, private readonly o: ResolvedOptions) {
     super();
@@ -264,24 +265,25 @@ export class SecureTransport extends TransportBase implements Transport {
   // ---- receiving ---------------------------------------------------------------------------
 
   private onRecord(message: Buffer): void {
+    if (this.pendingFailure) return; // session is ending; nothing after the bad record counts
     const header = decodeRecordHeader(message);
     if (!header) {
-      this.fail(new DevstreamsError('ERR_RECORD_AUTH', 'malformed record header'));
+      this.rejectRecord(new DevstreamsError('ERR_RECORD_AUTH', 'malformed record header'));
       return;
     }
     if (message.length > this.o.maxRecordPlaintext + RECORD_OVERHEAD) {
-      this.fail(new DevstreamsError('ERR_RECORD_TOO_LARGE', `record of ${message.length} bytes exceeds the limit`));
+      this.rejectRecord(new DevstreamsError('ERR_RECORD_TOO_LARGE', `record of ${message.length} bytes exceeds the limit`));
       return;
     }
     if (header.seq !== this.recvSeq) {
       const what = header.seq < this.recvSeq ? 'replayed' : 'out of order or after a dropped record';
-      this.fail(new DevstreamsError('ERR_RECORD_SEQUENCE', `record ${header.seq} ${what}; expected ${this.recvSeq}`));
+      this.rejectRecord(new DevstreamsError('ERR_RECORD_SEQUENCE', `record ${header.seq} ${what}; expected ${this.recvSeq}`));
       return;
     }
     const current = this.recvKeys.keys.epoch & 0xffff;
     if (header.epoch !== current) {
       if (header.epoch !== ((current + 1) & 0xffff)) {
-        this.fail(new DevstreamsError('ERR_RECORD_SEQUENCE', `record ${header.seq} has key epoch ${header.epoch}; expected ${current} or the next`));
+        this.rejectRecord(new DevstreamsError('ERR_RECORD_SEQUENCE', `record ${header.seq} has key epoch ${header.epoch}; expected ${current} or the next`));
         return;
       }
       this.recvKeys.next();
@@ -301,6 +303,15 @@ export class SecureTransport extends TransportBase implements Transport {
     this.deliverMessage(plain);
   }
 
+  /**
+   * Ends the session because of a bad record. Good records before it that are still inside a
+   * worker are delivered first, so the peer's data up to the bad record is never lost to a race.
+   */
+  private rejectRecord(error: DevstreamsError): void {
+    if (this.opener && !this.opener.idle) this.pendingFailure = error;
+    else this.fail(error);
+  }
+
   private onOpened(out: OffloadOutput): void {
     if (this.phase !== 'open') return;
     for (const plain of out.results) {
@@ -309,6 +320,10 @@ export class SecureTransport extends TransportBase implements Transport {
     }
     if (out.authFailed) {
       this.fail(new DevstreamsError('ERR_RECORD_AUTH', 'a record failed authentication'));
+      return;
+    }
+    if (this.pendingFailure && this.opener!.idle) {
+      this.fail(this.pendingFailure);
       return;
     }
     if (this.innerClosedWith) this.finishInnerClose();
