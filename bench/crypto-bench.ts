@@ -97,7 +97,7 @@ async function runReceiver(spec: ReceiverSpec): Promise<void> {
  * Sends 64 KiB messages for `seconds` from this process to a receiver child process over TCP,
  * with backpressure, then the end marker; the run ends when the receiver's count comes back.
  */
-async function throughputCase(name: string, seconds: number, secure?: Partial<SecureTransportOptions>): Promise<Omit<ThroughputResult, 'ratio'>> {
+export async function throughputCase(name: string, seconds: number, secure?: Partial<SecureTransportOptions>): Promise<Omit<ThroughputResult, 'ratio'>> {
   const server = net.createServer();
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as net.AddressInfo).port;

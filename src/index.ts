@@ -1,3 +1,4 @@
 /** devstreams: the embeddable library. Each layer is exported from its own module. */
 export * from './errors.js';
 export * from './transport/index.js';
+export * from './crypto/index.js';

@@ -170,6 +170,23 @@ describe('records', () => {
     }
   });
 
+  it.each(modes)('an orderly close right after sending delivers every record first ($name)', async ({ opts }) => {
+    const { a, b, cleanup } = await rawPair('tcp');
+    try {
+      const [sa, sb] = await securePair(a, b, opts, opts);
+      collect(sa);
+      const eb = collect(sb);
+      const sent = Array.from({ length: 40 }, (_, i) => randomBytes(100 + i * 1500));
+      for (const m of sent) sa.send([m]);
+      sa.close();
+      expect(sa.send([Buffer.from('late')])).toBe(false);
+      expect(await eb.closed).toBeUndefined();
+      expect(eb.messages).toEqual(sent);
+    } finally {
+      await cleanup();
+    }
+  });
+
   it('a send larger than the record limit ends the session with ERR_RECORD_TOO_LARGE', async () => {
     const { a, b } = await rawPair('memory');
     const [sa] = await securePair(a, b);
