@@ -63,11 +63,14 @@ export class OrderedOffload {
     if (batch.bytes >= this.batchBytes) this.dispatch();
     else if (!this.flushScheduled) {
       this.flushScheduled = true;
-      // After the caller's synchronous burst (the mux writes many frames in one tick).
-      queueMicrotask(() => {
+      const flush = (): void => {
         this.flushScheduled = false;
         this.dispatch();
-      });
+      };
+      // Seal: after the caller's synchronous burst (the mux writes many frames in one tick).
+      // Open: records arrive one socket read at a time, so wait for the rest of this I/O phase.
+      if (this.op === 'seal') queueMicrotask(flush);
+      else setImmediate(flush);
     }
   }
 
