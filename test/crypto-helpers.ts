@@ -160,3 +160,8 @@ export async function sendAll(t: Transport, ep: Endpoint, messages: readonly Buf
     if (!t.send([m])) await ep.waitDrain();
   }
 }
+
+/** Same count and bytes, message by message (fast: deep-equal on large Buffers is slow). */
+export function sameMessages(got: readonly Buffer[], want: readonly Buffer[]): boolean {
+  return got.length === want.length && got.every((m, i) => m.equals(want[i]!));
+}

@@ -11,7 +11,7 @@ import { generateStaticKeyPair } from '../src/crypto/keys.js';
 import { KnownDevices, acceptAnyKey, allowKeys } from '../src/crypto/trust.js';
 import { closeCryptoPools } from '../src/crypto/worker-pool.js';
 import { MAX_RECORD_PLAINTEXT } from '../src/crypto/constants.js';
-import { collect, ensureCryptoWorkerBuilt, rawPair, securePair, sendAll, until, type PairKind } from './crypto-helpers.js';
+import { collect, ensureCryptoWorkerBuilt, rawPair, sameMessages, securePair, sendAll, until, type PairKind } from './crypto-helpers.js';
 
 beforeAll(() => ensureCryptoWorkerBuilt());
 afterAll(async () => closeCryptoPools());
@@ -39,8 +39,8 @@ describe.each(['memory', 'tcp'] as PairKind[])('round trips over %s', (kind) => 
           const baBufs = ba.map((m) => Buffer.from(m));
           await Promise.all([sendAll(sa, ea, abBufs), sendAll(sb, eb, baBufs)]);
           await until(() => eb.messages.length === ab.length && ea.messages.length === ba.length);
-          expect(eb.messages).toEqual(abBufs);
-          expect(ea.messages).toEqual(baBufs);
+          expect(sameMessages(eb.messages, abBufs)).toBe(true);
+          expect(sameMessages(ea.messages, baBufs)).toBe(true);
           sa.close();
           expect(await eb.closed).toBeUndefined();
           expect(await ea.closed).toBeUndefined();
@@ -181,7 +181,28 @@ describe('records', () => {
       sa.close();
       expect(sa.send([Buffer.from('late')])).toBe(false);
       expect(await eb.closed).toBeUndefined();
-      expect(eb.messages).toEqual(sent);
+      expect(sameMessages(eb.messages, sent)).toBe(true);
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it('workers: send reports backpressure above the seal high water and drains', async () => {
+    const { a, b, cleanup } = await rawPair('tcp');
+    try {
+      const opts = { crypto: 'workers' as const, sealHighWater: 256 * 1024 };
+      const [sa, sb] = await securePair(a, b, opts, opts);
+      const ea = collect(sa);
+      const eb = collect(sb);
+      const sent = Array.from({ length: 24 }, () => randomBytes(MAX_RECORD_PLAINTEXT));
+      const results = sent.map((m) => sa.send([m]));
+      expect(results[0]).toBe(true);
+      expect(results.includes(false)).toBe(true);
+      expect(sa.bufferedAmount).toBeGreaterThan(256 * 1024);
+      await ea.waitDrain();
+      await until(() => eb.messages.length === sent.length);
+      expect(sameMessages(eb.messages, sent)).toBe(true);
+      sa.close();
     } finally {
       await cleanup();
     }

@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeCryptoPools } from '../src/crypto/worker-pool.js';
 import { RECORD_HEADER_SIZE } from '../src/crypto/constants.js';
-import { collect, ensureCryptoWorkerBuilt, relayPair, securePair, until, type PairKind, type Tamper } from './crypto-helpers.js';
+import { collect, ensureCryptoWorkerBuilt, sameMessages, relayPair, securePair, until, type PairKind, type Tamper } from './crypto-helpers.js';
 
 beforeAll(() => ensureCryptoWorkerBuilt());
 afterAll(async () => closeCryptoPools());
@@ -75,7 +75,7 @@ describe.each(['memory', 'tcp'] as PairKind[])('tampering relay over %s', (kind)
     it.each(cases)(`$name -> $code, only the good records before it delivered (${mode.name})`, async ({ tamper, code, delivered }) => {
       const r = await runCase(kind, mode.opts, tamper);
       expect(r.err?.code).toBe(code);
-      expect(r.delivered).toEqual(messages.slice(0, delivered));
+      expect(sameMessages(r.delivered, messages.slice(0, delivered))).toBe(true);
     });
   }
 });
@@ -86,7 +86,7 @@ describe('tampering relay, any bit', () => {
       fc.asyncProperty(fc.nat(), fc.integer({ min: 0, max: 7 }), async (pos, bit) => {
         const r = await runCase('memory', { crypto: 'inline' }, onRecord(BAD, flipBit((m) => pos % m.length, bit)));
         expect(['ERR_RECORD_AUTH', 'ERR_RECORD_SEQUENCE']).toContain(r.err?.code);
-        expect(r.delivered).toEqual(messages.slice(0, BAD));
+        expect(sameMessages(r.delivered, messages.slice(0, BAD))).toBe(true);
       }),
       { numRuns: 40 },
     );
