@@ -110,7 +110,12 @@ describe('handshake', () => {
       securePairSettled(a, b, { staticKeys: service }, { verifyPeer: allowKeys([generateStaticKeyPair().publicKey]) }),
     );
     expect(r[1]).toMatchObject({ status: 'rejected', reason: { code: 'ERR_HANDSHAKE_PEER_UNKNOWN' } });
-    expect(r[0].status).toBe('fulfilled'); // the initiator finished its part; its transport then closes
+    // The initiator finished its part; then the responder's alert closes it with the reason.
+    expect(r[0].status).toBe('fulfilled');
+    if (r[0].status === 'fulfilled') {
+      const closed = await collect(r[0].value).closed;
+      expect(closed).toMatchObject({ code: 'ERR_HANDSHAKE_FAILED', message: expect.stringContaining('ERR_HANDSHAKE_PEER_UNKNOWN') });
+    }
   });
 
   it('service refuses a device whose key changed until it is re-pinned', async () => {
@@ -135,7 +140,7 @@ describe('handshake', () => {
       expect(await known.get('dev-1')).toEqual(deviceOld.publicKey);
       const changed = await connect(deviceNew);
       expect(changed[0]).toMatchObject({ status: 'rejected', reason: { code: 'ERR_HANDSHAKE_PEER_KEY_CHANGED' } });
-      expect(changed[1]).toMatchObject({ status: 'rejected', reason: { code: 'ERR_HANDSHAKE_FAILED' } });
+      expect(changed[1]).toMatchObject({ status: 'rejected', reason: { code: 'ERR_HANDSHAKE_FAILED', message: expect.stringContaining('ERR_HANDSHAKE_PEER_KEY_CHANGED') } });
       expect((await connect(deviceOld)).map((x) => x.status)).toEqual(['fulfilled', 'fulfilled']);
       await known.pin('dev-1', deviceNew.publicKey); // operator re-pins after a re-enrollment
       expect((await connect(deviceNew)).map((x) => x.status)).toEqual(['fulfilled', 'fulfilled']);

@@ -94,3 +94,21 @@ export async function responderHandshake(o: ResolvedOptions, io: HandshakeIO): P
   const [i2r, r2i] = noise.split();
   return { cipher, protocolName: noiseProtocolName(cipher), sendSecret: r2i, recvSecret: i2r, remoteStatic: noise.remoteStatic!, handshakeHash: noise.handshakeHash };
 }
+
+/** Type byte of an alert: `0x15 ‖ version u8 ‖ ASCII error code` (at most 64 code bytes). */
+export const ALERT_TYPE = 0x15;
+
+/**
+ * An alert tells the peer why we are ending the handshake (e.g. ERR_HANDSHAKE_PEER_KEY_CHANGED)
+ * so its error says more than "transport closed". It is not authenticated: the hub could forge
+ * one, which gains it nothing beyond closing the stream, which it can do anyway.
+ */
+export function encodeAlert(code: string): Buffer {
+  return Buffer.concat([Buffer.from([ALERT_TYPE, PROTOCOL_VERSION]), Buffer.from(code.slice(0, 64).replace(/[^A-Z0-9_]/g, '?'), 'ascii')]);
+}
+
+/** The error a received alert turns into. */
+export function alertError(message: Buffer): DevstreamsError {
+  const code = message.subarray(2, 66).toString('ascii').replace(/[^A-Z0-9_]/g, '?');
+  return new DevstreamsError('ERR_HANDSHAKE_FAILED', `peer ended the handshake: ${code || 'no reason given'}`);
+}

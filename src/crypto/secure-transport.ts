@@ -12,7 +12,7 @@ import type { Transport } from '../transport/transport.js';
 import { openBody, recordNonce, sealParts, type CipherName } from './aead.js';
 import { chooseCryptoMode } from './calibrate.js';
 import { MAX_EARLY_BYTES, MAX_SEQUENCE, RECORD_HEADER_SIZE, RECORD_OVERHEAD } from './constants.js';
-import { initiatorHandshake, responderHandshake, type HandshakeIO, type HandshakeResult } from './handshake.js';
+import { ALERT_TYPE, alertError, encodeAlert, initiatorHandshake, responderHandshake, type HandshakeIO, type HandshakeResult } from './handshake.js';
 import { KeySchedule } from './key-schedule.js';
 import { OrderedOffload, type OffloadOutput } from './offload.js';
 import { resolveOptions, type ResolvedOptions, type SecureTransportOptions } from './options.js';
@@ -133,8 +133,10 @@ export class SecureTransport extends TransportBase implements Transport {
     });
   }
 
-  private abortHandshake(error: Error): void {
+  /** Ends the handshake; `tellPeer` sends an alert with our error code first (best effort). */
+  private abortHandshake(error: Error, tellPeer = true): void {
     if (this.phase !== 'handshake') return;
+    if (tellPeer && !this.inner.closed) this.inner.send([encodeAlert(error instanceof DevstreamsError ? error.code : 'ERR_HANDSHAKE_FAILED')]);
     this.handshakeError ??= error;
     const w = this.waiter;
     this.waiter = undefined;
@@ -175,7 +177,8 @@ export class SecureTransport extends TransportBase implements Transport {
   private onInnerMessage(message: Buffer): void {
     if (this.phase === 'open') this.onRecord(message);
     else if (this.phase === 'handshake') {
-      if (this.waiter) {
+      if (message[0] === ALERT_TYPE) this.abortHandshake(alertError(message), false);
+      else if (this.waiter) {
         const w = this.waiter;
         this.waiter = undefined;
         w.resolve(message);
@@ -189,7 +192,7 @@ export class SecureTransport extends TransportBase implements Transport {
 
   private onInnerClose(error?: Error): void {
     if (this.phase === 'handshake') {
-      this.abortHandshake(new DevstreamsError('ERR_HANDSHAKE_FAILED', `transport closed during the handshake${error ? `: ${error.message}` : ''}`, { cause: error }));
+      this.abortHandshake(new DevstreamsError('ERR_HANDSHAKE_FAILED', `transport closed during the handshake${error ? `: ${error.message}` : ''}`, { cause: error }), false);
       return;
     }
     this.innerClosedWith = error ? { error } : {};
@@ -266,6 +269,11 @@ export class SecureTransport extends TransportBase implements Transport {
 
   private onRecord(message: Buffer): void {
     if (this.pendingFailure) return; // session is ending; nothing after the bad record counts
+    if (message[0] === ALERT_TYPE && this.recvSeq === 0 && !this.opener?.pendingBytes) {
+      // The responder refused us after our last handshake message (it verifies our key then).
+      this.fail(alertError(message));
+      return;
+    }
     const header = decodeRecordHeader(message);
     if (!header) {
       this.rejectRecord(new DevstreamsError('ERR_RECORD_AUTH', 'malformed record header'));
