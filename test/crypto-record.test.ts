@@ -213,6 +213,29 @@ describe('records', () => {
     }
   });
 
+  it.each(modes)('both ends close while records are in flight: exactly one orderly onClose ($name)', async ({ opts }) => {
+    const { a, b, cleanup } = await rawPair('tcp');
+    try {
+      const [sa, sb] = await securePair(a, b, opts, opts);
+      collect(sa);
+      let closes = 0;
+      const got: Buffer[] = [];
+      const closed = new Promise<Error | undefined>((r) =>
+        sb.attach({ onMessage: (m) => got.push(m), onDrain: () => {}, onClose: (e) => (closes++, r(e)) }),
+      );
+      const sent = Array.from({ length: 12 }, () => randomBytes(40_000));
+      for (const m of sent) sa.send([m]);
+      sa.close();
+      sb.close(); // racing our own close with the peer's: still exactly one onClose
+      expect(await closed).toBeUndefined();
+      await new Promise((r) => setTimeout(r, 20));
+      expect(closes).toBe(1);
+      expect(sb.closed).toBe(true);
+    } finally {
+      await cleanup();
+    }
+  });
+
   it('a send larger than the record limit ends the session with ERR_RECORD_TOO_LARGE', async () => {
     const { a, b } = await rawPair('memory');
     const [sa] = await securePair(a, b);

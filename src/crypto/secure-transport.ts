@@ -250,8 +250,7 @@ export class SecureTransport extends TransportBase implements Transport {
     let ok = true;
     for (const record of out.results) ok = this.inner.send([record]) && ok;
     if (this.closeWhenFlushed && this.sealer!.idle) {
-      this.phase = 'closed';
-      this.inner.close();
+      this.finishOwnClose();
       return;
     }
     if (ok) this.maybeDrain();
@@ -356,8 +355,15 @@ export class SecureTransport extends TransportBase implements Transport {
       return;
     }
     this.isClosed = true;
+    this.finishOwnClose();
+  }
+
+  /** Our orderly close: close the inner transport; its onClose then reaches the layer above. */
+  private finishOwnClose(): void {
     this.phase = 'closed';
     this.inner.close();
+    // The inner transport may already have closed (peer first) and will not call onClose again.
+    if (this.innerClosedWith) this.deliverClose(this.innerClosedWith.error);
   }
 
   private fail(error: Error): void {
