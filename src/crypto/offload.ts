@@ -1,8 +1,9 @@
 /**
  * Ordered batching in front of the worker pool, one per direction of a session. Items are
  * gathered until a batch holds `batchBytes` (or the current tick ends), copied once into a fresh
- * ArrayBuffer that is transferred (not cloned) to a worker, and results are handed back strictly
- * in submission order even when two threads finish out of order.
+ * ArrayBuffer that is transferred (not cloned) to a worker, sealed or opened there in place and
+ * transferred back; results are handed back strictly in submission order even when two threads
+ * finish out of order.
  */
 import type { Piscina } from 'piscina';
 import type { CipherName } from './aead.js';
@@ -17,8 +18,13 @@ export interface OffloadItem {
   nonce: Buffer;
 }
 
+/** Open tasks start with a u32 status (see seal-worker.ts). */
+const STATUS = 4;
+
 interface Batch {
   items: OffloadItem[];
+  /** Where each item sits in the task buffer (set at dispatch). */
+  offsets?: number[];
   bytes: number;
   done: boolean;
   out?: ArrayBuffer;
@@ -87,33 +93,40 @@ export class OrderedOffload {
     if (!batch || this.stopped) return;
     this.current = undefined;
     this.inflight.push(batch);
-    const data = new Uint8Array(new ArrayBuffer(batch.bytes));
+    const seal = this.op === 'seal';
+    // Seal items get room for their tag; open tasks start with a status slot. allocUnsafeSlow:
+    // an own, unpooled ArrayBuffer (transferable) without zero-filling what we overwrite anyway.
+    const total = seal ? batch.bytes + TAG_SIZE * batch.items.length : STATUS + batch.bytes;
+    const data = Buffer.allocUnsafeSlow(total);
+    if (!seal) data.writeUInt32BE(0, 0);
     const keys: Buffer[] = [];
     const task: CryptoTask = {
       op: this.op,
       cipher: this.cipher,
-      data: data.buffer,
+      data: data.buffer as ArrayBuffer,
       offsets: [],
       lengths: [],
       keyIndex: [],
       keys: [],
       nonces: new Uint8Array(12 * batch.items.length),
     };
-    let at = 0;
+    let at = seal ? 0 : STATUS;
     batch.items.forEach((item, i) => {
       task.offsets.push(at);
-      task.lengths.push(item.size);
+      task.lengths.push(seal ? item.size + TAG_SIZE : item.size);
       for (const part of item.parts) {
         data.set(part, at);
         at += part.length;
       }
+      if (seal) at += TAG_SIZE;
       let k = keys.indexOf(item.key);
       if (k < 0) k = keys.push(item.key) - 1;
       task.keyIndex.push(k);
       task.nonces.set(item.nonce, 12 * i);
     });
     task.keys = keys.map((k) => new Uint8Array(k));
-    this.pool.run(task, { transferList: [data.buffer] }).then(
+    batch.offsets = task.offsets;
+    this.pool.run(task, { transferList: [task.data] }).then(
       (out: ArrayBuffer) => {
         batch.done = true;
         batch.out = out;
@@ -142,22 +155,17 @@ export class OrderedOffload {
 
   private split(batch: Batch): OffloadOutput {
     const out = Buffer.from(batch.out!);
+    const offsets = batch.offsets!;
     const results: Buffer[] = [];
     if (this.op === 'seal') {
-      let at = 0;
-      for (const item of batch.items) {
-        results.push(out.subarray(at, at + item.size + TAG_SIZE));
-        at += item.size + TAG_SIZE;
-      }
+      batch.items.forEach((item, i) => results.push(out.subarray(offsets[i]!, offsets[i]! + item.size + TAG_SIZE)));
       return { results, authFailed: false };
     }
     const failedAt = out.readUInt32BE(0);
     const count = failedAt === 0 ? batch.items.length : failedAt - 1;
-    let at = 4;
     for (let i = 0; i < count; i++) {
-      const len = batch.items[i]!.size - RECORD_HEADER_SIZE - TAG_SIZE;
-      results.push(out.subarray(at, at + len));
-      at += len;
+      const start = offsets[i]! + RECORD_HEADER_SIZE;
+      results.push(out.subarray(start, start + batch.items[i]!.size - RECORD_HEADER_SIZE - TAG_SIZE));
     }
     return { results, authFailed: failedAt !== 0 };
   }

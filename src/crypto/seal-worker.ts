@@ -1,17 +1,23 @@
 /**
  * Piscina worker: seals or opens a batch of records in one task, so the ~50 us worker round trip
- * is paid per batch (several 64 KiB records), not per record. Input and output travel as one
- * transferred ArrayBuffer each. Imports only node:crypto (via aead.ts) and piscina, and runs as
- * compiled JS (dist/src/crypto/seal-worker.js).
+ * is paid per batch (several 64 KiB records), not per record. The batch travels as one
+ * transferred ArrayBuffer and is sealed or opened **in place** and transferred back, so no buffer
+ * is allocated or copied per task beyond what the cipher itself returns. Imports only
+ * node:crypto (via aead.ts) and piscina, and runs as compiled JS (dist/src/crypto/seal-worker.js).
  */
 import { move } from 'piscina';
 import { openBody, sealParts, type CipherName } from './aead.js';
 
-/** One batch. Item i spans data[offsets[i], offsets[i] + lengths[i]) and uses keys[keyIndex[i]]. */
+/**
+ * One batch. Item i spans data[offsets[i], offsets[i] + lengths[i]) and uses keys[keyIndex[i]].
+ * seal: each item is header(12) ‖ plaintext ‖ 16 spare bytes; it becomes the sealed record.
+ * open: data starts with a u32 status slot; each item is a received record, header(12) ‖
+ *       ciphertext ‖ tag(16); the plaintext replaces the ciphertext. Status 0 = all good,
+ *       k+1 = item k failed authentication (items from k on are not opened).
+ */
 export interface CryptoTask {
   op: 'seal' | 'open';
   cipher: CipherName;
-  /** seal: header(12) ‖ plaintext per item; open: header(12) ‖ ciphertext ‖ tag(16) per item. */
   data: ArrayBuffer;
   offsets: number[];
   lengths: number[];
@@ -24,41 +30,30 @@ export interface CryptoTask {
 const HEADER = 12;
 const TAG = 16;
 
-/**
- * seal -> records back to back (each item grows by 16 bytes).
- * open -> u32 status (0 = all good, k+1 = item k failed authentication) ‖ plaintexts back to back
- *         (only those before the failed item are meaningful).
- */
 export default function runCryptoTask(task: CryptoTask): ArrayBuffer {
-  const data = new Uint8Array(task.data);
-  const n = task.offsets.length;
+  const data = Buffer.from(task.data);
   const keys = task.keys.map((k) => Buffer.from(k.buffer, k.byteOffset, k.byteLength));
-  let total = task.op === 'seal' ? 0 : 4;
-  for (let i = 0; i < n; i++) total += task.op === 'seal' ? task.lengths[i]! + TAG : task.lengths[i]! - HEADER - TAG;
-  const out = new Uint8Array(new ArrayBuffer(total));
-  let at = task.op === 'seal' ? 0 : 4;
-  for (let i = 0; i < n; i++) {
+  for (let i = 0; i < task.offsets.length; i++) {
     const off = task.offsets[i]!;
+    const end = off + task.lengths[i]!;
     const header = data.subarray(off, off + HEADER);
-    const body = data.subarray(off + HEADER, off + task.lengths[i]!);
     const key = keys[task.keyIndex[i]!]!;
     const nonce = Buffer.from(task.nonces.buffer, task.nonces.byteOffset + 12 * i, 12);
     if (task.op === 'seal') {
-      out.set(header, at);
-      at += HEADER;
-      for (const piece of sealParts(task.cipher, key, nonce, Buffer.from(header), [body])) {
-        out.set(piece, at);
+      // update() returns the ciphertext in a new buffer, so writing it over the plaintext is safe.
+      let at = off + HEADER;
+      for (const piece of sealParts(task.cipher, key, nonce, header, [data.subarray(at, end - TAG)])) {
+        data.set(piece, at);
         at += piece.length;
       }
     } else {
-      const plain = openBody(task.cipher, key, nonce, header, body);
+      const plain = openBody(task.cipher, key, nonce, header, data.subarray(off + HEADER, end));
       if (!plain) {
-        new DataView(out.buffer).setUint32(0, i + 1);
+        data.writeUInt32BE(i + 1, 0);
         break;
       }
-      out.set(plain, at);
-      at += plain.length;
+      data.set(plain, off + HEADER);
     }
   }
-  return move(out.buffer) as ArrayBuffer;
+  return move(task.data) as ArrayBuffer;
 }
