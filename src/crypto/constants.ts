@@ -31,7 +31,7 @@ export const MAX_HANDSHAKE_MESSAGE = 65_535;
 export const MAX_HANDSHAKE_PAYLOAD = 1024;
 
 /** Worker offload: plaintext bytes gathered into one task before it is dispatched (several records). */
-export const DEFAULT_WORKER_BATCH_BYTES = 256 * 1024;
+export const DEFAULT_WORKER_BATCH_BYTES = 512 * 1024;
 
 /** Worker offload: bytes waiting for or inside workers (sending side) above which `send` returns false. */
 export const DEFAULT_SEAL_HIGH_WATER = 1024 * 1024;

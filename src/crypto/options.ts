@@ -49,7 +49,7 @@ export interface SecureTransportOptions {
   crypto?: CryptoMode;
   /** Worker threads when offloading. Default 1. */
   workerThreads?: number;
-  /** Plaintext bytes gathered per worker task. Default 256 KiB. */
+  /** Plaintext bytes gathered per worker task. Default 512 KiB. */
   workerBatchBytes?: number;
   /** Workers: bytes waiting to be sealed above which `send` returns false. Default 1 MiB. */
   sealHighWater?: number;
