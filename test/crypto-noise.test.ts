@@ -1,5 +1,5 @@
 // Noise XX against the published cacophony/snow test vector, plus key files and trust policies.
-import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -131,6 +131,20 @@ describe('static keys and trust', () => {
     await known.pin('dev-1', k2);
     expect(await known.verify('dev-1', k2)).toBe('match');
     expect(await known.get('dev-1')).toEqual(k2);
+  });
+
+  it('known-devices: concurrent first contacts of several devices all get pinned; comments survive', async () => {
+    const file = join(await tmp(), 'known_devices');
+    await writeFile(file, '# operator notes\n');
+    const known = new KnownDevices(file);
+    const keys = Array.from({ length: 8 }, () => generateStaticKeyPair().publicKey);
+    await Promise.all(keys.map((k, i) => known.verify(`dev-${i}`, k)));
+    for (let i = 0; i < keys.length; i++) expect(await known.get(`dev-${i}`)).toEqual(keys[i]);
+    const racing = await Promise.allSettled([known.verify('new', keys[0]!), known.verify('new', keys[1]!)]);
+    expect(racing.map((r) => (r.status === 'fulfilled' ? r.value : (r.reason as { code: string }).code))).toEqual(['pinned', 'ERR_HANDSHAKE_PEER_KEY_CHANGED']);
+    await known.remove('dev-3');
+    expect(await known.get('dev-3')).toBeUndefined();
+    expect((await readFile(file, 'utf8')).startsWith('# operator notes\n')).toBe(true);
   });
 
   it('expectKey and allowKeys refuse other keys with ERR_HANDSHAKE_PEER_UNKNOWN', () => {

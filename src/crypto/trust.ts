@@ -41,6 +41,9 @@ export const acceptAnyKey: PeerVerifier = () => {};
  * effect without a restart.
  */
 export class KnownDevices {
+  /** Serialises check-and-pin and every read-modify-write of the file within this process. */
+  private writing: Promise<unknown> = Promise.resolve();
+
   constructor(readonly path: string) {}
 
   /** The pinned key of `deviceId`, if any. */
@@ -57,6 +60,13 @@ export class KnownDevices {
    * else ERR_HANDSHAKE_PEER_UNKNOWN. Different key: ERR_HANDSHAKE_PEER_KEY_CHANGED, always.
    */
   async verify(deviceId: string, key: Buffer, trustOnFirstUse = true): Promise<'match' | 'pinned'> {
+    // Check and pin as one step, so two first contacts racing with different keys cannot both win.
+    const result = this.writing.then(() => this.verifyNow(deviceId, key, trustOnFirstUse));
+    this.writing = result.catch(() => {});
+    return result;
+  }
+
+  private async verifyNow(deviceId: string, key: Buffer, trustOnFirstUse: boolean): Promise<'match' | 'pinned'> {
     const pinned = await this.get(deviceId);
     if (pinned) {
       if (pinned.equals(key)) return 'match';
@@ -70,21 +80,25 @@ export class KnownDevices {
     if (!trustOnFirstUse) {
       throw new DevstreamsError('ERR_HANDSHAKE_PEER_UNKNOWN', `device ${deviceId} is not in ${this.path} and trust-on-first-use is off`);
     }
-    await this.pin(deviceId, key);
+    await this.write([...(await this.lines()), `${deviceId} x25519 ${encodePublicKey(key)}`]);
     return 'pinned';
   }
 
   /** Pins (or re-pins, replacing the old line) `deviceId` to `key`. */
   async pin(deviceId: string, key: Buffer): Promise<void> {
     if (!/^[A-Za-z0-9._:@-]+$/.test(deviceId)) throw new DevstreamsError('ERR_CONFIG', `device id ${JSON.stringify(deviceId)} has characters a known-devices line cannot hold`);
-    const kept = (await this.lines()).filter((line) => parseLine(line)?.id !== deviceId);
-    kept.push(`${deviceId} x25519 ${encodePublicKey(key)}`);
-    await this.write(kept);
+    await this.update((lines) => [...lines.filter((line) => parseLine(line)?.id !== deviceId), `${deviceId} x25519 ${encodePublicKey(key)}`]);
   }
 
   /** Forgets `deviceId`; the next handshake pins again (when trust-on-first-use is on). */
   async remove(deviceId: string): Promise<void> {
-    await this.write((await this.lines()).filter((line) => parseLine(line)?.id !== deviceId));
+    await this.update((lines) => lines.filter((line) => parseLine(line)?.id !== deviceId));
+  }
+
+  private update(change: (lines: string[]) => string[]): Promise<void> {
+    const next = this.writing.then(async () => this.write(change(await this.lines())));
+    this.writing = next.catch(() => {});
+    return next;
   }
 
   /** A verifier for one device, for `secureTransport({ verifyPeer })`. */
@@ -96,7 +110,7 @@ export class KnownDevices {
 
   private async lines(): Promise<string[]> {
     try {
-      return (await readFile(this.path, 'utf8')).split('\n').filter((l, i, all) => l.length > 0 || i < all.length - 1);
+      return (await readFile(this.path, 'utf8')).split('\n').filter((l) => l.length > 0);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw err;
@@ -106,7 +120,7 @@ export class KnownDevices {
   private async write(lines: string[]): Promise<void> {
     await mkdir(dirname(this.path), { recursive: true });
     const tmp = `${this.path}.${process.pid}.tmp`;
-    await writeFile(tmp, lines.filter((l) => l.length > 0).join('\n') + '\n', { mode: 0o600 });
+    await writeFile(tmp, lines.join('\n') + '\n', { mode: 0o600 });
     await rename(tmp, this.path); // atomic replace: a reader never sees half a file
   }
 }
