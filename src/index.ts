@@ -1,5 +1,6 @@
 /** devstreams: the embeddable library. Each layer is exported from its own module. */
 export * from './errors.js';
 export * from './transport/index.js';
+export * from './crypto/index.js';
 export * from './mux/index.js';
 export * from './proxy/index.js';

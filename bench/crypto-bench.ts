@@ -1,0 +1,220 @@
+/**
+ * Record-layer benchmark. One run measures, over a TCP transport pair on 127.0.0.1 (sender in
+ * this process, receiver in a child process, as service and device are) with 64 KiB
+ * messages and backpressure: plaintext (no record layer) against sealed inline, sealed on 1
+ * worker thread and on 2 worker threads, each bounded in time, with throughput, the ratio to
+ * plaintext and CPU seconds per GiB (process.cpuUsage of both processes, which counts every thread). Then a
+ * tinybench micro-benchmark of seal/open of one 1, 16 and 64 KiB record.
+ *
+ * Run: `npm run build && node dist/bench/crypto-bench.js [seconds-per-case]`.
+ */
+import { randomBytes } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import net from 'node:net';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Bench } from 'tinybench';
+import { TcpTransport } from '../src/transport/tcp.js';
+import type { Transport } from '../src/transport/transport.js';
+import { secureInitiator, secureResponder } from '../src/crypto/secure-transport.js';
+import { generateStaticKeyPair } from '../src/crypto/keys.js';
+import { acceptAnyKey } from '../src/crypto/trust.js';
+import { closeCryptoPools } from '../src/crypto/worker-pool.js';
+import { openBody, recordNonce, sealParts, type CipherName } from '../src/crypto/aead.js';
+import { encodeRecordHeader } from '../src/crypto/record-format.js';
+import { MAX_RECORD_PLAINTEXT } from '../src/crypto/constants.js';
+import type { SecureTransportOptions } from '../src/crypto/options.js';
+
+export interface ThroughputResult {
+  name: string;
+  bytes: number;
+  seconds: number;
+  /** MB/s (10^6 bytes per second). */
+  mbPerSec: number;
+  /** Throughput relative to plaintext in the same run. */
+  ratio: number;
+  /** CPU seconds (user + system, all threads) per GiB moved. */
+  cpuSecPerGiB: number;
+}
+
+export interface MicroResult {
+  name: string;
+  /** Mean microseconds per call. */
+  usPerOp: number;
+  mbPerSec: number;
+}
+
+export interface CryptoBenchResult {
+  throughput: ThroughputResult[];
+  micro: MicroResult[];
+}
+
+export interface CryptoBenchOptions {
+  /** Time per throughput case. Default 5 s. */
+  secondsPerCase?: number;
+  cipher?: CipherName;
+  /** tinybench time per micro task, ms. Default 300. */
+  microTimeMs?: number;
+}
+
+/** Receiver settings passed to the child process. */
+interface ReceiverSpec {
+  port: number;
+  secure?: Partial<SecureTransportOptions>;
+}
+
+const END_MARKER = Buffer.from([0xee]);
+
+/**
+ * The receiving end, run in a child process (as the device side would be): connects, completes
+ * the responder handshake when sealed, counts bytes, and on the 1-byte end marker replies with
+ * `{ bytes, cpu }` (its own CPU seconds, all threads).
+ */
+async function runReceiver(spec: ReceiverSpec): Promise<void> {
+  const socket = net.connect(spec.port, '127.0.0.1');
+  await new Promise<void>((r, j) => socket.once('connect', r).once('error', j));
+  let t: Transport = new TcpTransport(socket);
+  if (spec.secure) t = await secureResponder(t, { staticKeys: generateStaticKeyPair(), verifyPeer: acceptAnyKey, prologue: 'bench', ...spec.secure });
+  const cpu0 = process.cpuUsage();
+  let bytes = 0;
+  await new Promise<void>((resolve) => {
+    t.attach({
+      onMessage: (m) => {
+        if (m.length === 1 && m[0] === END_MARKER[0]) {
+          const c = process.cpuUsage(cpu0);
+          t.send([Buffer.from(JSON.stringify({ bytes, cpu: (c.user + c.system) / 1e6 }))]);
+          return;
+        }
+        bytes += m.length;
+      },
+      onDrain: () => {},
+      onClose: () => resolve(),
+    });
+  });
+  await closeCryptoPools();
+}
+
+/**
+ * Sends 64 KiB messages for `seconds` from this process to a receiver child process over TCP,
+ * with backpressure, then the end marker; the run ends when the receiver's count comes back.
+ */
+export async function throughputCase(name: string, seconds: number, secure?: Partial<SecureTransportOptions>): Promise<Omit<ThroughputResult, 'ratio'>> {
+  const server = net.createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as net.AddressInfo).port;
+  const accepted = new Promise<net.Socket>((r) => server.once('connection', r));
+  const spec: ReceiverSpec = secure ? { port, secure } : { port };
+  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--receiver', JSON.stringify(spec)], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  try {
+    let tx: Transport = new TcpTransport(await accepted);
+    if (secure) tx = await secureInitiator(tx, { staticKeys: generateStaticKeyPair(), verifyPeer: acceptAnyKey, prologue: 'bench', ...secure });
+    const payload = randomBytes(MAX_RECORD_PLAINTEXT);
+    let drainWaiter: (() => void) | undefined;
+    let reply: ((m: Buffer) => void) | undefined;
+    tx.attach({
+      onMessage: (m) => reply?.(m),
+      onDrain: () => drainWaiter?.(),
+      onClose: () => drainWaiter?.(),
+    });
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    const end = t0 + seconds * 1000;
+    while (performance.now() < end && !tx.closed) {
+      // A burst per turn, as the mux flushes its queue, then yield to I/O.
+      for (let i = 0; i < 16; i++) {
+        if (!tx.send([payload])) {
+          await new Promise<void>((r) => (drainWaiter = r));
+          drainWaiter = undefined;
+          break;
+        }
+      }
+      await new Promise<void>((r) => setImmediate(r));
+    }
+    const answer = new Promise<Buffer>((r) => (reply = r));
+    tx.send([END_MARKER]);
+    const got = JSON.parse((await answer).toString()) as { bytes: number; cpu: number };
+    const elapsed = (performance.now() - t0) / 1000;
+    const c = process.cpuUsage(cpu0);
+    const cpu = (c.user + c.system) / 1e6 + got.cpu;
+    tx.close();
+    return { name, bytes: got.bytes, seconds: elapsed, mbPerSec: got.bytes / elapsed / 1e6, cpuSecPerGiB: cpu / (got.bytes / 2 ** 30) };
+  } finally {
+    await closeCryptoPools();
+    await exited;
+    await new Promise<void>((r) => server.close(() => r()));
+  }
+}
+
+async function micro(cipher: CipherName, timeMs: number): Promise<MicroResult[]> {
+  const bench = new Bench({ time: timeMs, warmupTime: 50 });
+  const key = randomBytes(32);
+  const iv = randomBytes(12);
+  const sizes = [1024, 16 * 1024, 64 * 1024];
+  for (const size of sizes) {
+    const plain = randomBytes(size);
+    const header = encodeRecordHeader(0, 1);
+    const nonce = recordNonce(iv, 1);
+    const sealed = Buffer.concat(sealParts(cipher, key, nonce, header, [plain]));
+    bench.add(`seal ${size / 1024} KiB`, () => {
+      sealParts(cipher, key, recordNonce(iv, 1), header, [plain]);
+    });
+    bench.add(`open ${size / 1024} KiB`, () => {
+      if (!openBody(cipher, key, recordNonce(iv, 1), header, sealed)) throw new Error('open failed');
+    });
+  }
+  await bench.run();
+  return bench.tasks.map((t) => {
+    const r = t.result as { period?: number };
+    const period = r.period ?? NaN;
+    const size = Number(t.name.split(' ')[1]) * 1024;
+    return { name: `${cipher} ${t.name}`, usPerOp: period * 1000, mbPerSec: size / (period / 1000) / 1e6 };
+  });
+}
+
+/** Runs the whole benchmark; returns the figures (also printed by the standalone entry). */
+export async function runCryptoBench(options: CryptoBenchOptions = {}): Promise<CryptoBenchResult> {
+  const seconds = options.secondsPerCase ?? 5;
+  const cipher = options.cipher ?? 'AESGCM';
+  const cases: Array<[string, Partial<SecureTransportOptions> | undefined]> = [
+    ['plaintext (no record layer)', undefined],
+    [`sealed ${cipher} inline`, { cipher, crypto: 'inline' }],
+    [`sealed ${cipher} workers x1`, { cipher, crypto: 'workers', workerThreads: 1 }],
+    [`sealed ${cipher} workers x2`, { cipher, crypto: 'workers', workerThreads: 2 }],
+  ];
+  const raw: Array<Omit<ThroughputResult, 'ratio'>> = [];
+  for (const [name, secure] of cases) raw.push(await throughputCase(name, seconds, secure));
+  const base = raw[0]!.mbPerSec;
+  const throughput = raw.map((r) => ({ ...r, ratio: r.mbPerSec / base }));
+  const microResults = [...(await micro('AESGCM', options.microTimeMs ?? 300)), ...(await micro('ChaChaPoly', options.microTimeMs ?? 300))];
+  return { throughput, micro: microResults };
+}
+
+/** Markdown tables of a result, for RESULTS.md and the console. */
+export function formatCryptoBench(r: CryptoBenchResult): string {
+  const lines = [
+    '| case (TCP pair, 64 KiB messages) | MB/s | x plaintext | CPU s / GiB |',
+    '| --- | ---: | ---: | ---: |',
+    ...r.throughput.map((t) => `| ${t.name} | ${t.mbPerSec.toFixed(0)} | ${t.ratio.toFixed(2)} | ${t.cpuSecPerGiB.toFixed(2)} |`),
+    '',
+    '| micro (one record) | us/op | MB/s |',
+    '| --- | ---: | ---: |',
+    ...r.micro.map((m) => `| ${m.name} | ${m.usPerOp.toFixed(1)} | ${m.mbPerSec.toFixed(0)} |`),
+  ];
+  return lines.join('\n');
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href && process.argv[2] === '--receiver') {
+  runReceiver(JSON.parse(process.argv[3]!) as ReceiverSpec).catch((err: unknown) => {
+    console.error(err);
+    process.exitCode = 1;
+  });
+} else if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const seconds = Number(process.argv[2] ?? 5);
+  runCryptoBench({ secondsPerCase: seconds }).then(
+    (r) => console.log(formatCryptoBench(r)),
+    (err: unknown) => {
+      console.error(err);
+      process.exitCode = 1;
+    },
+  );
+}

@@ -1,0 +1,105 @@
+/**
+ * `crypto: 'auto'`: a short start-up measurement (well under 200 ms, once per process per cipher
+ * and thread count) of sealing 1 MiB as 64 KiB records inline against the worker pool, picking
+ * the faster. The pool's thread start-up is paid once before timing, since a long-lived process
+ * pays it once too.
+ */
+import { randomBytes } from 'node:crypto';
+import { recordNonce, sealParts, type CipherName } from './aead.js';
+import { AUTO_CALIBRATION_BUDGET_MS, DEFAULT_WORKER_BATCH_BYTES, MAX_RECORD_PLAINTEXT, RECORD_HEADER_SIZE } from './constants.js';
+import { OrderedOffload } from './offload.js';
+import { encodeRecordHeader } from './record-format.js';
+import { getCryptoPool } from './worker-pool.js';
+
+export interface CalibrationResult {
+  mode: 'inline' | 'workers';
+  /** Bytes per second sealing inline. */
+  inline: number;
+  /** Bytes per second through the pool (0 when the pool could not be used). */
+  workers: number;
+}
+
+const cache = new Map<string, Promise<CalibrationResult>>();
+
+/** Measures (once) and returns the faster mode. */
+export async function chooseCryptoMode(cipher: CipherName, threads: number): Promise<'inline' | 'workers'> {
+  return (await calibrate(cipher, threads)).mode;
+}
+
+/** The measurement behind `auto`, cached per cipher and thread count. */
+export function calibrate(cipher: CipherName, threads: number): Promise<CalibrationResult> {
+  const id = `${cipher}/${threads}`;
+  let p = cache.get(id);
+  if (!p) {
+    p = measure(cipher, threads);
+    cache.set(id, p);
+  }
+  return p;
+}
+
+async function measure(cipher: CipherName, threads: number): Promise<CalibrationResult> {
+  const key = randomBytes(32);
+  const iv = randomBytes(12);
+  const payload = randomBytes(MAX_RECORD_PLAINTEXT);
+  const records = 16; // 1 MiB
+  const deadline = performance.now() + AUTO_CALIBRATION_BUDGET_MS;
+
+  const sealInline = (n: number): void => {
+    for (let i = 0; i < n; i++) sealParts(cipher, key, recordNonce(iv, i), encodeRecordHeader(0, i), [payload]);
+  };
+  sealInline(4); // warm-up: JIT and OpenSSL context set-up, as the workers get theirs
+  const t0 = performance.now();
+  sealInline(records);
+  const inline = (records * payload.length) / ((performance.now() - t0) / 1000);
+
+  let workers = 0;
+  try {
+    const pool = getCryptoPool(threads);
+    const timeLeft = (): number => deadline - performance.now();
+    // Warm-up: starts the threads and loads the worker module.
+    await runSeal(pool, cipher, key, iv, payload, threads, timeLeft());
+    const t1 = performance.now();
+    if (await runSeal(pool, cipher, key, iv, payload, records, timeLeft())) {
+      workers = (records * payload.length) / ((performance.now() - t1) / 1000);
+    }
+  } catch {
+    workers = 0; // no worker file (not built) or no threads: inline it is
+  }
+  return { mode: workers > inline ? 'workers' : 'inline', inline, workers };
+}
+
+/** Seals `records` records through the pool; false if it did not finish within `budgetMs`. */
+function runSeal(pool: ReturnType<typeof getCryptoPool>, cipher: CipherName, key: Buffer, iv: Buffer, payload: Buffer, records: number, budgetMs: number): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    if (budgetMs <= 0) {
+      resolve(false);
+      return;
+    }
+    let left = records;
+    const timer = setTimeout(() => {
+      offload.stop();
+      resolve(false);
+    }, budgetMs);
+    const offload = new OrderedOffload(
+      pool,
+      'seal',
+      cipher,
+      DEFAULT_WORKER_BATCH_BYTES,
+      (out) => {
+        left -= out.results.length;
+        if (left === 0) {
+          clearTimeout(timer);
+          resolve(true);
+        }
+      },
+      (err) => {
+        clearTimeout(timer);
+        reject(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+    for (let i = 0; i < records; i++) {
+      const header = encodeRecordHeader(0, i);
+      offload.push({ parts: [header, payload], size: RECORD_HEADER_SIZE + payload.length, key, nonce: recordNonce(iv, i) });
+    }
+  });
+}

@@ -1,0 +1,52 @@
+/**
+ * Every named limit and default of the record layer and its handshake, in one place. Options
+ * objects elsewhere default to these; docs/PROTOCOL-RECORD.md lists the same values.
+ */
+
+/** Largest plaintext one record carries (one `send` of the layer above = one record). */
+export const MAX_RECORD_PLAINTEXT = 64 * 1024;
+
+/** Record header: type u8, reserved u8, key epoch u16, sequence u64 (big-endian). */
+export const RECORD_HEADER_SIZE = 12;
+
+/** AEAD tag length for both AES-256-GCM and ChaCha20-Poly1305. */
+export const TAG_SIZE = 16;
+
+/** Bytes a sealed record adds to its plaintext. */
+export const RECORD_OVERHEAD = RECORD_HEADER_SIZE + TAG_SIZE;
+
+/** Records sent under one key before the sender moves to the next key epoch. */
+export const DEFAULT_REKEY_RECORDS = 2 ** 20;
+
+/** Plaintext bytes sent under one key before the sender moves to the next key epoch (1 GiB). */
+export const DEFAULT_REKEY_BYTES = 2 ** 30;
+
+/** Time allowed for the whole handshake (all three messages) before `ERR_HANDSHAKE_TIMEOUT`. */
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
+
+/** Largest handshake message accepted (Noise caps messages at 65,535 bytes). */
+export const MAX_HANDSHAKE_MESSAGE = 65_535;
+
+/** Largest handshake payload this implementation sends or accepts (it carries a tiny CBOR-free struct). */
+export const MAX_HANDSHAKE_PAYLOAD = 1024;
+
+/** Worker offload: plaintext bytes gathered into one task before it is dispatched (several records). */
+export const DEFAULT_WORKER_BATCH_BYTES = 512 * 1024;
+
+/** Worker offload: bytes waiting for or inside workers (sending side) above which `send` returns false. */
+export const DEFAULT_SEAL_HIGH_WATER = 1024 * 1024;
+
+/** Worker offload: default pool size. */
+export const DEFAULT_WORKER_THREADS = 1;
+
+/** `auto` mode: wall-clock budget for the start-up calibration. */
+export const AUTO_CALIBRATION_BUDGET_MS = 150;
+
+/** Wire version carried in every handshake message and bound into the prologue. */
+export const PROTOCOL_VERSION = 1;
+
+/** Sequence numbers are u64 on the wire; this implementation stops (closes) before 2^53. */
+export const MAX_SEQUENCE = Number.MAX_SAFE_INTEGER;
+
+/** Bytes of records the responder holds while it verifies the initiator's key after message 3. */
+export const MAX_EARLY_BYTES = 16 * 1024 * 1024;

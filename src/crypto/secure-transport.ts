@@ -1,0 +1,392 @@
+/**
+ * The record layer: a `Transport` that wraps another `Transport`. It first runs the Noise XX
+ * handshake over the inner transport, then turns every `send(parts)` into one sealed record and
+ * every received record back into one message, so the mux runs over it unchanged. Sealing and
+ * opening run inline or on the worker pool; either way records leave and arrive in order, and a
+ * record that fails authentication or arrives out of sequence ends the session with a coded
+ * error before any of its bytes reach the layer above.
+ */
+import { DevstreamsError } from '../errors.js';
+import { TransportBase } from '../transport/base.js';
+import type { Transport } from '../transport/transport.js';
+import { openBody, recordNonce, sealParts, type CipherName } from './aead.js';
+import { chooseCryptoMode } from './calibrate.js';
+import { MAX_EARLY_BYTES, MAX_SEQUENCE, RECORD_HEADER_SIZE, RECORD_OVERHEAD } from './constants.js';
+import { ALERT_TYPE, alertError, encodeAlert, initiatorHandshake, responderHandshake, type HandshakeIO, type HandshakeResult } from './handshake.js';
+import { KeySchedule } from './key-schedule.js';
+import { OrderedOffload, type OffloadOutput } from './offload.js';
+import { resolveOptions, type ResolvedOptions, type SecureTransportOptions } from './options.js';
+import { decodeRecordHeader, encodeRecordHeader } from './record-format.js';
+import { getCryptoPool } from './worker-pool.js';
+
+/** What the handshake established, for logs and for pinning. */
+export interface SecureSessionInfo {
+  /** e.g. Noise_XX_25519_AESGCM_SHA256 */
+  protocolName: string;
+  cipher: CipherName;
+  /** The peer's proven static public key (32 bytes). */
+  remoteStatic: Buffer;
+  /** Noise handshake hash, usable as a channel binding. */
+  handshakeHash: Buffer;
+  /** Where this session seals and opens: after `auto` resolved. */
+  crypto: 'inline' | 'workers';
+}
+
+type Phase = 'handshake' | 'open' | 'closed';
+
+/** A sealed, authenticated `Transport`. Obtain one with `secureInitiator` / `secureResponder`. */
+export class SecureTransport extends TransportBase implements Transport {
+  readonly maxMessageSize: number;
+  private phase: Phase = 'handshake';
+  private info: SecureSessionInfo | undefined;
+  // handshake plumbing
+  private inbox: Buffer[] = [];
+  private inboxBytes = 0;
+  private waiter: { resolve: (m: Buffer) => void; reject: (e: Error) => void } | undefined;
+  private handshakeError: Error | undefined;
+  // record state
+  private cipher: CipherName = 'AESGCM';
+  private sendKeys!: KeySchedule;
+  private recvKeys!: KeySchedule;
+  private sendSeq = 0;
+  private recvSeq = 0;
+  private epochRecords = 0;
+  private epochBytes = 0;
+  private sealer: OrderedOffload | undefined;
+  private opener: OrderedOffload | undefined;
+  private wantDrain = false;
+  private closeWhenFlushed: boolean = false;
+  private innerClosedWith: { error?: Error } | undefined;
+  private pendingFailure: DevstreamsError | undefined;
+
+  private constructor(private readonly inner: Transport, private readonly o: ResolvedOptions) {
+    super();
+    this.maxMessageSize = Math.min(o.maxRecordPlaintext, inner.maxMessageSize - RECORD_OVERHEAD);
+    inner.attach({
+      onMessage: (m) => this.onInnerMessage(m),
+      onDrain: () => this.maybeDrain(),
+      onClose: (err) => this.onInnerClose(err),
+    });
+  }
+
+  /** Runs the handshake as `role` over `inner`; resolves once records can flow. */
+  static async establish(inner: Transport, role: 'initiator' | 'responder', options: SecureTransportOptions): Promise<SecureTransport> {
+    const o = resolveOptions(options);
+    // Decide `auto` before attaching, so no record piles up while we measure.
+    const mode = o.crypto === 'auto' ? await chooseCryptoMode(o.cipher, o.workerThreads) : o.crypto;
+    const t = new SecureTransport(inner, o);
+    await t.handshake(role, mode);
+    return t;
+  }
+
+  /** The handshake outcome. */
+  get session(): SecureSessionInfo {
+    if (!this.info) throw new DevstreamsError('ERR_INTERNAL', 'handshake not complete');
+    return this.info;
+  }
+
+  /** Counters for metrics and tests. */
+  get stats(): { recordsSent: number; recordsReceived: number; sendEpoch: number; recvEpoch: number } {
+    return { recordsSent: this.sendSeq, recordsReceived: this.recvSeq, sendEpoch: this.sendKeys?.keys.epoch ?? 0, recvEpoch: this.recvKeys?.keys.epoch ?? 0 };
+  }
+
+  get bufferedAmount(): number {
+    return (this.sealer?.pendingBytes ?? 0) + this.inner.bufferedAmount;
+  }
+
+  // ---- handshake ---------------------------------------------------------------------------
+
+  private async handshake(role: 'initiator' | 'responder', mode: 'inline' | 'workers'): Promise<void> {
+    const io: HandshakeIO = {
+      send: (m) => void this.inner.send([m]),
+      next: () => this.nextHandshakeMessage(),
+    };
+    const timer = setTimeout(() => {
+      this.abortHandshake(new DevstreamsError('ERR_HANDSHAKE_TIMEOUT', `handshake did not complete within ${this.o.handshakeTimeoutMs} ms`));
+    }, this.o.handshakeTimeoutMs);
+    let result: HandshakeResult;
+    try {
+      const run = role === 'initiator' ? initiatorHandshake(this.o, io) : responderHandshake(this.o, io);
+      // Whichever comes first: the handshake, or a timeout / close that rejected the waiter.
+      result = await run;
+      if (this.handshakeError) throw this.handshakeError;
+    } catch (err) {
+      const error = this.handshakeError ?? asHandshakeError(err);
+      this.abortHandshake(error);
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+    if (this.phase !== 'handshake') throw this.handshakeError ?? new DevstreamsError('ERR_HANDSHAKE_FAILED', 'transport closed during the handshake');
+    this.startRecords(result, mode);
+  }
+
+  private nextHandshakeMessage(): Promise<Buffer> {
+    if (this.handshakeError) return Promise.reject(this.handshakeError);
+    const m = this.inbox.shift();
+    if (m) {
+      this.inboxBytes -= m.length;
+      return Promise.resolve(m);
+    }
+    return new Promise((resolve, reject) => {
+      this.waiter = { resolve, reject };
+    });
+  }
+
+  /** Ends the handshake; `tellPeer` sends an alert with our error code first (best effort). */
+  private abortHandshake(error: Error, tellPeer = true): void {
+    if (this.phase !== 'handshake') return;
+    if (tellPeer && !this.inner.closed) this.inner.send([encodeAlert(error instanceof DevstreamsError ? error.code : 'ERR_HANDSHAKE_FAILED')]);
+    this.handshakeError ??= error;
+    const w = this.waiter;
+    this.waiter = undefined;
+    w?.reject(this.handshakeError);
+    this.phase = 'closed';
+    this.inbox = [];
+    this.inner.close(this.handshakeError);
+    this.deliverClose(this.handshakeError);
+  }
+
+  private startRecords(result: HandshakeResult, mode: 'inline' | 'workers'): void {
+    this.cipher = result.cipher;
+    this.sendKeys = new KeySchedule(result.sendSecret);
+    this.recvKeys = new KeySchedule(result.recvSecret);
+    result.sendSecret.fill(0);
+    result.recvSecret.fill(0);
+    this.info = { protocolName: result.protocolName, cipher: result.cipher, remoteStatic: result.remoteStatic, handshakeHash: result.handshakeHash, crypto: mode };
+    if (mode === 'workers') {
+      const pool = getCryptoPool(this.o.workerThreads);
+      const onError = (err: unknown): void => this.fail(new DevstreamsError('ERR_INTERNAL', `crypto worker failed: ${String(err)}`, { cause: err }));
+      this.sealer = new OrderedOffload(pool, 'seal', this.cipher, this.o.workerBatchBytes, (out) => this.onSealed(out), onError);
+      this.opener = new OrderedOffload(pool, 'open', this.cipher, this.o.workerBatchBytes, (out) => this.onOpened(out), onError);
+    }
+    this.phase = 'open';
+    // Records that arrived right behind the last handshake message (held until the peer was verified).
+    const early = this.inbox;
+    this.inbox = [];
+    this.inboxBytes = 0;
+    for (const m of early) {
+      if (this.phase !== 'open') break;
+      this.onRecord(m);
+    }
+    if (this.innerClosedWith && this.phase === 'open') this.finishInnerClose();
+  }
+
+  // ---- inner transport events --------------------------------------------------------------
+
+  private onInnerMessage(message: Buffer): void {
+    if (this.phase === 'open') this.onRecord(message);
+    else if (this.phase === 'handshake') {
+      if (message[0] === ALERT_TYPE) this.abortHandshake(alertError(message), false);
+      else if (this.waiter) {
+        const w = this.waiter;
+        this.waiter = undefined;
+        w.resolve(message);
+      } else if (this.inboxBytes + message.length <= MAX_EARLY_BYTES) {
+        // Records the initiator sends right after message 3, held while the peer is verified.
+        this.inbox.push(message);
+        this.inboxBytes += message.length;
+      } else this.abortHandshake(new DevstreamsError('ERR_HANDSHAKE_FAILED', 'peer sent too much before the handshake completed'));
+    }
+  }
+
+  private onInnerClose(error?: Error): void {
+    if (this.phase === 'handshake') {
+      this.abortHandshake(new DevstreamsError('ERR_HANDSHAKE_FAILED', `transport closed during the handshake${error ? `: ${error.message}` : ''}`, { cause: error }), false);
+      return;
+    }
+    this.innerClosedWith = error ? { error } : {};
+    if (this.phase === 'closed') this.deliverClose(error); // our own orderly close completing
+    else this.finishInnerClose();
+  }
+
+  /** Delivers close once records already inside workers have been delivered. */
+  private finishInnerClose(): void {
+    if (this.phase !== 'open' || !this.innerClosedWith) return;
+    if (this.opener && !this.opener.idle) return; // onOpened calls back here
+    this.phase = 'closed';
+    this.sealer?.stop();
+    this.deliverClose(this.innerClosedWith.error);
+  }
+
+  // ---- sending -----------------------------------------------------------------------------
+
+  send(parts: readonly Buffer[]): boolean {
+    if (this.phase !== 'open' || this.closeWhenFlushed) return false;
+    let size = 0;
+    for (const p of parts) size += p.length;
+    if (size > this.maxMessageSize) {
+      this.fail(new DevstreamsError('ERR_RECORD_TOO_LARGE', `message of ${size} bytes exceeds the record limit of ${this.maxMessageSize}`));
+      return false;
+    }
+    if (this.sendSeq >= MAX_SEQUENCE) {
+      this.fail(new DevstreamsError('ERR_RECORD_SEQUENCE', 'sequence space exhausted; reconnect'));
+      return false;
+    }
+    if (this.epochRecords >= this.o.rekeyRecords || this.epochBytes >= this.o.rekeyBytes) {
+      this.sendKeys.next(); // the header's epoch tells the peer to follow
+      this.epochRecords = 0;
+      this.epochBytes = 0;
+    }
+    const { epoch, key, iv } = this.sendKeys.keys;
+    const seq = this.sendSeq++;
+    this.epochRecords++;
+    this.epochBytes += size;
+    const header = encodeRecordHeader(epoch, seq);
+    const nonce = recordNonce(iv, seq);
+    if (this.sealer) {
+      this.sealer.push({ parts: [header, ...parts], size: RECORD_HEADER_SIZE + size, key, nonce });
+      const ok = this.bufferedAmount <= this.o.sealHighWater;
+      if (!ok) this.wantDrain = true;
+      return ok;
+    }
+    const ok = this.inner.send([header, ...sealParts(this.cipher, key, nonce, header, parts)]);
+    if (!ok) this.wantDrain = true;
+    return ok;
+  }
+
+  private onSealed(out: OffloadOutput): void {
+    if (this.phase !== 'open') return;
+    let ok = true;
+    for (const record of out.results) ok = this.inner.send([record]) && ok;
+    if (this.closeWhenFlushed && this.sealer!.idle) {
+      this.finishOwnClose();
+      return;
+    }
+    if (ok) this.maybeDrain();
+  }
+
+  private maybeDrain(): void {
+    if (!this.wantDrain || this.phase !== 'open') return;
+    // Inline, the inner transport's onDrain is the signal; with workers, our queue must be low too.
+    if (this.sealer && this.bufferedAmount > this.o.sealHighWater) return;
+    this.wantDrain = false;
+    this.deliverDrain();
+  }
+
+  // ---- receiving ---------------------------------------------------------------------------
+
+  private onRecord(message: Buffer): void {
+    if (this.pendingFailure) return; // session is ending; nothing after the bad record counts
+    if (message[0] === ALERT_TYPE && this.recvSeq === 0 && !this.opener?.pendingBytes) {
+      // The responder refused us after our last handshake message (it verifies our key then).
+      this.fail(alertError(message));
+      return;
+    }
+    const header = decodeRecordHeader(message);
+    if (!header) {
+      this.rejectRecord(new DevstreamsError('ERR_RECORD_AUTH', 'malformed record header'));
+      return;
+    }
+    if (message.length > this.o.maxRecordPlaintext + RECORD_OVERHEAD) {
+      this.rejectRecord(new DevstreamsError('ERR_RECORD_TOO_LARGE', `record of ${message.length} bytes exceeds the limit`));
+      return;
+    }
+    if (header.seq !== this.recvSeq) {
+      const what = header.seq < this.recvSeq ? 'replayed' : 'out of order or after a dropped record';
+      this.rejectRecord(new DevstreamsError('ERR_RECORD_SEQUENCE', `record ${header.seq} ${what}; expected ${this.recvSeq}`));
+      return;
+    }
+    const current = this.recvKeys.keys.epoch & 0xffff;
+    if (header.epoch !== current) {
+      if (header.epoch !== ((current + 1) & 0xffff)) {
+        this.rejectRecord(new DevstreamsError('ERR_RECORD_SEQUENCE', `record ${header.seq} has key epoch ${header.epoch}; expected ${current} or the next`));
+        return;
+      }
+      this.recvKeys.next();
+    }
+    this.recvSeq++;
+    const { key, iv } = this.recvKeys.keys;
+    const nonce = recordNonce(iv, header.seq);
+    if (this.opener) {
+      this.opener.push({ parts: [message], size: message.length, key, nonce });
+      return;
+    }
+    const plain = openBody(this.cipher, key, nonce, message.subarray(0, RECORD_HEADER_SIZE), message.subarray(RECORD_HEADER_SIZE));
+    if (!plain) {
+      this.fail(new DevstreamsError('ERR_RECORD_AUTH', `record ${header.seq} failed authentication`));
+      return;
+    }
+    this.deliverMessage(plain);
+  }
+
+  /**
+   * Ends the session because of a bad record. Good records before it that are still inside a
+   * worker are delivered first, so the peer's data up to the bad record is never lost to a race.
+   */
+  private rejectRecord(error: DevstreamsError): void {
+    if (this.opener && !this.opener.idle) this.pendingFailure = error;
+    else this.fail(error);
+  }
+
+  private onOpened(out: OffloadOutput): void {
+    if (this.phase !== 'open') return;
+    for (const plain of out.results) {
+      this.deliverMessage(plain);
+      if (this.phase !== 'open') return;
+    }
+    if (out.authFailed) {
+      this.fail(new DevstreamsError('ERR_RECORD_AUTH', 'a record failed authentication'));
+      return;
+    }
+    if (this.pendingFailure && this.opener!.idle) {
+      this.fail(this.pendingFailure);
+      return;
+    }
+    if (this.innerClosedWith) this.finishInnerClose();
+  }
+
+  // ---- closing -----------------------------------------------------------------------------
+
+  close(error?: Error): void {
+    if (this.phase === 'handshake') {
+      this.abortHandshake(error ?? new DevstreamsError('ERR_HANDSHAKE_FAILED', 'closed during the handshake'));
+      return;
+    }
+    if (this.phase !== 'open') return;
+    if (error) {
+      this.fail(error);
+      return;
+    }
+    // Orderly: records still in a worker go out first, like a socket flushing before FIN.
+    if (this.sealer && !this.sealer.idle) {
+      this.closeWhenFlushed = true;
+      this.isClosed = true;
+      return;
+    }
+    this.isClosed = true;
+    this.finishOwnClose();
+  }
+
+  /** Our orderly close: close the inner transport; its onClose then reaches the layer above. */
+  private finishOwnClose(): void {
+    this.phase = 'closed';
+    this.inner.close();
+    // The inner transport may already have closed (peer first) and will not call onClose again.
+    if (this.innerClosedWith) this.deliverClose(this.innerClosedWith.error);
+  }
+
+  private fail(error: Error): void {
+    if (this.phase === 'closed') return;
+    this.phase = 'closed';
+    this.sealer?.stop();
+    this.opener?.stop();
+    this.inner.close(error);
+    this.deliverClose(error);
+  }
+}
+
+function asHandshakeError(err: unknown): Error {
+  if (err instanceof DevstreamsError) return err;
+  return new DevstreamsError('ERR_HANDSHAKE_FAILED', `handshake failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+}
+
+/** Runs the initiator's handshake over `inner`; resolves with the sealed transport. */
+export function secureInitiator(inner: Transport, options: SecureTransportOptions): Promise<SecureTransport> {
+  return SecureTransport.establish(inner, 'initiator', options);
+}
+
+/** Runs the responder's handshake over `inner`; resolves with the sealed transport. */
+export function secureResponder(inner: Transport, options: SecureTransportOptions): Promise<SecureTransport> {
+  return SecureTransport.establish(inner, 'responder', options);
+}
