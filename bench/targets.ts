@@ -1,0 +1,96 @@
+// Bench targets: a sink (counts a announced number of bytes, answers one byte), an echo server and
+// an HTTP server. They run in their own process (procs/targets-main.ts) so they never share the
+// bench driver's event loop.
+import http from 'node:http';
+import net from 'node:net';
+
+/** Byte the sink answers once it has received the announced count. */
+export const SINK_DONE_BYTE = 0x01;
+/** Size of the sink's header: the byte count to expect, as a big-endian uint64. */
+export const SINK_HEADER_BYTES = 8;
+/** Body of every HTTP target response. */
+export const HTTP_BODY = 'hello from the bench target\n';
+
+export interface TargetPorts {
+  readonly sink: number;
+  readonly echo: number;
+  readonly http: number;
+}
+export type TargetName = keyof TargetPorts;
+export const TARGET_NAMES: readonly TargetName[] = ['sink', 'echo', 'http'];
+
+/** Sink protocol: [u64 N][N bytes] -> [SINK_DONE_BYTE]; repeatable on one connection. */
+function onSinkConnection(sock: net.Socket): void {
+  sock.setNoDelay(true);
+  let header: Buffer = Buffer.alloc(0);
+  let remaining = -1; // bytes still expected; -1 = waiting for a header
+  sock.on('data', (chunk: Buffer) => {
+    let off = 0;
+    while (off < chunk.length) {
+      if (remaining < 0) {
+        const need = SINK_HEADER_BYTES - header.length;
+        const part = chunk.subarray(off, off + need);
+        header = header.length === 0 ? part : Buffer.concat([header, part]);
+        off += part.length;
+        if (header.length < SINK_HEADER_BYTES) return;
+        remaining = Number(header.readBigUInt64BE(0));
+        header = Buffer.alloc(0);
+      }
+      const take = Math.min(chunk.length - off, remaining);
+      remaining -= take;
+      off += take;
+      if (remaining === 0) {
+        sock.write(Buffer.of(SINK_DONE_BYTE));
+        remaining = -1;
+      }
+    }
+  });
+  sock.on('error', () => sock.destroy());
+}
+
+function onEchoConnection(sock: net.Socket): void {
+  sock.setNoDelay(true);
+  sock.pipe(sock);
+  sock.on('error', () => sock.destroy());
+}
+
+async function listen(server: net.Server): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const addr = server.address();
+  if (addr === null || typeof addr === 'string') throw new Error('target: no port');
+  return addr.port;
+}
+
+export interface RunningTargets {
+  readonly ports: TargetPorts;
+  close(): Promise<void>;
+}
+
+export async function startTargets(): Promise<RunningTargets> {
+  const sink = net.createServer(onSinkConnection);
+  const echo = net.createServer(onEchoConnection);
+  const body = Buffer.from(HTTP_BODY);
+  const web = http.createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain', 'content-length': body.length });
+    res.end(body);
+  });
+  web.keepAliveTimeout = 30_000;
+  const ports = { sink: await listen(sink), echo: await listen(echo), http: await listen(web) };
+  const sockets = new Set<net.Socket>();
+  for (const s of [sink, echo, web] as net.Server[]) {
+    s.on('connection', (c: net.Socket) => {
+      sockets.add(c);
+      c.on('close', () => sockets.delete(c));
+    });
+  }
+  return {
+    ports,
+    async close() {
+      for (const c of sockets) c.destroy();
+      await Promise.all([sink, echo, web].map((s) => new Promise<void>((r) => s.close(() => r()))));
+    },
+  };
+}
