@@ -158,12 +158,15 @@ export async function main(argv: readonly string[]): Promise<BenchResults> {
   progress.line(`bench ${opts.quick ? 'quick' : 'full'}: ${runnable.map((p) => p.id).join(', ')} x ${placements.map((p) => p.id).join(', ')} x ${scenarios.map((s) => s.id).join(', ')}`);
 
   const tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'devstreams-bench-'));
-  let targets: Child | undefined;
+  const targets: Child[] = [];
   try {
-    const t = await spawnNodeReady<{ ports: TargetPorts }>(benchScript('procs/targets-main.js'), []);
-    targets = t.child;
+    const sink = await spawnNodeReady<{ ports: Partial<TargetPorts> }>(benchScript('procs/targets-main.js'), ['sink']);
+    targets.push(sink.child);
+    const rest = await spawnNodeReady<{ ports: Partial<TargetPorts> }>(benchScript('procs/targets-main.js'), ['echo,http']);
+    targets.push(rest.child);
+    const ports = { ...sink.ready.ports, ...rest.ready.ports } as TargetPorts;
     for (const placement of placements) {
-      for (const p of runnable) await runPathAtPlacement(p, placement, scenarios, t.ready.ports, budget, progress, results.records, tmpDir);
+      for (const p of runnable) await runPathAtPlacement(p, placement, scenarios, ports, budget, progress, results.records, tmpDir);
     }
     for (const m of modules) {
       progress.step += 1;
@@ -175,7 +178,7 @@ export async function main(argv: readonly string[]): Promise<BenchResults> {
       }
     }
   } finally {
-    await targets?.stop();
+    for (const t of targets) await t.stop();
     fs.rmSync(tmpDir, { recursive: true, force: true });
   }
   results.finishedAt = new Date().toISOString();

@@ -1,6 +1,7 @@
 // Bench targets: a sink (counts a announced number of bytes, answers one byte), an echo server and
 // an HTTP server. They run in their own process (procs/targets-main.ts) so they never share the
-// bench driver's event loop.
+// bench driver's event loop; the sink gets a process of its own so that a saturating transfer
+// does not delay the echo server's replies (scenario "interactive").
 import http from 'node:http';
 import net from 'node:net';
 
@@ -65,32 +66,42 @@ async function listen(server: net.Server): Promise<number> {
 }
 
 export interface RunningTargets {
-  readonly ports: TargetPorts;
+  readonly ports: Partial<TargetPorts>;
   close(): Promise<void>;
 }
 
-export async function startTargets(): Promise<RunningTargets> {
-  const sink = net.createServer(onSinkConnection);
-  const echo = net.createServer(onEchoConnection);
+/** Starts the named targets (all by default) in this process. */
+export async function startTargets(which: readonly TargetName[] = TARGET_NAMES): Promise<RunningTargets> {
   const body = Buffer.from(HTTP_BODY);
-  const web = http.createServer((_req, res) => {
-    res.writeHead(200, { 'content-type': 'text/plain', 'content-length': body.length });
-    res.end(body);
-  });
-  web.keepAliveTimeout = 30_000;
-  const ports = { sink: await listen(sink), echo: await listen(echo), http: await listen(web) };
+  const make: Record<TargetName, () => net.Server> = {
+    sink: () => net.createServer(onSinkConnection),
+    echo: () => net.createServer(onEchoConnection),
+    http: () => {
+      const web = http.createServer((_req, res) => {
+        res.writeHead(200, { 'content-type': 'text/plain', 'content-length': body.length });
+        res.end(body);
+      });
+      web.keepAliveTimeout = 30_000;
+      return web;
+    },
+  };
+  const servers: net.Server[] = [];
+  const ports: Partial<Record<TargetName, number>> = {};
   const sockets = new Set<net.Socket>();
-  for (const s of [sink, echo, web] as net.Server[]) {
-    s.on('connection', (c: net.Socket) => {
+  for (const name of which) {
+    const srv = make[name]();
+    srv.on('connection', (c: net.Socket) => {
       sockets.add(c);
       c.on('close', () => sockets.delete(c));
     });
+    servers.push(srv);
+    ports[name] = await listen(srv);
   }
   return {
     ports,
     async close() {
       for (const c of sockets) c.destroy();
-      await Promise.all([sink, echo, web].map((s) => new Promise<void>((r) => s.close(() => r()))));
+      await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
     },
   };
 }

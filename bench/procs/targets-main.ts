@@ -1,8 +1,9 @@
-// Child-process entry: starts the bench targets and prints {"ports":{sink,echo,http}} on stdout.
-import { startTargets } from '../targets.js';
+// Child-process entry: starts the named bench targets (argv[2], comma-separated; default all) and prints {"ports":{sink,echo,http}} on stdout.
+import { startTargets, TARGET_NAMES, type TargetName } from '../targets.js';
 
 async function main(): Promise<void> {
-  const t = await startTargets();
+  const names = (process.argv[2] ?? TARGET_NAMES.join(',')).split(',') as TargetName[];
+  const t = await startTargets(names.filter((n) => TARGET_NAMES.includes(n)));
   process.stdout.write(`${JSON.stringify({ ports: t.ports })}\n`);
   const stop = (): void => {
     void t.close().finally(() => process.exit(0));

@@ -3,7 +3,8 @@
 // a new connection (through the open stream, and a cold one when the path can make it cold).
 import { RTT_PAYLOAD_BYTES, RTT_WARMUP } from '../config.js';
 import { percentiles } from '../stats.js';
-import { bulkSend, EchoClient, timeToFirstByte } from './net.js';
+import { benchScript, spawnNodeReady } from '../procs.js';
+import { EchoClient, timeToFirstByte } from './net.js';
 import type { Metrics, Scenario, ScenarioContext } from './types.js';
 
 const PAYLOAD = Buffer.alloc(RTT_PAYLOAD_BYTES, 0x61);
@@ -77,24 +78,37 @@ export const interactiveUnderBulk: Scenario = {
   primary: { metric: 'p99_us', higherIsBetter: false },
   async run(ctx: ScenarioContext) {
     const client = await EchoClient.open(ctx.path.ports.echo);
-    const stop = new AbortController();
+    let bulk: Awaited<ReturnType<typeof spawnNodeReady>> | undefined;
     try {
       const idle = await roundTrips(client, Math.min(100, ctx.budget.interactiveSamples), ctx.budget.latencyTimeoutMs);
-      const bulk = bulkSend(ctx.path.ports.sink, Number.MAX_SAFE_INTEGER, ctx.budget.bulkTimeoutMs + ctx.budget.latencyTimeoutMs, stop.signal);
+      // The saturating sender is its own process: in the driver it would delay our own reads.
+      bulk = await spawnNodeReady(benchScript('procs/bulk-main.js'), [
+        String(ctx.path.ports.sink),
+        String(ctx.budget.bulkTimeoutMs + ctx.budget.latencyTimeoutMs),
+      ]);
+      const bulkDone = new Promise<{ bytes: number; seconds: number } | undefined>((resolve) => {
+        let buf = '';
+        bulk?.child.proc.stdout?.on('data', (d: Buffer) => {
+          buf += d.toString();
+          const lines = buf.split('\n').filter(Boolean);
+          const last = lines[lines.length - 1];
+          if (lines.length >= 1 && last !== undefined && last.includes('bytes')) resolve(JSON.parse(last) as { bytes: number; seconds: number });
+        });
+        bulk?.child.proc.once('exit', () => resolve(undefined));
+      });
       await new Promise((r) => setTimeout(r, INTERACTIVE_BULK_LEAD_MS));
       const n = ctx.budget.interactiveSamples;
       const loaded = await roundTrips(client, n, ctx.budget.latencyTimeoutMs, INTERACTIVE_GAP_MS, (i) => {
         if (i % Math.max(1, Math.floor(n / 4)) === 0) ctx.progress(`${i}/${n} round trips under bulk`);
       });
-      stop.abort();
-      const b = await bulk;
+      await bulk.child.stop();
+      const b = await bulkDone;
       const idleP = percentiles(idle);
-      return {
-        metrics: { ...usMetrics(loaded), idle_p50_us: idleP.p50, idle_p99_us: idleP.p99, bulk_MBps: b.bytes / 1e6 / b.seconds },
-        partial: loaded.length < n,
-      };
+      const metrics: Metrics = { ...usMetrics(loaded), idle_p50_us: idleP.p50, idle_p99_us: idleP.p99 };
+      if (b !== undefined && b.seconds > 0) metrics.bulk_MBps = b.bytes / 1e6 / b.seconds;
+      return { metrics, partial: loaded.length < n };
     } finally {
-      stop.abort();
+      await bulk?.child.stop();
       client.close();
     }
   },
