@@ -111,7 +111,9 @@ class DelayLine {
       this.queue.splice(0, this.head);
       this.head = 0;
     }
-    if (this.queuedBytes <= this.limit / 2 && this.src.isPaused()) this.src.resume();
+    // Resume above one BDP: the bytes in flight alone are one BDP, so a lower mark would let the
+    // link run dry before the source refills it.
+    if (this.queuedBytes <= this.limit - LINK_QUEUE_SLACK_BYTES / 2 && this.src.isPaused()) this.src.resume();
     this.maybeEnd();
     this.schedule();
   }

@@ -1,4 +1,4 @@
-// Bench targets: a sink (counts a announced number of bytes, answers one byte), an echo server and
+// Bench targets: a sink (counts an announced number of bytes, answers start and done bytes), an echo server and
 // an HTTP server. They run in their own process (procs/targets-main.ts) so they never share the
 // bench driver's event loop; the sink gets a process of its own so that a saturating transfer
 // does not delay the echo server's replies (scenario "interactive").
@@ -7,6 +7,12 @@ import net from 'node:net';
 
 /** Byte the sink answers once it has received the announced count. */
 export const SINK_DONE_BYTE = 0x01;
+/**
+ * Byte the sink answers on the first payload bytes of a transfer. The sender times START to DONE:
+ * both replies take the same way back, so that interval is the receive time at the sink, without
+ * connection setup and without the path's round trip.
+ */
+export const SINK_START_BYTE = 0x02;
 /** Size of the sink's header: the byte count to expect, as a big-endian uint64. */
 export const SINK_HEADER_BYTES = 8;
 /** Body of every HTTP target response. */
@@ -20,11 +26,12 @@ export interface TargetPorts {
 export type TargetName = keyof TargetPorts;
 export const TARGET_NAMES: readonly TargetName[] = ['sink', 'echo', 'http'];
 
-/** Sink protocol: [u64 N][N bytes] -> [SINK_DONE_BYTE]; repeatable on one connection. */
+/** Sink protocol: [u64 N][N bytes] -> [SINK_START_BYTE][SINK_DONE_BYTE]; repeatable on one connection. */
 function onSinkConnection(sock: net.Socket): void {
   sock.setNoDelay(true);
   let header: Buffer = Buffer.alloc(0);
   let remaining = -1; // bytes still expected; -1 = waiting for a header
+  let started = false;
   sock.on('data', (chunk: Buffer) => {
     let off = 0;
     while (off < chunk.length) {
@@ -38,11 +45,16 @@ function onSinkConnection(sock: net.Socket): void {
         header = Buffer.alloc(0);
       }
       const take = Math.min(chunk.length - off, remaining);
+      if (take > 0 && !started) {
+        started = true;
+        sock.write(Buffer.of(SINK_START_BYTE));
+      }
       remaining -= take;
       off += take;
       if (remaining === 0) {
         sock.write(Buffer.of(SINK_DONE_BYTE));
         remaining = -1;
+        started = false;
       }
     }
   });

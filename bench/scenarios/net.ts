@@ -1,7 +1,7 @@
 // Client-side socket helpers shared by the scenarios: connect, bulk send to the sink, echo round trips.
 import net from 'node:net';
 import { BULK_CHUNK_BYTES } from '../config.js';
-import { SINK_DONE_BYTE, SINK_HEADER_BYTES } from '../targets.js';
+import { SINK_DONE_BYTE, SINK_HEADER_BYTES, SINK_START_BYTE } from '../targets.js';
 
 export async function connect(port: number, timeoutMs = 10_000): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
@@ -25,6 +25,8 @@ export async function connect(port: number, timeoutMs = 10_000): Promise<net.Soc
 export interface BulkResult {
   readonly bytes: number;
   readonly seconds: number;
+  /** Seconds from the sink's START reply to its DONE reply: the receive time at the sink. */
+  readonly receiveSeconds: number;
   /** False when the deadline (or stop signal) ended the transfer before the sink confirmed it. */
   readonly complete: boolean;
 }
@@ -41,13 +43,20 @@ export async function bulkSend(port: number, bytes: number, timeoutMs: number, s
   return new Promise<BulkResult>((resolve) => {
     let written = 0;
     let done = false;
+    let startedAt = NaN;
     const finish = (complete: boolean): void => {
       if (done) return;
       done = true;
       clearTimeout(timer);
       stop?.removeEventListener('abort', onAbort);
       sock.destroy();
-      resolve({ bytes: complete ? bytes : written, seconds: (performance.now() - start) / 1000, complete });
+      const now = performance.now();
+      resolve({
+        bytes: complete ? bytes : written,
+        seconds: (now - start) / 1000,
+        receiveSeconds: Number.isNaN(startedAt) ? NaN : (now - startedAt) / 1000,
+        complete,
+      });
     };
     const onAbort = (): void => finish(false);
     const timer = setTimeout(() => finish(false), timeoutMs);
@@ -55,6 +64,7 @@ export async function bulkSend(port: number, bytes: number, timeoutMs: number, s
     sock.on('error', () => finish(false));
     sock.on('close', () => finish(false));
     sock.on('data', (d: Buffer) => {
+      if (Number.isNaN(startedAt) && d.includes(SINK_START_BYTE)) startedAt = performance.now();
       if (d.includes(SINK_DONE_BYTE)) finish(true);
     });
     const header = Buffer.alloc(SINK_HEADER_BYTES);
