@@ -145,7 +145,8 @@ export class LinkEmulator {
   private readonly lines = new Set<DelayLine>();
 
   constructor(private readonly opts: LinkEmulatorOptions) {
-    this.server = net.createServer({ noDelay: true }, (client) => this.onConnection(client));
+    // allowHalfOpen: a FIN from one side is relayed as a FIN; the other direction keeps flowing.
+    this.server = net.createServer({ noDelay: true, allowHalfOpen: true }, (client) => this.onConnection(client));
   }
 
   async listen(): Promise<number> {
@@ -159,23 +160,25 @@ export class LinkEmulator {
   }
 
   private onConnection(client: net.Socket): void {
-    const upstream = net.connect({ host: this.opts.targetHost, port: this.opts.targetPort, noDelay: true });
+    const upstream = net.connect({ host: this.opts.targetHost, port: this.opts.targetPort, noDelay: true, allowHalfOpen: true });
     client.setNoDelay(true);
     this.sockets.add(client);
     this.sockets.add(upstream);
-    const cleanup = (): void => {
+    const abort = (): void => {
       client.destroy();
       upstream.destroy();
-      this.sockets.delete(client);
-      this.sockets.delete(upstream);
     };
-    client.on('error', cleanup);
-    upstream.on('error', cleanup);
+    client.on('error', abort);
+    upstream.on('error', abort);
+    // A socket that closes before its peer sent EOF was reset or destroyed: pass that on. One that
+    // closes after a clean FIN both ways leaves the other to finish on its own.
     client.on('close', () => {
-      if (upstream.writableEnded || upstream.destroyed) cleanup();
+      this.sockets.delete(client);
+      if (!client.readableEnded) upstream.destroy();
     });
     upstream.on('close', () => {
-      if (client.writableEnded || client.destroyed) cleanup();
+      this.sockets.delete(upstream);
+      if (!upstream.readableEnded) client.destroy();
     });
     if (isPassThrough(this.opts.leg)) {
       client.pipe(upstream);
