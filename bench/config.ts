@@ -66,3 +66,5 @@ export const PROCESS_READY_TIMEOUT_MS = 15_000;
 export const PROCESS_STOP_TIMEOUT_MS = 5_000;
 /** Interval of /proc sampling of path processes (peak RSS between endpoint readings). */
 export const SAMPLE_INTERVAL_MS = 200;
+/** How long a profiled (clinic) child gets to write its report after SIGINT. */
+export const PROFILE_STOP_TIMEOUT_MS = 180_000;

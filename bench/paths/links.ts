@@ -8,6 +8,6 @@ export interface RunningLinks {
 }
 
 export async function startLinks(specs: readonly LinkEmulatorOptions[]): Promise<RunningLinks> {
-  const { child, ready } = await spawnNodeReady<{ ports: number[] }>(benchScript('procs/links-main.js'), [JSON.stringify(specs)]);
+  const { child, ready } = await spawnNodeReady<{ ports: number[] }>(benchScript('procs/links-main.js'), [Buffer.from(JSON.stringify(specs)).toString('base64url')]);
   return { child, ports: ready.ports };
 }
