@@ -8,6 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FULL_BUDGET, QUICK_BUDGET, type BenchBudget } from './config.js';
 import { machineInfo } from './machine.js';
+import './modules.js';
 import { PATHS, type BenchPath, type RunningPath } from './paths/index.js';
 import { PLACEMENTS, type Placement } from './placements.js';
 import { benchScript, spawnNodeReady, type Child } from './procs.js';

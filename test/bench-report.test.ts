@@ -127,3 +127,39 @@ describe('npm run bench -- --quick', () => {
     expect(report).toMatch(/!\[throughput\]\(json\/throughput\.svg\)/);
   });
 });
+
+describe('report registry', () => {
+  it('renders a registered module section and its goal row', async () => {
+    const { registerModule } = await import('../bench/report/registry.js');
+    const { registerBuiltinGoals } = await import('../bench/report/goals.js');
+    const { renderReport } = await import('../bench/report/markdown.js');
+    const { PLACEMENTS } = await import('../bench/placements.js');
+    registerBuiltinGoals();
+    registerModule({
+      id: 'demo',
+      title: 'Demo module',
+      order: 10,
+      render: (data) => `value ${(data as { v: number }).v}`,
+      goals: [{ id: 'demo-goal', text: 'demo goal holds', evaluate: () => ({ status: 'met', detail: 'by construction' }) }],
+    });
+    const md = renderReport(
+      {
+        version: 1,
+        startedAt: 'a',
+        finishedAt: 'b',
+        quick: true,
+        argv: [],
+        machine: { cpuModel: 'cpu', cpuCount: 1, ramBytes: 1, os: 'os', node: 'v20', openssh: undefined, gitCommit: undefined },
+        placements: PLACEMENTS.slice(0, 1),
+        paths: [{ id: 'direct', title: 'direct TCP' }],
+        scenarios: ['rtt'],
+        records: [{ path: 'direct', placement: 'loopback', scenario: 'rtt', metrics: { p50_us: 50, p90_us: 60, p99_us: 70, samples: 3 } }],
+        modules: { demo: { v: 42 } },
+      },
+      { charts: {}, jsonRel: 'x.json' },
+    );
+    expect(md).toContain('## Demo module\n\nvalue 42');
+    expect(md).toMatch(/^\| demo goal holds \| met \| by construction \|$/m);
+    expect(md).toMatch(/^\| loopback \| direct \| 50 \| 60 \| 70 \|/m);
+  });
+});
