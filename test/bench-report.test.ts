@@ -62,7 +62,7 @@ describe('npm run bench -- --quick', () => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-report-test-'));
     run = await runBench([
       '--quick',
-      '--paths', 'direct,devstreams',
+      '--paths', 'direct',
       '--placements', 'loopback,same-region',
       '--scenarios', 'bulk-1,rtt,ttfb',
       '--out', path.join(tmp, 'RESULTS.md'),
@@ -78,7 +78,6 @@ describe('npm run bench -- --quick', () => {
   it('exits 0, prints progress lines and leaves the committed RESULTS.md alone', () => {
     expect(run.code, run.stderr).toBe(0);
     expect(run.stderr).toMatch(/\[\s*1\/\d+ \d+:\d\d\] direct · loopback · bulk-1/);
-    expect(run.stderr).toMatch(/skipping path devstreams: not available yet/);
     const after = fs.existsSync(committed) ? fs.readFileSync(committed, 'utf8') : undefined;
     expect(after).toBe(committedBefore);
   });
@@ -119,7 +118,7 @@ describe('npm run bench -- --quick', () => {
     };
     expect(new Set(json.records.map((r) => r.scenario))).toEqual(new Set(['bulk-1', 'rtt', 'ttfb']));
     expect(json.records.filter((r) => r.error !== undefined)).toEqual([]);
-    expect(json.paths.find((p) => p.id === 'devstreams')?.skipped).toMatch(/not available yet/);
+    expect(json.paths.map((p) => p.id)).toEqual(['direct']);
     for (const m of report.matchAll(/!\[[^\]]*\]\(([^)]+\.svg)\)/g)) {
       const file = path.resolve(tmp, m[1] as string);
       expect(fs.readFileSync(file, 'utf8')).toMatch(/^<svg/);
