@@ -156,7 +156,7 @@ export async function main(argv: readonly string[]): Promise<BenchResults> {
   const total =
     runnable.length * placements.reduce((n, pl) => n + scenarios.filter((s) => s.placements === 'all' || pl.loopback).length, 0) + modules.length;
   const progress = new Progress(total);
-  progress.line(`bench ${opts.quick ? 'quick' : 'full'}: ${runnable.map((p) => p.id).join(', ')} x ${placements.map((p) => p.id).join(', ')} x ${scenarios.map((s) => s.id).join(', ')}`);
+  progress.line(`bench ${opts.quick ? 'quick' : 'full'}: ${runnable.map((p) => p.id).join(', ')} x ${placements.map((p) => p.id).join(', ')} x ${scenarios.map((s) => s.id).join(', ') || '(no path scenarios)'}${modules.length > 0 ? ` + modules ${modules.map((m) => m.id).join(', ')}` : ''}`);
 
   const tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'devstreams-bench-'));
   const targets: Child[] = [];
