@@ -32,7 +32,7 @@ export const FULL_BUDGET: BenchBudget = {
   bulkCappedSeconds: 6,
   bulkTimeoutMs: 20_000,
   rttSamples: 5_000,
-  rttSamplesEmulated: 30,
+  rttSamplesEmulated: 50,
   interactiveSamples: 1_000,
   ttfbSamples: 50,
   httpSeconds: 5,

@@ -34,11 +34,14 @@ interface Options {
   charts: boolean;
 }
 
+/** Bad command-line input: printed as one line, exit code 2. */
+class BenchUsageError extends Error {}
+
 function pickList<T extends { id: string }>(all: readonly T[], csv: string | undefined, what: string): T[] {
   if (csv === undefined) return [...all];
   const ids = csv.split(',').map((s) => s.trim()).filter(Boolean);
   const unknown = ids.filter((id) => !all.some((x) => x.id === id));
-  if (unknown.length > 0) throw new Error(`unknown ${what}: ${unknown.join(', ')} (known: ${all.map((x) => x.id).join(', ')})`);
+  if (unknown.length > 0) throw new BenchUsageError(`unknown ${what}: ${unknown.join(', ')} (known: ${all.map((x) => x.id).join(', ')})`);
   return all.filter((x) => ids.includes(x.id));
 }
 
@@ -113,7 +116,7 @@ export async function main(argv: readonly string[]): Promise<BenchResults> {
     .name('npm run bench --')
     .description('Latency tax and throughput of the devstreams tunnel against direct TCP and OpenSSH -L, across placements.')
     .option('--quick', 'CI smoke: small sizes, few samples, placements loopback + intercontinental (about a minute)', false)
-    .option('--scenarios <ids>', `comma-separated scenarios and report modules (${SCENARIOS.map((s) => s.id).join(', ')})`)
+    .option('--scenarios <ids>', `comma-separated scenarios and report modules (${[...SCENARIOS.map((s) => s.id), ...allModules().map((m) => m.id)].join(', ')})`)
     .option('--placements <ids>', `comma-separated placements (${PLACEMENTS.map((p) => p.id).join(', ')})`)
     .option('--paths <ids>', `comma-separated paths (${PATHS.map((p) => p.id).join(', ')})`)
     .option('--out <file>', 'report file', path.join(REPO_ROOT, 'RESULTS.md'))
@@ -211,7 +214,7 @@ if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLTo
       const e = err as { code?: string; message?: string };
       if (e.code?.startsWith('commander.') === true) process.exit(e.code === 'commander.helpDisplayed' || e.code === 'commander.version' ? 0 : 2);
       process.stderr.write(`bench failed: ${e.message ?? String(err)}\n`);
-      process.exit(1);
+      process.exit(err instanceof BenchUsageError ? 2 : 1);
     },
   );
 }
