@@ -14,6 +14,11 @@
 //      {link emulator}], nominalRttMs = relayedRttMs(placement), capacityMBps =
 //      relayedCapacityMBps(placement), and `makeCold` that makes the service proxy drop its
 //      device stream (so the TTFB scenario also measures a cold stream).
+// Start children with procs.ts: `spawnNodeReady(script, args, role)` if the command prints a JSON
+// ready line (then `npm run profile -- --role hub` can wrap it in clinic), else `spawnChild` +
+// `waitForPort`. One `startLinks([{ targetPort: hubPort, leg: placement.hubService },
+// { targetPort: hubPort, leg: placement.deviceHub }])` call gives both legs in one process: point
+// the service proxy at ports[0] and the device proxy at ports[1].
 // Nothing else in the bench needs to change: scenarios, report, goals and charts pick it up by id.
 import type { BenchPath, RunningPath } from './types.js';
 
