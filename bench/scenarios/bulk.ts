@@ -7,6 +7,8 @@ import type { Scenario, ScenarioContext, ScenarioOutcome } from './types.js';
 /** Connections of the multi-connection bulk scenario. */
 export const BULK_MULTI_CONNECTIONS = 8;
 const MB = 1e6;
+/** How often a running bulk transfer prints how far it got. */
+export const BULK_PROGRESS_INTERVAL_MS = 2_000;
 
 function bytesFor(ctx: ScenarioContext, uncapped: number): number {
   const cap = ctx.path.capacityMBps;
@@ -16,13 +18,18 @@ function bytesFor(ctx: ScenarioContext, uncapped: number): number {
 
 async function runBulk(ctx: ScenarioContext, conns: number, bytesEach: number): Promise<ScenarioOutcome> {
   ctx.progress(`${conns} x ${(bytesEach / MB).toFixed(0)} MB`);
+  const counter = { written: 0 };
+  const total = conns * bytesEach;
+  const t0 = performance.now();
+  const ticker = setInterval(() => {
+    ctx.progress(`${(counter.written / MB).toFixed(0)} of ${(total / MB).toFixed(0)} MB sent, ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+  }, BULK_PROGRESS_INTERVAL_MS);
   const { result, usage } = await measureProcesses(ctx.path.processes, async () => {
-    const t0 = performance.now();
     const runs: BulkResult[] = await Promise.all(
-      Array.from({ length: conns }, () => bulkSend(ctx.path.ports.sink, bytesEach, ctx.budget.bulkTimeoutMs)),
+      Array.from({ length: conns }, () => bulkSend(ctx.path.ports.sink, bytesEach, ctx.budget.bulkTimeoutMs, undefined, counter)),
     );
     return { runs, seconds: (performance.now() - t0) / 1000 };
-  });
+  }).finally(() => clearInterval(ticker));
   const bytes = result.runs.reduce((s, r) => s + r.bytes, 0);
   const partial = result.runs.some((r) => !r.complete);
   // One connection: bytes over the sink's receive time (no setup, no round trip), which is what a

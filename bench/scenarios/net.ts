@@ -35,9 +35,10 @@ const CHUNK = Buffer.alloc(BULK_CHUNK_BYTES, 0x5a);
 
 /**
  * Sends `bytes` to the sink through `port` and waits for its done byte. Bounded by `timeoutMs` and
- * by `stop` (resolves early, complete=false, with the bytes written so far).
+ * by `stop` (resolves early, complete=false, with the bytes written so far). `counter.written`, if
+ * given, grows as bytes are handed to the socket (for progress lines).
  */
-export async function bulkSend(port: number, bytes: number, timeoutMs: number, stop?: AbortSignal): Promise<BulkResult> {
+export async function bulkSend(port: number, bytes: number, timeoutMs: number, stop?: AbortSignal, counter?: { written: number }): Promise<BulkResult> {
   const sock = await connect(port);
   const start = performance.now();
   return new Promise<BulkResult>((resolve) => {
@@ -74,6 +75,7 @@ export async function bulkSend(port: number, bytes: number, timeoutMs: number, s
       while (!done && written < bytes) {
         const n = Math.min(CHUNK.length, bytes - written);
         written += n;
+        if (counter !== undefined) counter.written += n;
         if (!sock.write(n === CHUNK.length ? CHUNK : CHUNK.subarray(0, n))) {
           sock.once('drain', pump);
           return;
