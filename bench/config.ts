@@ -1,0 +1,70 @@
+// Bench limits and sizes: every named knob of `npm run bench`, with its default, in one place.
+
+/** Sizes and time bounds for one bench mode (quick = CI smoke, full = the committed RESULTS.md). */
+export interface BenchBudget {
+  /** Bytes sent by the one-connection bulk scenario on an uncapped (loopback) link. */
+  readonly bulkBytes: number;
+  /** Bytes sent by each of the 8 connections of the multi-connection bulk scenario. */
+  readonly bulkBytesPerConn: number;
+  /** Seconds of traffic aimed at on a capped link (bytes = capacity x this, up to bulkBytes). */
+  readonly bulkCappedSeconds: number;
+  /** Hard time limit of one bulk run, in ms; a run that hits it is reported as partial. */
+  readonly bulkTimeoutMs: number;
+  /** 64-byte round trips measured on loopback (after warm-up). */
+  readonly rttSamples: number;
+  /** 64-byte round trips measured on an emulated placement. */
+  readonly rttSamplesEmulated: number;
+  /** Round trips measured on the interactive connection while bulk runs. */
+  readonly interactiveSamples: number;
+  /** New connections opened to measure time to first byte. */
+  readonly ttfbSamples: number;
+  /** Seconds autocannon runs against the HTTP target. */
+  readonly httpSeconds: number;
+  /** Concurrent autocannon connections. */
+  readonly httpConnections: number;
+  /** Time limit of any single latency loop, in ms. */
+  readonly latencyTimeoutMs: number;
+}
+
+export const FULL_BUDGET: BenchBudget = {
+  bulkBytes: 512 * 1024 * 1024,
+  bulkBytesPerConn: 64 * 1024 * 1024,
+  bulkCappedSeconds: 6,
+  bulkTimeoutMs: 20_000,
+  rttSamples: 5_000,
+  rttSamplesEmulated: 50,
+  interactiveSamples: 1_000,
+  ttfbSamples: 50,
+  httpSeconds: 5,
+  httpConnections: 16,
+  latencyTimeoutMs: 20_000,
+};
+
+export const QUICK_BUDGET: BenchBudget = {
+  bulkBytes: 64 * 1024 * 1024,
+  bulkBytesPerConn: 8 * 1024 * 1024,
+  bulkCappedSeconds: 2,
+  bulkTimeoutMs: 8_000,
+  rttSamples: 500,
+  rttSamplesEmulated: 8,
+  interactiveSamples: 200,
+  ttfbSamples: 10,
+  httpSeconds: 1,
+  httpConnections: 8,
+  latencyTimeoutMs: 8_000,
+};
+
+/** Size of one write of the bulk sender (a typical socket read/write chunk). */
+export const BULK_CHUNK_BYTES = 64 * 1024;
+/** Payload of one request/response round trip. */
+export const RTT_PAYLOAD_BYTES = 64;
+/** Round trips thrown away before measuring (JIT, TCP windows, ssh channel open). */
+export const RTT_WARMUP = 20;
+/** How long a child process may take to print its ready line or open its port. */
+export const PROCESS_READY_TIMEOUT_MS = 15_000;
+/** How long a child process gets to exit after SIGTERM before SIGKILL. */
+export const PROCESS_STOP_TIMEOUT_MS = 5_000;
+/** Interval of /proc sampling of path processes (peak RSS between endpoint readings). */
+export const SAMPLE_INTERVAL_MS = 200;
+/** How long a profiled (clinic) child gets to write its report after SIGINT. */
+export const PROFILE_STOP_TIMEOUT_MS = 180_000;

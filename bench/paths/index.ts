@@ -1,0 +1,16 @@
+// Registry of bench paths, in report order. Add a path here and every scenario runs through it.
+import { devstreamsPath } from './devstreams.js';
+import { directPath } from './direct.js';
+import { opensshPath } from './openssh.js';
+import type { BenchPath } from './types.js';
+
+export const PATHS: BenchPath[] = [directPath, devstreamsPath, opensshPath];
+
+/** Registers (or replaces, by id) a path; other bench modules may call this. */
+export function registerPath(p: BenchPath): void {
+  const i = PATHS.findIndex((x) => x.id === p.id);
+  if (i >= 0) PATHS[i] = p;
+  else PATHS.push(p);
+}
+
+export type { BenchPath, RunningPath, PathStartContext } from './types.js';

@@ -1,0 +1,149 @@
+// OpenSSH baseline: `ssh -L` (aes128-gcm) -> blind TCP relay (the "hub", a separate process that
+// cannot read) -> a private sshd -> target. The sshd runs on a free port with a host key and an
+// authorized key generated in the path's temp dir, as the current user (root works: PermitRootLogin,
+// StrictModes no, UsePAM no). On emulated placements the relay also carries the hub-service and
+// device-hub legs, folded into one delay line per direction.
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { combineLegs } from '../link-emulator.js';
+import { relayedCapacityMBps, relayedRttMs } from '../placements.js';
+import { freePort, spawnChild, stderrOf, waitForPort } from '../procs.js';
+import { TARGET_NAMES, type TargetName } from '../targets.js';
+import { startLinks } from './links.js';
+import type { BenchPath, RunningPath } from './types.js';
+
+const run = promisify(execFile);
+
+/** Cipher of the baseline: the AEAD OpenSSH picks on AES-NI machines, as the issue asks. */
+export const OPENSSH_CIPHER = 'aes128-gcm@openssh.com';
+const SSHD_CANDIDATES = ['/usr/sbin/sshd', '/usr/local/sbin/sshd', '/sbin/sshd'];
+
+function sshdBinary(): string | undefined {
+  return SSHD_CANDIDATES.find((p) => fs.existsSync(p));
+}
+
+async function which(cmd: string): Promise<string | undefined> {
+  try {
+    const { stdout } = await run('sh', ['-c', `command -v ${cmd}`]);
+    return stdout.trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** `ssh -V` output, e.g. "OpenSSH_9.2p1 Debian-2+deb12u10, OpenSSL 3.0.19 27 Jan 2026". */
+export async function opensshVersion(): Promise<string | undefined> {
+  try {
+    const { stderr } = await run('ssh', ['-V']);
+    return stderr.trim();
+  } catch {
+    return undefined;
+  }
+}
+
+async function writeSshdConfig(dir: string, port: number): Promise<string> {
+  await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(dir, 'host_key')]);
+  await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(dir, 'client_key')]);
+  fs.copyFileSync(path.join(dir, 'client_key.pub'), path.join(dir, 'authorized_keys'));
+  const user = os.userInfo().username;
+  const config = [
+    `Port ${port}`,
+    'ListenAddress 127.0.0.1',
+    `HostKey ${path.join(dir, 'host_key')}`,
+    `AuthorizedKeysFile ${path.join(dir, 'authorized_keys')}`,
+    `PidFile ${path.join(dir, 'sshd.pid')}`,
+    'UsePAM no',
+    'StrictModes no',
+    'PermitRootLogin yes',
+    'PasswordAuthentication no',
+    'KbdInteractiveAuthentication no',
+    'AllowTcpForwarding yes',
+    `AllowUsers ${user}`,
+    `Ciphers ${OPENSSH_CIPHER}`,
+    'Compression no',
+    'UseDNS no',
+    'LogLevel ERROR',
+    '',
+  ].join('\n');
+  const file = path.join(dir, 'sshd_config');
+  fs.writeFileSync(file, config);
+  return file;
+}
+
+export const opensshPath: BenchPath = {
+  id: 'openssh',
+  title: `OpenSSH -L (${OPENSSH_CIPHER}) via blind relay`,
+  async unavailableReason() {
+    if ((await which('ssh')) === undefined) return 'ssh client not installed (apt-get install -y openssh-client)';
+    if (sshdBinary() === undefined) return 'sshd not installed (apt-get install -y openssh-server)';
+    if ((await which('ssh-keygen')) === undefined) return 'ssh-keygen not installed';
+    return undefined;
+  },
+  async start(ctx): Promise<RunningPath> {
+    const sshd = sshdBinary() as string;
+    const dir = fs.mkdtempSync(path.join(ctx.tmpDir, 'openssh-'));
+    // sshd refuses to start without its privilege-separation directory.
+    if (process.getuid?.() === 0) fs.mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
+    const sshdPort = await freePort();
+    const config = await writeSshdConfig(dir, sshdPort);
+    const daemon = spawnChild(sshd, ['-D', '-e', '-f', config]);
+    const stopAll: Array<() => Promise<void>> = [() => daemon.stop()];
+    const stop = async (): Promise<void> => {
+      for (const s of stopAll.reverse()) await s();
+    };
+    try {
+      await waitForPort(sshdPort, undefined, () => daemon.proc.exitCode === null).catch((err: Error) => {
+        throw new Error(`sshd did not start: ${err.message}; ${stderrOf(daemon)}`);
+      });
+      const leg = combineLegs([ctx.placement.hubService, ctx.placement.deviceHub]);
+      const relay = await startLinks([{ targetHost: '127.0.0.1', targetPort: sshdPort, leg }]);
+      stopAll.push(() => relay.child.stop());
+      const localPorts: number[] = [];
+      const forwards: string[] = [];
+      for (const t of TARGET_NAMES) {
+        const lp = await freePort();
+        localPorts.push(lp);
+        forwards.push('-L', `127.0.0.1:${lp}:127.0.0.1:${ctx.targets[t]}`);
+      }
+      const client = spawnChild('ssh', [
+        '-N',
+        '-F', '/dev/null',
+        '-i', path.join(dir, 'client_key'),
+        '-p', String(relay.ports[0]),
+        '-c', OPENSSH_CIPHER,
+        '-o', 'StrictHostKeyChecking=no',
+        '-o', `UserKnownHostsFile=${path.join(dir, 'known_hosts')}`,
+        '-o', 'BatchMode=yes',
+        '-o', 'ExitOnForwardFailure=yes',
+        '-o', 'Compression=no',
+        '-o', 'LogLevel=ERROR',
+        ...forwards,
+        `${os.userInfo().username}@127.0.0.1`,
+      ]);
+      stopAll.push(() => client.stop());
+      for (const lp of localPorts) {
+        await waitForPort(lp, undefined, () => client.proc.exitCode === null).catch((err: Error) => {
+          throw new Error(`ssh -L did not start: ${err.message}; ${stderrOf(client)}`);
+        });
+      }
+      const ports = Object.fromEntries(TARGET_NAMES.map((t, i) => [t, localPorts[i] as number])) as Record<TargetName, number>;
+      return {
+        ports,
+        processes: [
+          { pid: client.pid, role: 'ssh client' },
+          { pid: relay.child.pid, role: 'relay' },
+          { pid: daemon.pid, role: 'sshd', withChildren: true },
+        ],
+        nominalRttMs: relayedRttMs(ctx.placement),
+        capacityMBps: relayedCapacityMBps(ctx.placement),
+        stop,
+      };
+    } catch (err) {
+      await stop();
+      throw err;
+    }
+  },
+};

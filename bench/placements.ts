@@ -1,0 +1,110 @@
+// Region placements: where device, hub and service sit, as emulated one-way delays and bandwidth per leg.
+//
+// Figures are medians of the inter-region round-trip tables the big public clouds publish
+// (AWS, Azure and GCP each publish a region-to-region latency matrix; third-party probes agree
+// within a few ms):
+// - same region, across availability zones: 0.5-2 ms RTT;
+// - Frankfurt - Dublin about 25 ms, Dublin - Paris about 18 ms, Frankfurt - Paris about 10 ms RTT;
+// - Frankfurt - N. Virginia about 88 ms, N. Virginia - Oregon about 68 ms,
+//   Frankfurt - Oregon about 150 ms RTT;
+// - Frankfurt - London about 15 ms RTT.
+// One-way delay is half the RTT. The bandwidth cap models the slowest hop an operator usually
+// pays for (a 100 Mbit/s site uplink); an uncapped leg is limited only by this machine.
+
+/** One direction-symmetric network leg. */
+export interface LegSpec {
+  /** One-way delay in ms (each direction). */
+  readonly oneWayMs: number;
+  /** Extra uniform random delay 0..jitterMs per chunk; order is preserved. */
+  readonly jitterMs: number;
+  /** Bandwidth cap in Mbit/s per direction; 0 = uncapped. */
+  readonly mbps: number;
+}
+
+/** Where the three parties sit. Legs: device-hub and hub-service for relayed paths, device-service for direct. */
+export interface Placement {
+  readonly id: string;
+  readonly title: string;
+  /** Where the figures come from, in words (goes to RESULTS.md). */
+  readonly citation: string;
+  /** True for the un-emulated loopback placement (no link emulator at all). */
+  readonly loopback: boolean;
+  readonly deviceHub: LegSpec;
+  readonly hubService: LegSpec;
+  readonly deviceService: LegSpec;
+}
+
+const NONE: LegSpec = { oneWayMs: 0, jitterMs: 0, mbps: 0 };
+const leg = (rttMs: number, mbps = 0, jitterMs = 0): LegSpec => ({ oneWayMs: rttMs / 2, jitterMs, mbps });
+
+export const PLACEMENTS: readonly Placement[] = [
+  {
+    id: 'loopback',
+    title: 'loopback (no emulation)',
+    citation: 'all three on this machine, no link emulator: the pure processing cost of each path',
+    loopback: true,
+    deviceHub: NONE,
+    hubService: NONE,
+    deviceService: NONE,
+  },
+  {
+    id: 'same-region',
+    title: 'same region',
+    citation: 'device, hub and service in one cloud region, different availability zones: about 1-2 ms RTT per leg',
+    loopback: false,
+    deviceHub: leg(1.5, 1000),
+    hubService: leg(1, 1000),
+    deviceService: leg(1.5, 1000),
+  },
+  {
+    id: 'continental',
+    title: 'continental (hub far from both)',
+    citation: 'device in Frankfurt, service in Paris, hub in Dublin: about 25, 18 and 10 ms RTT',
+    loopback: false,
+    deviceHub: leg(25, 1000),
+    hubService: leg(18, 1000),
+    deviceService: leg(10, 1000),
+  },
+  {
+    id: 'intercontinental',
+    title: 'intercontinental, 100 Mbit/s',
+    citation: 'device in Frankfurt, hub in N. Virginia, service in Oregon: about 88, 68 and 150 ms RTT; 100 Mbit/s link',
+    loopback: false,
+    deviceHub: leg(88, 100, 1),
+    hubService: leg(68, 100, 1),
+    deviceService: leg(150, 100, 1),
+  },
+  {
+    id: 'hub-near-device',
+    title: 'hub near the device',
+    citation: 'device and hub in Frankfurt, service in London: about 1.5, 15 and 15 ms RTT',
+    loopback: false,
+    deviceHub: leg(1.5, 1000),
+    hubService: leg(15, 1000),
+    deviceService: leg(15, 1000),
+  },
+];
+
+/** Round trip of a relayed path through the hub, from the emulated legs (ms). */
+export function relayedRttMs(p: Placement): number {
+  return 2 * (p.deviceHub.oneWayMs + p.hubService.oneWayMs);
+}
+
+/** Round trip of the direct device-service leg (ms). */
+export function directRttMs(p: Placement): number {
+  return 2 * p.deviceService.oneWayMs;
+}
+
+/** Capacity in MB/s (10^6 bytes) of the narrowest leg of a relayed path; 0 = uncapped. */
+export function relayedCapacityMBps(p: Placement): number {
+  const caps = [p.deviceHub.mbps, p.hubService.mbps].filter((m) => m > 0);
+  return caps.length === 0 ? 0 : Math.min(...caps) / 8;
+}
+
+export function directCapacityMBps(p: Placement): number {
+  return p.deviceService.mbps / 8;
+}
+
+export function findPlacement(id: string): Placement | undefined {
+  return PLACEMENTS.find((p) => p.id === id);
+}

@@ -1,0 +1,190 @@
+// Renders RESULTS.md from a run's results: goals, machine, placements, one table per scenario with
+// ratio columns against direct TCP and OpenSSH, per-placement summary, resources, charts, modules.
+import { PATHS } from '../paths/index.js';
+import { directCapacityMBps, directRttMs, relayedCapacityMBps, relayedRttMs, type LegSpec } from '../placements.js';
+import { findRecord, type BenchResults } from '../results.js';
+import { SCENARIOS } from '../scenarios/index.js';
+import { allGoals, allModules } from './registry.js';
+
+export interface ReportOptions {
+  /** Chart files relative to the report's directory, by chart id. */
+  readonly charts: Readonly<Record<string, string>>;
+  /** JSON results file relative to the report's directory. */
+  readonly jsonRel: string;
+}
+
+const NA = '-';
+const GIB = 1024 ** 3;
+
+function fmt(v: number | undefined, digits: number): string {
+  if (v === undefined || !Number.isFinite(v)) return NA;
+  return v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const line = (cells: readonly string[]): string => `| ${cells.join(' | ')} |`;
+  return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
+}
+
+function pathTitle(id: string): string {
+  return PATHS.find((p) => p.id === id)?.title ?? id;
+}
+
+function legText(l: LegSpec): string {
+  if (l.oneWayMs === 0 && l.mbps === 0) return 'none';
+  const bw = l.mbps > 0 ? `, ${l.mbps} Mbit/s` : '';
+  const jit = l.jitterMs > 0 ? ` +0-${l.jitterMs} ms jitter` : '';
+  return `${(2 * l.oneWayMs).toFixed(1)} ms RTT${jit}${bw}`;
+}
+
+function ratio(v: number | undefined, base: number | undefined): string {
+  if (v === undefined || base === undefined || base === 0 || !Number.isFinite(v) || !Number.isFinite(base)) return NA;
+  return `${(v / base).toFixed(2)}x`;
+}
+
+function goalsSection(r: BenchResults): string {
+  const rows = allGoals().map((g) => {
+    const v = g.evaluate(r);
+    return [g.text, v.status === 'met' ? 'met' : v.status === 'not met' ? '**not met**' : 'not measured', v.detail];
+  });
+  return `## Goals\n\n${table(['goal', 'status', 'measured'], rows)}\n`;
+}
+
+function machineSection(r: BenchResults): string {
+  const m = r.machine;
+  const rows = [
+    ['CPU', `${m.cpuModel} x ${m.cpuCount}`],
+    ['RAM', `${(m.ramBytes / GIB).toFixed(1)} GiB`],
+    ['OS', m.os],
+    ['Node', m.node],
+    ['OpenSSH', m.openssh ?? 'not installed'],
+    ['git commit', m.gitCommit ?? 'unknown'],
+    ['date', `${r.startedAt} to ${r.finishedAt}`],
+    ['mode', r.quick ? 'quick (CI smoke: small sizes, few samples)' : 'full'],
+    ['command', `npm run bench --${r.argv.length > 0 ? ` ${r.argv.join(' ')}` : ''}`],
+  ];
+  return `## Machine\n\n${table(['', ''], rows)}\n`;
+}
+
+function pathsSection(r: BenchResults): string {
+  const rows = r.paths.map((p) => [p.id, p.title, p.skipped === undefined ? 'ran' : `skipped: ${p.skipped}`]);
+  return `## Paths\n\n${table(['path', 'what', 'status'], rows)}\n`;
+}
+
+function placementsSection(r: BenchResults): string {
+  const rows = r.placements.map((p) => [
+    p.id,
+    legText(p.deviceHub),
+    legText(p.hubService),
+    legText(p.deviceService),
+    fmt(relayedRttMs(p), 1),
+    fmt(directRttMs(p), 1),
+    p.citation,
+  ]);
+  return (
+    '## Placements\n\nEach leg is emulated in user space by `bench/link-emulator.ts` (one-way delay, jitter that keeps order, ' +
+    'bandwidth cap, queue bounded to one bandwidth-delay product). Relayed paths cross device-hub and hub-service; direct ' +
+    'TCP crosses device-service. Figures are medians from the public clouds\' published inter-region round-trip tables.\n\n' +
+    `${table(['placement', 'device-hub', 'hub-service', 'device-service', 'relayed RTT ms', 'direct RTT ms', 'where'], rows)}\n`
+  );
+}
+
+function scenarioSections(r: BenchResults): string {
+  const out: string[] = [];
+  const pathIds = r.paths.filter((p) => p.skipped === undefined).map((p) => p.id);
+  for (const s of SCENARIOS) {
+    if (!r.scenarios.includes(s.id)) continue;
+    const places = r.placements.filter((p) => s.placements === 'all' || p.loopback);
+    if (places.length === 0) continue;
+    const header = ['placement', 'path', ...s.columns.map((c) => c.label), `${s.primary.metric} vs direct`, `${s.primary.metric} vs OpenSSH`, 'note'];
+    const rows: string[][] = [];
+    for (const pl of places) {
+      const base = findRecord(r, s.id, 'direct', pl.id)?.metrics[s.primary.metric];
+      const ssh = findRecord(r, s.id, 'openssh', pl.id)?.metrics[s.primary.metric];
+      for (const pid of pathIds) {
+        const rec = r.records.find((x) => x.scenario === s.id && x.path === pid && x.placement === pl.id);
+        if (rec === undefined) continue;
+        const v = rec.metrics[s.primary.metric];
+        const note = rec.error !== undefined ? `error: ${rec.error}` : [rec.partial === true ? 'partial' : '', rec.note ?? ''].filter(Boolean).join('; ');
+        rows.push([pl.id, pid, ...s.columns.map((c) => fmt(rec.metrics[c.metric], c.digits)), ratio(v, base), ratio(v, ssh), note]);
+      }
+    }
+    if (rows.length === 0) continue;
+    const better = s.primary.higherIsBetter ? 'higher is better' : 'lower is better';
+    out.push(`### ${s.title} (\`${s.id}\`)\n\nRatios are this path's ${s.primary.metric} over direct TCP's and OpenSSH's at the same placement (${better}).\n\n${table(header, rows)}\n`);
+  }
+  return `## Scenarios\n\n${out.join('\n')}`;
+}
+
+function placementSummary(r: BenchResults): string {
+  const rows: string[][] = [];
+  for (const pl of r.placements.filter((p) => !p.loopback)) {
+    for (const p of r.paths.filter((x) => x.skipped === undefined)) {
+      const rtt = findRecord(r, 'rtt', p.id, pl.id)?.metrics;
+      const bulk = findRecord(r, 'bulk-1', p.id, pl.id)?.metrics;
+      if (rtt === undefined && bulk === undefined) continue;
+      const legs = p.id === 'direct' ? directRttMs(pl) : relayedRttMs(pl);
+      const cap = p.id === 'direct' ? directCapacityMBps(pl) : relayedCapacityMBps(pl);
+      const p50ms = rtt?.p50_us === undefined ? undefined : rtt.p50_us / 1000;
+      rows.push([pl.id, p.id, fmt(legs, 1), fmt(p50ms, 1), fmt(p50ms === undefined ? undefined : p50ms - legs, 2), fmt(bulk?.MBps, 1), fmt(cap > 0 ? cap : undefined, 1), fmt(bulk?.link_pct, 0)]);
+    }
+  }
+  if (rows.length === 0) return '';
+  return (
+    '## Per placement: round trip against the legs, throughput against the link\n\n' +
+    'A relayed path crosses device-hub + hub-service, so its geometric RTT is their sum; direct TCP crosses device-service. ' +
+    'One connection below the link capacity shows a window that does not grow to the bandwidth-delay product.\n\n' +
+    `${table(['placement', 'path', 'legs RTT ms', 'measured p50 ms', 'p50 - legs ms', '1-conn MB/s', 'link MB/s', '% of link'], rows)}\n`
+  );
+}
+
+function resourcesSection(r: BenchResults): string {
+  const rows: string[][] = [];
+  for (const rec of r.records) {
+    if (rec.usage === undefined || rec.usageBytes === undefined || rec.usageBytes === 0 || rec.placement !== 'loopback') continue;
+    const gib = rec.usageBytes / GIB;
+    for (const u of rec.usage) rows.push([rec.scenario, rec.path, u.role, fmt(u.cpuSeconds / gib, 2), fmt(u.peakRssBytes / 1e6, 1)]);
+  }
+  if (rows.length === 0) return '';
+  return (
+    '## CPU and memory per GiB (loopback bulk)\n\n' +
+    'CPU is user + system seconds from /proc/PID/stat during the transfer, divided by GiB moved; peak RSS is VmHWM ' +
+    '(sshd includes its per-connection children). Direct TCP has no process of its own on loopback.\n\n' +
+    `${table(['scenario', 'path', 'process', 'CPU s / GiB', 'peak RSS MB'], rows)}\n`
+  );
+}
+
+function chartsSection(o: ReportOptions): string {
+  const entries = Object.entries(o.charts);
+  if (entries.length === 0) return '';
+  return `## Charts\n\n${entries.map(([id, rel]) => `![${id}](${rel})`).join('\n\n')}\n`;
+}
+
+function moduleSections(r: BenchResults): string {
+  const out: string[] = [];
+  for (const m of allModules()) {
+    if (!(m.id in r.modules)) continue;
+    const body = m.render(r.modules[m.id], r);
+    if (body !== undefined) out.push(`## ${m.title}\n\n${body}\n`);
+  }
+  return out.join('\n');
+}
+
+export function renderReport(r: BenchResults, o: ReportOptions): string {
+  const parts = [
+    '# devstreams bench results\n\n' +
+      'Written by `npm run bench` (bench/run.ts). Every row ran in the same run on the same machine; ratios compare with ' +
+      `direct TCP and OpenSSH \`-L\` at the same placement. Raw data: [${o.jsonRel}](${o.jsonRel}). Loopback figures on ` +
+      'this machine vary by 30-60% between runs; compare ratios within one run, not absolute numbers across runs.\n',
+    goalsSection(r),
+    machineSection(r),
+    pathsSection(r),
+    placementsSection(r),
+    scenarioSections(r),
+    placementSummary(r),
+    resourcesSection(r),
+    chartsSection(o),
+    moduleSections(r),
+  ];
+  return `${parts.filter((p) => p !== '').join('\n')}`;
+}

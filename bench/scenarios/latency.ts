@@ -1,0 +1,147 @@
+// Latency scenarios: 64-byte request/response round trips, an interactive connection's round trips
+// while a bulk transfer saturates the same path (head-of-line blocking), and time to first byte of
+// a new connection (through the open stream, and a cold one when the path can make it cold).
+import { RTT_PAYLOAD_BYTES, RTT_WARMUP } from '../config.js';
+import { percentiles } from '../stats.js';
+import { benchScript, spawnNodeReady } from '../procs.js';
+import { EchoClient, timeToFirstByte } from './net.js';
+import type { Metrics, Scenario, ScenarioContext } from './types.js';
+
+const PAYLOAD = Buffer.alloc(RTT_PAYLOAD_BYTES, 0x61);
+/** Bulk head start before interactive samples begin, so the path is saturated. */
+export const INTERACTIVE_BULK_LEAD_MS = 300;
+/** Pause between interactive round trips (a typist, not a flood). */
+export const INTERACTIVE_GAP_MS = 1;
+/** Cold TTFB samples when the path supports makeCold (each costs a stream setup). */
+export const TTFB_COLD_SAMPLES = 3;
+
+/** Up to `count` sequential round trips, bounded by the time limit; returns samples in us. */
+async function roundTrips(client: EchoClient, count: number, timeoutMs: number, gapMs = 0, onTick?: (i: number) => void): Promise<number[]> {
+  const deadline = Date.now() + timeoutMs;
+  const out: number[] = [];
+  for (let i = 0; i < count && Date.now() < deadline; i++) {
+    out.push(await client.roundTrip(PAYLOAD, timeoutMs));
+    if (gapMs > 0) await new Promise((r) => setTimeout(r, gapMs));
+    onTick?.(i);
+  }
+  return out;
+}
+
+function usMetrics(samples: number[], prefix = ''): Metrics {
+  const p = percentiles(samples);
+  return { [`${prefix}p50_us`]: p.p50, [`${prefix}p90_us`]: p.p90, [`${prefix}p99_us`]: p.p99, [`${prefix}samples`]: p.n };
+}
+
+export const rtt64: Scenario = {
+  id: 'rtt',
+  title: `${RTT_PAYLOAD_BYTES}-byte request/response round trips`,
+  placements: 'all',
+  columns: [
+    { metric: 'p50_us', label: 'p50 us', digits: 0 },
+    { metric: 'p90_us', label: 'p90 us', digits: 0 },
+    { metric: 'p99_us', label: 'p99 us', digits: 0 },
+    { metric: 'legs_ms', label: 'legs RTT ms', digits: 1 },
+    { metric: 'over_legs_ms', label: 'p50 - legs ms', digits: 2 },
+  ],
+  primary: { metric: 'p50_us', higherIsBetter: false },
+  async run(ctx: ScenarioContext) {
+    const n = ctx.placement.loopback ? ctx.budget.rttSamples : ctx.budget.rttSamplesEmulated;
+    const warm = ctx.placement.loopback ? RTT_WARMUP : 2;
+    const client = await EchoClient.open(ctx.path.ports.echo);
+    try {
+      await roundTrips(client, warm, ctx.budget.latencyTimeoutMs);
+      const samples = await roundTrips(client, n, ctx.budget.latencyTimeoutMs, 0, (i) => {
+        if (i % Math.max(1, Math.floor(n / 4)) === 0) ctx.progress(`${i}/${n} round trips`);
+      });
+      const metrics = usMetrics(samples);
+      if (ctx.path.nominalRttMs > 0) {
+        metrics.legs_ms = ctx.path.nominalRttMs;
+        metrics.over_legs_ms = (metrics.p50_us as number) / 1000 - ctx.path.nominalRttMs;
+      }
+      return { metrics, partial: samples.length < n };
+    } finally {
+      client.close();
+    }
+  },
+};
+
+export const interactiveUnderBulk: Scenario = {
+  id: 'interactive',
+  title: 'Interactive round trips while bulk saturates the path',
+  placements: 'loopback',
+  columns: [
+    { metric: 'idle_p50_us', label: 'idle p50 us', digits: 0 },
+    { metric: 'p50_us', label: 'loaded p50 us', digits: 0 },
+    { metric: 'p99_us', label: 'loaded p99 us', digits: 0 },
+    { metric: 'bulk_MBps', label: 'bulk MB/s', digits: 1 },
+  ],
+  primary: { metric: 'p99_us', higherIsBetter: false },
+  async run(ctx: ScenarioContext) {
+    const client = await EchoClient.open(ctx.path.ports.echo);
+    let bulk: Awaited<ReturnType<typeof spawnNodeReady>> | undefined;
+    try {
+      const idle = await roundTrips(client, Math.min(100, ctx.budget.interactiveSamples), ctx.budget.latencyTimeoutMs);
+      // The saturating sender is its own process: in the driver it would delay our own reads.
+      bulk = await spawnNodeReady(benchScript('procs/bulk-main.js'), [
+        String(ctx.path.ports.sink),
+        String(ctx.budget.bulkTimeoutMs + ctx.budget.latencyTimeoutMs),
+      ]);
+      const bulkDone = new Promise<{ bytes: number; seconds: number } | undefined>((resolve) => {
+        let buf = '';
+        bulk?.child.proc.stdout?.on('data', (d: Buffer) => {
+          buf += d.toString();
+          const lines = buf.split('\n').filter(Boolean);
+          const last = lines[lines.length - 1];
+          if (lines.length >= 1 && last !== undefined && last.includes('bytes')) resolve(JSON.parse(last) as { bytes: number; seconds: number });
+        });
+        bulk?.child.proc.once('exit', () => resolve(undefined));
+      });
+      await new Promise((r) => setTimeout(r, INTERACTIVE_BULK_LEAD_MS));
+      const n = ctx.budget.interactiveSamples;
+      const loaded = await roundTrips(client, n, ctx.budget.latencyTimeoutMs, INTERACTIVE_GAP_MS, (i) => {
+        if (i % Math.max(1, Math.floor(n / 4)) === 0) ctx.progress(`${i}/${n} round trips under bulk`);
+      });
+      await bulk.child.stop();
+      const b = await bulkDone;
+      const idleP = percentiles(idle);
+      const metrics: Metrics = { ...usMetrics(loaded), idle_p50_us: idleP.p50, idle_p99_us: idleP.p99 };
+      if (b !== undefined && b.seconds > 0) metrics.bulk_MBps = b.bytes / 1e6 / b.seconds;
+      return { metrics, partial: loaded.length < n };
+    } finally {
+      await bulk?.child.stop();
+      client.close();
+    }
+  },
+};
+
+export const ttfb: Scenario = {
+  id: 'ttfb',
+  title: 'Time to first byte of a new connection',
+  placements: 'all',
+  columns: [
+    { metric: 'p50_ms', label: 'open p50 ms', digits: 2 },
+    { metric: 'p99_ms', label: 'open p99 ms', digits: 2 },
+    { metric: 'cold_p50_ms', label: 'cold p50 ms', digits: 1 },
+    { metric: 'path_rtt_ms', label: 'path RTT ms', digits: 1 },
+  ],
+  primary: { metric: 'p50_ms', higherIsBetter: false },
+  async run(ctx: ScenarioContext) {
+    const n = ctx.placement.loopback ? ctx.budget.ttfbSamples : Math.max(3, Math.round(ctx.budget.ttfbSamples / 5));
+    const deadline = Date.now() + ctx.budget.latencyTimeoutMs;
+    const open: number[] = [];
+    await timeToFirstByte(ctx.path.ports.echo, ctx.budget.latencyTimeoutMs); // warm-up (opens a lazy stream)
+    for (let i = 0; i < n && Date.now() < deadline; i++) open.push(await timeToFirstByte(ctx.path.ports.echo, ctx.budget.latencyTimeoutMs));
+    const p = percentiles(open);
+    const metrics: Metrics = { p50_ms: p.p50, p99_ms: p.p99, samples: p.n };
+    if (ctx.path.nominalRttMs > 0) metrics.path_rtt_ms = ctx.path.nominalRttMs;
+    if (ctx.path.makeCold !== undefined) {
+      const cold: number[] = [];
+      for (let i = 0; i < TTFB_COLD_SAMPLES && Date.now() < deadline; i++) {
+        await ctx.path.makeCold();
+        cold.push(await timeToFirstByte(ctx.path.ports.echo, ctx.budget.latencyTimeoutMs));
+      }
+      metrics.cold_p50_ms = percentiles(cold).p50;
+    }
+    return { metrics, partial: open.length < n };
+  },
+};

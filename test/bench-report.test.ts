@@ -1,0 +1,164 @@
+// Runs `npm run bench -- --quick` (compiled) on the direct path only, writing to a temp dir, and
+// checks the report's structure: headings, tables, ratio columns, goal rows, JSON and charts.
+import { execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const RUN_JS = path.join(ROOT, 'dist', 'bench', 'run.js');
+
+function newestMtime(dir: string): number {
+  let newest = 0;
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory() && e.name !== 'results') newest = Math.max(newest, newestMtime(p));
+    else if (e.isFile() && e.name.endsWith('.ts')) newest = Math.max(newest, fs.statSync(p).mtimeMs);
+  }
+  return newest;
+}
+
+/** Builds dist/ when the compiled bench is missing or older than its sources. */
+function ensureBuilt(): void {
+  const built = fs.existsSync(RUN_JS) ? fs.statSync(RUN_JS).mtimeMs : 0;
+  if (built >= newestMtime(path.join(ROOT, 'bench'))) return;
+  execFileSync(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'inherit' });
+}
+
+interface RunOutput {
+  code: number | null;
+  stderr: string;
+}
+
+async function runBench(args: string[]): Promise<RunOutput> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [RUN_JS, ...args], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`bench did not finish in time: ${stderr.slice(-2000)}`));
+    }, 60_000);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stderr });
+    });
+  });
+}
+
+describe('npm run bench -- --quick', () => {
+  let tmp: string;
+  let report: string;
+  let run: RunOutput;
+  const committed = path.join(ROOT, 'RESULTS.md');
+  const committedBefore = fs.existsSync(committed) ? fs.readFileSync(committed, 'utf8') : undefined;
+
+  beforeAll(async () => {
+    ensureBuilt();
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-report-test-'));
+    run = await runBench([
+      '--quick',
+      '--paths', 'direct',
+      '--placements', 'loopback,same-region',
+      '--scenarios', 'bulk-1,rtt,ttfb',
+      '--out', path.join(tmp, 'RESULTS.md'),
+      '--json', path.join(tmp, 'json'),
+    ]);
+    report = fs.existsSync(path.join(tmp, 'RESULTS.md')) ? fs.readFileSync(path.join(tmp, 'RESULTS.md'), 'utf8') : '';
+  }, 90_000);
+
+  afterAll(() => {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('exits 0, prints progress lines and leaves the committed RESULTS.md alone', () => {
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr).toMatch(/\[\s*1\/\d+ \d+:\d\d\] direct · loopback · bulk-1/);
+    const after = fs.existsSync(committed) ? fs.readFileSync(committed, 'utf8') : undefined;
+    expect(after).toBe(committedBefore);
+  });
+
+  it('has the report sections', () => {
+    for (const h of ['# devstreams bench results', '## Goals', '## Machine', '## Paths', '## Placements', '## Scenarios']) {
+      expect(report.split('\n')).toContain(h);
+    }
+    expect(report).toMatch(/^### .*\(`bulk-1`\)$/m);
+    expect(report).toMatch(/^### .*\(`rtt`\)$/m);
+    expect(report).toMatch(/^### .*\(`ttfb`\)$/m);
+    expect(report).toContain('## Per placement: round trip against the legs, throughput against the link');
+  });
+
+  it('has scenario tables with ratio columns and a row per placement', () => {
+    const bulk = report.slice(report.indexOf('(`bulk-1`)'));
+    const header = bulk.split('\n').find((l) => l.startsWith('| placement | path |'));
+    expect(header).toBeDefined();
+    expect(header).toContain('vs direct');
+    expect(header).toContain('vs OpenSSH');
+    expect(bulk).toMatch(/^\| loopback \| direct \| [\d,.]+ \|.*\| 1\.00x \|/m);
+    expect(bulk).toMatch(/^\| same-region \| direct \| [\d,.]+ \|/m);
+  });
+
+  it('lists every goal with a status, and the machine', () => {
+    const goals = report.slice(report.indexOf('## Goals'), report.indexOf('## Machine'));
+    const rows = goals.split('\n').filter((l) => l.startsWith('| ') && !l.startsWith('| goal') && !l.startsWith('| ---'));
+    expect(rows.length).toBeGreaterThanOrEqual(5);
+    for (const r of rows) expect(r).toMatch(/\| (met|\*\*not met\*\*|not measured) \|/);
+    expect(goals).toContain('OpenSSH');
+    for (const k of ['CPU', 'RAM', 'Node', 'OpenSSH', 'git commit', 'date']) expect(report).toMatch(new RegExp(`^\\| ${k} \\|`, 'm'));
+  });
+
+  it('writes raw JSON and linked SVG charts', () => {
+    const json = JSON.parse(fs.readFileSync(path.join(tmp, 'json', 'results-quick.json'), 'utf8')) as {
+      records: { scenario: string; path: string; placement: string; error?: string }[];
+      paths: { id: string; skipped?: string }[];
+    };
+    expect(new Set(json.records.map((r) => r.scenario))).toEqual(new Set(['bulk-1', 'rtt', 'ttfb']));
+    expect(json.records.filter((r) => r.error !== undefined)).toEqual([]);
+    expect(json.paths.map((p) => p.id)).toEqual(['direct']);
+    for (const m of report.matchAll(/!\[[^\]]*\]\(([^)]+\.svg)\)/g)) {
+      const file = path.resolve(tmp, m[1] as string);
+      expect(fs.readFileSync(file, 'utf8')).toMatch(/^<svg/);
+    }
+    expect(report).toMatch(/!\[throughput\]\(json\/throughput\.svg\)/);
+  });
+});
+
+describe('report registry', () => {
+  it('renders a registered module section and its goal row', async () => {
+    const { registerModule } = await import('../bench/report/registry.js');
+    const { registerBuiltinGoals } = await import('../bench/report/goals.js');
+    const { renderReport } = await import('../bench/report/markdown.js');
+    const { PLACEMENTS } = await import('../bench/placements.js');
+    registerBuiltinGoals();
+    registerModule({
+      id: 'demo',
+      title: 'Demo module',
+      order: 10,
+      render: (data) => `value ${(data as { v: number }).v}`,
+      goals: [{ id: 'demo-goal', text: 'demo goal holds', evaluate: () => ({ status: 'met', detail: 'by construction' }) }],
+    });
+    const md = renderReport(
+      {
+        version: 1,
+        startedAt: 'a',
+        finishedAt: 'b',
+        quick: true,
+        argv: [],
+        machine: { cpuModel: 'cpu', cpuCount: 1, ramBytes: 1, os: 'os', node: 'v20', openssh: undefined, gitCommit: undefined },
+        placements: PLACEMENTS.slice(0, 1),
+        paths: [{ id: 'direct', title: 'direct TCP' }],
+        scenarios: ['rtt'],
+        records: [{ path: 'direct', placement: 'loopback', scenario: 'rtt', metrics: { p50_us: 50, p90_us: 60, p99_us: 70, samples: 3 } }],
+        modules: { demo: { v: 42 } },
+      },
+      { charts: {}, jsonRel: 'x.json' },
+    );
+    expect(md).toContain('## Demo module\n\nvalue 42');
+    expect(md).toMatch(/^\| demo goal holds \| met \| by construction \|$/m);
+    expect(md).toMatch(/^\| loopback \| direct \| 50 \| 60 \| 70 \|/m);
+  });
+});
