@@ -1,0 +1,432 @@
+/**
+ * The hub: one HTTP(S) server on one port serving the main endpoint (device control sockets,
+ * stream requests, registry API, health, metrics) and the streaming endpoint (pair + relay).
+ * Route handlers live here; device sockets live in `ControlPlane`, stream sockets in
+ * `StreamPairer`, credentials in `DeviceRegistry`.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import type { Duplex } from 'node:stream';
+import type { AddressInfo } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { DevstreamsError } from '../errors.js';
+import { formatConnectionString, isValidDeviceId, type HubTransport } from '../auth/connection-string.js';
+import { resolveHubConfig, MAX_STREAM_RESPONSE_TIMEOUT_SECONDS, type HubConfig, type HubOptions } from './config.js';
+import { DeviceRegistry, type DeviceRecord } from './registry.js';
+import { MemoryPresenceStore, MemoryStreamRouter, type PresenceStore, type StreamRouter } from './presence.js';
+import { ControlPlane } from './control.js';
+import { StreamPairer } from './streams.js';
+import { HubMetrics } from './metrics.js';
+import { TokenBucket } from './rate-limit.js';
+import { authenticateDevice, authenticatePolicy, bearerToken } from './authenticate.js';
+import { refuseUpgrade, sendError, toHubError } from './http-errors.js';
+import type { RelayStats } from './relay.js';
+
+/** The logging calls the hub makes; a pino logger fits. */
+export interface HubLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+const SILENT: HubLogger = { info() {}, warn() {}, error() {} };
+
+export interface HubStartOptions extends HubOptions {
+  /** Registry directory. */
+  dataDir: string;
+  /** Listen address; default 127.0.0.1. */
+  host?: string;
+  /** Listen port; 0 (the default) picks a free one. */
+  port?: number;
+  /** TLS certificate and key (PEM). Without them the hub serves plain HTTP/WebSocket. */
+  tls?: { cert: string | Buffer; key: string | Buffer };
+  /** Allow plain HTTP/WebSocket on a non-loopback address. */
+  insecure?: boolean;
+  logger?: HubLogger;
+  presence?: PresenceStore;
+  router?: StreamRouter;
+  /** This node's id in the presence store. */
+  nodeId?: string;
+}
+
+/** Request/answer body of a stream request. */
+export interface StreamResponseBody {
+  isAccepted: boolean;
+  streamName: string;
+  url: string;
+  authorizationToken: string;
+  /** Reason the device gave when it rejected the stream. */
+  reason?: string;
+  streamId: string;
+}
+
+const STREAM_NAME = /^[A-Za-z0-9._-]{1,64}$/;
+
+/** True for addresses only this machine can reach. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+function sendJson(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
+  res.end(text);
+}
+
+function segment(raw: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    throw new DevstreamsError('ERR_BAD_REQUEST', 'malformed percent-encoding in path');
+  }
+}
+
+export class Hub {
+  readonly config: HubConfig;
+  readonly registry: DeviceRegistry;
+  readonly metrics: HubMetrics;
+  private readonly server: http.Server | https.Server;
+  private readonly controlWss: WebSocketServer;
+  private readonly streamWss: WebSocketServer;
+  private readonly control: ControlPlane;
+  private readonly pairer: StreamPairer;
+  private readonly router: StreamRouter;
+  private readonly presence: PresenceStore;
+  private readonly bucket: TokenBucket;
+  private readonly log: HubLogger;
+  private closed = false;
+  private publicHost = '';
+  readonly transport: HubTransport;
+  private boundPort = 0;
+
+  private constructor(private readonly o: HubStartOptions) {
+    this.config = resolveHubConfig(o);
+    this.log = o.logger ?? SILENT;
+    this.registry = DeviceRegistry.open(o.dataDir);
+    this.presence = o.presence ?? new MemoryPresenceStore();
+    this.router = o.router ?? new MemoryStreamRouter();
+    this.transport = o.publicTransport ?? (o.tls ? 'wss' : 'ws');
+    this.bucket = new TokenBucket(this.config.streamRatePerSecond, this.config.streamRateBurst);
+    const logFn = (level: 'info' | 'warn', msg: string, fields: Record<string, unknown> = {}): void => this.log[level](fields, msg);
+    this.control = new ControlPlane({
+      registry: this.registry,
+      presence: this.presence,
+      nodeId: o.nodeId ?? randomBytes(6).toString('hex'),
+      hostName: () => this.publicHost,
+      clockSkewSeconds: this.config.clockSkewSeconds,
+      pingIntervalMs: this.config.controlPingIntervalMs,
+      maxPendingPerDevice: this.config.maxPendingPerDevice,
+      log: logFn,
+    });
+    this.metrics = new HubMetrics({ connectedDevices: () => this.control.connectedCount, activeStreams: () => this.pairer.activeCount });
+    this.pairer = new StreamPairer({
+      pairTimeoutMs: this.config.streamPairTimeoutMs,
+      limits: { highWater: this.config.relayHighWater, lowWater: this.config.relayLowWater },
+      onBytes: (n) => {
+        this.metrics.bytesRelayed += n;
+      },
+      log: logFn,
+    });
+    this.registry.onExternalChange = () => this.control.revokeStale();
+    this.controlWss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: this.config.controlMaxMessage, clientTracking: false });
+    this.streamWss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: this.config.relayMaxMessage, clientTracking: false, skipUTF8Validation: true });
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+      this.handleRequest(req, res).catch((err: unknown) => this.fail(res, err, req));
+    };
+    this.server = o.tls ? https.createServer({ cert: o.tls.cert, key: o.tls.key }, handler) : http.createServer(handler);
+    this.server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+      socket.on('error', () => {});
+      this.handleUpgrade(req, socket, head).catch((err: unknown) => this.refuse(socket, err, req));
+    });
+    this.server.on('clientError', (err: Error, socket: Duplex) => {
+      refuseUpgrade(socket, new DevstreamsError('ERR_BAD_REQUEST', 'malformed HTTP request'));
+    });
+  }
+
+  /** Starts a hub and resolves once it listens. */
+  static async start(o: HubStartOptions): Promise<Hub> {
+    const host = o.host ?? '127.0.0.1';
+    if (!o.tls && !o.insecure && !isLoopback(host)) {
+      throw new DevstreamsError('ERR_CONFIG', `refusing plain WebSocket on non-loopback address ${host}; give TLS flags or --insecure`);
+    }
+    const hub = new Hub(o);
+    await new Promise<void>((resolve, reject) => {
+      hub.server.once('error', reject);
+      hub.server.listen(o.port ?? 0, host, () => {
+        hub.server.off('error', reject);
+        resolve();
+      });
+    });
+    hub.boundPort = (hub.server.address() as AddressInfo).port;
+    const hostPart = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+    hub.publicHost = o.publicHost ?? `${hostPart === '0.0.0.0' || hostPart === '[::]' ? '127.0.0.1' : hostPart}:${hub.boundPort}`;
+    hub.registry.setEndpoint({ hostName: hub.publicHost, transport: hub.transport });
+    hub.log.info({ hostName: hub.publicHost, port: hub.boundPort, transport: hub.transport }, 'hub listening');
+    return hub;
+  }
+
+  get port(): number {
+    return this.boundPort;
+  }
+
+  /** Name tokens are scoped to (`host:port`). */
+  get hostName(): string {
+    return this.publicHost;
+  }
+
+  /** Connection string for a device (as the hub would print it). */
+  deviceConnectionString(rec: DeviceRecord): string {
+    return formatConnectionString({ kind: 'device', hostName: this.publicHost, deviceId: rec.deviceId, sharedAccessKey: rec.key, transport: this.transport });
+  }
+
+  /** Connection string for a policy. */
+  policyConnectionString(policy: 'service' | 'owner'): string {
+    return formatConnectionString({ kind: 'policy', hostName: this.publicHost, policy, sharedAccessKey: this.registry.policyKey(policy)!, transport: this.transport });
+  }
+
+  /** Relay statistics of a paired stream (tests, diagnostics). */
+  streamStats(streamId: string): RelayStats | undefined {
+    return this.pairer.stats(streamId);
+  }
+
+  get connectedDevices(): number {
+    return this.control.connectedCount;
+  }
+
+  get activeStreams(): number {
+    return this.pairer.activeCount;
+  }
+
+  /** Stops accepting, closes every socket, resolves once the server is closed. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.control.close();
+    this.pairer.close();
+    const done = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeAllConnections();
+    await done;
+  }
+
+  private fail(res: http.ServerResponse, err: unknown, req: http.IncomingMessage): void {
+    const e = toHubError(err);
+    if (e.code.startsWith('ERR_AUTH')) this.metrics.authFailure(req.url?.split('/')[1] ?? '', e.code);
+    if (e.code === 'ERR_INTERNAL') this.log.error({ err, url: req.url }, 'request failed');
+    sendError(res, e);
+  }
+
+  private refuse(socket: Duplex, err: unknown, req: http.IncomingMessage): void {
+    const e = toHubError(err);
+    if (e.code.startsWith('ERR_AUTH')) this.metrics.authFailure(req.url?.split('/')[1] ?? '', e.code);
+    if (e.code === 'ERR_INTERNAL') this.log.error({ err, url: req.url }, 'upgrade failed');
+    refuseUpgrade(socket, e);
+  }
+
+  private async handleUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    if (this.closed) throw new DevstreamsError('ERR_HUB_SHUTDOWN', 'hub is shutting down');
+    const path = (req.url ?? '/').split('?')[0]!;
+    const parts = path.split('/');
+    if (req.method !== 'GET') throw new DevstreamsError('ERR_METHOD_NOT_ALLOWED', 'WebSocket upgrades use GET');
+    if (parts.length === 4 && parts[1] === 'devices' && parts[3] === 'control') {
+      const deviceId = segment(parts[2]!);
+      if (!isValidDeviceId(deviceId)) throw new DevstreamsError('ERR_BAD_REQUEST', 'invalid device id');
+      const who = await authenticateDevice(req, this.registry, this.publicHost, deviceId, this.config.clockSkewSeconds);
+      this.controlWss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
+        if (this.closed) {
+          ws.close(1001, 'ERR_HUB_SHUTDOWN');
+          return;
+        }
+        this.control.attach(deviceId, ws, who.expiry, who.key);
+        this.log.info({ deviceId }, 'device connected');
+      });
+      return;
+    }
+    if (parts.length === 3 && parts[1] === 'streams') {
+      const streamId = segment(parts[2]!);
+      const token = bearerToken(req);
+      const claim = await this.router.claim(streamId, token, Date.now());
+      if (!claim.ok) {
+        if (claim.why === 'reused') throw new DevstreamsError('ERR_AUTH_TOKEN_REUSED', 'stream token was already used');
+        if (claim.why === 'expired') throw new DevstreamsError('ERR_AUTH_EXPIRED', 'stream token expired');
+        throw new DevstreamsError('ERR_AUTH_INVALID', 'stream token is not valid for this stream');
+      }
+      this.streamWss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
+        if (this.closed) {
+          ws.close(1001, 'ERR_HUB_SHUTDOWN');
+          return;
+        }
+        this.pairer.add(streamId, claim.side, ws);
+      });
+      return;
+    }
+    throw new DevstreamsError('ERR_NOT_FOUND', 'no WebSocket endpoint at this path');
+  }
+
+  private async handleRequest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    if (this.closed) throw new DevstreamsError('ERR_HUB_SHUTDOWN', 'hub is shutting down');
+    const path = (req.url ?? '/').split('?')[0]!;
+    const parts = path.split('/');
+    const method = req.method ?? 'GET';
+    const only = (m: string): void => {
+      if (method !== m) throw new DevstreamsError('ERR_METHOD_NOT_ALLOWED', `${method} not allowed on ${path.slice(0, 80)}`);
+    };
+    if (path === '/healthz') {
+      only('GET');
+      sendJson(res, 200, { status: 'ok', connectedDevices: this.control.connectedCount, activeStreams: this.pairer.activeCount });
+      return;
+    }
+    if (path === '/metrics') {
+      only('GET');
+      const text = await this.metrics.registry.metrics();
+      res.writeHead(200, { 'content-type': this.metrics.registry.contentType });
+      res.end(text);
+      return;
+    }
+    if (parts.length === 5 && parts[1] === 'twins' && parts[3] === 'streams') {
+      only('POST');
+      await this.streamRequest(req, res, segment(parts[2]!), segment(parts[4]!));
+      return;
+    }
+    if (path === '/devices') {
+      only('GET');
+      await this.owner(req);
+      sendJson(res, 200, { devices: this.registry.listDevices().map((d) => ({ deviceId: d.deviceId, createdAt: d.createdAt, keyUpdatedAt: d.keyUpdatedAt, connected: this.control.isConnected(d.deviceId) })) });
+      return;
+    }
+    if (parts.length === 3 && parts[1] === 'devices') {
+      const deviceId = segment(parts[2]!);
+      if (method === 'PUT') {
+        await this.owner(req);
+        const body = await this.readJson(req);
+        const key = body.key;
+        if (key !== undefined && (typeof key !== 'string' || !/^[A-Za-z0-9+/]+={0,2}$/.test(key) || Buffer.from(key, 'base64').length < 16)) {
+          throw new DevstreamsError('ERR_BAD_REQUEST', 'key must be base64 of at least 16 bytes');
+        }
+        const rec = this.registry.addDevice(deviceId, key as string | undefined);
+        sendJson(res, 201, this.deviceView(rec, true));
+        return;
+      }
+      if (method === 'GET') {
+        await this.owner(req);
+        const rec = this.registry.getDevice(deviceId);
+        if (!rec) throw new DevstreamsError('ERR_DEVICE_NOT_FOUND', `device ${deviceId} is not registered`);
+        sendJson(res, 200, this.deviceView(rec, true));
+        return;
+      }
+      if (method === 'DELETE') {
+        await this.owner(req);
+        this.registry.removeDevice(deviceId);
+        this.control.revokeStale();
+        res.writeHead(204);
+        res.end();
+        return;
+      }
+      throw new DevstreamsError('ERR_METHOD_NOT_ALLOWED', `${method} not allowed on /devices/{id}`);
+    }
+    if (parts.length === 4 && parts[1] === 'devices' && parts[3] === 'rotate-key') {
+      only('POST');
+      await this.owner(req);
+      const rec = this.registry.rotateDeviceKey(segment(parts[2]!));
+      this.control.revokeStale();
+      sendJson(res, 200, this.deviceView(rec, true));
+      return;
+    }
+    if (parts.length === 4 && parts[1] === 'devices' && parts[3] === 'control') {
+      throw new DevstreamsError('ERR_BAD_REQUEST', 'the control endpoint needs a WebSocket upgrade');
+    }
+    if (parts.length === 3 && parts[1] === 'streams') {
+      throw new DevstreamsError('ERR_BAD_REQUEST', 'the streaming endpoint needs a WebSocket upgrade');
+    }
+    throw new DevstreamsError('ERR_NOT_FOUND', `no endpoint at ${path.slice(0, 80)}`);
+  }
+
+  private deviceView(rec: DeviceRecord, withSecret: boolean): Record<string, unknown> {
+    const view: Record<string, unknown> = { deviceId: rec.deviceId, createdAt: rec.createdAt, keyUpdatedAt: rec.keyUpdatedAt, connected: this.control.isConnected(rec.deviceId) };
+    if (withSecret) view.connectionString = this.deviceConnectionString(rec);
+    return view;
+  }
+
+  private async owner(req: http.IncomingMessage): Promise<void> {
+    await authenticatePolicy(req, this.registry, this.publicHost, ['owner'], this.config.clockSkewSeconds);
+  }
+
+  private readJson(req: http.IncomingMessage): Promise<Record<string, unknown>> {
+    return new Promise((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      req.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > this.config.maxBodyBytes) {
+          reject(new DevstreamsError('ERR_PAYLOAD_TOO_LARGE', `request body exceeds ${this.config.maxBodyBytes} bytes`));
+          req.destroy();
+          return;
+        }
+        chunks.push(c);
+      });
+      req.on('error', reject);
+      req.on('end', () => {
+        if (size === 0) return resolve({});
+        try {
+          const v: unknown = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+          if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new Error('not an object');
+          resolve(v as Record<string, unknown>);
+        } catch {
+          reject(new DevstreamsError('ERR_BAD_REQUEST', 'request body must be a JSON object'));
+        }
+      });
+    });
+  }
+
+  private async streamRequest(req: http.IncomingMessage, res: http.ServerResponse, deviceId: string, streamName: string): Promise<void> {
+    req.resume(); // a body, if any, is ignored
+    await authenticatePolicy(req, this.registry, this.publicHost, ['service', 'owner'], this.config.clockSkewSeconds);
+    if (!STREAM_NAME.test(streamName)) throw new DevstreamsError('ERR_BAD_REQUEST', 'stream name must be 1-64 characters of A-Z a-z 0-9 . _ -');
+    let timeoutSeconds = this.config.streamResponseTimeoutSeconds;
+    const th = req.headers['iothub-streaming-response-timeout-in-seconds'];
+    if (th !== undefined) {
+      const v = Number(th);
+      if (typeof th !== 'string' || !/^[0-9]{1,4}$/.test(th) || v < 1 || v > MAX_STREAM_RESPONSE_TIMEOUT_SECONDS) {
+        throw new DevstreamsError('ERR_BAD_REQUEST', `iothub-streaming-response-timeout-in-seconds must be an integer from 1 to ${MAX_STREAM_RESPONSE_TIMEOUT_SECONDS}`);
+      }
+      timeoutSeconds = v;
+    }
+    if (!this.bucket.take()) {
+      this.metrics.streamRequest('rate_limited');
+      throw new DevstreamsError('ERR_RATE_LIMITED', 'too many stream requests; retry later');
+    }
+    if (!this.registry.getDevice(deviceId)) {
+      this.metrics.streamRequest('not_found');
+      throw new DevstreamsError('ERR_DEVICE_NOT_FOUND', `device ${deviceId.slice(0, 128)} is not registered`);
+    }
+    if ((await this.presence.nodeOf(deviceId)) === undefined || !this.control.isConnected(deviceId)) {
+      this.metrics.streamRequest('offline');
+      throw new DevstreamsError('ERR_DEVICE_OFFLINE', `device ${deviceId} is not connected`);
+    }
+    const streamId = randomBytes(16).toString('base64url');
+    const deviceToken = randomBytes(24);
+    const serviceToken = randomBytes(24);
+    const url = `${this.transport}://${this.publicHost}/streams/${streamId}`;
+    await this.router.put({ streamId, deviceId, streamName, deviceToken, serviceToken, expiresAt: Date.now() + this.config.streamTokenTtlMs });
+    let answer;
+    try {
+      answer = await this.control.ring(deviceId, { streamName, streamId, url, authorizationToken: deviceToken.toString('base64url') }, timeoutSeconds * 1000);
+    } catch (err) {
+      await this.router.drop(streamId);
+      const e = toHubError(err);
+      this.metrics.streamRequest(e.code === 'ERR_STREAM_TIMEOUT' ? 'timeout' : e.code === 'ERR_DEVICE_OFFLINE' ? 'offline' : 'error');
+      throw e;
+    }
+    if (!answer.accept) await this.router.drop(streamId);
+    this.metrics.streamRequest(answer.accept ? 'accepted' : 'rejected');
+    const token = answer.accept ? serviceToken.toString('base64url') : '';
+    const body: StreamResponseBody = { isAccepted: answer.accept, streamName, url: answer.accept ? url : '', authorizationToken: token, streamId };
+    if (answer.reason !== undefined) body.reason = answer.reason;
+    this.log.info({ deviceId, streamName, streamId, accepted: answer.accept }, 'stream request answered');
+    sendJson(res, 200, body, {
+      'iothub-streaming-is-accepted': String(answer.accept),
+      'iothub-streaming-url': body.url,
+      'iothub-streaming-auth-token': token,
+    });
+  }
+}
