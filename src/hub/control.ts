@@ -10,7 +10,7 @@ import { DevstreamsError } from '../errors.js';
 import { deviceResource, nowSeconds, parseSasToken, verifySasToken } from '../auth/sas.js';
 import type { DeviceRegistry } from './registry.js';
 import type { PresenceStore } from './presence.js';
-import { CLOSE_CODES, parseDeviceMessage, type StreamRequestMessage, type RenewedMessage } from './control-protocol.js';
+import { CLOSE_CODES, parseDeviceMessage, type StreamRequestMessage, type RenewedMessage } from '../hub-api/control-protocol.js';
 
 /** How often the sweep checks token expiry (ms). */
 export const CONTROL_SWEEP_INTERVAL_MS = 5_000;

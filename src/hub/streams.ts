@@ -7,7 +7,7 @@
 import WebSocket from 'ws';
 import type { StreamSide } from './presence.js';
 import { Relay, type RelayLimits, type RelayStats } from './relay.js';
-import { CLOSE_CODES } from './control-protocol.js';
+import { CLOSE_CODES } from '../hub-api/control-protocol.js';
 
 interface Waiting {
   side: StreamSide;

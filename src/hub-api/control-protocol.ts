@@ -1,6 +1,7 @@
 /**
  * Messages on the device control socket (JSON text frames), shared by the hub and the device
- * SDK so that both sides agree on one definition.
+ * SDK so that both sides agree on one definition. Pure data, no I/O: it sits beside `auth/` so
+ * that the SDK never imports the hub.
  *
  * hub -> device: `streamRequest` (ring the device), `renewed` (a new token was accepted).
  * device -> hub: `streamResponse` (accept or reject, with a reason), `renew` (a fresh token
