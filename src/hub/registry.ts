@@ -7,7 +7,7 @@
  * against each other: last rename wins (the CLI and the hub API rarely write at the same moment).
  */
 import { randomBytes } from 'node:crypto';
-import { promises as fsp, statSync, readFileSync, mkdirSync, writeFileSync, renameSync, chmodSync, existsSync } from 'node:fs';
+import { promises as fsp, watch, type FSWatcher, statSync, readFileSync, mkdirSync, writeFileSync, renameSync, chmodSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { DevstreamsError } from '../errors.js';
 import { isValidDeviceId, type HubTransport } from '../auth/connection-string.js';
@@ -138,6 +138,35 @@ export class DeviceRegistry {
       return; // a torn or foreign file: keep the last good copy
     }
     this.onExternalChange?.();
+  }
+
+  /**
+   * Watches the data directory and refreshes when the registry file is replaced, so that a
+   * removal or key rotation closes live sockets at once, not at their next authentication.
+   * Returns a function that stops watching.
+   */
+  watch(): () => void {
+    let watcher: FSWatcher | undefined;
+    let pending: NodeJS.Timeout | undefined;
+    try {
+      watcher = watch(this.dataDir, { persistent: false }, (_event, name) => {
+        if (name !== null && name !== REGISTRY_FILE) return;
+        if (pending) return;
+        // Coalesce the burst of events one rename makes.
+        pending = setTimeout(() => {
+          pending = undefined;
+          void this.refresh();
+        }, 20);
+        pending.unref();
+      });
+      watcher.on('error', () => {});
+    } catch {
+      // No watch support: refresh before each authentication still applies changes.
+    }
+    return () => {
+      if (pending) clearTimeout(pending);
+      watcher?.close();
+    };
   }
 
   /** Synchronous refresh, for the CLI before a read-modify-write. */

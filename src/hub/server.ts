@@ -99,6 +99,7 @@ export class Hub {
   private publicHost = '';
   readonly transport: HubTransport;
   private boundPort = 0;
+  private readonly unwatch: () => void;
 
   private constructor(private readonly o: HubStartOptions) {
     this.config = resolveHubConfig(o);
@@ -129,6 +130,7 @@ export class Hub {
       log: logFn,
     });
     this.registry.onExternalChange = () => this.control.revokeStale();
+    this.unwatch = this.registry.watch();
     this.controlWss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: this.config.controlMaxMessage, clientTracking: false });
     this.streamWss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: this.config.relayMaxMessage, clientTracking: false, skipUTF8Validation: true });
     const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
@@ -202,6 +204,7 @@ export class Hub {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.unwatch();
     this.control.close();
     this.pairer.close();
     const done = new Promise<void>((resolve) => this.server.close(() => resolve()));

@@ -61,7 +61,15 @@ export class IncomingStreamRequest {
   }
 }
 
-export class DeviceClient extends EventEmitter {
+/** Events a DeviceClient emits, with their arguments. */
+export interface DeviceClientEvents {
+  connected: [];
+  disconnected: [error: DevstreamsError | undefined];
+  streamRequest: [request: IncomingStreamRequest];
+  error: [error: DevstreamsError];
+}
+
+export class DeviceClient extends EventEmitter<DeviceClientEvents> {
   private ws: WebSocket | undefined;
   private stopped = false;
   private readonly backoff: Backoff;
@@ -114,8 +122,8 @@ export class DeviceClient extends EventEmitter {
     try {
       ws = await openWebSocket(url, { authorization: this.token() }, { ...(this.o.ca !== undefined ? { ca: this.o.ca } : {}), maxMessageSize: 64 * 1024 });
     } catch (err) {
-      const e = err as DevstreamsError;
-      if (this.firstConnect && e.code?.startsWith('ERR_AUTH')) {
+      const e = err instanceof DevstreamsError ? err : new DevstreamsError('ERR_HUB_UNAVAILABLE', String(err));
+      if (this.firstConnect && e.code.startsWith('ERR_AUTH')) {
         this.firstConnect.reject(e);
         this.firstConnect = undefined;
         this.stopped = true;
