@@ -6,7 +6,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { DevstreamsError } from '../errors.js';
-import { deviceResource, hubResource, parseSasToken, verifySasToken } from '../auth/sas.js';
+import { deviceResource, hubResource, parseSasToken, verifySasToken, type SasToken } from '../auth/sas.js';
 import type { DeviceRegistry } from './registry.js';
 
 /** What a verified token lets its holder do. */
@@ -24,12 +24,8 @@ export async function authenticateDevice(req: IncomingMessage, registry: DeviceR
   if (token.keyName !== undefined || token.resource.toLowerCase() !== deviceResource(hostName, deviceId).toLowerCase()) {
     throw new DevstreamsError('ERR_AUTH_SCOPE', `token is not scoped to device ${deviceId} on ${hostName}`);
   }
-  await registry.refresh();
-  const rec = registry.getDevice(deviceId);
-  // An unknown device and a wrong key look the same from outside.
-  if (!rec) throw new DevstreamsError('ERR_AUTH_INVALID', 'shared access signature does not match');
-  verifySasToken(token, rec.key, { clockSkewSeconds: skew });
-  return { kind: 'device', deviceId, expiry: token.expiry, key: rec.key };
+  const key = await withFreshRegistry(registry, () => registry.getDevice(deviceId)?.key, token, skew);
+  return { kind: 'device', deviceId, expiry: token.expiry, key };
 }
 
 /** Verifies a policy token; `allowed` lists the policies that may call this endpoint. */
@@ -41,11 +37,31 @@ export async function authenticatePolicy(req: IncomingMessage, registry: DeviceR
   }
   if (policy !== 'service' && policy !== 'owner') throw new DevstreamsError('ERR_AUTH_SCOPE', `unknown policy ${policy.slice(0, 40)}`);
   if (!allowed.includes(policy)) throw new DevstreamsError('ERR_AUTH_SCOPE', `policy ${policy} may not call this endpoint`);
-  await registry.refresh();
-  const key = registry.policyKey(policy);
-  if (key === undefined) throw new DevstreamsError('ERR_AUTH_INVALID', 'shared access signature does not match');
-  verifySasToken(token, key, { clockSkewSeconds: skew });
+  await withFreshRegistry(registry, () => registry.policyKey(policy), token, skew);
   return { kind: 'policy', policy };
+}
+
+/**
+ * Verifies `token` with the key `lookup` finds. When that fails, the registry is re-read
+ * (unthrottled) and the check repeated once, so a device added or a key rotated a moment ago
+ * by another process is never refused because of a stale copy. Returns the key that matched.
+ */
+async function withFreshRegistry(registry: DeviceRegistry, lookup: () => string | undefined, token: SasToken, skew: number): Promise<string> {
+  await registry.refresh();
+  const check = (): string => {
+    const key = lookup();
+    // An unknown device and a wrong key look the same from outside.
+    if (key === undefined) throw new DevstreamsError('ERR_AUTH_INVALID', 'shared access signature does not match');
+    verifySasToken(token, key, { clockSkewSeconds: skew });
+    return key;
+  };
+  try {
+    return check();
+  } catch (err) {
+    if (!(err instanceof DevstreamsError) || err.code !== 'ERR_AUTH_INVALID') throw err;
+    await registry.refresh(true);
+    return check();
+  }
 }
 
 /** The bearer token of a streaming-endpoint request, decoded from base64url. */

@@ -14,6 +14,8 @@ import { isValidDeviceId, type HubTransport } from '../auth/connection-string.js
 
 /** Registry file name inside the data directory. */
 export const REGISTRY_FILE = 'registry.json';
+/** With a directory watcher running, the per-authentication stat runs at most this often (ms). */
+export const WATCHED_STAT_INTERVAL_MS = 200;
 /** Bytes of a generated shared access key. */
 export const KEY_BYTES = 32;
 
@@ -58,6 +60,8 @@ export class DeviceRegistry {
   readonly path: string;
   private data: RegistryFile;
   private stamp = '';
+  private watching = false;
+  private lastStat = 0;
   /** Called after the file was re-read because someone else changed it. */
   onExternalChange: (() => void) | undefined;
 
@@ -120,8 +124,18 @@ export class DeviceRegistry {
     }
   }
 
-  /** Re-reads the file if another process changed it. Cheap when nothing changed (one stat). */
-  async refresh(): Promise<void> {
+  /**
+   * Re-reads the file if another process changed it. Cheap when nothing changed (one stat).
+   * `force` skips the throttle: callers use it before refusing credentials.
+   */
+  async refresh(force = false): Promise<void> {
+    // While the directory watcher runs it applies changes at once; the stat is then only a
+    // fallback for missed events and runs at most every WATCHED_STAT_INTERVAL_MS.
+    if (this.watching && !force) {
+      const now = performance.now();
+      if (now - this.lastStat < WATCHED_STAT_INTERVAL_MS) return;
+      this.lastStat = now;
+    }
     let st;
     try {
       st = await fsp.stat(this.path);
@@ -159,11 +173,15 @@ export class DeviceRegistry {
         }, 20);
         pending.unref();
       });
-      watcher.on('error', () => {});
+      watcher.on('error', () => {
+        this.watching = false;
+      });
+      this.watching = true;
     } catch {
       // No watch support: refresh before each authentication still applies changes.
     }
     return () => {
+      this.watching = false;
       if (pending) clearTimeout(pending);
       watcher?.close();
     };
@@ -217,6 +235,22 @@ export class DeviceRegistry {
     this.data.devices[deviceId] = rec;
     this.writeSync();
     return rec;
+  }
+
+  /** Adds many devices with fresh keys in one write (fleet provisioning, benchmarks). */
+  addDevices(deviceIds: readonly string[]): DeviceRecord[] {
+    this.refreshSync();
+    const now = new Date().toISOString();
+    const out: DeviceRecord[] = [];
+    for (const deviceId of deviceIds) {
+      if (!isValidDeviceId(deviceId)) throw new DevstreamsError('ERR_BAD_REQUEST', `invalid device id "${deviceId.slice(0, 40)}"`);
+      if (this.getDevice(deviceId)) throw new DevstreamsError('ERR_DEVICE_EXISTS', `device ${deviceId} already exists`);
+      const rec: DeviceRecord = { deviceId, key: generateKey(), createdAt: now, keyUpdatedAt: now };
+      this.data.devices[deviceId] = rec;
+      out.push(rec);
+    }
+    this.writeSync();
+    return out;
   }
 
   /** Removes a device; `ERR_DEVICE_NOT_FOUND` when absent. */

@@ -276,7 +276,7 @@ export class Hub {
     };
     if (path === '/healthz') {
       only('GET');
-      sendJson(res, 200, { status: 'ok', connectedDevices: this.control.connectedCount, activeStreams: this.pairer.activeCount });
+      sendJson(res, 200, { status: 'ok', connectedDevices: this.control.connectedCount, activeStreams: this.pairer.activeCount, waitingStreams: this.pairer.waitingCount });
       return;
     }
     if (path === '/metrics') {

@@ -19,6 +19,8 @@ import { TOKEN_RENEW_FRACTION } from './service-client.js';
 
 /** A control socket with no ping or message from the hub for this long is presumed dead, ms. */
 export const DEFAULT_HUB_SILENCE_MS = 75_000;
+/** Largest control message the device accepts from the hub, bytes. */
+export const CONTROL_MAX_MESSAGE = 64 * 1024;
 
 export interface DeviceClientOptions {
   ca?: string | Buffer;
@@ -120,7 +122,15 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
     const url = `${wsBaseUrl(this.cs)}/devices/${encodeURIComponent(this.cs.deviceId)}/control`;
     let ws: WebSocket;
     try {
-      ws = await openWebSocket(url, { authorization: this.token() }, { ...(this.o.ca !== undefined ? { ca: this.o.ca } : {}), maxMessageSize: 64 * 1024 });
+      ws = await openWebSocket(url, { authorization: this.token() }, { ...(this.o.ca !== undefined ? { ca: this.o.ca } : {}), maxMessageSize: CONTROL_MAX_MESSAGE }, (sock) => {
+        // Listeners go on in the 'open' event itself, so no early message is lost.
+        sock.on('message', (data: Buffer, isBinary: boolean) => this.onMessage(data, isBinary));
+        sock.on('ping', () => this.heardHub());
+        sock.on('error', () => {});
+        sock.on('close', (code: number, reason: Buffer) => this.onClose(sock, code, reason.toString()));
+        this.ws = sock;
+        return sock;
+      });
     } catch (err) {
       const e = err instanceof DevstreamsError ? err : new DevstreamsError('ERR_HUB_UNAVAILABLE', String(err));
       if (this.firstConnect && e.code.startsWith('ERR_AUTH')) {
@@ -134,15 +144,11 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
       return;
     }
     if (this.stopped) {
+      this.ws = undefined;
       ws.close(1000);
       return;
     }
-    this.ws = ws;
     this.backoff.reset();
-    ws.on('message', (data: Buffer, isBinary: boolean) => this.onMessage(data, isBinary));
-    ws.on('ping', () => this.heardHub());
-    ws.on('error', () => {});
-    ws.on('close', (code: number, reason: Buffer) => this.onClose(ws, code, reason.toString()));
     this.heardHub();
     this.scheduleRenew();
     this.firstConnect?.resolve();

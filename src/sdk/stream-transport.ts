@@ -19,8 +19,13 @@ export interface OpenStreamOptions extends WebSocketTransportOptions {
   gatewayHost?: string;
 }
 
-/** Opens a WebSocket with devstreams' options; refused upgrades reject with the hub's code. */
-export function openWebSocket(url: string, headers: Record<string, string>, o: { ca?: string | Buffer; connectTimeoutMs?: number; maxMessageSize?: number } = {}): Promise<WebSocket> {
+/**
+ * Opens a WebSocket with devstreams' options; refused upgrades reject with the hub's code.
+ * `onOpen` runs synchronously in the 'open' event so that it can attach message listeners
+ * before anything else runs: a message may arrive in the same read as the 101 response, and
+ * would be emitted (and lost) before a promise continuation could attach a listener.
+ */
+export function openWebSocket<T>(url: string, headers: Record<string, string>, o: { ca?: string | Buffer; connectTimeoutMs?: number; maxMessageSize?: number }, onOpen: (ws: WebSocket) => T): Promise<T> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, {
       ...webSocketClientOptions(o.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE),
@@ -56,7 +61,7 @@ export function openWebSocket(url: string, headers: Record<string, string>, o: {
       if (settled) return;
       settled = true;
       ws.removeAllListeners('error');
-      resolve(ws);
+      resolve(onOpen(ws));
     });
   });
 }
@@ -69,9 +74,8 @@ export async function openStreamTransport(url: string, token: string, o: OpenStr
     u.host = o.gatewayHost;
     target = u.toString();
   }
-  const ws = await openWebSocket(target, { authorization: `Bearer ${token}` }, o);
   const topts: WebSocketTransportOptions = {};
   if (o.maxMessageSize !== undefined) topts.maxMessageSize = o.maxMessageSize;
   if (o.highWaterMark !== undefined) topts.highWaterMark = o.highWaterMark;
-  return new WebSocketTransport(ws, topts);
+  return openWebSocket(target, { authorization: `Bearer ${token}` }, o, (ws) => new WebSocketTransport(ws, topts));
 }

@@ -1,0 +1,261 @@
+/**
+ * Hub benchmark: (1) stream setup rate on one hub, (2) relay throughput through the hub against
+ * a bare `ws` relay in the same run, (3) hub RSS per idle device control socket. The hub (and
+ * the bare relay) run as child processes; clients run here. Every phase is bounded in count and
+ * time. Run standalone: `npm run build && node dist/bench/hub-bench.js`.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import WebSocket from 'ws';
+import { DeviceRegistry } from '../src/hub/registry.js';
+import { formatConnectionString } from '../src/auth/connection-string.js';
+import { createDeviceToken } from '../src/auth/sas.js';
+import { DeviceClient, ServiceClient } from '../src/sdk/index.js';
+import { connectWebSocketTransport, type Transport } from '../src/transport/index.js';
+
+export interface HubBenchOptions {
+  /** Seconds for the setup-rate phase. */
+  setupSeconds?: number;
+  /** Concurrent stream setups in flight. */
+  setupConcurrency?: number;
+  /** Seconds per relay throughput run. */
+  relaySeconds?: number;
+  /** Idle devices for the memory phase. */
+  idleDevices?: number;
+}
+
+export interface HubBenchResult {
+  streamsPerSecond: number;
+  streamsCompleted: number;
+  hubRelayMBps: number;
+  bareRelayMBps: number;
+  relayRatio: number;
+  idleDevices: number;
+  rssPerDeviceKiB: number;
+}
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+interface Child {
+  proc: ChildProcess;
+  port: number;
+  rss(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+async function startChild(args: string[]): Promise<Child> {
+  const proc = spawn(process.execPath, ['--expose-gc', join(here, 'hub-bench-child.js'), ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: proc.stdout! });
+  const waiters: ((v: Record<string, number>) => void)[] = [];
+  lines.on('line', (l) => waiters.shift()?.(JSON.parse(l) as Record<string, number>));
+  const next = (): Promise<Record<string, number>> =>
+    new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error('bench child did not answer')), 30_000);
+      waiters.push((v) => {
+        clearTimeout(t);
+        resolve(v);
+      });
+    });
+  const { port } = await next();
+  return {
+    proc,
+    port: port!,
+    async rss() {
+      const p = next();
+      proc.stdin!.write('rss\n');
+      return (await p).rss!;
+    },
+    async stop() {
+      proc.stdin!.end();
+      await new Promise<void>((r) => {
+        if (proc.exitCode !== null) return r();
+        proc.once('exit', () => r());
+        setTimeout(() => {
+          proc.kill('SIGKILL');
+          r();
+        }, 5000).unref();
+      });
+    },
+  };
+}
+
+function hubStrings(dir: string, port: number, deviceIds: string[]): { devices: string[]; service: string } {
+  const reg = DeviceRegistry.open(dir);
+  const ep = { hostName: `127.0.0.1:${port}`, transport: 'ws' as const };
+  const recs = reg.addDevices(deviceIds);
+  return {
+    devices: recs.map((r) => formatConnectionString({ kind: 'device', deviceId: r.deviceId, sharedAccessKey: r.key, ...ep })),
+    service: formatConnectionString({ kind: 'policy', policy: 'service', sharedAccessKey: reg.serviceKey, ...ep }),
+  };
+}
+
+/** Pushes 64 KiB messages from `src` to `dst` for `seconds`, respecting backpressure; returns MB/s. */
+async function pump(src: Transport, dst: Transport, seconds: number): Promise<number> {
+  const chunk = Buffer.alloc(64 * 1024, 0x5a);
+  let received = 0;
+  dst.attach({ onMessage: (m) => (received += m.length), onDrain() {}, onClose() {} });
+  let resumeSend: (() => void) | undefined;
+  src.attach({ onMessage() {}, onDrain: () => resumeSend?.(), onClose() {} });
+  const start = performance.now();
+  const end = start + seconds * 1000;
+  while (performance.now() < end) {
+    if (!src.send([chunk])) {
+      await new Promise<void>((r) => {
+        resumeSend = r;
+        setTimeout(r, 200);
+      });
+      resumeSend = undefined;
+    }
+    // let the receive side run on this shared event loop
+    if (src.bufferedAmount > 0) await new Promise<void>((r) => setImmediate(r));
+  }
+  const elapsed = (performance.now() - start) / 1000;
+  return received / elapsed / 1e6;
+}
+
+async function setupRate(o: Required<HubBenchOptions>): Promise<{ rate: number; completed: number }> {
+  const dir = mkdtempSync(join(tmpdir(), 'devstreams-bench-'));
+  const child = await startChild(['hub', dir]);
+  const DEVICES = 8;
+  const s = hubStrings(dir, child.port, Array.from({ length: DEVICES }, (_, i) => `bench-${i}`));
+  const devices: DeviceClient[] = [];
+  for (const cs of s.devices) {
+    const d = DeviceClient.fromConnectionString(cs);
+    d.on('streamRequest', (req) => {
+      void req.accept().then((t) => t.attach({ onMessage: (m) => t.send([m]), onDrain() {}, onClose() {} }), () => {});
+    });
+    await d.open();
+    devices.push(d);
+  }
+  const svc = ServiceClient.fromConnectionString(s.service);
+  let completed = 0;
+  let failed = 0;
+  const reasons = new Map<string, number>();
+  const ping = Buffer.from('x');
+  const start = performance.now();
+  const end = start + o.setupSeconds * 1000;
+  const worker = async (w: number): Promise<void> => {
+    let i = 0;
+    while (performance.now() < end && failed < 100) {
+      try {
+        const st = await svc.createStream(`bench-${(w + i++) % DEVICES}`, 'bench');
+        await new Promise<void>((resolve, reject) => {
+          const t = setTimeout(() => reject(new Error('no echo')), 10_000);
+          st.transport.attach({ onMessage: () => { clearTimeout(t); resolve(); }, onDrain() {}, onClose: () => { clearTimeout(t); reject(new Error('closed')); } });
+          st.transport.send([ping]);
+        });
+        st.transport.close();
+        completed++;
+      } catch (err) {
+        failed++;
+        reasons.set((err as Error).message, (reasons.get((err as Error).message) ?? 0) + 1);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: o.setupConcurrency }, (_, w) => worker(w)));
+  const rate = completed / ((performance.now() - start) / 1000);
+  svc.close();
+  for (const d of devices) await d.close();
+  await child.stop();
+  rmSync(dir, { recursive: true, force: true });
+  if (failed > 0) process.stderr.write(`setup phase: ${failed} stream setups failed: ${JSON.stringify([...reasons])}\n`);
+  return { rate, completed };
+}
+
+async function relayThroughput(o: Required<HubBenchOptions>): Promise<{ hub: number; bare: number }> {
+  // bare ws relay
+  const bare = await startChild(['bare']);
+  const a = await connectWebSocketTransport(`ws://127.0.0.1:${bare.port}/pair/1`);
+  const b = await connectWebSocketTransport(`ws://127.0.0.1:${bare.port}/pair/1`);
+  const bareMBps = await pump(a, b, o.relaySeconds);
+  a.close();
+  b.close();
+  await bare.stop();
+  // hub relay
+  const dir = mkdtempSync(join(tmpdir(), 'devstreams-bench-'));
+  const child = await startChild(['hub', dir]);
+  const s = hubStrings(dir, child.port, ['relay-dev']);
+  const d = DeviceClient.fromConnectionString(s.devices[0]!);
+  let deviceSide: Transport | undefined;
+  const got = new Promise<void>((resolve) => d.on('streamRequest', (req) => void req.accept().then((t) => { deviceSide = t; resolve(); })));
+  await d.open();
+  const svc = ServiceClient.fromConnectionString(s.service);
+  const st = await svc.createStream('relay-dev', 'bulk');
+  await got;
+  const hubMBps = await pump(st.transport, deviceSide!, o.relaySeconds);
+  st.transport.close();
+  svc.close();
+  await d.close();
+  await child.stop();
+  rmSync(dir, { recursive: true, force: true });
+  return { hub: hubMBps, bare: bareMBps };
+}
+
+async function idleMemory(o: Required<HubBenchOptions>): Promise<{ devices: number; perDeviceKiB: number }> {
+  const dir = mkdtempSync(join(tmpdir(), 'devstreams-bench-'));
+  const child = await startChild(['hub', dir]);
+  const ids = Array.from({ length: o.idleDevices }, (_, i) => `idle-${i}`);
+  const reg = DeviceRegistry.open(dir);
+  const recs = reg.addDevices(ids);
+  const host = `127.0.0.1:${child.port}`;
+  // warm up code paths with a few connections, then take the baseline
+  const sockets: WebSocket[] = [];
+  const connect = (deviceId: string, key: string): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const ws = new WebSocket(`ws://${host}/devices/${deviceId}/control`, { perMessageDeflate: false, headers: { authorization: createDeviceToken(host, deviceId, key) } });
+      ws.once('open', () => {
+        sockets.push(ws);
+        resolve();
+      });
+      ws.once('error', reject);
+    });
+  for (const r of recs.slice(0, 50)) await connect(r.deviceId, r.key);
+  const before = await child.rss();
+  const deadline = Date.now() + 120_000;
+  let next = 50;
+  const CONCURRENCY = 100;
+  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+    while (next < recs.length && Date.now() < deadline) {
+      const r = recs[next++]!;
+      await connect(r.deviceId, r.key);
+    }
+  }));
+  const connected = sockets.length - 50;
+  await new Promise((r) => setTimeout(r, 500));
+  const after = await child.rss();
+  for (const ws of sockets) ws.terminate();
+  await child.stop();
+  rmSync(dir, { recursive: true, force: true });
+  return { devices: connected, perDeviceKiB: (after - before) / connected / 1024 };
+}
+
+/** Runs all three phases and returns the figures. */
+export async function runHubBench(options: HubBenchOptions = {}): Promise<HubBenchResult> {
+  const o: Required<HubBenchOptions> = { setupSeconds: 3, setupConcurrency: 32, relaySeconds: 3, idleDevices: 10_000, ...options };
+  const setup = await setupRate(o);
+  const relay = await relayThroughput(o);
+  const mem = await idleMemory(o);
+  return {
+    streamsPerSecond: Math.round(setup.rate),
+    streamsCompleted: setup.completed,
+    hubRelayMBps: Math.round(relay.hub),
+    bareRelayMBps: Math.round(relay.bare),
+    relayRatio: Math.round((relay.hub / relay.bare) * 100) / 100,
+    idleDevices: mem.devices,
+    rssPerDeviceKiB: Math.round(mem.perDeviceKiB * 10) / 10,
+  };
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const r = await runHubBench();
+  process.stdout.write(`hub bench
+  stream setup:     ${r.streamsPerSecond} streams/s (${r.streamsCompleted} streams; goal >= 500)
+  relay throughput: hub ${r.hubRelayMBps} MB/s vs bare ws relay ${r.bareRelayMBps} MB/s = ${r.relayRatio}x (goal >= 0.9)
+  idle devices:     ${r.idleDevices} control sockets, ${r.rssPerDeviceKiB} KiB hub RSS each (goal <= 16)
+${JSON.stringify(r)}
+`);
+}
