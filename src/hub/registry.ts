@@ -169,7 +169,7 @@ export class DeviceRegistry {
         // Coalesce the burst of events one rename makes.
         pending = setTimeout(() => {
           pending = undefined;
-          void this.refresh();
+          void this.refresh(true);
         }, 20);
         pending.unref();
       });
