@@ -398,6 +398,7 @@ export class Hub {
       this.metrics.streamRequest('rate_limited');
       throw new DevstreamsError('ERR_RATE_LIMITED', 'too many stream requests; retry later');
     }
+    if (!this.registry.getDevice(deviceId)) await this.registry.refresh(true); // added a moment ago?
     if (!this.registry.getDevice(deviceId)) {
       this.metrics.streamRequest('not_found');
       throw new DevstreamsError('ERR_DEVICE_NOT_FOUND', `device ${deviceId.slice(0, 128)} is not registered`);
