@@ -6,7 +6,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -24,6 +24,8 @@ export interface HubBenchOptions {
   setupConcurrency?: number;
   /** Seconds per relay throughput run. */
   relaySeconds?: number;
+  /** Alternating bare/hub relay runs; the median of each is kept. */
+  relayRuns?: number;
   /** Idle devices for the memory phase. */
   idleDevices?: number;
 }
@@ -31,6 +33,10 @@ export interface HubBenchOptions {
 export interface HubBenchResult {
   streamsPerSecond: number;
   streamsCompleted: number;
+  /** Hub process CPU per stream setup (ms): the machine-load-independent cost. */
+  hubCpuMsPerStream: number;
+  /** 1000 / hubCpuMsPerStream: streams/s one hub core could set up if clients ran elsewhere. */
+  hubStreamsPerCoreSecond: number;
   hubRelayMBps: number;
   bareRelayMBps: number;
   relayRatio: number;
@@ -39,6 +45,16 @@ export interface HubBenchResult {
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
+
+/** CPU seconds (user + system) a process has used, from /proc (Linux); NaN elsewhere. */
+function cpuSeconds(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
 
 interface Child {
   proc: ChildProcess;
@@ -117,7 +133,7 @@ async function pump(src: Transport, dst: Transport, seconds: number): Promise<nu
   return received / elapsed / 1e6;
 }
 
-async function setupRate(o: Required<HubBenchOptions>): Promise<{ rate: number; completed: number }> {
+async function setupRate(o: Required<HubBenchOptions>): Promise<{ rate: number; completed: number; hubCpuMs: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'devstreams-bench-'));
   const child = await startChild(['hub', dir]);
   const DEVICES = 8;
@@ -134,6 +150,7 @@ async function setupRate(o: Required<HubBenchOptions>): Promise<{ rate: number; 
   const svc = ServiceClient.fromConnectionString(s.service);
   let completed = 0;
   let failed = 0;
+  const cpu0 = cpuSeconds(child.proc.pid!);
   const reasons = new Map<string, number>();
   const ping = Buffer.from('x');
   const start = performance.now();
@@ -158,24 +175,27 @@ async function setupRate(o: Required<HubBenchOptions>): Promise<{ rate: number; 
   };
   await Promise.all(Array.from({ length: o.setupConcurrency }, (_, w) => worker(w)));
   const rate = completed / ((performance.now() - start) / 1000);
+  const hubCpuMs = ((cpuSeconds(child.proc.pid!) - cpu0) * 1000) / completed;
   svc.close();
   for (const d of devices) await d.close();
   await child.stop();
   rmSync(dir, { recursive: true, force: true });
   if (failed > 0) process.stderr.write(`setup phase: ${failed} stream setups failed: ${JSON.stringify([...reasons])}\n`);
-  return { rate, completed };
+  return { rate, completed, hubCpuMs };
 }
 
-async function relayThroughput(o: Required<HubBenchOptions>): Promise<{ hub: number; bare: number }> {
-  // bare ws relay
+async function bareRun(seconds: number): Promise<number> {
   const bare = await startChild(['bare']);
   const a = await connectWebSocketTransport(`ws://127.0.0.1:${bare.port}/pair/1`);
   const b = await connectWebSocketTransport(`ws://127.0.0.1:${bare.port}/pair/1`);
-  const bareMBps = await pump(a, b, o.relaySeconds);
+  const mbps = await pump(a, b, seconds);
   a.close();
   b.close();
   await bare.stop();
-  // hub relay
+  return mbps;
+}
+
+async function hubRun(seconds: number): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'devstreams-bench-'));
   const child = await startChild(['hub', dir]);
   const s = hubStrings(dir, child.port, ['relay-dev']);
@@ -186,13 +206,29 @@ async function relayThroughput(o: Required<HubBenchOptions>): Promise<{ hub: num
   const svc = ServiceClient.fromConnectionString(s.service);
   const st = await svc.createStream('relay-dev', 'bulk');
   await got;
-  const hubMBps = await pump(st.transport, deviceSide!, o.relaySeconds);
+  const mbps = await pump(st.transport, deviceSide!, seconds);
   st.transport.close();
   svc.close();
   await d.close();
   await child.stop();
   rmSync(dir, { recursive: true, force: true });
-  return { hub: hubMBps, bare: bareMBps };
+  return mbps;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+/** Alternates bare and hub runs (so both see the same machine load) and keeps the medians. */
+async function relayThroughput(o: Required<HubBenchOptions>): Promise<{ hub: number; bare: number }> {
+  const bare: number[] = [];
+  const hub: number[] = [];
+  for (let i = 0; i < o.relayRuns; i++) {
+    bare.push(await bareRun(o.relaySeconds));
+    hub.push(await hubRun(o.relaySeconds));
+  }
+  return { hub: median(hub), bare: median(bare) };
 }
 
 async function idleMemory(o: Required<HubBenchOptions>): Promise<{ devices: number; perDeviceKiB: number }> {
@@ -235,13 +271,15 @@ async function idleMemory(o: Required<HubBenchOptions>): Promise<{ devices: numb
 
 /** Runs all three phases and returns the figures. */
 export async function runHubBench(options: HubBenchOptions = {}): Promise<HubBenchResult> {
-  const o: Required<HubBenchOptions> = { setupSeconds: 3, setupConcurrency: 32, relaySeconds: 3, idleDevices: 10_000, ...options };
+  const o: Required<HubBenchOptions> = { setupSeconds: 3, setupConcurrency: 64, relaySeconds: 2, relayRuns: 3, idleDevices: 10_000, ...options };
   const setup = await setupRate(o);
   const relay = await relayThroughput(o);
   const mem = await idleMemory(o);
   return {
     streamsPerSecond: Math.round(setup.rate),
     streamsCompleted: setup.completed,
+    hubCpuMsPerStream: Math.round(setup.hubCpuMs * 100) / 100,
+    hubStreamsPerCoreSecond: Math.round(1000 / setup.hubCpuMs),
     hubRelayMBps: Math.round(relay.hub),
     bareRelayMBps: Math.round(relay.bare),
     relayRatio: Math.round((relay.hub / relay.bare) * 100) / 100,
@@ -253,9 +291,10 @@ export async function runHubBench(options: HubBenchOptions = {}): Promise<HubBen
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const r = await runHubBench();
   process.stdout.write(`hub bench
-  stream setup:     ${r.streamsPerSecond} streams/s (${r.streamsCompleted} streams; goal >= 500)
+  stream setup:     ${r.streamsPerSecond} streams/s end to end, clients and hub sharing this machine (${r.streamsCompleted} streams; goal >= 500)
+                    hub CPU ${r.hubCpuMsPerStream} ms per stream = ${r.hubStreamsPerCoreSecond} streams/s per hub core
   relay throughput: hub ${r.hubRelayMBps} MB/s vs bare ws relay ${r.bareRelayMBps} MB/s = ${r.relayRatio}x (goal >= 0.9)
-  idle devices:     ${r.idleDevices} control sockets, ${r.rssPerDeviceKiB} KiB hub RSS each (goal <= 16)
+  idle devices:     ${r.idleDevices} control sockets (beyond a 50-socket warm-up), ${r.rssPerDeviceKiB} KiB hub RSS each (goal <= 16)
 ${JSON.stringify(r)}
 `);
 }
