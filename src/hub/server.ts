@@ -160,6 +160,8 @@ export class Hub {
         resolve();
       });
     });
+    // After listen, server errors (e.g. EMFILE on accept) are logged, never fatal.
+    hub.server.on('error', (err: Error) => hub.log.error({ err: err.message }, 'hub server error'));
     hub.boundPort = (hub.server.address() as AddressInfo).port;
     const hostPart = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
     hub.publicHost = o.publicHost ?? `${hostPart === '0.0.0.0' || hostPart === '[::]' ? '127.0.0.1' : hostPart}:${hub.boundPort}`;
@@ -212,16 +214,25 @@ export class Hub {
     await done;
   }
 
-  private fail(res: http.ServerResponse, err: unknown, req: http.IncomingMessage): void {
+  /** Normalises an error and counts (and logs) refused credentials. */
+  private count(err: unknown, req: http.IncomingMessage): DevstreamsError {
     const e = toHubError(err);
-    if (e.code.startsWith('ERR_AUTH')) this.metrics.authFailure(req.url?.split('/')[1] ?? '', e.code);
+    if (e.code.startsWith('ERR_AUTH')) {
+      const endpoint = (req.url ?? '').split('/')[1]?.slice(0, 16) ?? '';
+      this.metrics.authFailure(endpoint, e.code);
+      this.log.warn({ code: e.code, method: req.method, path: (req.url ?? '').split('?')[0]!.slice(0, 200), remote: req.socket.remoteAddress }, 'refused credentials');
+    }
+    return e;
+  }
+
+  private fail(res: http.ServerResponse, err: unknown, req: http.IncomingMessage): void {
+    const e = this.count(err, req);
     if (e.code === 'ERR_INTERNAL') this.log.error({ err, url: req.url }, 'request failed');
     sendError(res, e);
   }
 
   private refuse(socket: Duplex, err: unknown, req: http.IncomingMessage): void {
-    const e = toHubError(err);
-    if (e.code.startsWith('ERR_AUTH')) this.metrics.authFailure(req.url?.split('/')[1] ?? '', e.code);
+    const e = this.count(err, req);
     if (e.code === 'ERR_INTERNAL') this.log.error({ err, url: req.url }, 'upgrade failed');
     refuseUpgrade(socket, e);
   }
