@@ -45,7 +45,11 @@ export function sendError(res: ServerResponse, err: unknown): void {
     res.destroy();
     return;
   }
-  res.writeHead(statusFor(e.code), { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  const status = statusFor(e.code);
+  const headers: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) };
+  // After an oversized body we stopped reading: close rather than reuse the connection.
+  if (status === 413) headers.connection = 'close';
+  res.writeHead(status, headers);
   res.end(body);
 }
 

@@ -218,7 +218,9 @@ export class Hub {
   private count(err: unknown, req: http.IncomingMessage): DevstreamsError {
     const e = toHubError(err);
     if (e.code.startsWith('ERR_AUTH')) {
-      const endpoint = (req.url ?? '').split('/')[1]?.slice(0, 16) ?? '';
+      // A fixed label set: arbitrary paths must not grow the metric without bound.
+      const first = (req.url ?? '').split('/')[1] ?? '';
+      const endpoint = first === 'devices' || first === 'twins' || first === 'streams' ? first : 'other';
       this.metrics.authFailure(endpoint, e.code);
       this.log.warn({ code: e.code, method: req.method, path: (req.url ?? '').split('?')[0]!.slice(0, 200), remote: req.socket.remoteAddress }, 'refused credentials');
     }
@@ -372,8 +374,10 @@ export class Hub {
       req.on('data', (c: Buffer) => {
         size += c.length;
         if (size > this.config.maxBodyBytes) {
+          // Stop reading and answer; the connection closes after the answer.
+          req.removeAllListeners('data');
+          req.pause();
           reject(new DevstreamsError('ERR_PAYLOAD_TOO_LARGE', `request body exceeds ${this.config.maxBodyBytes} bytes`));
-          req.destroy();
           return;
         }
         chunks.push(c);
