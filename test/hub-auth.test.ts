@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestHub, type TestHub, ServiceClient, DeviceClient, until } from './helpers/hub.js';
-import { tryUpgrade, httpCall, rawBytes } from './helpers/raw.js';
+import { tryUpgrade, httpCall, rawBytes, upgradeThenJunk } from './helpers/raw.js';
 import { createSasToken, deviceResource, hubResource, nowSeconds, parseConnectionString } from '../src/auth/index.js';
 import { openStreamTransport } from '../src/sdk/index.js';
 import { DeviceRegistry } from '../src/hub/index.js';
@@ -118,6 +118,15 @@ describe('hub authentication and bad input', () => {
     const junk = await rawBytes(th.hub.port, Buffer.from([0, 1, 2, 3, 255, 254, 13, 10, 13, 10]));
     expect(junk).toMatch(/^HTTP\/1\.1 400/);
     expect(junk).toContain('ERR_BAD_REQUEST');
+    expect((await httpCall(th.hub.port, 'GET', '/healthz')).status).toBe(200);
+  });
+
+  it('drops a control socket that sends invalid WebSocket frames, and keeps serving', async () => {
+    const auth = { authorization: createSasToken(deviceResource(host, 'dev-a'), deviceKey, later()) };
+    const junk = Buffer.from([0xff, 0xff, 0xff, 0xff, 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09]);
+    expect(await upgradeThenJunk(th.hub.port, control, auth, junk)).toBe(true);
+    // an unmasked client frame is a protocol error too
+    expect(await upgradeThenJunk(th.hub.port, control, auth, Buffer.from([0x82, 0x03, 1, 2, 3]))).toBe(true);
     expect((await httpCall(th.hub.port, 'GET', '/healthz')).status).toBe(200);
   });
 

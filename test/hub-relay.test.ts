@@ -66,6 +66,25 @@ describe('hub relay', () => {
     await d.close();
   });
 
+  it('closes a stream whose side sends an oversized message, and tells the other side', async () => {
+    const th = await startTestHub();
+    hubs.push(th);
+    let deviceSide: WebSocketTransport | undefined;
+    const d = DeviceClient.fromConnectionString(th.addDevice('dev-big'));
+    d.on('streamRequest', (req) => void req.accept().then((t) => (deviceSide = t)));
+    await d.open();
+    const svc = ServiceClient.fromConnectionString(th.serviceString);
+    const s = await svc.createStream('dev-big', 's');
+    await until(() => deviceSide !== undefined && th.hub.activeStreams === 1, 5000, 'paired');
+    const deviceClosed = new Promise<void>((resolve) => deviceSide!.attach({ onMessage() {}, onDrain() {}, onClose: () => resolve() }));
+    // bypass the transport's own size check: write straight to the socket
+    s.transport.socket.send(Buffer.alloc(DEFAULT_MAX_MESSAGE_SIZE + 1));
+    await deviceClosed;
+    await until(() => th.hub.activeStreams === 0, 5000, 'stream gone');
+    svc.close();
+    await d.close();
+  });
+
   it('refuses stream requests past the configured rate with 429', async () => {
     const th = await startTestHub({ streamRatePerSecond: 0.001, streamRateBurst: 1 });
     hubs.push(th);

@@ -73,3 +73,29 @@ export function rawBytes(port: number, bytes: Buffer | string, timeoutMs = 3000)
     s.end(bytes);
   });
 }
+
+/** Completes a WebSocket upgrade by hand, then writes `junk` as raw bytes; resolves when the hub closes the socket. */
+export function upgradeThenJunk(port: number, path: string, headers: Record<string, string>, junk: Buffer, timeoutMs = 5000): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({
+      host: '127.0.0.1', port, path, method: 'GET',
+      headers: { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', ...headers },
+    });
+    req.on('upgrade', (_res, socket) => {
+      const t = setTimeout(() => {
+        socket.destroy();
+        resolve(false);
+      }, timeoutMs);
+      socket.on('error', () => {});
+      socket.on('close', () => {
+        clearTimeout(t);
+        resolve(true);
+      });
+      socket.resume();
+      socket.write(junk);
+    });
+    req.on('response', () => reject(new Error('upgrade refused')));
+    req.on('error', reject);
+    req.end();
+  });
+}
