@@ -39,6 +39,21 @@ describe('hub rendezvous', () => {
     expect(grant.authorizationToken.length).toBeGreaterThan(16);
   });
 
+  it('delivers what a side sends before its partner has connected', async () => {
+    const d = DeviceClient.fromConnectionString(th.addDevice('dev-early'));
+    // The device greets as soon as its side is open, usually before the service side exists.
+    d.on('streamRequest', (req) => void req.accept().then((t) => t.send([Buffer.from('SSH-2.0-greeting')])));
+    await d.open();
+    cleanups.push(() => d.close());
+    const svc = ServiceClient.fromConnectionString(th.serviceString);
+    cleanups.push(() => svc.close());
+    for (let i = 0; i < 5; i++) {
+      const s = await svc.createStream('dev-early', `s${i}`);
+      expect((await nextMessage(s.transport)).toString()).toBe('SSH-2.0-greeting');
+      s.transport.close();
+    }
+  });
+
   it('passes a rejection reason to the service', async () => {
     const d = DeviceClient.fromConnectionString(th.addDevice('dev-r'));
     d.on('streamRequest', (req) => req.reject('port 22 closed for maintenance'));
