@@ -12,16 +12,19 @@ import { randomBytes } from 'node:crypto';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { DevstreamsError } from '../errors.js';
 import { formatConnectionString, isValidDeviceId, type HubTransport } from '../auth/connection-string.js';
-import { resolveHubConfig, MAX_STREAM_RESPONSE_TIMEOUT_SECONDS, type HubConfig, type HubOptions } from './config.js';
+import { resolveHubConfig, type HubConfig, type HubOptions } from './config.js';
 import { DeviceRegistry, type DeviceRecord } from './registry.js';
 import { MemoryPresenceStore, MemoryStreamRouter, type PresenceStore, type StreamRouter } from './presence.js';
 import { ControlPlane } from './control.js';
 import { StreamPairer } from './streams.js';
 import { HubMetrics } from './metrics.js';
 import { TokenBucket } from './rate-limit.js';
-import { authenticateDevice, authenticatePolicy, bearerToken } from './authenticate.js';
+import { authenticateDevice, bearerToken } from './authenticate.js';
 import { refuseUpgrade, sendError, toHubError } from './http-errors.js';
 import type { RelayStats } from './relay.js';
+import { segment, sendJson } from './http-util.js';
+import { handleRegistryApi, only, type RegistryApiContext } from './registry-api.js';
+import { handleStreamRequest, type StreamRequestContext } from './stream-request.js';
 
 /** The logging calls the hub makes; a pino logger fits. */
 export interface HubLogger {
@@ -50,36 +53,9 @@ export interface HubStartOptions extends HubOptions {
   nodeId?: string;
 }
 
-/** Request/answer body of a stream request. */
-export interface StreamResponseBody {
-  isAccepted: boolean;
-  streamName: string;
-  url: string;
-  authorizationToken: string;
-  /** Reason the device gave when it rejected the stream. */
-  reason?: string;
-  streamId: string;
-}
-
-const STREAM_NAME = /^[A-Za-z0-9._-]{1,64}$/;
-
 /** True for addresses only this machine can reach. */
 export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
-}
-
-function sendJson(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
-  res.end(text);
-}
-
-function segment(raw: string): string {
-  try {
-    return decodeURIComponent(raw);
-  } catch {
-    throw new DevstreamsError('ERR_BAD_REQUEST', 'malformed percent-encoding in path');
-  }
 }
 
 export class Hub {
@@ -100,6 +76,8 @@ export class Hub {
   readonly transport: HubTransport;
   private boundPort = 0;
   private readonly unwatch: () => void;
+  private readonly apiContext: RegistryApiContext;
+  private readonly streamContext: StreamRequestContext;
 
   private constructor(private readonly o: HubStartOptions) {
     this.config = resolveHubConfig(o);
@@ -129,6 +107,26 @@ export class Hub {
       },
       log: logFn,
     });
+    this.apiContext = {
+      registry: this.registry,
+      control: this.control,
+      hostName: () => this.publicHost,
+      clockSkewSeconds: this.config.clockSkewSeconds,
+      maxBodyBytes: this.config.maxBodyBytes,
+      deviceConnectionString: (rec) => this.deviceConnectionString(rec),
+    };
+    this.streamContext = {
+      config: this.config,
+      registry: this.registry,
+      presence: this.presence,
+      router: this.router,
+      control: this.control,
+      metrics: this.metrics,
+      bucket: this.bucket,
+      transport: this.transport,
+      hostName: () => this.publicHost,
+      log: this.log,
+    };
     this.registry.onExternalChange = () => this.control.revokeStale();
     this.unwatch = this.registry.watch();
     this.controlWss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: this.config.controlMaxMessage, clientTracking: false });
@@ -284,70 +282,24 @@ export class Hub {
     const path = (req.url ?? '/').split('?')[0]!;
     const parts = path.split('/');
     const method = req.method ?? 'GET';
-    const only = (m: string): void => {
-      if (method !== m) throw new DevstreamsError('ERR_METHOD_NOT_ALLOWED', `${method} not allowed on ${path.slice(0, 80)}`);
-    };
     if (path === '/healthz') {
-      only('GET');
+      only(method, path, 'GET');
       sendJson(res, 200, { status: 'ok', connectedDevices: this.control.connectedCount, activeStreams: this.pairer.activeCount, waitingStreams: this.pairer.waitingCount });
       return;
     }
     if (path === '/metrics') {
-      only('GET');
+      only(method, path, 'GET');
       const text = await this.metrics.registry.metrics();
       res.writeHead(200, { 'content-type': this.metrics.registry.contentType });
       res.end(text);
       return;
     }
     if (parts.length === 5 && parts[1] === 'twins' && parts[3] === 'streams') {
-      only('POST');
-      await this.streamRequest(req, res, segment(parts[2]!), segment(parts[4]!));
+      only(method, path, 'POST');
+      await handleStreamRequest(this.streamContext, req, res, segment(parts[2]!), segment(parts[4]!));
       return;
     }
-    if (path === '/devices') {
-      only('GET');
-      await this.owner(req);
-      sendJson(res, 200, { devices: this.registry.listDevices().map((d) => ({ deviceId: d.deviceId, createdAt: d.createdAt, keyUpdatedAt: d.keyUpdatedAt, connected: this.control.isConnected(d.deviceId) })) });
-      return;
-    }
-    if (parts.length === 3 && parts[1] === 'devices') {
-      const deviceId = segment(parts[2]!);
-      if (method === 'PUT') {
-        await this.owner(req);
-        const body = await this.readJson(req);
-        const key = body.key;
-        if (key !== undefined && (typeof key !== 'string' || !/^[A-Za-z0-9+/]+={0,2}$/.test(key) || Buffer.from(key, 'base64').length < 16)) {
-          throw new DevstreamsError('ERR_BAD_REQUEST', 'key must be base64 of at least 16 bytes');
-        }
-        const rec = this.registry.addDevice(deviceId, key as string | undefined);
-        sendJson(res, 201, this.deviceView(rec, true));
-        return;
-      }
-      if (method === 'GET') {
-        await this.owner(req);
-        const rec = this.registry.getDevice(deviceId);
-        if (!rec) throw new DevstreamsError('ERR_DEVICE_NOT_FOUND', `device ${deviceId} is not registered`);
-        sendJson(res, 200, this.deviceView(rec, true));
-        return;
-      }
-      if (method === 'DELETE') {
-        await this.owner(req);
-        this.registry.removeDevice(deviceId);
-        this.control.revokeStale();
-        res.writeHead(204);
-        res.end();
-        return;
-      }
-      throw new DevstreamsError('ERR_METHOD_NOT_ALLOWED', `${method} not allowed on /devices/{id}`);
-    }
-    if (parts.length === 4 && parts[1] === 'devices' && parts[3] === 'rotate-key') {
-      only('POST');
-      await this.owner(req);
-      const rec = this.registry.rotateDeviceKey(segment(parts[2]!));
-      this.control.revokeStale();
-      sendJson(res, 200, this.deviceView(rec, true));
-      return;
-    }
+    if (await handleRegistryApi(this.apiContext, req, res, path, parts, method)) return;
     if (parts.length === 4 && parts[1] === 'devices' && parts[3] === 'control') {
       throw new DevstreamsError('ERR_BAD_REQUEST', 'the control endpoint needs a WebSocket upgrade');
     }
@@ -355,97 +307,5 @@ export class Hub {
       throw new DevstreamsError('ERR_BAD_REQUEST', 'the streaming endpoint needs a WebSocket upgrade');
     }
     throw new DevstreamsError('ERR_NOT_FOUND', `no endpoint at ${path.slice(0, 80)}`);
-  }
-
-  private deviceView(rec: DeviceRecord, withSecret: boolean): Record<string, unknown> {
-    const view: Record<string, unknown> = { deviceId: rec.deviceId, createdAt: rec.createdAt, keyUpdatedAt: rec.keyUpdatedAt, connected: this.control.isConnected(rec.deviceId) };
-    if (withSecret) view.connectionString = this.deviceConnectionString(rec);
-    return view;
-  }
-
-  private async owner(req: http.IncomingMessage): Promise<void> {
-    await authenticatePolicy(req, this.registry, this.publicHost, ['owner'], this.config.clockSkewSeconds);
-  }
-
-  private readJson(req: http.IncomingMessage): Promise<Record<string, unknown>> {
-    return new Promise((resolve, reject) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      req.on('data', (c: Buffer) => {
-        size += c.length;
-        if (size > this.config.maxBodyBytes) {
-          // Stop reading and answer; the connection closes after the answer.
-          req.removeAllListeners('data');
-          req.pause();
-          reject(new DevstreamsError('ERR_PAYLOAD_TOO_LARGE', `request body exceeds ${this.config.maxBodyBytes} bytes`));
-          return;
-        }
-        chunks.push(c);
-      });
-      req.on('error', reject);
-      req.on('end', () => {
-        if (size === 0) return resolve({});
-        try {
-          const v: unknown = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-          if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new Error('not an object');
-          resolve(v as Record<string, unknown>);
-        } catch {
-          reject(new DevstreamsError('ERR_BAD_REQUEST', 'request body must be a JSON object'));
-        }
-      });
-    });
-  }
-
-  private async streamRequest(req: http.IncomingMessage, res: http.ServerResponse, deviceId: string, streamName: string): Promise<void> {
-    req.resume(); // a body, if any, is ignored
-    await authenticatePolicy(req, this.registry, this.publicHost, ['service', 'owner'], this.config.clockSkewSeconds);
-    if (!STREAM_NAME.test(streamName)) throw new DevstreamsError('ERR_BAD_REQUEST', 'stream name must be 1-64 characters of A-Z a-z 0-9 . _ -');
-    let timeoutSeconds = this.config.streamResponseTimeoutSeconds;
-    const th = req.headers['iothub-streaming-response-timeout-in-seconds'];
-    if (th !== undefined) {
-      const v = Number(th);
-      if (typeof th !== 'string' || !/^[0-9]{1,4}$/.test(th) || v < 1 || v > MAX_STREAM_RESPONSE_TIMEOUT_SECONDS) {
-        throw new DevstreamsError('ERR_BAD_REQUEST', `iothub-streaming-response-timeout-in-seconds must be an integer from 1 to ${MAX_STREAM_RESPONSE_TIMEOUT_SECONDS}`);
-      }
-      timeoutSeconds = v;
-    }
-    if (!this.bucket.take()) {
-      this.metrics.streamRequest('rate_limited');
-      throw new DevstreamsError('ERR_RATE_LIMITED', 'too many stream requests; retry later');
-    }
-    if (!this.registry.getDevice(deviceId)) await this.registry.refresh(true); // added a moment ago?
-    if (!this.registry.getDevice(deviceId)) {
-      this.metrics.streamRequest('not_found');
-      throw new DevstreamsError('ERR_DEVICE_NOT_FOUND', `device ${deviceId.slice(0, 128)} is not registered`);
-    }
-    if ((await this.presence.nodeOf(deviceId)) === undefined || !this.control.isConnected(deviceId)) {
-      this.metrics.streamRequest('offline');
-      throw new DevstreamsError('ERR_DEVICE_OFFLINE', `device ${deviceId} is not connected`);
-    }
-    const streamId = randomBytes(16).toString('base64url');
-    const deviceToken = randomBytes(24);
-    const serviceToken = randomBytes(24);
-    const url = `${this.transport}://${this.publicHost}/streams/${streamId}`;
-    await this.router.put({ streamId, deviceId, streamName, deviceToken, serviceToken, expiresAt: Date.now() + this.config.streamTokenTtlMs });
-    let answer;
-    try {
-      answer = await this.control.ring(deviceId, { streamName, streamId, url, authorizationToken: deviceToken.toString('base64url') }, timeoutSeconds * 1000);
-    } catch (err) {
-      await this.router.drop(streamId);
-      const e = toHubError(err);
-      this.metrics.streamRequest(e.code === 'ERR_STREAM_TIMEOUT' ? 'timeout' : e.code === 'ERR_DEVICE_OFFLINE' ? 'offline' : 'error');
-      throw e;
-    }
-    if (!answer.accept) await this.router.drop(streamId);
-    this.metrics.streamRequest(answer.accept ? 'accepted' : 'rejected');
-    const token = answer.accept ? serviceToken.toString('base64url') : '';
-    const body: StreamResponseBody = { isAccepted: answer.accept, streamName, url: answer.accept ? url : '', authorizationToken: token, streamId };
-    if (answer.reason !== undefined) body.reason = answer.reason;
-    this.log.info({ deviceId, streamName, streamId, accepted: answer.accept }, 'stream request answered');
-    sendJson(res, 200, body, {
-      'iothub-streaming-is-accepted': String(answer.accept),
-      'iothub-streaming-url': body.url,
-      'iothub-streaming-auth-token': token,
-    });
   }
 }
