@@ -4,7 +4,7 @@
  * system); the certificate names localhost, 127.0.0.1, ::1 and the given extra host.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isIP } from 'node:net';
 import { DevstreamsError } from '../errors.js';
@@ -34,6 +34,7 @@ export function createSelfSignedCertificate(dir: string, host = 'localhost'): Se
         '-keyout', keyPath, '-out', certPath, '-days', String(SELF_SIGNED_DAYS),
         '-subj', `/CN=${bare}`, '-addext', `subjectAltName=${sans.join(',')}`,
       ], { stdio: ['ignore', 'ignore', 'pipe'] });
+      chmodSync(keyPath, 0o600);
     } catch (err) {
       throw new DevstreamsError('ERR_CONFIG', `cannot create a self-signed certificate with openssl: ${(err as Error).message}`, { cause: err });
     }

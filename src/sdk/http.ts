@@ -6,6 +6,8 @@ import http from 'node:http';
 import https from 'node:https';
 import { DevstreamsError, type ErrorCode } from '../errors.js';
 
+/** How long an HTTP call to the hub may take when the caller gives no limit, ms. */
+export const DEFAULT_HTTP_TIMEOUT_MS = 30_000;
 /** Largest response body the SDK reads, bytes. */
 export const MAX_RESPONSE_BYTES = 1024 * 1024;
 
@@ -38,7 +40,7 @@ export class HubHttp {
   }
 
   /** Sends a request; resolves with status and parsed JSON body (or undefined), rejects on network errors. */
-  request(method: string, path: string, headers: Record<string, string>, body?: unknown): Promise<HttpResult> {
+  request(method: string, path: string, headers: Record<string, string>, body?: unknown, timeoutMs = DEFAULT_HTTP_TIMEOUT_MS): Promise<HttpResult> {
     const url = new URL(path, this.baseUrl);
     const lib = url.protocol === 'https:' ? https : http;
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
@@ -68,7 +70,8 @@ export class HubHttp {
           resolve({ status: res.statusCode ?? 0, headers: res.headers, body: parsed });
         });
       });
-      req.on('error', (err) => reject(new DevstreamsError('ERR_HUB_UNAVAILABLE', `cannot reach hub at ${this.baseUrl}: ${err.message}`, { cause: err })));
+      req.on('error', (err) => reject(err instanceof DevstreamsError ? err : new DevstreamsError('ERR_HUB_UNAVAILABLE', `cannot reach hub at ${this.baseUrl}: ${err.message}`, { cause: err })));
+      req.setTimeout(timeoutMs, () => req.destroy(new DevstreamsError('ERR_HUB_UNAVAILABLE', `hub at ${this.baseUrl} did not answer within ${timeoutMs} ms`)));
       req.end(payload);
     });
   }

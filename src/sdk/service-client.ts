@@ -9,6 +9,10 @@ import type { WebSocketTransport } from '../transport/websocket.js';
 import { HubHttp, errorFromBody } from './http.js';
 import { openStreamTransport } from './stream-transport.js';
 
+/** The hub's default wait for a device's answer, seconds (mirrors the hub default; the SDK does not import the hub). */
+export const DEFAULT_STREAM_RESPONSE_TIMEOUT_SECONDS = 60;
+/** Extra time the client allows a stream request beyond the response timeout, seconds. */
+export const STREAM_REQUEST_SLACK_SECONDS = 10;
 /** Fraction of a token's lifetime after which the client makes a new one. */
 export const TOKEN_RENEW_FRACTION = 0.8;
 
@@ -79,7 +83,9 @@ export class ServiceClient {
   async requestStream(deviceId: string, streamName: string, o: CreateStreamOptions = {}): Promise<StreamGrant> {
     const headers: Record<string, string> = { authorization: this.authHeader() };
     if (o.responseTimeoutSeconds !== undefined) headers['iothub-streaming-response-timeout-in-seconds'] = String(o.responseTimeoutSeconds);
-    const r = await this.http.request('POST', `/twins/${encodeURIComponent(deviceId)}/streams/${encodeURIComponent(streamName)}`, headers);
+    // The hub may wait for the device up to the response timeout (default 60 s): allow that plus slack.
+    const waitMs = ((o.responseTimeoutSeconds ?? DEFAULT_STREAM_RESPONSE_TIMEOUT_SECONDS) + STREAM_REQUEST_SLACK_SECONDS) * 1000;
+    const r = await this.http.request('POST', `/twins/${encodeURIComponent(deviceId)}/streams/${encodeURIComponent(streamName)}`, headers, undefined, waitMs);
     if (r.status !== 200) throw errorFromBody(r.status, r.body);
     const b = r.body as Partial<StreamGrant> | undefined;
     if (!b || typeof b.isAccepted !== 'boolean' || typeof b.streamId !== 'string') throw new DevstreamsError('ERR_HUB_UNAVAILABLE', 'hub sent a malformed stream answer');
