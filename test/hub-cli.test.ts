@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir, until, DeviceClient, ServiceClient, echoDevice, nextMessage } from './helpers/hub.js';
 
@@ -83,6 +83,28 @@ describe('devstreams CLI: hub and registry as child processes', () => {
     expect(open.stderr).toContain('ERR_CONFIG');
     const help = cli('registry', '--help');
     expect(help.stdout).toContain('Examples:');
+  });
+
+  it('serves TLS with --tls-self-signed; clients trust it through the CA file', async () => {
+    const tdir = tempDir();
+    const tls = spawn(process.execPath, [MAIN, 'hub', '--listen', '127.0.0.1:0', '--data', tdir, '--tls-self-signed', '--log-level', 'info'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    tls.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+    try {
+      await until(() => err.includes('hub ready'), 15_000, 'tls hub ready');
+      const caFile = join(tdir, 'tls', 'hub-cert.pem');
+      expect(statSync(join(tdir, 'tls', 'hub-key.pem')).mode & 0o777).toBe(0o600);
+      const svcString = cli('registry', 'service-string', '--data', tdir).stdout.trim();
+      expect(svcString).not.toContain('Transport=ws');
+      const svc = ServiceClient.fromConnectionString(svcString, { ca: readFileSync(caFile) });
+      // reaching the hub over TLS and passing auth: the answer is about the device, not the connection
+      await expect(svc.createStream('nobody', 's')).rejects.toMatchObject({ code: 'ERR_DEVICE_NOT_FOUND' });
+      svc.close();
+    } finally {
+      tls.kill('SIGTERM');
+      await until(() => tls.exitCode !== null, 5000, 'tls hub exit');
+      rmSync(tdir, { recursive: true, force: true });
+    }
   });
 
   it('stops cleanly on SIGTERM', async () => {
