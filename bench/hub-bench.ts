@@ -288,6 +288,17 @@ export async function runHubBench(options: HubBenchOptions = {}): Promise<HubBen
   };
 }
 
+/** The figures as a Markdown table, for RESULTS.md. */
+export function hubBenchMarkdown(r: HubBenchResult): string {
+  return `| hub measure | result | goal |
+| --- | --- | --- |
+| stream setup, end to end (clients and hub on one machine) | ${r.streamsPerSecond} streams/s | >= 500 |
+| hub CPU per stream setup | ${r.hubCpuMsPerStream} ms (${r.hubStreamsPerCoreSecond} streams/s per hub core) | |
+| relay throughput, hub vs bare ws relay | ${r.hubRelayMBps} vs ${r.bareRelayMBps} MB/s = ${r.relayRatio}x | >= 0.9x |
+| hub RSS per idle device control socket (${r.idleDevices} sockets) | ${r.rssPerDeviceKiB} KiB | <= 16 KiB |
+`;
+}
+
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const r = await runHubBench();
   process.stdout.write(`hub bench
