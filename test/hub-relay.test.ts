@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { rmSync } from 'node:fs';
 import { startTestHub, echoDevice, nextMessage, until, ServiceClient, DeviceClient, tempDir, type TestHub } from './helpers/hub.js';
 import type { WebSocketTransport } from '../src/transport/websocket.js';
 import { DEFAULT_MAX_MESSAGE_SIZE } from '../src/transport/transport.js';
@@ -138,5 +139,7 @@ describe('hub relay', () => {
     expect(await bad.createStream('dev-tls', 's').catch((e: { code: string }) => e.code)).toBe('ERR_HUB_UNAVAILABLE');
     bad.close();
     await expect(Hub.start({ dataDir: dir, host: '0.0.0.0', port: 0 })).rejects.toMatchObject({ code: 'ERR_CONFIG' });
+    await th.close();
+    rmSync(dir, { recursive: true, force: true });
   });
 });
