@@ -51,7 +51,16 @@ export type ErrorCode =
   | 'ERR_RATE_LIMITED'
   | 'ERR_BAD_REQUEST'
   | 'ERR_CONNECTION_STRING'
-  | 'ERR_HUB_UNAVAILABLE';
+  | 'ERR_HUB_UNAVAILABLE'
+  | 'ERR_NOT_FOUND'
+  | 'ERR_METHOD_NOT_ALLOWED'
+  | 'ERR_PAYLOAD_TOO_LARGE'
+  | 'ERR_DEVICE_EXISTS'
+  | 'ERR_DEVICE_REPLACED'
+  | 'ERR_STREAM_PAIR_TIMEOUT'
+  | 'ERR_STREAM_PEER_CLOSED'
+  | 'ERR_REGISTRY'
+  | 'ERR_HUB_SHUTDOWN';
 
 /** Base class of every error devstreams throws or emits. */
 export class DevstreamsError extends Error {

@@ -1,17 +1,27 @@
 #!/usr/bin/env node
-/** The devstreams command line. Subcommands arrive with their issues; for now it prints help. */
-const HELP = `devstreams — reach TCP ports on devices behind firewalls through a hub
+/**
+ * The devstreams command line. Each subcommand lives in `commands/<name>.ts` and exports a
+ * function returning a commander `Command`; add new ones to COMMANDS below.
+ */
+import { Command } from 'commander';
+import { hubCommand } from './commands/hub.js';
+import { registryCommand } from './commands/registry.js';
+import { fail } from './fail.js';
 
-Usage: devstreams <command> [options]
+/** Subcommand factories, in help order. Others (device-proxy, service-proxy, demo, bench) plug in here. */
+const COMMANDS: (() => Command)[] = [hubCommand, registryCommand];
 
-Commands:
-  hub             run a hub
-  device-proxy    run the device-side local proxy
-  service-proxy   run the service-side local proxy
-  registry        manage devices and connection strings
-  demo            hub, both proxies and demo targets in one process
-  bench           run the benchmark suite (same as npm run bench)
+export function buildProgram(): Command {
+  const program = new Command('devstreams')
+    .description('reach TCP ports on devices behind firewalls through a hub both sides dial out to')
+    .showHelpAfterError('(run with --help for usage)');
+  for (const make of COMMANDS) program.addCommand(make());
+  program.addHelpText('after', `
+Examples:
+  $ devstreams hub --listen 127.0.0.1:8080 --data ./hubdata
+  $ devstreams registry add sensor-17 --data ./hubdata
+  $ devstreams registry service-string --data ./hubdata`);
+  return program;
+}
 
-Run 'devstreams <command> --help' for a command's options.
-`;
-process.stdout.write(HELP);
+buildProgram().parseAsync(process.argv).catch(fail);

@@ -1,0 +1,316 @@
+/**
+ * Hub benchmark: (1) stream setup rate on one hub, (2) relay throughput through the hub against
+ * a bare `ws` relay in the same run, (3) hub RSS per idle device control socket. The hub (and
+ * the bare relay) run as child processes; clients run here. Every phase is bounded in count and
+ * time. Run standalone: `npm run build && node dist/bench/hub-bench.js`.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { mkdtempSync, rmSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import WebSocket from 'ws';
+import { DeviceRegistry } from '../src/hub/registry.js';
+import { formatConnectionString } from '../src/auth/connection-string.js';
+import { createDeviceToken } from '../src/auth/sas.js';
+import { DeviceClient, ServiceClient } from '../src/sdk/index.js';
+import { connectWebSocketTransport, type Transport } from '../src/transport/index.js';
+
+export interface HubBenchOptions {
+  /** Seconds for the setup-rate phase. */
+  setupSeconds?: number;
+  /** Setup-rate runs (fresh hub each); the median is kept. */
+  setupRuns?: number;
+  /** Concurrent stream setups in flight. */
+  setupConcurrency?: number;
+  /** Seconds per relay throughput run. */
+  relaySeconds?: number;
+  /** Alternating bare/hub relay runs; the median of each is kept. */
+  relayRuns?: number;
+  /** Idle devices for the memory phase. */
+  idleDevices?: number;
+}
+
+export interface HubBenchResult {
+  streamsPerSecond: number;
+  streamsCompleted: number;
+  /** Hub process CPU per stream setup (ms): the machine-load-independent cost. */
+  hubCpuMsPerStream: number;
+  /** 1000 / hubCpuMsPerStream: streams/s one hub core could set up if clients ran elsewhere. */
+  hubStreamsPerCoreSecond: number;
+  hubRelayMBps: number;
+  bareRelayMBps: number;
+  relayRatio: number;
+  idleDevices: number;
+  rssPerDeviceKiB: number;
+}
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+/** CPU seconds (user + system) a process has used, from /proc (Linux); NaN elsewhere. */
+function cpuSeconds(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
+interface Child {
+  proc: ChildProcess;
+  port: number;
+  rss(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+async function startChild(args: string[]): Promise<Child> {
+  const proc = spawn(process.execPath, ['--expose-gc', join(here, 'hub-bench-child.js'), ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: proc.stdout! });
+  const waiters: ((v: Record<string, number>) => void)[] = [];
+  lines.on('line', (l) => waiters.shift()?.(JSON.parse(l) as Record<string, number>));
+  const next = (): Promise<Record<string, number>> =>
+    new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error('bench child did not answer')), 30_000);
+      waiters.push((v) => {
+        clearTimeout(t);
+        resolve(v);
+      });
+    });
+  const { port } = await next();
+  return {
+    proc,
+    port: port!,
+    async rss() {
+      const p = next();
+      proc.stdin!.write('rss\n');
+      return (await p).rss!;
+    },
+    async stop() {
+      proc.stdin!.end();
+      await new Promise<void>((r) => {
+        if (proc.exitCode !== null) return r();
+        proc.once('exit', () => r());
+        setTimeout(() => {
+          proc.kill('SIGKILL');
+          r();
+        }, 5000).unref();
+      });
+    },
+  };
+}
+
+function hubStrings(dir: string, port: number, deviceIds: string[]): { devices: string[]; service: string } {
+  const reg = DeviceRegistry.open(dir);
+  const ep = { hostName: `127.0.0.1:${port}`, transport: 'ws' as const };
+  const recs = reg.addDevices(deviceIds);
+  return {
+    devices: recs.map((r) => formatConnectionString({ kind: 'device', deviceId: r.deviceId, sharedAccessKey: r.key, ...ep })),
+    service: formatConnectionString({ kind: 'policy', policy: 'service', sharedAccessKey: reg.serviceKey, ...ep }),
+  };
+}
+
+/** Pushes 64 KiB messages from `src` to `dst` for `seconds`, respecting backpressure; returns MB/s. */
+async function pump(src: Transport, dst: Transport, seconds: number): Promise<number> {
+  const chunk = Buffer.alloc(64 * 1024, 0x5a);
+  let received = 0;
+  dst.attach({ onMessage: (m) => (received += m.length), onDrain() {}, onClose() {} });
+  let resumeSend: (() => void) | undefined;
+  src.attach({ onMessage() {}, onDrain: () => resumeSend?.(), onClose() {} });
+  const start = performance.now();
+  const end = start + seconds * 1000;
+  while (performance.now() < end) {
+    if (!src.send([chunk])) {
+      await new Promise<void>((r) => {
+        resumeSend = r;
+        setTimeout(r, 200);
+      });
+      resumeSend = undefined;
+    }
+    // let the receive side run on this shared event loop
+    if (src.bufferedAmount > 0) await new Promise<void>((r) => setImmediate(r));
+  }
+  const elapsed = (performance.now() - start) / 1000;
+  return received / elapsed / 1e6;
+}
+
+async function setupRate(o: Required<HubBenchOptions>): Promise<{ rate: number; completed: number; hubCpuMs: number }> {
+  const dir = mkdtempSync(join(tmpdir(), 'devstreams-bench-'));
+  const child = await startChild(['hub', dir]);
+  const DEVICES = 8;
+  const s = hubStrings(dir, child.port, Array.from({ length: DEVICES }, (_, i) => `bench-${i}`));
+  const devices: DeviceClient[] = [];
+  for (const cs of s.devices) {
+    const d = DeviceClient.fromConnectionString(cs);
+    d.on('streamRequest', (req) => {
+      void req.accept().then((t) => t.attach({ onMessage: (m) => t.send([m]), onDrain() {}, onClose() {} }), () => {});
+    });
+    await d.open();
+    devices.push(d);
+  }
+  const svc = ServiceClient.fromConnectionString(s.service);
+  let completed = 0;
+  let failed = 0;
+  const cpu0 = cpuSeconds(child.proc.pid!);
+  const reasons = new Map<string, number>();
+  const ping = Buffer.from('x');
+  const start = performance.now();
+  const end = start + o.setupSeconds * 1000;
+  const worker = async (w: number): Promise<void> => {
+    let i = 0;
+    while (performance.now() < end && failed < 100) {
+      try {
+        const st = await svc.createStream(`bench-${(w + i++) % DEVICES}`, 'bench');
+        await new Promise<void>((resolve, reject) => {
+          const t = setTimeout(() => reject(new Error('no echo')), 10_000);
+          st.transport.attach({ onMessage: () => { clearTimeout(t); resolve(); }, onDrain() {}, onClose: () => { clearTimeout(t); reject(new Error('closed')); } });
+          st.transport.send([ping]);
+        });
+        st.transport.close();
+        completed++;
+      } catch (err) {
+        failed++;
+        reasons.set((err as Error).message, (reasons.get((err as Error).message) ?? 0) + 1);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: o.setupConcurrency }, (_, w) => worker(w)));
+  const rate = completed / ((performance.now() - start) / 1000);
+  const hubCpuMs = ((cpuSeconds(child.proc.pid!) - cpu0) * 1000) / completed;
+  svc.close();
+  for (const d of devices) await d.close();
+  await child.stop();
+  rmSync(dir, { recursive: true, force: true });
+  if (failed > 0) process.stderr.write(`setup phase: ${failed} stream setups failed: ${JSON.stringify([...reasons])}\n`);
+  return { rate, completed, hubCpuMs };
+}
+
+async function bareRun(seconds: number): Promise<number> {
+  const bare = await startChild(['bare']);
+  const a = await connectWebSocketTransport(`ws://127.0.0.1:${bare.port}/pair/1`);
+  const b = await connectWebSocketTransport(`ws://127.0.0.1:${bare.port}/pair/1`);
+  const mbps = await pump(a, b, seconds);
+  a.close();
+  b.close();
+  await bare.stop();
+  return mbps;
+}
+
+async function hubRun(seconds: number): Promise<number> {
+  const dir = mkdtempSync(join(tmpdir(), 'devstreams-bench-'));
+  const child = await startChild(['hub', dir]);
+  const s = hubStrings(dir, child.port, ['relay-dev']);
+  const d = DeviceClient.fromConnectionString(s.devices[0]!);
+  let deviceSide: Transport | undefined;
+  const got = new Promise<void>((resolve) => d.on('streamRequest', (req) => void req.accept().then((t) => { deviceSide = t; resolve(); })));
+  await d.open();
+  const svc = ServiceClient.fromConnectionString(s.service);
+  const st = await svc.createStream('relay-dev', 'bulk');
+  await got;
+  const mbps = await pump(st.transport, deviceSide!, seconds);
+  st.transport.close();
+  svc.close();
+  await d.close();
+  await child.stop();
+  rmSync(dir, { recursive: true, force: true });
+  return mbps;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+/** Alternates bare and hub runs (so both see the same machine load) and keeps the medians. */
+async function relayThroughput(o: Required<HubBenchOptions>): Promise<{ hub: number; bare: number }> {
+  const bare: number[] = [];
+  const hub: number[] = [];
+  for (let i = 0; i < o.relayRuns; i++) {
+    bare.push(await bareRun(o.relaySeconds));
+    hub.push(await hubRun(o.relaySeconds));
+  }
+  return { hub: median(hub), bare: median(bare) };
+}
+
+async function idleMemory(o: Required<HubBenchOptions>): Promise<{ devices: number; perDeviceKiB: number }> {
+  const dir = mkdtempSync(join(tmpdir(), 'devstreams-bench-'));
+  const child = await startChild(['hub', dir]);
+  const ids = Array.from({ length: o.idleDevices }, (_, i) => `idle-${i}`);
+  const reg = DeviceRegistry.open(dir);
+  const recs = reg.addDevices(ids);
+  const host = `127.0.0.1:${child.port}`;
+  // warm up code paths with a few connections, then take the baseline
+  const sockets: WebSocket[] = [];
+  const connect = (deviceId: string, key: string): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const ws = new WebSocket(`ws://${host}/devices/${deviceId}/control`, { perMessageDeflate: false, headers: { authorization: createDeviceToken(host, deviceId, key) } });
+      ws.once('open', () => {
+        sockets.push(ws);
+        resolve();
+      });
+      ws.once('error', reject);
+    });
+  for (const r of recs.slice(0, 50)) await connect(r.deviceId, r.key);
+  const before = await child.rss();
+  const deadline = Date.now() + 120_000;
+  let next = 50;
+  const CONCURRENCY = 100;
+  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+    while (next < recs.length && Date.now() < deadline) {
+      const r = recs[next++]!;
+      await connect(r.deviceId, r.key);
+    }
+  }));
+  const connected = sockets.length - 50;
+  await new Promise((r) => setTimeout(r, 500));
+  const after = await child.rss();
+  for (const ws of sockets) ws.terminate();
+  await child.stop();
+  rmSync(dir, { recursive: true, force: true });
+  return { devices: connected, perDeviceKiB: (after - before) / connected / 1024 };
+}
+
+/** Runs all three phases and returns the figures. */
+export async function runHubBench(options: HubBenchOptions = {}): Promise<HubBenchResult> {
+  const o: Required<HubBenchOptions> = { setupSeconds: 2, setupRuns: 3, setupConcurrency: 128, relaySeconds: 2, relayRuns: 3, idleDevices: 10_000, ...options };
+  const setups = [];
+  for (let i = 0; i < o.setupRuns; i++) setups.push(await setupRate(o));
+  setups.sort((a, b) => a.rate - b.rate);
+  const setup = setups[Math.floor(setups.length / 2)]!;
+  const relay = await relayThroughput(o);
+  const mem = await idleMemory(o);
+  return {
+    streamsPerSecond: Math.round(setup.rate),
+    streamsCompleted: setup.completed,
+    hubCpuMsPerStream: Math.round(setup.hubCpuMs * 100) / 100,
+    hubStreamsPerCoreSecond: Math.round(1000 / setup.hubCpuMs),
+    hubRelayMBps: Math.round(relay.hub),
+    bareRelayMBps: Math.round(relay.bare),
+    relayRatio: Math.round((relay.hub / relay.bare) * 100) / 100,
+    idleDevices: mem.devices,
+    rssPerDeviceKiB: Math.round(mem.perDeviceKiB * 10) / 10,
+  };
+}
+
+/** The figures as a Markdown table, for RESULTS.md. */
+export function hubBenchMarkdown(r: HubBenchResult): string {
+  return `| hub measure | result | goal |
+| --- | --- | --- |
+| stream setup, end to end (clients and hub on one machine) | ${r.streamsPerSecond} streams/s | >= 500 |
+| hub CPU per stream setup | ${r.hubCpuMsPerStream} ms (${r.hubStreamsPerCoreSecond} streams/s per hub core) | |
+| relay throughput, hub vs bare ws relay | ${r.hubRelayMBps} vs ${r.bareRelayMBps} MB/s = ${r.relayRatio}x | >= 0.9x |
+| hub RSS per idle device control socket (${r.idleDevices} sockets) | ${r.rssPerDeviceKiB} KiB | <= 16 KiB |
+`;
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const r = await runHubBench();
+  process.stdout.write(`hub bench
+  stream setup:     ${r.streamsPerSecond} streams/s end to end, clients and hub sharing this machine (${r.streamsCompleted} streams; goal >= 500)
+                    hub CPU ${r.hubCpuMsPerStream} ms per stream = ${r.hubStreamsPerCoreSecond} streams/s per hub core
+  relay throughput: hub ${r.hubRelayMBps} MB/s vs bare ws relay ${r.bareRelayMBps} MB/s = ${r.relayRatio}x (goal >= 0.9)
+  idle devices:     ${r.idleDevices} control sockets (beyond a 50-socket warm-up), ${r.rssPerDeviceKiB} KiB hub RSS each (goal <= 16)
+${JSON.stringify(r)}
+`);
+}

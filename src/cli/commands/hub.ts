@@ -1,0 +1,88 @@
+/** `devstreams hub`: run a hub node. */
+import { Command, InvalidArgumentError } from 'commander';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DevstreamsError } from '../../errors.js';
+import { Hub, createSelfSignedCertificate, type HubStartOptions } from '../../hub/index.js';
+import { createLogger } from '../log.js';
+import { action } from '../fail.js';
+
+/** Parses `HOST:PORT` (IPv6 as `[::1]:PORT`). */
+export function parseListen(value: string): { host: string; port: number } {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[^:\s]+):(\d{1,5})$/.exec(value);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port > 65535) throw new InvalidArgumentError('expected HOST:PORT, e.g. 127.0.0.1:8443');
+  return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
+}
+
+function positiveNumber(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('expected a non-negative number');
+  return n;
+}
+
+interface HubCliOpts {
+  listen: { host: string; port: number };
+  data: string;
+  publicHost?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsSelfSigned?: boolean;
+  insecure?: boolean;
+  streamRate?: number;
+  logLevel: string;
+}
+
+export function hubCommand(): Command {
+  const cmd = new Command('hub')
+    .description('run a hub: device control sockets, stream rendezvous and relay, registry API')
+    .requiredOption('--listen <host:port>', 'address to listen on', parseListen)
+    .requiredOption('--data <dir>', 'data directory (registry, generated certificate)')
+    .option('--public-host <name>', 'host[:port] clients use and tokens are scoped to (default: the listen address)')
+    .option('--tls-cert <file>', 'TLS certificate (PEM)')
+    .option('--tls-key <file>', 'TLS private key (PEM)')
+    .option('--tls-self-signed', 'generate (once) a self-signed certificate in DATA/tls; clients pass it with --ca')
+    .option('--insecure', 'allow plain ws on a non-loopback address')
+    .option('--stream-rate <perSecond>', 'stream requests per second before 429 (0: unlimited)', positiveNumber)
+    .option('--log-level <level>', 'pino log level', 'info');
+  cmd.addHelpText('after', `
+Examples:
+  $ devstreams hub --listen 127.0.0.1:8080 --data ./hubdata
+  $ devstreams hub --listen 0.0.0.0:8443 --data ./hubdata --public-host hub.example.com:8443 --tls-cert cert.pem --tls-key key.pem
+  $ devstreams hub --listen 127.0.0.1:8443 --data ./hubdata --tls-self-signed`);
+  cmd.action(action(async (o: HubCliOpts) => {
+    const log = createLogger(o.logLevel);
+    if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw new DevstreamsError('ERR_CONFIG', '--tls-cert and --tls-key go together');
+    if (o.tlsSelfSigned && o.tlsCert !== undefined) throw new DevstreamsError('ERR_CONFIG', '--tls-self-signed excludes --tls-cert/--tls-key');
+    const opts: HubStartOptions = { dataDir: o.data, host: o.listen.host, port: o.listen.port, logger: log };
+    if (o.publicHost !== undefined) opts.publicHost = o.publicHost;
+    if (o.insecure) opts.insecure = true;
+    if (o.streamRate !== undefined) opts.streamRatePerSecond = o.streamRate;
+    if (o.tlsCert !== undefined && o.tlsKey !== undefined) {
+      try {
+        opts.tls = { cert: readFileSync(o.tlsCert), key: readFileSync(o.tlsKey) };
+      } catch (err) {
+        throw new DevstreamsError('ERR_CONFIG', `cannot read TLS files: ${(err as Error).message}`);
+      }
+    } else if (o.tlsSelfSigned) {
+      const c = createSelfSignedCertificate(join(o.data, 'tls'), (o.publicHost ?? o.listen.host).replace(/:\d+$/, ''));
+      opts.tls = { cert: c.cert, key: c.key };
+      log.info({ caFile: c.certPath }, 'self-signed certificate: give clients --ca with this file');
+    }
+    const hub = await Hub.start(opts);
+    log.info({ hostName: hub.hostName, transport: hub.transport, data: o.data }, 'hub ready; print strings with: devstreams registry service-string --data DIR');
+    let stopping = false;
+    const stop = (signal: string): void => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ signal }, 'hub stopping');
+      void hub.close().then(() => {
+        log.flush();
+        process.exit(0);
+      });
+    };
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+  }));
+  return cmd;
+}

@@ -1,0 +1,99 @@
+/**
+ * Messages on the device control socket (JSON text frames), shared by the hub and the device
+ * SDK so that both sides agree on one definition. Pure data, no I/O: it sits beside `auth/` so
+ * that the SDK never imports the hub.
+ *
+ * hub -> device: `streamRequest` (ring the device), `renewed` (a new token was accepted).
+ * device -> hub: `streamResponse` (accept or reject, with a reason), `renew` (a fresh token
+ * before the current one expires; the hub closes the socket with 4401 once the token expires).
+ */
+
+export interface StreamRequestMessage {
+  type: 'streamRequest';
+  requestId: string;
+  streamName: string;
+  streamId: string;
+  /** Streaming endpoint URL the device connects to. */
+  url: string;
+  /** Single-use bearer token for the device side. */
+  authorizationToken: string;
+}
+
+export interface RenewedMessage {
+  type: 'renewed';
+  /** Expiry of the accepted token, unix seconds. */
+  expiresAt: number;
+}
+
+export type HubToDevice = StreamRequestMessage | RenewedMessage;
+
+export interface StreamResponseMessage {
+  type: 'streamResponse';
+  requestId: string;
+  accept: boolean;
+  reason?: string;
+}
+
+export interface RenewMessage {
+  type: 'renew';
+  token: string;
+}
+
+export type DeviceToHub = StreamResponseMessage | RenewMessage;
+
+/** WebSocket close codes the hub uses on control and stream sockets. */
+export const CLOSE_CODES = {
+  /** Token expired and was not renewed. */
+  authExpired: 4401,
+  /** Device removed or its key rotated. */
+  authRevoked: 4403,
+  /** Another control socket for the same device replaced this one. */
+  replaced: 4409,
+  /** The other side of a stream never came. */
+  pairTimeout: 4408,
+  /** The other side of a stream closed before pairing. */
+  peerGone: 4410,
+  /** Malformed control message. */
+  protocol: 4400,
+  /** Hub shutting down. */
+  shutdown: 1001,
+} as const;
+
+/** Longest reject reason carried to the service, in characters. */
+export const MAX_REASON_LENGTH = 256;
+
+/** Parses a device->hub message; undefined when malformed. */
+export function parseDeviceMessage(text: string): DeviceToHub | undefined {
+  let m: unknown;
+  try {
+    m = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (m === null || typeof m !== 'object') return undefined;
+  const o = m as Record<string, unknown>;
+  if (o.type === 'streamResponse' && typeof o.requestId === 'string' && typeof o.accept === 'boolean') {
+    const out: StreamResponseMessage = { type: 'streamResponse', requestId: o.requestId, accept: o.accept };
+    if (typeof o.reason === 'string') out.reason = o.reason.slice(0, MAX_REASON_LENGTH);
+    return out;
+  }
+  if (o.type === 'renew' && typeof o.token === 'string') return { type: 'renew', token: o.token };
+  return undefined;
+}
+
+/** Parses a hub->device message; undefined when malformed. */
+export function parseHubMessage(text: string): HubToDevice | undefined {
+  let m: unknown;
+  try {
+    m = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (m === null || typeof m !== 'object') return undefined;
+  const o = m as Record<string, unknown>;
+  if (o.type === 'streamRequest' && typeof o.requestId === 'string' && typeof o.streamName === 'string' && typeof o.streamId === 'string' && typeof o.url === 'string' && typeof o.authorizationToken === 'string') {
+    return o as unknown as StreamRequestMessage;
+  }
+  if (o.type === 'renewed' && typeof o.expiresAt === 'number') return { type: 'renewed', expiresAt: o.expiresAt };
+  return undefined;
+}

@@ -1,0 +1,74 @@
+/**
+ * Checks the SAS token of a request against the registry: a device token for the device's own
+ * control socket, a `service` (or `owner`) token for stream requests, an `owner` token for the
+ * registry API. Scope is checked before the signature, so a token for another resource or
+ * policy fails as `ERR_AUTH_SCOPE` without touching any key.
+ */
+import type { IncomingMessage } from 'node:http';
+import { DevstreamsError } from '../errors.js';
+import { deviceResource, hubResource, parseSasToken, verifySasToken, type SasToken } from '../auth/sas.js';
+import type { DeviceRegistry } from './registry.js';
+
+/** What a verified token lets its holder do. */
+export type Principal = { kind: 'device'; deviceId: string; expiry: number; key: string } | { kind: 'policy'; policy: 'service' | 'owner' };
+
+function headerToken(req: IncomingMessage): string {
+  const value = req.headers.authorization;
+  if (value === undefined || value === '') throw new DevstreamsError('ERR_AUTH_MISSING', 'Authorization header with a SharedAccessSignature is required');
+  return value;
+}
+
+/** Verifies a device token for `deviceId`. */
+export async function authenticateDevice(req: IncomingMessage, registry: DeviceRegistry, hostName: string, deviceId: string, skew: number): Promise<Extract<Principal, { kind: 'device' }>> {
+  const token = parseSasToken(headerToken(req));
+  if (token.keyName !== undefined || token.resource.toLowerCase() !== deviceResource(hostName, deviceId).toLowerCase()) {
+    throw new DevstreamsError('ERR_AUTH_SCOPE', `token is not scoped to device ${deviceId} on ${hostName}`);
+  }
+  const key = await withFreshRegistry(registry, () => registry.getDevice(deviceId)?.key, token, skew);
+  return { kind: 'device', deviceId, expiry: token.expiry, key };
+}
+
+/** Verifies a policy token; `allowed` lists the policies that may call this endpoint. */
+export async function authenticatePolicy(req: IncomingMessage, registry: DeviceRegistry, hostName: string, allowed: readonly ('service' | 'owner')[], skew: number): Promise<Principal> {
+  const token = parseSasToken(headerToken(req));
+  const policy = token.keyName;
+  if (policy === undefined || token.resource.toLowerCase() !== hubResource(hostName)) {
+    throw new DevstreamsError('ERR_AUTH_SCOPE', `token is not a policy token scoped to ${hostName}`);
+  }
+  if (policy !== 'service' && policy !== 'owner') throw new DevstreamsError('ERR_AUTH_SCOPE', `unknown policy ${policy.slice(0, 40)}`);
+  if (!allowed.includes(policy)) throw new DevstreamsError('ERR_AUTH_SCOPE', `policy ${policy} may not call this endpoint`);
+  await withFreshRegistry(registry, () => registry.policyKey(policy), token, skew);
+  return { kind: 'policy', policy };
+}
+
+/**
+ * Verifies `token` with the key `lookup` finds. When that fails, the registry is re-read
+ * (unthrottled) and the check repeated once, so a device added or a key rotated a moment ago
+ * by another process is never refused because of a stale copy. Returns the key that matched.
+ */
+async function withFreshRegistry(registry: DeviceRegistry, lookup: () => string | undefined, token: SasToken, skew: number): Promise<string> {
+  await registry.refresh();
+  const check = (): string => {
+    const key = lookup();
+    // An unknown device and a wrong key look the same from outside.
+    if (key === undefined) throw new DevstreamsError('ERR_AUTH_INVALID', 'shared access signature does not match');
+    verifySasToken(token, key, { clockSkewSeconds: skew });
+    return key;
+  };
+  try {
+    return check();
+  } catch (err) {
+    if (!(err instanceof DevstreamsError) || err.code !== 'ERR_AUTH_INVALID') throw err;
+    await registry.refresh(true);
+    return check();
+  }
+}
+
+/** The bearer token of a streaming-endpoint request, decoded from base64url. */
+export function bearerToken(req: IncomingMessage): Buffer {
+  const value = req.headers.authorization;
+  if (value === undefined || value === '') throw new DevstreamsError('ERR_AUTH_MISSING', 'Authorization: Bearer <stream token> is required');
+  const m = /^Bearer ([A-Za-z0-9_-]{16,128})$/.exec(value);
+  if (!m) throw new DevstreamsError('ERR_AUTH_INVALID', 'malformed bearer token');
+  return Buffer.from(m[1]!, 'base64url');
+}

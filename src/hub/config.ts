@@ -1,0 +1,84 @@
+/**
+ * Hub limits and defaults, in one place. Every named limit here is configurable through
+ * `HubOptions`; `resolveHubConfig` fills defaults and rejects bad values before anything starts.
+ */
+import { DEFAULT_MAX_MESSAGE_SIZE } from '../transport/transport.js';
+import { DEFAULT_CLOCK_SKEW_SECONDS } from '../auth/sas.js';
+import { DevstreamsError } from '../errors.js';
+
+/** Default wait for a device's answer to a stream request (seconds); the request header can change it. */
+export const DEFAULT_STREAM_RESPONSE_TIMEOUT_SECONDS = 60;
+/** Upper bound on the timeout a caller may ask for (seconds). */
+export const MAX_STREAM_RESPONSE_TIMEOUT_SECONDS = 300;
+/** How long a stream token is valid, and how long an accepted stream waits for its sides (ms). */
+export const DEFAULT_STREAM_TOKEN_TTL_MS = 30_000;
+/** How long one paired side waits for the other at the streaming endpoint (ms). */
+export const DEFAULT_STREAM_PAIR_TIMEOUT_MS = 30_000;
+/** Relay: above this many bytes queued towards one side, the hub stops reading the other side. */
+export const DEFAULT_RELAY_HIGH_WATER = 256 * 1024;
+/** Relay: reading resumes once the queue falls to this many bytes. */
+export const DEFAULT_RELAY_LOW_WATER = 64 * 1024;
+/** Largest stream message the hub relays (one sealed record plus headroom). */
+export const DEFAULT_RELAY_MAX_MESSAGE = DEFAULT_MAX_MESSAGE_SIZE;
+/** Largest control-socket message (JSON) in bytes. */
+export const DEFAULT_CONTROL_MAX_MESSAGE = 16 * 1024;
+/** Largest HTTP request body the hub reads (registry API), bytes. */
+export const DEFAULT_MAX_BODY_BYTES = 16 * 1024;
+/** Stream requests per second the hub accepts (token bucket rate); 0 disables the limit. */
+export const DEFAULT_STREAM_RATE_PER_SECOND = 5000;
+/** Token bucket size for stream requests. */
+export const DEFAULT_STREAM_RATE_BURST = 5000;
+/** Stream requests one device may have waiting for its answer at once. */
+export const DEFAULT_MAX_PENDING_PER_DEVICE = 256;
+/** Interval between control-socket pings; a socket silent for two intervals is dropped (ms). */
+export const DEFAULT_CONTROL_PING_INTERVAL_MS = 30_000;
+
+export interface HubOptions {
+  /** Name tokens are scoped to and URLs are built from: `host` or `host:port`. Defaults to the listen address. */
+  publicHost?: string;
+  /** Scheme clients use: `ws` (plain) or `wss` (TLS). Defaults from whether TLS is configured. */
+  publicTransport?: 'ws' | 'wss';
+  streamResponseTimeoutSeconds?: number;
+  streamTokenTtlMs?: number;
+  streamPairTimeoutMs?: number;
+  relayHighWater?: number;
+  relayLowWater?: number;
+  relayMaxMessage?: number;
+  controlMaxMessage?: number;
+  maxBodyBytes?: number;
+  streamRatePerSecond?: number;
+  streamRateBurst?: number;
+  maxPendingPerDevice?: number;
+  controlPingIntervalMs?: number;
+  clockSkewSeconds?: number;
+}
+
+export type HubConfig = Required<Omit<HubOptions, 'publicHost' | 'publicTransport'>>;
+
+function positive(name: string, value: number, allowZero = false): number {
+  if (!Number.isFinite(value) || value < 0 || (!allowZero && value === 0)) {
+    throw new DevstreamsError('ERR_CONFIG', `hub option ${name} must be a ${allowZero ? 'non-negative' : 'positive'} number, got ${value}`);
+  }
+  return value;
+}
+
+/** Fills defaults and validates. */
+export function resolveHubConfig(o: HubOptions): HubConfig {
+  const c: HubConfig = {
+    streamResponseTimeoutSeconds: positive('streamResponseTimeoutSeconds', o.streamResponseTimeoutSeconds ?? DEFAULT_STREAM_RESPONSE_TIMEOUT_SECONDS),
+    streamTokenTtlMs: positive('streamTokenTtlMs', o.streamTokenTtlMs ?? DEFAULT_STREAM_TOKEN_TTL_MS),
+    streamPairTimeoutMs: positive('streamPairTimeoutMs', o.streamPairTimeoutMs ?? DEFAULT_STREAM_PAIR_TIMEOUT_MS),
+    relayHighWater: positive('relayHighWater', o.relayHighWater ?? DEFAULT_RELAY_HIGH_WATER),
+    relayLowWater: positive('relayLowWater', o.relayLowWater ?? DEFAULT_RELAY_LOW_WATER, true),
+    relayMaxMessage: positive('relayMaxMessage', o.relayMaxMessage ?? DEFAULT_RELAY_MAX_MESSAGE),
+    controlMaxMessage: positive('controlMaxMessage', o.controlMaxMessage ?? DEFAULT_CONTROL_MAX_MESSAGE),
+    maxBodyBytes: positive('maxBodyBytes', o.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES),
+    streamRatePerSecond: positive('streamRatePerSecond', o.streamRatePerSecond ?? DEFAULT_STREAM_RATE_PER_SECOND, true),
+    streamRateBurst: positive('streamRateBurst', o.streamRateBurst ?? DEFAULT_STREAM_RATE_BURST),
+    maxPendingPerDevice: positive('maxPendingPerDevice', o.maxPendingPerDevice ?? DEFAULT_MAX_PENDING_PER_DEVICE),
+    controlPingIntervalMs: positive('controlPingIntervalMs', o.controlPingIntervalMs ?? DEFAULT_CONTROL_PING_INTERVAL_MS),
+    clockSkewSeconds: positive('clockSkewSeconds', o.clockSkewSeconds ?? DEFAULT_CLOCK_SKEW_SECONDS, true),
+  };
+  if (c.relayLowWater > c.relayHighWater) throw new DevstreamsError('ERR_CONFIG', 'hub option relayLowWater must not exceed relayHighWater');
+  return c;
+}

@@ -1,0 +1,224 @@
+/**
+ * Device control sockets: one long-lived WebSocket per connected device. Rings devices with
+ * stream requests and waits for their answers; checks liveness (ping) and token expiry in one
+ * sweep over all sockets, so that an idle device costs its socket and one small record, not
+ * timers or closures of its own (10,000 idle devices must fit in a few MiB).
+ */
+import WebSocket from 'ws';
+import { randomBytes } from 'node:crypto';
+import { DevstreamsError } from '../errors.js';
+import { deviceResource, nowSeconds, parseSasToken, verifySasToken } from '../auth/sas.js';
+import type { DeviceRegistry } from './registry.js';
+import type { PresenceStore } from './presence.js';
+import { CLOSE_CODES, parseDeviceMessage, type StreamRequestMessage, type RenewedMessage } from '../hub-api/control-protocol.js';
+
+/** How often the sweep checks token expiry (ms). */
+export const CONTROL_SWEEP_INTERVAL_MS = 5_000;
+
+/** A device's answer. */
+export interface StreamAnswer {
+  accept: boolean;
+  reason?: string;
+}
+
+interface Pending {
+  resolve(answer: StreamAnswer): void;
+  reject(err: DevstreamsError): void;
+  timer: NodeJS.Timeout;
+}
+
+/** One connected device. Kept small on purpose. */
+class DeviceConnection {
+  alive = true;
+  pending: Map<string, Pending> | undefined;
+  constructor(
+    readonly deviceId: string,
+    readonly ws: WebSocket,
+    /** Token expiry, unix seconds. */
+    public expiry: number,
+    /** Key the socket authenticated with; a rotation closes the socket. */
+    public key: string,
+  ) {}
+}
+
+const CONN = Symbol('devstreams.control');
+type TaggedSocket = WebSocket & { [CONN]?: DeviceConnection };
+
+export interface ControlPlaneOptions {
+  registry: DeviceRegistry;
+  presence: PresenceStore;
+  nodeId: string;
+  hostName: () => string;
+  clockSkewSeconds: number;
+  pingIntervalMs: number;
+  maxPendingPerDevice: number;
+  log: (level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => void;
+}
+
+export class ControlPlane {
+  private readonly conns = new Map<string, DeviceConnection>();
+  private readonly sweepTimer: NodeJS.Timeout;
+  private lastPing = Date.now();
+
+  constructor(private readonly o: ControlPlaneOptions) {
+    this.sweepTimer = setInterval(() => this.sweep(), Math.min(CONTROL_SWEEP_INTERVAL_MS, o.pingIntervalMs));
+    this.sweepTimer.unref();
+  }
+
+  get connectedCount(): number {
+    return this.conns.size;
+  }
+
+  isConnected(deviceId: string): boolean {
+    return this.conns.has(deviceId);
+  }
+
+  /** Takes over a freshly upgraded, authenticated control socket. */
+  attach(deviceId: string, ws: WebSocket, tokenExpiry: number, key: string): void {
+    const conn = new DeviceConnection(deviceId, ws, tokenExpiry, key);
+    (ws as TaggedSocket)[CONN] = conn;
+    const old = this.conns.get(deviceId);
+    this.conns.set(deviceId, conn);
+    if (old) {
+      this.failPending(old, new DevstreamsError('ERR_DEVICE_OFFLINE', `device ${deviceId} reconnected`));
+      old.ws.close(CLOSE_CODES.replaced, 'ERR_DEVICE_REPLACED');
+    }
+    void this.o.presence.setOnline(deviceId, this.o.nodeId);
+    ws.on('message', onControlMessage);
+    ws.on('pong', onControlPong);
+    ws.on('close', onControlClose);
+    ws.on('error', onControlError);
+    (ws as unknown as { [PLANE]: ControlPlane })[PLANE] = this;
+  }
+
+  /** Rings the device; resolves with its answer or rejects on timeout / disconnect. */
+  ring(deviceId: string, request: Omit<StreamRequestMessage, 'type' | 'requestId'>, timeoutMs: number): Promise<StreamAnswer> {
+    const conn = this.conns.get(deviceId);
+    if (!conn || conn.ws.readyState !== WebSocket.OPEN) return Promise.reject(new DevstreamsError('ERR_DEVICE_OFFLINE', `device ${deviceId} is not connected`));
+    conn.pending ??= new Map();
+    if (conn.pending.size >= this.o.maxPendingPerDevice) {
+      return Promise.reject(new DevstreamsError('ERR_RATE_LIMITED', `device ${deviceId} has too many stream requests waiting`));
+    }
+    const requestId = randomBytes(9).toString('base64url');
+    return new Promise<StreamAnswer>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        conn.pending?.delete(requestId);
+        reject(new DevstreamsError('ERR_STREAM_TIMEOUT', `device ${deviceId} did not answer within ${Math.round(timeoutMs / 1000)} s`));
+      }, timeoutMs);
+      conn.pending!.set(requestId, { resolve, reject, timer });
+      const msg: StreamRequestMessage = { type: 'streamRequest', requestId, ...request };
+      conn.ws.send(JSON.stringify(msg));
+    });
+  }
+
+  handleMessage(conn: DeviceConnection, data: Buffer, isBinary: boolean): void {
+    const msg = isBinary ? undefined : parseDeviceMessage(data.toString('utf8'));
+    if (!msg) {
+      this.o.log('warn', 'malformed control message', { deviceId: conn.deviceId });
+      conn.ws.close(CLOSE_CODES.protocol, 'ERR_BAD_REQUEST');
+      return;
+    }
+    if (msg.type === 'streamResponse') {
+      const p = conn.pending?.get(msg.requestId);
+      if (!p) return; // answered too late: the request already timed out
+      conn.pending!.delete(msg.requestId);
+      clearTimeout(p.timer);
+      p.resolve(msg.reason !== undefined ? { accept: msg.accept, reason: msg.reason } : { accept: msg.accept });
+      return;
+    }
+    // renew: same scope and key rules as the upgrade
+    try {
+      const token = parseSasToken(msg.token);
+      if (token.keyName !== undefined || token.resource.toLowerCase() !== deviceResource(this.o.hostName(), conn.deviceId).toLowerCase()) {
+        throw new DevstreamsError('ERR_AUTH_SCOPE', 'renewal token has the wrong scope');
+      }
+      const rec = this.o.registry.getDevice(conn.deviceId);
+      if (!rec) throw new DevstreamsError('ERR_AUTH_INVALID', 'device no longer registered');
+      verifySasToken(token, rec.key, { clockSkewSeconds: this.o.clockSkewSeconds });
+      conn.expiry = token.expiry;
+      conn.key = rec.key;
+      const reply: RenewedMessage = { type: 'renewed', expiresAt: token.expiry };
+      conn.ws.send(JSON.stringify(reply));
+    } catch (err) {
+      const code = err instanceof DevstreamsError ? err.code : 'ERR_AUTH_INVALID';
+      conn.ws.close(CLOSE_CODES.authExpired, code);
+    }
+  }
+
+  handleClose(conn: DeviceConnection): void {
+    if (this.conns.get(conn.deviceId) === conn) {
+      this.conns.delete(conn.deviceId);
+      void this.o.presence.setOffline(conn.deviceId, this.o.nodeId);
+    }
+    this.failPending(conn, new DevstreamsError('ERR_DEVICE_OFFLINE', `device ${conn.deviceId} disconnected`));
+  }
+
+  private failPending(conn: DeviceConnection, err: DevstreamsError): void {
+    if (!conn.pending) return;
+    for (const p of conn.pending.values()) {
+      clearTimeout(p.timer);
+      p.reject(err);
+    }
+    conn.pending.clear();
+  }
+
+  /** Closes sockets whose device was removed or whose key changed; called on registry change. */
+  revokeStale(): void {
+    for (const conn of this.conns.values()) {
+      const rec = this.o.registry.getDevice(conn.deviceId);
+      if (!rec || rec.key !== conn.key) {
+        this.o.log('info', 'closing control socket: device removed or key rotated', { deviceId: conn.deviceId });
+        conn.ws.close(CLOSE_CODES.authRevoked, 'ERR_AUTH_INVALID');
+      }
+    }
+  }
+
+  private sweep(): void {
+    const now = nowSeconds();
+    const doPing = Date.now() - this.lastPing >= this.o.pingIntervalMs;
+    if (doPing) this.lastPing = Date.now();
+    for (const conn of this.conns.values()) {
+      if (conn.expiry + this.o.clockSkewSeconds < now) {
+        conn.ws.close(CLOSE_CODES.authExpired, 'ERR_AUTH_EXPIRED');
+        continue;
+      }
+      if (doPing) {
+        if (!conn.alive) {
+          conn.ws.terminate();
+          continue;
+        }
+        conn.alive = false;
+        conn.ws.ping();
+      }
+    }
+  }
+
+  /** Closes every control socket (hub shutdown). */
+  close(): void {
+    clearInterval(this.sweepTimer);
+    for (const conn of this.conns.values()) {
+      this.failPending(conn, new DevstreamsError('ERR_HUB_SHUTDOWN', 'hub is shutting down'));
+      conn.ws.close(CLOSE_CODES.shutdown, 'ERR_HUB_SHUTDOWN');
+    }
+  }
+}
+
+const PLANE = Symbol('devstreams.plane');
+type PlaneSocket = TaggedSocket & { [PLANE]?: ControlPlane };
+
+// Shared listeners (one function for all sockets, `this` is the socket): no closures per device.
+function onControlMessage(this: PlaneSocket, data: Buffer, isBinary: boolean): void {
+  const conn = this[CONN];
+  if (conn) this[PLANE]?.handleMessage(conn, data, isBinary);
+}
+function onControlPong(this: PlaneSocket): void {
+  const conn = this[CONN];
+  if (conn) conn.alive = true;
+}
+function onControlClose(this: PlaneSocket): void {
+  const conn = this[CONN];
+  if (conn) this[PLANE]?.handleClose(conn);
+}
+function onControlError(this: PlaneSocket): void {
+  // 'close' follows; nothing to do but keep the error from becoming uncaught.
+}

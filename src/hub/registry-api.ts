@@ -1,0 +1,83 @@
+/**
+ * The registry API (owner token): add, read, list, remove devices and rotate their keys over
+ * HTTP. Changes go through the same file-backed registry the CLI writes.
+ */
+import type http from 'node:http';
+import { DevstreamsError } from '../errors.js';
+import type { DeviceRecord, DeviceRegistry } from './registry.js';
+import { authenticatePolicy } from './authenticate.js';
+import { readJson, segment, sendJson } from './http-util.js';
+
+/** What the registry routes need from the hub. */
+export interface RegistryApiContext {
+  registry: DeviceRegistry;
+  control: { isConnected(deviceId: string): boolean; revokeStale(): void };
+  hostName(): string;
+  clockSkewSeconds: number;
+  maxBodyBytes: number;
+  deviceConnectionString(rec: DeviceRecord): string;
+}
+
+/** Throws 405 unless the method is `m`. */
+export function only(method: string, path: string, m: string): void {
+  if (method !== m) throw new DevstreamsError('ERR_METHOD_NOT_ALLOWED', `${method} not allowed on ${path.slice(0, 80)}`);
+}
+
+function deviceView(ctx: RegistryApiContext, rec: DeviceRecord, withSecret: boolean): Record<string, unknown> {
+  const view: Record<string, unknown> = { deviceId: rec.deviceId, createdAt: rec.createdAt, keyUpdatedAt: rec.keyUpdatedAt, connected: ctx.control.isConnected(rec.deviceId) };
+  if (withSecret) view.connectionString = ctx.deviceConnectionString(rec);
+  return view;
+}
+
+async function owner(ctx: RegistryApiContext, req: http.IncomingMessage): Promise<void> {
+  await authenticatePolicy(req, ctx.registry, ctx.hostName(), ['owner'], ctx.clockSkewSeconds);
+}
+
+/** Serves `/devices` and `/devices/{id}[/rotate-key]`; false when the path is not one of them. */
+export async function handleRegistryApi(ctx: RegistryApiContext, req: http.IncomingMessage, res: http.ServerResponse, path: string, parts: string[], method: string): Promise<boolean> {
+  if (path === '/devices') {
+    only(method, path, 'GET');
+    await owner(ctx, req);
+    sendJson(res, 200, { devices: ctx.registry.listDevices().map((d) => ({ deviceId: d.deviceId, createdAt: d.createdAt, keyUpdatedAt: d.keyUpdatedAt, connected: ctx.control.isConnected(d.deviceId) })) });
+    return true;
+  }
+  if (parts.length === 3 && parts[1] === 'devices') {
+    const deviceId = segment(parts[2]!);
+    if (method === 'PUT') {
+      await owner(ctx, req);
+      const body = await readJson(req, ctx.maxBodyBytes);
+      const key = body.key;
+      if (key !== undefined && (typeof key !== 'string' || !/^[A-Za-z0-9+/]+={0,2}$/.test(key) || Buffer.from(key, 'base64').length < 16)) {
+        throw new DevstreamsError('ERR_BAD_REQUEST', 'key must be base64 of at least 16 bytes');
+      }
+      const rec = ctx.registry.addDevice(deviceId, key as string | undefined);
+      sendJson(res, 201, deviceView(ctx, rec, true));
+      return true;
+    }
+    if (method === 'GET') {
+      await owner(ctx, req);
+      const rec = ctx.registry.getDevice(deviceId);
+      if (!rec) throw new DevstreamsError('ERR_DEVICE_NOT_FOUND', `device ${deviceId} is not registered`);
+      sendJson(res, 200, deviceView(ctx, rec, true));
+      return true;
+    }
+    if (method === 'DELETE') {
+      await owner(ctx, req);
+      ctx.registry.removeDevice(deviceId);
+      ctx.control.revokeStale();
+      res.writeHead(204);
+      res.end();
+      return true;
+    }
+    throw new DevstreamsError('ERR_METHOD_NOT_ALLOWED', `${method} not allowed on /devices/{id}`);
+  }
+  if (parts.length === 4 && parts[1] === 'devices' && parts[3] === 'rotate-key') {
+    only(method, path, 'POST');
+    await owner(ctx, req);
+    const rec = ctx.registry.rotateDeviceKey(segment(parts[2]!));
+    ctx.control.revokeStale();
+    sendJson(res, 200, deviceView(ctx, rec, true));
+    return true;
+  }
+  return false;
+}

@@ -1,0 +1,311 @@
+/**
+ * The hub: one HTTP(S) server on one port serving the main endpoint (device control sockets,
+ * stream requests, registry API, health, metrics) and the streaming endpoint (pair + relay).
+ * Route handlers live here; device sockets live in `ControlPlane`, stream sockets in
+ * `StreamPairer`, credentials in `DeviceRegistry`.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import type { Duplex } from 'node:stream';
+import type { AddressInfo } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { DevstreamsError } from '../errors.js';
+import { formatConnectionString, isValidDeviceId, type HubTransport } from '../auth/connection-string.js';
+import { resolveHubConfig, type HubConfig, type HubOptions } from './config.js';
+import { DeviceRegistry, type DeviceRecord } from './registry.js';
+import { MemoryPresenceStore, MemoryStreamRouter, type PresenceStore, type StreamRouter } from './presence.js';
+import { ControlPlane } from './control.js';
+import { StreamPairer } from './streams.js';
+import { HubMetrics } from './metrics.js';
+import { TokenBucket } from './rate-limit.js';
+import { authenticateDevice, bearerToken } from './authenticate.js';
+import { refuseUpgrade, sendError, toHubError } from './http-errors.js';
+import type { RelayStats } from './relay.js';
+import { segment, sendJson } from './http-util.js';
+import { handleRegistryApi, only, type RegistryApiContext } from './registry-api.js';
+import { handleStreamRequest, type StreamRequestContext } from './stream-request.js';
+
+/** The logging calls the hub makes; a pino logger fits. */
+export interface HubLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+const SILENT: HubLogger = { info() {}, warn() {}, error() {} };
+
+export interface HubStartOptions extends HubOptions {
+  /** Registry directory. */
+  dataDir: string;
+  /** Listen address; default 127.0.0.1. */
+  host?: string;
+  /** Listen port; 0 (the default) picks a free one. */
+  port?: number;
+  /** TLS certificate and key (PEM). Without them the hub serves plain HTTP/WebSocket. */
+  tls?: { cert: string | Buffer; key: string | Buffer };
+  /** Allow plain HTTP/WebSocket on a non-loopback address. */
+  insecure?: boolean;
+  logger?: HubLogger;
+  presence?: PresenceStore;
+  router?: StreamRouter;
+  /** This node's id in the presence store. */
+  nodeId?: string;
+}
+
+/** True for addresses only this machine can reach. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+export class Hub {
+  readonly config: HubConfig;
+  readonly registry: DeviceRegistry;
+  readonly metrics: HubMetrics;
+  private readonly server: http.Server | https.Server;
+  private readonly controlWss: WebSocketServer;
+  private readonly streamWss: WebSocketServer;
+  private readonly control: ControlPlane;
+  private readonly pairer: StreamPairer;
+  private readonly router: StreamRouter;
+  private readonly presence: PresenceStore;
+  private readonly bucket: TokenBucket;
+  private readonly log: HubLogger;
+  private closed = false;
+  private publicHost = '';
+  readonly transport: HubTransport;
+  private boundPort = 0;
+  private readonly unwatch: () => void;
+  private readonly apiContext: RegistryApiContext;
+  private readonly streamContext: StreamRequestContext;
+
+  private constructor(private readonly o: HubStartOptions) {
+    this.config = resolveHubConfig(o);
+    this.log = o.logger ?? SILENT;
+    this.registry = DeviceRegistry.open(o.dataDir);
+    this.presence = o.presence ?? new MemoryPresenceStore();
+    this.router = o.router ?? new MemoryStreamRouter();
+    this.transport = o.publicTransport ?? (o.tls ? 'wss' : 'ws');
+    this.bucket = new TokenBucket(this.config.streamRatePerSecond, this.config.streamRateBurst);
+    const logFn = (level: 'info' | 'warn', msg: string, fields: Record<string, unknown> = {}): void => this.log[level](fields, msg);
+    this.control = new ControlPlane({
+      registry: this.registry,
+      presence: this.presence,
+      nodeId: o.nodeId ?? randomBytes(6).toString('hex'),
+      hostName: () => this.publicHost,
+      clockSkewSeconds: this.config.clockSkewSeconds,
+      pingIntervalMs: this.config.controlPingIntervalMs,
+      maxPendingPerDevice: this.config.maxPendingPerDevice,
+      log: logFn,
+    });
+    this.metrics = new HubMetrics({ connectedDevices: () => this.control.connectedCount, activeStreams: () => this.pairer.activeCount });
+    this.pairer = new StreamPairer({
+      pairTimeoutMs: this.config.streamPairTimeoutMs,
+      limits: { highWater: this.config.relayHighWater, lowWater: this.config.relayLowWater },
+      onBytes: (n) => {
+        this.metrics.bytesRelayed += n;
+      },
+      log: logFn,
+    });
+    this.apiContext = {
+      registry: this.registry,
+      control: this.control,
+      hostName: () => this.publicHost,
+      clockSkewSeconds: this.config.clockSkewSeconds,
+      maxBodyBytes: this.config.maxBodyBytes,
+      deviceConnectionString: (rec) => this.deviceConnectionString(rec),
+    };
+    this.streamContext = {
+      config: this.config,
+      registry: this.registry,
+      presence: this.presence,
+      router: this.router,
+      control: this.control,
+      metrics: this.metrics,
+      bucket: this.bucket,
+      transport: this.transport,
+      hostName: () => this.publicHost,
+      log: this.log,
+    };
+    this.registry.onExternalChange = () => this.control.revokeStale();
+    this.unwatch = this.registry.watch();
+    this.controlWss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: this.config.controlMaxMessage, clientTracking: false });
+    this.streamWss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: this.config.relayMaxMessage, clientTracking: false, skipUTF8Validation: true });
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+      this.handleRequest(req, res).catch((err: unknown) => this.fail(res, err, req));
+    };
+    this.server = o.tls ? https.createServer({ cert: o.tls.cert, key: o.tls.key }, handler) : http.createServer(handler);
+    this.server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+      socket.on('error', () => {});
+      this.handleUpgrade(req, socket, head).catch((err: unknown) => this.refuse(socket, err, req));
+    });
+    this.server.on('clientError', (err: Error, socket: Duplex) => {
+      refuseUpgrade(socket, new DevstreamsError('ERR_BAD_REQUEST', 'malformed HTTP request'));
+    });
+  }
+
+  /** Starts a hub and resolves once it listens. */
+  static async start(o: HubStartOptions): Promise<Hub> {
+    const host = o.host ?? '127.0.0.1';
+    if (!o.tls && !o.insecure && !isLoopback(host)) {
+      throw new DevstreamsError('ERR_CONFIG', `refusing plain WebSocket on non-loopback address ${host}; give TLS flags or --insecure`);
+    }
+    const hub = new Hub(o);
+    await new Promise<void>((resolve, reject) => {
+      hub.server.once('error', reject);
+      hub.server.listen(o.port ?? 0, host, () => {
+        hub.server.off('error', reject);
+        resolve();
+      });
+    });
+    // After listen, server errors (e.g. EMFILE on accept) are logged, never fatal.
+    hub.server.on('error', (err: Error) => hub.log.error({ err: err.message }, 'hub server error'));
+    hub.boundPort = (hub.server.address() as AddressInfo).port;
+    const hostPart = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+    hub.publicHost = o.publicHost ?? `${hostPart === '0.0.0.0' || hostPart === '[::]' ? '127.0.0.1' : hostPart}:${hub.boundPort}`;
+    hub.registry.setEndpoint({ hostName: hub.publicHost, transport: hub.transport });
+    hub.log.info({ hostName: hub.publicHost, port: hub.boundPort, transport: hub.transport }, 'hub listening');
+    return hub;
+  }
+
+  get port(): number {
+    return this.boundPort;
+  }
+
+  /** Name tokens are scoped to (`host:port`). */
+  get hostName(): string {
+    return this.publicHost;
+  }
+
+  /** Connection string for a device (as the hub would print it). */
+  deviceConnectionString(rec: DeviceRecord): string {
+    return formatConnectionString({ kind: 'device', hostName: this.publicHost, deviceId: rec.deviceId, sharedAccessKey: rec.key, transport: this.transport });
+  }
+
+  /** Connection string for a policy. */
+  policyConnectionString(policy: 'service' | 'owner'): string {
+    return formatConnectionString({ kind: 'policy', hostName: this.publicHost, policy, sharedAccessKey: this.registry.policyKey(policy)!, transport: this.transport });
+  }
+
+  /** Relay statistics of a paired stream (tests, diagnostics). */
+  streamStats(streamId: string): RelayStats | undefined {
+    return this.pairer.stats(streamId);
+  }
+
+  get connectedDevices(): number {
+    return this.control.connectedCount;
+  }
+
+  get activeStreams(): number {
+    return this.pairer.activeCount;
+  }
+
+  /** Stops accepting, closes every socket, resolves once the server is closed. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.unwatch();
+    this.control.close();
+    this.pairer.close();
+    const done = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeAllConnections();
+    await done;
+  }
+
+  /** Normalises an error and counts (and logs) refused credentials. */
+  private count(err: unknown, req: http.IncomingMessage): DevstreamsError {
+    const e = toHubError(err);
+    if (e.code.startsWith('ERR_AUTH')) {
+      // A fixed label set: arbitrary paths must not grow the metric without bound.
+      const first = (req.url ?? '').split('/')[1] ?? '';
+      const endpoint = first === 'devices' || first === 'twins' || first === 'streams' ? first : 'other';
+      this.metrics.authFailure(endpoint, e.code);
+      this.log.warn({ code: e.code, method: req.method, path: (req.url ?? '').split('?')[0]!.slice(0, 200), remote: req.socket.remoteAddress }, 'refused credentials');
+    }
+    return e;
+  }
+
+  private fail(res: http.ServerResponse, err: unknown, req: http.IncomingMessage): void {
+    const e = this.count(err, req);
+    if (e.code === 'ERR_INTERNAL') this.log.error({ err, url: req.url }, 'request failed');
+    sendError(res, e);
+  }
+
+  private refuse(socket: Duplex, err: unknown, req: http.IncomingMessage): void {
+    const e = this.count(err, req);
+    if (e.code === 'ERR_INTERNAL') this.log.error({ err, url: req.url }, 'upgrade failed');
+    refuseUpgrade(socket, e);
+  }
+
+  private async handleUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    if (this.closed) throw new DevstreamsError('ERR_HUB_SHUTDOWN', 'hub is shutting down');
+    const path = (req.url ?? '/').split('?')[0]!;
+    const parts = path.split('/');
+    if (req.method !== 'GET') throw new DevstreamsError('ERR_METHOD_NOT_ALLOWED', 'WebSocket upgrades use GET');
+    if (parts.length === 4 && parts[1] === 'devices' && parts[3] === 'control') {
+      const deviceId = segment(parts[2]!);
+      if (!isValidDeviceId(deviceId)) throw new DevstreamsError('ERR_BAD_REQUEST', 'invalid device id');
+      const who = await authenticateDevice(req, this.registry, this.publicHost, deviceId, this.config.clockSkewSeconds);
+      this.controlWss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
+        if (this.closed) {
+          ws.close(1001, 'ERR_HUB_SHUTDOWN');
+          return;
+        }
+        this.control.attach(deviceId, ws, who.expiry, who.key);
+        this.log.info({ deviceId }, 'device connected');
+      });
+      return;
+    }
+    if (parts.length === 3 && parts[1] === 'streams') {
+      const streamId = segment(parts[2]!);
+      const token = bearerToken(req);
+      const claim = await this.router.claim(streamId, token, Date.now());
+      if (!claim.ok) {
+        if (claim.why === 'reused') throw new DevstreamsError('ERR_AUTH_TOKEN_REUSED', 'stream token was already used');
+        if (claim.why === 'expired') throw new DevstreamsError('ERR_AUTH_EXPIRED', 'stream token expired');
+        throw new DevstreamsError('ERR_AUTH_INVALID', 'stream token is not valid for this stream');
+      }
+      this.streamWss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
+        if (this.closed) {
+          ws.close(1001, 'ERR_HUB_SHUTDOWN');
+          return;
+        }
+        this.pairer.add(streamId, claim.side, ws);
+      });
+      return;
+    }
+    throw new DevstreamsError('ERR_NOT_FOUND', 'no WebSocket endpoint at this path');
+  }
+
+  private async handleRequest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    if (this.closed) throw new DevstreamsError('ERR_HUB_SHUTDOWN', 'hub is shutting down');
+    const path = (req.url ?? '/').split('?')[0]!;
+    const parts = path.split('/');
+    const method = req.method ?? 'GET';
+    if (path === '/healthz') {
+      only(method, path, 'GET');
+      sendJson(res, 200, { status: 'ok', connectedDevices: this.control.connectedCount, activeStreams: this.pairer.activeCount, waitingStreams: this.pairer.waitingCount });
+      return;
+    }
+    if (path === '/metrics') {
+      only(method, path, 'GET');
+      const text = await this.metrics.registry.metrics();
+      res.writeHead(200, { 'content-type': this.metrics.registry.contentType });
+      res.end(text);
+      return;
+    }
+    if (parts.length === 5 && parts[1] === 'twins' && parts[3] === 'streams') {
+      only(method, path, 'POST');
+      await handleStreamRequest(this.streamContext, req, res, segment(parts[2]!), segment(parts[4]!));
+      return;
+    }
+    if (await handleRegistryApi(this.apiContext, req, res, path, parts, method)) return;
+    if (parts.length === 4 && parts[1] === 'devices' && parts[3] === 'control') {
+      throw new DevstreamsError('ERR_BAD_REQUEST', 'the control endpoint needs a WebSocket upgrade');
+    }
+    if (parts.length === 3 && parts[1] === 'streams') {
+      throw new DevstreamsError('ERR_BAD_REQUEST', 'the streaming endpoint needs a WebSocket upgrade');
+    }
+    throw new DevstreamsError('ERR_NOT_FOUND', `no endpoint at ${path.slice(0, 80)}`);
+  }
+}

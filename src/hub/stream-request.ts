@@ -1,0 +1,99 @@
+/**
+ * `POST /twins/{id}/streams/{name}`: checks the caller, the rate and the device, issues a stream
+ * ticket (one single-use token per side), rings the device and answers with its decision in the
+ * IoT Hub shape (body and `iothub-streaming-*` headers).
+ */
+import type http from 'node:http';
+import { randomBytes } from 'node:crypto';
+import { DevstreamsError } from '../errors.js';
+import type { HubTransport } from '../auth/connection-string.js';
+import { MAX_STREAM_RESPONSE_TIMEOUT_SECONDS, type HubConfig } from './config.js';
+import type { DeviceRegistry } from './registry.js';
+import type { PresenceStore, StreamRouter } from './presence.js';
+import type { ControlPlane } from './control.js';
+import type { HubMetrics } from './metrics.js';
+import type { TokenBucket } from './rate-limit.js';
+import { authenticatePolicy } from './authenticate.js';
+import { toHubError } from './http-errors.js';
+import { sendJson } from './http-util.js';
+
+/** Stream names: 1-64 of A-Z a-z 0-9 . _ - */
+export const STREAM_NAME_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
+
+/** Answer body of a stream request. */
+export interface StreamResponseBody {
+  isAccepted: boolean;
+  streamName: string;
+  url: string;
+  authorizationToken: string;
+  /** Reason the device gave when it rejected the stream. */
+  reason?: string;
+  streamId: string;
+}
+
+/** What the stream-request route needs from the hub. */
+export interface StreamRequestContext {
+  config: HubConfig;
+  registry: DeviceRegistry;
+  presence: PresenceStore;
+  router: StreamRouter;
+  control: ControlPlane;
+  metrics: HubMetrics;
+  bucket: TokenBucket;
+  transport: HubTransport;
+  hostName(): string;
+  log: { info(obj: object, msg?: string): void };
+}
+
+export async function handleStreamRequest(ctx: StreamRequestContext, req: http.IncomingMessage, res: http.ServerResponse, deviceId: string, streamName: string): Promise<void> {
+  req.resume(); // a body, if any, is ignored
+  await authenticatePolicy(req, ctx.registry, ctx.hostName(), ['service', 'owner'], ctx.config.clockSkewSeconds);
+  if (!STREAM_NAME_PATTERN.test(streamName)) throw new DevstreamsError('ERR_BAD_REQUEST', 'stream name must be 1-64 characters of A-Z a-z 0-9 . _ -');
+  let timeoutSeconds = ctx.config.streamResponseTimeoutSeconds;
+  const th = req.headers['iothub-streaming-response-timeout-in-seconds'];
+  if (th !== undefined) {
+    const v = Number(th);
+    if (typeof th !== 'string' || !/^[0-9]{1,4}$/.test(th) || v < 1 || v > MAX_STREAM_RESPONSE_TIMEOUT_SECONDS) {
+      throw new DevstreamsError('ERR_BAD_REQUEST', `iothub-streaming-response-timeout-in-seconds must be an integer from 1 to ${MAX_STREAM_RESPONSE_TIMEOUT_SECONDS}`);
+    }
+    timeoutSeconds = v;
+  }
+  if (!ctx.bucket.take()) {
+    ctx.metrics.streamRequest('rate_limited');
+    throw new DevstreamsError('ERR_RATE_LIMITED', 'too many stream requests; retry later');
+  }
+  if (!ctx.registry.getDevice(deviceId)) await ctx.registry.refresh(true); // added a moment ago?
+  if (!ctx.registry.getDevice(deviceId)) {
+    ctx.metrics.streamRequest('not_found');
+    throw new DevstreamsError('ERR_DEVICE_NOT_FOUND', `device ${deviceId.slice(0, 128)} is not registered`);
+  }
+  if ((await ctx.presence.nodeOf(deviceId)) === undefined || !ctx.control.isConnected(deviceId)) {
+    ctx.metrics.streamRequest('offline');
+    throw new DevstreamsError('ERR_DEVICE_OFFLINE', `device ${deviceId} is not connected`);
+  }
+  const streamId = randomBytes(16).toString('base64url');
+  const deviceToken = randomBytes(24);
+  const serviceToken = randomBytes(24);
+  const url = `${ctx.transport}://${ctx.hostName()}/streams/${streamId}`;
+  await ctx.router.put({ streamId, deviceId, streamName, deviceToken, serviceToken, expiresAt: Date.now() + ctx.config.streamTokenTtlMs });
+  let answer;
+  try {
+    answer = await ctx.control.ring(deviceId, { streamName, streamId, url, authorizationToken: deviceToken.toString('base64url') }, timeoutSeconds * 1000);
+  } catch (err) {
+    await ctx.router.drop(streamId);
+    const e = toHubError(err);
+    ctx.metrics.streamRequest(e.code === 'ERR_STREAM_TIMEOUT' ? 'timeout' : e.code === 'ERR_DEVICE_OFFLINE' ? 'offline' : e.code === 'ERR_RATE_LIMITED' ? 'rate_limited' : 'error');
+    throw e;
+  }
+  if (!answer.accept) await ctx.router.drop(streamId);
+  ctx.metrics.streamRequest(answer.accept ? 'accepted' : 'rejected');
+  const token = answer.accept ? serviceToken.toString('base64url') : '';
+  const body: StreamResponseBody = { isAccepted: answer.accept, streamName, url: answer.accept ? url : '', authorizationToken: token, streamId };
+  if (answer.reason !== undefined) body.reason = answer.reason;
+  ctx.log.info({ deviceId, streamName, streamId, accepted: answer.accept }, 'stream request answered');
+  sendJson(res, 200, body, {
+    'iothub-streaming-is-accepted': String(answer.accept),
+    'iothub-streaming-url': body.url,
+    'iothub-streaming-auth-token': token,
+  });
+}

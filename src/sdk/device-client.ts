@@ -1,0 +1,237 @@
+/**
+ * The device SDK: keeps the control socket to the hub up (reconnects with backoff and jitter,
+ * renews its token before expiry, notices a silent hub) and hands the application each stream
+ * request to accept or reject.
+ *
+ * Events: 'connected' (), 'disconnected' (error?), 'streamRequest' (IncomingStreamRequest),
+ * 'error' (error: a failed connect attempt; the client keeps retrying until `close()`).
+ */
+import { EventEmitter } from 'node:events';
+import WebSocket from 'ws';
+import { DevstreamsError } from '../errors.js';
+import { parseDeviceConnectionString, wsBaseUrl, type DeviceConnectionString } from '../auth/connection-string.js';
+import { createDeviceToken, DEFAULT_TOKEN_TTL_SECONDS } from '../auth/sas.js';
+import type { WebSocketTransport } from '../transport/websocket.js';
+import { parseHubMessage, type StreamRequestMessage, type StreamResponseMessage, MAX_REASON_LENGTH } from '../hub-api/control-protocol.js';
+import { Backoff, type BackoffOptions } from './backoff.js';
+import { openStreamTransport, openWebSocket } from './stream-transport.js';
+import { TOKEN_RENEW_FRACTION } from './service-client.js';
+
+/** A control socket with no ping or message from the hub for this long is presumed dead, ms. */
+export const DEFAULT_HUB_SILENCE_MS = 75_000;
+/** Largest control message the device accepts from the hub, bytes. */
+export const CONTROL_MAX_MESSAGE = 64 * 1024;
+
+export interface DeviceClientOptions {
+  ca?: string | Buffer;
+  tokenTtlSeconds?: number;
+  backoff?: BackoffOptions;
+  hubSilenceMs?: number;
+}
+
+/** A stream request from the hub; call exactly one of `accept` or `reject`. */
+export class IncomingStreamRequest {
+  private answered = false;
+
+  constructor(private readonly client: DeviceClient, private readonly msg: StreamRequestMessage) {}
+
+  get streamName(): string {
+    return this.msg.streamName;
+  }
+
+  get streamId(): string {
+    return this.msg.streamId;
+  }
+
+  /** Accepts and opens the device side; resolves with its transport (SESSION: wrap here, role 'responder'). */
+  async accept(): Promise<WebSocketTransport> {
+    this.answer(true);
+    return this.client.openDeviceSide(this.msg);
+  }
+
+  /** Rejects; the service sees ERR_STREAM_REJECTED with `reason`. */
+  reject(reason = 'rejected by device'): void {
+    this.answer(false, reason.slice(0, MAX_REASON_LENGTH));
+  }
+
+  private answer(accept: boolean, reason?: string): void {
+    if (this.answered) throw new DevstreamsError('ERR_BAD_REQUEST', 'stream request already answered');
+    this.answered = true;
+    const m: StreamResponseMessage = { type: 'streamResponse', requestId: this.msg.requestId, accept };
+    if (reason !== undefined) m.reason = reason;
+    this.client.sendControl(m);
+  }
+}
+
+/** Events a DeviceClient emits, with their arguments. */
+export interface DeviceClientEvents {
+  connected: [];
+  disconnected: [error: DevstreamsError | undefined];
+  streamRequest: [request: IncomingStreamRequest];
+  error: [error: DevstreamsError];
+}
+
+export class DeviceClient extends EventEmitter<DeviceClientEvents> {
+  private ws: WebSocket | undefined;
+  private stopped = false;
+  private readonly backoff: Backoff;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private renewTimer: NodeJS.Timeout | undefined;
+  private silenceTimer: NodeJS.Timeout | undefined;
+  private firstConnect: { resolve(): void; reject(err: Error): void } | undefined;
+
+  private constructor(readonly cs: DeviceConnectionString, private readonly o: DeviceClientOptions) {
+    super();
+    this.backoff = new Backoff(o.backoff);
+  }
+
+  static fromConnectionString(text: string, options: DeviceClientOptions = {}): DeviceClient {
+    return new DeviceClient(parseDeviceConnectionString(text), options);
+  }
+
+  get deviceId(): string {
+    return this.cs.deviceId;
+  }
+
+  get connected(): boolean {
+    return this.ws?.readyState === WebSocket.OPEN;
+  }
+
+  /**
+   * Starts the control connection. Resolves once connected the first time; rejects if that
+   * first attempt is refused for credentials (ERR_AUTH_*); other failures are retried.
+   */
+  open(): Promise<void> {
+    if (this.stopped) return Promise.reject(new DevstreamsError('ERR_SESSION_CLOSED', 'client is closed'));
+    return new Promise((resolve, reject) => {
+      this.firstConnect = { resolve, reject };
+      void this.connect();
+    });
+  }
+
+  private token(): string {
+    return createDeviceToken(this.cs.hostName, this.cs.deviceId, this.cs.sharedAccessKey, this.ttl());
+  }
+
+  private ttl(): number {
+    return this.o.tokenTtlSeconds ?? DEFAULT_TOKEN_TTL_SECONDS;
+  }
+
+  private async connect(): Promise<void> {
+    if (this.stopped) return;
+    const url = `${wsBaseUrl(this.cs)}/devices/${encodeURIComponent(this.cs.deviceId)}/control`;
+    let ws: WebSocket;
+    try {
+      ws = await openWebSocket(url, { authorization: this.token() }, { ...(this.o.ca !== undefined ? { ca: this.o.ca } : {}), maxMessageSize: CONTROL_MAX_MESSAGE }, (sock) => {
+        // Listeners go on in the 'open' event itself, so no early message is lost.
+        sock.on('message', (data: Buffer, isBinary: boolean) => this.onMessage(data, isBinary));
+        sock.on('ping', () => this.heardHub());
+        sock.on('error', () => {});
+        sock.on('close', (code: number, reason: Buffer) => this.onClose(sock, code, reason.toString()));
+        this.ws = sock;
+        return sock;
+      });
+    } catch (err) {
+      const e = err instanceof DevstreamsError ? err : new DevstreamsError('ERR_HUB_UNAVAILABLE', String(err));
+      if (this.firstConnect && e.code.startsWith('ERR_AUTH')) {
+        this.firstConnect.reject(e);
+        this.firstConnect = undefined;
+        this.stopped = true;
+        return;
+      }
+      if (this.listenerCount('error') > 0) this.emit('error', e);
+      this.scheduleRetry();
+      return;
+    }
+    if (this.stopped) {
+      this.ws = undefined;
+      ws.close(1000);
+      return;
+    }
+    this.backoff.reset();
+    this.heardHub();
+    this.scheduleRenew();
+    this.firstConnect?.resolve();
+    this.firstConnect = undefined;
+    this.emit('connected');
+  }
+
+  private heardHub(): void {
+    if (this.silenceTimer) clearTimeout(this.silenceTimer);
+    const ws = this.ws;
+    this.silenceTimer = setTimeout(() => ws?.terminate(), this.o.hubSilenceMs ?? DEFAULT_HUB_SILENCE_MS);
+    this.silenceTimer.unref();
+  }
+
+  private scheduleRenew(): void {
+    if (this.renewTimer) clearTimeout(this.renewTimer);
+    this.renewTimer = setTimeout(() => {
+      this.sendControl({ type: 'renew', token: this.token() });
+      this.scheduleRenew();
+    }, this.ttl() * 1000 * TOKEN_RENEW_FRACTION);
+    this.renewTimer.unref();
+  }
+
+  private onMessage(data: Buffer, isBinary: boolean): void {
+    this.heardHub();
+    const msg = isBinary ? undefined : parseHubMessage(data.toString('utf8'));
+    if (!msg) return; // newer hubs may send more; ignore what we do not know
+    if (msg.type !== 'streamRequest') return;
+    const req = new IncomingStreamRequest(this, msg);
+    if (this.listenerCount('streamRequest') === 0) req.reject('device has no stream handler');
+    else this.emit('streamRequest', req);
+  }
+
+  private onClose(ws: WebSocket, code: number, reason: string): void {
+    if (this.ws !== ws) return;
+    this.ws = undefined;
+    if (this.renewTimer) clearTimeout(this.renewTimer);
+    if (this.silenceTimer) clearTimeout(this.silenceTimer);
+    this.emit('disconnected', code === 1000 ? undefined : new DevstreamsError('ERR_HUB_UNAVAILABLE', `control socket closed (${code}${reason ? ` ${reason}` : ''})`));
+    this.scheduleRetry();
+  }
+
+  private scheduleRetry(): void {
+    if (this.stopped || this.retryTimer) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      void this.connect();
+    }, this.backoff.next());
+  }
+
+  /** @internal sends a control message when connected. */
+  sendControl(m: object): void {
+    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(m));
+  }
+
+  /** @internal opens the device side of an accepted stream. */
+  openDeviceSide(msg: StreamRequestMessage): Promise<WebSocketTransport> {
+    return openStreamTransport(msg.url, msg.authorizationToken, {
+      ...(this.o.ca !== undefined ? { ca: this.o.ca } : {}),
+      ...(this.cs.gatewayHostName !== undefined ? { gatewayHost: this.cs.gatewayHostName } : {}),
+    });
+  }
+
+  /** Stops reconnecting and closes the control socket. Open streams are not touched. */
+  async close(): Promise<void> {
+    this.stopped = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.renewTimer) clearTimeout(this.renewTimer);
+    if (this.silenceTimer) clearTimeout(this.silenceTimer);
+    this.retryTimer = undefined;
+    this.firstConnect?.reject(new DevstreamsError('ERR_SESSION_CLOSED', 'client closed'));
+    this.firstConnect = undefined;
+    const ws = this.ws;
+    this.ws = undefined;
+    if (ws && ws.readyState !== WebSocket.CLOSED) {
+      await new Promise<void>((resolve) => {
+        ws.once('close', () => resolve());
+        ws.close(1000);
+        setTimeout(() => {
+          ws.terminate();
+          resolve();
+        }, 2000).unref();
+      });
+    }
+  }
+}

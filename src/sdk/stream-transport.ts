@@ -1,0 +1,81 @@
+/**
+ * Opens one side of a device stream: a WebSocket to the hub's streaming endpoint with the
+ * side's single-use bearer token, wrapped as a `WebSocketTransport`. A refused upgrade becomes
+ * a typed error carrying the hub's JSON code.
+ */
+import WebSocket from 'ws';
+import { DevstreamsError } from '../errors.js';
+import { WebSocketTransport, webSocketClientOptions, type WebSocketTransportOptions } from '../transport/websocket.js';
+import { DEFAULT_MAX_MESSAGE_SIZE } from '../transport/transport.js';
+import { errorFromBody } from './http.js';
+
+/** How long opening a stream socket may take, ms. */
+export const DEFAULT_STREAM_CONNECT_TIMEOUT_MS = 15_000;
+
+export interface OpenStreamOptions extends WebSocketTransportOptions {
+  ca?: string | Buffer;
+  connectTimeoutMs?: number;
+  /** Dial this `host:port` instead of the URL's host (GatewayHostName). */
+  gatewayHost?: string;
+}
+
+/**
+ * Opens a WebSocket with devstreams' options; refused upgrades reject with the hub's code.
+ * `onOpen` runs synchronously in the 'open' event so that it can attach message listeners
+ * before anything else runs: a message may arrive in the same read as the 101 response, and
+ * would be emitted (and lost) before a promise continuation could attach a listener.
+ */
+export function openWebSocket<T>(url: string, headers: Record<string, string>, o: { ca?: string | Buffer; connectTimeoutMs?: number; maxMessageSize?: number }, onOpen: (ws: WebSocket) => T): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, {
+      ...webSocketClientOptions(o.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE),
+      headers,
+      handshakeTimeout: o.connectTimeoutMs ?? DEFAULT_STREAM_CONNECT_TIMEOUT_MS,
+      ...(o.ca !== undefined ? { ca: o.ca } : {}),
+    });
+    let settled = false;
+    const fail = (err: DevstreamsError): void => {
+      if (settled) return;
+      settled = true;
+      ws.terminate();
+      reject(err);
+    };
+    ws.once('unexpected-response', (_req, res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => {
+        if (chunks.length < 64) chunks.push(c);
+      });
+      res.on('end', () => {
+        let body: unknown;
+        try {
+          body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+        } catch {
+          body = undefined;
+        }
+        fail(errorFromBody(res.statusCode ?? 0, body));
+      });
+      res.on('error', () => fail(new DevstreamsError('ERR_HUB_UNAVAILABLE', `hub refused the WebSocket with HTTP ${res.statusCode}`)));
+    });
+    ws.once('error', (err) => fail(new DevstreamsError('ERR_HUB_UNAVAILABLE', `cannot open ${url.split('?')[0]}: ${err.message}`, { cause: err })));
+    ws.once('open', () => {
+      if (settled) return;
+      settled = true;
+      ws.removeAllListeners('error');
+      resolve(onOpen(ws));
+    });
+  });
+}
+
+/** Connects to a stream URL with its bearer token and returns the transport for that side. */
+export async function openStreamTransport(url: string, token: string, o: OpenStreamOptions = {}): Promise<WebSocketTransport> {
+  let target = url;
+  if (o.gatewayHost !== undefined) {
+    const u = new URL(url);
+    u.host = o.gatewayHost;
+    target = u.toString();
+  }
+  const topts: WebSocketTransportOptions = {};
+  if (o.maxMessageSize !== undefined) topts.maxMessageSize = o.maxMessageSize;
+  if (o.highWaterMark !== undefined) topts.highWaterMark = o.highWaterMark;
+  return openWebSocket(target, { authorization: `Bearer ${token}` }, o, (ws) => new WebSocketTransport(ws, topts));
+}
