@@ -6,10 +6,12 @@
 import { Command } from 'commander';
 import { hubCommand } from './commands/hub.js';
 import { registryCommand } from './commands/registry.js';
+import { deviceProxyCommand } from './commands/device-proxy.js';
+import { serviceProxyCommand } from './commands/service-proxy.js';
 import { fail } from './fail.js';
 
 /** Subcommand factories, in help order. Others (device-proxy, service-proxy, demo, bench) plug in here. */
-const COMMANDS: (() => Command)[] = [hubCommand, registryCommand];
+const COMMANDS: (() => Command)[] = [hubCommand, registryCommand, deviceProxyCommand, serviceProxyCommand];
 
 export function buildProgram(): Command {
   const program = new Command('devstreams')

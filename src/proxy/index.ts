@@ -5,3 +5,6 @@ export { serveDeviceChannels, DEFAULT_CONNECT_TIMEOUT_MS, type DeviceHandlerOpti
 export { parseForward, parseListen, type ForwardSpec } from './forward-spec.js';
 export { SessionSource, type SessionSourceOptions } from './session-source.js';
 export { ServiceProxy, type ServiceProxyOptions, type BoundListener } from './service-proxy.js';
+export { DeviceProxy, type DeviceProxyOptions, type DeviceProxyEvents } from './device-proxy.js';
+export { createServiceApp, type ServiceAppOptions } from './service-app.js';
+export { devstreamsHome, defaultDeviceKeyPath, defaultServiceKeyPath, defaultKnownDevicesPath, loadOrCreateKeyPair } from './key-files.js';

@@ -54,6 +54,11 @@ export class ServiceProxy {
     return this.listeners;
   }
 
+  /** Opens the device stream now rather than on the first connection (`--eager`). */
+  async warmUp(): Promise<void> {
+    await this.options.source.get();
+  }
+
   /** Stops listening and ends open connections' channels gracefully. */
   async stop(): Promise<void> {
     await Promise.all(this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));

@@ -16,6 +16,7 @@ import { parseHubMessage, type StreamRequestMessage, type StreamResponseMessage,
 import { Backoff, type BackoffOptions } from './backoff.js';
 import { openStreamTransport, openWebSocket } from './stream-transport.js';
 import { TOKEN_RENEW_FRACTION } from './service-client.js';
+import { STREAM_NAME_PLAIN, startDeviceSession, type DeviceSession, type EndToEndOptions } from './device-session.js';
 
 /** A control socket with no ping or message from the hub for this long is presumed dead, ms. */
 export const DEFAULT_HUB_SILENCE_MS = 75_000;
@@ -43,10 +44,29 @@ export class IncomingStreamRequest {
     return this.msg.streamId;
   }
 
-  /** Accepts and opens the device side; resolves with its transport (SESSION: wrap here, role 'responder'). */
+  /** True when the service asked for a plaintext stream (no record layer). */
+  get plaintext(): boolean {
+    return this.msg.streamName === STREAM_NAME_PLAIN;
+  }
+
+  /** Accepts and opens the device side; resolves with its raw transport (no record layer, no mux). */
   async accept(): Promise<WebSocketTransport> {
     this.answer(true);
     return this.client.openDeviceSide(this.msg);
+  }
+
+  /**
+   * Accepts and opens the device side as a mux session (role responder), sealed end to end
+   * unless the service asked for plaintext. A plaintext request is rejected unless
+   * `allowPlaintext` is set, before any byte flows.
+   */
+  async acceptSession(o: EndToEndOptions & { allowPlaintext?: boolean }): Promise<DeviceSession> {
+    if (this.plaintext && !o.allowPlaintext) {
+      this.reject('this device requires end-to-end encryption');
+      throw new DevstreamsError('ERR_STREAM_REJECTED', 'refused a plaintext stream: this device requires end-to-end encryption');
+    }
+    const transport = await this.accept();
+    return startDeviceSession(transport, 'responder', this.client.deviceId, this.msg.streamId, { ...o, encrypt: !this.plaintext });
   }
 
   /** Rejects; the service sees ERR_STREAM_REJECTED with `reason`. */

@@ -8,6 +8,7 @@ import { createPolicyToken, DEFAULT_TOKEN_TTL_SECONDS } from '../auth/sas.js';
 import type { WebSocketTransport } from '../transport/websocket.js';
 import { HubHttp, errorFromBody } from './http.js';
 import { openStreamTransport } from './stream-transport.js';
+import { STREAM_NAME_PLAIN, STREAM_NAME_SEALED, startDeviceSession, type DeviceSession, type EndToEndOptions } from './device-session.js';
 
 /** The hub's default wait for a device's answer, seconds (mirrors the hub default; the SDK does not import the hub). */
 export const DEFAULT_STREAM_RESPONSE_TIMEOUT_SECONDS = 60;
@@ -109,12 +110,20 @@ export class ServiceClient {
     return { deviceId, streamName: grant.streamName, streamId: grant.streamId, transport };
   }
 
-  /**
-   * Opens a stream to a device. Today this returns the raw transport; SESSION: this is the one
-   * place where the encrypted record layer and a mux Session (role 'initiator') wrap it.
-   */
+  /** Opens a stream to a device and returns its raw transport (no record layer, no mux). */
   async createStream(deviceId: string, streamName: string, o: CreateStreamOptions = {}): Promise<ServiceStream> {
     return this.openStreamTransport(deviceId, streamName, o);
+  }
+
+  /**
+   * Opens a device stream carrying a mux session, sealed end to end unless `encrypt` is false:
+   * open channels on `result.session`. Rejects like `openStreamTransport`, and with
+   * ERR_HANDSHAKE_* when the device's key is not the one expected.
+   */
+  async connect(deviceId: string, o: EndToEndOptions & CreateStreamOptions = {}): Promise<DeviceSession> {
+    const name = o.encrypt === false ? STREAM_NAME_PLAIN : STREAM_NAME_SEALED;
+    const stream = await this.openStreamTransport(deviceId, name, o);
+    return startDeviceSession(stream.transport, 'initiator', deviceId, stream.streamId, o);
   }
 
   // --- registry (owner connection string) ---

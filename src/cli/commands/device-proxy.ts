@@ -1,0 +1,70 @@
+/** `devstreams device-proxy`: the device-side local proxy. */
+import { Command } from 'commander';
+import { encodePublicKey } from '../../crypto/index.js';
+import { AllowList, DeviceProxy, defaultDeviceKeyPath, loadOrCreateKeyPair } from '../../proxy/index.js';
+import { parseDeviceConnectionString } from '../../auth/index.js';
+import { createLogger } from '../log.js';
+import { action } from '../fail.js';
+import { collect, connectionStringFrom, onShutdown, parseCryptoMode, parsePositiveMs, parsePublicKeys, readCa, CONNECTION_STRING_ENV } from '../common.js';
+import type { CryptoMode } from '../../crypto/index.js';
+
+interface DeviceProxyCliOpts {
+  connectionString?: string;
+  allow?: string[];
+  key?: string;
+  serviceKey?: string[];
+  allowPlaintext?: boolean;
+  crypto?: CryptoMode;
+  connectTimeout?: number;
+  ca?: string;
+  logLevel: string;
+}
+
+export function deviceProxyCommand(): Command {
+  const cmd = new Command('device-proxy')
+    .description('device side: keep a control socket to the hub and connect tunnelled channels to allowed local targets')
+    .option('--connection-string <cs>', `device connection string (or set ${CONNECTION_STRING_ENV})`)
+    .option('--allow <host:port>', 'a target channels may reach; repeatable. HOST:*, CIDR:PORT and CIDR:* work too. Nothing is reachable by default', collect)
+    .option('--key <file>', 'device key file (created on first use; default $DEVSTREAMS_HOME/devices/<id>.key)')
+    .option('--service-key <base64>', 'only services proving this key may open sessions; repeatable (default: any service the hub admits)', collect)
+    .option('--allow-plaintext', 'also accept streams without end-to-end encryption (the hub could read them)')
+    .option('--crypto <mode>', 'where records are sealed: inline, workers or auto', parseCryptoMode)
+    .option('--connect-timeout <seconds>', 'how long a connect to a target may take (default 10)', parsePositiveMs)
+    .option('--ca <file>', 'extra CA certificate (PEM) for a hub with a self-signed certificate')
+    .option('--log-level <level>', 'pino log level', 'info');
+  cmd.addHelpText('after', `
+Examples:
+  $ devstreams device-proxy --connection-string "$(cat sensor-17.cs)" --allow 127.0.0.1:22
+  $ DEVSTREAMS_CONNECTION_STRING=... devstreams device-proxy --allow 127.0.0.1:* --allow 10.0.0.0/24:502
+
+The device's public key is logged at start; give it to services that pin keys
+(or let them trust it on first use).`);
+  cmd.action(action(async (o: DeviceProxyCliOpts) => {
+    const log = createLogger(o.logLevel);
+    const cs = connectionStringFrom(o.connectionString);
+    const deviceId = parseDeviceConnectionString(cs).deviceId;
+    const allow = new AllowList(o.allow ?? []);
+    if (allow.size === 0) log.warn('no --allow given: every channel will be refused');
+    const keyPath = o.key ?? defaultDeviceKeyPath(deviceId);
+    const { keys, created } = await loadOrCreateKeyPair(keyPath);
+    const proxy = new DeviceProxy({
+      connectionString: cs,
+      allow,
+      staticKeys: keys,
+      serviceKeys: parsePublicKeys(o.serviceKey, '--service-key'),
+      ...(o.allowPlaintext ? { allowPlaintext: true } : {}),
+      ...(o.crypto ? { crypto: o.crypto } : {}),
+      ...(o.connectTimeout !== undefined ? { connectTimeoutMs: o.connectTimeout } : {}),
+      ...readCa(o.ca),
+    });
+    proxy.on('connected', () => log.info({ deviceId }, 'control socket connected'));
+    proxy.on('disconnected', (err) => log.warn({ err: err?.message }, 'control socket lost; reconnecting'));
+    proxy.on('session', (s) => log.info({ streamId: s.streamId, cipher: s.cipher, serviceKey: s.peerKey ? encodePublicKey(s.peerKey) : undefined }, 'device stream open'));
+    proxy.on('sessionError', (err) => log.warn({ err: err.message }, 'device stream failed'));
+    proxy.on('channel', (e) => log.debug(e, 'channel'));
+    await proxy.start();
+    log.info({ deviceId, allow: allow.describe(), publicKey: encodePublicKey(keys.publicKey), keyFile: keyPath, keyCreated: created }, 'device proxy ready');
+    onShutdown(log, () => proxy.stop());
+  }));
+  return cmd;
+}

@@ -1,0 +1,90 @@
+/** `devstreams service-proxy`: the service-side local proxy. */
+import { Command } from 'commander';
+import { KnownDevices, encodePublicKey, expectKey, type CryptoMode } from '../../crypto/index.js';
+import { createServiceApp, defaultKnownDevicesPath, defaultServiceKeyPath, loadOrCreateKeyPair, parseForward, parseListen } from '../../proxy/index.js';
+import { DevstreamsError } from '../../errors.js';
+import { createLogger } from '../log.js';
+import { action } from '../fail.js';
+import { collect, connectionStringFrom, onShutdown, parseCryptoMode, parsePositiveMs, parsePublicKeys, readCa, CONNECTION_STRING_ENV } from '../common.js';
+
+interface ServiceProxyCliOpts {
+  connectionString?: string;
+  deviceId: string;
+  forward?: string[];
+  socks?: string;
+  eager?: boolean;
+  key?: string;
+  knownDevices?: string;
+  deviceKey?: string;
+  plaintext?: boolean;
+  crypto?: CryptoMode;
+  waitTimeout?: number;
+  ca?: string;
+  logLevel: string;
+}
+
+export function serviceProxyCommand(): Command {
+  const cmd = new Command('service-proxy')
+    .description('service side: listen on local ports and carry each connection to the device through one device stream')
+    .option('--connection-string <cs>', `service connection string (or set ${CONNECTION_STRING_ENV})`)
+    .requiredOption('--device-id <id>', 'the device to reach')
+    .option('--forward <[bind:]lport:host:port>', 'listen on lport and forward to host:port as seen from the device; repeatable (bind defaults to 127.0.0.1; lport 0 picks a free port)', collect)
+    .option('--socks <[bind:]port>', 'also offer a SOCKS5 (CONNECT) proxy to any target the device allows')
+    .option('--eager', 'open the device stream at start instead of on the first connection')
+    .option('--key <file>', 'service key file (created on first use; default $DEVSTREAMS_HOME/service.key)')
+    .option('--known-devices <file>', 'pinned device keys, trust on first use (default $DEVSTREAMS_HOME/known_devices)')
+    .option('--device-key <base64>', 'expect exactly this device key instead of the known-devices file')
+    .option('--plaintext', 'no end-to-end encryption: the hub can read the traffic (for measurement; the device must --allow-plaintext)')
+    .option('--crypto <mode>', 'where records are sealed: inline, workers or auto', parseCryptoMode)
+    .option('--wait-timeout <seconds>', 'how long a connection waits for the device stream to open (default 30)', parsePositiveMs)
+    .option('--ca <file>', 'extra CA certificate (PEM) for a hub with a self-signed certificate')
+    .option('--log-level <level>', 'pino log level', 'info');
+  cmd.addHelpText('after', `
+Examples:
+  $ devstreams service-proxy --connection-string "$SERVICE_CS" --device-id sensor-17 --forward 2222:127.0.0.1:22
+  $ ssh -p 2222 user@127.0.0.1
+  $ devstreams service-proxy --device-id sensor-17 --forward 8080:127.0.0.1:80 --socks 1080
+
+One line per listener is printed on stdout ("forward 127.0.0.1:2222 -> 127.0.0.1:22").`);
+  cmd.action(action(async (o: ServiceProxyCliOpts) => {
+    const log = createLogger(o.logLevel);
+    const cs = connectionStringFrom(o.connectionString);
+    const forwards = (o.forward ?? []).map(parseForward);
+    const socks = o.socks !== undefined ? parseListen(o.socks, '--socks') : undefined;
+    if (forwards.length === 0 && !socks) throw new DevstreamsError('ERR_CONFIG', 'nothing to do: give at least one --forward or --socks');
+    let security = {};
+    if (!o.plaintext) {
+      const keyPath = o.key ?? defaultServiceKeyPath();
+      const { keys } = await loadOrCreateKeyPair(keyPath);
+      const expected = parsePublicKeys(o.deviceKey ? [o.deviceKey] : [], '--device-key')[0];
+      const knownPath = o.knownDevices ?? defaultKnownDevicesPath();
+      const verifyDevice = expected ? expectKey(expected) : new KnownDevices(knownPath).verifier(o.deviceId);
+      security = { staticKeys: keys, verifyDevice };
+      log.info({ publicKey: encodePublicKey(keys.publicKey), keyFile: keyPath, deviceKey: expected ? 'pinned by flag' : knownPath }, 'service key');
+    } else {
+      log.warn('--plaintext: no end-to-end encryption; the hub can read this traffic');
+    }
+    const { proxy } = createServiceApp({
+      connectionString: cs,
+      deviceId: o.deviceId,
+      forwards,
+      ...(socks ? { socks } : {}),
+      ...(o.plaintext ? { encrypt: false } : {}),
+      ...security,
+      ...(o.crypto ? { crypto: o.crypto } : {}),
+      ...(o.waitTimeout !== undefined ? { waitTimeoutMs: o.waitTimeout } : {}),
+      ...readCa(o.ca),
+      onState: (state, err) => (state === 'closed' && err ? log.warn({ err: err.message }, 'device stream closed') : log.info({ state }, 'device stream')),
+      onConnection: (e) => (e.outcome === 'failed' ? log.warn({ ...e, error: e.error?.message }, 'connection failed') : log.debug({ ...e, error: e.error?.message }, 'connection')),
+    });
+    const listeners = await proxy.start();
+    for (const l of listeners) process.stdout.write(l.kind === 'forward' ? `forward ${l.host}:${l.port} -> ${l.target}\n` : `socks ${l.host}:${l.port}\n`);
+    log.info({ deviceId: o.deviceId, listeners }, 'service proxy ready');
+    onShutdown(log, () => proxy.stop());
+    if (o.eager) {
+      // Opening early is a convenience: a failure here is logged and retried by the next connection.
+      await proxy.warmUp().catch((err: Error) => log.warn({ err: err.message }, 'device stream did not open at start; will retry on first connection'));
+    }
+  }));
+  return cmd;
+}

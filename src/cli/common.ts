@@ -1,0 +1,78 @@
+/** Flag parsing and process plumbing shared by the proxy commands. */
+import { readFileSync } from 'node:fs';
+import { InvalidArgumentError } from 'commander';
+import type { Logger } from 'pino';
+import type { CryptoMode } from '../crypto/index.js';
+import { decodePublicKey } from '../crypto/index.js';
+import { DevstreamsError } from '../errors.js';
+
+/** Environment variable that may hold the connection string instead of the flag. */
+export const CONNECTION_STRING_ENV = 'DEVSTREAMS_CONNECTION_STRING';
+
+/** commander collector for repeatable flags. */
+export function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+export function parseCryptoMode(value: string): CryptoMode {
+  if (value !== 'inline' && value !== 'workers' && value !== 'auto') throw new InvalidArgumentError('expected inline, workers or auto');
+  return value;
+}
+
+export function parsePositiveMs(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a positive number of seconds');
+  return Math.round(n * 1000);
+}
+
+/** The connection string from the flag, else the environment, else a clear error. */
+export function connectionStringFrom(flag: string | undefined): string {
+  const cs = flag ?? process.env[CONNECTION_STRING_ENV];
+  if (!cs) throw new DevstreamsError('ERR_CONNECTION_STRING', `no connection string: pass --connection-string or set ${CONNECTION_STRING_ENV}`);
+  return cs;
+}
+
+export function readCa(path: string | undefined): { ca?: Buffer } {
+  if (path === undefined) return {};
+  try {
+    return { ca: readFileSync(path) };
+  } catch (err) {
+    throw new DevstreamsError('ERR_CONFIG', `cannot read --ca ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}
+
+export function parsePublicKeys(values: string[] | undefined, flag: string): Buffer[] {
+  return (values ?? []).map((v) => {
+    try {
+      return decodePublicKey(v);
+    } catch {
+      throw new DevstreamsError('ERR_CONFIG', `bad ${flag} "${v}": expected a base64 X25519 public key (32 bytes)`);
+    }
+  });
+}
+
+/**
+ * Runs `stop` once on SIGINT/SIGTERM, then exits 0; a second signal exits at once. Logs are
+ * flushed first so the last lines are not lost.
+ */
+export function onShutdown(log: Logger, stop: () => Promise<void>): void {
+  let stopping = false;
+  const handler = (signal: string): void => {
+    if (stopping) process.exit(130);
+    stopping = true;
+    log.info({ signal }, 'stopping: closing channels gracefully (signal again to force)');
+    stop().then(
+      () => {
+        log.flush();
+        process.exit(0);
+      },
+      (err: unknown) => {
+        log.error({ err }, 'stop failed');
+        log.flush();
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => handler('SIGINT'));
+  process.on('SIGTERM', () => handler('SIGTERM'));
+}

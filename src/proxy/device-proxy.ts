@@ -1,0 +1,95 @@
+/**
+ * The device local proxy as a whole: keeps the control socket to the hub up, accepts each stream
+ * the service asks for as an end-to-end encrypted mux session, and serves its channels against
+ * the allow list. Embeddable; `devstreams device-proxy` is a thin shell around it.
+ */
+import { EventEmitter } from 'node:events';
+import type { CryptoMode, PeerVerifier, StaticKeyPair } from '../crypto/index.js';
+import { acceptAnyKey, allowKeys } from '../crypto/index.js';
+import type { Session } from '../mux/index.js';
+import { DeviceClient, type DeviceClientOptions } from '../sdk/index.js';
+import { DevstreamsError } from '../errors.js';
+import type { AllowList } from './allow-list.js';
+import { serveDeviceChannels, type DeviceHandlerOptions } from './device-handler.js';
+
+export interface DeviceProxyOptions extends DeviceClientOptions {
+  connectionString: string;
+  allow: AllowList;
+  /** The device's static key pair (its identity in the end-to-end handshake). */
+  staticKeys: StaticKeyPair;
+  /** Service keys allowed to open sessions; empty accepts any service the hub lets through. */
+  serviceKeys?: Buffer[];
+  /** Accept streams a service opens without the record layer. Default false. */
+  allowPlaintext?: boolean;
+  crypto?: CryptoMode;
+  connectTimeoutMs?: number;
+}
+
+export interface DeviceProxyEvents {
+  connected: [];
+  disconnected: [error: DevstreamsError | undefined];
+  session: [info: { streamId: string; peerKey?: Buffer; cipher?: string }];
+  sessionError: [error: Error];
+  channel: [event: Parameters<NonNullable<DeviceHandlerOptions['onChannel']>>[0]];
+}
+
+export class DeviceProxy extends EventEmitter<DeviceProxyEvents> {
+  readonly client: DeviceClient;
+  private readonly sessions = new Set<Session>();
+  private readonly verifyPeer: PeerVerifier;
+
+  constructor(private readonly o: DeviceProxyOptions) {
+    super();
+    const { connectionString, ...clientOptions } = o;
+    this.client = DeviceClient.fromConnectionString(connectionString, clientOptions);
+    this.verifyPeer = o.serviceKeys && o.serviceKeys.length > 0 ? allowKeys(o.serviceKeys) : acceptAnyKey;
+    this.client.on('connected', () => this.emit('connected'));
+    this.client.on('disconnected', (e) => this.emit('disconnected', e));
+    this.client.on('error', () => {}); // retried by the client; 'disconnected' tells the story
+    this.client.on('streamRequest', (request) => {
+      request
+        .acceptSession({
+          staticKeys: o.staticKeys,
+          verifyPeer: this.verifyPeer,
+          ...(o.allowPlaintext ? { allowPlaintext: true } : {}),
+          ...(o.crypto ? { crypto: o.crypto } : {}),
+        })
+        .then(
+          (ds) => {
+            this.sessions.add(ds.session);
+            ds.session.once('close', () => this.sessions.delete(ds.session));
+            this.emit('session', {
+              streamId: ds.streamId,
+              ...(ds.secure ? { peerKey: ds.secure.session.remoteStatic, cipher: ds.secure.session.cipher } : {}),
+            });
+            serveDeviceChannels(ds.session, {
+              allow: o.allow,
+              ...(o.connectTimeoutMs !== undefined ? { connectTimeoutMs: o.connectTimeoutMs } : {}),
+              onChannel: (event) => this.emit('channel', event),
+            });
+          },
+          (err: Error) => this.emit('sessionError', err),
+        );
+    });
+  }
+
+  get deviceId(): string {
+    return this.client.deviceId;
+  }
+
+  /** Open sessions (one per service proxy, normally). */
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  /** Connects to the hub; resolves once the control socket is up the first time. */
+  start(): Promise<void> {
+    return this.client.open();
+  }
+
+  /** Stops taking streams and lets open channels finish (up to the mux go-away timeout). */
+  async stop(): Promise<void> {
+    await this.client.close();
+    await Promise.all([...this.sessions].map((s) => s.goAway('device proxy stopping')));
+  }
+}
