@@ -75,7 +75,12 @@ One line per listener is printed on stdout ("forward 127.0.0.1:2222 -> 127.0.0.1
       ...(o.waitTimeout !== undefined ? { waitTimeoutMs: o.waitTimeout } : {}),
       ...readCa(o.ca),
       onState: (state, err) => (state === 'closed' && err ? log.warn({ err: err.message }, 'device stream closed') : log.info({ state }, 'device stream')),
-      onConnection: (e) => (e.outcome === 'failed' ? log.warn({ ...e, error: e.error?.message }, 'connection failed') : log.debug({ ...e, error: e.error?.message }, 'connection')),
+      onConnection: (e) => {
+        const fields = { listener: e.listener, target: e.target, outcome: e.outcome, code: (e.error as { code?: string } | undefined)?.code, error: e.error?.message };
+        // A refusal or reset is news to the user ("why did my ssh drop?"); clean opens and closes are not.
+        if (e.error) log.warn(fields, e.outcome === 'failed' ? 'connection failed' : 'connection ended with an error');
+        else log.debug(fields, 'connection');
+      },
     });
     const listeners = await proxy.start();
     for (const l of listeners) process.stdout.write(l.kind === 'forward' ? `forward ${l.host}:${l.port} -> ${l.target}\n` : `socks ${l.host}:${l.port}\n`);
