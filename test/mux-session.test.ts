@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { FrameType, HEADER_SIZE, type Channel, type OpenRequest } from '../src/mux/index.js';
 import { DevstreamsError } from '../src/errors.js';
-import { digestStream, once, randomBytes, sessionPair, sha256, writeChunked, type PipeKind } from './helpers/session-pair.js';
+import { digestStream, once, randomBytes, sessionPair, sha256, transportPair, writeChunked, type PipeKind } from './helpers/session-pair.js';
+import { Session } from '../src/mux/index.js';
 
 /** Echo every accepted channel back to its opener. */
 function echoResponder(request: OpenRequest): void {
@@ -60,6 +61,21 @@ describe.each<PipeKind>(['memory', 'tcp'])('mux session over %s', (kind) => {
     channel.end(payload);
     expect(await reply).toBe(`${payload.length}:${sha256(payload)}`);
     await cleanup();
+  });
+
+  it('hands an OPEN that arrived before construction to the onOpen option', async () => {
+    const pair = await transportPair(kind);
+    const initiator = new Session(pair.a, { role: 'initiator' });
+    const channel = initiator.openChannel({ host: 'early', port: 1 });
+    channel.write('first bytes');
+    await new Promise((r) => setTimeout(r, 30)); // the OPEN now waits in the responder's transport
+    let seen = '';
+    const responder = new Session(pair.b, { role: 'responder', onOpen: (r) => r.accept().on('data', (c: Buffer) => (seen += c.toString())) });
+    await new Promise((r) => setTimeout(r, 30));
+    expect(seen).toBe('first bytes');
+    initiator.close();
+    responder.close();
+    await pair.cleanup();
   });
 
   it('surfaces a refusal code on the opener', async () => {

@@ -2,7 +2,7 @@ import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Session } from '../src/mux/index.js';
 import { TcpTransport, connectTcpTransport } from '../src/transport/index.js';
-import { AllowList, ServiceProxy, SessionSource, parseForward, serveDeviceChannels, parseListen } from '../src/proxy/index.js';
+import { AllowList, ServiceProxy, SessionSource, parseForward, deviceChannelHandler, parseListen } from '../src/proxy/index.js';
 import { closedPort, echoRoundTrip, startEchoServer, type Target } from './helpers/targets.js';
 import { randomBytes, sha256 } from './helpers/session-pair.js';
 
@@ -10,9 +10,8 @@ import { randomBytes, sha256 } from './helpers/session-pair.js';
 async function startDevice(allow: string[]): Promise<{ port: number; sessions: Session[]; close(): Promise<void> }> {
   const sessions: Session[] = [];
   const server = net.createServer((socket) => {
-    const session = new Session(new TcpTransport(socket), { role: 'responder' });
+    const session = new Session(new TcpTransport(socket), { role: 'responder', onOpen: deviceChannelHandler({ allow: new AllowList(allow) }) });
     sessions.push(session);
-    serveDeviceChannels(session, { allow: new AllowList(allow) });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {

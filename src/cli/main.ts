@@ -8,10 +8,11 @@ import { hubCommand } from './commands/hub.js';
 import { registryCommand } from './commands/registry.js';
 import { deviceProxyCommand } from './commands/device-proxy.js';
 import { serviceProxyCommand } from './commands/service-proxy.js';
+import { demoCommand } from './commands/demo.js';
 import { fail } from './fail.js';
 
 /** Subcommand factories, in help order. Others (device-proxy, service-proxy, demo, bench) plug in here. */
-const COMMANDS: (() => Command)[] = [hubCommand, registryCommand, deviceProxyCommand, serviceProxyCommand];
+const COMMANDS: (() => Command)[] = [hubCommand, registryCommand, deviceProxyCommand, serviceProxyCommand, demoCommand];
 
 export function buildProgram(): Command {
   const program = new Command('devstreams')

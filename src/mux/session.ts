@@ -39,6 +39,12 @@ export type SessionRole = 'initiator' | 'responder';
 
 export interface SessionOptions extends Partial<MuxConfig> {
   role: SessionRole;
+  /**
+   * Handles channels the peer opens. Give it here rather than with `on('open')` when the peer
+   * may open at once: messages the transport already holds are handled during construction,
+   * before a listener added afterwards could see them.
+   */
+  onOpen?: (request: OpenRequest) => void;
 }
 
 /** A peer asked to open a channel; call `accept()` or `refuse()`. */
@@ -124,7 +130,8 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
 
   constructor(transport: Transport, options: SessionOptions) {
     super();
-    const { role, ...overrides } = options;
+    const { role, onOpen, ...overrides } = options;
+    if (onOpen) this.on('open', onOpen);
     const config = resolveMuxConfig(overrides);
     config.maxBatchBytes = Math.max(config.schedulerSlice, Math.min(config.maxBatchBytes, transport.maxMessageSize));
     this.config = config;

@@ -18,9 +18,14 @@ export interface DeviceHandlerOptions {
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 
-/** Serves every channel the peer opens on `session`. */
+/** Serves every channel the peer opens on `session` from now on. */
 export function serveDeviceChannels(session: Session, options: DeviceHandlerOptions): void {
-  session.on('open', (request) => handleOpen(request, options));
+  session.on('open', deviceChannelHandler(options));
+}
+
+/** The open handler itself, for `new Session(t, { onOpen })` so no early OPEN is missed. */
+export function deviceChannelHandler(options: DeviceHandlerOptions): (request: OpenRequest) => void {
+  return (request) => handleOpen(request, options);
 }
 
 function handleOpen(request: OpenRequest, options: DeviceHandlerOptions): void {

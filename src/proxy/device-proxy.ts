@@ -10,7 +10,7 @@ import type { Session } from '../mux/index.js';
 import { DeviceClient, type DeviceClientOptions } from '../sdk/index.js';
 import { DevstreamsError } from '../errors.js';
 import type { AllowList } from './allow-list.js';
-import { serveDeviceChannels, type DeviceHandlerOptions } from './device-handler.js';
+import { deviceChannelHandler, type DeviceHandlerOptions } from './device-handler.js';
 
 export interface DeviceProxyOptions extends DeviceClientOptions {
   connectionString: string;
@@ -46,6 +46,13 @@ export class DeviceProxy extends EventEmitter<DeviceProxyEvents> {
     this.client.on('connected', () => this.emit('connected'));
     this.client.on('disconnected', (e) => this.emit('disconnected', e));
     this.client.on('error', () => {}); // retried by the client; 'disconnected' tells the story
+    // The handler goes into the session at construction: the service opens channels right behind
+    // the handshake, before anything could attach to a session handed back later.
+    const onOpen = deviceChannelHandler({
+      allow: o.allow,
+      ...(o.connectTimeoutMs !== undefined ? { connectTimeoutMs: o.connectTimeoutMs } : {}),
+      onChannel: (event) => this.emit('channel', event),
+    });
     this.client.on('streamRequest', (request) => {
       request
         .acceptSession({
@@ -53,6 +60,7 @@ export class DeviceProxy extends EventEmitter<DeviceProxyEvents> {
           verifyPeer: this.verifyPeer,
           ...(o.allowPlaintext ? { allowPlaintext: true } : {}),
           ...(o.crypto ? { crypto: o.crypto } : {}),
+          mux: { onOpen },
         })
         .then(
           (ds) => {
@@ -61,11 +69,6 @@ export class DeviceProxy extends EventEmitter<DeviceProxyEvents> {
             this.emit('session', {
               streamId: ds.streamId,
               ...(ds.secure ? { peerKey: ds.secure.session.remoteStatic, cipher: ds.secure.session.cipher } : {}),
-            });
-            serveDeviceChannels(ds.session, {
-              allow: o.allow,
-              ...(o.connectTimeoutMs !== undefined ? { connectTimeoutMs: o.connectTimeoutMs } : {}),
-              onChannel: (event) => this.emit('channel', event),
             });
           },
           (err: Error) => this.emit('sessionError', err),

@@ -10,7 +10,7 @@
  */
 import { secureInitiator, secureResponder, type SecureTransport } from '../crypto/index.js';
 import type { CipherName, CryptoMode, PeerVerifier, StaticKeyPair } from '../crypto/index.js';
-import { Session, type MuxConfig, type SessionRole } from '../mux/index.js';
+import { Session, type MuxConfig, type SessionOptions, type SessionRole } from '../mux/index.js';
 import type { Transport } from '../transport/transport.js';
 import { DevstreamsError } from '../errors.js';
 
@@ -29,8 +29,8 @@ export interface EndToEndOptions {
   /** Where records are sealed. Default the record layer's default. */
   crypto?: CryptoMode;
   cipher?: CipherName;
-  /** Mux limits for the session. */
-  mux?: Partial<MuxConfig>;
+  /** Mux limits for the session, and (device side) the handler for channels the peer opens. */
+  mux?: Partial<MuxConfig> & Pick<SessionOptions, 'onOpen'>;
 }
 
 /** An open device stream carrying a mux session. */
