@@ -52,7 +52,7 @@ export class IncomingStreamRequest {
   /** Accepts and opens the device side; resolves with its raw transport (no record layer, no mux). */
   async accept(): Promise<WebSocketTransport> {
     this.answer(true);
-    return this.client.openDeviceSide(this.msg);
+    return this.client.openDeviceSide(this.msg, false);
   }
 
   /**
@@ -65,7 +65,8 @@ export class IncomingStreamRequest {
       this.reject('this device requires end-to-end encryption');
       throw new DevstreamsError('ERR_STREAM_REJECTED', 'refused a plaintext stream: this device requires end-to-end encryption');
     }
-    const transport = await this.accept();
+    this.answer(true);
+    const transport = await this.client.openDeviceSide(this.msg, !this.plaintext);
     return startDeviceSession(transport, 'responder', this.client.deviceId, this.msg.streamId, { ...o, encrypt: !this.plaintext });
   }
 
@@ -225,8 +226,9 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
   }
 
   /** @internal opens the device side of an accepted stream. */
-  openDeviceSide(msg: StreamRequestMessage): Promise<WebSocketTransport> {
+  openDeviceSide(msg: StreamRequestMessage, sealedPayload: boolean): Promise<WebSocketTransport> {
     return openStreamTransport(msg.url, msg.authorizationToken, {
+      sealedPayload,
       ...(this.o.ca !== undefined ? { ca: this.o.ca } : {}),
       ...(this.cs.gatewayHostName !== undefined ? { gatewayHost: this.cs.gatewayHostName } : {}),
     });

@@ -27,6 +27,8 @@ export interface ServiceClientOptions {
 export interface CreateStreamOptions {
   /** How long the hub waits for the device's answer, seconds (hub default 60). */
   responseTimeoutSeconds?: number;
+  /** Every message will be a sealed record: the stream socket may skip WebSocket masking. */
+  sealedPayload?: boolean;
 }
 
 /** The hub's answer to a stream request. */
@@ -104,6 +106,7 @@ export class ServiceClient {
       throw new DevstreamsError('ERR_STREAM_REJECTED', `device ${deviceId} rejected stream ${streamName}${grant.reason ? `: ${grant.reason}` : ''}`);
     }
     const transport = await openStreamTransport(grant.url, grant.authorizationToken, {
+      sealedPayload: o.sealedPayload === true,
       ...(this.o.ca !== undefined ? { ca: this.o.ca } : {}),
       ...(this.cs.gatewayHostName !== undefined ? { gatewayHost: this.cs.gatewayHostName } : {}),
     });
@@ -122,7 +125,7 @@ export class ServiceClient {
    */
   async connect(deviceId: string, o: EndToEndOptions & CreateStreamOptions = {}): Promise<DeviceSession> {
     const name = o.encrypt === false ? STREAM_NAME_PLAIN : STREAM_NAME_SEALED;
-    const stream = await this.openStreamTransport(deviceId, name, o);
+    const stream = await this.openStreamTransport(deviceId, name, { ...o, sealedPayload: o.encrypt !== false });
     return startDeviceSession(stream.transport, 'initiator', deviceId, stream.streamId, o);
   }
 

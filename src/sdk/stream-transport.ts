@@ -17,6 +17,17 @@ export interface OpenStreamOptions extends WebSocketTransportOptions {
   connectTimeoutMs?: number;
   /** Dial this `host:port` instead of the URL's host (GatewayHostName). */
   gatewayHost?: string;
+  /**
+   * Every message is a sealed record (ciphertext): send unmasked (an all-zero mask, which ws
+   * skips on both ends). Masking exists so that script-controlled plaintext cannot poison
+   * intermediary caches (RFC 6455 10.3); ciphertext is not script-controlled, and skipping the
+   * mask saves a copy of every message on each side.
+   */
+  sealedPayload?: boolean;
+}
+
+function zeroMask(mask: Buffer): void {
+  mask.fill(0);
 }
 
 /**
@@ -25,10 +36,11 @@ export interface OpenStreamOptions extends WebSocketTransportOptions {
  * before anything else runs: a message may arrive in the same read as the 101 response, and
  * would be emitted (and lost) before a promise continuation could attach a listener.
  */
-export function openWebSocket<T>(url: string, headers: Record<string, string>, o: { ca?: string | Buffer; connectTimeoutMs?: number; maxMessageSize?: number }, onOpen: (ws: WebSocket) => T): Promise<T> {
+export function openWebSocket<T>(url: string, headers: Record<string, string>, o: { ca?: string | Buffer; connectTimeoutMs?: number; maxMessageSize?: number; sealedPayload?: boolean }, onOpen: (ws: WebSocket) => T): Promise<T> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, {
       ...webSocketClientOptions(o.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE),
+      ...(o.sealedPayload ? { generateMask: zeroMask } : {}),
       headers,
       handshakeTimeout: o.connectTimeoutMs ?? DEFAULT_STREAM_CONNECT_TIMEOUT_MS,
       ...(o.ca !== undefined ? { ca: o.ca } : {}),
