@@ -199,7 +199,8 @@ export class Hub {
     hub.boundPort = (hub.server.address() as AddressInfo).port;
     const hostPart = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
     hub.publicHost = o.publicHost ?? `${hostPart === '0.0.0.0' || hostPart === '[::]' ? '127.0.0.1' : hostPart}:${hub.boundPort}`;
-    hub.advertised = o.advertise ?? hub.publicHost;
+    // A fleet shares publicHost; each node's streams must point at the node itself.
+    hub.advertised = o.advertise ?? (fleet ? `${hostPart === '0.0.0.0' || hostPart === '[::]' ? '127.0.0.1' : hostPart}:${hub.boundPort}` : hub.publicHost);
     try {
       await hub.registry.setEndpoint({ hostName: hub.publicHost, transport: hub.transport });
       if (fleet) {
