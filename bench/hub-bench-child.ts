@@ -3,6 +3,7 @@
  * its RSS can be measured alone. Modes:
  *   hub <dataDir>   a Hub on 127.0.0.1:0 (no stream rate limit)
  *   bare            a bare `ws` relay: pairs two sockets on /pair/<id>, forwards each message
+ *   fleet <redisUrl> <keyPrefix> <publicHost>   a fleet node on 127.0.0.1:0 (no stream rate limit)
  * Prints one JSON line `{"port":N}` when listening; answers each stdin line "rss" with
  * `{"rss":bytes}` after a full GC (run with --expose-gc).
  */
@@ -17,6 +18,9 @@ async function main(): Promise<void> {
   let port: number;
   if (mode === 'hub') {
     const hub = await Hub.start({ dataDir: process.argv[3]!, host: '127.0.0.1', port: 0, streamRatePerSecond: 0 });
+    port = hub.port;
+  } else if (mode === 'fleet') {
+    const hub = await Hub.start({ redis: { url: process.argv[3]!, keyPrefix: process.argv[4]! }, publicHost: process.argv[5]!, host: '127.0.0.1', port: 0, streamRatePerSecond: 0 });
     port = hub.port;
   } else if (mode === 'bare') {
     const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false, maxPayload: DEFAULT_MAX_MESSAGE_SIZE, clientTracking: false });

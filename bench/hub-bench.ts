@@ -49,7 +49,7 @@ export interface HubBenchResult {
 const here = dirname(fileURLToPath(import.meta.url));
 
 /** CPU seconds (user + system) a process has used, from /proc (Linux); NaN elsewhere. */
-function cpuSeconds(pid: number): number {
+export function cpuSeconds(pid: number): number {
   try {
     const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
     return (Number(fields[11]) + Number(fields[12])) / 100;
@@ -58,14 +58,15 @@ function cpuSeconds(pid: number): number {
   }
 }
 
-interface Child {
+export interface Child {
   proc: ChildProcess;
   port: number;
   rss(): Promise<number>;
   stop(): Promise<void>;
 }
 
-async function startChild(args: string[]): Promise<Child> {
+/** Starts a `hub-bench-child.js` process (modes in that file); resolves once it listens. */
+export async function startChild(args: string[]): Promise<Child> {
   const proc = spawn(process.execPath, ['--expose-gc', join(here, 'hub-bench-child.js'), ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = createInterface({ input: proc.stdout! });
   const waiters: ((v: Record<string, number>) => void)[] = [];
@@ -135,36 +136,58 @@ async function pump(src: Transport, dst: Transport, seconds: number): Promise<nu
   return received / elapsed / 1e6;
 }
 
-async function setupRate(o: Required<HubBenchOptions>): Promise<{ rate: number; completed: number; hubCpuMs: number }> {
-  const dir = mkdtempSync(join(tmpdir(), 'devstreams-bench-'));
-  const child = await startChild(['hub', dir]);
-  const DEVICES = 8;
-  const s = hubStrings(dir, child.port, Array.from({ length: DEVICES }, (_, i) => `bench-${i}`));
+/** What a stream setup measurement runs against: devices (one string each), services, hub processes. */
+export interface SetupTarget {
+  /** Device connection strings; the device id is read from each. */
+  devices: string[];
+  /** Service connection strings; worker `w` uses `services[w % n]` (a load balancer's spread). */
+  services: string[];
+  /** PIDs of the hub processes whose CPU is charged to the setups. */
+  hubPids: number[];
+}
+
+export interface SetupMeasurement {
+  rate: number;
+  completed: number;
+  failed: number;
+  /** Hub CPU (all hub processes) per completed setup, ms. */
+  hubCpuMs: number;
+}
+
+/**
+ * Stream setup rate: `concurrency` workers for `seconds` each request a stream, send one byte,
+ * wait for its echo and close; devices accept every stream and echo. Shared by the hub and
+ * fleet benches.
+ */
+export async function measureStreamSetups(t: SetupTarget, seconds: number, concurrency: number): Promise<SetupMeasurement> {
   const devices: DeviceClient[] = [];
-  for (const cs of s.devices) {
+  for (const cs of t.devices) {
     const d = DeviceClient.fromConnectionString(cs);
     d.on('streamRequest', (req) => {
-      void req.accept().then((t) => t.attach({ onMessage: (m) => t.send([m]), onDrain() {}, onClose() {} }), () => {});
+      void req.accept().then((tr) => tr.attach({ onMessage: (m) => tr.send([m]), onDrain() {}, onClose() {} }), () => {});
     });
     await d.open();
     devices.push(d);
   }
-  const svc = ServiceClient.fromConnectionString(s.service);
+  const ids = devices.map((d) => d.deviceId);
+  const svcs = t.services.map((cs) => ServiceClient.fromConnectionString(cs));
   let completed = 0;
   let failed = 0;
-  const cpu0 = cpuSeconds(child.proc.pid!);
+  const cpuAll = (): number => t.hubPids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+  const cpu0 = cpuAll();
   const reasons = new Map<string, number>();
   const ping = Buffer.from('x');
   const start = performance.now();
-  const end = start + o.setupSeconds * 1000;
+  const end = start + seconds * 1000;
   const worker = async (w: number): Promise<void> => {
     let i = 0;
+    const svc = svcs[w % svcs.length]!;
     while (performance.now() < end && failed < 100) {
       try {
-        const st = await svc.createStream(`bench-${(w + i++) % DEVICES}`, 'bench');
+        const st = await svc.createStream(ids[(w + i++) % ids.length]!, 'bench');
         await new Promise<void>((resolve, reject) => {
-          const t = setTimeout(() => reject(new Error('no echo')), 10_000);
-          st.transport.attach({ onMessage: () => { clearTimeout(t); resolve(); }, onDrain() {}, onClose: () => { clearTimeout(t); reject(new Error('closed')); } });
+          const timer = setTimeout(() => reject(new Error('no echo')), 10_000);
+          st.transport.attach({ onMessage: () => { clearTimeout(timer); resolve(); }, onDrain() {}, onClose: () => { clearTimeout(timer); reject(new Error('closed')); } });
           st.transport.send([ping]);
         });
         st.transport.close();
@@ -175,15 +198,24 @@ async function setupRate(o: Required<HubBenchOptions>): Promise<{ rate: number; 
       }
     }
   };
-  await Promise.all(Array.from({ length: o.setupConcurrency }, (_, w) => worker(w)));
+  await Promise.all(Array.from({ length: concurrency }, (_, w) => worker(w)));
   const rate = completed / ((performance.now() - start) / 1000);
-  const hubCpuMs = ((cpuSeconds(child.proc.pid!) - cpu0) * 1000) / completed;
-  svc.close();
+  const hubCpuMs = ((cpuAll() - cpu0) * 1000) / completed;
+  for (const svc of svcs) svc.close();
   for (const d of devices) await d.close();
+  if (failed > 0) process.stderr.write(`setup phase: ${failed} stream setups failed: ${JSON.stringify([...reasons])}\n`);
+  return { rate, completed, failed, hubCpuMs };
+}
+
+async function setupRate(o: Required<HubBenchOptions>): Promise<{ rate: number; completed: number; hubCpuMs: number }> {
+  const dir = mkdtempSync(join(tmpdir(), 'devstreams-bench-'));
+  const child = await startChild(['hub', dir]);
+  const DEVICES = 8;
+  const s = hubStrings(dir, child.port, Array.from({ length: DEVICES }, (_, i) => `bench-${i}`));
+  const m = await measureStreamSetups({ devices: s.devices, services: [s.service], hubPids: [child.proc.pid!] }, o.setupSeconds, o.setupConcurrency);
   await child.stop();
   rmSync(dir, { recursive: true, force: true });
-  if (failed > 0) process.stderr.write(`setup phase: ${failed} stream setups failed: ${JSON.stringify([...reasons])}\n`);
-  return { rate, completed, hubCpuMs };
+  return m;
 }
 
 async function bareRun(seconds: number): Promise<number> {

@@ -8,7 +8,8 @@
  * - `DeviceId=<id>`                 a device string (exclusive with SharedAccessKeyName)
  * - `SharedAccessKeyName=<policy>`  a policy string: `service` or `owner`
  * - `SharedAccessKey=<base64>`      the key (required)
- * - `GatewayHostName=<host:port>`   where to connect instead of HostName (tokens stay scoped to HostName)
+ * - `GatewayHostName=<host:port>[,<host:port>...]`   where to connect instead of HostName (tokens
+ *   stay scoped to HostName); a list names several hub nodes of a fleet, tried in turn
  * - `Transport=ws|wss`              `ws` when the hub serves plain WebSocket/HTTP; absent means `wss` (TLS)
  */
 import { DevstreamsError } from '../errors.js';
@@ -77,8 +78,8 @@ export function parseConnectionString(text: string): ConnectionString {
   if (hostName === undefined) throw bad('connection string lacks HostName');
   if (!HOST_PATTERN.test(hostName)) throw bad(`connection string field HostName "${hostName}" is not host[:port]`);
   const gatewayHostName = fields.get('GatewayHostName');
-  if (gatewayHostName !== undefined && !HOST_PATTERN.test(gatewayHostName)) {
-    throw bad(`connection string field GatewayHostName "${gatewayHostName}" is not host[:port]`);
+  if (gatewayHostName !== undefined && !gatewayHostName.split(',').every((h) => HOST_PATTERN.test(h))) {
+    throw bad(`connection string field GatewayHostName "${gatewayHostName}" is not host[:port] or a comma-separated list of them`);
   }
   const key = fields.get('SharedAccessKey');
   if (key === undefined) throw bad('connection string lacks SharedAccessKey');
@@ -126,9 +127,14 @@ export function formatConnectionString(cs: ConnectionString): string {
   return parts.join(';');
 }
 
-/** `host[:port]` a client should dial: the gateway when given, else HostName. */
+/** The `host[:port]`s a client may dial, in order: the gateways when given, else HostName. */
+export function dialHosts(cs: ConnectionString): string[] {
+  return cs.gatewayHostName !== undefined ? cs.gatewayHostName.split(',') : [cs.hostName];
+}
+
+/** `host[:port]` a client should dial: the first gateway when given, else HostName. */
 export function dialHost(cs: ConnectionString): string {
-  return cs.gatewayHostName ?? cs.hostName;
+  return dialHosts(cs)[0]!;
 }
 
 /** Base URL (`https://host` or `http://host`) for HTTP calls to the hub. */

@@ -7,7 +7,7 @@
 import type { IncomingMessage } from 'node:http';
 import { DevstreamsError } from '../errors.js';
 import { deviceResource, hubResource, parseSasToken, verifySasToken, type SasToken } from '../auth/sas.js';
-import type { DeviceRegistry } from './registry.js';
+import type { RegistryStore } from './registry-store.js';
 
 /** What a verified token lets its holder do. */
 export type Principal = { kind: 'device'; deviceId: string; expiry: number; key: string } | { kind: 'policy'; policy: 'service' | 'owner' };
@@ -19,17 +19,17 @@ function headerToken(req: IncomingMessage): string {
 }
 
 /** Verifies a device token for `deviceId`. */
-export async function authenticateDevice(req: IncomingMessage, registry: DeviceRegistry, hostName: string, deviceId: string, skew: number): Promise<Extract<Principal, { kind: 'device' }>> {
+export async function authenticateDevice(req: IncomingMessage, registry: RegistryStore, hostName: string, deviceId: string, skew: number): Promise<Extract<Principal, { kind: 'device' }>> {
   const token = parseSasToken(headerToken(req));
   if (token.keyName !== undefined || token.resource.toLowerCase() !== deviceResource(hostName, deviceId).toLowerCase()) {
     throw new DevstreamsError('ERR_AUTH_SCOPE', `token is not scoped to device ${deviceId} on ${hostName}`);
   }
-  const key = await withFreshRegistry(registry, () => registry.getDevice(deviceId)?.key, token, skew);
+  const key = await withFreshRegistry(registry, () => registry.getDevice(deviceId)?.key, token, skew, deviceId);
   return { kind: 'device', deviceId, expiry: token.expiry, key };
 }
 
 /** Verifies a policy token; `allowed` lists the policies that may call this endpoint. */
-export async function authenticatePolicy(req: IncomingMessage, registry: DeviceRegistry, hostName: string, allowed: readonly ('service' | 'owner')[], skew: number): Promise<Principal> {
+export async function authenticatePolicy(req: IncomingMessage, registry: RegistryStore, hostName: string, allowed: readonly ('service' | 'owner')[], skew: number): Promise<Principal> {
   const token = parseSasToken(headerToken(req));
   const policy = token.keyName;
   if (policy === undefined || token.resource.toLowerCase() !== hubResource(hostName)) {
@@ -46,7 +46,7 @@ export async function authenticatePolicy(req: IncomingMessage, registry: DeviceR
  * (unthrottled) and the check repeated once, so a device added or a key rotated a moment ago
  * by another process is never refused because of a stale copy. Returns the key that matched.
  */
-async function withFreshRegistry(registry: DeviceRegistry, lookup: () => string | undefined, token: SasToken, skew: number): Promise<string> {
+async function withFreshRegistry(registry: RegistryStore, lookup: () => string | undefined, token: SasToken, skew: number, deviceId?: string): Promise<string> {
   await registry.refresh();
   const check = (): string => {
     const key = lookup();
@@ -59,7 +59,7 @@ async function withFreshRegistry(registry: DeviceRegistry, lookup: () => string 
     return check();
   } catch (err) {
     if (!(err instanceof DevstreamsError) || err.code !== 'ERR_AUTH_INVALID') throw err;
-    await registry.refresh(true);
+    await registry.refresh(true, deviceId);
     return check();
   }
 }

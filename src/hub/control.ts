@@ -8,7 +8,7 @@ import WebSocket from 'ws';
 import { randomBytes } from 'node:crypto';
 import { DevstreamsError } from '../errors.js';
 import { deviceResource, nowSeconds, parseSasToken, verifySasToken } from '../auth/sas.js';
-import type { DeviceRegistry } from './registry.js';
+import type { RegistryStore } from './registry-store.js';
 import type { PresenceStore } from './presence.js';
 import { CLOSE_CODES, parseDeviceMessage, type StreamRequestMessage, type RenewedMessage } from '../hub-api/control-protocol.js';
 
@@ -45,7 +45,7 @@ const CONN = Symbol('devstreams.control');
 type TaggedSocket = WebSocket & { [CONN]?: DeviceConnection };
 
 export interface ControlPlaneOptions {
-  registry: DeviceRegistry;
+  registry: RegistryStore;
   presence: PresenceStore;
   nodeId: string;
   hostName: () => string;
@@ -73,6 +73,24 @@ export class ControlPlane {
     return this.conns.has(deviceId);
   }
 
+  /** Ids of the devices connected to this node. */
+  deviceIds(): string[] {
+    return [...this.conns.keys()];
+  }
+
+  /** Closes a device's socket because it reconnected at another node (4409). */
+  evict(deviceId: string): void {
+    const conn = this.conns.get(deviceId);
+    if (!conn) return;
+    this.o.log('info', 'closing control socket: device reconnected at another node', { deviceId });
+    conn.ws.close(CLOSE_CODES.replaced, 'ERR_DEVICE_REPLACED');
+  }
+
+  /** A shared presence store may fail (Redis down): log it; the fleet's refresh loop repairs it. */
+  private record(result: Promise<void> | void, deviceId: string): void {
+    if (result instanceof Promise) result.catch((err: unknown) => this.o.log('warn', 'cannot record device presence', { deviceId, err: (err as Error).message }));
+  }
+
   /** Takes over a freshly upgraded, authenticated control socket. */
   attach(deviceId: string, ws: WebSocket, tokenExpiry: number, key: string): void {
     const conn = new DeviceConnection(deviceId, ws, tokenExpiry, key);
@@ -83,7 +101,7 @@ export class ControlPlane {
       this.failPending(old, new DevstreamsError('ERR_DEVICE_OFFLINE', `device ${deviceId} reconnected`));
       old.ws.close(CLOSE_CODES.replaced, 'ERR_DEVICE_REPLACED');
     }
-    void this.o.presence.setOnline(deviceId, this.o.nodeId);
+    this.record(this.o.presence.setOnline(deviceId, this.o.nodeId), deviceId);
     ws.on('message', onControlMessage);
     ws.on('pong', onControlPong);
     ws.on('close', onControlClose);
@@ -148,7 +166,7 @@ export class ControlPlane {
   handleClose(conn: DeviceConnection): void {
     if (this.conns.get(conn.deviceId) === conn) {
       this.conns.delete(conn.deviceId);
-      void this.o.presence.setOffline(conn.deviceId, this.o.nodeId);
+      this.record(this.o.presence.setOffline(conn.deviceId, this.o.nodeId), conn.deviceId);
     }
     this.failPending(conn, new DevstreamsError('ERR_DEVICE_OFFLINE', `device ${conn.deviceId} disconnected`));
   }

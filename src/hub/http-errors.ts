@@ -24,6 +24,7 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   ERR_CONNECTION_STRING: 400,
   ERR_STREAM_TIMEOUT: 504,
   ERR_HUB_SHUTDOWN: 503,
+  ERR_HUB_UNAVAILABLE: 503,
 };
 
 /** HTTP status for an error code (500 for anything unexpected). */

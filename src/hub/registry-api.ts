@@ -4,13 +4,14 @@
  */
 import type http from 'node:http';
 import { DevstreamsError } from '../errors.js';
-import type { DeviceRecord, DeviceRegistry } from './registry.js';
+import type { DeviceRecord } from './registry.js';
+import type { RegistryStore } from './registry-store.js';
 import { authenticatePolicy } from './authenticate.js';
 import { readJson, segment, sendJson } from './http-util.js';
 
 /** What the registry routes need from the hub. */
 export interface RegistryApiContext {
-  registry: DeviceRegistry;
+  registry: RegistryStore;
   control: { isConnected(deviceId: string): boolean; revokeStale(): void };
   hostName(): string;
   clockSkewSeconds: number;
@@ -50,7 +51,7 @@ export async function handleRegistryApi(ctx: RegistryApiContext, req: http.Incom
       if (key !== undefined && (typeof key !== 'string' || !/^[A-Za-z0-9+/]+={0,2}$/.test(key) || Buffer.from(key, 'base64').length < 16)) {
         throw new DevstreamsError('ERR_BAD_REQUEST', 'key must be base64 of at least 16 bytes');
       }
-      const rec = ctx.registry.addDevice(deviceId, key as string | undefined);
+      const rec = await ctx.registry.addDevice(deviceId, key as string | undefined);
       sendJson(res, 201, deviceView(ctx, rec, true));
       return true;
     }
@@ -63,7 +64,7 @@ export async function handleRegistryApi(ctx: RegistryApiContext, req: http.Incom
     }
     if (method === 'DELETE') {
       await owner(ctx, req);
-      ctx.registry.removeDevice(deviceId);
+      await ctx.registry.removeDevice(deviceId);
       ctx.control.revokeStale();
       res.writeHead(204);
       res.end();
@@ -74,7 +75,7 @@ export async function handleRegistryApi(ctx: RegistryApiContext, req: http.Incom
   if (parts.length === 4 && parts[1] === 'devices' && parts[3] === 'rotate-key') {
     only(method, path, 'POST');
     await owner(ctx, req);
-    const rec = ctx.registry.rotateDeviceKey(segment(parts[2]!));
+    const rec = await ctx.registry.rotateDeviceKey(segment(parts[2]!));
     ctx.control.revokeStale();
     sendJson(res, 200, deviceView(ctx, rec, true));
     return true;

@@ -11,6 +11,7 @@ import { promises as fsp, watch, type FSWatcher, statSync, readFileSync, mkdirSy
 import { join } from 'node:path';
 import { DevstreamsError } from '../errors.js';
 import { isValidDeviceId, type HubTransport } from '../auth/connection-string.js';
+import type { RegistryStore } from './registry-store.js';
 
 /** Registry file name inside the data directory. */
 export const REGISTRY_FILE = 'registry.json';
@@ -56,7 +57,7 @@ function regError(message: string, cause?: unknown): DevstreamsError {
 }
 
 /** File-backed registry; one instance per process and data directory. */
-export class DeviceRegistry {
+export class DeviceRegistry implements RegistryStore {
   readonly path: string;
   private data: RegistryFile;
   private stamp = '';
@@ -128,7 +129,7 @@ export class DeviceRegistry {
    * Re-reads the file if another process changed it. Cheap when nothing changed (one stat).
    * `force` skips the throttle: callers use it before refusing credentials.
    */
-  async refresh(force = false): Promise<void> {
+  async refresh(force = false, _deviceId?: string): Promise<void> {
     // While the directory watcher runs it applies changes at once; the stat is then only a
     // fallback for missed events and runs at most every WATCHED_STAT_INTERVAL_MS.
     if (this.watching && !force) {

@@ -24,7 +24,9 @@ import { refuseUpgrade, sendError, toHubError } from './http-errors.js';
 import type { RelayStats } from './relay.js';
 import { segment, sendJson } from './http-util.js';
 import { handleRegistryApi, only, type RegistryApiContext } from './registry-api.js';
-import { handleStreamRequest, type StreamRequestContext } from './stream-request.js';
+import { handleStreamRequest, ringLocal, type StreamRequestContext } from './stream-request.js';
+import type { RegistryStore } from './registry-store.js';
+import { Fleet, type FleetOptions } from './fleet/fleet.js';
 
 /** The logging calls the hub makes; a pino logger fits. */
 export interface HubLogger {
@@ -36,8 +38,15 @@ export interface HubLogger {
 const SILENT: HubLogger = { info() {}, warn() {}, error() {} };
 
 export interface HubStartOptions extends HubOptions {
-  /** Registry directory. */
-  dataDir: string;
+  /** Registry directory (one node); required unless `redis` is given. */
+  dataDir?: string;
+  /**
+   * Fleet mode: registry, presence and stream routing in Redis (URL or options). Nodes of one
+   * fleet share `publicHost`; each gives its own `advertise` address.
+   */
+  redis?: string | FleetOptions;
+  /** `host:port` of this node's streaming endpoint in stream URLs (default: `publicHost`). */
+  advertise?: string;
   /** Listen address; default 127.0.0.1. */
   host?: string;
   /** Listen port; 0 (the default) picks a free one. */
@@ -60,7 +69,7 @@ export function isLoopback(host: string): boolean {
 
 export class Hub {
   readonly config: HubConfig;
-  readonly registry: DeviceRegistry;
+  readonly registry: RegistryStore;
   readonly metrics: HubMetrics;
   private readonly server: http.Server | https.Server;
   private readonly controlWss: WebSocketServer;
@@ -79,11 +88,15 @@ export class Hub {
   private readonly apiContext: RegistryApiContext;
   private readonly streamContext: StreamRequestContext;
 
-  private constructor(private readonly o: HubStartOptions) {
+  private advertised = '';
+  readonly nodeId: string;
+
+  private constructor(private readonly o: HubStartOptions, registry: RegistryStore, nodeId: string, private readonly fleet: Fleet | undefined) {
     this.config = resolveHubConfig(o);
     this.log = o.logger ?? SILENT;
-    this.registry = DeviceRegistry.open(o.dataDir);
-    this.presence = o.presence ?? new MemoryPresenceStore();
+    this.registry = registry;
+    this.nodeId = nodeId;
+    this.presence = fleet?.presence ?? o.presence ?? new MemoryPresenceStore();
     this.router = o.router ?? new MemoryStreamRouter();
     this.transport = o.publicTransport ?? (o.tls ? 'wss' : 'ws');
     this.bucket = new TokenBucket(this.config.streamRatePerSecond, this.config.streamRateBurst);
@@ -91,7 +104,7 @@ export class Hub {
     this.control = new ControlPlane({
       registry: this.registry,
       presence: this.presence,
-      nodeId: o.nodeId ?? randomBytes(6).toString('hex'),
+      nodeId,
       hostName: () => this.publicHost,
       clockSkewSeconds: this.config.clockSkewSeconds,
       pingIntervalMs: this.config.controlPingIntervalMs,
@@ -125,8 +138,10 @@ export class Hub {
       bucket: this.bucket,
       transport: this.transport,
       hostName: () => this.publicHost,
+      advertiseHost: () => this.advertised,
       log: this.log,
     };
+    if (fleet) this.streamContext.fleet = { nodeId, forward: (node, deviceId, name, t) => fleet.forward(node, deviceId, name, t) };
     this.registry.onExternalChange = () => this.control.revokeStale();
     this.unwatch = this.registry.watch();
     this.controlWss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: this.config.controlMaxMessage, clientTracking: false });
@@ -150,9 +165,30 @@ export class Hub {
     if (!o.tls && !o.insecure && !isLoopback(host)) {
       throw new DevstreamsError('ERR_CONFIG', `refusing plain WebSocket on non-loopback address ${host}; give TLS flags or --insecure`);
     }
-    const hub = new Hub(o);
+    const nodeId = o.nodeId ?? randomBytes(6).toString('hex');
+    const log = o.logger ?? SILENT;
+    let fleet: Fleet | undefined;
+    let registry: RegistryStore;
+    if (o.redis !== undefined) {
+      const fo: FleetOptions = typeof o.redis === 'string' ? { url: o.redis } : o.redis;
+      fleet = await Fleet.connect(fo, nodeId, (level, msg, fields = {}) => log[level](fields, msg));
+      registry = fleet.registry;
+    } else {
+      if (o.dataDir === undefined) throw new DevstreamsError('ERR_CONFIG', 'the hub needs a data directory or a Redis URL');
+      registry = DeviceRegistry.open(o.dataDir);
+    }
+    let hub: Hub;
+    try {
+      hub = new Hub(o, registry, nodeId, fleet);
+    } catch (err) {
+      await fleet?.close([]);
+      throw err;
+    }
     await new Promise<void>((resolve, reject) => {
-      hub.server.once('error', reject);
+      hub.server.once('error', (err: Error) => {
+        void hub.close();
+        reject(err);
+      });
       hub.server.listen(o.port ?? 0, host, () => {
         hub.server.off('error', reject);
         resolve();
@@ -163,13 +199,33 @@ export class Hub {
     hub.boundPort = (hub.server.address() as AddressInfo).port;
     const hostPart = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
     hub.publicHost = o.publicHost ?? `${hostPart === '0.0.0.0' || hostPart === '[::]' ? '127.0.0.1' : hostPart}:${hub.boundPort}`;
-    hub.registry.setEndpoint({ hostName: hub.publicHost, transport: hub.transport });
-    hub.log.info({ hostName: hub.publicHost, port: hub.boundPort, transport: hub.transport }, 'hub listening');
+    // A fleet shares publicHost; each node's streams must point at the node itself.
+    hub.advertised = o.advertise ?? (fleet ? `${hostPart === '0.0.0.0' || hostPart === '[::]' ? '127.0.0.1' : hostPart}:${hub.boundPort}` : hub.publicHost);
+    try {
+      await hub.registry.setEndpoint({ hostName: hub.publicHost, transport: hub.transport });
+      if (fleet) {
+        const h = hub;
+        await fleet.start({
+          deviceIds: () => h.control.deviceIds(),
+          evict: (deviceId) => h.control.evict(deviceId),
+          ring: (deviceId, name, t) => ringLocal(h.streamContext, deviceId, name, t),
+        });
+      }
+    } catch (err) {
+      await hub.close();
+      throw err;
+    }
+    hub.log.info({ hostName: hub.publicHost, advertise: hub.advertised, port: hub.boundPort, transport: hub.transport, nodeId, fleet: fleet !== undefined }, 'hub listening');
     return hub;
   }
 
   get port(): number {
     return this.boundPort;
+  }
+
+  /** `host:port` of this node's streaming endpoint, as put in stream URLs. */
+  get advertiseHost(): string {
+    return this.advertised;
   }
 
   /** Name tokens are scoped to (`host:port`). */
@@ -205,11 +261,12 @@ export class Hub {
     if (this.closed) return;
     this.closed = true;
     this.unwatch();
+    const devices = this.control.deviceIds();
     this.control.close();
     this.pairer.close();
     const done = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeAllConnections();
-    await done;
+    await Promise.all([done, this.fleet?.close(devices)]);
   }
 
   /** Normalises an error and counts (and logs) refused credentials. */

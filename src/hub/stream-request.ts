@@ -1,14 +1,16 @@
 /**
  * `POST /twins/{id}/streams/{name}`: checks the caller, the rate and the device, issues a stream
  * ticket (one single-use token per side), rings the device and answers with its decision in the
- * IoT Hub shape (body and `iothub-streaming-*` headers).
+ * IoT Hub shape (body and `iothub-streaming-*` headers). In a fleet, a request for a device
+ * connected to another node is forwarded to that node (`forward`), which issues the stream on
+ * its own streaming endpoint (`ringLocal`).
  */
 import type http from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { DevstreamsError } from '../errors.js';
 import type { HubTransport } from '../auth/connection-string.js';
 import { MAX_STREAM_RESPONSE_TIMEOUT_SECONDS, type HubConfig } from './config.js';
-import type { DeviceRegistry } from './registry.js';
+import type { RegistryStore } from './registry-store.js';
 import type { PresenceStore, StreamRouter } from './presence.js';
 import type { ControlPlane } from './control.js';
 import type { HubMetrics } from './metrics.js';
@@ -34,7 +36,7 @@ export interface StreamResponseBody {
 /** What the stream-request route needs from the hub. */
 export interface StreamRequestContext {
   config: HubConfig;
-  registry: DeviceRegistry;
+  registry: RegistryStore;
   presence: PresenceStore;
   router: StreamRouter;
   control: ControlPlane;
@@ -42,7 +44,14 @@ export interface StreamRequestContext {
   bucket: TokenBucket;
   transport: HubTransport;
   hostName(): string;
+  /** `host:port` of this node's streaming endpoint, put in stream URLs. */
+  advertiseHost(): string;
   log: { info(obj: object, msg?: string): void };
+  /** Fleet routing: set when the node is one of several sharing presence. */
+  fleet?: {
+    nodeId: string;
+    forward(nodeId: string, deviceId: string, streamName: string, timeoutSeconds: number): Promise<StreamResponseBody>;
+  };
 }
 
 export async function handleStreamRequest(ctx: StreamRequestContext, req: http.IncomingMessage, res: http.ServerResponse, deviceId: string, streamName: string): Promise<void> {
@@ -62,19 +71,49 @@ export async function handleStreamRequest(ctx: StreamRequestContext, req: http.I
     ctx.metrics.streamRequest('rate_limited');
     throw new DevstreamsError('ERR_RATE_LIMITED', 'too many stream requests; retry later');
   }
-  if (!ctx.registry.getDevice(deviceId)) await ctx.registry.refresh(true); // added a moment ago?
+  if (!ctx.registry.getDevice(deviceId)) await ctx.registry.refresh(true, deviceId); // added a moment ago?
   if (!ctx.registry.getDevice(deviceId)) {
     ctx.metrics.streamRequest('not_found');
     throw new DevstreamsError('ERR_DEVICE_NOT_FOUND', `device ${deviceId.slice(0, 128)} is not registered`);
   }
-  if ((await ctx.presence.nodeOf(deviceId)) === undefined || !ctx.control.isConnected(deviceId)) {
-    ctx.metrics.streamRequest('offline');
-    throw new DevstreamsError('ERR_DEVICE_OFFLINE', `device ${deviceId} is not connected`);
+  let body: StreamResponseBody;
+  if (ctx.control.isConnected(deviceId)) {
+    body = await ringLocal(ctx, deviceId, streamName, timeoutSeconds);
+  } else {
+    const node = ctx.fleet ? await ctx.presence.nodeOf(deviceId) : undefined;
+    if (node === undefined || !ctx.fleet || node === ctx.fleet.nodeId) {
+      ctx.metrics.streamRequest('offline');
+      throw new DevstreamsError('ERR_DEVICE_OFFLINE', `device ${deviceId} is not connected`);
+    }
+    try {
+      body = await ctx.fleet.forward(node, deviceId, streamName, timeoutSeconds);
+    } catch (err) {
+      const e = toHubError(err);
+      // The device's node counts the outcomes it produced; count here only what it could not.
+      if (e.code === 'ERR_DEVICE_OFFLINE') {
+        ctx.metrics.streamRequest('offline');
+        await Promise.resolve(ctx.presence.setOffline(deviceId, node)).catch(() => {}); // its node is gone
+      } else if (e.code === 'ERR_HUB_UNAVAILABLE' || e.code === 'ERR_HUB_SHUTDOWN') ctx.metrics.streamRequest('error');
+      throw e;
+    }
   }
+  const token = body.authorizationToken;
+  sendJson(res, 200, body, {
+    'iothub-streaming-is-accepted': String(body.isAccepted),
+    'iothub-streaming-url': body.url,
+    'iothub-streaming-auth-token': token,
+  });
+}
+
+/**
+ * Issues a stream to a device connected to this node: a ticket with one token per side, a URL
+ * on this node's streaming endpoint, then the ring. Resolves with the answer body.
+ */
+export async function ringLocal(ctx: StreamRequestContext, deviceId: string, streamName: string, timeoutSeconds: number): Promise<StreamResponseBody> {
   const streamId = randomBytes(16).toString('base64url');
   const deviceToken = randomBytes(24);
   const serviceToken = randomBytes(24);
-  const url = `${ctx.transport}://${ctx.hostName()}/streams/${streamId}`;
+  const url = `${ctx.transport}://${ctx.advertiseHost()}/streams/${streamId}`;
   await ctx.router.put({ streamId, deviceId, streamName, deviceToken, serviceToken, expiresAt: Date.now() + ctx.config.streamTokenTtlMs });
   let answer;
   try {
@@ -87,13 +126,8 @@ export async function handleStreamRequest(ctx: StreamRequestContext, req: http.I
   }
   if (!answer.accept) await ctx.router.drop(streamId);
   ctx.metrics.streamRequest(answer.accept ? 'accepted' : 'rejected');
-  const token = answer.accept ? serviceToken.toString('base64url') : '';
-  const body: StreamResponseBody = { isAccepted: answer.accept, streamName, url: answer.accept ? url : '', authorizationToken: token, streamId };
+  const body: StreamResponseBody = { isAccepted: answer.accept, streamName, url: answer.accept ? url : '', authorizationToken: answer.accept ? serviceToken.toString('base64url') : '', streamId };
   if (answer.reason !== undefined) body.reason = answer.reason;
   ctx.log.info({ deviceId, streamName, streamId, accepted: answer.accept }, 'stream request answered');
-  sendJson(res, 200, body, {
-    'iothub-streaming-is-accepted': String(answer.accept),
-    'iothub-streaming-url': body.url,
-    'iothub-streaming-auth-token': token,
-  });
+  return body;
 }

@@ -1,7 +1,9 @@
 /**
  * The device SDK: keeps the control socket to the hub up (reconnects with backoff and jitter,
  * renews its token before expiry, notices a silent hub) and hands the application each stream
- * request to accept or reject.
+ * request to accept or reject. With several gateways (`GatewayHostName=h1:p1,h2:p2`, the nodes
+ * of a hub fleet) it moves to the next one after each failed attempt or lost connection, so
+ * the devices of a node that dies come back through the others.
  *
  * Events: 'connected' (), 'disconnected' (error?), 'streamRequest' (IncomingStreamRequest),
  * 'error' (error: a failed connect attempt; the client keeps retrying until `close()`).
@@ -9,7 +11,7 @@
 import { EventEmitter } from 'node:events';
 import WebSocket from 'ws';
 import { DevstreamsError } from '../errors.js';
-import { parseDeviceConnectionString, wsBaseUrl, type DeviceConnectionString } from '../auth/connection-string.js';
+import { dialHosts, parseDeviceConnectionString, type DeviceConnectionString } from '../auth/connection-string.js';
 import { createDeviceToken, DEFAULT_TOKEN_TTL_SECONDS } from '../auth/sas.js';
 import type { WebSocketTransport } from '../transport/websocket.js';
 import { parseHubMessage, type StreamRequestMessage, type StreamResponseMessage, MAX_REASON_LENGTH } from '../hub-api/control-protocol.js';
@@ -100,10 +102,22 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
   private renewTimer: NodeJS.Timeout | undefined;
   private silenceTimer: NodeJS.Timeout | undefined;
   private firstConnect: { resolve(): void; reject(err: Error): void } | undefined;
+  private readonly gateways: string[];
+  private gatewayIndex = 0;
 
   private constructor(readonly cs: DeviceConnectionString, private readonly o: DeviceClientOptions) {
     super();
     this.backoff = new Backoff(o.backoff);
+    this.gateways = dialHosts(cs);
+  }
+
+  /** The `host:port` this client dials now (rotates through GatewayHostName entries). */
+  get gateway(): string {
+    return this.gateways[this.gatewayIndex]!;
+  }
+
+  private nextGateway(): void {
+    this.gatewayIndex = (this.gatewayIndex + 1) % this.gateways.length;
   }
 
   static fromConnectionString(text: string, options: DeviceClientOptions = {}): DeviceClient {
@@ -140,7 +154,7 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
 
   private async connect(): Promise<void> {
     if (this.stopped) return;
-    const url = `${wsBaseUrl(this.cs)}/devices/${encodeURIComponent(this.cs.deviceId)}/control`;
+    const url = `${this.cs.transport}://${this.gateway}/devices/${encodeURIComponent(this.cs.deviceId)}/control`;
     let ws: WebSocket;
     try {
       ws = await openWebSocket(url, { authorization: this.token() }, { ...(this.o.ca !== undefined ? { ca: this.o.ca } : {}), maxMessageSize: CONTROL_MAX_MESSAGE }, (sock) => {
@@ -161,6 +175,7 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
         return;
       }
       if (this.listenerCount('error') > 0) this.emit('error', e);
+      this.nextGateway();
       this.scheduleRetry();
       return;
     }
@@ -209,6 +224,9 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
     if (this.renewTimer) clearTimeout(this.renewTimer);
     if (this.silenceTimer) clearTimeout(this.silenceTimer);
     this.emit('disconnected', code === 1000 ? undefined : new DevstreamsError('ERR_HUB_UNAVAILABLE', `control socket closed (${code}${reason ? ` ${reason}` : ''})`));
+    // A node going away (shutdown, crash, silence) sends us to the next one; a replaced or
+    // revoked socket (4409, 4403) does not mean the node is bad, but moving on is harmless.
+    this.nextGateway();
     this.scheduleRetry();
   }
 
@@ -230,7 +248,7 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
     return openStreamTransport(msg.url, msg.authorizationToken, {
       sealedPayload,
       ...(this.o.ca !== undefined ? { ca: this.o.ca } : {}),
-      ...(this.cs.gatewayHostName !== undefined ? { gatewayHost: this.cs.gatewayHostName } : {}),
+      ...(this.cs.gatewayHostName !== undefined ? { gatewayHost: this.gateway, hostName: this.cs.hostName } : {}),
     });
   }
 

@@ -3,7 +3,7 @@
  * With an owner connection string it also manages the registry over the hub's HTTP API.
  */
 import { DevstreamsError } from '../errors.js';
-import { httpBaseUrl, parsePolicyConnectionString, type PolicyConnectionString } from '../auth/connection-string.js';
+import { dialHost, httpBaseUrl, parsePolicyConnectionString, type PolicyConnectionString } from '../auth/connection-string.js';
 import { createPolicyToken, DEFAULT_TOKEN_TTL_SECONDS } from '../auth/sas.js';
 import type { WebSocketTransport } from '../transport/websocket.js';
 import { HubHttp, errorFromBody } from './http.js';
@@ -108,7 +108,7 @@ export class ServiceClient {
     const transport = await openStreamTransport(grant.url, grant.authorizationToken, {
       sealedPayload: o.sealedPayload === true,
       ...(this.o.ca !== undefined ? { ca: this.o.ca } : {}),
-      ...(this.cs.gatewayHostName !== undefined ? { gatewayHost: this.cs.gatewayHostName } : {}),
+      ...(this.cs.gatewayHostName !== undefined ? { gatewayHost: dialHost(this.cs), hostName: this.cs.hostName } : {}),
     });
     return { deviceId, streamName: grant.streamName, streamId: grant.streamId, transport };
   }

@@ -15,8 +15,13 @@ export const DEFAULT_STREAM_CONNECT_TIMEOUT_MS = 15_000;
 export interface OpenStreamOptions extends WebSocketTransportOptions {
   ca?: string | Buffer;
   connectTimeoutMs?: number;
-  /** Dial this `host:port` instead of the URL's host (GatewayHostName). */
+  /** Dial this `host:port` instead of the URL's host (GatewayHostName)... */
   gatewayHost?: string;
+  /**
+   * ...but only when the URL's host is this name (the connection string's HostName). A URL
+   * naming another host is a fleet node's own streaming address: both sides must meet there.
+   */
+  hostName?: string;
   /**
    * Every message is a sealed record (ciphertext): send unmasked (an all-zero mask, which ws
    * skips on both ends). Masking exists so that script-controlled plaintext cannot poison
@@ -83,11 +88,23 @@ export async function openStreamTransport(url: string, token: string, o: OpenStr
   let target = url;
   if (o.gatewayHost !== undefined) {
     const u = new URL(url);
-    u.host = o.gatewayHost;
-    target = u.toString();
+    if (o.hostName === undefined || sameHost(u.host, o.hostName, u.protocol)) {
+      u.host = o.gatewayHost;
+      target = u.toString();
+    }
   }
   const topts: WebSocketTransportOptions = {};
   if (o.maxMessageSize !== undefined) topts.maxMessageSize = o.maxMessageSize;
   if (o.highWaterMark !== undefined) topts.highWaterMark = o.highWaterMark;
   return openWebSocket(target, { authorization: `Bearer ${token}` }, o, (ws) => new WebSocketTransport(ws, topts));
+}
+
+/** True when URL host `a` names `b` (case-insensitive; a default port may be left out). */
+function sameHost(a: string, b: string, protocol: string): boolean {
+  const norm = (h: string): string => {
+    const x = h.toLowerCase();
+    const def = protocol === 'wss:' || protocol === 'https:' ? ':443' : ':80';
+    return x.endsWith(def) ? x.slice(0, -def.length) : x;
+  };
+  return norm(a) === norm(b);
 }

@@ -2,7 +2,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Hub, type HubStartOptions } from '../../src/hub/index.js';
+import { DeviceRegistry, Hub, type HubStartOptions } from '../../src/hub/index.js';
 import { DeviceClient, ServiceClient } from '../../src/sdk/index.js';
 import type { Transport } from '../../src/transport/transport.js';
 
@@ -28,6 +28,8 @@ export async function startTestHub(o: Partial<HubStartOptions> = {}): Promise<Te
     serviceString: hub.policyConnectionString('service'),
     ownerString: hub.policyConnectionString('owner'),
     addDevice(id: string) {
+      // One node with a data directory: the file registry writes synchronously.
+      if (!(hub.registry instanceof DeviceRegistry)) throw new Error('startTestHub: addDevice needs a file registry');
       return hub.deviceConnectionString(hub.registry.addDevice(id));
     },
     async close() {

@@ -94,7 +94,7 @@ Example:
     const webTarget = await listen(web);
     const echoTarget = await listen(echo);
     const hub = await Hub.start({ dataDir, host: '127.0.0.1', port: 0, logger: log });
-    const record = hub.registry.addDevice(DEMO_DEVICE_ID);
+    const record = await hub.registry.addDevice(DEMO_DEVICE_ID);
     const deviceKeys = generateStaticKeyPair();
     const device = new DeviceProxy({
       connectionString: hub.deviceConnectionString(record),

@@ -23,7 +23,9 @@ function positiveNumber(value: string): number {
 
 interface HubCliOpts {
   listen: { host: string; port: number };
-  data: string;
+  data?: string;
+  redis?: string;
+  advertise?: string;
   publicHost?: string;
   tlsCert?: string;
   tlsKey?: string;
@@ -37,8 +39,10 @@ export function hubCommand(): Command {
   const cmd = new Command('hub')
     .description('run a hub: device control sockets, stream rendezvous and relay, registry API')
     .requiredOption('--listen <host:port>', 'address to listen on', parseListen)
-    .requiredOption('--data <dir>', 'data directory (registry, generated certificate)')
-    .option('--public-host <name>', 'host[:port] clients use and tokens are scoped to (default: the listen address)')
+    .option('--data <dir>', 'data directory (registry, generated certificate); one node')
+    .option('--redis <url>', 'fleet mode: registry, presence and stream routing in Redis (redis://host:port[/db])')
+    .option('--public-host <name>', 'host[:port] clients use and tokens are scoped to (default: the listen address); the same on every node of a fleet')
+    .option('--advertise <host:port>', "this node's own address for stream URLs (fleet; default: the listen address)")
     .option('--tls-cert <file>', 'TLS certificate (PEM)')
     .option('--tls-key <file>', 'TLS private key (PEM)')
     .option('--tls-self-signed', 'generate (once) a self-signed certificate in DATA/tls; clients pass it with --ca')
@@ -49,12 +53,18 @@ export function hubCommand(): Command {
 Examples:
   $ devstreams hub --listen 127.0.0.1:8080 --data ./hubdata
   $ devstreams hub --listen 0.0.0.0:8443 --data ./hubdata --public-host hub.example.com:8443 --tls-cert cert.pem --tls-key key.pem
-  $ devstreams hub --listen 127.0.0.1:8443 --data ./hubdata --tls-self-signed`);
+  $ devstreams hub --listen 127.0.0.1:8443 --data ./hubdata --tls-self-signed
+  $ devstreams hub --redis redis://10.0.0.5:6379 --public-host hub.example.com --listen 0.0.0.0:8443 --advertise node1.example.com:8443 --tls-cert cert.pem --tls-key key.pem`);
   cmd.action(action(async (o: HubCliOpts) => {
     const log = createLogger(o.logLevel);
     if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw new DevstreamsError('ERR_CONFIG', '--tls-cert and --tls-key go together');
     if (o.tlsSelfSigned && o.tlsCert !== undefined) throw new DevstreamsError('ERR_CONFIG', '--tls-self-signed excludes --tls-cert/--tls-key');
-    const opts: HubStartOptions = { dataDir: o.data, host: o.listen.host, port: o.listen.port, logger: log };
+    if ((o.data === undefined) === (o.redis === undefined)) throw new DevstreamsError('ERR_CONFIG', 'give exactly one of --data DIR (one node) or --redis URL (fleet)');
+    if (o.advertise !== undefined) parseListen(o.advertise);
+    const opts: HubStartOptions = { host: o.listen.host, port: o.listen.port, logger: log };
+    if (o.data !== undefined) opts.dataDir = o.data;
+    if (o.redis !== undefined) opts.redis = o.redis;
+    if (o.advertise !== undefined) opts.advertise = o.advertise;
     if (o.publicHost !== undefined) opts.publicHost = o.publicHost;
     if (o.insecure) opts.insecure = true;
     if (o.streamRate !== undefined) opts.streamRatePerSecond = o.streamRate;
@@ -65,12 +75,13 @@ Examples:
         throw new DevstreamsError('ERR_CONFIG', `cannot read TLS files: ${(err as Error).message}`);
       }
     } else if (o.tlsSelfSigned) {
+      if (o.data === undefined) throw new DevstreamsError('ERR_CONFIG', '--tls-self-signed needs --data DIR to keep the certificate');
       const c = createSelfSignedCertificate(join(o.data, 'tls'), (o.publicHost ?? o.listen.host).replace(/:\d+$/, ''));
       opts.tls = { cert: c.cert, key: c.key };
       log.info({ caFile: c.certPath }, 'self-signed certificate: give clients --ca with this file');
     }
     const hub = await Hub.start(opts);
-    log.info({ hostName: hub.hostName, transport: hub.transport, data: o.data }, 'hub ready; print strings with: devstreams registry service-string --data DIR');
+    log.info({ hostName: hub.hostName, advertise: hub.advertiseHost, nodeId: hub.nodeId, transport: hub.transport, data: o.data, fleet: o.redis !== undefined }, `hub ready; print strings with: devstreams registry service-string ${o.redis !== undefined ? '--redis URL' : '--data DIR'}`);
     let stopping = false;
     const stop = (signal: string): void => {
       if (stopping) return;

@@ -1,40 +1,63 @@
-/** `devstreams registry ...`: manage devices and print connection strings, straight on the data directory. */
+/** `devstreams registry ...`: manage devices and print connection strings, straight on the data directory or the fleet's Redis. */
 import { Command } from 'commander';
 import { DevstreamsError } from '../../errors.js';
 import { formatConnectionString, type HubTransport } from '../../auth/connection-string.js';
 import { DeviceRegistry, type HubEndpoint } from '../../hub/registry.js';
+import type { RegistryStore } from '../../hub/registry-store.js';
+import { RedisRegistry } from '../../hub/fleet/redis-registry.js';
+import { closeRedis, connectRedis, DEFAULT_REDIS_KEY_PREFIX } from '../../hub/fleet/redis.js';
 import { action } from '../fail.js';
 
 interface CommonOpts {
-  data: string;
+  data?: string;
+  redis?: string;
   host?: string;
   plain?: boolean;
   gateway?: string;
 }
 
-function endpointOf(reg: DeviceRegistry, o: CommonOpts): HubEndpoint {
+function endpointOf(reg: RegistryStore, o: CommonOpts): HubEndpoint {
   if (o.host !== undefined) {
     const transport: HubTransport = o.plain ? 'ws' : 'wss';
     return o.gateway !== undefined ? { hostName: o.host, transport, gatewayHostName: o.gateway } : { hostName: o.host, transport };
   }
   const ep = reg.endpoint;
-  if (!ep) throw new DevstreamsError('ERR_CONFIG', `no hub address recorded in ${o.data}: start the hub once with this --data, or pass --host HOST:PORT [--plain]`);
+  if (!ep) throw new DevstreamsError('ERR_CONFIG', `no hub address recorded in ${o.data ?? 'Redis'}: start the hub once with this ${o.data !== undefined ? '--data' : '--redis'}, or pass --host HOST:PORT [--plain]`);
   return o.gateway !== undefined ? { ...ep, gatewayHostName: o.gateway } : ep;
 }
 
-function deviceString(reg: DeviceRegistry, o: CommonOpts, deviceId: string, key: string): string {
+function deviceString(reg: RegistryStore, o: CommonOpts, deviceId: string, key: string): string {
   const ep = endpointOf(reg, o);
   return formatConnectionString({ kind: 'device', deviceId, sharedAccessKey: key, ...ep });
 }
 
-function policyString(reg: DeviceRegistry, o: CommonOpts, policy: 'service' | 'owner'): string {
+function policyString(reg: RegistryStore, o: CommonOpts, policy: 'service' | 'owner'): string {
   const ep = endpointOf(reg, o);
   return formatConnectionString({ kind: 'policy', policy, sharedAccessKey: reg.policyKey(policy)!, ...ep });
 }
 
+/**
+ * Opens the registry the flags name, runs `fn` on it, and closes it. With --redis a missing
+ * Redis fails within the connect timeout (2 s) with one line, ERR_HUB_UNAVAILABLE.
+ */
+async function withRegistry(o: CommonOpts, fn: (reg: RegistryStore) => Promise<void> | void): Promise<void> {
+  if ((o.data === undefined) === (o.redis === undefined)) throw new DevstreamsError('ERR_CONFIG', 'give exactly one of --data DIR or --redis URL');
+  if (o.data !== undefined) {
+    await fn(DeviceRegistry.open(o.data));
+    return;
+  }
+  const redis = await connectRedis(o.redis!, { reconnect: false });
+  try {
+    await fn(await RedisRegistry.open({ redis, keyPrefix: DEFAULT_REDIS_KEY_PREFIX }));
+  } finally {
+    await closeRedis(redis);
+  }
+}
+
 function withCommon(c: Command): Command {
   return c
-    .requiredOption('--data <dir>', 'hub data directory (holds registry.json)')
+    .option('--data <dir>', 'hub data directory (holds registry.json)')
+    .option('--redis <url>', "a fleet's Redis (redis://host:port[/db]) instead of --data")
     .option('--host <host:port>', 'hub address for printed strings (default: the one the hub recorded)')
     .option('--plain', 'with --host: the hub serves plain ws (adds Transport=ws)')
     .option('--gateway <host:port>', 'add GatewayHostName: connect here, tokens stay scoped to HostName');
@@ -47,55 +70,51 @@ Examples:
   $ devstreams registry add sensor-17 --data ./hubdata > sensor-17.cs
   $ devstreams registry service-string --data ./hubdata
   $ devstreams registry rotate-key sensor-17 --data ./hubdata
+  $ devstreams registry add sensor-18 --redis redis://10.0.0.5:6379
 Changes take effect in a running hub at once.`);
 
   withCommon(cmd.command('add <deviceId>').description('register a device; prints only its connection string'))
-    .action(action((deviceId: string, o: CommonOpts) => {
-      const reg = DeviceRegistry.open(o.data);
+    .action(action((deviceId: string, o: CommonOpts) => withRegistry(o, async (reg) => {
       endpointOf(reg, o); // fail before writing when no address is known
-      const rec = reg.addDevice(deviceId);
+      const rec = await reg.addDevice(deviceId);
       process.stdout.write(deviceString(reg, o, rec.deviceId, rec.key) + '\n');
-    }));
+    })));
 
   withCommon(cmd.command('remove <deviceId>').description('unregister a device; its sockets are closed at once'))
-    .action(action((deviceId: string, o: CommonOpts) => {
-      DeviceRegistry.open(o.data).removeDevice(deviceId);
-    }));
+    .action(action((deviceId: string, o: CommonOpts) => withRegistry(o, async (reg) => {
+      await reg.removeDevice(deviceId);
+    })));
 
   withCommon(cmd.command('rotate-key <deviceId>').description('give a device a new key; prints its new connection string'))
-    .action(action((deviceId: string, o: CommonOpts) => {
-      const reg = DeviceRegistry.open(o.data);
-      const rec = reg.rotateDeviceKey(deviceId);
+    .action(action((deviceId: string, o: CommonOpts) => withRegistry(o, async (reg) => {
+      const rec = await reg.rotateDeviceKey(deviceId);
       process.stdout.write(deviceString(reg, o, rec.deviceId, rec.key) + '\n');
-    }));
+    })));
 
   withCommon(cmd.command('device-string <deviceId>').description('print a registered device\'s connection string'))
-    .action(action((deviceId: string, o: CommonOpts) => {
-      const reg = DeviceRegistry.open(o.data);
+    .action(action((deviceId: string, o: CommonOpts) => withRegistry(o, (reg) => {
       const rec = reg.getDevice(deviceId);
       if (!rec) throw new DevstreamsError('ERR_DEVICE_NOT_FOUND', `device ${deviceId} is not registered`);
       process.stdout.write(deviceString(reg, o, rec.deviceId, rec.key) + '\n');
-    }));
+    })));
 
   withCommon(cmd.command('list').description('list registered devices, one id per line'))
     .option('--json', 'print JSON (id, createdAt, keyUpdatedAt)')
-    .action(action((o: CommonOpts & { json?: boolean }) => {
-      const devices = DeviceRegistry.open(o.data).listDevices();
+    .action(action((o: CommonOpts & { json?: boolean }) => withRegistry(o, (reg) => {
+      const devices = reg.listDevices();
       if (o.json) process.stdout.write(JSON.stringify(devices.map(({ deviceId, createdAt, keyUpdatedAt }) => ({ deviceId, createdAt, keyUpdatedAt }))) + '\n');
       else for (const d of devices) process.stdout.write(`${d.deviceId}\n`);
-    }));
+    })));
 
   withCommon(cmd.command('service-string').description('print only the service connection string'))
-    .action(action((o: CommonOpts) => {
-      const reg = DeviceRegistry.open(o.data);
+    .action(action((o: CommonOpts) => withRegistry(o, (reg) => {
       process.stdout.write(policyString(reg, o, 'service') + '\n');
-    }));
+    })));
 
   withCommon(cmd.command('owner-string').description('print only the owner (registry admin) connection string'))
-    .action(action((o: CommonOpts) => {
-      const reg = DeviceRegistry.open(o.data);
+    .action(action((o: CommonOpts) => withRegistry(o, (reg) => {
       process.stdout.write(policyString(reg, o, 'owner') + '\n');
-    }));
+    })));
 
   return cmd;
 }
