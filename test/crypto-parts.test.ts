@@ -11,7 +11,7 @@ import { gatherBytes, partsLength, sliceParts } from '../src/crypto/parts.js';
 import { MAX_RECORD_PLAINTEXT, RECORD_OVERHEAD } from '../src/crypto/constants.js';
 import { DEFAULT_MAX_MESSAGE_SIZE } from '../src/transport/transport.js';
 import { closeCryptoPools } from '../src/crypto/worker-pool.js';
-import { collect, ensureCryptoWorkerBuilt, securePair } from './crypto-helpers.js';
+import { collect, ensureCryptoWorkerBuilt, securePair, until } from './crypto-helpers.js';
 
 beforeAll(() => ensureCryptoWorkerBuilt());
 afterAll(() => closeCryptoPools());
@@ -128,7 +128,7 @@ describe.each(modes)('records split across reads ($name)', ({ opts }) => {
     const back = Array.from({ length: 10 }, () => randomBytes(20_000));
     for (const m of back) sb.send([m]);
     await doneB;
-    for (let i = 0; i < 200 && ea.messages.length < back.length; i++) await new Promise((r) => setTimeout(r, 10));
+    await until(() => ea.messages.length === back.length, 10_000);
     expect(gotB.map((m) => m.toString('hex'))).toEqual(sent.map((m) => m.toString('hex')));
     expect(ea.messages.map((m) => m.toString('hex'))).toEqual(back.map((m) => m.toString('hex')));
     if (opts.crypto === 'inline') expect(piecesSeen).toBeGreaterThan(0); // pieces went up unjoined
@@ -169,7 +169,7 @@ describe('record size', () => {
     const eb = collect(sb);
     const big = randomBytes(66_560);
     expect(sa.send([big.subarray(0, 10), big.subarray(10)])).toBe(true);
-    for (let i = 0; i < 200 && eb.messages.length < 1; i++) await new Promise((r) => setTimeout(r, 5));
+    await until(() => eb.messages.length === 1, 10_000);
     expect(eb.messages[0]?.equals(big)).toBe(true);
     sa.close();
   });
