@@ -21,8 +21,11 @@ const TAG = 16;
  * Record nonce: the 12-byte per-direction, per-epoch IV XOR the 64-bit sequence number
  * left-padded with zeros (TLS 1.3 construction, RFC 8446 §5.3).
  */
-export function recordNonce(iv: Buffer, seq: number): Buffer {
-  const nonce = Buffer.from(iv);
+export function recordNonce(iv: Buffer, seq: number, into?: Buffer): Buffer {
+  // `into`: a scratch buffer the caller reuses (createCipheriv copies the IV, so inline sealing
+  // need not allocate one per record).
+  const nonce = into ?? Buffer.allocUnsafe(12);
+  iv.copy(nonce, 0, 0, 12);
   const hi = Math.floor(seq / 0x1_0000_0000);
   const lo = seq >>> 0;
   nonce.writeUInt32BE((nonce.readUInt32BE(4) ^ hi) >>> 0, 4);
@@ -31,13 +34,13 @@ export function recordNonce(iv: Buffer, seq: number): Buffer {
 }
 
 /**
- * Seals `parts` (concatenated) with `header` as AAD. Returns the ciphertext pieces followed by the
- * tag, so the caller can send [header, ...pieces] without copying them together.
+ * Seals `parts` (concatenated) with `header` as AAD, one `update` per part (never joined first).
+ * Appends the ciphertext pieces and then the tag to `out` (returned), so the caller can pass
+ * `out = [header]` and send the result as it is, without copying anything together.
  */
-export function sealParts(cipher: CipherName, key: Buffer, nonce: Buffer, header: Buffer, parts: readonly Uint8Array[]): Buffer[] {
+export function sealParts(cipher: CipherName, key: Buffer, nonce: Buffer, header: Buffer, parts: readonly Uint8Array[], out: Buffer[] = []): Buffer[] {
   const c = createCipheriv(NODE_CIPHER[cipher] as 'aes-256-gcm', key, nonce, { authTagLength: TAG });
   c.setAAD(header);
-  const out: Buffer[] = [];
   for (const part of parts) {
     if (part.length > 0) out.push(c.update(part));
   }
@@ -54,6 +57,29 @@ export function openBody(cipher: CipherName, key: Buffer, nonce: Buffer, header:
   d.setAAD(header);
   d.setAuthTag(body.subarray(body.length - TAG));
   const plain = d.update(body.subarray(0, body.length - TAG));
+  try {
+    d.final();
+  } catch {
+    return null;
+  }
+  return plain;
+}
+
+/**
+ * Opens a record that arrived as pieces: `ciphertext` holds views of the ciphertext in order
+ * (each fed to the cipher as it is, never joined), `tag` the 16-byte tag. Returns the plaintext
+ * pieces (empty ones dropped), or null when authentication fails; nothing is returned before
+ * the tag has been checked.
+ */
+export function openParts(cipher: CipherName, key: Buffer, nonce: Buffer, header: Uint8Array, ciphertext: readonly Uint8Array[], tag: Uint8Array): Buffer[] | null {
+  if (tag.length !== TAG) return null;
+  const d = createDecipheriv(NODE_CIPHER[cipher] as 'aes-256-gcm', key, nonce, { authTagLength: TAG });
+  d.setAAD(header);
+  d.setAuthTag(tag);
+  const plain: Buffer[] = [];
+  for (const piece of ciphertext) {
+    if (piece.length > 0) plain.push(d.update(piece));
+  }
   try {
     d.final();
   } catch {

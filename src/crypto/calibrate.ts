@@ -1,6 +1,6 @@
 /**
  * `crypto: 'auto'`: a short start-up measurement (well under 200 ms, once per process per cipher
- * and thread count) of sealing 1 MiB as 64 KiB records inline against the worker pool, picking
+ * and thread count) of sealing 16 full records (about 1 MiB) inline against the worker pool, picking
  * the faster. The pool's thread start-up is paid once before timing, since a long-lived process
  * pays it once too.
  */

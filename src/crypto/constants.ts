@@ -3,8 +3,13 @@
  * objects elsewhere default to these; docs/PROTOCOL-RECORD.md lists the same values.
  */
 
-/** Largest plaintext one record carries (one `send` of the layer above = one record). */
-export const MAX_RECORD_PLAINTEXT = 64 * 1024;
+/**
+ * Largest plaintext one record carries (one `send` of the layer above = one record): 64 KiB + 1 KiB
+ * (66,560), so one mux batch (a full 64 KiB DATA frame, its 10-byte header and a few control
+ * frames; the mux's maxBatchBytes default is 64 KiB + 512) fits in one record. Sealed, that is
+ * 66,588 bytes, inside the transports' DEFAULT_MAX_MESSAGE_SIZE (64 KiB + 2 KiB).
+ */
+export const MAX_RECORD_PLAINTEXT = 64 * 1024 + 1024;
 
 /** Record header: type u8, reserved u8, key epoch u16, sequence u64 (big-endian). */
 export const RECORD_HEADER_SIZE = 12;

@@ -43,7 +43,7 @@ export interface SecureTransportOptions {
   rekeyRecords?: number;
   /** Plaintext bytes per key epoch before the sender rekeys. Default 1 GiB. */
   rekeyBytes?: number;
-  /** Largest plaintext per record (= per send). Default 64 KiB, never above the inner transport's limit minus 28. */
+  /** Largest plaintext per record (= per send). Default MAX_RECORD_PLAINTEXT (66,560), never above the inner transport's limit minus 28. */
   maxRecordPlaintext?: number;
   /** Default DEFAULT_CRYPTO_MODE. */
   crypto?: CryptoMode;

@@ -9,13 +9,14 @@
 import { DevstreamsError } from '../errors.js';
 import { TransportBase } from '../transport/base.js';
 import type { Transport } from '../transport/transport.js';
-import { openBody, recordNonce, sealParts, type CipherName } from './aead.js';
+import { openParts, recordNonce, sealParts, type CipherName } from './aead.js';
 import { chooseCryptoMode } from './calibrate.js';
-import { MAX_EARLY_BYTES, MAX_SEQUENCE, RECORD_HEADER_SIZE, RECORD_OVERHEAD } from './constants.js';
+import { MAX_EARLY_BYTES, MAX_SEQUENCE, RECORD_HEADER_SIZE, RECORD_OVERHEAD, TAG_SIZE } from './constants.js';
 import { ALERT_TYPE, alertError, encodeAlert, initiatorHandshake, responderHandshake, type HandshakeIO, type HandshakeResult } from './handshake.js';
 import { KeySchedule } from './key-schedule.js';
 import { OrderedOffload, type OffloadOutput } from './offload.js';
 import { resolveOptions, type ResolvedOptions, type SecureTransportOptions } from './options.js';
+import { gatherBytes, partsLength, sliceParts } from './parts.js';
 import { decodeRecordHeader, encodeRecordHeader } from './record-format.js';
 import { getCryptoPool } from './worker-pool.js';
 
@@ -58,12 +59,16 @@ export class SecureTransport extends TransportBase implements Transport {
   private closeWhenFlushed: boolean = false;
   private innerClosedWith: { error?: Error } | undefined;
   private pendingFailure: DevstreamsError | undefined;
+  /** Inline sealing: one nonce buffer reused for every record (createCipheriv copies it). */
+  private readonly nonceScratch = Buffer.allocUnsafe(12);
 
   private constructor(private readonly inner: Transport, private readonly o: ResolvedOptions) {
     super();
     this.maxMessageSize = Math.min(o.maxRecordPlaintext, inner.maxMessageSize - RECORD_OVERHEAD);
     inner.attach({
       onMessage: (m) => this.onInnerMessage(m),
+      // A record split across socket reads: opened piece by piece, never joined (saves a copy).
+      onMessageParts: (parts) => this.onInnerMessageParts(parts),
       onDrain: () => this.maybeDrain(),
       onClose: (err) => this.onInnerClose(err),
     });
@@ -167,15 +172,20 @@ export class SecureTransport extends TransportBase implements Transport {
     this.inboxBytes = 0;
     for (const m of early) {
       if (this.phase !== 'open') break;
-      this.onRecord(m);
+      this.onRecord([m], m.length);
     }
     if (this.innerClosedWith && this.phase === 'open') this.finishInnerClose();
   }
 
   // ---- inner transport events --------------------------------------------------------------
 
+  private onInnerMessageParts(parts: Buffer[]): void {
+    if (this.phase === 'open') this.onRecord(parts, partsLength(parts));
+    else this.onInnerMessage(Buffer.concat(parts)); // handshake messages are small and few
+  }
+
   private onInnerMessage(message: Buffer): void {
-    if (this.phase === 'open') this.onRecord(message);
+    if (this.phase === 'open') this.onRecord([message], message.length);
     else if (this.phase === 'handshake') {
       if (message[0] === ALERT_TYPE) this.abortHandshake(alertError(message), false);
       else if (this.waiter) {
@@ -233,14 +243,14 @@ export class SecureTransport extends TransportBase implements Transport {
     this.epochRecords++;
     this.epochBytes += size;
     const header = encodeRecordHeader(epoch, seq);
-    const nonce = recordNonce(iv, seq);
     if (this.sealer) {
-      this.sealer.push({ parts: [header, ...parts], size: RECORD_HEADER_SIZE + size, key, nonce });
+      this.sealer.push({ parts: [header, ...parts], size: RECORD_HEADER_SIZE + size, key, nonce: recordNonce(iv, seq) });
       const ok = this.bufferedAmount <= this.o.sealHighWater;
       if (!ok) this.wantDrain = true;
       return ok;
     }
-    const ok = this.inner.send([header, ...sealParts(this.cipher, key, nonce, header, parts)]);
+    // [header, ciphertext pieces..., tag]: handed to the inner transport as they are (one writev).
+    const ok = this.inner.send(sealParts(this.cipher, key, recordNonce(iv, seq, this.nonceScratch), header, parts, [header]));
     if (!ok) this.wantDrain = true;
     return ok;
   }
@@ -266,20 +276,22 @@ export class SecureTransport extends TransportBase implements Transport {
 
   // ---- receiving ---------------------------------------------------------------------------
 
-  private onRecord(message: Buffer): void {
+  /** One received record, as one or more pieces (views) of `length` bytes in total. */
+  private onRecord(parts: readonly Buffer[], length: number): void {
     if (this.pendingFailure) return; // session is ending; nothing after the bad record counts
-    if (message[0] === ALERT_TYPE && this.recvSeq === 0 && !this.opener?.pendingBytes) {
+    if (parts[0]?.[0] === ALERT_TYPE && this.recvSeq === 0 && !this.opener?.pendingBytes) {
       // The responder refused us after our last handshake message (it verifies our key then).
-      this.fail(alertError(message));
+      this.fail(alertError(parts.length === 1 ? parts[0] : Buffer.concat(parts)));
       return;
     }
-    const header = decodeRecordHeader(message);
+    const headerBytes = gatherBytes(parts, 0, Math.min(RECORD_HEADER_SIZE, length));
+    const header = decodeRecordHeader(headerBytes);
     if (!header) {
       this.rejectRecord(new DevstreamsError('ERR_RECORD_AUTH', 'malformed record header'));
       return;
     }
-    if (message.length > this.o.maxRecordPlaintext + RECORD_OVERHEAD) {
-      this.rejectRecord(new DevstreamsError('ERR_RECORD_TOO_LARGE', `record of ${message.length} bytes exceeds the limit`));
+    if (length > this.o.maxRecordPlaintext + RECORD_OVERHEAD) {
+      this.rejectRecord(new DevstreamsError('ERR_RECORD_TOO_LARGE', `record of ${length} bytes exceeds the limit`));
       return;
     }
     if (header.seq !== this.recvSeq) {
@@ -297,17 +309,22 @@ export class SecureTransport extends TransportBase implements Transport {
     }
     this.recvSeq++;
     const { key, iv } = this.recvKeys.keys;
-    const nonce = recordNonce(iv, header.seq);
     if (this.opener) {
-      this.opener.push({ parts: [message], size: message.length, key, nonce });
+      this.opener.push({ parts, size: length, key, nonce: recordNonce(iv, header.seq) });
       return;
     }
-    const plain = openBody(this.cipher, key, nonce, message.subarray(0, RECORD_HEADER_SIZE), message.subarray(RECORD_HEADER_SIZE));
+    const plain =
+      length < RECORD_OVERHEAD
+        ? null
+        : openParts(this.cipher, key, recordNonce(iv, header.seq, this.nonceScratch), headerBytes, sliceParts(parts, RECORD_HEADER_SIZE, length - TAG_SIZE), gatherBytes(parts, length - TAG_SIZE, length));
     if (!plain) {
       this.fail(new DevstreamsError('ERR_RECORD_AUTH', `record ${header.seq} failed authentication`));
       return;
     }
-    this.deliverMessage(plain);
+    // Pieces go up as they are when the layer above takes pieces (the mux does); else joined.
+    if (plain.length === 1) this.deliverMessage(plain[0]!);
+    else if (plain.length === 0) this.deliverMessage(Buffer.alloc(0));
+    else this.deliverMessageParts(plain);
   }
 
   /**
