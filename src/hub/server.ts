@@ -131,6 +131,11 @@ export class Hub {
     this.unwatch = this.registry.watch();
     this.controlWss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: this.config.controlMaxMessage, clientTracking: false });
     this.streamWss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: this.config.relayMaxMessage, clientTracking: false, skipUTF8Validation: true });
+    // A bad handshake header (key, version, protocol) would get ws's plain-text 400; answer it
+    // like every other refusal, with a JSON {code, message}.
+    const badHandshake = (err: Error, socket: Duplex): void => refuseUpgrade(socket, new DevstreamsError('ERR_BAD_REQUEST', err.message));
+    this.controlWss.on('wsClientError', badHandshake);
+    this.streamWss.on('wsClientError', badHandshake);
     const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
       this.handleRequest(req, res).catch((err: unknown) => this.fail(res, err, req));
     };
