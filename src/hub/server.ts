@@ -126,6 +126,7 @@ export class Hub {
       transport: this.transport,
       hostName: () => this.publicHost,
       log: this.log,
+      pendingByService: new Map(),
     };
     this.registry.onExternalChange = () => this.control.revokeStale();
     this.unwatch = this.registry.watch();

@@ -43,11 +43,14 @@ export interface StreamRequestContext {
   transport: HubTransport;
   hostName(): string;
   log: { info(obj: object, msg?: string): void };
+  /** Stream requests waiting for a device's answer, per service credential (policy name). */
+  pendingByService: Map<string, number>;
 }
 
 export async function handleStreamRequest(ctx: StreamRequestContext, req: http.IncomingMessage, res: http.ServerResponse, deviceId: string, streamName: string): Promise<void> {
   req.resume(); // a body, if any, is ignored
-  await authenticatePolicy(req, ctx.registry, ctx.hostName(), ['service', 'owner'], ctx.config.clockSkewSeconds);
+  const caller = await authenticatePolicy(req, ctx.registry, ctx.hostName(), ['service', 'owner'], ctx.config.clockSkewSeconds);
+  const service = caller.kind === 'policy' ? caller.policy : 'unknown';
   if (!STREAM_NAME_PATTERN.test(streamName)) throw new DevstreamsError('ERR_BAD_REQUEST', 'stream name must be 1-64 characters of A-Z a-z 0-9 . _ -');
   let timeoutSeconds = ctx.config.streamResponseTimeoutSeconds;
   const th = req.headers['iothub-streaming-response-timeout-in-seconds'];
@@ -71,6 +74,23 @@ export async function handleStreamRequest(ctx: StreamRequestContext, req: http.I
     ctx.metrics.streamRequest('offline');
     throw new DevstreamsError('ERR_DEVICE_OFFLINE', `device ${deviceId} is not connected`);
   }
+  // One caller must not hold every device's ringing slots (and their sockets) at once.
+  const pending = ctx.pendingByService.get(service) ?? 0;
+  if (pending >= ctx.config.maxPendingPerService) {
+    ctx.metrics.streamRequest('rate_limited');
+    throw new DevstreamsError('ERR_RATE_LIMITED', `too many stream requests waiting for devices (at most ${ctx.config.maxPendingPerService} per service credential)`);
+  }
+  ctx.pendingByService.set(service, pending + 1);
+  try {
+    await ringAndAnswer(ctx, res, deviceId, streamName, timeoutSeconds);
+  } finally {
+    const left = (ctx.pendingByService.get(service) ?? 1) - 1;
+    if (left > 0) ctx.pendingByService.set(service, left);
+    else ctx.pendingByService.delete(service);
+  }
+}
+
+async function ringAndAnswer(ctx: StreamRequestContext, res: http.ServerResponse, deviceId: string, streamName: string, timeoutSeconds: number): Promise<void> {
   const streamId = randomBytes(16).toString('base64url');
   const deviceToken = randomBytes(24);
   const serviceToken = randomBytes(24);
