@@ -207,7 +207,7 @@ describe('fuzz: live mux session', () => {
       fc.asyncProperty(inputArb, async ({ ops, mutations, cuts }) => {
         checkOutcome(await feedSession(splitAt(mutate(encodeScript(ops), mutations), cuts)));
       }),
-      fuzzParams(1000),
+      fuzzParams(700),
     );
   }, FUZZ_TIMEOUT_MS);
 
@@ -288,7 +288,7 @@ describe('fuzz: live mux session', () => {
     };
     await run(batch(150, 1)); // warm-up: JIT, msgpackr caches
     const before = heapAfterGc();
-    await run(batch(1500, 2));
+    await run(batch(1000, 2));
     const after = heapAfterGc();
     // Sessions hold at most a frame each and are dropped after every run; leaking one session
     // per run would add megabytes here.
