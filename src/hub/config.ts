@@ -30,6 +30,8 @@ export const DEFAULT_STREAM_RATE_PER_SECOND = 5000;
 export const DEFAULT_STREAM_RATE_BURST = 5000;
 /** Stream requests one device may have waiting for its answer at once. */
 export const DEFAULT_MAX_PENDING_PER_DEVICE = 256;
+/** Stream requests one service credential (policy: service, owner) may have waiting for device answers at once. */
+export const DEFAULT_MAX_PENDING_PER_SERVICE = 1024;
 /** Interval between control-socket pings; a socket silent for two intervals is dropped (ms). */
 export const DEFAULT_CONTROL_PING_INTERVAL_MS = 30_000;
 
@@ -49,6 +51,7 @@ export interface HubOptions {
   streamRatePerSecond?: number;
   streamRateBurst?: number;
   maxPendingPerDevice?: number;
+  maxPendingPerService?: number;
   controlPingIntervalMs?: number;
   clockSkewSeconds?: number;
 }
@@ -76,6 +79,7 @@ export function resolveHubConfig(o: HubOptions): HubConfig {
     streamRatePerSecond: positive('streamRatePerSecond', o.streamRatePerSecond ?? DEFAULT_STREAM_RATE_PER_SECOND, true),
     streamRateBurst: positive('streamRateBurst', o.streamRateBurst ?? DEFAULT_STREAM_RATE_BURST),
     maxPendingPerDevice: positive('maxPendingPerDevice', o.maxPendingPerDevice ?? DEFAULT_MAX_PENDING_PER_DEVICE),
+    maxPendingPerService: positive('maxPendingPerService', o.maxPendingPerService ?? DEFAULT_MAX_PENDING_PER_SERVICE),
     controlPingIntervalMs: positive('controlPingIntervalMs', o.controlPingIntervalMs ?? DEFAULT_CONTROL_PING_INTERVAL_MS),
     clockSkewSeconds: positive('clockSkewSeconds', o.clockSkewSeconds ?? DEFAULT_CLOCK_SKEW_SECONDS, true),
   };

@@ -140,12 +140,18 @@ export class Hub {
       hostName: () => this.publicHost,
       advertiseHost: () => this.advertised,
       log: this.log,
+      pendingByService: new Map(),
     };
     if (fleet) this.streamContext.fleet = { nodeId, forward: (node, deviceId, name, t) => fleet.forward(node, deviceId, name, t) };
     this.registry.onExternalChange = () => this.control.revokeStale();
     this.unwatch = this.registry.watch();
     this.controlWss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: this.config.controlMaxMessage, clientTracking: false });
     this.streamWss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: this.config.relayMaxMessage, clientTracking: false, skipUTF8Validation: true });
+    // A bad handshake header (key, version, protocol) would get ws's plain-text 400; answer it
+    // like every other refusal, with a JSON {code, message}.
+    const badHandshake = (err: Error, socket: Duplex): void => refuseUpgrade(socket, new DevstreamsError('ERR_BAD_REQUEST', err.message));
+    this.controlWss.on('wsClientError', badHandshake);
+    this.streamWss.on('wsClientError', badHandshake);
     const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
       this.handleRequest(req, res).catch((err: unknown) => this.fail(res, err, req));
     };

@@ -52,11 +52,14 @@ export interface StreamRequestContext {
     nodeId: string;
     forward(nodeId: string, deviceId: string, streamName: string, timeoutSeconds: number): Promise<StreamResponseBody>;
   };
+  /** Stream requests waiting for a device's answer, per service credential (policy name). */
+  pendingByService: Map<string, number>;
 }
 
 export async function handleStreamRequest(ctx: StreamRequestContext, req: http.IncomingMessage, res: http.ServerResponse, deviceId: string, streamName: string): Promise<void> {
   req.resume(); // a body, if any, is ignored
-  await authenticatePolicy(req, ctx.registry, ctx.hostName(), ['service', 'owner'], ctx.config.clockSkewSeconds);
+  const caller = await authenticatePolicy(req, ctx.registry, ctx.hostName(), ['service', 'owner'], ctx.config.clockSkewSeconds);
+  const service = caller.kind === 'policy' ? caller.policy : 'unknown';
   if (!STREAM_NAME_PATTERN.test(streamName)) throw new DevstreamsError('ERR_BAD_REQUEST', 'stream name must be 1-64 characters of A-Z a-z 0-9 . _ -');
   let timeoutSeconds = ctx.config.streamResponseTimeoutSeconds;
   const th = req.headers['iothub-streaming-response-timeout-in-seconds'];
@@ -76,26 +79,20 @@ export async function handleStreamRequest(ctx: StreamRequestContext, req: http.I
     ctx.metrics.streamRequest('not_found');
     throw new DevstreamsError('ERR_DEVICE_NOT_FOUND', `device ${deviceId.slice(0, 128)} is not registered`);
   }
+  // One caller must not hold every device's ringing slots (and their sockets) at once.
+  const pending = ctx.pendingByService.get(service) ?? 0;
+  if (pending >= ctx.config.maxPendingPerService) {
+    ctx.metrics.streamRequest('rate_limited');
+    throw new DevstreamsError('ERR_RATE_LIMITED', `too many stream requests waiting for devices (at most ${ctx.config.maxPendingPerService} per service credential)`);
+  }
+  ctx.pendingByService.set(service, pending + 1);
   let body: StreamResponseBody;
-  if (ctx.control.isConnected(deviceId)) {
-    body = await ringLocal(ctx, deviceId, streamName, timeoutSeconds);
-  } else {
-    const node = ctx.fleet ? await ctx.presence.nodeOf(deviceId) : undefined;
-    if (node === undefined || !ctx.fleet || node === ctx.fleet.nodeId) {
-      ctx.metrics.streamRequest('offline');
-      throw new DevstreamsError('ERR_DEVICE_OFFLINE', `device ${deviceId} is not connected`);
-    }
-    try {
-      body = await ctx.fleet.forward(node, deviceId, streamName, timeoutSeconds);
-    } catch (err) {
-      const e = toHubError(err);
-      // The device's node counts the outcomes it produced; count here only what it could not.
-      if (e.code === 'ERR_DEVICE_OFFLINE') {
-        ctx.metrics.streamRequest('offline');
-        await Promise.resolve(ctx.presence.setOffline(deviceId, node)).catch(() => {}); // its node is gone
-      } else if (e.code === 'ERR_HUB_UNAVAILABLE' || e.code === 'ERR_HUB_SHUTDOWN') ctx.metrics.streamRequest('error');
-      throw e;
-    }
+  try {
+    body = await answerFromDevice(ctx, deviceId, streamName, timeoutSeconds);
+  } finally {
+    const left = (ctx.pendingByService.get(service) ?? 1) - 1;
+    if (left > 0) ctx.pendingByService.set(service, left);
+    else ctx.pendingByService.delete(service);
   }
   const token = body.authorizationToken;
   sendJson(res, 200, body, {
@@ -103,6 +100,27 @@ export async function handleStreamRequest(ctx: StreamRequestContext, req: http.I
     'iothub-streaming-url': body.url,
     'iothub-streaming-auth-token': token,
   });
+}
+
+/** Rings the device on this node, or forwards to the fleet node that holds it. */
+async function answerFromDevice(ctx: StreamRequestContext, deviceId: string, streamName: string, timeoutSeconds: number): Promise<StreamResponseBody> {
+  if (ctx.control.isConnected(deviceId)) return ringLocal(ctx, deviceId, streamName, timeoutSeconds);
+  const node = ctx.fleet ? await ctx.presence.nodeOf(deviceId) : undefined;
+  if (node === undefined || !ctx.fleet || node === ctx.fleet.nodeId) {
+    ctx.metrics.streamRequest('offline');
+    throw new DevstreamsError('ERR_DEVICE_OFFLINE', `device ${deviceId} is not connected`);
+  }
+  try {
+    return await ctx.fleet.forward(node, deviceId, streamName, timeoutSeconds);
+  } catch (err) {
+    const e = toHubError(err);
+    // The device's node counts the outcomes it produced; count here only what it could not.
+    if (e.code === 'ERR_DEVICE_OFFLINE') {
+      ctx.metrics.streamRequest('offline');
+      await Promise.resolve(ctx.presence.setOffline(deviceId, node)).catch(() => {}); // its node is gone
+    } else if (e.code === 'ERR_HUB_UNAVAILABLE' || e.code === 'ERR_HUB_SHUTDOWN') ctx.metrics.streamRequest('error');
+    throw e;
+  }
 }
 
 /**

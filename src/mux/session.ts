@@ -123,6 +123,9 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
 
   private readonly handlers: ReadonlyArray<(channel: number, payload: Buffer) => void>;
   private readonly onFrame = (type: number, channel: number, payload: Buffer): void => {
+    // A frame earlier in this message may have ended the session (a peer's error GOAWAY); the
+    // rest of the message must not reach it, or it would open channels on a closed session.
+    if (this.isClosed) return;
     this.stats.framesReceived++;
     if (!this.helloReceived && type !== FrameType.HELLO) throw new DevstreamsError('ERR_PROTOCOL_STATE', 'first frame must be HELLO');
     this.handlers[type]!(channel, payload);
@@ -436,8 +439,10 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
     const code = codeFromWire(wire);
     this.emit('goaway', code, message);
     if (wire !== 0) {
-      // The peer is ending the session on an error; it closes the transport right behind this.
+      // The peer is ending the session on an error. It should close the transport right behind
+      // this; we close our end too, so a peer that does not cannot keep it open.
       this.finish(new DevstreamsError(code, `peer ended the session: ${message}`));
+      this.transport.close();
       return;
     }
     this.closeIfDrained();
