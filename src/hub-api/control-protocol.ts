@@ -41,6 +41,18 @@ export interface RenewMessage {
 
 export type DeviceToHub = StreamResponseMessage | RenewMessage;
 
+/**
+ * Header a device may send when it opens its control socket: its end-to-end public key
+ * (base64, 32 bytes). The hub hands it to services that choose to trust the hub for device
+ * identity; services that pin keys themselves never need it.
+ */
+export const DEVICE_KEY_HEADER = 'x-devstreams-device-key';
+
+/** True when `value` is a base64 X25519 public key (32 bytes). */
+export function isDeviceKey(value: unknown): value is string {
+  return typeof value === 'string' && value.length <= 64 && /^[A-Za-z0-9+/]+={0,2}$/.test(value) && Buffer.from(value, 'base64').length === 32;
+}
+
 /** WebSocket close codes the hub uses on control and stream sockets. */
 export const CLOSE_CODES = {
   /** Token expired and was not renewed. */

@@ -38,6 +38,8 @@ class DeviceConnection {
     public expiry: number,
     /** Key the socket authenticated with; a rotation closes the socket. */
     public key: string,
+    /** The device's end-to-end public key, as it announced it (base64), if it did. */
+    readonly publicKey: string | undefined,
   ) {}
 }
 
@@ -73,6 +75,11 @@ export class ControlPlane {
     return this.conns.has(deviceId);
   }
 
+  /** The end-to-end public key a connected device announced (base64), if any. */
+  devicePublicKey(deviceId: string): string | undefined {
+    return this.conns.get(deviceId)?.publicKey;
+  }
+
   /** Ids of the devices connected to this node. */
   deviceIds(): string[] {
     return [...this.conns.keys()];
@@ -92,8 +99,8 @@ export class ControlPlane {
   }
 
   /** Takes over a freshly upgraded, authenticated control socket. */
-  attach(deviceId: string, ws: WebSocket, tokenExpiry: number, key: string): void {
-    const conn = new DeviceConnection(deviceId, ws, tokenExpiry, key);
+  attach(deviceId: string, ws: WebSocket, tokenExpiry: number, key: string, publicKey?: string): void {
+    const conn = new DeviceConnection(deviceId, ws, tokenExpiry, key, publicKey);
     (ws as TaggedSocket)[CONN] = conn;
     const old = this.conns.get(deviceId);
     this.conns.set(deviceId, conn);

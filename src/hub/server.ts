@@ -16,6 +16,7 @@ import { resolveHubConfig, type HubConfig, type HubOptions } from './config.js';
 import { DeviceRegistry, type DeviceRecord } from './registry.js';
 import { MemoryPresenceStore, MemoryStreamRouter, type PresenceStore, type StreamRouter } from './presence.js';
 import { ControlPlane } from './control.js';
+import { DEVICE_KEY_HEADER, isDeviceKey } from '../hub-api/control-protocol.js';
 import { StreamPairer } from './streams.js';
 import { HubMetrics } from './metrics.js';
 import { TokenBucket } from './rate-limit.js';
@@ -314,7 +315,8 @@ export class Hub {
           ws.close(1001, 'ERR_HUB_SHUTDOWN');
           return;
         }
-        this.control.attach(deviceId, ws, who.expiry, who.key);
+        const announced = req.headers[DEVICE_KEY_HEADER];
+        this.control.attach(deviceId, ws, who.expiry, who.key, isDeviceKey(announced) ? announced : undefined);
         this.log.info({ deviceId }, 'device connected');
       });
       return;

@@ -31,6 +31,8 @@ export interface StreamResponseBody {
   /** Reason the device gave when it rejected the stream. */
   reason?: string;
   streamId: string;
+  /** The device's end-to-end public key as it announced it to the hub (accepted streams only). */
+  devicePublicKey?: string;
 }
 
 /** What the stream-request route needs from the hub. */
@@ -146,6 +148,8 @@ export async function ringLocal(ctx: StreamRequestContext, deviceId: string, str
   ctx.metrics.streamRequest(answer.accept ? 'accepted' : 'rejected');
   const body: StreamResponseBody = { isAccepted: answer.accept, streamName, url: answer.accept ? url : '', authorizationToken: answer.accept ? serviceToken.toString('base64url') : '', streamId };
   if (answer.reason !== undefined) body.reason = answer.reason;
+  const devicePublicKey = answer.accept ? ctx.control.devicePublicKey(deviceId) : undefined;
+  if (devicePublicKey !== undefined) body.devicePublicKey = devicePublicKey;
   ctx.log.info({ deviceId, streamName, streamId, accepted: answer.accept }, 'stream request answered');
   return body;
 }

@@ -41,7 +41,8 @@ export class DeviceProxy extends EventEmitter<DeviceProxyEvents> {
   constructor(private readonly o: DeviceProxyOptions) {
     super();
     const { connectionString, ...clientOptions } = o;
-    this.client = DeviceClient.fromConnectionString(connectionString, clientOptions);
+    // Announcing the key lets services that trust the hub for identity check the handshake.
+    this.client = DeviceClient.fromConnectionString(connectionString, { ...clientOptions, publicKey: o.staticKeys.publicKey });
     this.verifyPeer = o.serviceKeys && o.serviceKeys.length > 0 ? allowKeys(o.serviceKeys) : acceptAnyKey;
     this.client.on('connected', () => this.emit('connected'));
     this.client.on('disconnected', (e) => this.emit('disconnected', e));

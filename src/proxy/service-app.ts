@@ -19,8 +19,10 @@ export interface ServiceAppOptions extends ServiceClientOptions {
   encrypt?: boolean;
   /** The service's static key pair. Required when encrypting. */
   staticKeys?: StaticKeyPair;
-  /** Checks the device's key (known-devices file, or an expected key). Required when encrypting. */
+  /** Checks the device's key (known-devices file, or an expected key). Required when encrypting, unless `trustHub`. */
   verifyDevice?: PeerVerifier;
+  /** Take the device's key from the hub (the key the device announced) instead of pinning it here. */
+  trustHub?: boolean;
   crypto?: CryptoMode;
   mux?: Partial<MuxConfig>;
   /** How long a connection waits for the device stream to open. */
@@ -39,6 +41,7 @@ export function createServiceApp(o: ServiceAppOptions): { proxy: ServiceProxy; s
           ...(o.encrypt === false ? { encrypt: false } : {}),
           ...(o.staticKeys ? { staticKeys: o.staticKeys } : {}),
           ...(o.verifyDevice ? { verifyPeer: o.verifyDevice } : {}),
+          ...(o.trustHub ? { trustHub: true } : {}),
           ...(o.crypto ? { crypto: o.crypto } : {}),
           ...(o.mux ? { mux: o.mux } : {}),
         })

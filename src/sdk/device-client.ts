@@ -14,7 +14,7 @@ import { DevstreamsError } from '../errors.js';
 import { dialHosts, parseDeviceConnectionString, type DeviceConnectionString } from '../auth/connection-string.js';
 import { createDeviceToken, DEFAULT_TOKEN_TTL_SECONDS } from '../auth/sas.js';
 import type { WebSocketTransport } from '../transport/websocket.js';
-import { parseHubMessage, type StreamRequestMessage, type StreamResponseMessage, MAX_REASON_LENGTH } from '../hub-api/control-protocol.js';
+import { DEVICE_KEY_HEADER, parseHubMessage, type StreamRequestMessage, type StreamResponseMessage, MAX_REASON_LENGTH } from '../hub-api/control-protocol.js';
 import { Backoff, type BackoffOptions } from './backoff.js';
 import { openStreamTransport, openWebSocket } from './stream-transport.js';
 import { TOKEN_RENEW_FRACTION } from './service-client.js';
@@ -27,6 +27,11 @@ export const CONTROL_MAX_MESSAGE = 64 * 1024;
 
 export interface DeviceClientOptions {
   ca?: string | Buffer;
+  /**
+   * The device's end-to-end public key, announced to the hub on the control socket so that
+   * services which trust the hub for device identity can check the handshake against it.
+   */
+  publicKey?: Buffer;
   tokenTtlSeconds?: number;
   backoff?: BackoffOptions;
   hubSilenceMs?: number;
@@ -157,7 +162,9 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
     const url = `${this.cs.transport}://${this.gateway}/devices/${encodeURIComponent(this.cs.deviceId)}/control`;
     let ws: WebSocket;
     try {
-      ws = await openWebSocket(url, { authorization: this.token() }, { ...(this.o.ca !== undefined ? { ca: this.o.ca } : {}), maxMessageSize: CONTROL_MAX_MESSAGE }, (sock) => {
+      const headers: Record<string, string> = { authorization: this.token() };
+      if (this.o.publicKey) headers[DEVICE_KEY_HEADER] = this.o.publicKey.toString('base64');
+      ws = await openWebSocket(url, headers, { ...(this.o.ca !== undefined ? { ca: this.o.ca } : {}), maxMessageSize: CONTROL_MAX_MESSAGE }, (sock) => {
         // Listeners go on in the 'open' event itself, so no early message is lost.
         sock.on('message', (data: Buffer, isBinary: boolean) => this.onMessage(data, isBinary));
         sock.on('ping', () => this.heardHub());

@@ -8,6 +8,7 @@ import { createPolicyToken, DEFAULT_TOKEN_TTL_SECONDS } from '../auth/sas.js';
 import type { WebSocketTransport } from '../transport/websocket.js';
 import { HubHttp, errorFromBody } from './http.js';
 import { openStreamTransport } from './stream-transport.js';
+import { expectKey } from '../crypto/index.js';
 import { STREAM_NAME_PLAIN, STREAM_NAME_SEALED, startDeviceSession, type DeviceSession, type EndToEndOptions } from './device-session.js';
 
 /** The hub's default wait for a device's answer, seconds (mirrors the hub default; the SDK does not import the hub). */
@@ -39,6 +40,8 @@ export interface StreamGrant {
   url: string;
   authorizationToken: string;
   reason?: string;
+  /** The device's public key as the device announced it to the hub (see `trustHub`). */
+  devicePublicKey?: string;
 }
 
 /** The service side of an open device stream. */
@@ -48,6 +51,8 @@ export interface ServiceStream {
   streamId: string;
   /** The message pipe to the device, through the hub. */
   transport: WebSocketTransport;
+  /** The device's public key as announced to the hub, when it announced one. */
+  devicePublicKey?: string;
 }
 
 export interface DeviceInfo {
@@ -110,7 +115,7 @@ export class ServiceClient {
       ...(this.o.ca !== undefined ? { ca: this.o.ca } : {}),
       ...(this.cs.gatewayHostName !== undefined ? { gatewayHost: dialHost(this.cs), hostName: this.cs.hostName } : {}),
     });
-    return { deviceId, streamName: grant.streamName, streamId: grant.streamId, transport };
+    return { deviceId, streamName: grant.streamName, streamId: grant.streamId, transport, ...(grant.devicePublicKey ? { devicePublicKey: grant.devicePublicKey } : {}) };
   }
 
   /** Opens a stream to a device and returns its raw transport (no record layer, no mux). */
@@ -123,10 +128,16 @@ export class ServiceClient {
    * open channels on `result.session`. Rejects like `openStreamTransport`, and with
    * ERR_HANDSHAKE_* when the device's key is not the one expected.
    */
-  async connect(deviceId: string, o: EndToEndOptions & CreateStreamOptions = {}): Promise<DeviceSession> {
+  async connect(deviceId: string, o: EndToEndOptions & CreateStreamOptions & { trustHub?: boolean } = {}): Promise<DeviceSession> {
     const name = o.encrypt === false ? STREAM_NAME_PLAIN : STREAM_NAME_SEALED;
     const stream = await this.openStreamTransport(deviceId, name, { ...o, sealedPayload: o.encrypt !== false });
-    return startDeviceSession(stream.transport, 'initiator', deviceId, stream.streamId, o);
+    if (!o.trustHub || o.encrypt === false) return startDeviceSession(stream.transport, 'initiator', deviceId, stream.streamId, o);
+    // Trusting the hub for identity: the device must prove the key it announced to the hub.
+    if (!stream.devicePublicKey) {
+      stream.transport.close();
+      throw new DevstreamsError('ERR_HANDSHAKE_PEER_UNKNOWN', `the hub knows no public key for device ${deviceId} (it announces one when it connects)`);
+    }
+    return startDeviceSession(stream.transport, 'initiator', deviceId, stream.streamId, { ...o, verifyPeer: expectKey(stream.devicePublicKey) });
   }
 
   // --- registry (owner connection string) ---

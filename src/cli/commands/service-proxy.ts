@@ -16,6 +16,7 @@ interface ServiceProxyCliOpts {
   key?: string;
   knownDevices?: string;
   deviceKey?: string;
+  trustHub?: boolean;
   plaintext?: boolean;
   crypto?: CryptoMode;
   waitTimeout?: number;
@@ -34,6 +35,7 @@ export function serviceProxyCommand(): Command {
     .option('--key <file>', 'service key file (created on first use; default $DEVSTREAMS_HOME/service.key)')
     .option('--known-devices <file>', 'pinned device keys, trust on first use (default $DEVSTREAMS_HOME/known_devices)')
     .option('--device-key <base64>', 'expect exactly this device key instead of the known-devices file')
+    .option('--trust-hub', 'take the device key from the hub (the key the device announced when it connected) instead of pinning it here')
     .option('--plaintext', 'no end-to-end encryption: the hub can read the traffic (for measurement; the device must --allow-plaintext)')
     .option('--crypto <mode>', 'where records are sealed: inline, workers or auto', parseCryptoMode)
     .option('--wait-timeout <seconds>', 'how long a connection waits for the device stream to open (default 30)', parsePositiveMs)
@@ -56,11 +58,12 @@ One line per listener is printed on stdout ("forward 127.0.0.1:2222 -> 127.0.0.1
     if (!o.plaintext) {
       const keyPath = o.key ?? defaultServiceKeyPath();
       const { keys } = await loadOrCreateKeyPair(keyPath);
+      if (o.trustHub && (o.deviceKey || o.knownDevices)) throw new DevstreamsError('ERR_CONFIG', '--trust-hub excludes --device-key and --known-devices');
       const expected = parsePublicKeys(o.deviceKey ? [o.deviceKey] : [], '--device-key')[0];
       const knownPath = o.knownDevices ?? defaultKnownDevicesPath();
-      const verifyDevice = expected ? expectKey(expected) : new KnownDevices(knownPath).verifier(o.deviceId);
-      security = { staticKeys: keys, verifyDevice };
-      log.info({ publicKey: encodePublicKey(keys.publicKey), keyFile: keyPath, deviceKey: expected ? 'pinned by flag' : knownPath }, 'service key');
+      if (o.trustHub) security = { staticKeys: keys, trustHub: true };
+      else security = { staticKeys: keys, verifyDevice: expected ? expectKey(expected) : new KnownDevices(knownPath).verifier(o.deviceId) };
+      log.info({ publicKey: encodePublicKey(keys.publicKey), keyFile: keyPath, deviceKey: o.trustHub ? 'from the hub (--trust-hub)' : expected ? 'pinned by flag' : knownPath }, 'service key');
     } else {
       log.warn('--plaintext: no end-to-end encryption; the hub can read this traffic');
     }
