@@ -1,6 +1,6 @@
 /**
  * Every named limit and default of the record layer and its handshake, in one place. Options
- * objects elsewhere default to these; docs/PROTOCOL-RECORD.md lists the same values.
+ * objects elsewhere default to these; docs/PROTOCOL.md ("Record layer and handshake") lists the same values.
  */
 
 /**

@@ -22,7 +22,7 @@ export type CryptoMode = 'inline' | 'workers' | 'auto';
 /**
  * Default mode, chosen from `bench/crypto-bench.ts` on the 2-core target: inline sealing
  * delivered more throughput and fewer CPU seconds per GiB than either worker configuration
- * (see docs/PROTOCOL-RECORD.md, "Offload").
+ * (see docs/PROTOCOL.md, "Record layer and handshake", "Offload").
  */
 export const DEFAULT_CRYPTO_MODE: CryptoMode = 'inline';
 
