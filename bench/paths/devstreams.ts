@@ -19,7 +19,7 @@
 // Variants, so one run compares them side by side: `devstreams` (end-to-end encrypted, records
 // sealed inline), `devstreams-plain` (`--plaintext` / `--allow-plaintext`: no record layer, the
 // cost of encryption by difference) and `devstreams-workers` (`--crypto workers`: sealing on
-// worker threads). The variants run only the loopback throughput scenarios (`only`), which is
+// worker threads). The variants run only loopback bulk-1 (`only`), which is
 // where the difference shows and keeps the full bench within its time budget.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -40,8 +40,22 @@ export const CLI_MAIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)
 export const BENCH_DEVICE_ID = 'bench-device';
 /** How long makeCold waits for the service proxy to report its stream dropped. */
 export const MAKE_COLD_TIMEOUT_MS = 15_000;
-/** Log level of the tunnel's processes: per-connection lines are debug, so info costs nothing per byte. */
-const CHILD_LOG_LEVEL = 'info';
+/**
+ * Log level of the tunnel's processes: per-connection lines are debug, so info costs nothing per
+ * connection. DEVSTREAMS_BENCH_LOG_LEVEL=debug to diagnose (with DEVSTREAMS_BENCH_LOG_DIR=DIR,
+ * each process's stderr is also written to DIR/<role>-<pid>.log).
+ */
+const CHILD_LOG_LEVEL = process.env.DEVSTREAMS_BENCH_LOG_LEVEL ?? 'info';
+const CHILD_LOG_DIR = process.env.DEVSTREAMS_BENCH_LOG_DIR;
+
+/** Copies a child's stderr to a log file when DEVSTREAMS_BENCH_LOG_DIR is set. */
+function keepLog(c: Child, role: string): void {
+  if (CHILD_LOG_DIR === undefined || CHILD_LOG_DIR === '') return;
+  fs.mkdirSync(CHILD_LOG_DIR, { recursive: true });
+  const out = fs.createWriteStream(path.join(CHILD_LOG_DIR, `${role}-${c.pid}.log`));
+  c.proc.stderr?.on('data', (d: Buffer) => out.write(d));
+  c.proc.once('exit', () => out.end());
+}
 
 interface Variant {
   readonly id: string;
@@ -78,9 +92,10 @@ async function startTunnel(v: Variant, ctx: PathStartContext): Promise<RunningPa
     const hubData = path.join(dir, 'hub');
     const hub = spawnNode(CLI_MAIN, ['hub', '--listen', '127.0.0.1:0', '--data', hubData, '--log-level', CHILD_LOG_LEVEL], 'hub');
     stopAll.push(() => hub.stop());
+    keepLog(hub, 'hub');
     const hubPort = await waitForLine(hub, 'stderr', (_l, j) => (j?.msg === 'hub listening' && typeof j.port === 'number' ? j.port : undefined), undefined, 'hub listening line');
     const deviceCs = await registry(['add', BENCH_DEVICE_ID, '--data', hubData]);
-    const serviceCs = await registry(['service-string', '--data', hubData]);
+    const serviceCs = await registry(['service-string', '--data', hubData]); // after: both rewrite registry.json
 
     let servicePort: number | undefined;
     let devicePort: number | undefined;
@@ -106,6 +121,7 @@ async function startTunnel(v: Variant, ctx: PathStartContext): Promise<RunningPa
       { DEVSTREAMS_HOME: deviceHome, DEVSTREAMS_CONNECTION_STRING: withGateway(deviceCs, devicePort) },
     );
     stopAll.push(() => device.stop());
+    keepLog(device, 'device-proxy');
     await waitForLine(device, 'stderr', (_l, j) => (j?.msg === 'control socket connected' ? true : undefined), undefined, 'device proxy connected');
     processes.push({ pid: device.pid, role: 'device proxy' });
 
@@ -123,6 +139,7 @@ async function startTunnel(v: Variant, ctx: PathStartContext): Promise<RunningPa
       { DEVSTREAMS_HOME: serviceHome, DEVSTREAMS_CONNECTION_STRING: withGateway(serviceCs, servicePort) },
     );
     stopAll.push(() => service.stop());
+    keepLog(service, 'service-proxy');
     // Watch the stream state from the start: `--eager` opens it right after the listeners print.
     const firstOpen = waitForLine(service, 'stderr', (_l, j) => (j?.msg === 'device stream' && j.state === 'open' ? true : undefined), undefined, 'device stream open');
     const localPorts = new Map<number, number>();
@@ -183,8 +200,8 @@ function tunnelPath(v: Variant): BenchPath {
   };
 }
 
-/** Loopback throughput only: where encryption's and the workers' cost shows. */
-const VARIANT_ONLY = { scenarios: ['bulk-1', 'bulk-8'], placements: ['loopback'] } as const;
+/** Loopback one-connection throughput only: where encryption's and the workers' cost shows. */
+const VARIANT_ONLY = { scenarios: ['bulk-1'], placements: ['loopback'] } as const;
 
 export const devstreamsPath = tunnelPath({
   id: DEVSTREAMS_PATH_ID,

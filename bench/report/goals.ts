@@ -89,26 +89,31 @@ const intercontinentalLink: Measure = (r, path) => {
 
 export function registerBuiltinGoals(): void {
   registerGoal({
+    order: 10,
     id: 'throughput-vs-openssh',
     text: `One-connection throughput >= ${GOAL_THRESHOLDS.throughputVsOpenssh.toFixed(1)}x OpenSSH -L (loopback)`,
     evaluate: (r) => evaluateWith(r, throughputVsOpenssh, false),
   });
   registerGoal({
+    order: 10,
     id: 'rtt-vs-direct',
     text: `64-byte round trip on loopback within ${GOAL_THRESHOLDS.rttOverDirectUs} us of direct at p50`,
     evaluate: (r) => evaluateWith(r, rttVsDirect, true),
   });
   registerGoal({
+    order: 10,
     id: 'interactive-under-bulk',
     text: `Interactive channel p99 under a saturating bulk channel within ${GOAL_THRESHOLDS.interactiveP99Us / 1000} ms (loopback)`,
     evaluate: (r) => evaluateWith(r, interactive, true),
   });
   registerGoal({
+    order: 10,
     id: 'ttfb-open-stream',
     text: `Time to first byte through an open stream within one emulated path RTT + ${GOAL_THRESHOLDS.ttfbSlackMs} ms`,
     evaluate: (r) => evaluateWith(r, ttfbOpen, true),
   });
   registerGoal({
+    order: 10,
     id: 'intercontinental-link',
     text: `Intercontinental 100 Mbit/s link: one connection reaches >= ${GOAL_THRESHOLDS.intercontinentalLinkFraction * 100}% of the link`,
     evaluate: (r) => evaluateWith(r, intercontinentalLink, true),
