@@ -8,7 +8,7 @@ import { PROCESS_READY_TIMEOUT_MS, PROCESS_STOP_TIMEOUT_MS, PROFILE_STOP_TIMEOUT
 
 /**
  * `npm run profile` sets this to "<tool>:<role>[:<dest dir>]" (tool: flame | doctor): the bench child
- * of that role (links, targets, bulk; later hub, device-proxy, service-proxy) then runs under
+ * of that role (links, targets, bulk, hub, device-proxy, service-proxy) then runs under
  * `clinic <tool>`, which writes its report when the child ends.
  */
 export const PROFILE_ENV = 'DEVSTREAMS_BENCH_PROFILE';

@@ -124,6 +124,11 @@ async function startTunnel(v: Variant, ctx: PathStartContext): Promise<RunningPa
     keepLog(device, 'device-proxy');
     await waitForLine(device, 'stderr', (_l, j) => (j?.msg === 'control socket connected' ? true : undefined), undefined, 'device proxy connected');
     processes.push({ pid: device.pid, role: 'device proxy' });
+    // The device proxy serves channels only once it has logged the stream open: an OPEN that
+    // arrives right behind the handshake, before that, is refused ("this side accepts no
+    // channels"; see the report). Warm measurements start after both ends are ready.
+    const deviceOpen = waitForLine(device, 'stderr', (_l, j) => (j?.msg === 'device stream open' ? true : undefined), undefined, 'device stream open (device side)');
+    deviceOpen.catch(() => undefined); // awaited below; this only keeps an early failure from going unhandled
 
     const service = spawnNode(
       CLI_MAIN,
@@ -142,6 +147,7 @@ async function startTunnel(v: Variant, ctx: PathStartContext): Promise<RunningPa
     keepLog(service, 'service-proxy');
     // Watch the stream state from the start: `--eager` opens it right after the listeners print.
     const firstOpen = waitForLine(service, 'stderr', (_l, j) => (j?.msg === 'device stream' && j.state === 'open' ? true : undefined), undefined, 'device stream open');
+    firstOpen.catch(() => undefined); // awaited below
     const localPorts = new Map<number, number>();
     await waitForLine(
       service,
@@ -155,6 +161,7 @@ async function startTunnel(v: Variant, ctx: PathStartContext): Promise<RunningPa
       'service proxy forward lines',
     );
     await firstOpen;
+    await deviceOpen;
     processes.push({ pid: service.pid, role: 'service proxy' });
     const ports = Object.fromEntries(TARGET_NAMES.map((t) => [t, localPorts.get(ctx.targets[t]) as number])) as Record<TargetName, number>;
     ctx.log(`${v.id} · ${ctx.placement.id}: hub :${hubPort}, forwards ${TARGET_NAMES.map((t) => `${t} :${ports[t]}`).join(', ')}`);

@@ -3,7 +3,7 @@
 // something, the same measure is shown for OpenSSH as a reference, so the row reads even before
 // the tunnel runs.
 import { DEVSTREAMS_PATH_ID } from '../paths/devstreams.js';
-import { metric, type BenchResults } from '../results.js';
+import { findRecord, metric, type BenchResults } from '../results.js';
 import { registerGoal, type GoalVerdict } from './registry.js';
 
 const SUBJECT = DEVSTREAMS_PATH_ID;
@@ -84,6 +84,8 @@ const ttfbOpen: Measure = (r, path) => {
 const intercontinentalLink: Measure = (r, path) => {
   const pct = metric(r, 'bulk-1', path, 'intercontinental', 'link_pct');
   if (pct === undefined) return 'needs bulk-1 on the intercontinental placement';
+  // A transfer cut short (time limit, reset) has no meaningful rate: bytes written, not received.
+  if (findRecord(r, 'bulk-1', path, 'intercontinental')?.partial === true) return { ok: false, detail: 'transfer cut short (partial): see the bulk-1 table' };
   return { ok: pct >= GOAL_THRESHOLDS.intercontinentalLinkFraction * 100, detail: `${f(pct, 0)}% of the link` };
 };
 
