@@ -105,7 +105,22 @@ export function spawnNode(script: string, args: readonly string[], role = roleOf
         { env: { ...process.env, ...env, NO_INSIGHT: '1' } },
         true,
       )
-    : spawnChild(process.execPath, [script, ...args], { env: { ...process.env, ...env } });
+    : spawnChild(process.execPath, [...cpuProfFlags(role), script, ...args], { env: { ...process.env, ...env } });
+}
+
+/**
+ * `DEVSTREAMS_BENCH_CPU_PROF=<dir>[:<role>,...]`: children (of those roles, or all) run with
+ * `node --cpu-prof`, writing CPU.<date>.<pid>...cpuprofile into dir when they exit; lighter than clinic, and
+ * the process keeps its pid (signals such as makeCold's SIGUSR2 still reach it).
+ */
+export const CPU_PROF_ENV = 'DEVSTREAMS_BENCH_CPU_PROF';
+
+function cpuProfFlags(role: string): string[] {
+  const v = process.env[CPU_PROF_ENV];
+  if (v === undefined || v === '') return [];
+  const [dir = '.', roles] = v.split(':');
+  if (roles !== undefined && !roles.split(',').includes(role)) return [];
+  return ['--cpu-prof', `--cpu-prof-dir=${dir}`];
 }
 
 /**
