@@ -8,7 +8,7 @@ import { PROCESS_READY_TIMEOUT_MS, PROCESS_STOP_TIMEOUT_MS, PROFILE_STOP_TIMEOUT
 
 /**
  * `npm run profile` sets this to "<tool>:<role>[:<dest dir>]" (tool: flame | doctor): the bench child
- * of that role (links, targets, bulk; later hub, device-proxy, service-proxy) then runs under
+ * of that role (links, targets, bulk, hub, device-proxy, service-proxy) then runs under
  * `clinic <tool>`, which writes its report when the child ends.
  */
 export const PROFILE_ENV = 'DEVSTREAMS_BENCH_PROFILE';
@@ -91,17 +91,94 @@ async function stopChild(proc: ChildProcess): Promise<void> {
 }
 
 /** Spawns `node <script> <args>` and resolves with the JSON object of its first stdout line. */
-export async function spawnNodeReady<T>(script: string, args: readonly string[], role = roleOf(script)): Promise<{ child: Child; ready: T }> {
+/**
+ * Spawns `node <script> <args>` as the bench child of `role`: under clinic when `npm run profile`
+ * asked for that role, plainly otherwise. `env` is added to the bench's environment.
+ */
+export function spawnNode(script: string, args: readonly string[], role = roleOf(script), env: NodeJS.ProcessEnv = {}): Child {
   const prof = profileRequest();
   const profiled = prof !== undefined && prof.role === role;
-  const child = profiled
+  return profiled
     ? spawnChild(
         process.execPath,
         [path.join(HERE, '..', '..', 'node_modules', 'clinic', 'bin.js'), prof.tool, '--open=false', '--dest', prof.dest, '--', process.execPath, script, ...args],
-        { env: { ...process.env, NO_INSIGHT: '1' } },
+        { env: { ...process.env, ...env, NO_INSIGHT: '1' } },
         true,
       )
-    : spawnChild(process.execPath, [script, ...args]);
+    : spawnChild(process.execPath, [...cpuProfFlags(role), script, ...args], { env: { ...process.env, ...env } });
+}
+
+/**
+ * `DEVSTREAMS_BENCH_CPU_PROF=<dir>[:<role>,...]`: children (of those roles, or all) run with
+ * `node --cpu-prof`, writing CPU.<date>.<pid>...cpuprofile into dir when they exit; lighter than clinic, and
+ * the process keeps its pid (signals such as makeCold's SIGUSR2 still reach it).
+ */
+export const CPU_PROF_ENV = 'DEVSTREAMS_BENCH_CPU_PROF';
+
+function cpuProfFlags(role: string): string[] {
+  const v = process.env[CPU_PROF_ENV];
+  if (v === undefined || v === '') return [];
+  const [dir = '.', roles] = v.split(':');
+  if (roles !== undefined && !roles.split(',').includes(role)) return [];
+  return ['--cpu-prof', `--cpu-prof-dir=${dir}`];
+}
+
+/**
+ * Resolves with the first line of `child`'s stdout or stderr (`from`) that `match` accepts (its
+ * return value), or rejects after the timeout or when the child exits first. Lines that are
+ * JSON objects (pino logs) are passed parsed as well.
+ */
+export function waitForLine<T>(
+  child: Child,
+  from: 'stdout' | 'stderr',
+  match: (line: string, json: Record<string, unknown> | undefined) => T | undefined,
+  timeoutMs = PROCESS_READY_TIMEOUT_MS,
+  what = 'line',
+): Promise<T> {
+  const stream = from === 'stdout' ? child.proc.stdout : child.proc.stderr;
+  return new Promise<T>((resolve, reject) => {
+    let buf = '';
+    const cleanup = (): void => {
+      clearTimeout(timer);
+      stream?.off('data', onData);
+      child.proc.off('exit', onExit);
+    };
+    const onData = (d: Buffer): void => {
+      buf += d.toString();
+      for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+        const line = buf.slice(0, nl).trim();
+        buf = buf.slice(nl + 1);
+        let json: Record<string, unknown> | undefined;
+        if (line.startsWith('{')) {
+          try {
+            json = JSON.parse(line) as Record<string, unknown>;
+          } catch {
+            json = undefined;
+          }
+        }
+        const v = match(line, json);
+        if (v !== undefined) {
+          cleanup();
+          resolve(v);
+          return;
+        }
+      }
+    };
+    const onExit = (code: number | null): void => {
+      cleanup();
+      reject(new Error(`process exited (${code}) before ${what}: ${stderrOf(child)}`));
+    };
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(new Error(`no ${what} within ${timeoutMs} ms: ${stderrOf(child)}`));
+    }, timeoutMs);
+    stream?.on('data', onData);
+    child.proc.once('exit', onExit);
+  });
+}
+
+export async function spawnNodeReady<T>(script: string, args: readonly string[], role = roleOf(script)): Promise<{ child: Child; ready: T }> {
+  const child = spawnNode(script, args, role);
   const ready = await new Promise<T>((resolve, reject) => {
     let buf = '';
     const timer = setTimeout(() => fail(new Error(`${path.basename(script)}: not ready in time`)), PROCESS_READY_TIMEOUT_MS);

@@ -66,6 +66,12 @@ function summarize(s: Scenario, rec: RunRecord): string {
   return `${parts.join(', ')}${rec.partial === true ? ' (partial)' : ''}`;
 }
 
+/** Scenarios a path runs at a placement: the scenario's own placements, narrowed by the path's `only`. */
+function applicableScenarios(p: BenchPath, placement: Placement, scenarios: readonly Scenario[]): Scenario[] {
+  if (p.only?.placements !== undefined && !p.only.placements.includes(placement.id)) return [];
+  return scenarios.filter((s) => (s.placements === 'all' || placement.loopback) && (p.only?.scenarios === undefined || p.only.scenarios.includes(s.id)));
+}
+
 async function runPathAtPlacement(
   p: BenchPath,
   placement: Placement,
@@ -76,7 +82,7 @@ async function runPathAtPlacement(
   records: RunRecord[],
   tmpDir: string,
 ): Promise<void> {
-  const applicable = scenarios.filter((s) => s.placements === 'all' || placement.loopback);
+  const applicable = applicableScenarios(p, placement, scenarios);
   if (applicable.length === 0) return;
   let running: RunningPath;
   try {
@@ -157,7 +163,7 @@ export async function main(argv: readonly string[]): Promise<BenchResults> {
   }
 
   const total =
-    runnable.length * placements.reduce((n, pl) => n + scenarios.filter((s) => s.placements === 'all' || pl.loopback).length, 0) + modules.length;
+    runnable.reduce((n, p) => n + placements.reduce((m, pl) => m + applicableScenarios(p, pl, scenarios).length, 0), 0) + modules.length;
   const progress = new Progress(total);
   progress.line(`bench ${opts.quick ? 'quick' : 'full'}: ${runnable.map((p) => p.id).join(', ')} x ${placements.map((p) => p.id).join(', ')} x ${scenarios.map((s) => s.id).join(', ') || '(no path scenarios)'}${modules.length > 0 ? ` + modules ${modules.map((m) => m.id).join(', ')}` : ''}`);
 

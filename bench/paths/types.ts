@@ -36,6 +36,11 @@ export interface BenchPath {
   /** Stable id used in --paths, JSON and tables ("direct", "openssh", "devstreams"). */
   readonly id: string;
   readonly title: string;
+  /**
+   * Restricts the path to these scenario and/or placement ids (a variant measured for one
+   * comparison only, e.g. encryption off on loopback bulk). Absent: every selected one.
+   */
+  readonly only?: { readonly scenarios?: readonly string[]; readonly placements?: readonly string[] };
   /** Why this path cannot run here (missing binary, not built yet), or undefined when it can. */
   unavailableReason(): Promise<string | undefined>;
   start(ctx: PathStartContext): Promise<RunningPath>;

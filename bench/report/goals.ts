@@ -3,7 +3,7 @@
 // something, the same measure is shown for OpenSSH as a reference, so the row reads even before
 // the tunnel runs.
 import { DEVSTREAMS_PATH_ID } from '../paths/devstreams.js';
-import { metric, type BenchResults } from '../results.js';
+import { findRecord, metric, type BenchResults } from '../results.js';
 import { registerGoal, type GoalVerdict } from './registry.js';
 
 const SUBJECT = DEVSTREAMS_PATH_ID;
@@ -84,31 +84,38 @@ const ttfbOpen: Measure = (r, path) => {
 const intercontinentalLink: Measure = (r, path) => {
   const pct = metric(r, 'bulk-1', path, 'intercontinental', 'link_pct');
   if (pct === undefined) return 'needs bulk-1 on the intercontinental placement';
+  // A transfer cut short (time limit, reset) has no meaningful rate: bytes written, not received.
+  if (findRecord(r, 'bulk-1', path, 'intercontinental')?.partial === true) return { ok: false, detail: 'transfer cut short (partial): see the bulk-1 table' };
   return { ok: pct >= GOAL_THRESHOLDS.intercontinentalLinkFraction * 100, detail: `${f(pct, 0)}% of the link` };
 };
 
 export function registerBuiltinGoals(): void {
   registerGoal({
+    order: 10,
     id: 'throughput-vs-openssh',
     text: `One-connection throughput >= ${GOAL_THRESHOLDS.throughputVsOpenssh.toFixed(1)}x OpenSSH -L (loopback)`,
     evaluate: (r) => evaluateWith(r, throughputVsOpenssh, false),
   });
   registerGoal({
+    order: 10,
     id: 'rtt-vs-direct',
     text: `64-byte round trip on loopback within ${GOAL_THRESHOLDS.rttOverDirectUs} us of direct at p50`,
     evaluate: (r) => evaluateWith(r, rttVsDirect, true),
   });
   registerGoal({
+    order: 10,
     id: 'interactive-under-bulk',
     text: `Interactive channel p99 under a saturating bulk channel within ${GOAL_THRESHOLDS.interactiveP99Us / 1000} ms (loopback)`,
     evaluate: (r) => evaluateWith(r, interactive, true),
   });
   registerGoal({
+    order: 10,
     id: 'ttfb-open-stream',
     text: `Time to first byte through an open stream within one emulated path RTT + ${GOAL_THRESHOLDS.ttfbSlackMs} ms`,
     evaluate: (r) => evaluateWith(r, ttfbOpen, true),
   });
   registerGoal({
+    order: 10,
     id: 'intercontinental-link',
     text: `Intercontinental 100 Mbit/s link: one connection reaches >= ${GOAL_THRESHOLDS.intercontinentalLinkFraction * 100}% of the link`,
     evaluate: (r) => evaluateWith(r, intercontinentalLink, true),

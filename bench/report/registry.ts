@@ -23,6 +23,8 @@ export interface Goal {
   /** The goal as the issue states it. */
   readonly text: string;
   evaluate(results: BenchResults): GoalVerdict;
+  /** Position in the Goals table (lower first; default 100, ties keep registration order). */
+  readonly order?: number;
 }
 
 export interface ModuleContext {
@@ -61,7 +63,7 @@ export function registerModule(m: ReportModule): void {
 }
 
 export function allGoals(): readonly Goal[] {
-  return goals;
+  return [...goals].sort((a, b) => (a.order ?? 100) - (b.order ?? 100));
 }
 
 export function allModules(): readonly ReportModule[] {

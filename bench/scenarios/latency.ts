@@ -134,14 +134,23 @@ export const ttfb: Scenario = {
     const p = percentiles(open);
     const metrics: Metrics = { p50_ms: p.p50, p99_ms: p.p99, samples: p.n };
     if (ctx.path.nominalRttMs > 0) metrics.path_rtt_ms = ctx.path.nominalRttMs;
+    let note: string | undefined;
     if (ctx.path.makeCold !== undefined) {
+      // A failed cold connection is a finding, not a reason to lose the open-stream figures.
       const cold: number[] = [];
+      const failures: string[] = [];
       for (let i = 0; i < TTFB_COLD_SAMPLES && Date.now() < deadline; i++) {
         await ctx.path.makeCold();
-        cold.push(await timeToFirstByte(ctx.path.ports.echo, ctx.budget.latencyTimeoutMs));
+        try {
+          cold.push(await timeToFirstByte(ctx.path.ports.echo, ctx.budget.latencyTimeoutMs));
+        } catch (err) {
+          failures.push((err as Error).message);
+        }
       }
-      metrics.cold_p50_ms = percentiles(cold).p50;
+      if (cold.length > 0) metrics.cold_p50_ms = percentiles(cold).p50;
+      metrics.cold_failures = failures.length;
+      if (failures.length > 0) note = `${failures.length} of ${cold.length + failures.length} first connections on a cold stream failed (${[...new Set(failures)].join('; ')})`;
     }
-    return { metrics, partial: open.length < n };
+    return { metrics, partial: open.length < n, ...(note !== undefined ? { note } : {}) };
   },
 };

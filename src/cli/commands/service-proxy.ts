@@ -47,7 +47,11 @@ Examples:
   $ ssh -p 2222 user@127.0.0.1
   $ devstreams service-proxy --device-id sensor-17 --forward 8080:127.0.0.1:80 --socks 1080
 
-One line per listener is printed on stdout ("forward 127.0.0.1:2222 -> 127.0.0.1:22").`);
+One line per listener is printed on stdout ("forward 127.0.0.1:2222 -> 127.0.0.1:22").
+
+Signals: SIGINT/SIGTERM stop gracefully. SIGUSR2 drops the current device stream gracefully
+(open connections finish on it; the next connection opens a new one, hub handshake included)
+and logs "device stream dropped" once it is closed; the bench uses it to measure a cold start.`);
   cmd.action(action(async (o: ServiceProxyCliOpts) => {
     const log = createLogger(o.logLevel);
     const cs = connectionStringFrom(o.connectionString);
@@ -67,7 +71,7 @@ One line per listener is printed on stdout ("forward 127.0.0.1:2222 -> 127.0.0.1
     } else {
       log.warn('--plaintext: no end-to-end encryption; the hub can read this traffic');
     }
-    const { proxy } = createServiceApp({
+    const { proxy, source } = createServiceApp({
       connectionString: cs,
       deviceId: o.deviceId,
       forwards,
@@ -89,6 +93,13 @@ One line per listener is printed on stdout ("forward 127.0.0.1:2222 -> 127.0.0.1
     for (const l of listeners) process.stdout.write(l.kind === 'forward' ? `forward ${l.host}:${l.port} -> ${l.target}\n` : `socks ${l.host}:${l.port}\n`);
     log.info({ deviceId: o.deviceId, listeners }, 'service proxy ready');
     onShutdown(log, () => proxy.stop());
+    process.on('SIGUSR2', () => {
+      const had = source.peek() !== undefined;
+      source.close().then(
+        () => log.info({ signal: 'SIGUSR2', hadStream: had }, 'device stream dropped'),
+        (err: Error) => log.warn({ signal: 'SIGUSR2', err: err.message }, 'device stream drop failed'),
+      );
+    });
     if (o.eager) {
       // Opening early is a convenience: a failure here is logged and retried by the next connection.
       await proxy.warmUp().catch((err: Error) => log.warn({ err: err.message }, 'device stream did not open at start; will retry on first connection'));

@@ -1,0 +1,64 @@
+// Report module of the record layer (issue 5): plaintext against sealed inline and on workers
+// over a TCP pair, seal/open micro-benchmarks (crypto-bench.ts); and the goal rows measured
+// through the whole tunnel: the devstreams path (encrypted) against devstreams-plain, and the
+// inline path against devstreams-workers, on loopback bulk-1, with CPU seconds per GiB.
+import { formatCryptoBench, runCryptoBench, type CryptoBenchResult } from './crypto-bench.js';
+import { DEVSTREAMS_PATH_ID, DEVSTREAMS_PLAIN_PATH_ID, DEVSTREAMS_WORKERS_PATH_ID } from './paths/devstreams.js';
+import { registerGoal, registerModule, type GoalVerdict } from './report/registry.js';
+import { findRecord, metric, type BenchResults } from './results.js';
+
+/** Bounds of the crypto module: seconds per throughput case, tinybench ms per micro task. */
+export const CRYPTO_MODULE_BUDGET = { quick: { secondsPerCase: 0.5, microTimeMs: 50 }, full: { secondsPerCase: 3, microTimeMs: 300 } } as const;
+/** Issue 5: encrypted tunnel throughput >= this fraction of the plaintext tunnel's. */
+export const CRYPTO_ON_OFF_GOAL = 0.85;
+const GIB = 1024 ** 3;
+
+/** Sum of the path's processes' CPU seconds per GiB during loopback bulk-1. */
+export function tunnelCpuPerGiB(r: BenchResults, path: string): number | undefined {
+  const rec = findRecord(r, 'bulk-1', path, 'loopback');
+  if (rec?.usage === undefined || rec.usageBytes === undefined || rec.usageBytes === 0) return undefined;
+  return rec.usage.reduce((s, u) => s + u.cpuSeconds, 0) / (rec.usageBytes / GIB);
+}
+
+function onVsOff(r: BenchResults): GoalVerdict {
+  const on = metric(r, 'bulk-1', DEVSTREAMS_PATH_ID, 'loopback', 'MBps');
+  const off = metric(r, 'bulk-1', DEVSTREAMS_PLAIN_PATH_ID, 'loopback', 'MBps');
+  if (on === undefined || off === undefined) return { status: 'not measured', detail: `needs bulk-1 on loopback for ${DEVSTREAMS_PATH_ID} and ${DEVSTREAMS_PLAIN_PATH_ID}` };
+  const cOn = tunnelCpuPerGiB(r, DEVSTREAMS_PATH_ID);
+  const cOff = tunnelCpuPerGiB(r, DEVSTREAMS_PLAIN_PATH_ID);
+  const cpu = cOn !== undefined && cOff !== undefined ? `; CPU ${cOn.toFixed(1)} vs ${cOff.toFixed(1)} s/GiB (all tunnel processes)` : '';
+  return { status: on >= CRYPTO_ON_OFF_GOAL * off ? 'met' : 'not met', detail: `${on.toFixed(1)} vs ${off.toFixed(1)} MB/s = ${(on / off).toFixed(2)}x${cpu}` };
+}
+
+function inlineVsWorkers(r: BenchResults): GoalVerdict {
+  const inline = metric(r, 'bulk-1', DEVSTREAMS_PATH_ID, 'loopback', 'MBps');
+  const workers = metric(r, 'bulk-1', DEVSTREAMS_WORKERS_PATH_ID, 'loopback', 'MBps');
+  if (inline === undefined || workers === undefined) return { status: 'not measured', detail: `needs bulk-1 on loopback for ${DEVSTREAMS_PATH_ID} and ${DEVSTREAMS_WORKERS_PATH_ID}` };
+  const cIn = tunnelCpuPerGiB(r, DEVSTREAMS_PATH_ID);
+  const cW = tunnelCpuPerGiB(r, DEVSTREAMS_WORKERS_PATH_ID);
+  const cpu = cIn !== undefined && cW !== undefined ? `; CPU ${cIn.toFixed(1)} vs ${cW.toFixed(1)} s/GiB` : '';
+  const pair = r.modules.crypto as CryptoBenchResult | undefined;
+  const pairText =
+    pair?.throughput !== undefined
+      ? `; TCP pair: ${pair.throughput.filter((t) => t.name.startsWith('sealed')).map((t) => `${t.name.replace(/^sealed \S+ /, '')} ${t.mbPerSec.toFixed(0)} MB/s ${t.cpuSecPerGiB.toFixed(1)} s/GiB`).join(', ')}`
+      : '';
+  return {
+    status: 'met',
+    detail: `tunnel inline ${inline.toFixed(1)} vs workers ${workers.toFixed(1)} MB/s (${workers >= inline ? 'workers faster' : 'inline faster'})${cpu}${pairText}`,
+  };
+}
+
+registerGoal({ order: 40, id: 'crypto-on-vs-off', text: `Crypto: tunnel throughput encrypted >= ${CRYPTO_ON_OFF_GOAL}x unencrypted (loopback bulk-1, devstreams vs devstreams-plain)`, evaluate: onVsOff });
+registerGoal({ order: 40, id: 'crypto-inline-vs-workers', text: 'Crypto: inline vs workers throughput and CPU s/GiB measured in the same run (the faster is the right default)', evaluate: inlineVsWorkers });
+
+registerModule({
+  id: 'crypto',
+  title: 'Record layer: plaintext, sealed inline and on workers; seal/open micro-benchmarks (`crypto`)',
+  order: 70,
+  collect: (ctx) => runCryptoBench(ctx.quick ? CRYPTO_MODULE_BUDGET.quick : CRYPTO_MODULE_BUDGET.full),
+  render: (data) => {
+    const d = data as CryptoBenchResult & { error?: string };
+    if (d.error !== undefined) return `not measured: ${d.error}`;
+    return `Sender in the bench process, receiver in a child process, over one TCP connection (\`node dist/bench/crypto-bench.js\`); the tunnel-level comparison is in the bulk tables (paths ${DEVSTREAMS_PATH_ID}, ${DEVSTREAMS_PLAIN_PATH_ID}, ${DEVSTREAMS_WORKERS_PATH_ID}) and the Goals.\n\n${formatCryptoBench(d)}`;
+  },
+});

@@ -1,0 +1,103 @@
+// Runs `npm run bench -- --quick` (compiled) through the devstreams tunnel paths: the hub, the
+// device proxy and the service proxy start as CLI child processes, on loopback and through the
+// link emulator (GatewayHostName), and the plaintext variant runs only where its `only` allows.
+// Checks structure and that every scenario ran, not the numbers.
+import { execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const RUN_JS = path.join(ROOT, 'dist', 'bench', 'run.js');
+
+function newestMtime(dir: string): number {
+  let newest = 0;
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory() && e.name !== 'results') newest = Math.max(newest, newestMtime(p));
+    else if (e.isFile() && e.name.endsWith('.ts')) newest = Math.max(newest, fs.statSync(p).mtimeMs);
+  }
+  return newest;
+}
+
+/** Builds dist/ when the compiled bench or CLI is older than its sources. */
+function ensureBuilt(): void {
+  const built = fs.existsSync(RUN_JS) ? fs.statSync(RUN_JS).mtimeMs : 0;
+  if (built >= Math.max(newestMtime(path.join(ROOT, 'bench')), newestMtime(path.join(ROOT, 'src')))) return;
+  execFileSync(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'inherit' });
+}
+
+interface Record {
+  scenario: string;
+  path: string;
+  placement: string;
+  metrics: { [k: string]: number };
+  usage?: { role: string }[];
+  error?: string;
+  note?: string;
+}
+
+describe('bench through the devstreams tunnel (--quick)', () => {
+  let tmp: string;
+  let code: number | null = null;
+  let stderr = '';
+  let records: Record[] = [];
+  let report = '';
+
+  beforeAll(async () => {
+    ensureBuilt();
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-devstreams-test-'));
+    const args = ['--quick', '--paths', 'devstreams,devstreams-plain', '--placements', 'loopback,same-region', '--scenarios', 'bulk-1,ttfb', '--no-charts', '--out', path.join(tmp, 'RESULTS.md'), '--json', path.join(tmp, 'json')];
+    code = await new Promise<number | null>((resolve, reject) => {
+      const child = spawn(process.execPath, [RUN_JS, ...args], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+      });
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        reject(new Error(`bench did not finish in time: ${stderr.slice(-2000)}`));
+      }, 80_000);
+      child.on('exit', (c) => {
+        clearTimeout(timer);
+        resolve(c);
+      });
+    });
+    records = (JSON.parse(fs.readFileSync(path.join(tmp, 'json', 'results-quick.json'), 'utf8')) as { records: Record[] }).records;
+    report = fs.readFileSync(path.join(tmp, 'RESULTS.md'), 'utf8');
+  }, 100_000);
+
+  afterAll(() => {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('runs every scenario through the tunnel on loopback and through the emulated legs', () => {
+    expect(code, stderr).toBe(0);
+    const tunnel = records.filter((r) => r.path === 'devstreams');
+    expect(tunnel.map((r) => `${r.placement}/${r.scenario}`).sort()).toEqual(['loopback/bulk-1', 'loopback/ttfb', 'same-region/bulk-1', 'same-region/ttfb']);
+    for (const r of tunnel) expect(r.error, `${r.placement}/${r.scenario}`).toBeUndefined();
+    for (const r of tunnel.filter((x) => x.scenario === 'bulk-1')) expect(r.metrics.MBps).toBeGreaterThan(0);
+  });
+
+  it('samples the hub, both proxies and, on an emulated placement, the link emulator', () => {
+    const roles = (placement: string): string[] => (records.find((r) => r.path === 'devstreams' && r.placement === placement && r.scenario === 'bulk-1')?.usage ?? []).map((u) => u.role);
+    expect(roles('loopback')).toEqual(['hub', 'device proxy', 'service proxy']);
+    expect(roles('same-region')).toEqual(['hub', 'device proxy', 'service proxy', 'link emulator']);
+  });
+
+  it('makes the stream cold between TTFB samples (SIGUSR2 to the service proxy)', () => {
+    for (const r of records.filter((x) => x.path === 'devstreams' && x.scenario === 'ttfb')) {
+      expect(r.metrics.p50_ms).toBeGreaterThan(0);
+      expect(typeof r.metrics.cold_failures).toBe('number');
+    }
+  });
+
+  it('runs the plaintext variant only on loopback bulk-1, and reports encryption on against off', () => {
+    const plain = records.filter((r) => r.path === 'devstreams-plain');
+    expect(plain.map((r) => `${r.placement}/${r.scenario}`)).toEqual(['loopback/bulk-1']);
+    expect(plain[0]?.error).toBeUndefined();
+    expect(report).toMatch(/^\| Crypto: tunnel throughput encrypted >= 0\.85x unencrypted .*\| (met|\*\*not met\*\*) \|/m);
+    expect(report).toMatch(/^\| loopback \| devstreams-plain \| [\d,.]+ \|/m);
+  });
+});
