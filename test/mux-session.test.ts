@@ -3,6 +3,7 @@ import { FrameType, HEADER_SIZE, type Channel, type OpenRequest } from '../src/m
 import { DevstreamsError } from '../src/errors.js';
 import { digestStream, once, randomBytes, sessionPair, sha256, transportPair, writeChunked, type PipeKind } from './helpers/session-pair.js';
 import { Session } from '../src/mux/index.js';
+import { createMemoryTransportPair } from '../src/transport/index.js';
 
 /** Echo every accepted channel back to its opener. */
 function echoResponder(request: OpenRequest): void {
@@ -269,10 +270,58 @@ describe.each<PipeKind>(['memory', 'tcp'])('mux session over %s', (kind) => {
     const done = digestStream(reader);
     await writeChunked(channel, data, 1 << 20);
     expect((await done).bytes).toBe(data.length);
-    expect(reader.recvWindow.size).toBeGreaterThan(256 * 1024);
     expect(reader.recvWindow.size).toBeLessThanOrEqual(responder.config.maxWindow);
     await cleanup();
   });
+});
+
+describe('window auto-tuning on a long link', () => {
+  /** Two sessions over an in-memory link with a one-way delay and room for many windows. */
+  function longLink(delayMs: number): { initiator: Session; responder: Session } {
+    const [a, b] = createMemoryTransportPair({ delayMs, highWaterMark: 64 * 1024 * 1024 });
+    return { initiator: new Session(a, { role: 'initiator' }), responder: new Session(b, { role: 'responder' }) };
+  }
+
+  it('grows the window toward bandwidth x delay, and new channels start from what it learned', async () => {
+    const { initiator, responder } = longLink(20);
+    const readers: Channel[] = [];
+    responder.on('open', (r) => readers.push(r.accept()));
+    await new Promise((r) => setTimeout(r, 100)); // the first ping measures the round trip
+    const first = initiator.openChannel({ host: 'x', port: 1 });
+    const firstDone = new Promise<void>((resolve) => {
+      const check = (): void => (readers[0] ? void digestStream(readers[0]).then(() => resolve()) : void setTimeout(check, 5));
+      check();
+    });
+    await writeChunked(first, Buffer.alloc(24 * 1024 * 1024, 1), 1 << 20);
+    await firstDone;
+    const grown = readers[0]!.recvWindow.size;
+    // At 40 ms per round trip a 256 KiB window carries 6.5 MB/s; the memory link carries far more.
+    expect(grown).toBeGreaterThan(1024 * 1024);
+    expect(grown).toBeLessThanOrEqual(responder.config.maxWindow);
+    const second = initiator.openChannel({ host: 'x', port: 2 });
+    second.end('x');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(readers[1]!.recvWindow.size).toBe(grown);
+    readers[1]!.resume();
+    initiator.close();
+    responder.close();
+  }, 30_000);
+
+  it('does not grow windows on a short link, where round trips are not what limits throughput', async () => {
+    const { initiator, responder } = longLink(0);
+    const reader = new Promise<Channel>((resolve) => responder.on('open', (r) => resolve(r.accept())));
+    await new Promise((r) => setTimeout(r, 20));
+    const channel = initiator.openChannel({ host: 'x', port: 1 });
+    const r = await reader;
+    // A reader slower than the link: it drains 64 KiB every 5 ms, far below what one window allows.
+    r.pause();
+    const drain = setInterval(() => r.read(65536), 5);
+    for (let i = 0; i < 60; i++) if (!channel.write(Buffer.alloc(64 * 1024))) await once(channel, 'drain');
+    clearInterval(drain);
+    expect(r.recvWindow.size).toBe(256 * 1024);
+    initiator.close();
+    responder.close();
+  }, 30_000);
 });
 
 function digestStreamText(stream: Channel): Promise<string> {

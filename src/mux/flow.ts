@@ -35,7 +35,8 @@ export class ReceiveWindow {
 
   /**
    * Accounts for `n` consumed bytes and returns the credit to grant now (0 for none yet).
-   * @param rttMs smoothed round-trip time, or undefined when not measured yet
+   * @param rttMs the path's round trip without queueing (the recent minimum), or undefined when
+   *   not measured yet
    */
   consume(n: number, rttMs: number | undefined): number {
     this.unacked += n;

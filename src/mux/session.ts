@@ -79,6 +79,14 @@ const SESSION_GRANT_FRACTION = 0.25;
 const CHANNEL_GRANT_FRACTION = 0.5;
 /** Channel ids recently closed here; DATA for them is dropped quietly instead of reset. */
 const RECENTLY_CLOSED_LIMIT = 1024;
+/**
+ * Auto-tuning sizes windows against the smallest round trip seen in this period: a sample taken
+ * while bulk data fills the buffers below the mux includes that queue, and growing windows on it
+ * would only deepen the queue (and every interactive channel's wait behind it).
+ */
+const MIN_RTT_PERIOD_MS = 30_000;
+/** Round-trip samples taken back to back when a session starts. */
+const START_RTT_SAMPLES = 4;
 /** While data flows, the round-trip estimate that drives auto-tuning is refreshed this often. */
 const RTT_REFRESH_MS = 1000;
 /** Before the peer's HELLO, frames stay within the payload every peer must accept. */
@@ -120,6 +128,14 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
   private pingSentAt = 0;
   private pingOutstanding = false;
   private smoothedRtt: number | undefined;
+  private minRtt: number | undefined;
+  private minRttAt = 0;
+  private rttSamples = 0;
+  /**
+   * The largest window auto-tuning gave a channel of this session. New channels start there:
+   * the path's bandwidth x delay does not change because a new connection began.
+   */
+  private learnedWindow = INITIAL_WINDOW;
 
   private readonly handlers: ReadonlyArray<(channel: number, payload: Buffer) => void>;
   private readonly onFrame = (type: number, channel: number, payload: Buffer): void => {
@@ -193,6 +209,11 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
     return this.smoothedRtt;
   }
 
+  /** Smallest round trip measured recently (the path without queueing), in milliseconds. */
+  get minRttMs(): number | undefined {
+    return this.minRtt;
+  }
+
   get closed(): boolean {
     return this.isClosed;
   }
@@ -225,6 +246,7 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
     const meta: Record<string, unknown> = { host: target.host, port: target.port };
     if (target.service !== undefined) meta['service'] = target.service;
     this.queueControl(encodeStructured(FrameType.OPEN, id, meta));
+    this.startAtLearnedWindow(channel);
     return channel;
   }
 
@@ -277,8 +299,10 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
   consumed(channel: Channel, n: number): void {
     if (this.isClosed) return;
     if (this.channels.get(channel.id) === channel) {
-      const grant = channel.recvWindow.consume(n, this.smoothedRtt);
+      const before = channel.recvWindow.size;
+      const grant = channel.recvWindow.consume(n, this.minRtt);
       if (grant > 0) {
+        if (channel.recvWindow.size > before) this.learnedWindow = Math.max(this.learnedWindow, channel.recvWindow.size);
         this.queueControl(encodeWindow(channel.id, grant));
         // Auto-tuning needs a current round trip, not the one measured at session start.
         if (performance.now() - this.pingSentAt > RTT_REFRESH_MS) this.sendPing();
@@ -355,6 +379,7 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
         if (channel.destroyed) return channel;
         this.stats.channelsAccepted++;
         this.queueControl(encodeFrame(FrameType.ACCEPT, id));
+        this.startAtLearnedWindow(channel);
         return channel;
       },
       refuse: (code, reason = '') => {
@@ -431,6 +456,13 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
     this.pongTimer = undefined;
     const sample = performance.now() - this.pingSentAt;
     this.smoothedRtt = this.smoothedRtt === undefined ? sample : this.smoothedRtt * 0.875 + sample * 0.125;
+    const now = performance.now();
+    if (this.minRtt === undefined || sample <= this.minRtt || now - this.minRttAt > MIN_RTT_PERIOD_MS) {
+      this.minRtt = sample;
+      this.minRttAt = now;
+    }
+    // The very first sample often carries start-up work on either side: take a few more at once.
+    if (++this.rttSamples < START_RTT_SAMPLES) this.sendPing();
   }
 
   private handleGoAway(payload: Buffer): void {
@@ -461,6 +493,12 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
     if (this.isClosed) return;
     this.control.push(frame);
     this.scheduleFlush();
+  }
+
+  /** Raises a new channel's receive window to what earlier channels learned the path needs. */
+  private startAtLearnedWindow(channel: Channel): void {
+    const extra = channel.recvWindow.raiseTo(this.learnedWindow);
+    if (extra > 0) this.queueControl(encodeWindow(channel.id, extra));
   }
 
   private consumedFromSession(n: number): void {

@@ -11,6 +11,8 @@ export interface MemoryTransportOptions {
   /** Bytes in flight one way before `send` returns false. */
   highWaterMark?: number;
   maxMessageSize?: number;
+  /** One-way delay in ms, order preserved: a long link for flow-control tests. Default 0. */
+  delayMs?: number;
 }
 
 class MemoryTransport extends TransportBase implements Transport {
@@ -21,10 +23,12 @@ class MemoryTransport extends TransportBase implements Transport {
   private wantDrain = false;
   readonly maxMessageSize: number;
   private readonly highWaterMark: number;
+  private readonly delayMs: number;
 
   constructor(options: MemoryTransportOptions) {
     super();
     this.highWaterMark = options.highWaterMark ?? DEFAULT_TRANSPORT_HIGH_WATER;
+    this.delayMs = options.delayMs ?? 0;
     this.maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
   }
 
@@ -43,7 +47,9 @@ class MemoryTransport extends TransportBase implements Transport {
     this.queued += message.length;
     if (!this.scheduled) {
       this.scheduled = true;
-      setImmediate(() => this.flush());
+      // With a delay, everything sent in this turn leaves together after it: order is kept.
+      if (this.delayMs > 0) setTimeout(() => this.flush(), this.delayMs);
+      else setImmediate(() => this.flush());
     }
     if (this.queued > this.highWaterMark) {
       this.wantDrain = true;
