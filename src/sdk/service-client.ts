@@ -8,7 +8,8 @@ import { createPolicyToken, DEFAULT_TOKEN_TTL_SECONDS } from '../auth/sas.js';
 import type { WebSocketTransport } from '../transport/websocket.js';
 import { HubHttp, errorFromBody } from './http.js';
 import { openStreamTransport } from './stream-transport.js';
-import { STREAM_NAME_PLAIN, STREAM_NAME_SEALED, startDeviceSession, type DeviceSession, type EndToEndOptions } from './device-session.js';
+import { STREAM_NAME_PLAIN, STREAM_NAME_RESUMABLE, STREAM_NAME_SEALED, resumeConfigOf, resumeStreamName, secureLink, startDeviceSession, type DeviceSession, type EndToEndOptions } from './device-session.js';
+import { keepResumed } from '../resume/index.js';
 
 /** The hub's default wait for a device's answer, seconds (mirrors the hub default; the SDK does not import the hub). */
 export const DEFAULT_STREAM_RESPONSE_TIMEOUT_SECONDS = 60;
@@ -46,6 +47,11 @@ export interface ServiceStream {
   streamId: string;
   /** The message pipe to the device, through the hub. */
   transport: WebSocketTransport;
+}
+
+/** Optional observer of a resumable session's reconnect attempts (for logs). */
+export interface ResumeHooks {
+  onResumeAttemptFailed?(error: Error, attempt: number): void;
 }
 
 export interface DeviceInfo {
@@ -120,10 +126,24 @@ export class ServiceClient {
    * open channels on `result.session`. Rejects like `openStreamTransport`, and with
    * ERR_HANDSHAKE_* when the device's key is not the one expected.
    */
-  async connect(deviceId: string, o: EndToEndOptions & CreateStreamOptions = {}): Promise<DeviceSession> {
-    const name = o.encrypt === false ? STREAM_NAME_PLAIN : STREAM_NAME_SEALED;
+  async connect(deviceId: string, o: EndToEndOptions & CreateStreamOptions & ResumeHooks = {}): Promise<DeviceSession> {
+    const resume = resumeConfigOf(o) !== undefined;
+    const name = o.encrypt === false ? STREAM_NAME_PLAIN : resume ? STREAM_NAME_RESUMABLE : STREAM_NAME_SEALED;
     const stream = await this.openStreamTransport(deviceId, name, o);
-    return startDeviceSession(stream.transport, 'initiator', deviceId, stream.streamId, o);
+    const ds = await startDeviceSession(stream.transport, 'initiator', deviceId, stream.streamId, o);
+    const r = ds.resumable;
+    if (r) {
+      // When the stream drops: ask the hub for a new stream to the same device, named as a
+      // resume of this session, run a fresh handshake on it, and continue the session there.
+      keepResumed(r, {
+        dial: async () => {
+          const next = await this.openStreamTransport(deviceId, resumeStreamName(r.sessionId!), o);
+          return (await secureLink(next.transport, 'initiator', next.streamId, o)).link;
+        },
+        ...(o.onResumeAttemptFailed ? { onAttemptFailed: o.onResumeAttemptFailed } : {}),
+      });
+    }
+    return ds;
   }
 
   // --- registry (owner connection string) ---
