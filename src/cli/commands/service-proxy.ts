@@ -75,6 +75,12 @@ One line per listener is printed on stdout ("forward 127.0.0.1:2222 -> 127.0.0.1
       ...(o.waitTimeout !== undefined ? { waitTimeoutMs: o.waitTimeout } : {}),
       ...readCa(o.ca),
       onState: (state, err) => (state === 'closed' && err ? log.warn({ err: err.message }, 'device stream closed') : log.info({ state }, 'device stream')),
+      onResume: (e) => {
+        if (e.kind === 'resumed') log.info({ sessionId: e.sessionId, ...e.info }, 'device session resumed on a new stream');
+        else if (e.kind === 'suspended') log.warn({ sessionId: e.sessionId, err: e.error?.message }, 'device stream dropped; resuming');
+        else if (e.kind === 'attemptFailed') log.debug({ sessionId: e.sessionId, attempt: e.attempt, err: e.error.message }, 'resume attempt failed');
+        else log.warn({ sessionId: e.sessionId, err: e.error.message }, 'device session lost');
+      },
       onConnection: (e) => (e.outcome === 'failed' ? log.warn({ ...e, error: e.error?.message }, 'connection failed') : log.debug({ ...e, error: e.error?.message }, 'connection')),
     });
     const listeners = await proxy.start();
