@@ -60,7 +60,9 @@ export type ErrorCode =
   | 'ERR_STREAM_PAIR_TIMEOUT'
   | 'ERR_STREAM_PEER_CLOSED'
   | 'ERR_REGISTRY'
-  | 'ERR_HUB_SHUTDOWN';
+  | 'ERR_HUB_SHUTDOWN'
+  // resumption
+  | 'ERR_RESUME_REFUSED';
 
 /** Base class of every error devstreams throws or emits. */
 export class DevstreamsError extends Error {

@@ -7,3 +7,4 @@ export * from './auth/index.js';
 export * from './sdk/index.js';
 export * from './proxy/index.js';
 export * as hub from './hub/index.js';
+export * from './resume/index.js';

@@ -9,6 +9,7 @@ import { acceptAnyKey, allowKeys } from '../crypto/index.js';
 import type { Session } from '../mux/index.js';
 import { DeviceClient, type DeviceClientOptions } from '../sdk/index.js';
 import { DevstreamsError } from '../errors.js';
+import type { ResumeConfig } from '../resume/index.js';
 import type { AllowList } from './allow-list.js';
 import { deviceChannelHandler, type DeviceHandlerOptions } from './device-handler.js';
 
@@ -23,6 +24,8 @@ export interface DeviceProxyOptions extends DeviceClientOptions {
   allowPlaintext?: boolean;
   crypto?: CryptoMode;
   connectTimeoutMs?: number;
+  /** Limits the device holds resumable sessions with (give-up time...). Services choose resumption. */
+  resume?: Partial<ResumeConfig>;
 }
 
 export interface DeviceProxyEvents {
@@ -31,12 +34,19 @@ export interface DeviceProxyEvents {
   session: [info: { streamId: string; peerKey?: Buffer; cipher?: string }];
   sessionError: [error: Error];
   channel: [event: Parameters<NonNullable<DeviceHandlerOptions['onChannel']>>[0]];
+  /** A resumable session lost its stream and waits for the service to come back. */
+  suspend: [info: { sessionId: string; error?: Error }];
+  /** A resumable session continued on a new stream. */
+  resume: [info: { sessionId: string; streamId: string; resent: number; downtimeMs: number; resumes: number }];
+  /** A resumable session was given up (no stream back within the give-up time) or refused a resume attempt. */
+  sessionLost: [info: { sessionId: string; error: DevstreamsError }];
 }
 
 export class DeviceProxy extends EventEmitter<DeviceProxyEvents> {
   readonly client: DeviceClient;
   private readonly sessions = new Set<Session>();
   private readonly verifyPeer: PeerVerifier;
+  private resumeTotal = 0;
 
   constructor(private readonly o: DeviceProxyOptions) {
     super();
@@ -62,9 +72,20 @@ export class DeviceProxy extends EventEmitter<DeviceProxyEvents> {
           ...(o.allowPlaintext ? { allowPlaintext: true } : {}),
           ...(o.crypto ? { crypto: o.crypto } : {}),
           mux: { onOpen },
+          ...(o.resume ? { resume: o.resume } : {}),
         })
         .then(
           (ds) => {
+            if (ds.resumed) return; // the held session continues; its 'resumed' event tells the story
+            const r = ds.resumable;
+            if (r) {
+              r.events.on('suspended', (error) => this.emit('suspend', { sessionId: r.sessionId ?? '?', ...(error ? { error } : {}) }));
+              r.events.on('resumed', (info) => {
+                this.resumeTotal++;
+                this.emit('resume', { sessionId: r.sessionId ?? '?', streamId: ds.streamId, ...info });
+              });
+              r.events.on('lost', (error) => this.emit('sessionLost', { sessionId: r.sessionId ?? '?', error }));
+            }
             this.sessions.add(ds.session);
             ds.session.once('close', () => this.sessions.delete(ds.session));
             this.emit('session', {
@@ -84,6 +105,11 @@ export class DeviceProxy extends EventEmitter<DeviceProxyEvents> {
   /** Open sessions (one per service proxy, normally). */
   get sessionCount(): number {
     return this.sessions.size;
+  }
+
+  /** Resumes of this proxy's sessions so far (a metric). */
+  get resumeCount(): number {
+    return this.resumeTotal;
   }
 
   /** Connects to the hub; resolves once the control socket is up the first time. */

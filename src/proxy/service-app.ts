@@ -6,6 +6,8 @@
 import type { CryptoMode, PeerVerifier, StaticKeyPair } from '../crypto/index.js';
 import { ServiceClient, type ServiceClientOptions } from '../sdk/index.js';
 import type { MuxConfig } from '../mux/index.js';
+import type { ResumedInfo, ResumeConfig } from '../resume/index.js';
+import type { DevstreamsError } from '../errors.js';
 import type { ForwardSpec } from './forward-spec.js';
 import { ServiceProxy, type ServiceProxyOptions } from './service-proxy.js';
 import { SessionSource, type SessionSourceOptions } from './session-source.js';
@@ -29,23 +31,50 @@ export interface ServiceAppOptions extends ServiceClientOptions {
   waitTimeoutMs?: number;
   onState?: SessionSourceOptions['onState'];
   onConnection?: ServiceProxyOptions['onConnection'];
+  /**
+   * Resumption of the device session across stream drops and hub restarts: on (default) or its
+   * limits; false opens plain sealed sessions that end with their stream. Ignored when not encrypting.
+   */
+  resume?: boolean | Partial<ResumeConfig>;
+  /** Told about resumption: the stream dropped, the session continued, a reconnect attempt failed, the session was given up. */
+  onResume?(event: ResumeEvent): void;
 }
+
+/** What `onResume` hears. */
+export type ResumeEvent =
+  | { kind: 'suspended'; sessionId: string; error?: Error }
+  | { kind: 'resumed'; sessionId: string; info: ResumedInfo }
+  | { kind: 'attemptFailed'; sessionId: string; error: Error; attempt: number }
+  | { kind: 'lost'; sessionId: string; error: DevstreamsError };
 
 /** Builds (does not start) a service proxy for one device. */
 export function createServiceApp(o: ServiceAppOptions): { proxy: ServiceProxy; source: SessionSource; client: ServiceClient } {
   const client = ServiceClient.fromConnectionString(o.connectionString, o.ca !== undefined ? { ca: o.ca } : {});
+  const resume = o.resume ?? true;
+  let sessionId = '?';
   const source = new SessionSource({
-    open: async () =>
-      (
-        await client.connect(o.deviceId, {
-          ...(o.encrypt === false ? { encrypt: false } : {}),
-          ...(o.staticKeys ? { staticKeys: o.staticKeys } : {}),
-          ...(o.verifyDevice ? { verifyPeer: o.verifyDevice } : {}),
-          ...(o.trustHub ? { trustHub: true } : {}),
-          ...(o.crypto ? { crypto: o.crypto } : {}),
-          ...(o.mux ? { mux: o.mux } : {}),
-        })
-      ).session,
+    open: async () => {
+      const ds = await client.connect(o.deviceId, {
+        ...(o.encrypt === false ? { encrypt: false } : {}),
+        ...(o.staticKeys ? { staticKeys: o.staticKeys } : {}),
+        ...(o.verifyDevice ? { verifyPeer: o.verifyDevice } : {}),
+        ...(o.trustHub ? { trustHub: true } : {}),
+        ...(o.crypto ? { crypto: o.crypto } : {}),
+        ...(o.mux ? { mux: o.mux } : {}),
+        ...(resume !== false ? { resume } : {}),
+        ...(o.onResume ? { onResumeAttemptFailed: (error: Error, attempt: number) => o.onResume!({ kind: 'attemptFailed', sessionId, error, attempt }) } : {}),
+      });
+      const r = ds.resumable;
+      if (r && o.onResume) {
+        const tell = o.onResume;
+        sessionId = r.sessionId ?? '?';
+        const id = sessionId;
+        r.events.on('suspended', (error) => tell({ kind: 'suspended', sessionId: id, ...(error ? { error } : {}) }));
+        r.events.on('resumed', (info) => tell({ kind: 'resumed', sessionId: id, info }));
+        r.events.on('lost', (error) => tell({ kind: 'lost', sessionId: id, error }));
+      }
+      return ds.session;
+    },
     ...(o.waitTimeoutMs !== undefined ? { waitTimeoutMs: o.waitTimeoutMs } : {}),
     ...(o.onState ? { onState: o.onState } : {}),
   });

@@ -18,7 +18,8 @@ import { DEVICE_KEY_HEADER, parseHubMessage, type StreamRequestMessage, type Str
 import { Backoff, type BackoffOptions } from './backoff.js';
 import { openStreamTransport, openWebSocket } from './stream-transport.js';
 import { TOKEN_RENEW_FRACTION } from './service-client.js';
-import { STREAM_NAME_PLAIN, startDeviceSession, type DeviceSession, type EndToEndOptions } from './device-session.js';
+import { STREAM_NAME_PLAIN, STREAM_NAME_RESUMABLE, parseResumeStreamName, secureLink, startDeviceSession, type DeviceSession, type EndToEndOptions } from './device-session.js';
+import { ResumeRegistry } from '../resume/index.js';
 
 /** A control socket with no ping or message from the hub for this long is presumed dead, ms. */
 export const DEFAULT_HUB_SILENCE_MS = 75_000;
@@ -72,9 +73,40 @@ export class IncomingStreamRequest {
       this.reject('this device requires end-to-end encryption');
       throw new DevstreamsError('ERR_STREAM_REJECTED', 'refused a plaintext stream: this device requires end-to-end encryption');
     }
+    const resumeId = parseResumeStreamName(this.msg.streamName);
+    if (resumeId !== undefined) return this.acceptResume(resumeId, o);
     this.answer(true);
     const transport = await this.client.openDeviceSide(this.msg, !this.plaintext);
+    if (this.msg.streamName === STREAM_NAME_RESUMABLE) {
+      // The device holds resumable sessions with its own limits (default ones unless given).
+      const ds = await startDeviceSession(transport, 'responder', this.client.deviceId, this.msg.streamId, { ...o, encrypt: true, resume: o.resume || true });
+      this.client.resumeRegistry.add(ds as DeviceSession & { resumable: NonNullable<DeviceSession['resumable']> });
+      return ds;
+    }
     return startDeviceSession(transport, 'responder', this.client.deviceId, this.msg.streamId, { ...o, encrypt: !this.plaintext });
+  }
+
+  /**
+   * Continues a session this device holds over the new stream: rejected before any byte flows
+   * when the session is unknown (never held, or given up); then a fresh handshake (the peer
+   * must have the same key as at the start) and the resume proof, checked by the resumable layer.
+   */
+  private async acceptResume(sessionId: string, o: EndToEndOptions): Promise<DeviceSession> {
+    const held = this.client.resumeRegistry.get(sessionId);
+    if (!held) {
+      this.reject('unknown session');
+      throw new DevstreamsError('ERR_RESUME_REFUSED', `no session ${sessionId} to resume`);
+    }
+    this.answer(true);
+    const transport = await this.client.openDeviceSide(this.msg, true);
+    const { secure, link } = await secureLink(transport, 'responder', this.msg.streamId, o);
+    const firstKey = held.secure?.session.remoteStatic;
+    if (firstKey && !firstKey.equals(secure.session.remoteStatic)) {
+      secure.close();
+      throw new DevstreamsError('ERR_RESUME_REFUSED', 'a different service key tried to resume the session');
+    }
+    await held.resumable.acceptResume(link);
+    return { ...held, streamId: this.msg.streamId, resumed: true };
   }
 
   /** Rejects; the service sees ERR_STREAM_REJECTED with `reason`. */
@@ -109,6 +141,8 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
   private firstConnect: { resolve(): void; reject(err: Error): void } | undefined;
   private readonly gateways: string[];
   private gatewayIndex = 0;
+  /** @internal Resumable sessions this device holds, by session id. */
+  readonly resumeRegistry = new ResumeRegistry<DeviceSession & { resumable: NonNullable<DeviceSession['resumable']> }>();
 
   private constructor(readonly cs: DeviceConnectionString, private readonly o: DeviceClientOptions) {
     super();

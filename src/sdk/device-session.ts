@@ -4,13 +4,19 @@
  * initiator, the device the responder of both. The stream id is bound into the handshake, so
  * a hub that splices two streams together breaks the handshake rather than the traffic.
  *
- * The stream name tells the device whether the service will run the handshake: `devstreams`
- * (sealed) or `devstreams-plain` (no record layer; for measurement only, and refused by devices
- * unless they allow it).
+ * With resumption on, a resumable layer sits between the record layer and the mux (see
+ * src/resume/): the mux session outlives the stream, and later streams, each with its own
+ * handshake, continue it.
+ *
+ * The stream name tells the device what the service will run: `devstreams` (sealed),
+ * `devstreams-resumable` (sealed, resumable, a new session), `devstreams-resume.<session id>`
+ * (sealed, continues a suspended session) or `devstreams-plain` (no record layer; for
+ * measurement only, and refused by devices unless they allow it).
  */
 import { secureInitiator, secureResponder, type SecureTransport } from '../crypto/index.js';
 import type { CipherName, CryptoMode, PeerVerifier, StaticKeyPair } from '../crypto/index.js';
-import { Session, type MuxConfig, type SessionOptions, type SessionRole } from '../mux/index.js';
+import { DEFAULT_MUX_CONFIG, Session, type MuxConfig, type SessionOptions, type SessionRole } from '../mux/index.js';
+import { ResumableTransport, resolveResumeConfig, type Link, type ResumeConfig } from '../resume/index.js';
 import type { Transport } from '../transport/transport.js';
 import { DevstreamsError } from '../errors.js';
 
@@ -18,6 +24,22 @@ import { DevstreamsError } from '../errors.js';
 export const STREAM_NAME_SEALED = 'devstreams';
 /** Stream name of a plaintext device stream (no record layer). */
 export const STREAM_NAME_PLAIN = 'devstreams-plain';
+/** Stream name of a new resumable, encrypted device session. */
+export const STREAM_NAME_RESUMABLE = 'devstreams-resumable';
+/** Prefix of the stream name that continues a suspended session; the hex session id follows. */
+export const STREAM_NAME_RESUME_PREFIX = 'devstreams-resume.';
+
+/** The stream name that resumes session `sessionId` (hex). */
+export function resumeStreamName(sessionId: string): string {
+  return `${STREAM_NAME_RESUME_PREFIX}${sessionId}`;
+}
+
+/** The session id a resume stream name carries, or undefined for any other name. */
+export function parseResumeStreamName(name: string): string | undefined {
+  if (!name.startsWith(STREAM_NAME_RESUME_PREFIX)) return undefined;
+  const id = name.slice(STREAM_NAME_RESUME_PREFIX.length);
+  return /^[0-9a-f]{32}$/.test(id) ? id : undefined;
+}
 
 export interface EndToEndOptions {
   /** False runs the mux straight over the hub's transport: the hub can read it. Default true. */
@@ -31,6 +53,12 @@ export interface EndToEndOptions {
   cipher?: CipherName;
   /** Mux limits for the session, and (device side) the handler for channels the peer opens. */
   mux?: Partial<MuxConfig> & Pick<SessionOptions, 'onOpen'>;
+  /**
+   * Resumption (encrypted sessions only): true or limits. Service: asks for a resumable session
+   * and reconnects when its stream drops. Device: the limits it holds sessions with. Default off
+   * in the SDK (the proxies turn it on).
+   */
+  resume?: boolean | Partial<ResumeConfig>;
 }
 
 /** An open device stream carrying a mux session. */
@@ -38,8 +66,12 @@ export interface DeviceSession {
   deviceId: string;
   streamId: string;
   session: Session;
-  /** The record layer when encrypted: peer key, cipher, counters. */
+  /** The record layer when encrypted: peer key, cipher, counters (of the first stream). */
   secure?: SecureTransport;
+  /** The resumable layer when resumption is on: session id, resume count, events. */
+  resumable?: ResumableTransport;
+  /** Device side: true when this stream continued a session already held (no new mux session). */
+  resumed?: boolean;
 }
 
 /** The prologue both ends bind into the handshake. */
@@ -47,11 +79,14 @@ export function streamPrologue(streamId: string): string {
   return `devstreams/1 stream ${streamId}`;
 }
 
-/** Wraps `transport` in the record layer (unless disabled) and a mux session of `role`. */
-export async function startDeviceSession(transport: Transport, role: SessionRole, deviceId: string, streamId: string, o: EndToEndOptions): Promise<DeviceSession> {
-  if (o.encrypt === false) {
-    return { deviceId, streamId, session: new Session(transport, { ...o.mux, role }) };
-  }
+/** The resume limits `o.resume` asks for, or undefined when resumption is off. */
+export function resumeConfigOf(o: EndToEndOptions): Partial<ResumeConfig> | undefined {
+  if (!o.resume || o.encrypt === false) return undefined;
+  return o.resume === true ? {} : o.resume;
+}
+
+/** Runs the record layer's handshake over `transport` and returns it as a link for resumption. */
+export async function secureLink(transport: Transport, role: SessionRole, streamId: string, o: EndToEndOptions): Promise<{ secure: SecureTransport; link: Link }> {
   if (!o.staticKeys || !o.verifyPeer) {
     transport.close();
     throw new DevstreamsError('ERR_CONFIG', 'an encrypted device session needs staticKeys and verifyPeer');
@@ -64,5 +99,24 @@ export async function startDeviceSession(transport: Transport, role: SessionRole
     ...(o.cipher !== undefined ? { cipher: o.cipher } : {}),
   };
   const secure = role === 'initiator' ? await secureInitiator(transport, secureOptions) : await secureResponder(transport, secureOptions);
-  return { deviceId, streamId, secure, session: new Session(secure, { ...o.mux, role }) };
+  return { secure, link: { transport: secure, binding: secure.session.handshakeHash } };
+}
+
+/** Wraps `transport` in the record layer (unless disabled), the resumable layer (if asked) and a mux session of `role`. */
+export async function startDeviceSession(transport: Transport, role: SessionRole, deviceId: string, streamId: string, o: EndToEndOptions): Promise<DeviceSession> {
+  if (o.encrypt === false) {
+    return { deviceId, streamId, session: new Session(transport, { ...o.mux, role }) };
+  }
+  const { secure, link } = await secureLink(transport, role, streamId, o);
+  const resumeConfig = resumeConfigOf(o);
+  if (!resumeConfig) return { deviceId, streamId, secure, session: new Session(secure, { ...o.mux, role }) };
+  const resumable = role === 'initiator' ? ResumableTransport.initiate(link, resumeConfig) : ResumableTransport.accept(link, resumeConfig);
+  const c = resumable.config;
+  // The mux keepalive must not end a session that is only suspended: its timeout outlasts the
+  // give-up time (liveness of each connection is the resumable layer's job).
+  const keepaliveTimeoutMs = Math.max(o.mux?.keepaliveTimeoutMs ?? DEFAULT_MUX_CONFIG.keepaliveTimeoutMs, c.giveUpMs + c.livenessTimeoutMs + c.resumeTimeoutMs);
+  const session = new Session(resumable, { ...o.mux, keepaliveTimeoutMs, role });
+  // A session given up ends its channels with ERR_SESSION_LOST (not a generic transport close).
+  resumable.events.on('lost', (err) => session.close(err));
+  return { deviceId, streamId, secure, resumable, session };
 }

@@ -9,7 +9,8 @@ import type { WebSocketTransport } from '../transport/websocket.js';
 import { HubHttp, errorFromBody } from './http.js';
 import { openStreamTransport } from './stream-transport.js';
 import { expectKey } from '../crypto/index.js';
-import { STREAM_NAME_PLAIN, STREAM_NAME_SEALED, startDeviceSession, type DeviceSession, type EndToEndOptions } from './device-session.js';
+import { STREAM_NAME_PLAIN, STREAM_NAME_RESUMABLE, STREAM_NAME_SEALED, resumeConfigOf, resumeStreamName, secureLink, startDeviceSession, type DeviceSession, type EndToEndOptions } from './device-session.js';
+import { keepResumed } from '../resume/index.js';
 
 /** The hub's default wait for a device's answer, seconds (mirrors the hub default; the SDK does not import the hub). */
 export const DEFAULT_STREAM_RESPONSE_TIMEOUT_SECONDS = 60;
@@ -53,6 +54,11 @@ export interface ServiceStream {
   transport: WebSocketTransport;
   /** The device's public key as announced to the hub, when it announced one. */
   devicePublicKey?: string;
+}
+
+/** Optional observer of a resumable session's reconnect attempts (for logs). */
+export interface ResumeHooks {
+  onResumeAttemptFailed?(error: Error, attempt: number): void;
 }
 
 export interface DeviceInfo {
@@ -128,16 +134,35 @@ export class ServiceClient {
    * open channels on `result.session`. Rejects like `openStreamTransport`, and with
    * ERR_HANDSHAKE_* when the device's key is not the one expected.
    */
-  async connect(deviceId: string, o: EndToEndOptions & CreateStreamOptions & { trustHub?: boolean } = {}): Promise<DeviceSession> {
-    const name = o.encrypt === false ? STREAM_NAME_PLAIN : STREAM_NAME_SEALED;
-    const stream = await this.openStreamTransport(deviceId, name, { ...o, sealedPayload: o.encrypt !== false });
-    if (!o.trustHub || o.encrypt === false) return startDeviceSession(stream.transport, 'initiator', deviceId, stream.streamId, o);
-    // Trusting the hub for identity: the device must prove the key it announced to the hub.
-    if (!stream.devicePublicKey) {
-      stream.transport.close();
-      throw new DevstreamsError('ERR_HANDSHAKE_PEER_UNKNOWN', `the hub knows no public key for device ${deviceId} (it announces one when it connects)`);
+  async connect(deviceId: string, o: EndToEndOptions & CreateStreamOptions & ResumeHooks & { trustHub?: boolean } = {}): Promise<DeviceSession> {
+    const sealed = o.encrypt !== false;
+    const resume = resumeConfigOf(o) !== undefined;
+    const name = !sealed ? STREAM_NAME_PLAIN : resume ? STREAM_NAME_RESUMABLE : STREAM_NAME_SEALED;
+    const stream = await this.openStreamTransport(deviceId, name, { ...o, sealedPayload: sealed });
+    let e2e: EndToEndOptions = o;
+    if (o.trustHub && sealed) {
+      // Trusting the hub for identity: the device must prove the key it announced to the hub
+      // (and, after a drop, that same key again on every resumed stream).
+      if (!stream.devicePublicKey) {
+        stream.transport.close();
+        throw new DevstreamsError('ERR_HANDSHAKE_PEER_UNKNOWN', `the hub knows no public key for device ${deviceId} (it announces one when it connects)`);
+      }
+      e2e = { ...o, verifyPeer: expectKey(stream.devicePublicKey) };
     }
-    return startDeviceSession(stream.transport, 'initiator', deviceId, stream.streamId, { ...o, verifyPeer: expectKey(stream.devicePublicKey) });
+    const ds = await startDeviceSession(stream.transport, 'initiator', deviceId, stream.streamId, e2e);
+    const r = ds.resumable;
+    if (r) {
+      // When the stream drops: ask the hub for a new stream to the same device, named as a
+      // resume of this session, run a fresh handshake on it, and continue the session there.
+      keepResumed(r, {
+        dial: async () => {
+          const next = await this.openStreamTransport(deviceId, resumeStreamName(r.sessionId!), { ...o, sealedPayload: true });
+          return (await secureLink(next.transport, 'initiator', next.streamId, e2e)).link;
+        },
+        ...(o.onResumeAttemptFailed ? { onAttemptFailed: o.onResumeAttemptFailed } : {}),
+      });
+    }
+    return ds;
   }
 
   // --- registry (owner connection string) ---

@@ -82,6 +82,12 @@ and logs "device stream dropped" once it is closed; the bench uses it to measure
       ...(o.waitTimeout !== undefined ? { waitTimeoutMs: o.waitTimeout } : {}),
       ...readCa(o.ca),
       onState: (state, err) => (state === 'closed' && err ? log.warn({ err: err.message }, 'device stream closed') : log.info({ state }, 'device stream')),
+      onResume: (e) => {
+        if (e.kind === 'resumed') log.info({ sessionId: e.sessionId, ...e.info }, 'device session resumed on a new stream');
+        else if (e.kind === 'suspended') log.warn({ sessionId: e.sessionId, err: e.error?.message }, 'device stream dropped; resuming');
+        else if (e.kind === 'attemptFailed') log.debug({ sessionId: e.sessionId, attempt: e.attempt, err: e.error.message }, 'resume attempt failed');
+        else log.warn({ sessionId: e.sessionId, err: e.error.message }, 'device session lost');
+      },
       onConnection: (e) => {
         const fields = { listener: e.listener, target: e.target, outcome: e.outcome, code: (e.error as { code?: string } | undefined)?.code, error: e.error?.message };
         // A refusal or reset is news to the user ("why did my ssh drop?"); clean opens and closes are not.

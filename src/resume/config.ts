@@ -1,0 +1,67 @@
+/**
+ * Every limit and timer of the resumable layer, with its default, in one place.
+ * `resolveResumeConfig` fills defaults and rejects bad values before a session starts.
+ */
+import { DevstreamsError } from '../errors.js';
+
+export interface ResumeConfig {
+  /**
+   * How long a session may stay without a connection before it is given up: channels then end
+   * with ERR_SESSION_LOST. Default 120 s (a hub restart or an LTE handover fits well inside).
+   */
+  giveUpMs: number;
+  /** A cumulative ACK goes out at the latest after this many unacknowledged messages. Default 32. */
+  ackEveryMessages: number;
+  /** ...or this long after the first unacknowledged message, ms. Default 25 ms. */
+  ackDelayMs: number;
+  /** Interval between link pings (per connection liveness), ms. Default 5 s. */
+  livenessIntervalMs: number;
+  /**
+   * A connection that delivered nothing (not even a pong) for this long is presumed dead: it is
+   * closed and the session suspends and reconnects. Default 15 s.
+   */
+  livenessTimeoutMs: number;
+  /**
+   * Unacknowledged bytes above which `send` returns false (backpressure to the mux). Default 16 MiB:
+   * enough for ~1 Gbit/s at 100 ms RTT; the buffer only fills while the peer cannot acknowledge.
+   */
+  replayHighWater: number;
+  /**
+   * Hard fuse on unacknowledged bytes: beyond it the session fails with ERR_SESSION_LOST. The mux
+   * stops at backpressure, so this is never reached by a well-behaved mux. Default 80 MiB
+   * (the mux's default 64 MiB session window plus a margin).
+   */
+  maxReplayBytes: number;
+  /** How long a resume handshake (RESUME -> RESUMED) may take on a new connection, ms. Default 10 s. */
+  resumeTimeoutMs: number;
+  /** First reconnect delay ceiling, ms (full jitter, doubling). Default 200 ms. */
+  reconnectInitialMs: number;
+  /** Largest reconnect delay, ms. Default 5 s. */
+  reconnectMaxMs: number;
+}
+
+export const DEFAULT_RESUME_CONFIG: Readonly<ResumeConfig> = Object.freeze({
+  giveUpMs: 120_000,
+  ackEveryMessages: 32,
+  ackDelayMs: 25,
+  livenessIntervalMs: 5_000,
+  livenessTimeoutMs: 15_000,
+  replayHighWater: 16 * 1024 * 1024,
+  maxReplayBytes: 80 * 1024 * 1024,
+  resumeTimeoutMs: 10_000,
+  reconnectInitialMs: 200,
+  reconnectMaxMs: 5_000,
+});
+
+/** Fills defaults and verifies the result. Throws ERR_CONFIG naming the bad field. */
+export function resolveResumeConfig(overrides: Partial<ResumeConfig> = {}): ResumeConfig {
+  const c: ResumeConfig = { ...DEFAULT_RESUME_CONFIG };
+  for (const [k, v] of Object.entries(overrides)) if (v !== undefined) (c as unknown as Record<string, number>)[k] = v as number;
+  for (const [key, value] of Object.entries(c)) {
+    if (!Number.isSafeInteger(value) || value < 1) throw new DevstreamsError('ERR_CONFIG', `invalid resume config: ${key} must be a positive integer (got ${String(value)})`);
+  }
+  if (c.livenessTimeoutMs <= c.livenessIntervalMs) throw new DevstreamsError('ERR_CONFIG', 'invalid resume config: livenessTimeoutMs must exceed livenessIntervalMs');
+  if (c.maxReplayBytes < c.replayHighWater) throw new DevstreamsError('ERR_CONFIG', 'invalid resume config: maxReplayBytes must be at least replayHighWater');
+  if (c.reconnectMaxMs < c.reconnectInitialMs) throw new DevstreamsError('ERR_CONFIG', 'invalid resume config: reconnectMaxMs must be at least reconnectInitialMs');
+  return c;
+}

@@ -1,0 +1,478 @@
+/**
+ * The resumable layer: a `Transport` between the record layer and the mux (mux over Resumable
+ * over Secure over ws) that survives the loss of the connection below it.
+ *
+ * It numbers the messages it sends, keeps the ones the peer has not acknowledged in a replay
+ * buffer, and acknowledges what it receives cumulatively. When the connection below drops it
+ * does not close upward: it suspends (sends are buffered, backpressure on) and its owner brings
+ * a new connection (a fresh handshake). On that connection the initiator proves it holds the
+ * session (RESUME, an HMAC over the new handshake hash under a secret only the two ends know),
+ * the responder proves it back (RESUMED), each tells how many messages it received, and each
+ * resends the rest: nothing lost, duplicated or reordered. If no connection is back within the
+ * give-up time the layer closes with ERR_SESSION_LOST.
+ *
+ * Each connection also carries a cheap liveness check (PING/PONG), so a connection that went
+ * silent (a middlebox dropped it without a FIN) is noticed within `livenessTimeoutMs` and
+ * replaced, while the mux above, with a keepalive timeout beyond the give-up time, never sees it.
+ *
+ * Events (on `events`): 'init' () once the session id is known (responder: on INIT),
+ * 'suspended' (error?), 'resumed' (ResumedInfo), 'lost' (DevstreamsError), 'refused' (error) when
+ * a resume attempt on a new connection was refused (the session itself is unaffected),
+ * 'closed' (error?) once, at the end.
+ */
+import { EventEmitter } from 'node:events';
+import { DevstreamsError } from '../errors.js';
+import { TransportBase } from '../transport/base.js';
+import type { Transport, TransportHandlers } from '../transport/transport.js';
+import { resolveResumeConfig, type ResumeConfig } from './config.js';
+import { checkProof, makeProof, newSessionKeys } from './proof.js';
+import { ReplayBuffer } from './replay-buffer.js';
+import {
+  DATA_HEADER,
+  DATA_OVERHEAD,
+  CLOSE_MESSAGE,
+  MsgType,
+  decodeAck,
+  decodeInit,
+  decodeResume,
+  decodeResumed,
+  encodeAck,
+  encodeInit,
+  encodePing,
+  encodeRefuse,
+  encodeResume,
+  encodeResumed,
+} from './wire.js';
+
+/** One connection under the session: a transport and the channel binding of its handshake. */
+export interface Link {
+  transport: Transport;
+  /** Unique per connection and known to both ends (the Noise handshake hash). */
+  binding: Buffer;
+}
+
+export type ResumeRole = 'initiator' | 'responder';
+export type ResumableState = 'active' | 'resuming' | 'suspended' | 'closed';
+
+export interface ResumedInfo {
+  /** Messages sent again on the new connection. */
+  resent: number;
+  /** Time without a connection, ms. */
+  downtimeMs: number;
+  /** Resumes of this session so far. */
+  resumes: number;
+}
+
+export interface ResumableEvents {
+  init: [];
+  suspended: [error: Error | undefined];
+  resumed: [info: ResumedInfo];
+  lost: [error: DevstreamsError];
+  refused: [error: DevstreamsError];
+  closed: [error: Error | undefined];
+}
+
+/** Per-connection state. `pending` while the resume handshake runs on it. */
+interface LinkState {
+  link: Link;
+  pending: boolean;
+  /** Initiator: settles the resume handshake. */
+  waiter?: { resolve(): void; reject(err: Error): void; timer: NodeJS.Timeout };
+}
+
+let pingCounter = 0;
+
+export class ResumableTransport extends TransportBase implements Transport {
+  readonly events = new EventEmitter<ResumableEvents>();
+  readonly config: ResumeConfig;
+  readonly maxMessageSize: number;
+  private sessionIdBytes: Buffer | undefined;
+  private secret: Buffer | undefined;
+  private current: LinkState | undefined;
+  private phase: ResumableState = 'active';
+  private readonly replay = new ReplayBuffer();
+  private received = 0;
+  private ackedToPeer = 0;
+  private ackTimer: NodeJS.Timeout | undefined;
+  private linkBlocked = false;
+  private wantDrain = false;
+  private lastHeard = Date.now();
+  private livenessTimer: NodeJS.Timeout;
+  private giveUpTimer: NodeJS.Timeout | undefined;
+  private suspendedAt = 0;
+  private resumeCount = 0;
+  private attached = false;
+
+  private constructor(private readonly role: ResumeRole, link: Link, config: Partial<ResumeConfig>) {
+    super();
+    this.config = resolveResumeConfig(config);
+    this.maxMessageSize = link.transport.maxMessageSize - DATA_OVERHEAD;
+    this.livenessTimer = setInterval(() => this.checkLiveness(), this.config.livenessIntervalMs);
+    this.livenessTimer.unref();
+    this.bind({ link, pending: false });
+  }
+
+  /** The initiator's side (the service): makes the session id and secret and sends INIT. */
+  static initiate(link: Link, config: Partial<ResumeConfig> = {}): ResumableTransport {
+    const t = new ResumableTransport('initiator', link, config);
+    const { sessionId, secret } = newSessionKeys();
+    t.sessionIdBytes = sessionId;
+    t.secret = secret;
+    link.transport.send([encodeInit(sessionId, secret)]);
+    return t;
+  }
+
+  /** The responder's side (the device): learns the session id from the peer's INIT ('init' event). */
+  static accept(link: Link, config: Partial<ResumeConfig> = {}): ResumableTransport {
+    return new ResumableTransport('responder', link, config);
+  }
+
+  /** Hex session id (known on the responder after 'init'); carried in the resume stream name. */
+  get sessionId(): string | undefined {
+    return this.sessionIdBytes?.toString('hex');
+  }
+
+  get state(): ResumableState {
+    return this.phase;
+  }
+
+  /** Resumes so far. */
+  get resumes(): number {
+    return this.resumeCount;
+  }
+
+  /** Unacknowledged bytes held for resending. */
+  get replayBytes(): number {
+    return this.replay.bytes;
+  }
+
+  get bufferedAmount(): number {
+    return this.replay.bytes;
+  }
+
+  /**
+   * Installs the handlers a turn later: messages that arrived with the handshake are then
+   * delivered after the owner had the chance to listen on the mux session built on top (a
+   * device's OPEN right behind the handshake would otherwise meet a session with no 'open' listener).
+   */
+  override attach(handlers: TransportHandlers): void {
+    setImmediate(() => {
+      super.attach(handlers);
+      this.attached = true;
+      this.maybeDrain();
+    });
+  }
+
+  // ---- sending -----------------------------------------------------------------------------
+
+  send(parts: readonly Buffer[]): boolean {
+    if (this.phase === 'closed') return false;
+    let size = DATA_OVERHEAD;
+    for (const p of parts) size += p.length;
+    const message = [DATA_HEADER, ...parts];
+    this.replay.push(message, size);
+    if (this.replay.bytes > this.config.maxReplayBytes) {
+      this.lose(new DevstreamsError('ERR_SESSION_LOST', `replay buffer exceeded ${this.config.maxReplayBytes} bytes`));
+      return false;
+    }
+    if (this.phase === 'active' && !this.current!.link.transport.send(message)) this.linkBlocked = true;
+    const ok = this.phase === 'active' && !this.linkBlocked && this.replay.bytes <= this.config.replayHighWater;
+    if (!ok) this.wantDrain = true;
+    return ok;
+  }
+
+  private maybeDrain(): void {
+    if (!this.wantDrain || !this.attached || this.phase !== 'active' || this.linkBlocked || this.replay.bytes > this.config.replayHighWater) return;
+    this.wantDrain = false;
+    this.deliverDrain();
+  }
+
+  private sendAck(): void {
+    if (this.ackTimer) clearTimeout(this.ackTimer);
+    this.ackTimer = undefined;
+    if (this.phase !== 'active' || this.ackedToPeer === this.received) return;
+    this.ackedToPeer = this.received;
+    this.current!.link.transport.send([encodeAck(this.received)]);
+  }
+
+  // ---- connections -------------------------------------------------------------------------
+
+  /** Listens to `link`; a non-pending link becomes current first, since attach may deliver held messages at once. */
+  private bind(ls: LinkState): void {
+    const link = ls.link;
+    if (!ls.pending) this.current = ls;
+    link.transport.attach({
+      onMessage: (m) => this.onLinkMessage(ls, m),
+      onDrain: () => {
+        if (ls !== this.current) return;
+        this.linkBlocked = false;
+        this.maybeDrain();
+      },
+      onClose: (err) => this.onLinkClose(ls, err),
+    });
+  }
+
+  private onLinkMessage(ls: LinkState, m: Buffer): void {
+    if (this.phase === 'closed' || m.length === 0) return;
+    if (ls.pending) {
+      this.onHandshakeMessage(ls, m);
+      return;
+    }
+    if (ls !== this.current) return; // a replaced connection: nothing it says counts any more
+    this.lastHeard = Date.now();
+    try {
+      switch (m[0]) {
+        case MsgType.DATA:
+          this.received++;
+          this.deliverMessage(m.subarray(DATA_OVERHEAD));
+          if (this.received - this.ackedToPeer >= this.config.ackEveryMessages) this.sendAck();
+          else if (!this.ackTimer) {
+            this.ackTimer = setTimeout(() => this.sendAck(), this.config.ackDelayMs);
+            this.ackTimer.unref();
+          }
+          return;
+        case MsgType.ACK:
+          this.onAck(decodeAck(m));
+          return;
+        case MsgType.PING:
+          ls.link.transport.send([encodePing(MsgType.PONG, m.length >= 5 ? m.readUInt32BE(1) : 0)]);
+          return;
+        case MsgType.PONG:
+          return;
+        case MsgType.CLOSE:
+          this.closeWith(undefined, false);
+          return;
+        case MsgType.INIT:
+          if (this.role !== 'responder' || this.sessionIdBytes) throw new DevstreamsError('ERR_PROTOCOL_STATE', 'unexpected INIT');
+          ({ sessionId: this.sessionIdBytes, secret: this.secret } = decodeInit(m));
+          this.events.emit('init');
+          return;
+        case MsgType.REFUSE:
+          this.lose(new DevstreamsError('ERR_SESSION_LOST', `peer refused the session: ${m.subarray(1).toString('utf8')}`));
+          return;
+        default:
+          throw new DevstreamsError('ERR_PROTOCOL_UNKNOWN_TYPE', `unknown resumable message type ${m[0]}`);
+      }
+    } catch (err) {
+      this.lose(err instanceof DevstreamsError ? err : new DevstreamsError('ERR_PROTOCOL_FRAME', String(err)));
+    }
+  }
+
+  private onAck(count: number): void {
+    if (count < this.replay.acknowledged || count > this.replay.sent) throw new DevstreamsError('ERR_PROTOCOL_STATE', `ACK of ${count} outside ${this.replay.acknowledged}..${this.replay.sent}`);
+    this.replay.ackTo(count);
+    this.maybeDrain();
+  }
+
+  private onLinkClose(ls: LinkState, err?: Error): void {
+    if (ls.waiter) {
+      clearTimeout(ls.waiter.timer);
+      ls.waiter.reject(new DevstreamsError('ERR_HUB_UNAVAILABLE', `connection closed during resume${err ? `: ${err.message}` : ''}`, { cause: err }));
+      ls.waiter = undefined;
+    }
+    if (ls !== this.current || this.phase === 'closed') return;
+    this.current = undefined;
+    this.suspend(err);
+  }
+
+  private suspend(err?: Error): void {
+    this.phase = 'suspended';
+    this.linkBlocked = false;
+    this.wantDrain = true;
+    this.suspendedAt = Date.now();
+    if (this.ackTimer) clearTimeout(this.ackTimer);
+    this.ackTimer = undefined;
+    if (!this.giveUpTimer) {
+      this.giveUpTimer = setTimeout(() => {
+        this.giveUpTimer = undefined;
+        this.lose(new DevstreamsError('ERR_SESSION_LOST', `no connection to the peer for ${this.config.giveUpMs} ms`));
+      }, this.config.giveUpMs);
+      this.giveUpTimer.unref();
+    }
+    this.events.emit('suspended', err);
+  }
+
+  private checkLiveness(): void {
+    if (this.phase !== 'active' || !this.current) return;
+    if (Date.now() - this.lastHeard > this.config.livenessTimeoutMs) {
+      // Closing it delivers onClose, which suspends; the owner reconnects.
+      this.current.link.transport.close(new DevstreamsError('ERR_KEEPALIVE_TIMEOUT', `connection silent for ${this.config.livenessTimeoutMs} ms`));
+      return;
+    }
+    this.current.link.transport.send([encodePing(MsgType.PING, ++pingCounter)]);
+  }
+
+  /**
+   * Drops the current connection as if it had failed (tests, or an owner that knows the network
+   * changed). The session suspends; the owner reconnects.
+   */
+  dropConnection(reason = 'connection dropped'): void {
+    this.current?.link.transport.close(new DevstreamsError('ERR_TRANSPORT_CLOSED', reason));
+  }
+
+  // ---- resume ------------------------------------------------------------------------------
+
+  /**
+   * Initiator: runs the resume handshake on a new connection and, once the peer proved it holds
+   * the session, moves the session onto it and resends. Rejects (and closes `link`) when the
+   * peer refuses, the connection fails, or it takes longer than `resumeTimeoutMs`.
+   */
+  resumeOver(link: Link): Promise<void> {
+    if (this.role !== 'initiator') return Promise.reject(new DevstreamsError('ERR_INTERNAL', 'only the initiator resumes'));
+    if (this.phase !== 'suspended') {
+      link.transport.close();
+      return Promise.reject(new DevstreamsError('ERR_SESSION_CLOSED', `cannot resume a session that is ${this.phase}`));
+    }
+    this.phase = 'resuming';
+    return new Promise<void>((resolve, reject) => {
+      const ls: LinkState = { link, pending: true };
+      const fail = (err: Error): void => {
+        if (this.phase === 'resuming') this.phase = 'suspended';
+        link.transport.close();
+        reject(err);
+      };
+      const timer = setTimeout(() => {
+        ls.waiter = undefined;
+        fail(new DevstreamsError('ERR_HUB_UNAVAILABLE', `no answer to RESUME within ${this.config.resumeTimeoutMs} ms`));
+      }, this.config.resumeTimeoutMs);
+      timer.unref();
+      // The waiter is in place before attaching: attach may deliver a held answer at once.
+      ls.waiter = { resolve, reject: fail, timer };
+      this.bind(ls);
+      link.transport.send([encodeResume({ sessionId: this.sessionIdBytes!, proof: makeProof(this.secret!, 'initiator', this.sessionIdBytes!, link.binding), received: this.received })]);
+    });
+  }
+
+  /**
+   * Responder: takes a new connection that claims this session. Its first message must be a
+   * RESUME with a valid proof for this connection; then the session moves onto it (replacing
+   * the old one, if the old one still looks alive) and resends. Resolves once resumed; rejects
+   * with ERR_RESUME_REFUSED (after telling the peer and closing `link`) otherwise. A refused
+   * attempt leaves the session as it was.
+   */
+  acceptResume(link: Link): Promise<void> {
+    if (this.role !== 'responder') return Promise.reject(new DevstreamsError('ERR_INTERNAL', 'only the responder accepts resumes'));
+    return new Promise<void>((resolve, reject) => {
+      const ls: LinkState = { link, pending: true };
+      const timer = setTimeout(() => {
+        ls.waiter = undefined;
+        this.refuse(ls, new DevstreamsError('ERR_RESUME_REFUSED', `no RESUME within ${this.config.resumeTimeoutMs} ms`), reject);
+      }, this.config.resumeTimeoutMs);
+      timer.unref();
+      ls.waiter = { resolve, reject: (err) => reject(err), timer };
+      this.bind(ls); // may deliver a held RESUME at once: the waiter is ready
+    });
+  }
+
+  private refuse(ls: LinkState, err: DevstreamsError, reject: (e: Error) => void): void {
+    ls.pending = false;
+    ls.link.transport.send([encodeRefuse(err.code)]);
+    ls.link.transport.close();
+    this.events.emit('refused', err);
+    reject(err);
+  }
+
+  private onHandshakeMessage(ls: LinkState, m: Buffer): void {
+    const w = ls.waiter;
+    if (!w) return;
+    clearTimeout(w.timer);
+    ls.waiter = undefined;
+    try {
+      if (this.role === 'responder') {
+        if (m[0] !== MsgType.RESUME) throw new DevstreamsError('ERR_RESUME_REFUSED', 'first message on a resume connection must be RESUME');
+        const r = decodeResume(m);
+        if (!this.sessionIdBytes || !this.secret || !r.sessionId.equals(this.sessionIdBytes)) throw new DevstreamsError('ERR_RESUME_REFUSED', 'unknown session');
+        if (!checkProof(this.secret, 'initiator', this.sessionIdBytes, ls.link.binding, r.proof)) {
+          throw new DevstreamsError('ERR_RESUME_REFUSED', 'resume proof does not match this connection (replayed or forged)');
+        }
+        this.checkPeerCount(r.received);
+        // Stop listening to the old connection before telling our count, so the count is final.
+        const old = this.current;
+        this.current = undefined;
+        ls.link.transport.send([encodeResumed(makeProof(this.secret, 'responder', this.sessionIdBytes, ls.link.binding), this.received)]);
+        this.activate(ls, r.received);
+        old?.link.transport.close();
+        w.resolve();
+        return;
+      }
+      if (m[0] === MsgType.REFUSE) throw new DevstreamsError('ERR_RESUME_REFUSED', `peer refused the resume: ${m.subarray(1).toString('utf8')}`);
+      if (m[0] !== MsgType.RESUMED) throw new DevstreamsError('ERR_RESUME_REFUSED', `expected RESUMED, got type ${m[0]}`);
+      const r = decodeResumed(m);
+      if (!checkProof(this.secret!, 'responder', this.sessionIdBytes!, ls.link.binding, r.proof)) throw new DevstreamsError('ERR_RESUME_REFUSED', 'peer could not prove it holds the session');
+      this.checkPeerCount(r.received);
+      this.activate(ls, r.received);
+      w.resolve();
+    } catch (err) {
+      const e = err instanceof DevstreamsError ? err : new DevstreamsError('ERR_RESUME_REFUSED', String(err));
+      if (this.role === 'responder') {
+        this.refuse(ls, e, w.reject);
+        return;
+      }
+      ls.pending = false;
+      w.reject(e);
+      // The peer no longer knows this session (or answered nonsense): no point retrying.
+      if (e.code === 'ERR_RESUME_REFUSED') this.lose(new DevstreamsError('ERR_SESSION_LOST', e.message, { cause: e }));
+    }
+  }
+
+  private checkPeerCount(n: number): void {
+    if (n < this.replay.acknowledged || n > this.replay.sent) {
+      throw new DevstreamsError('ERR_RESUME_REFUSED', `peer received ${n} messages; we hold ${this.replay.acknowledged}..${this.replay.sent}`);
+    }
+  }
+
+  /** Moves the session onto `ls`, drops what the peer already has, and resends the rest in order. */
+  private activate(ls: LinkState, peerReceived: number): void {
+    ls.pending = false;
+    this.replay.ackTo(peerReceived);
+    this.current = ls;
+    this.phase = 'active';
+    this.lastHeard = Date.now();
+    this.linkBlocked = false;
+    this.ackedToPeer = this.received; // the peer learned our count in the handshake
+    if (this.giveUpTimer) clearTimeout(this.giveUpTimer);
+    this.giveUpTimer = undefined;
+    let resent = 0;
+    this.replay.forEach((parts) => {
+      resent++;
+      if (!ls.link.transport.send(parts)) this.linkBlocked = true;
+    });
+    this.resumeCount++;
+    const downtimeMs = this.suspendedAt > 0 ? Date.now() - this.suspendedAt : 0;
+    this.suspendedAt = 0;
+    this.wantDrain = true;
+    this.events.emit('resumed', { resent, downtimeMs, resumes: this.resumeCount });
+    this.maybeDrain();
+  }
+
+  // ---- closing -----------------------------------------------------------------------------
+
+  /** Ends the session for good with ERR_SESSION_LOST (or `error`); emits 'lost'. */
+  lose(error: DevstreamsError): void {
+    if (this.phase === 'closed') return;
+    this.events.emit('lost', error);
+    this.close(error);
+  }
+
+  /** Closes the session for good; the peer is told (CLOSE) so it closes too instead of waiting to resume. */
+  close(error?: Error): void {
+    this.closeWith(error, true);
+  }
+
+  private closeWith(error: Error | undefined, tellPeer: boolean): void {
+    if (this.phase === 'closed') return;
+    this.phase = 'closed';
+    clearInterval(this.livenessTimer);
+    if (this.giveUpTimer) clearTimeout(this.giveUpTimer);
+    if (this.ackTimer) clearTimeout(this.ackTimer);
+    this.giveUpTimer = undefined;
+    this.ackTimer = undefined;
+    this.replay.clear();
+    const ls = this.current;
+    this.current = undefined;
+    if (ls && tellPeer && !ls.pending) ls.link.transport.send([CLOSE_MESSAGE]);
+    ls?.link.transport.close(error);
+    this.events.emit('closed', error);
+    this.deliverClose(error);
+  }
+}
