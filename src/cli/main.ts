@@ -2,29 +2,51 @@
 /**
  * The devstreams command line. Each subcommand lives in `commands/<name>.ts` and exports a
  * function returning a commander `Command`; add new ones to COMMANDS below.
+ *
+ * Only the command being run is loaded: a proxy process should not carry the hub, Redis client
+ * and metrics code in its heap, since every major garbage collection walks the whole heap and a
+ * proxy moving hundreds of MB/s runs many of them.
  */
 import { Command } from 'commander';
-import { hubCommand } from './commands/hub.js';
-import { registryCommand } from './commands/registry.js';
-import { deviceProxyCommand } from './commands/device-proxy.js';
-import { serviceProxyCommand } from './commands/service-proxy.js';
-import { demoCommand } from './commands/demo.js';
 import { fail } from './fail.js';
 
-/** Subcommand factories, in help order. Others (device-proxy, service-proxy, demo, bench) plug in here. */
-const COMMANDS: (() => Command)[] = [hubCommand, registryCommand, deviceProxyCommand, serviceProxyCommand, demoCommand];
+interface CommandEntry {
+  name: string;
+  summary: string;
+  load(): Promise<Command>;
+}
 
-export function buildProgram(): Command {
+/** Subcommands, in help order. */
+const COMMANDS: CommandEntry[] = [
+  { name: 'hub', summary: 'run a hub: device control sockets, stream rendezvous and relay, registry API', load: async () => (await import('./commands/hub.js')).hubCommand() },
+  { name: 'registry', summary: 'manage devices and print connection strings', load: async () => (await import('./commands/registry.js')).registryCommand() },
+  { name: 'device-proxy', summary: 'device side: connect tunnelled channels to allowed local targets', load: async () => (await import('./commands/device-proxy.js')).deviceProxyCommand() },
+  { name: 'service-proxy', summary: 'service side: listen on local ports, carry connections to the device', load: async () => (await import('./commands/service-proxy.js')).serviceProxyCommand() },
+  { name: 'demo', summary: 'hub, both proxies and demo device services in one process, on loopback', load: async () => (await import('./commands/demo.js')).demoCommand() },
+];
+
+/** The program with `only` fully loaded (or every command, when undefined) and the rest as summaries. */
+export async function buildProgram(only?: string): Promise<Command> {
   const program = new Command('devstreams')
     .description('reach TCP ports on devices behind firewalls through a hub both sides dial out to')
     .showHelpAfterError('(run with --help for usage)');
-  for (const make of COMMANDS) program.addCommand(make());
+  for (const entry of COMMANDS) {
+    program.addCommand(only === undefined || entry.name === only ? await entry.load() : new Command(entry.name).description(entry.summary));
+  }
   program.addHelpText('after', `
 Examples:
+  $ devstreams demo
   $ devstreams hub --listen 127.0.0.1:8080 --data ./hubdata
   $ devstreams registry add sensor-17 --data ./hubdata
-  $ devstreams registry service-string --data ./hubdata`);
+  $ devstreams device-proxy --connection-string "$(cat sensor-17.cs)" --allow 127.0.0.1:22
+  $ devstreams service-proxy --connection-string "$SERVICE_CS" --device-id sensor-17 --forward 2222:127.0.0.1:22
+
+Run 'devstreams <command> --help' for a command's options.`);
   return program;
 }
 
-buildProgram().parseAsync(process.argv).catch(fail);
+const requested = process.argv[2];
+const known = COMMANDS.some((c) => c.name === requested);
+buildProgram(known ? requested : undefined)
+  .then((program) => program.parseAsync(process.argv))
+  .catch(fail);

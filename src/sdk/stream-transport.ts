@@ -96,6 +96,7 @@ export async function openStreamTransport(url: string, token: string, o: OpenStr
   const topts: WebSocketTransportOptions = {};
   if (o.maxMessageSize !== undefined) topts.maxMessageSize = o.maxMessageSize;
   if (o.highWaterMark !== undefined) topts.highWaterMark = o.highWaterMark;
+  if (o.sealedPayload) topts.unmasked = true; // the all-zero mask below
   return openWebSocket(target, { authorization: `Bearer ${token}` }, o, (ws) => new WebSocketTransport(ws, topts));
 }
 
