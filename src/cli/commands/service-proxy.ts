@@ -18,6 +18,7 @@ interface ServiceProxyCliOpts {
   deviceKey?: string;
   trustHub?: boolean;
   plaintext?: boolean;
+  resume: boolean;
   crypto?: CryptoMode;
   waitTimeout?: number;
   ca?: string;
@@ -37,6 +38,7 @@ export function serviceProxyCommand(): Command {
     .option('--device-key <base64>', 'expect exactly this device key instead of the known-devices file')
     .option('--trust-hub', 'take the device key from the hub (the key the device announced when it connected) instead of pinning it here')
     .option('--plaintext', 'no end-to-end encryption: the hub can read the traffic (for measurement; the device must --allow-plaintext)')
+    .option('--no-resume', 'do not keep the device session across dropped streams (open connections then end with the stream)')
     .option('--crypto <mode>', 'where records are sealed: inline, workers or auto', parseCryptoMode)
     .option('--wait-timeout <seconds>', 'how long a connection waits for the device stream to open (default 30)', parsePositiveMs)
     .option('--ca <file>', 'extra CA certificate (PEM) for a hub with a self-signed certificate')
@@ -79,6 +81,7 @@ and logs "device stream dropped" once it is closed; the bench uses it to measure
       ...(o.plaintext ? { encrypt: false } : {}),
       ...security,
       ...(o.crypto ? { crypto: o.crypto } : {}),
+      ...(o.resume ? {} : { resume: false }),
       ...(o.waitTimeout !== undefined ? { waitTimeoutMs: o.waitTimeout } : {}),
       ...readCa(o.ca),
       onState: (state, err) => (state === 'closed' && err ? log.warn({ err: err.message }, 'device stream closed') : log.info({ state }, 'device stream')),
