@@ -38,12 +38,34 @@ export function recordNonce(iv: Buffer, seq: number, into?: Buffer): Buffer {
  * Appends the ciphertext pieces and then the tag to `out` (returned), so the caller can pass
  * `out = [header]` and send the result as it is, without copying anything together.
  */
+/** Parts below this size are joined before sealing (one native call instead of several). */
+const SMALL_PART = 4096;
+
 export function sealParts(cipher: CipherName, key: Buffer, nonce: Buffer, header: Buffer, parts: readonly Uint8Array[], out: Buffer[] = []): Buffer[] {
   const c = createCipheriv(NODE_CIPHER[cipher] as 'aes-256-gcm', key, nonce, { authTagLength: TAG });
   c.setAAD(header);
+  // Each update() is a native call with a fixed cost and an output allocation: small parts
+  // (frame headers, a ping) are joined first, so a small message costs one call, a bulk one two.
+  let small: Uint8Array[] = [];
+  let smallBytes = 0;
+  const flushSmall = (): void => {
+    if (smallBytes === 0) return;
+    out.push(c.update(small.length === 1 ? small[0]! : Buffer.concat(small, smallBytes)));
+    small = [];
+    smallBytes = 0;
+  };
   for (const part of parts) {
-    if (part.length > 0) out.push(c.update(part));
+    if (part.length === 0) continue;
+    if (part.length < SMALL_PART) {
+      small.push(part);
+      smallBytes += part.length;
+      if (smallBytes >= SMALL_PART) flushSmall();
+    } else {
+      flushSmall();
+      out.push(c.update(part));
+    }
   }
+  flushSmall();
   const last = c.final();
   if (last.length > 0) out.push(last);
   out.push(c.getAuthTag());
