@@ -58,8 +58,12 @@ export const QUICK_BUDGET: BenchBudget = {
 export const BULK_CHUNK_BYTES = 64 * 1024;
 /** Payload of one request/response round trip. */
 export const RTT_PAYLOAD_BYTES = 64;
-/** Round trips thrown away before measuring (JIT, TCP windows, ssh channel open). */
-export const RTT_WARMUP = 20;
+/**
+ * Round trips thrown away before measuring on loopback (TCP windows, ssh channel open, and the
+ * JIT: a Node process optimizes its per-message code over the first thousands of messages, and
+ * a proxy lives far longer than that). Every path gets the same warm-up; RESULTS.md says so.
+ */
+export const RTT_WARMUP = 2000;
 /** How long a child process may take to print its ready line or open its port. */
 export const PROCESS_READY_TIMEOUT_MS = 15_000;
 /** How long a child process gets to exit after SIGTERM before SIGKILL. */

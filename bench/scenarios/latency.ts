@@ -34,7 +34,7 @@ function usMetrics(samples: number[], prefix = ''): Metrics {
 
 export const rtt64: Scenario = {
   id: 'rtt',
-  title: `${RTT_PAYLOAD_BYTES}-byte request/response round trips`,
+  title: `${RTT_PAYLOAD_BYTES}-byte request/response round trips (on loopback after ${RTT_WARMUP} warm-up round trips, the same for every path)`,
   placements: 'all',
   columns: [
     { metric: 'p50_us', label: 'p50 us', digits: 0 },

@@ -85,8 +85,12 @@ const RECENTLY_CLOSED_LIMIT = 1024;
  * would only deepen the queue (and every interactive channel's wait behind it).
  */
 const MIN_RTT_PERIOD_MS = 30_000;
-/** Round-trip samples taken back to back when a session starts. */
-const START_RTT_SAMPLES = 4;
+/**
+ * Extra round-trip samples after the first, at these delays (ms) from session start: the first
+ * samples carry start-up work on both sides (cold code, the handshake just before), later ones
+ * show the path itself.
+ */
+const START_RTT_SAMPLE_DELAYS_MS = [0, 50, 200, 1000];
 /** While data flows, the round-trip estimate that drives auto-tuning is refreshed this often. */
 const RTT_REFRESH_MS = 1000;
 /** Before the peer's HELLO, frames stay within the payload every peer must accept. */
@@ -131,6 +135,7 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
   private minRtt: number | undefined;
   private minRttAt = 0;
   private rttSamples = 0;
+  private startTimers: NodeJS.Timeout[] = [];
   /**
    * The largest window auto-tuning gave a channel of this session. New channels start there:
    * the path's bandwidth x delay does not change because a new connection began.
@@ -461,8 +466,12 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
       this.minRtt = sample;
       this.minRttAt = now;
     }
-    // The very first sample often carries start-up work on either side: take a few more at once.
-    if (++this.rttSamples < START_RTT_SAMPLES) this.sendPing();
+    const next = START_RTT_SAMPLE_DELAYS_MS[this.rttSamples++];
+    if (next !== undefined) {
+      const timer = setTimeout(() => this.sendPing(), next);
+      timer.unref();
+      this.startTimers.push(timer);
+    }
   }
 
   private handleGoAway(payload: Buffer): void {
@@ -616,6 +625,7 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
     this.isClosed = true;
     clearInterval(this.keepaliveTimer);
     clearTimeout(this.pongTimer);
+    for (const timer of this.startTimers) clearTimeout(timer);
     clearTimeout(this.goAwayTimer);
     this.ring.clear();
     this.control = [];
