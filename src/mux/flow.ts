@@ -3,7 +3,7 @@
  * auto-tuning. The sender side is just a counter (see Channel.sendCredit); all policy is here.
  *
  * Auto-tuning aims the window at a few times the path's bandwidth x delay, measured here: the
- * rate the reader consumed data over the last epoch (at least two round trips and 5 ms, so
+ * rate the reader consumed data over the last epoch (at least one round trip and 10 ms, so
  * bursts of arrivals do not read as speed) times the path's round trip without queueing (the
  * session's recent minimum). While the window is what limits throughput, that target is above
  * the window and it doubles per epoch; it stops once the link or the reader is the limit, or
@@ -16,7 +16,7 @@
 /** Target window as a multiple of the measured bandwidth x minimum round trip. */
 export const BDP_FACTOR = 4;
 /** Shortest epoch over which the consumption rate is measured, ms. */
-export const MIN_EPOCH_MS = 5;
+export const MIN_EPOCH_MS = 10;
 /**
  * A doubling that raised the consumption rate by less than this factor found the plateau: the
  * window is no longer what limits throughput (the extra bytes only queue). Growth resumes only
@@ -67,7 +67,7 @@ export class ReceiveWindow {
     if (rttMs !== undefined && this.size < this.max) {
       const now = performance.now();
       const elapsed = now - this.epochStart;
-      if (elapsed >= Math.max(2 * rttMs, MIN_EPOCH_MS)) {
+      if (elapsed >= Math.max(rttMs, MIN_EPOCH_MS)) {
         const rate = this.epochBytes / elapsed;
         if (this.grewLastEpoch && rate < this.lastRate * RATE_GAIN_TO_GROW) this.plateauRate = Math.max(this.plateauRate, this.lastRate);
         const target = BDP_FACTOR * rate * rttMs;
