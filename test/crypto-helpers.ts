@@ -1,17 +1,15 @@
 // Test helpers for the record layer: transport pairs (memory, TCP), a tampering relay hop, a
 // collector, and a fresh compiled crypto worker for the workers mode when running TS sources.
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
-import { createMemoryTransportPair } from '../src/transport/memory.js';
-import { TcpTransport } from '../src/transport/tcp.js';
 import type { Transport } from '../src/transport/transport.js';
 import { secureInitiator, secureResponder, type SecureTransport } from '../src/crypto/secure-transport.js';
 import type { SecureTransportOptions } from '../src/crypto/options.js';
 import { generateStaticKeyPair } from '../src/crypto/keys.js';
 import { acceptAnyKey } from '../src/crypto/trust.js';
+import { transportPair } from './helpers/session-pair.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -37,27 +35,8 @@ export function ensureCryptoWorkerBuilt(): void {
 export type PairKind = 'memory' | 'tcp';
 
 /** Two connected raw transports and a cleanup. */
-export async function rawPair(kind: PairKind): Promise<{ a: Transport; b: Transport; cleanup: () => Promise<void> }> {
-  if (kind === 'memory') {
-    const [a, b] = createMemoryTransportPair();
-    return { a, b, cleanup: async () => {} };
-  }
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as net.AddressInfo).port;
-  const accepted = new Promise<net.Socket>((r) => server.once('connection', r));
-  const client = net.connect(port, '127.0.0.1');
-  await new Promise<void>((r, j) => client.once('connect', r).once('error', j));
-  const serverSide = await accepted;
-  return {
-    a: new TcpTransport(client),
-    b: new TcpTransport(serverSide),
-    cleanup: async () => {
-      client.destroy();
-      serverSide.destroy();
-      await new Promise<void>((r) => server.close(() => r()));
-    },
-  };
+export function rawPair(kind: PairKind): Promise<{ a: Transport; b: Transport; cleanup: () => Promise<void> }> {
+  return transportPair(kind);
 }
 
 /** Decides what the hop forwards for the i-th message in one direction: [] drops, [m, m] replays. */

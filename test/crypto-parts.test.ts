@@ -12,22 +12,10 @@ import { MAX_RECORD_PLAINTEXT, RECORD_OVERHEAD } from '../src/crypto/constants.j
 import { DEFAULT_MAX_MESSAGE_SIZE } from '../src/transport/transport.js';
 import { closeCryptoPools } from '../src/crypto/worker-pool.js';
 import { collect, ensureCryptoWorkerBuilt, securePair, until } from './crypto-helpers.js';
+import { splitBytesAt } from './helpers/chunks.js';
 
 beforeAll(() => ensureCryptoWorkerBuilt());
 afterAll(() => closeCryptoPools());
-
-/** Splits `m` at the given cut points (sorted, deduplicated, inside (0, length)). */
-function splitAt(m: Buffer, cuts: number[]): Buffer[] {
-  const points = [...new Set(cuts.filter((c) => c > 0 && c < m.length))].sort((x, y) => x - y);
-  const out: Buffer[] = [];
-  let at = 0;
-  for (const c of points) {
-    out.push(m.subarray(at, c));
-    at = c;
-  }
-  out.push(m.subarray(at));
-  return out;
-}
 
 /**
  * Wraps a transport so that every message larger than 1 byte reaches the handlers as pieces via
@@ -61,7 +49,7 @@ class SplittingTransport implements Transport {
       onMessage: (m) => {
         const i = this.index++;
         const msg = this.mutate(m, i);
-        const pieces = splitAt(msg, this.cutsFor(msg, i));
+        const pieces = splitBytesAt(msg, this.cutsFor(msg, i));
         if (pieces.length > 1 && h.onMessageParts) h.onMessageParts(pieces);
         else h.onMessage(msg);
       },
@@ -82,7 +70,7 @@ describe('parts helpers', () => {
     fc.assert(
       fc.property(fc.uint8Array({ minLength: 0, maxLength: 200 }), fc.array(fc.nat(200), { maxLength: 8 }), fc.nat(200), fc.nat(200), (bytes, cuts, x, y) => {
         const m = Buffer.from(bytes);
-        const parts = splitAt(m, cuts);
+        const parts = splitBytesAt(m, cuts);
         const [s, e] = [Math.min(x, y, m.length), Math.min(Math.max(x, y), m.length)];
         expect(partsLength(parts)).toBe(m.length);
         const views = sliceParts(parts, s, e);

@@ -12,6 +12,7 @@ import { FrameType, HEADER_SIZE, MAX_FRAME_PAYLOAD_LIMIT } from '../src/mux/cons
 import { DevstreamsError } from '../src/errors.js';
 import { Session } from '../src/mux/index.js';
 import { createMemoryTransportPair } from '../src/transport/index.js';
+import { splitBytesAt } from './helpers/chunks.js';
 
 /** The obviously-correct reference: parse a whole byte string frame by frame. */
 function referenceDecode(bytes: Buffer): Frame[] {
@@ -42,15 +43,7 @@ function mergeData(frames: Array<{ type: number; channel: number; payload: strin
 }
 
 function split(bytes: Buffer, cuts: number[]): Buffer[] {
-  const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
-  const chunks: Buffer[] = [];
-  let last = 0;
-  for (const p of points) {
-    chunks.push(bytes.subarray(last, p));
-    last = p;
-  }
-  chunks.push(bytes.subarray(last));
-  return chunks;
+  return splitBytesAt(bytes, cuts.map((c) => c % (bytes.length + 1)));
 }
 
 describe('frame codec', () => {

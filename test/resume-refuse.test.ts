@@ -1,10 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { DevstreamsError } from '../src/errors.js';
 import { ResumableTransport, type Link } from '../src/resume/index.js';
 import type { Transport, TransportHandlers } from '../src/transport/transport.js';
 import { generateStaticKeyPair, acceptAnyKey, expectKey } from '../src/crypto/index.js';
-import { Session, type Channel } from '../src/mux/index.js';
+import type { Channel } from '../src/mux/index.js';
 import { DeviceClient, ServiceClient } from '../src/sdk/index.js';
 import { rawPair, securePair } from './crypto-helpers.js';
 import { startTestHub, until } from './helpers/hub.js';

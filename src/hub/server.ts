@@ -92,7 +92,7 @@ export class Hub {
   private advertised = '';
   readonly nodeId: string;
 
-  private constructor(private readonly o: HubStartOptions, registry: RegistryStore, nodeId: string, private readonly fleet: Fleet | undefined) {
+  private constructor(o: HubStartOptions, registry: RegistryStore, nodeId: string, private readonly fleet: Fleet | undefined) {
     this.config = resolveHubConfig(o);
     this.log = o.logger ?? SILENT;
     this.registry = registry;

@@ -48,7 +48,7 @@ export class DeviceProxy extends EventEmitter<DeviceProxyEvents> {
   private readonly verifyPeer: PeerVerifier;
   private resumeTotal = 0;
 
-  constructor(private readonly o: DeviceProxyOptions) {
+  constructor(o: DeviceProxyOptions) {
     super();
     const { connectionString, ...clientOptions } = o;
     // Announcing the key lets services that trust the hub for identity check the handshake.

@@ -16,7 +16,7 @@
 import { secureInitiator, secureResponder, type SecureTransport } from '../crypto/index.js';
 import type { CipherName, CryptoMode, PeerVerifier, StaticKeyPair } from '../crypto/index.js';
 import { DEFAULT_MUX_CONFIG, Session, type MuxConfig, type SessionOptions, type SessionRole } from '../mux/index.js';
-import { ResumableTransport, resolveResumeConfig, type Link, type ResumeConfig } from '../resume/index.js';
+import { ResumableTransport, type Link, type ResumeConfig } from '../resume/index.js';
 import type { Transport } from '../transport/transport.js';
 import { DevstreamsError } from '../errors.js';
 

@@ -6,6 +6,7 @@
 import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import fc from 'fast-check';
+import { splitBytesAt } from './chunks.js';
 
 /** Runs requested through the environment; 0 means "the fast default of each test". */
 const requested = Number.parseInt(process.env.FUZZ_RUNS ?? '', 10);
@@ -81,17 +82,9 @@ export function mutate(input: Buffer, mutations: readonly Mutation[]): Buffer {
   return b;
 }
 
-/** Splits `data` at the given fractional cut points (sorted, deduplicated). */
+/** Splits `data` at the given fractional cut points (0..1 of its length). */
 export function splitAt(data: Buffer, cuts: readonly number[]): Buffer[] {
-  const points = [...new Set(cuts.map((c) => Math.floor(c * data.length)))].filter((p) => p > 0 && p < data.length).sort((x, y) => x - y);
-  const out: Buffer[] = [];
-  let from = 0;
-  for (const p of points) {
-    out.push(data.subarray(from, p));
-    from = p;
-  }
-  out.push(data.subarray(from));
-  return out;
+  return splitBytesAt(data, cuts.map((c) => Math.floor(c * data.length)));
 }
 
 let gcFn: (() => void) | undefined;
