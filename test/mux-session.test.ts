@@ -79,6 +79,26 @@ describe.each<PipeKind>(['memory', 'tcp'])('mux session over %s', (kind) => {
     await pair.cleanup();
   });
 
+  it('survives a reset and a session end while an open request is unanswered', async () => {
+    const { initiator, responder, cleanup } = await sessionPair(kind);
+    const pending: OpenRequest[] = [];
+    responder.on('open', (r) => pending.push(r)); // answered later, as a device still connecting would
+    const first = initiator.openChannel({ host: 'slow', port: 1 });
+    first.on('error', () => {});
+    await new Promise((r) => setTimeout(r, 30));
+    first.reset('ERR_CHANNEL_RESET', 'client gone');
+    await new Promise((r) => setTimeout(r, 30));
+    expect(pending[0]!.accept().destroyed).toBe(true);
+    const second = initiator.openChannel({ host: 'slow', port: 2 });
+    second.on('error', () => {});
+    await new Promise((r) => setTimeout(r, 30));
+    initiator.close(new DevstreamsError('ERR_INTERNAL', 'link lost'));
+    await new Promise((r) => setTimeout(r, 30));
+    expect(responder.closed).toBe(true);
+    expect(pending[1]!.accept().destroyed).toBe(true);
+    await cleanup();
+  });
+
   it('surfaces a refusal code on the opener', async () => {
     const { initiator, responder, cleanup } = await sessionPair(kind);
     responder.on('open', (request) => request.refuse('ERR_TARGET_NOT_ALLOWED', `${request.target.host}:${request.target.port} is not on the allow list`));

@@ -134,6 +134,48 @@ describe('local proxies over one device session', () => {
   });
 });
 
+describe('proxies when the device session ends', () => {
+  it('closes local connections when the device session closes, instead of leaving them open', async () => {
+    // A target that tells us when the device side's connection to it goes away.
+    let targetSide: net.Socket | undefined;
+    const target = net.createServer((s) => {
+      targetSide = s;
+      s.on('error', () => {});
+      s.pipe(s);
+    });
+    await new Promise<void>((resolve) => target.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise((resolve) => target.close(() => resolve())));
+    const targetPort = (target.address() as net.AddressInfo).port;
+    const { listeners, device } = await setup(() => [`127.0.0.1:${targetPort}`], [`0:127.0.0.1:${targetPort}`]);
+    const socket = net.connect(listeners[1]!.port, '127.0.0.1');
+    socket.on('error', () => {});
+    const echoed = new Promise<void>((resolve) => socket.once('data', () => resolve()));
+    socket.write('hello');
+    await echoed;
+    const targetClosed = new Promise<void>((resolve) => targetSide!.once('close', () => resolve()));
+    const clientClosed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    for (const s of device.sessions) s.close(); // a local close: channels end without an error
+    await targetClosed;
+    await clientClosed;
+  });
+
+  it('opens a fresh session for new connections while a retiring one (GOAWAY) drains', async () => {
+    const { listeners, device, opens } = await setup((e) => [`127.0.0.1:${e.port}`]);
+    const port = listeners[0]!.port;
+    const held = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    held.on('error', () => {});
+    const first = new Promise<void>((resolve) => held.once('data', () => resolve()));
+    held.write('keep me open');
+    await first;
+    void device.sessions[0]!.goAway('redeploy');
+    await new Promise((r) => setTimeout(r, 50));
+    const data = randomBytes(20_000);
+    expect((await echoRoundTrip(port, data)).hash).toBe(sha256(data));
+    expect(opens()).toBe(2);
+    held.destroy();
+  });
+});
+
 describe('flag parsing', () => {
   it('parses forwards like ssh -L and rejects bad ones with the reason', () => {
     expect(parseForward('2222:127.0.0.1:22')).toEqual({ bindHost: '127.0.0.1', localPort: 2222, targetHost: '127.0.0.1', targetPort: 22 });

@@ -374,6 +374,11 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
     const channel = new Channel(this, id, target, false, this.peerInitialWindow, new ReceiveWindow(INITIAL_WINDOW, this.config.maxWindow, CHANNEL_GRANT_FRACTION));
     this.channels.set(id, channel);
     this.inboundCount++;
+    // Until the application answers, nobody listens on the channel: a reset or a session end in
+    // that window (the device still connecting to the target) must not become an uncaught
+    // 'error'. The application sees it as a destroyed channel when it accepts.
+    const unanswered = (): void => {};
+    channel.on('error', unanswered);
     let answered = false;
     const request: OpenRequest = {
       channelId: id,
@@ -381,6 +386,7 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
       accept: () => {
         if (answered) throw new Error('open request already answered');
         answered = true;
+        channel.off('error', unanswered);
         if (channel.destroyed) return channel;
         this.stats.channelsAccepted++;
         this.queueControl(encodeFrame(FrameType.ACCEPT, id));
@@ -390,6 +396,7 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
       refuse: (code, reason = '') => {
         if (answered) throw new Error('open request already answered');
         answered = true;
+        channel.off('error', unanswered);
         channel.reset(code, reason);
       },
     };

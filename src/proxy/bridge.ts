@@ -20,6 +20,12 @@ export function bridge(socket: net.Socket, channel: Channel, events: BridgeEvent
     done = true;
     events.onDone?.(error);
   };
+  if (channel.destroyed) {
+    // Reset or gone while the connection was being set up (the device was still connecting).
+    socket.resetAndDestroy();
+    finish();
+    return;
+  }
   // pipe() carries 'end' as end(): a FIN on one side becomes a CLOSE on the channel and back.
   socket.pipe(channel);
   channel.pipe(socket);
@@ -44,7 +50,12 @@ export function bridge(socket: net.Socket, channel: Channel, events: BridgeEvent
     if (!channel.destroyed && !(socket.readableEnded && socket.writableFinished)) channel.reset('ERR_CHANNEL_RESET', 'local connection closed');
     onClose();
   });
-  channel.once('close', onClose);
+  channel.once('close', () => {
+    // A channel destroyed without an error (the session closed locally) emits neither 'error'
+    // nor 'end': the local connection must not be left open.
+    if (!socket.destroyed && !(channel.readableEnded && channel.writableFinished)) socket.resetAndDestroy();
+    onClose();
+  });
 }
 
 /** Maps a connect error to the refusal code the opener sees. */

@@ -59,6 +59,11 @@ export class SessionSource {
       const session = await this.options.open();
       this.current = session;
       this.options.onState?.('open');
+      // A session the peer is retiring (GOAWAY) finishes its channels, but new connections
+      // should not be refused meanwhile: the next get() opens a fresh session.
+      session.once('goaway', () => {
+        if (this.current === session) this.current = undefined;
+      });
       session.once('close', (error) => {
         if (this.current === session) this.current = undefined;
         this.options.onState?.('closed', error);
