@@ -1,9 +1,8 @@
 /**
  * A mux session: many channels over one message transport. The session owns the wire: it
  * decodes inbound frames and dispatches them by type (`handleX`), and it schedules outbound
- * frames (`sendX` queue them; `flush` writes them): control frames first, then DATA from the
- * ready channels in round-robin turns bounded by the scheduler slice, batched into transport
- * messages of at most `maxBatchBytes`.
+ * frames (`sendX` queue them; `flush` writes them): control frames first, then DATA chosen by
+ * the fair scheduler (scheduler.ts), batched into transport messages of at most `maxBatchBytes`.
  *
  * Concurrency: everything runs on one event loop. A flush is scheduled as a microtask, so all
  * writes made in one tick leave in as few transport messages as possible, and it stops when the
@@ -15,7 +14,7 @@ import { DevstreamsError, type ErrorCode } from '../errors.js';
 import type { Transport } from '../transport/transport.js';
 import { Channel, type ChannelHost } from './channel.js';
 import { resolveMuxConfig, type MuxConfig } from './config.js';
-import { FrameType, HEADER_SIZE, INITIAL_SESSION_WINDOW, INITIAL_WINDOW, PROTOCOL_VERSION, codeFromWire, wireFromCode } from './constants.js';
+import { FrameType, INITIAL_SESSION_WINDOW, INITIAL_WINDOW, PROTOCOL_VERSION, codeFromWire, wireFromCode } from './constants.js';
 import { FrameDecoder } from './decoder.js';
 import { ReceiveWindow } from './flow.js';
 import {
@@ -29,10 +28,9 @@ import {
   encodeStructured,
   encodeWindow,
   frameError,
-  writeHeader,
   type ChannelTarget,
 } from './frame.js';
-import { ReadyRing } from './ring.js';
+import { DataScheduler } from './scheduler.js';
 
 /** Which end of the transport this session is: the initiator's channels get odd ids. */
 export type SessionRole = 'initiator' | 'responder';
@@ -105,7 +103,7 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
   private readonly decoder: FrameDecoder;
   private readonly channels = new Map<number, Channel>();
   private readonly recentlyClosed = new Set<number>();
-  private readonly ring = new ReadyRing<Channel>();
+  private readonly scheduler: DataScheduler;
   private control: Buffer[] = [];
   private nextChannelId: number;
   private lastPeerChannelId = 0;
@@ -163,6 +161,7 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
     this.transport = transport;
     this.nextChannelId = role === 'initiator' ? 1 : 2;
     this.decoder = new FrameDecoder(this.config.maxFramePayload);
+    this.scheduler = new DataScheduler(this.config.schedulerSlice);
     this.sessionRecv = new ReceiveWindow(INITIAL_SESSION_WINDOW, this.config.sessionWindow, SESSION_GRANT_FRACTION);
     // Indexed by frame type; the decoder has already rejected types outside the table.
     this.handlers = [
@@ -292,7 +291,7 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
 
   scheduleSend(channel: Channel): void {
     if (this.isClosed) return;
-    this.ring.push(channel);
+    this.scheduler.ready(channel);
     this.scheduleFlush();
   }
 
@@ -431,7 +430,7 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
     if (id === 0) {
       this.sessionSendCredit += increment;
       if (this.sessionSendCredit > 0x7fffffff) throw new DevstreamsError('ERR_PROTOCOL_FLOW_CONTROL', 'session window exceeds 2^31-1');
-      if (this.ring.size > 0) this.scheduleFlush();
+      if (this.scheduler.waiting > 0) this.scheduleFlush();
       return;
     }
     const channel = this.channels.get(id);
@@ -566,49 +565,15 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
         this.send(parts, size);
         continue;
       }
-      size = this.fillData(parts, size, limit);
+      const filled = this.scheduler.fill(parts, size, limit, this.sessionSendCredit, this.peerFramePayload);
+      this.sessionSendCredit -= filled.taken;
+      size = filled.size;
       if (parts.length === 0) return;
       this.send(parts, size);
     }
   }
 
-  /** Adds DATA and CLOSE frames from ready channels, one slice per turn, until the batch is full. */
-  private fillData(parts: Buffer[], size: number, limit: number): number {
-    while (this.ring.size > 0 && limit - size > HEADER_SIZE) {
-      const channel = this.ring.shift()!;
-      if (channel.destroyed) continue;
-      if (channel.pendingBytes > 0) {
-        // Alone in the ring a channel may fill a whole frame; with others waiting it gets a slice.
-        const slice = this.ring.size === 0 ? this.peerFramePayload : Math.min(this.config.schedulerSlice, this.peerFramePayload);
-        const room = Math.min(slice, limit - size - HEADER_SIZE, channel.sendCredit, this.sessionSendCredit);
-        if (room <= 0) {
-          // Out of session credit: keep its turn for when credit arrives. Out of channel credit:
-          // it rejoins the ring when its WINDOW arrives.
-          if (this.sessionSendCredit <= 0 && channel.sendCredit > 0) {
-            this.ring.unshift(channel);
-            break;
-          }
-          if (limit - size - HEADER_SIZE < 1) this.ring.unshift(channel);
-          continue;
-        }
-        const header = Buffer.allocUnsafe(HEADER_SIZE);
-        parts.push(header);
-        const taken = channel.takeData(room, parts);
-        writeHeader(header, 0, FrameType.DATA, channel.id, taken);
-        this.sessionSendCredit -= taken;
-        size += HEADER_SIZE + taken;
-      }
-      if (channel.takeClose()) {
-        const close = Buffer.allocUnsafe(HEADER_SIZE);
-        writeHeader(close, 0, FrameType.CLOSE, channel.id, 0);
-        parts.push(close);
-        size += HEADER_SIZE;
-      } else if (channel.pendingBytes > 0 && channel.sendCredit > 0) {
-        this.ring.push(channel);
-      }
-    }
-    return size;
-  }
+
 
   private send(parts: Buffer[], size: number): void {
     this.stats.bytesSent += size;
@@ -634,7 +599,7 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
     clearTimeout(this.pongTimer);
     for (const timer of this.startTimers) clearTimeout(timer);
     clearTimeout(this.goAwayTimer);
-    this.ring.clear();
+    this.scheduler.clear();
     this.control = [];
     // A deliberate local close ends channels quietly (like destroying sockets); any other end is an error on each.
     for (const channel of [...this.channels.values()]) channel.onSessionEnd(error);
