@@ -2,32 +2,12 @@
 // device proxy and the service proxy start as CLI child processes, on loopback and through the
 // link emulator (GatewayHostName), and the plaintext variant runs only where its `only` allows.
 // Checks structure and that every scenario ran, not the numbers.
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const RUN_JS = path.join(ROOT, 'dist', 'bench', 'run.js');
-
-function newestMtime(dir: string): number {
-  let newest = 0;
-  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory() && e.name !== 'results') newest = Math.max(newest, newestMtime(p));
-    else if (e.isFile() && e.name.endsWith('.ts')) newest = Math.max(newest, fs.statSync(p).mtimeMs);
-  }
-  return newest;
-}
-
-/** Builds dist/ when the compiled bench or CLI is older than its sources. */
-function ensureBuilt(): void {
-  const built = fs.existsSync(RUN_JS) ? fs.statSync(RUN_JS).mtimeMs : 0;
-  if (built >= Math.max(newestMtime(path.join(ROOT, 'bench')), newestMtime(path.join(ROOT, 'src')))) return;
-  execFileSync(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'inherit' });
-}
+import { ROOT, RUN_JS, ensureBuilt } from './helpers/build.js';
 
 interface Record {
   scenario: string;

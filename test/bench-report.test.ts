@@ -1,31 +1,11 @@
 // Runs `npm run bench -- --quick` (compiled) on the direct path only, writing to a temp dir, and
 // checks the report's structure: headings, tables, ratio columns, goal rows, JSON and charts.
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const RUN_JS = path.join(ROOT, 'dist', 'bench', 'run.js');
-
-function newestMtime(dir: string): number {
-  let newest = 0;
-  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory() && e.name !== 'results') newest = Math.max(newest, newestMtime(p));
-    else if (e.isFile() && e.name.endsWith('.ts')) newest = Math.max(newest, fs.statSync(p).mtimeMs);
-  }
-  return newest;
-}
-
-/** Builds dist/ when the compiled bench is missing or older than its sources. */
-function ensureBuilt(): void {
-  const built = fs.existsSync(RUN_JS) ? fs.statSync(RUN_JS).mtimeMs : 0;
-  if (built >= newestMtime(path.join(ROOT, 'bench'))) return;
-  execFileSync(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'inherit' });
-}
+import { ROOT, RUN_JS, ensureBuilt } from './helpers/build.js';
 
 interface RunOutput {
   code: number | null;

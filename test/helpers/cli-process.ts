@@ -1,15 +1,9 @@
 /** Runs the built devstreams CLI as child processes for end-to-end tests, and ends them by PID. */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { CLI_MAIN } from './build.js';
 import { until } from './hub.js';
 
-export const CLI_MAIN = join(process.cwd(), 'dist/src/cli/main.js');
-
-/** Builds dist/ when a test file runs alone (npm test builds first). */
-export function ensureBuilt(): void {
-  if (!existsSync(CLI_MAIN)) spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit', timeout: 120_000 });
-}
+export { CLI_MAIN, ensureBuilt } from './build.js';
 
 export interface CliProcess {
   proc: ChildProcess;
