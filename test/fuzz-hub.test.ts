@@ -9,7 +9,7 @@ import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSasToken, deviceResource, hubResource, nowSeconds, parseConnectionString } from '../src/auth/index.js';
 import { startTestHub, type TestHub } from './helpers/hub.js';
-import { httpCall } from './helpers/raw.js';
+import { httpCall, tryUpgrade, type RawAnswer } from './helpers/raw.js';
 import { FUZZ_TIMEOUT_MS, fuzzParams, mutate, mutationArb } from './helpers/fuzz.js';
 
 let th: TestHub;
@@ -302,30 +302,6 @@ describe('fuzz: hub WebSocket endpoints', () => {
 });
 
 /** A WebSocket upgrade request with arbitrary headers; status 0 when the hub just closed. */
-function tryUpgradeRaw(path: string, headers: Record<string, string>): Promise<{ upgraded: boolean; status: number; body: { code?: string } | undefined }> {
-  return new Promise((resolve) => {
-    const req = http.request({
-      host: '127.0.0.1', port, path, method: 'GET',
-      headers: { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', ...headers },
-    });
-    req.on('upgrade', (_res, socket) => {
-      socket.destroy();
-      resolve({ upgraded: true, status: 101, body: undefined });
-    });
-    req.on('response', (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        let body;
-        try {
-          body = JSON.parse(Buffer.concat(chunks).toString()) as { code?: string };
-        } catch {
-          body = undefined;
-        }
-        resolve({ upgraded: false, status: res.statusCode ?? 0, body });
-      });
-    });
-    req.on('error', () => resolve({ upgraded: false, status: 0, body: undefined }));
-    req.end();
-  });
+function tryUpgradeRaw(path: string, headers: Record<string, string>): Promise<RawAnswer> {
+  return tryUpgrade(port, path, headers).catch((): RawAnswer => ({ upgraded: false, status: 0, body: undefined }));
 }

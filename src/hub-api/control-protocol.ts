@@ -74,16 +74,21 @@ export const CLOSE_CODES = {
 /** Longest reject reason carried to the service, in characters. */
 export const MAX_REASON_LENGTH = 256;
 
-/** Parses a device->hub message; undefined when malformed. */
-export function parseDeviceMessage(text: string): DeviceToHub | undefined {
+/** The JSON object in `text`, or undefined when it is not JSON or not an object. */
+function parseJsonObject(text: string): Record<string, unknown> | undefined {
   let m: unknown;
   try {
     m = JSON.parse(text);
   } catch {
     return undefined;
   }
-  if (m === null || typeof m !== 'object') return undefined;
-  const o = m as Record<string, unknown>;
+  return m !== null && typeof m === 'object' ? (m as Record<string, unknown>) : undefined;
+}
+
+/** Parses a device->hub message; undefined when malformed. */
+export function parseDeviceMessage(text: string): DeviceToHub | undefined {
+  const o = parseJsonObject(text);
+  if (!o) return undefined;
   if (o.type === 'streamResponse' && typeof o.requestId === 'string' && typeof o.accept === 'boolean') {
     const out: StreamResponseMessage = { type: 'streamResponse', requestId: o.requestId, accept: o.accept };
     if (typeof o.reason === 'string') out.reason = o.reason.slice(0, MAX_REASON_LENGTH);
@@ -95,14 +100,8 @@ export function parseDeviceMessage(text: string): DeviceToHub | undefined {
 
 /** Parses a hub->device message; undefined when malformed. */
 export function parseHubMessage(text: string): HubToDevice | undefined {
-  let m: unknown;
-  try {
-    m = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-  if (m === null || typeof m !== 'object') return undefined;
-  const o = m as Record<string, unknown>;
+  const o = parseJsonObject(text);
+  if (!o) return undefined;
   if (o.type === 'streamRequest' && typeof o.requestId === 'string' && typeof o.streamName === 'string' && typeof o.streamId === 'string' && typeof o.url === 'string' && typeof o.authorizationToken === 'string') {
     return o as unknown as StreamRequestMessage;
   }
