@@ -11,7 +11,7 @@ import { pathToFileURL } from 'node:url';
 import { formatConnectionString } from '../src/auth/connection-string.js';
 import { RedisRegistry } from '../src/hub/fleet/redis-registry.js';
 import { closeRedis, connectRedis } from '../src/hub/fleet/redis.js';
-import { cpuSeconds, measureStreamSetups, startChild, type Child } from './hub-bench.js';
+import { measureStreamSetups, startChild, type Child } from './hub-bench.js';
 import { hasRedisServer, startRedis } from './redis-server.js';
 import { registerModule } from './report/registry.js';
 
@@ -20,6 +20,8 @@ export interface FleetBenchOptions {
   nodes?: number[];
   /** Seconds per setup-rate run. */
   seconds?: number;
+  /** Seconds of setups before the measurement (fresh nodes compile their hot paths first). */
+  warmupSeconds?: number;
   /** Concurrent stream setups in flight. */
   concurrency?: number;
   /** Devices, spread over the nodes. */
@@ -61,9 +63,8 @@ async function runOne(nodes: number, o: Required<FleetBenchOptions>): Promise<Fl
     const devices = recs.map((r, i) => formatConnectionString({ kind: 'device', hostName: PUBLIC_HOST, transport: 'ws', deviceId: r.deviceId, sharedAccessKey: r.key, gatewayHostName: gw(i) }));
     // Service i enters at node i+1: with several nodes most requests land away from the device.
     const services = children.map((_, i) => formatConnectionString({ kind: 'policy', hostName: PUBLIC_HOST, transport: 'ws', policy: 'service', sharedAccessKey: serviceKey, gatewayHostName: gw(i + 1) }));
-    const r0 = cpuSeconds(redis.pid);
-    const m = await measureStreamSetups({ devices, services, hubPids: children.map((c) => c.proc.pid!) }, o.seconds, o.concurrency);
-    const redisMs = ((cpuSeconds(redis.pid) - r0) * 1000) / m.completed;
+    const m = await measureStreamSetups({ devices, services, hubPids: children.map((c) => c.proc.pid!), otherPids: [redis.pid] }, o.seconds, o.concurrency, o.warmupSeconds);
+    const redisMs = m.otherCpuMs;
     return { nodes, streamsPerSecond: Math.round(m.rate), completed: m.completed, failed: m.failed, hubCpuMsPerStream: Math.round(m.hubCpuMs * 100) / 100, redisCpuMsPerStream: Math.round(redisMs * 1000) / 1000 };
   } finally {
     for (const c of children) await c.stop();
@@ -73,7 +74,7 @@ async function runOne(nodes: number, o: Required<FleetBenchOptions>): Promise<Fl
 
 /** Measures stream setup rate for each node count. */
 export async function runFleetBench(options: FleetBenchOptions = {}): Promise<FleetBenchResult> {
-  const o: Required<FleetBenchOptions> = { nodes: [1, 2, 3], seconds: 2, concurrency: 128, devices: 12, ...options };
+  const o: Required<FleetBenchOptions> = { nodes: [1, 2, 3], seconds: 2, warmupSeconds: 1, concurrency: 128, devices: 12, ...options };
   const cpuCount = cpus().length;
   if (!hasRedisServer) return { cpuCount, rows: [], skipped: 'redis-server is not installed (apt-get install -y redis-server)' };
   const rows: FleetBenchRow[] = [];
@@ -103,7 +104,7 @@ registerModule({
   order: 62,
   collect: async (ctx) => {
     ctx.progress('fleet stream setup 1-3 nodes');
-    return runFleetBench(ctx.quick ? { seconds: 1, concurrency: 32 } : {});
+    return runFleetBench(ctx.quick ? { seconds: 1, warmupSeconds: 0.25, concurrency: 32 } : {});
   },
   render: (data) => (data === undefined ? undefined : fleetBenchMarkdown(data as FleetBenchResult)),
 });

@@ -130,9 +130,11 @@ async function answerFromDevice(ctx: StreamRequestContext, deviceId: string, str
  * on this node's streaming endpoint, then the ring. Resolves with the answer body.
  */
 export async function ringLocal(ctx: StreamRequestContext, deviceId: string, streamName: string, timeoutSeconds: number): Promise<StreamResponseBody> {
-  const streamId = randomBytes(16).toString('base64url');
-  const deviceToken = randomBytes(24);
-  const serviceToken = randomBytes(24);
+  // One draw from the CSPRNG for the id and both tokens (each call has a fixed cost).
+  const random = randomBytes(64);
+  const streamId = random.subarray(0, 16).toString('base64url');
+  const deviceToken = random.subarray(16, 40);
+  const serviceToken = random.subarray(40, 64);
   const url = `${ctx.transport}://${ctx.advertiseHost()}/streams/${streamId}`;
   await ctx.router.put({ streamId, deviceId, streamName, deviceToken, serviceToken, expiresAt: Date.now() + ctx.config.streamTokenTtlMs });
   let answer;
