@@ -15,7 +15,7 @@ describe('hub relay', () => {
   });
 
   it('keeps hub buffering bounded when one side stops reading, and loses nothing', async () => {
-    const th = await startTestHub({ relayHighWater: HIGH, relayLowWater: HIGH / 4 });
+    const th = await startTestHub({ relayHighWater: HIGH });
     hubs.push(th);
     let deviceSide: WebSocketTransport | undefined;
     const d = DeviceClient.fromConnectionString(th.addDevice('dev-bp'));

@@ -14,11 +14,12 @@ export const MAX_STREAM_RESPONSE_TIMEOUT_SECONDS = 300;
 export const DEFAULT_STREAM_TOKEN_TTL_MS = 30_000;
 /** How long one paired side waits for the other at the streaming endpoint (ms). */
 export const DEFAULT_STREAM_PAIR_TIMEOUT_MS = 30_000;
-/** Relay: above this many bytes queued towards one side, the hub stops reading the other side. */
+/**
+ * Relay: above this many bytes queued towards one side, the hub stops reading the other side,
+ * until that queue has been written out.
+ */
 export const DEFAULT_RELAY_HIGH_WATER = 256 * 1024;
-/** Relay: reading resumes once the queue falls to this many bytes. */
-export const DEFAULT_RELAY_LOW_WATER = 64 * 1024;
-/** Largest stream message the hub relays (one sealed record plus headroom). */
+/** Largest stream frame the hub relays (one sealed record plus headroom; devstreams never fragments). */
 export const DEFAULT_RELAY_MAX_MESSAGE = DEFAULT_MAX_MESSAGE_SIZE;
 /** Largest control-socket message (JSON) in bytes. */
 export const DEFAULT_CONTROL_MAX_MESSAGE = 16 * 1024;
@@ -44,7 +45,6 @@ export interface HubOptions {
   streamTokenTtlMs?: number;
   streamPairTimeoutMs?: number;
   relayHighWater?: number;
-  relayLowWater?: number;
   relayMaxMessage?: number;
   controlMaxMessage?: number;
   maxBodyBytes?: number;
@@ -72,7 +72,6 @@ export function resolveHubConfig(o: HubOptions): HubConfig {
     streamTokenTtlMs: positive('streamTokenTtlMs', o.streamTokenTtlMs ?? DEFAULT_STREAM_TOKEN_TTL_MS),
     streamPairTimeoutMs: positive('streamPairTimeoutMs', o.streamPairTimeoutMs ?? DEFAULT_STREAM_PAIR_TIMEOUT_MS),
     relayHighWater: positive('relayHighWater', o.relayHighWater ?? DEFAULT_RELAY_HIGH_WATER),
-    relayLowWater: positive('relayLowWater', o.relayLowWater ?? DEFAULT_RELAY_LOW_WATER, true),
     relayMaxMessage: positive('relayMaxMessage', o.relayMaxMessage ?? DEFAULT_RELAY_MAX_MESSAGE),
     controlMaxMessage: positive('controlMaxMessage', o.controlMaxMessage ?? DEFAULT_CONTROL_MAX_MESSAGE),
     maxBodyBytes: positive('maxBodyBytes', o.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES),
@@ -83,6 +82,5 @@ export function resolveHubConfig(o: HubOptions): HubConfig {
     controlPingIntervalMs: positive('controlPingIntervalMs', o.controlPingIntervalMs ?? DEFAULT_CONTROL_PING_INTERVAL_MS),
     clockSkewSeconds: positive('clockSkewSeconds', o.clockSkewSeconds ?? DEFAULT_CLOCK_SKEW_SECONDS, true),
   };
-  if (c.relayLowWater > c.relayHighWater) throw new DevstreamsError('ERR_CONFIG', 'hub option relayLowWater must not exceed relayHighWater');
   return c;
 }

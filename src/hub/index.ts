@@ -5,5 +5,5 @@ export * from './config.js';
 export { DeviceRegistry, generateKey, REGISTRY_FILE, type DeviceRecord, type HubEndpoint } from './registry.js';
 export { MemoryPresenceStore, MemoryStreamRouter, type PresenceStore, type StreamRouter, type StreamTicket, type StreamSide, type ClaimResult } from './presence.js';
 export { CLOSE_CODES } from '../hub-api/control-protocol.js';
-export type { RelayStats } from './relay.js';
+export type { RelayStats } from './splice.js';
 export { createSelfSignedCertificate, type SelfSignedCertificate } from './tls.js';

@@ -7,7 +7,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { Duplex } from 'node:stream';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { DevstreamsError } from '../errors.js';
@@ -22,7 +22,8 @@ import { HubMetrics } from './metrics.js';
 import { TokenBucket } from './rate-limit.js';
 import { authenticateDevice, bearerToken } from './authenticate.js';
 import { refuseUpgrade, sendError, toHubError } from './http-errors.js';
-import type { RelayStats } from './relay.js';
+import type { RelayStats } from './splice.js';
+import { handshakeKey, handshakeResponse } from './ws-frame.js';
 import { segment, sendJson } from './http-util.js';
 import { handleRegistryApi, only, type RegistryApiContext } from './registry-api.js';
 import { handleStreamRequest, ringLocal, type StreamRequestContext } from './stream-request.js';
@@ -74,7 +75,6 @@ export class Hub {
   readonly metrics: HubMetrics;
   private readonly server: http.Server | https.Server;
   private readonly controlWss: WebSocketServer;
-  private readonly streamWss: WebSocketServer;
   private readonly control: ControlPlane;
   private readonly pairer: StreamPairer;
   private readonly router: StreamRouter;
@@ -115,7 +115,7 @@ export class Hub {
     this.metrics = new HubMetrics({ connectedDevices: () => this.control.connectedCount, activeStreams: () => this.pairer.activeCount });
     this.pairer = new StreamPairer({
       pairTimeoutMs: this.config.streamPairTimeoutMs,
-      limits: { highWater: this.config.relayHighWater, lowWater: this.config.relayLowWater },
+      limits: { highWater: this.config.relayHighWater, maxFramePayload: this.config.relayMaxMessage },
       onBytes: (n) => {
         this.metrics.bytesRelayed += n;
       },
@@ -147,12 +147,10 @@ export class Hub {
     this.registry.onExternalChange = () => this.control.revokeStale();
     this.unwatch = this.registry.watch();
     this.controlWss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: this.config.controlMaxMessage, clientTracking: false });
-    this.streamWss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: this.config.relayMaxMessage, clientTracking: false, skipUTF8Validation: true });
     // A bad handshake header (key, version, protocol) would get ws's plain-text 400; answer it
     // like every other refusal, with a JSON {code, message}.
     const badHandshake = (err: Error, socket: Duplex): void => refuseUpgrade(socket, new DevstreamsError('ERR_BAD_REQUEST', err.message));
     this.controlWss.on('wsClientError', badHandshake);
-    this.streamWss.on('wsClientError', badHandshake);
     const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
       this.handleRequest(req, res).catch((err: unknown) => this.fail(res, err, req));
     };
@@ -324,19 +322,19 @@ export class Hub {
     if (parts.length === 3 && parts[1] === 'streams') {
       const streamId = segment(parts[2]!);
       const token = bearerToken(req);
+      // Headers first: a malformed upgrade must not use up the single-use token.
+      const key = handshakeKey(req);
       const claim = await this.router.claim(streamId, token, Date.now());
       if (!claim.ok) {
         if (claim.why === 'reused') throw new DevstreamsError('ERR_AUTH_TOKEN_REUSED', 'stream token was already used');
         if (claim.why === 'expired') throw new DevstreamsError('ERR_AUTH_EXPIRED', 'stream token expired');
         throw new DevstreamsError('ERR_AUTH_INVALID', 'stream token is not valid for this stream');
       }
-      this.streamWss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
-        if (this.closed) {
-          ws.close(1001, 'ERR_HUB_SHUTDOWN');
-          return;
-        }
-        this.pairer.add(streamId, claim.side, ws);
-      });
+      if (this.closed) throw new DevstreamsError('ERR_HUB_SHUTDOWN', 'hub is shutting down');
+      if (socket.destroyed) return; // the client gave up while the claim was checked
+      // The hub answers the handshake itself and splices frames (splice.ts), without ws.
+      socket.write(handshakeResponse(key));
+      this.pairer.add(streamId, claim.side, socket as Socket, head);
       return;
     }
     throw new DevstreamsError('ERR_NOT_FOUND', 'no WebSocket endpoint at this path');

@@ -1,41 +1,50 @@
 /**
  * The streaming endpoint's pairing: each side arrives with its single-use token (checked before
- * the upgrade, in server.ts); the first side waits, paused, for the second; when both are here
- * a `Relay` splices them. Messages a side sends while waiting are held (bounded by the relay
- * high-water mark) and delivered first. An unpaired side is closed after the pair timeout.
+ * the upgrade, in server.ts) and its handshake already answered; the first side waits for the
+ * second; when both are here a `Splice` joins them. What a side sends while waiting is read and
+ * held (bounded by the relay high-water mark, then the side is paused) and relayed first. An
+ * unpaired side is closed after the pair timeout.
  */
-import WebSocket from 'ws';
+import type { Socket } from 'node:net';
 import type { StreamSide } from './presence.js';
-import { Relay, type RelayLimits, type RelayStats } from './relay.js';
+import { Splice, type RelayStats, type SpliceLimits } from './splice.js';
+import { serverCloseFrame } from './ws-frame.js';
 import { CLOSE_CODES } from '../hub-api/control-protocol.js';
 
 interface Waiting {
   side: StreamSide;
-  ws: WebSocket;
+  socket: Socket;
   early: Buffer[];
-  earlyBinary: boolean[];
   earlyBytes: number;
   timer: NodeJS.Timeout;
   gone: boolean;
-  onMessage: (data: Buffer, isBinary: boolean) => void;
-  onClose: () => void;
+  onData: (chunk: Buffer) => void;
+  onGone: () => void;
 }
 
 export interface StreamPairerOptions {
   pairTimeoutMs: number;
-  limits: RelayLimits;
+  limits: SpliceLimits;
   onBytes: (n: number) => void;
   log: (level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => void;
 }
 
+/** Closes a stream socket that never got paired: a close frame with the reason, then FIN. */
+function refuse(socket: Socket, code: number, reason: string): void {
+  if (socket.destroyed) return;
+  socket.end(serverCloseFrame(code, reason));
+  // A peer that never reads must not hold the socket open.
+  setTimeout(() => socket.destroy(), 5000).unref();
+}
+
 export class StreamPairer {
   private readonly waiting = new Map<string, Waiting>();
-  private readonly relays = new Map<string, Relay>();
+  private readonly splices = new Map<string, Splice>();
 
   constructor(private readonly o: StreamPairerOptions) {}
 
   get activeCount(): number {
-    return this.relays.size;
+    return this.splices.size;
   }
 
   get waitingCount(): number {
@@ -44,78 +53,83 @@ export class StreamPairer {
 
   /** Relay statistics of a paired stream, or undefined. */
   stats(streamId: string): RelayStats | undefined {
-    return this.relays.get(streamId)?.stats();
+    return this.splices.get(streamId)?.stats();
   }
 
-  /** Takes a freshly upgraded stream socket for `side` of `streamId`. */
-  add(streamId: string, side: StreamSide, ws: WebSocket): void {
+  /**
+   * Takes a stream socket for `side` of `streamId` whose 101 response has been written; `head`
+   * holds bytes that arrived with the upgrade request.
+   */
+  add(streamId: string, side: StreamSide, socket: Socket, head: Buffer): void {
+    socket.setNoDelay(true);
+    socket.setTimeout(0);
     const other = this.waiting.get(streamId);
     if (!other) {
-      this.wait(streamId, side, ws);
+      this.wait(streamId, side, socket, head);
       return;
     }
     this.waiting.delete(streamId);
     clearTimeout(other.timer);
-    other.ws.off('message', other.onMessage);
-    other.ws.off('close', other.onClose);
+    other.socket.off('data', other.onData);
+    other.socket.off('end', other.onGone);
+    other.socket.off('close', other.onGone);
+    other.socket.pause();
     if (other.gone || other.side === side) {
       // The partner already left (or a token bug gave us the same side twice): nothing to pair with.
-      ws.close(CLOSE_CODES.peerGone, 'ERR_STREAM_PEER_CLOSED');
-      if (!other.gone) other.ws.close(CLOSE_CODES.peerGone, 'ERR_STREAM_PEER_CLOSED');
+      refuse(socket, CLOSE_CODES.peerGone, 'ERR_STREAM_PEER_CLOSED');
+      if (!other.gone) refuse(other.socket, CLOSE_CODES.peerGone, 'ERR_STREAM_PEER_CLOSED');
       return;
     }
-    const device = side === 'device' ? ws : other.ws;
-    const service = side === 'device' ? other.ws : ws;
-    const relay = new Relay(streamId, device, service, this.o.limits, (r, reason) => this.ended(r, reason), this.o.onBytes);
-    this.relays.set(streamId, relay);
-    // What the waiting side sent before its partner came goes first.
-    for (let i = 0; i < other.early.length; i++) ws.send(other.early[i]!, { binary: other.earlyBinary[i]! });
-    other.ws.resume();
+    const mine = head.length > 0 ? [head] : [];
+    const early = side === 'device' ? { device: mine, service: other.early } : { device: other.early, service: mine };
+    const device = side === 'device' ? socket : other.socket;
+    const service = side === 'device' ? other.socket : socket;
+    const splice = new Splice(streamId, device, service, early, this.o.limits, (s, reason) => this.ended(s, reason), this.o.onBytes);
+    this.splices.set(streamId, splice);
     this.o.log('info', 'stream paired', { streamId });
   }
 
-  private wait(streamId: string, side: StreamSide, ws: WebSocket): void {
+  private wait(streamId: string, side: StreamSide, socket: Socket, head: Buffer): void {
     const w: Waiting = {
       side,
-      ws,
-      early: [],
-      earlyBinary: [],
-      earlyBytes: 0,
+      socket,
+      early: head.length > 0 ? [head] : [],
+      earlyBytes: head.length,
       gone: false,
       timer: setTimeout(() => {
         if (this.waiting.get(streamId) === w) this.waiting.delete(streamId);
-        ws.close(CLOSE_CODES.pairTimeout, 'ERR_STREAM_PAIR_TIMEOUT');
+        refuse(socket, CLOSE_CODES.pairTimeout, 'ERR_STREAM_PAIR_TIMEOUT');
       }, this.o.pairTimeoutMs),
-      onMessage: (data, isBinary) => {
-        w.early.push(data);
-        w.earlyBinary.push(isBinary);
-        w.earlyBytes += data.length;
+      onData: (chunk) => {
+        w.early.push(chunk);
+        w.earlyBytes += chunk.length;
         // Stop reading a side that talks too much before its partner arrives.
-        if (w.earlyBytes > this.o.limits.highWater) ws.pause();
+        if (w.earlyBytes > this.o.limits.highWater) socket.pause();
       },
-      onClose: () => {
+      onGone: () => {
         w.gone = true;
       },
     };
     w.timer.unref();
-    ws.on('message', w.onMessage);
-    ws.on('close', w.onClose);
-    ws.on('error', () => {});
+    socket.on('data', w.onData);
+    socket.on('end', w.onGone);
+    socket.on('close', w.onGone);
+    socket.on('error', () => {});
     this.waiting.set(streamId, w);
   }
 
-  private ended(relay: Relay, reason: string): void {
-    this.relays.delete(relay.streamId);
-    this.o.log('info', 'stream ended', { streamId: relay.streamId, reason, bytes: relay.bytes });
+  private ended(splice: Splice, reason: string): void {
+    this.splices.delete(splice.streamId);
+    this.o.log('info', 'stream ended', { streamId: splice.streamId, reason, bytes: splice.bytes });
   }
 
   /** Closes everything (hub shutdown). */
   close(): void {
     for (const w of this.waiting.values()) {
       clearTimeout(w.timer);
-      w.ws.close(CLOSE_CODES.shutdown, 'ERR_HUB_SHUTDOWN');
+      refuse(w.socket, CLOSE_CODES.shutdown, 'ERR_HUB_SHUTDOWN');
     }
     this.waiting.clear();
-    for (const r of [...this.relays.values()]) r.close(CLOSE_CODES.shutdown, 'ERR_HUB_SHUTDOWN');
+    for (const s of [...this.splices.values()]) s.close(CLOSE_CODES.shutdown, 'ERR_HUB_SHUTDOWN');
   }
 }

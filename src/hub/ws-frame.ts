@@ -1,0 +1,217 @@
+/**
+ * The slice of RFC 6455 the streaming endpoint needs to splice two WebSockets without
+ * reassembling their messages: the server side of the opening handshake, server frame headers,
+ * and an incremental reader of client frames that hands payload out as views of the socket's
+ * own chunks. (The control endpoint keeps using `ws`; only stream relaying is this hot.)
+ */
+import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
+import type { IncomingMessage } from 'node:http';
+import { DevstreamsError } from '../errors.js';
+
+const HANDSHAKE_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
+const KEY_PATTERN = /^[+/0-9A-Za-z]{22}==$/;
+
+export const OPCODE = { continuation: 0x0, text: 0x1, binary: 0x2, close: 0x8, ping: 0x9, pong: 0xa } as const;
+
+/** Close codes the splice sends on its own account (RFC 6455 7.4.1). */
+export const CLOSE = { normal: 1000, goingAway: 1001, protocolError: 1002, tooBig: 1009 } as const;
+
+/** Checks an upgrade request for a version-13 WebSocket handshake; returns the client's key. */
+export function handshakeKey(req: IncomingMessage): string {
+  const upgrade = req.headers.upgrade;
+  if (upgrade === undefined || upgrade.toLowerCase() !== 'websocket') throw new DevstreamsError('ERR_BAD_REQUEST', 'Upgrade: websocket is required');
+  if (req.headers['sec-websocket-version'] !== '13') throw new DevstreamsError('ERR_BAD_REQUEST', 'Sec-WebSocket-Version must be 13');
+  const key = req.headers['sec-websocket-key'];
+  if (typeof key !== 'string' || !KEY_PATTERN.test(key.trim())) throw new DevstreamsError('ERR_BAD_REQUEST', 'Sec-WebSocket-Key is missing or malformed');
+  return key.trim();
+}
+
+/** The 101 response completing the handshake (no extension, no subprotocol). */
+export function handshakeResponse(key: string): string {
+  const accept = createHash('sha1').update(key + HANDSHAKE_GUID).digest('base64');
+  return `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`;
+}
+
+/** Header of an unmasked (server to client) frame. */
+export function serverFrameHeader(fin: boolean, opcode: number, length: number): Buffer {
+  const first = (fin ? 0x80 : 0) | opcode;
+  if (length < 126) return Buffer.from([first, length]);
+  if (length < 0x10000) {
+    const h = Buffer.allocUnsafe(4);
+    h[0] = first;
+    h[1] = 126;
+    h.writeUInt16BE(length, 2);
+    return h;
+  }
+  const h = Buffer.allocUnsafe(10);
+  h[0] = first;
+  h[1] = 127;
+  h.writeUInt32BE(Math.floor(length / 0x1_0000_0000), 2);
+  h.writeUInt32BE(length >>> 0, 6);
+  return h;
+}
+
+/** A whole close frame (server to client); the reason is cut to fit a control frame. */
+export function serverCloseFrame(code: number, reason: string): Buffer {
+  let text = Buffer.from(reason, 'utf8');
+  if (text.length > 123) text = text.subarray(0, 123);
+  const payload = Buffer.allocUnsafe(2 + text.length);
+  payload.writeUInt16BE(code, 0);
+  text.copy(payload, 2);
+  return Buffer.concat([serverFrameHeader(true, OPCODE.close, payload.length), payload]);
+}
+
+/** Code and reason of a close frame's payload (1005 when it has none). */
+export function parseClosePayload(payload: Buffer): { code: number; reason: string } {
+  if (payload.length < 2) return { code: 1005, reason: '' };
+  return { code: payload.readUInt16BE(0), reason: payload.subarray(2).toString('utf8') };
+}
+
+type Unmask = (buffer: Buffer, mask: Buffer) => void;
+const unmaskNative: Unmask | undefined = (() => {
+  try {
+    return (createRequire(import.meta.url)('bufferutil') as { unmask: Unmask }).unmask;
+  } catch {
+    return undefined;
+  }
+})();
+
+/** XORs `data` in place with `mask`, starting at byte `phase` of the mask. */
+function unmaskInPlace(data: Buffer, mask: Buffer, phase: number): void {
+  const m = phase === 0 ? mask : Buffer.from([mask[phase % 4]!, mask[(phase + 1) % 4]!, mask[(phase + 2) % 4]!, mask[(phase + 3) % 4]!]);
+  if (unmaskNative) {
+    unmaskNative(data, m);
+    return;
+  }
+  for (let i = 0; i < data.length; i++) data[i]! ^= m[i & 3]!;
+}
+
+/** What the reader hands out, in stream order. */
+export interface FrameSink {
+  /** A data frame (text, binary or continuation) starts; its payload follows in pieces. */
+  dataHeader(fin: boolean, opcode: number, length: number): void;
+  /** A piece of the current data frame's payload, unmasked (a view of the socket's chunk). */
+  dataPiece(piece: Buffer): void;
+  /** A whole control frame (ping, pong or close), unmasked. */
+  control(opcode: number, payload: Buffer): void;
+  /** The stream broke the protocol; nothing more is read. */
+  violation(code: number, message: string): void;
+}
+
+const MAX_HEADER = 14;
+
+/**
+ * Incremental reader of client-to-server frames. Payload is never copied (a masked payload is
+ * unmasked in place: the chunks are the socket's own, fresh for every read); only a header or a
+ * control frame split across chunks is gathered.
+ */
+export class ClientFrameReader {
+  private readonly header = Buffer.allocUnsafe(MAX_HEADER);
+  private headerHave = 0;
+  /** Payload bytes still to come for the current frame; -1 while reading a header. */
+  private remaining = -1;
+  private opcode = 0;
+  private maskKey = Buffer.alloc(4);
+  private masked = false;
+  private maskPhase = 0;
+  private controlParts: Buffer[] = [];
+  private failed = false;
+
+  constructor(private readonly sink: FrameSink, private readonly maxFramePayload: number) {}
+
+  push(chunk: Buffer): void {
+    let at = 0;
+    while (at < chunk.length && !this.failed) {
+      if (this.remaining < 0) {
+        at = this.readHeader(chunk, at);
+        continue;
+      }
+      const n = Math.min(this.remaining, chunk.length - at);
+      const piece = chunk.subarray(at, at + n);
+      at += n;
+      this.remaining -= n;
+      if (this.masked && n > 0) {
+        unmaskInPlace(piece, this.maskKey, this.maskPhase);
+        this.maskPhase = (this.maskPhase + n) & 3;
+      }
+      if (this.opcode >= 0x8) {
+        if (n > 0) this.controlParts.push(piece);
+        if (this.remaining === 0) this.endControl();
+      } else {
+        if (n > 0) this.sink.dataPiece(piece);
+        if (this.remaining === 0) this.remaining = -1;
+      }
+    }
+  }
+
+  /** Reads header bytes from `chunk` at `at`; returns where reading stopped. */
+  private readHeader(chunk: Buffer, at: number): number {
+    // Gather up to the longest header; the real length is known after two bytes.
+    const need = this.headerHave < 2 ? 2 : this.headerLength();
+    const take = Math.min(need - this.headerHave, chunk.length - at);
+    chunk.copy(this.header, this.headerHave, at, at + take);
+    this.headerHave += take;
+    at += take;
+    if (this.headerHave < need) return at;
+    if (need === 2 && this.headerLength() > 2) return at; // now we know how many more to read
+    this.startFrame();
+    return at;
+  }
+
+  private headerLength(): number {
+    const len7 = this.header[1]! & 0x7f;
+    return 2 + (len7 === 126 ? 2 : len7 === 127 ? 8 : 0) + (this.header[1]! & 0x80 ? 4 : 0);
+  }
+
+  private startFrame(): void {
+    const h = this.header;
+    const fin = (h[0]! & 0x80) !== 0;
+    const opcode = h[0]! & 0x0f;
+    const len7 = h[1]! & 0x7f;
+    this.masked = (h[1]! & 0x80) !== 0;
+    let at = 2;
+    let length = len7;
+    if (len7 === 126) {
+      length = h.readUInt16BE(2);
+      at = 4;
+    } else if (len7 === 127) {
+      const hi = h.readUInt32BE(2);
+      if (hi > 0x1fffff) return this.fail(CLOSE.tooBig, 'frame length out of range');
+      length = hi * 0x1_0000_0000 + h.readUInt32BE(6);
+      at = 10;
+    }
+    this.headerHave = 0;
+    if ((h[0]! & 0x70) !== 0) return this.fail(CLOSE.protocolError, 'reserved bits set (no extension was negotiated)');
+    if (!this.masked) return this.fail(CLOSE.protocolError, 'client frames must be masked');
+    const isControl = opcode >= 0x8;
+    if (isControl ? opcode > OPCODE.pong : opcode > OPCODE.binary) return this.fail(CLOSE.protocolError, `unknown opcode ${opcode}`);
+    if (isControl && (!fin || length > 125)) return this.fail(CLOSE.protocolError, 'control frames must be whole and at most 125 bytes');
+    if (length > this.maxFramePayload) return this.fail(CLOSE.tooBig, `frame of ${length} bytes exceeds the relay limit of ${this.maxFramePayload}`);
+    h.copy(this.maskKey, 0, at, at + 4);
+    // An all-zero key (what devstreams uses for sealed records) leaves the payload as it is.
+    if (this.maskKey.readUInt32BE(0) === 0) this.masked = false;
+    this.maskPhase = 0;
+    this.opcode = opcode;
+    this.remaining = length;
+    if (isControl) {
+      this.controlParts = [];
+      if (length === 0) this.endControl();
+    } else {
+      this.sink.dataHeader(fin, opcode, length);
+      if (length === 0) this.remaining = -1;
+    }
+  }
+
+  private endControl(): void {
+    const parts = this.controlParts;
+    this.controlParts = [];
+    this.remaining = -1;
+    this.sink.control(this.opcode, parts.length === 1 ? parts[0]! : Buffer.concat(parts));
+  }
+
+  private fail(code: number, message: string): void {
+    this.failed = true;
+    this.sink.violation(code, message);
+  }
+}

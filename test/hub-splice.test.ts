@@ -1,0 +1,295 @@
+/**
+ * The hub's frame splice (src/hub/splice.ts) against a raw client on one side, so the frames
+ * are exactly what a test writes: fragmented and masked frames split at odd places, pings,
+ * close codes, protocol violations, a malformed upgrade, a side that just drops TCP.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import net from 'node:net';
+import { randomBytes } from 'node:crypto';
+import WebSocket from 'ws';
+import { startTestHub, until, DeviceClient, ServiceClient, type TestHub } from './helpers/hub.js';
+import { tryUpgrade } from './helpers/raw.js';
+import { openStreamTransport } from '../src/sdk/index.js';
+
+type MaskKind = 'random' | 'zero' | 'none';
+
+/** A client-to-server frame as RFC 6455 lays it out. */
+function clientFrame(opcode: number, payload: Buffer, o: { fin?: boolean; rsv?: number; mask?: MaskKind; declaredLength?: number } = {}): Buffer {
+  const fin = o.fin ?? true;
+  const mask = o.mask ?? 'random';
+  const length = o.declaredLength ?? payload.length;
+  const head: number[] = [(fin ? 0x80 : 0) | ((o.rsv ?? 0) << 4) | opcode];
+  const maskBit = mask === 'none' ? 0 : 0x80;
+  if (length < 126) head.push(maskBit | length);
+  else if (length < 0x10000) head.push(maskBit | 126, length >> 8, length & 0xff);
+  else {
+    head.push(maskBit | 127, 0, 0, 0, 0);
+    head.push((length >>> 24) & 0xff, (length >>> 16) & 0xff, (length >>> 8) & 0xff, length & 0xff);
+  }
+  if (mask === 'none') return Buffer.concat([Buffer.from(head), payload]);
+  const key = mask === 'zero' ? Buffer.alloc(4) : randomBytes(4);
+  const body = Buffer.from(payload);
+  for (let i = 0; i < body.length; i++) body[i]! ^= key[i & 3]!;
+  return Buffer.concat([Buffer.from(head), key, body]);
+}
+
+function closePayload(code: number, reason = ''): Buffer {
+  const b = Buffer.alloc(2 + Buffer.byteLength(reason));
+  b.writeUInt16BE(code, 0);
+  b.write(reason, 2);
+  return b;
+}
+
+interface ServerFrame {
+  fin: boolean;
+  opcode: number;
+  payload: Buffer;
+  masked: boolean;
+}
+
+/** The service side as a raw TCP socket that did the WebSocket handshake itself. */
+class RawSide {
+  frames: ServerFrame[] = [];
+  ended = false;
+  private buf = Buffer.alloc(0);
+
+  constructor(readonly socket: net.Socket) {
+    socket.on('data', (c: Buffer) => this.onData(c));
+    socket.on('end', () => (this.ended = true));
+    socket.on('close', () => (this.ended = true));
+    socket.on('error', () => {});
+  }
+
+  static async open(url: string, token: string, headers: Record<string, string> = {}): Promise<RawSide> {
+    const u = new URL(url);
+    const socket = net.connect(Number(u.port), u.hostname);
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', () => resolve());
+      socket.once('error', reject);
+    });
+    const lines = [`GET ${u.pathname} HTTP/1.1`, `Host: ${u.host}`, 'Upgrade: websocket', 'Connection: Upgrade', 'Sec-WebSocket-Version: 13', `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`, `Authorization: Bearer ${token}`];
+    for (const [k, v] of Object.entries(headers)) lines.push(`${k}: ${v}`);
+    socket.write(lines.join('\r\n') + '\r\n\r\n');
+    let got = Buffer.alloc(0);
+    const rest = await new Promise<Buffer>((resolve, reject) => {
+      const onData = (c: Buffer): void => {
+        got = Buffer.concat([got, c]);
+        const end = got.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        socket.off('data', onData);
+        const head = got.subarray(0, end).toString();
+        if (!head.startsWith('HTTP/1.1 101')) reject(new Error(`no upgrade: ${head.split('\r\n')[0]}`));
+        else resolve(got.subarray(end + 4));
+      };
+      socket.on('data', onData);
+    });
+    const side = new RawSide(socket);
+    if (rest.length > 0) side.onData(rest);
+    return side;
+  }
+
+  write(b: Buffer): void {
+    this.socket.write(b);
+  }
+
+  /** Writes `b` in small pieces of 1..max bytes, each in its own socket write and tick. */
+  async dribble(b: Buffer, max = 700): Promise<void> {
+    for (let at = 0; at < b.length; ) {
+      const n = 1 + Math.floor(Math.random() * max);
+      this.socket.write(b.subarray(at, at + n));
+      at += n;
+      await new Promise((r) => setImmediate(r));
+    }
+  }
+
+  private onData(c: Buffer): void {
+    this.buf = Buffer.concat([this.buf, c]);
+    for (;;) {
+      if (this.buf.length < 2) return;
+      const masked = (this.buf[1]! & 0x80) !== 0;
+      let len = this.buf[1]! & 0x7f;
+      let at = 2;
+      if (len === 126) {
+        if (this.buf.length < 4) return;
+        len = this.buf.readUInt16BE(2);
+        at = 4;
+      } else if (len === 127) {
+        if (this.buf.length < 10) return;
+        len = this.buf.readUInt32BE(6);
+        at = 10;
+      }
+      if (masked) at += 4;
+      if (this.buf.length < at + len) return;
+      this.frames.push({ fin: (this.buf[0]! & 0x80) !== 0, opcode: this.buf[0]! & 0x0f, payload: Buffer.from(this.buf.subarray(at, at + len)), masked });
+      this.buf = this.buf.subarray(at + len);
+    }
+  }
+
+  async nextFrame(opcode: number, timeoutMs = 5000): Promise<ServerFrame> {
+    await until(() => this.frames.some((f) => f.opcode === opcode), timeoutMs, `a frame with opcode ${opcode}`);
+    const i = this.frames.findIndex((f) => f.opcode === opcode);
+    return this.frames.splice(i, 1)[0]!;
+  }
+}
+
+interface DeviceEnd {
+  ws: WebSocket;
+  messages: { data: Buffer; isBinary: boolean }[];
+  closed: Promise<{ code: number; reason: string }>;
+}
+
+describe('hub frame splice', () => {
+  const hubs: TestHub[] = [];
+  const clients: { close(): unknown }[] = [];
+  afterEach(async () => {
+    for (const c of clients.splice(0)) await c.close();
+    for (const h of hubs.splice(0)) await h.close();
+  });
+
+  /** A hub, a device whose stream side is a plain `ws` socket, and the service's grant. */
+  async function pair(id: string, opts: Parameters<typeof startTestHub>[0] = {}): Promise<{ th: TestHub; device: Promise<DeviceEnd>; url: string; token: string }> {
+    const th = await startTestHub(opts);
+    hubs.push(th);
+    const d = DeviceClient.fromConnectionString(th.addDevice(id));
+    clients.push(d);
+    // The device side is a plain `ws` client (not the SDK's binary-only transport), so text
+    // frames and close reasons are seen as they arrive.
+    const device = new Promise<DeviceEnd>((resolve) => {
+      d.on('streamRequest', (req) => {
+        const r = req as unknown as { answer(accept: boolean): void; msg: { url: string; authorizationToken: string } };
+        r.answer(true);
+        const ws = new WebSocket(r.msg.url, { perMessageDeflate: false, headers: { authorization: `Bearer ${r.msg.authorizationToken}` } });
+        const end: DeviceEnd = {
+          ws,
+          messages: [],
+          closed: new Promise((done) => ws.on('close', (code: number, reason: Buffer) => done({ code, reason: reason.toString() }))),
+        };
+        ws.on('message', (data: Buffer, isBinary: boolean) => end.messages.push({ data, isBinary }));
+        ws.on('error', () => {});
+        ws.once('open', () => resolve(end));
+      });
+    });
+    await d.open();
+    const svc = ServiceClient.fromConnectionString(th.serviceString);
+    clients.push(svc);
+    const grant = await svc.requestStream(id, 's');
+    return { th, device, url: grant.url, token: grant.authorizationToken };
+  }
+
+  it('relays fragmented and masked frames split at odd places unchanged, and answers unmasked', async () => {
+    const { device, url, token } = await pair('dev-frames');
+    const raw = await RawSide.open(url, token);
+    const dev = await device;
+    const big = randomBytes(66_000); // 8-byte length form, under the relay limit (66,560)
+    const zeroMasked = randomBytes(3000);
+    const stream = Buffer.concat([
+      clientFrame(0x1, Buffer.from('hel'), { fin: false }),
+      clientFrame(0xa, Buffer.from('unsolicited pong')), // a control frame between fragments
+      clientFrame(0x0, Buffer.from('lo'), { fin: true }),
+      clientFrame(0x2, big),
+      clientFrame(0x2, zeroMasked, { mask: 'zero' }),
+      clientFrame(0x2, Buffer.alloc(0)),
+    ]);
+    await raw.dribble(stream);
+    await until(() => dev.messages.length === 4, 5000, `four messages at the device (got ${JSON.stringify(dev.messages.map((m) => [m.isBinary, m.data.length]))})`);
+    expect(dev.messages[0]).toEqual({ data: Buffer.from('hello'), isBinary: false });
+    expect(dev.messages[1]!.isBinary).toBe(true);
+    expect(dev.messages[1]!.data.equals(big)).toBe(true);
+    expect(dev.messages[2]!.data.equals(zeroMasked)).toBe(true);
+    expect(dev.messages[3]!.data.length).toBe(0);
+    // The other way: the device's (masked) frame reaches the raw client unmasked.
+    const back = randomBytes(66_000);
+    dev.ws.send(back);
+    const f = await raw.nextFrame(0x2);
+    expect(f.masked).toBe(false);
+    expect(f.fin).toBe(true);
+    expect(f.payload.equals(back)).toBe(true);
+    raw.socket.destroy();
+  });
+
+  it('answers pings itself and relays nothing for them', async () => {
+    const { device, url, token } = await pair('dev-ping');
+    const raw = await RawSide.open(url, token);
+    const dev = await device;
+    raw.write(clientFrame(0x9, Buffer.from('are you there')));
+    const pong = await raw.nextFrame(0xa);
+    expect(pong.payload.toString()).toBe('are you there');
+    raw.write(clientFrame(0x2, Buffer.from('after')));
+    await until(() => dev.messages.length === 1, 5000, 'one message');
+    expect(dev.messages[0]!.data.toString()).toBe('after');
+    raw.socket.destroy();
+  });
+
+  it('answers a close frame and passes its code and reason to the other side', async () => {
+    const { th, device, url, token } = await pair('dev-close');
+    const raw = await RawSide.open(url, token);
+    const dev = await device;
+    raw.write(clientFrame(0x8, closePayload(4000, 'bye')));
+    const echo = await raw.nextFrame(0x8);
+    expect(echo.payload.readUInt16BE(0)).toBe(4000);
+    await until(() => raw.ended, 5000, 'hub ended the raw socket after the handshake');
+    expect(await dev.closed).toEqual({ code: 1001, reason: 'peer service closed (4000 bye)' });
+    await until(() => th.hub.activeStreams === 0, 5000, 'stream gone');
+  });
+
+  it('passes a normal close from the device side on as a normal close', async () => {
+    const { device, url, token } = await pair('dev-close2');
+    const raw = await RawSide.open(url, token);
+    const dev = await device;
+    dev.ws.close(1000, 'done');
+    const f = await raw.nextFrame(0x8);
+    expect(f.payload.readUInt16BE(0)).toBe(1000);
+    expect(f.payload.subarray(2).toString()).toBe('peer device closed (1000 done)');
+    raw.write(clientFrame(0x8, closePayload(1000)));
+    await until(() => raw.ended, 5000, 'hub ended the raw socket');
+    expect((await dev.closed).code).toBe(1000);
+  });
+
+  it.each([
+    ['an unmasked frame', clientFrame(0x2, Buffer.from('x'), { mask: 'none' }), 1002],
+    ['reserved bits', clientFrame(0x2, Buffer.from('x'), { rsv: 4 }), 1002],
+    ['an unknown opcode', clientFrame(0x3, Buffer.from('x')), 1002],
+    ['a fragmented control frame', clientFrame(0x9, Buffer.from('x'), { fin: false }), 1002],
+    ['a control frame over 125 bytes', clientFrame(0x9, Buffer.alloc(126)), 1002],
+    ['a frame over the relay limit (declared, never sent)', clientFrame(0x2, Buffer.alloc(0), { declaredLength: 200_000 }), 1009],
+  ])('fails a side that sends %s, and tells the other side', async (_what, frame, code) => {
+    const { th, device, url, token } = await pair('dev-bad');
+    const raw = await RawSide.open(url, token);
+    const dev = await device;
+    raw.write(frame);
+    const f = await raw.nextFrame(0x8);
+    expect(f.payload.readUInt16BE(0)).toBe(code);
+    await until(() => raw.ended, 5000, 'hub ended the offending socket');
+    const closed = await dev.closed;
+    expect(closed.code).toBe(1001);
+    expect(closed.reason).toContain('peer service broke the protocol');
+    expect(dev.messages).toHaveLength(0);
+    await until(() => th.hub.activeStreams === 0, 5000, 'stream gone');
+  });
+
+  it('tells the other side when a side drops TCP without a close frame', async () => {
+    const { device, url, token } = await pair('dev-drop');
+    const raw = await RawSide.open(url, token);
+    const dev = await device;
+    raw.socket.end();
+    expect(await dev.closed).toEqual({ code: 1001, reason: 'peer service went away' });
+  });
+
+  it('refuses a malformed upgrade with 400 before using up the stream token', async () => {
+    const { th, device, url, token } = await pair('dev-upgrade');
+    const path = new URL(url).pathname;
+    const port = th.hub.port;
+    const bad: Record<string, string>[] = [{ 'sec-websocket-key': 'short' }, { 'sec-websocket-version': '8' }];
+    for (const headers of bad) {
+      const r = await tryUpgrade(port, path, { authorization: `Bearer ${token}`, ...headers });
+      expect(r.status).toBe(400);
+      expect(r.body?.code).toBe('ERR_BAD_REQUEST');
+    }
+    // The token still works for a proper handshake.
+    const t = await openStreamTransport(url, token);
+    const dev = await device;
+    t.send([Buffer.from('ok')]);
+    await until(() => dev.messages.length === 1, 5000, 'message through the stream');
+    t.close();
+  });
+});
