@@ -5,10 +5,20 @@
  * TypeScript sources under vitest.
  */
 import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Piscina } from 'piscina';
+import type { Piscina } from 'piscina';
 import { DevstreamsError } from '../errors.js';
+
+/**
+ * piscina is loaded on the first pool, not with this module: sessions that seal inline (the
+ * default) never need it, and its megabyte of heap would be walked by every major GC, which
+ * the 64 KiB buffers of a bulk transfer trigger several times a second.
+ */
+function loadPiscina(): typeof Piscina {
+  return (createRequire(import.meta.url)('piscina') as { Piscina: typeof Piscina }).Piscina;
+}
 
 const pools = new Map<number, Piscina>();
 
@@ -30,7 +40,8 @@ export function resolveWorkerFile(): string {
 export function getCryptoPool(threads: number): Piscina {
   let pool = pools.get(threads);
   if (!pool) {
-    pool = new Piscina({
+    const PiscinaPool = loadPiscina();
+    pool = new PiscinaPool({
       filename: resolveWorkerFile(),
       minThreads: threads,
       maxThreads: threads,
