@@ -4,7 +4,6 @@ import { DevstreamsError } from '../src/errors.js';
 import { digestStream, once, randomBytes, sessionPair, sha256, transportPair, writeChunked, type PipeKind } from './helpers/session-pair.js';
 import { Session } from '../src/mux/index.js';
 import { createMemoryTransportPair } from '../src/transport/index.js';
-import { MAX_CHANNEL_RATE_BYTES_PER_MS } from '../src/mux/flow.js';
 
 /** Echo every accepted channel back to its opener. */
 function echoResponder(request: OpenRequest): void {
@@ -340,30 +339,6 @@ describe('window auto-tuning on a long link', () => {
     for (let i = 0; i < 60; i++) if (!channel.write(Buffer.alloc(64 * 1024))) await once(channel, 'drain');
     clearInterval(drain);
     expect(r.recvWindow.size).toBe(256 * 1024);
-    initiator.close();
-    responder.close();
-  }, 30_000);
-  it('keeps a bursty reader\'s window within the fastest channel rate x the round trip on a short link', async () => {
-    const { initiator, responder } = longLink(0);
-    const reader = new Promise<Channel>((resolve) => responder.on('open', (r) => resolve(r.accept())));
-    await new Promise((r) => setTimeout(r, 50)); // round-trip samples
-    const channel = initiator.openChannel({ host: 'x', port: 1 });
-    const r = await reader;
-    // A CPU-bound consumer: nothing for 20 ms, then everything at once. Each burst passes the
-    // half-window-in-two-round-trips test, which alone would double the window every burst.
-    r.pause();
-    let got = 0;
-    const drain = setInterval(() => {
-      for (let c = r.read(16 * 1024) as Buffer | null; c !== null; c = r.read(16 * 1024) as Buffer | null) got += c.length;
-    }, 20);
-    const total = 48 * 1024 * 1024;
-    for (let sent = 0; sent < total; sent += 256 * 1024) if (!channel.write(Buffer.alloc(256 * 1024))) await once(channel, 'drain');
-    for (const end = Date.now() + 20_000; got < total && Date.now() < end; ) await new Promise((res) => setTimeout(res, 10));
-    expect(got).toBe(total);
-    clearInterval(drain);
-    const rtt = responder.minRttMs!;
-    expect(rtt).toBeLessThan(5);
-    expect(r.recvWindow.size).toBeLessThanOrEqual(Math.max(256 * 1024, MAX_CHANNEL_RATE_BYTES_PER_MS * rtt));
     initiator.close();
     responder.close();
   }, 30_000);

@@ -7,19 +7,6 @@
  * doubles, up to the configured ceiling. A slow consumer never grows its window, so memory
  * stays bounded by what it actually drains.
  */
-/**
- * The fastest one channel is expected to go, bytes per ms (500 MB/s: about twice what one
- * channel of the sealed tunnel moves on this 2-core machine). A window larger than this rate x
- * the minimum round trip cannot make the channel faster, only deepen the queue in the socket
- * buffers between the processes on the path, which every other channel of the session waits
- * behind. Without this bound, bursty consumption on a short path (a CPU-bound pipeline draining
- * after a pause) passes the half-window test and bulk windows grow to megabytes: interactive
- * round trips under a bulk transfer took 40-50 ms at p50 on loopback (bench `interactive`),
- * 8-18 ms with it, bulk throughput unchanged within the noise; long paths are not affected
- * (their rate x round trip is above the window ceiling).
- */
-export const MAX_CHANNEL_RATE_BYTES_PER_MS = 500_000;
-
 export class ReceiveWindow {
   /** Current window size: the most the peer may have in flight plus unconsumed. */
   size: number;
@@ -33,7 +20,7 @@ export class ReceiveWindow {
    * @param max ceiling for auto-tuning; equal to `initial` disables it
    * @param grantFraction grant once this fraction of the window was consumed (0.5 = half)
    */
-  constructor(private readonly initial: number, private readonly max: number, private readonly grantFraction: number) {
+  constructor(initial: number, private readonly max: number, private readonly grantFraction: number) {
     this.size = initial;
     this.credit = initial;
     this.lastGrantAt = performance.now();
@@ -56,14 +43,8 @@ export class ReceiveWindow {
     if (this.unacked < this.size * this.grantFraction) return 0;
     const now = performance.now();
     let increment = this.unacked;
-    const ceiling = this.ceiling(rttMs);
-    if (this.size > ceiling) {
-      // Shrink (a window grown against a cold, slow first round trip): grant less until it fits.
-      const cut = Math.min(this.size - ceiling, increment);
-      increment -= cut;
-      this.size -= cut;
-    } else if (rttMs !== undefined && this.size < ceiling && now - this.lastGrantAt < 2 * rttMs) {
-      const grown = Math.min(this.size * 2, ceiling);
+    if (rttMs !== undefined && this.size < this.max && now - this.lastGrantAt < 2 * rttMs) {
+      const grown = Math.min(this.size * 2, this.max);
       increment += grown - this.size;
       this.size = grown;
     }
@@ -71,12 +52,6 @@ export class ReceiveWindow {
     this.unacked = 0;
     this.credit += increment;
     return increment;
-  }
-
-  /** The most this window may grow to on a path with this round trip. */
-  ceiling(rttMs: number | undefined): number {
-    if (rttMs === undefined) return this.max;
-    return Math.max(this.initial, Math.min(this.max, MAX_CHANNEL_RATE_BYTES_PER_MS * rttMs));
   }
 
   /**

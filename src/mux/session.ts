@@ -512,7 +512,7 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
 
   /** Raises a new channel's receive window to what earlier channels learned the path needs. */
   private startAtLearnedWindow(channel: Channel): void {
-    const extra = channel.recvWindow.raiseTo(Math.min(this.learnedWindow, channel.recvWindow.ceiling(this.minRtt)));
+    const extra = channel.recvWindow.raiseTo(this.learnedWindow);
     if (extra > 0) this.queueControl(encodeWindow(channel.id, extra));
   }
 
