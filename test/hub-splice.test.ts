@@ -10,6 +10,7 @@ import WebSocket from 'ws';
 import { startTestHub, until, DeviceClient, ServiceClient, type TestHub } from './helpers/hub.js';
 import { tryUpgrade } from './helpers/raw.js';
 import { openStreamTransport } from '../src/sdk/index.js';
+import { Hub } from '../src/hub/index.js';
 
 type MaskKind = 'random' | 'zero' | 'none';
 
@@ -147,7 +148,7 @@ describe('hub frame splice', () => {
   });
 
   /** A hub, a device whose stream side is a plain `ws` socket, and the service's grant. */
-  async function pair(id: string, opts: Parameters<typeof startTestHub>[0] = {}): Promise<{ th: TestHub; device: Promise<DeviceEnd>; url: string; token: string }> {
+  async function pair(id: string, opts: Parameters<typeof startTestHub>[0] = {}): Promise<{ th: TestHub; device: Promise<DeviceEnd>; url: string; token: string; streamId: string }> {
     const th = await startTestHub(opts);
     hubs.push(th);
     const d = DeviceClient.fromConnectionString(th.addDevice(id));
@@ -173,7 +174,7 @@ describe('hub frame splice', () => {
     const svc = ServiceClient.fromConnectionString(th.serviceString);
     clients.push(svc);
     const grant = await svc.requestStream(id, 's');
-    return { th, device, url: grant.url, token: grant.authorizationToken };
+    return { th, device, url: grant.url, token: grant.authorizationToken, streamId: grant.streamId };
   }
 
   it('relays fragmented and masked frames split at odd places unchanged, and answers unmasked', async () => {
@@ -252,6 +253,10 @@ describe('hub frame splice', () => {
     ['a fragmented control frame', clientFrame(0x9, Buffer.from('x'), { fin: false }), 1002],
     ['a control frame over 125 bytes', clientFrame(0x9, Buffer.alloc(126)), 1002],
     ['a frame over the relay limit (declared, never sent)', clientFrame(0x2, Buffer.alloc(0), { declaredLength: 200_000 }), 1009],
+    ['a continuation frame outside a fragmented message', clientFrame(0x0, Buffer.from('x')), 1002],
+    ['a new message inside a fragmented one', Buffer.concat([clientFrame(0x2, Buffer.from('a'), { fin: false }), clientFrame(0x2, Buffer.from('b'))]), 1002],
+    ['a close frame with an invalid code', clientFrame(0x8, closePayload(1006)), 1002],
+    ['a close frame with a 1-byte payload', clientFrame(0x8, Buffer.from([3])), 1002],
   ])('fails a side that sends %s, and tells the other side', async (_what, frame, code) => {
     const { th, device, url, token } = await pair('dev-bad');
     const raw = await RawSide.open(url, token);
@@ -291,5 +296,95 @@ describe('hub frame splice', () => {
     t.send([Buffer.from('ok')]);
     await until(() => dev.messages.length === 1, 5000, 'message through the stream');
     t.close();
+  });
+  it('cuts a long close reason on a character boundary, so the other side gets valid UTF-8', async () => {
+    const { device, url, token } = await pair('dev-utf8');
+    const raw = await RawSide.open(url, token);
+    const dev = await device;
+    raw.write(clientFrame(0x8, closePayload(4000, '€'.repeat(40))));
+    const closed = await dev.closed; // a validating client would fail with 1006/1007 on a broken character
+    expect(closed.code).toBe(1001);
+    expect(closed.reason.startsWith('peer service closed (4000 €€')).toBe(true);
+    expect(Buffer.byteLength(closed.reason)).toBeLessThanOrEqual(123);
+    raw.socket.destroy();
+  });
+
+  it('forgets a stream that ends on data sent before its partner arrived', async () => {
+    const th = await startTestHub();
+    hubs.push(th);
+    const d = DeviceClient.fromConnectionString(th.addDevice('dev-early'));
+    clients.push(d);
+    const deviceGrant = new Promise<{ url: string; token: string }>((resolve) => {
+      d.on('streamRequest', (req) => {
+        const r = req as unknown as { answer(accept: boolean): void; msg: { url: string; authorizationToken: string } };
+        r.answer(true);
+        resolve({ url: r.msg.url, token: r.msg.authorizationToken });
+      });
+    });
+    await d.open();
+    const svc = ServiceClient.fromConnectionString(th.serviceString);
+    clients.push(svc);
+    const grant = await svc.requestStream('dev-early', 's');
+    // The device side arrives first and says goodbye at once; the service comes after.
+    const g = await deviceGrant;
+    const raw = await RawSide.open(g.url, g.token);
+    raw.write(clientFrame(0x8, closePayload(1000, 'never mind')));
+    await until(() => th.hub.streamStats(grant.streamId) === undefined && th.hub.activeStreams === 0, 5000, 'nothing active yet');
+    const t = await openStreamTransport(grant.url, grant.authorizationToken);
+    const closed = await new Promise<Error | undefined>((resolve) => t.attach({ onMessage() {}, onDrain() {}, onClose: resolve }));
+    expect(closed).toBeUndefined(); // an orderly close, passed on
+    await until(() => th.hub.activeStreams === 0, 5000, 'the ended stream forgotten');
+    expect(th.hub.streamStats(grant.streamId)).toBeUndefined();
+    raw.socket.destroy();
+  });
+
+  it('does not queue pongs for a side that sends pings and never reads', async () => {
+    const high = 256 * 1024;
+    const { th, device, url, token, streamId } = await pair('dev-pingflood', { relayHighWater: high });
+    const raw = await RawSide.open(url, token);
+    await device;
+    raw.socket.pause(); // never reads: the kernel's buffers fill, then the hub's queue would
+    const ping = clientFrame(0x9, Buffer.alloc(125, 1), { mask: 'zero' });
+    const burst = Buffer.concat(Array.from({ length: 1000 }, () => ping)); // 131 KB of pings
+    for (let i = 0; i < 200; i++) {
+      if (!raw.socket.write(burst)) await new Promise((r) => raw.socket.once('drain', r));
+    }
+    const stats = th.hub.streamStats(streamId)!;
+    expect(stats.bufferedToService).toBeLessThanOrEqual(high + 64 * 1024);
+    raw.socket.destroy();
+  });
+
+  it('cuts off a side that did the close handshake but keeps its TCP connection open', async () => {
+    const { device, url, token } = await pair('dev-linger');
+    const raw = await RawSide.open(url, token);
+    const dev = await device;
+    raw.socket.allowHalfOpen = true; // never sends FIN of its own
+    raw.write(clientFrame(0x8, closePayload(1000)));
+    await raw.nextFrame(0x8); // the hub's answer
+    await until(() => raw.ended, 5000, 'the hub to send FIN');
+    expect((await dev.closed).code).toBe(1000);
+    // The hub gives it CLOSE_ANSWER_MS (5 s) and then closes the socket for good: a write after
+    // that meets a closed socket (reset), where a lingering one would just take it.
+    await new Promise((r) => setTimeout(r, 5500));
+    const closed = new Promise<void>((resolve) => raw.socket.once('close', () => resolve()));
+    raw.socket.write(clientFrame(0x2, Buffer.from('anyone?')));
+    setTimeout(() => raw.socket.write(clientFrame(0x2, Buffer.from('anyone?'))), 100);
+    await closed;
+  }, 15_000);
+
+  it('echoes the first offered subprotocol, as ws servers do', async () => {
+    const { device, url, token } = await pair('dev-proto');
+    const ws = new WebSocket(url, ['devstreams.v1', 'other'], { perMessageDeflate: false, headers: { authorization: `Bearer ${token}` } });
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    expect(ws.protocol).toBe('devstreams.v1');
+    await device;
+    ws.terminate();
+  });
+
+  it('refuses a relay high-water mark below the socket\'s own (16 KiB)', async () => {
+    await expect(Hub.start({ dataDir: '/nonexistent-devstreams', host: '127.0.0.1', port: 0, relayHighWater: 1000 })).rejects.toMatchObject({ code: 'ERR_CONFIG' });
   });
 });

@@ -82,5 +82,7 @@ export function resolveHubConfig(o: HubOptions): HubConfig {
     controlPingIntervalMs: positive('controlPingIntervalMs', o.controlPingIntervalMs ?? DEFAULT_CONTROL_PING_INTERVAL_MS),
     clockSkewSeconds: positive('clockSkewSeconds', o.clockSkewSeconds ?? DEFAULT_CLOCK_SKEW_SECONDS, true),
   };
+  // Below the socket's own high-water mark (16 KiB) 'drain' may never fire for a paused side.
+  if (c.relayHighWater < 16 * 1024) throw new DevstreamsError('ERR_CONFIG', 'hub option relayHighWater must be at least 16384 bytes');
   return c;
 }

@@ -23,7 +23,7 @@ import { TokenBucket } from './rate-limit.js';
 import { authenticateDevice, bearerToken } from './authenticate.js';
 import { refuseUpgrade, sendError, toHubError } from './http-errors.js';
 import type { RelayStats } from './splice.js';
-import { handshakeKey, handshakeResponse } from './ws-frame.js';
+import { firstSubprotocol, handshakeKey, handshakeResponse } from './ws-frame.js';
 import { segment, sendJson } from './http-util.js';
 import { handleRegistryApi, only, type RegistryApiContext } from './registry-api.js';
 import { handleStreamRequest, ringLocal, type StreamRequestContext } from './stream-request.js';
@@ -336,7 +336,7 @@ export class Hub {
       if (this.closed) throw new DevstreamsError('ERR_HUB_SHUTDOWN', 'hub is shutting down');
       if (socket.destroyed) return; // the client gave up while the claim was checked
       // The hub answers the handshake itself and splices frames (splice.ts), without ws.
-      socket.write(handshakeResponse(key));
+      socket.write(handshakeResponse(key, firstSubprotocol(req)));
       this.pairer.add(streamId, claim.side, socket as Socket, head);
       return;
     }

@@ -1,17 +1,19 @@
 /**
  * Splices the two WebSockets of a stream frame by frame. Each data frame a side sends is passed
  * on as it arrives: its header rewritten (client frames are masked, server frames are not) and
- * its payload forwarded as views of the socket's chunks, so the hub never reassembles, copies or
- * allocates a message. Pings are answered here; a close frame is answered and passed on with the
+ * its payload forwarded as views of the socket's chunks, so the hub never reassembles or copies
+ * a large message. Pings are answered here; a close frame is answered and passed on with the
  * reason; a protocol violation closes both sides.
  *
  * Backpressure: when the bytes queued at the hub towards a side pass the high-water mark, the
  * hub stops reading the other side (TCP then pushes back on the sender) until that queue has
- * been written out. Hub memory per stream is thus about two high-water marks plus one socket
- * read per side, whatever the peers do.
+ * been written out; pongs are not queued towards a side that is not reading. What one socket
+ * read produces leaves as a few writes (small pieces are joined), so the queue's bookkeeping
+ * stays proportional to its bytes. Hub memory per stream is thus about two high-water marks
+ * plus one socket read per side, whatever the peers do.
  */
 import type { Socket } from 'node:net';
-import { ClientFrameReader, CLOSE, OPCODE, parseClosePayload, serverCloseFrame, serverFrameHeader, type FrameSink } from './ws-frame.js';
+import { ClientFrameReader, CLOSE, isValidCloseCode, OPCODE, parseClosePayload, serverCloseFrame, serverFrameHeader, type FrameSink } from './ws-frame.js';
 
 export interface SpliceLimits {
   highWater: number;
@@ -29,8 +31,14 @@ export interface RelayStats {
   bytesRelayed: number;
 }
 
-/** How long a side that was sent a close frame may take to answer before it is cut off, ms. */
-const CLOSE_ANSWER_MS = 5000;
+/**
+ * How long a side may take to answer the hub's close frame, or to close its TCP connection
+ * once the close handshake is done, before it is cut off (ms).
+ */
+export const CLOSE_ANSWER_MS = 5000;
+
+/** Pieces below this size produced by one read are joined into one write. */
+const JOIN_BELOW = 4096;
 
 type SideName = 'device' | 'service';
 
@@ -42,20 +50,72 @@ class Side {
   /** Reading is paused because the other side's queue is over the high-water mark. */
   blocked = false;
   maxBuffered = 0;
+  /** Payload bytes of the data frame being written to this side that are still owed. */
+  owed = 0;
   reader!: ClientFrameReader;
-  private closeTimer: NodeJS.Timeout | undefined;
+  /** Writes produced by the read being processed, flushed together (see flush()). */
+  private out: Buffer[] = [];
+  private reaper: NodeJS.Timeout | undefined;
 
-  constructor(readonly name: SideName, readonly socket: Socket) {}
+  constructor(readonly name: SideName, readonly socket: Socket) {
+    socket.once('close', () => {
+      this.ended = true;
+      clearTimeout(this.reaper);
+    });
+  }
 
   /** Frames may still be written to this side. */
   get open(): boolean {
     return !this.closeSent && !this.ended && !this.socket.destroyed;
   }
 
+  queue(b: Buffer): void {
+    this.out.push(b);
+  }
+
+  /**
+   * Writes what was queued: runs of small pieces (frame headers, small frames) joined into one
+   * buffer, large payload pieces as they are, all in one writev. A read full of tiny frames
+   * thus becomes one write, not thousands of queue entries that the byte count does not see.
+   */
+  flush(): void {
+    const out = this.out;
+    if (out.length === 0) return;
+    this.out = [];
+    if (this.ended || this.socket.destroyed) return;
+    this.socket.cork();
+    let run: Buffer[] = [];
+    let runBytes = 0;
+    const writeRun = (): void => {
+      if (run.length === 0) return;
+      this.socket.write(run.length === 1 ? run[0]! : Buffer.concat(run, runBytes));
+      run = [];
+      runBytes = 0;
+    };
+    for (const b of out) {
+      if (b.length < JOIN_BELOW) {
+        run.push(b);
+        runBytes += b.length;
+        if (runBytes >= JOIN_BELOW) writeRun();
+      } else {
+        writeRun();
+        this.socket.write(b);
+      }
+    }
+    writeRun();
+    this.socket.uncork();
+  }
+
   /** Sends a close frame (once) and ends the socket when the peer has answered, or after a while. */
   sendClose(code: number, reason: string): void {
     if (this.closeSent || this.ended || this.socket.destroyed) return;
+    this.flush();
     this.closeSent = true;
+    if (this.owed > 0) {
+      // Mid-frame (its sender went away halfway): a close frame now would read as payload.
+      this.end();
+      return;
+    }
     this.socket.write(serverCloseFrame(code, reason));
     // Read again if backpressure had paused us: the answer to our close must get through.
     if (this.blocked) {
@@ -63,23 +123,27 @@ class Side {
       this.socket.resume();
     }
     if (this.closeReceived) this.end();
-    else {
-      this.closeTimer = setTimeout(() => this.socket.destroy(), CLOSE_ANSWER_MS);
-      this.closeTimer.unref();
-    }
+    else this.reapAfter(CLOSE_ANSWER_MS);
   }
 
+  /** Sends FIN; a peer that never closes its side is cut off after CLOSE_ANSWER_MS. */
   end(): void {
     if (this.ended) return;
     this.ended = true;
-    clearTimeout(this.closeTimer);
     this.socket.end();
+    this.reapAfter(CLOSE_ANSWER_MS);
   }
 
   destroy(): void {
     this.ended = true;
-    clearTimeout(this.closeTimer);
+    clearTimeout(this.reaper);
     this.socket.destroy();
+  }
+
+  private reapAfter(ms: number): void {
+    clearTimeout(this.reaper);
+    this.reaper = setTimeout(() => this.socket.destroy(), ms);
+    this.reaper.unref();
   }
 }
 
@@ -90,47 +154,49 @@ export class Splice {
   private readonly device: Side;
   private readonly service: Side;
 
-  /**
-   * @param early chunks each side sent before the pair was complete (read, not yet relayed)
-   */
   constructor(
     readonly streamId: string,
     device: Socket,
     service: Socket,
-    early: { device: Buffer[]; service: Buffer[] },
     private readonly limits: SpliceLimits,
     private readonly onEnd: (splice: Splice, reason: string) => void,
     private readonly onBytes: (n: number) => void,
   ) {
     this.device = new Side('device', device);
     this.service = new Side('service', service);
+  }
+
+  /**
+   * Starts relaying: first the chunks each side sent before the pair was complete, then live.
+   * Separate from the constructor so that the owner has registered the splice before early
+   * data (a close frame, say) can end it.
+   */
+  start(early: { device: Buffer[]; service: Buffer[] }): void {
     this.wire(this.device, this.service);
     this.wire(this.service, this.device);
     for (const chunk of early.device) this.onChunk(this.device, this.service, chunk);
     for (const chunk of early.service) this.onChunk(this.service, this.device, chunk);
     // The waiting side was paused; both read now unless the early bytes already filled a queue.
-    if (!this.device.blocked) device.resume();
-    if (!this.service.blocked) service.resume();
+    if (!this.device.blocked) this.device.socket.resume();
+    if (!this.service.blocked) this.service.socket.resume();
   }
 
   private wire(src: Side, dst: Side): void {
     const sink: FrameSink = {
       dataHeader: (fin, opcode, length) => {
-        if (dst.open) dst.socket.write(serverFrameHeader(fin, opcode, length));
+        if (!dst.open) return;
+        dst.queue(serverFrameHeader(fin, opcode, length));
+        dst.owed = length;
       },
       dataPiece: (piece) => {
         if (!dst.open) return;
         this.bytes += piece.length;
         this.onBytes(piece.length);
-        dst.socket.write(piece);
+        dst.owed -= piece.length;
+        dst.queue(piece);
       },
       control: (opcode, payload) => this.onControl(src, dst, opcode, payload),
-      violation: (code, message) => {
-        // Failing the connection (RFC 6455 7.1.7): say why, then close without waiting.
-        src.sendClose(code, message);
-        src.end();
-        this.finish(`${src.name} broke the protocol: ${message}`, dst, CLOSE.goingAway);
-      },
+      violation: (code, message) => this.violation(src, dst, code, message),
     };
     src.reader = new ClientFrameReader(sink, this.limits.maxFramePayload);
     src.socket.on('data', (chunk: Buffer) => this.onChunk(src, dst, chunk));
@@ -144,23 +210,30 @@ export class Splice {
       this.finish(`${src.name} failed`, dst, CLOSE.goingAway);
     });
     src.socket.on('close', () => {
-      src.ended = true;
       if (!src.closeReceived) this.finish(`${src.name} went away`, dst, CLOSE.goingAway);
     });
   }
 
+  /** Fails `src` (RFC 6455 7.1.7): say why, then close without waiting. */
+  private violation(src: Side, dst: Side, code: number, message: string): void {
+    src.sendClose(code, message);
+    src.end();
+    this.finish(`${src.name} broke the protocol: ${message}`, dst, CLOSE.goingAway);
+  }
+
   private onChunk(src: Side, dst: Side, chunk: Buffer): void {
     if (src.closeReceived) return; // nothing may follow a close frame
-    const out = dst.socket;
-    out.cork(); // header and payload pieces of this read leave in one writev
     src.reader.push(chunk);
-    out.uncork();
+    dst.flush();
+    src.flush(); // pongs
+    const out = dst.socket;
     const queued = out.writableLength;
     if (queued > dst.maxBuffered) dst.maxBuffered = queued;
-    if (queued > this.limits.highWater && !src.blocked) {
+    if (queued > this.limits.highWater && !src.blocked && !src.ended) {
       src.blocked = true;
       src.socket.pause();
       out.once('drain', () => {
+        if (!src.blocked) return;
         src.blocked = false;
         if (!src.ended) src.socket.resume();
       });
@@ -169,12 +242,17 @@ export class Splice {
 
   private onControl(src: Side, dst: Side, opcode: number, payload: Buffer): void {
     if (opcode === OPCODE.ping) {
-      if (src.open) src.socket.write(Buffer.concat([serverFrameHeader(true, OPCODE.pong, payload.length), payload]));
+      // Not towards a side that is not reading: RFC 6455 5.5.3 allows answering only some pings.
+      if (src.open && src.socket.writableLength <= this.limits.highWater) src.queue(Buffer.concat([serverFrameHeader(true, OPCODE.pong, payload.length), payload]));
       return;
     }
     if (opcode !== OPCODE.close) return; // pong: nothing to do
-    src.closeReceived = true;
     const { code, reason } = parseClosePayload(payload);
+    if (payload.length === 1 || (code !== 1005 && !isValidCloseCode(code))) {
+      this.violation(src, dst, CLOSE.protocolError, payload.length === 1 ? 'close frame with a 1-byte payload' : `invalid close code ${code}`);
+      return;
+    }
+    src.closeReceived = true;
     if (src.closeSent) src.end(); // it answered our close
     else src.sendClose(code === 1005 ? CLOSE.normal : code, '');
     this.finish(`${src.name} closed (${code}${reason ? ` ${reason}` : ''})`, dst, code === CLOSE.normal || code === 1005 ? CLOSE.normal : CLOSE.goingAway);

@@ -84,9 +84,10 @@ export class StreamPairer {
     const early = side === 'device' ? { device: mine, service: other.early } : { device: other.early, service: mine };
     const device = side === 'device' ? socket : other.socket;
     const service = side === 'device' ? other.socket : socket;
-    const splice = new Splice(streamId, device, service, early, this.o.limits, (s, reason) => this.ended(s, reason), this.o.onBytes);
+    const splice = new Splice(streamId, device, service, this.o.limits, (s, reason) => this.ended(s, reason), this.o.onBytes);
     this.splices.set(streamId, splice);
     this.o.log('info', 'stream paired', { streamId });
+    splice.start(early); // registered first: early data may end it at once
   }
 
   private wait(streamId: string, side: StreamSide, socket: Socket, head: Buffer): void {

@@ -27,10 +27,26 @@ export function handshakeKey(req: IncomingMessage): string {
   return key.trim();
 }
 
-/** The 101 response completing the handshake (no extension, no subprotocol). */
-export function handshakeResponse(key: string): string {
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/** The first subprotocol the client offers, if any (echoed as `ws` servers do by default). */
+export function firstSubprotocol(req: IncomingMessage): string | undefined {
+  const offered = req.headers['sec-websocket-protocol'];
+  if (typeof offered !== 'string') return undefined;
+  const first = offered.split(',')[0]!.trim();
+  return TOKEN.test(first) ? first : undefined;
+}
+
+/** The 101 response completing the handshake (no extension). */
+export function handshakeResponse(key: string, protocol?: string): string {
   const accept = createHash('sha1').update(key + HANDSHAKE_GUID).digest('base64');
-  return `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`;
+  const proto = protocol !== undefined ? `Sec-WebSocket-Protocol: ${protocol}\r\n` : '';
+  return `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n${proto}\r\n`;
+}
+
+/** Close codes an endpoint may send (RFC 6455 7.4.1 and the IANA registry; 3000-4999 for applications). */
+export function isValidCloseCode(code: number): boolean {
+  return (code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) || (code >= 3000 && code <= 4999);
 }
 
 /** Header of an unmasked (server to client) frame. */
@@ -55,7 +71,12 @@ export function serverFrameHeader(fin: boolean, opcode: number, length: number):
 /** A whole close frame (server to client); the reason is cut to fit a control frame. */
 export function serverCloseFrame(code: number, reason: string): Buffer {
   let text = Buffer.from(reason, 'utf8');
-  if (text.length > 123) text = text.subarray(0, 123);
+  if (text.length > 123) {
+    // Cut on a character boundary: a close reason must be valid UTF-8.
+    let end = 123;
+    while (end > 0 && (text[end]! & 0xc0) === 0x80) end--;
+    text = text.subarray(0, end);
+  }
   const payload = Buffer.allocUnsafe(2 + text.length);
   payload.writeUInt16BE(code, 0);
   text.copy(payload, 2);
@@ -117,6 +138,8 @@ export class ClientFrameReader {
   private maskPhase = 0;
   private controlParts: Buffer[] = [];
   private failed = false;
+  /** Inside a fragmented message: the next data frame must be a continuation. */
+  private fragmented = false;
 
   constructor(private readonly sink: FrameSink, private readonly maxFramePayload: number) {}
 
@@ -194,6 +217,11 @@ export class ClientFrameReader {
     this.maskPhase = 0;
     this.opcode = opcode;
     this.remaining = length;
+    if (!isControl) {
+      if (opcode === OPCODE.continuation && !this.fragmented) return this.fail(CLOSE.protocolError, 'continuation frame outside a fragmented message');
+      if (opcode !== OPCODE.continuation && this.fragmented) return this.fail(CLOSE.protocolError, 'new message inside a fragmented one');
+      this.fragmented = !fin;
+    }
     if (isControl) {
       this.controlParts = [];
       if (length === 0) this.endControl();
