@@ -387,4 +387,39 @@ describe('hub frame splice', () => {
   it('refuses a relay high-water mark below the socket\'s own (16 KiB)', async () => {
     await expect(Hub.start({ dataDir: '/nonexistent-devstreams', host: '127.0.0.1', port: 0, relayHighWater: 1000 })).rejects.toMatchObject({ code: 'ERR_CONFIG' });
   });
+  it('never puts a pong inside a data frame it is still relaying to the same side', async () => {
+    const th = await startTestHub();
+    hubs.push(th);
+    const d = DeviceClient.fromConnectionString(th.addDevice('dev-interleave'));
+    clients.push(d);
+    const deviceGrant = new Promise<{ url: string; token: string }>((resolve) => {
+      d.on('streamRequest', (req) => {
+        const r = req as unknown as { answer(accept: boolean): void; msg: { url: string; authorizationToken: string } };
+        r.answer(true);
+        resolve({ url: r.msg.url, token: r.msg.authorizationToken });
+      });
+    });
+    await d.open();
+    const svc = ServiceClient.fromConnectionString(th.serviceString);
+    clients.push(svc);
+    const grant = await svc.requestStream('dev-interleave', 's');
+    const g = await deviceGrant;
+    const dev = await RawSide.open(g.url, g.token);
+    const service = await RawSide.open(grant.url, grant.authorizationToken);
+    await until(() => th.hub.activeStreams === 1, 5000, 'paired');
+    // The device sends half a frame; the service pings meanwhile; then the rest of the frame.
+    const payload = randomBytes(40_000);
+    const frame = clientFrame(0x2, payload);
+    dev.write(frame.subarray(0, 20_000));
+    await until(() => th.hub.streamStats(grant.streamId)!.bytesRelayed > 0, 5000, 'half a frame relayed');
+    service.write(clientFrame(0x9, Buffer.from('mid-frame')));
+    await new Promise((r) => setTimeout(r, 50));
+    dev.write(frame.subarray(20_000));
+    const data = await service.nextFrame(0x2);
+    expect(data.payload.equals(payload)).toBe(true);
+    const pong = await service.nextFrame(0xa);
+    expect(pong.payload.toString()).toBe('mid-frame');
+    dev.socket.destroy();
+    service.socket.destroy();
+  });
 });

@@ -52,6 +52,8 @@ class Side {
   maxBuffered = 0;
   /** Payload bytes of the data frame being written to this side that are still owed. */
   owed = 0;
+  /** A pong that waits for the data frame being written to finish (frames never interleave). */
+  private deferredPong: Buffer | undefined;
   reader!: ClientFrameReader;
   /** Writes produced by the read being processed, flushed together (see flush()). */
   private out: Buffer[] = [];
@@ -71,6 +73,24 @@ class Side {
 
   queue(b: Buffer): void {
     this.out.push(b);
+  }
+
+  /** Accounts for payload bytes queued for the current data frame; sends a waiting pong after it. */
+  paid(n: number): void {
+    this.owed -= n;
+    if (this.owed === 0 && this.deferredPong) {
+      this.out.push(this.deferredPong);
+      this.deferredPong = undefined;
+    }
+  }
+
+  /**
+   * Queues a pong, or keeps it until the data frame being written ends; only the latest one is
+   * kept (RFC 6455 5.5.3 allows answering only the most recent ping).
+   */
+  queuePong(frame: Buffer): void {
+    if (this.owed > 0) this.deferredPong = frame;
+    else this.out.push(frame);
   }
 
   /**
@@ -187,13 +207,14 @@ export class Splice {
         if (!dst.open) return;
         dst.queue(serverFrameHeader(fin, opcode, length));
         dst.owed = length;
+        if (length === 0) dst.paid(0);
       },
       dataPiece: (piece) => {
         if (!dst.open) return;
         this.bytes += piece.length;
         this.onBytes(piece.length);
-        dst.owed -= piece.length;
         dst.queue(piece);
+        dst.paid(piece.length);
       },
       control: (opcode, payload) => this.onControl(src, dst, opcode, payload),
       violation: (code, message) => this.violation(src, dst, code, message),
@@ -243,7 +264,7 @@ export class Splice {
   private onControl(src: Side, dst: Side, opcode: number, payload: Buffer): void {
     if (opcode === OPCODE.ping) {
       // Not towards a side that is not reading: RFC 6455 5.5.3 allows answering only some pings.
-      if (src.open && src.socket.writableLength <= this.limits.highWater) src.queue(Buffer.concat([serverFrameHeader(true, OPCODE.pong, payload.length), payload]));
+      if (src.open && src.socket.writableLength <= this.limits.highWater) src.queuePong(Buffer.concat([serverFrameHeader(true, OPCODE.pong, payload.length), payload]));
       return;
     }
     if (opcode !== OPCODE.close) return; // pong: nothing to do
