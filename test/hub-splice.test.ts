@@ -149,32 +149,42 @@ describe('hub frame splice', () => {
 
   /** A hub, a device whose stream side is a plain `ws` socket, and the service's grant. */
   async function pair(id: string, opts: Parameters<typeof startTestHub>[0] = {}): Promise<{ th: TestHub; device: Promise<DeviceEnd>; url: string; token: string; streamId: string }> {
+    const { th, device: g, service: grant } = await rawGrants(id, opts);
+    // The device side is a plain `ws` client (not the SDK's binary-only transport), so text
+    // frames and close reasons are seen as they arrive.
+    const ws = new WebSocket(g.url, { perMessageDeflate: false, headers: { authorization: `Bearer ${g.token}` } });
+    const end: DeviceEnd = {
+      ws,
+      messages: [],
+      closed: new Promise((done) => ws.on('close', (code: number, reason: Buffer) => done({ code, reason: reason.toString() }))),
+    };
+    ws.on('message', (data: Buffer, isBinary: boolean) => end.messages.push({ data, isBinary }));
+    ws.on('error', () => {});
+    const device = new Promise<DeviceEnd>((resolve) => ws.once('open', () => resolve(end)));
+    return { th, device, url: grant.url, token: grant.authorizationToken, streamId: grant.streamId };
+  }
+
+  /**
+   * A hub and both sides' grants for one stream, neither side connected: the device accepts
+   * without opening its socket, so a test can open either side raw, in either order.
+   */
+  async function rawGrants(id: string, opts: Parameters<typeof startTestHub>[0] = {}): Promise<{ th: TestHub; device: { url: string; token: string }; service: { url: string; authorizationToken: string; streamId: string } }> {
     const th = await startTestHub(opts);
     hubs.push(th);
     const d = DeviceClient.fromConnectionString(th.addDevice(id));
     clients.push(d);
-    // The device side is a plain `ws` client (not the SDK's binary-only transport), so text
-    // frames and close reasons are seen as they arrive.
-    const device = new Promise<DeviceEnd>((resolve) => {
+    const deviceGrant = new Promise<{ url: string; token: string }>((resolve) => {
       d.on('streamRequest', (req) => {
         const r = req as unknown as { answer(accept: boolean): void; msg: { url: string; authorizationToken: string } };
         r.answer(true);
-        const ws = new WebSocket(r.msg.url, { perMessageDeflate: false, headers: { authorization: `Bearer ${r.msg.authorizationToken}` } });
-        const end: DeviceEnd = {
-          ws,
-          messages: [],
-          closed: new Promise((done) => ws.on('close', (code: number, reason: Buffer) => done({ code, reason: reason.toString() }))),
-        };
-        ws.on('message', (data: Buffer, isBinary: boolean) => end.messages.push({ data, isBinary }));
-        ws.on('error', () => {});
-        ws.once('open', () => resolve(end));
+        resolve({ url: r.msg.url, token: r.msg.authorizationToken });
       });
     });
     await d.open();
     const svc = ServiceClient.fromConnectionString(th.serviceString);
     clients.push(svc);
     const grant = await svc.requestStream(id, 's');
-    return { th, device, url: grant.url, token: grant.authorizationToken, streamId: grant.streamId };
+    return { th, device: await deviceGrant, service: grant };
   }
 
   it('relays fragmented and masked frames split at odd places unchanged, and answers unmasked', async () => {
@@ -310,23 +320,8 @@ describe('hub frame splice', () => {
   });
 
   it('forgets a stream that ends on data sent before its partner arrived', async () => {
-    const th = await startTestHub();
-    hubs.push(th);
-    const d = DeviceClient.fromConnectionString(th.addDevice('dev-early'));
-    clients.push(d);
-    const deviceGrant = new Promise<{ url: string; token: string }>((resolve) => {
-      d.on('streamRequest', (req) => {
-        const r = req as unknown as { answer(accept: boolean): void; msg: { url: string; authorizationToken: string } };
-        r.answer(true);
-        resolve({ url: r.msg.url, token: r.msg.authorizationToken });
-      });
-    });
-    await d.open();
-    const svc = ServiceClient.fromConnectionString(th.serviceString);
-    clients.push(svc);
-    const grant = await svc.requestStream('dev-early', 's');
+    const { th, device: g, service: grant } = await rawGrants('dev-early');
     // The device side arrives first and says goodbye at once; the service comes after.
-    const g = await deviceGrant;
     const raw = await RawSide.open(g.url, g.token);
     raw.write(clientFrame(0x8, closePayload(1000, 'never mind')));
     await until(() => th.hub.streamStats(grant.streamId) === undefined && th.hub.activeStreams === 0, 5000, 'nothing active yet');
@@ -387,23 +382,9 @@ describe('hub frame splice', () => {
   it('refuses a relay high-water mark below the socket\'s own (16 KiB)', async () => {
     await expect(Hub.start({ dataDir: '/nonexistent-devstreams', host: '127.0.0.1', port: 0, relayHighWater: 1000 })).rejects.toMatchObject({ code: 'ERR_CONFIG' });
   });
+
   it('never puts a pong inside a data frame it is still relaying to the same side', async () => {
-    const th = await startTestHub();
-    hubs.push(th);
-    const d = DeviceClient.fromConnectionString(th.addDevice('dev-interleave'));
-    clients.push(d);
-    const deviceGrant = new Promise<{ url: string; token: string }>((resolve) => {
-      d.on('streamRequest', (req) => {
-        const r = req as unknown as { answer(accept: boolean): void; msg: { url: string; authorizationToken: string } };
-        r.answer(true);
-        resolve({ url: r.msg.url, token: r.msg.authorizationToken });
-      });
-    });
-    await d.open();
-    const svc = ServiceClient.fromConnectionString(th.serviceString);
-    clients.push(svc);
-    const grant = await svc.requestStream('dev-interleave', 's');
-    const g = await deviceGrant;
+    const { th, device: g, service: grant } = await rawGrants('dev-interleave');
     const dev = await RawSide.open(g.url, g.token);
     const service = await RawSide.open(grant.url, grant.authorizationToken);
     await until(() => th.hub.activeStreams === 1, 5000, 'paired');
