@@ -13,6 +13,7 @@ import { DEFAULT_MAX_MESSAGE_SIZE } from '../src/transport/transport.js';
 import { closeCryptoPools } from '../src/crypto/worker-pool.js';
 import { collect, ensureCryptoWorkerBuilt, securePair, until } from './crypto-helpers.js';
 import { splitBytesAt } from './helpers/chunks.js';
+import { DelegatingTransport } from './helpers/delegating-transport.js';
 
 beforeAll(() => ensureCryptoWorkerBuilt());
 afterAll(() => closeCryptoPools());
@@ -22,29 +23,16 @@ afterAll(() => closeCryptoPools());
  * `onMessageParts`, cut where `cutsFor(message, index)` says; `mutate` may alter the joined bytes
  * first (to tamper).
  */
-class SplittingTransport implements Transport {
+class SplittingTransport extends DelegatingTransport {
   private index = 0;
   constructor(
-    private readonly inner: Transport,
+    inner: Transport,
     private readonly cutsFor: (m: Buffer, index: number) => number[],
     private readonly mutate: (m: Buffer, index: number) => Buffer = (m) => m,
-  ) {}
-  get bufferedAmount(): number {
-    return this.inner.bufferedAmount;
+  ) {
+    super(inner);
   }
-  get maxMessageSize(): number {
-    return this.inner.maxMessageSize;
-  }
-  get closed(): boolean {
-    return this.inner.closed;
-  }
-  send(parts: readonly Buffer[]): boolean {
-    return this.inner.send(parts);
-  }
-  close(error?: Error): void {
-    this.inner.close(error);
-  }
-  attach(h: TransportHandlers): void {
+  override   attach(h: TransportHandlers): void {
     this.inner.attach({
       onMessage: (m) => {
         const i = this.index++;

@@ -2,12 +2,12 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { DevstreamsError } from '../src/errors.js';
 import { ResumableTransport, type Link } from '../src/resume/index.js';
-import type { Transport, TransportHandlers } from '../src/transport/transport.js';
 import { generateStaticKeyPair, acceptAnyKey, expectKey } from '../src/crypto/index.js';
 import type { Channel } from '../src/mux/index.js';
 import { DeviceClient, ServiceClient } from '../src/sdk/index.js';
 import { rawPair, securePair } from './crypto-helpers.js';
 import { startTestHub, until } from './helpers/hub.js';
+import { DelegatingTransport } from './helpers/delegating-transport.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -15,27 +15,11 @@ afterEach(async () => {
 });
 
 /** A transport that records what is sent through it (the attacker's view of our own messages). */
-class Recorder implements Transport {
+class Recorder extends DelegatingTransport {
   readonly sent: Buffer[] = [];
-  constructor(private readonly inner: Transport) {}
-  send(parts: readonly Buffer[]): boolean {
+  override send(parts: readonly Buffer[]): boolean {
     this.sent.push(Buffer.concat(parts));
     return this.inner.send(parts);
-  }
-  attach(h: TransportHandlers): void {
-    this.inner.attach(h);
-  }
-  close(e?: Error): void {
-    this.inner.close(e);
-  }
-  get bufferedAmount(): number {
-    return this.inner.bufferedAmount;
-  }
-  get maxMessageSize(): number {
-    return this.inner.maxMessageSize;
-  }
-  get closed(): boolean {
-    return this.inner.closed;
   }
 }
 
