@@ -1,9 +1,10 @@
 /**
  * The AEAD primitive of one record: nonce construction and seal/open with node:crypto. Shared by
- * the inline path and the worker, so it imports nothing but node:crypto (the worker loads it as
- * compiled JS from dist/).
+ * the inline path and the worker, so it imports nothing but node:crypto and a util (the worker
+ * loads it as compiled JS from dist/).
  */
 import { createCipheriv, createDecipheriv } from 'node:crypto';
+import { coalesceSmall } from '../util/coalesce.js';
 
 /** AEAD algorithms a session can use; the value is the Noise cipher name. */
 export type CipherName = 'AESGCM' | 'ChaChaPoly';
@@ -33,39 +34,20 @@ export function recordNonce(iv: Buffer, seq: number, into?: Buffer): Buffer {
   return nonce;
 }
 
-/**
- * Seals `parts` (concatenated) with `header` as AAD, one `update` per part (never joined first).
- * Appends the ciphertext pieces and then the tag to `out` (returned), so the caller can pass
- * `out = [header]` and send the result as it is, without copying anything together.
- */
 /** Parts below this size are joined before sealing (one native call instead of several). */
 const SMALL_PART = 4096;
 
+/**
+ * Seals `parts` (concatenated) with `header` as AAD: one `update` per large part (never joined
+ * with anything), small ones joined first. Appends the ciphertext pieces and then the tag to
+ * `out` (returned), so the caller can pass `out = [header]` and send the result as it is.
+ */
 export function sealParts(cipher: CipherName, key: Buffer, nonce: Buffer, header: Buffer, parts: readonly Uint8Array[], out: Buffer[] = []): Buffer[] {
   const c = createCipheriv(NODE_CIPHER[cipher] as 'aes-256-gcm', key, nonce, { authTagLength: TAG });
   c.setAAD(header);
   // Each update() is a native call with a fixed cost and an output allocation: small parts
   // (frame headers, a ping) are joined first, so a small message costs one call, a bulk one two.
-  let small: Uint8Array[] = [];
-  let smallBytes = 0;
-  const flushSmall = (): void => {
-    if (smallBytes === 0) return;
-    out.push(c.update(small.length === 1 ? small[0]! : Buffer.concat(small, smallBytes)));
-    small = [];
-    smallBytes = 0;
-  };
-  for (const part of parts) {
-    if (part.length === 0) continue;
-    if (part.length < SMALL_PART) {
-      small.push(part);
-      smallBytes += part.length;
-      if (smallBytes >= SMALL_PART) flushSmall();
-    } else {
-      flushSmall();
-      out.push(c.update(part));
-    }
-  }
-  flushSmall();
+  coalesceSmall(parts, SMALL_PART, (chunk) => out.push(c.update(chunk)));
   const last = c.final();
   if (last.length > 0) out.push(last);
   out.push(c.getAuthTag());

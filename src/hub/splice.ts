@@ -13,6 +13,7 @@
  * plus one socket read per side, whatever the peers do.
  */
 import type { Socket } from 'node:net';
+import { coalesceSmall } from '../util/coalesce.js';
 import { ClientFrameReader, CLOSE, isValidCloseCode, OPCODE, parseClosePayload, serverCloseFrame, serverFrameHeader, type FrameSink } from './ws-frame.js';
 
 export interface SpliceLimits {
@@ -104,25 +105,7 @@ class Side {
     this.out = [];
     if (this.ended || this.socket.destroyed) return;
     this.socket.cork();
-    let run: Buffer[] = [];
-    let runBytes = 0;
-    const writeRun = (): void => {
-      if (run.length === 0) return;
-      this.socket.write(run.length === 1 ? run[0]! : Buffer.concat(run, runBytes));
-      run = [];
-      runBytes = 0;
-    };
-    for (const b of out) {
-      if (b.length < JOIN_BELOW) {
-        run.push(b);
-        runBytes += b.length;
-        if (runBytes >= JOIN_BELOW) writeRun();
-      } else {
-        writeRun();
-        this.socket.write(b);
-      }
-    }
-    writeRun();
+    coalesceSmall(out, JOIN_BELOW, (chunk) => this.socket.write(chunk));
     this.socket.uncork();
   }
 

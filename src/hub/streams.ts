@@ -7,7 +7,7 @@
  */
 import type { Socket } from 'node:net';
 import type { StreamSide } from './presence.js';
-import { Splice, type RelayStats, type SpliceLimits } from './splice.js';
+import { CLOSE_ANSWER_MS, Splice, type RelayStats, type SpliceLimits } from './splice.js';
 import { serverCloseFrame } from './ws-frame.js';
 import { CLOSE_CODES } from '../hub-api/control-protocol.js';
 
@@ -34,7 +34,7 @@ function refuse(socket: Socket, code: number, reason: string): void {
   if (socket.destroyed) return;
   socket.end(serverCloseFrame(code, reason));
   // A peer that never reads must not hold the socket open.
-  setTimeout(() => socket.destroy(), 5000).unref();
+  setTimeout(() => socket.destroy(), CLOSE_ANSWER_MS).unref();
 }
 
 export class StreamPairer {
