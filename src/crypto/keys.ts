@@ -3,7 +3,7 @@
  * device's static key file (created at enrollment, PKCS#8 PEM, mode 0600). Public keys travel
  * and are pinned as base64 of the 32 raw bytes.
  */
-import { createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, diffieHellman, randomBytes, type KeyObject } from 'node:crypto';
 import { chmod, readFile, stat, writeFile } from 'node:fs/promises';
 import { DevstreamsError } from '../errors.js';
 
@@ -15,30 +15,39 @@ export interface StaticKeyPair {
   privateKey: Buffer;
 }
 
-const b64u = (b: Buffer): string => b.toString('base64url');
+/** DER prefixes of an X25519 key: PKCS#8 private key and SubjectPublicKeyInfo (RFC 8410). */
+const PKCS8_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
+const SPKI_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
 
-/** Generates a fresh X25519 key pair. */
+/**
+ * Generates a fresh X25519 key pair: 32 random bytes are a private key (X25519 clamps the
+ * scalar itself, RFC 7748 5). Not `generateKeyPairSync`, and no JWK export anywhere here: on
+ * Node 20 the key-generation job's destructor takes the key's mutex, and a JWK export holds that
+ * mutex while it allocates, so a garbage collection at that moment deadlocked the process
+ * (seen here about once in a dozen runs of a short worker-pool test).
+ */
 export function generateStaticKeyPair(): StaticKeyPair {
-  const { publicKey, privateKey } = generateKeyPairSync('x25519');
-  return fromPrivateKeyObject(privateKey, publicKey);
+  return keyPairFromPrivate(randomBytes(32));
 }
 
-function fromPrivateKeyObject(privateKey: KeyObject, publicKey?: KeyObject): StaticKeyPair {
-  const jwk = privateKey.export({ format: 'jwk' });
-  const pub = publicKey ? publicKey.export({ format: 'jwk' }).x : jwk.x;
-  if (!jwk.d || !pub) throw new DevstreamsError('ERR_CONFIG', 'not an X25519 private key');
-  return { publicKey: Buffer.from(pub, 'base64url'), privateKey: Buffer.from(jwk.d, 'base64url') };
+/** The raw key pair of an X25519 private KeyObject, through DER (fixed prefix, 32 raw bytes). */
+function fromPrivateKeyObject(privateKey: KeyObject): StaticKeyPair {
+  if (privateKey.asymmetricKeyType !== 'x25519') throw new DevstreamsError('ERR_CONFIG', 'not an X25519 private key');
+  const pkcs8 = privateKey.export({ format: 'der', type: 'pkcs8' });
+  const spki = createPublicKey(privateKey).export({ format: 'der', type: 'spki' });
+  if (pkcs8.length !== PKCS8_PREFIX.length + 32 || spki.length !== SPKI_PREFIX.length + 32) throw new DevstreamsError('ERR_CONFIG', 'not an X25519 private key');
+  return { publicKey: Buffer.from(spki.subarray(SPKI_PREFIX.length)), privateKey: Buffer.from(pkcs8.subarray(PKCS8_PREFIX.length)) };
 }
 
 /** node:crypto KeyObject of a raw X25519 public key. */
 export function publicKeyObject(raw: Buffer): KeyObject {
   if (raw.length !== 32) throw new DevstreamsError('ERR_HANDSHAKE_FAILED', 'X25519 public key must be 32 bytes');
-  return createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: b64u(raw) }, format: 'jwk' });
+  return createPublicKey({ key: Buffer.concat([SPKI_PREFIX, raw]), format: 'der', type: 'spki' });
 }
 
 /** node:crypto KeyObject of a raw X25519 key pair's private half. */
 export function privateKeyObject(pair: StaticKeyPair): KeyObject {
-  return createPrivateKey({ key: { kty: 'OKP', crv: 'X25519', x: b64u(pair.publicKey), d: b64u(pair.privateKey) }, format: 'jwk' });
+  return createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, pair.privateKey]), format: 'der', type: 'pkcs8' });
 }
 
 /** X25519(private, public) -> 32-byte shared secret; rejects an all-zero result (low-order point). */
@@ -86,6 +95,5 @@ export async function loadStaticKeyPair(path: string): Promise<StaticKeyPair> {
 /** The key pair of a raw 32-byte X25519 private key. */
 export function keyPairFromPrivate(raw: Buffer): StaticKeyPair {
   if (raw.length !== 32) throw new DevstreamsError('ERR_CONFIG', 'an X25519 private key is 32 bytes');
-  const pkcs8Prefix = Buffer.from('302e020100300506032b656e04220420', 'hex');
-  return fromPrivateKeyObject(createPrivateKey({ key: Buffer.concat([pkcs8Prefix, raw]), format: 'der', type: 'pkcs8' }));
+  return fromPrivateKeyObject(createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, raw]), format: 'der', type: 'pkcs8' }));
 }
