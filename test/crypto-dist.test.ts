@@ -24,7 +24,7 @@ function ensureBuilt(): void {
 describe('crypto worker from dist', () => {
   it('from TS sources, the pool resolves the compiled worker in dist/', () => {
     ensureCryptoWorkerBuilt();
-    expect(resolveWorkerFile()).toBe(join(root, 'dist', 'src', 'crypto', 'seal-worker.js'));
+    expect(resolveWorkerFile()).toBe(join(root, 'dist', 'src', 'crypto', 'seal-worker-entry.cjs'));
   });
 
   it('the built library seals on workers in a plain node process', () => {

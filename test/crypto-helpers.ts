@@ -14,17 +14,24 @@ import { transportPair } from './helpers/session-pair.js';
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
 /**
- * The worker pool loads dist/src/crypto/seal-worker.js (a worker thread cannot run .ts). If that
- * file is missing or older than its sources, transpile the two self-contained sources into dist/
- * exactly as `npm run build` would, so `npx vitest run` works without a prior build.
+ * The worker pool loads dist/src/crypto/seal-worker-entry.cjs, which imports seal-worker.js (a
+ * worker thread cannot run .ts). If one of them is missing or older than its sources, transpile
+ * the self-contained sources into dist/ exactly as `npm run build` would, so `npx vitest run`
+ * works without a prior build.
  */
 export function ensureCryptoWorkerBuilt(): void {
-  for (const name of ['aead', 'seal-worker']) {
-    const src = join(root, 'src', 'crypto', `${name}.ts`);
-    const out = join(root, 'dist', 'src', 'crypto', `${name}.js`);
+  const sources: [string, string, ts.ModuleKind][] = [
+    ['aead.ts', 'aead.js', ts.ModuleKind.ES2022],
+    ['seal-worker.ts', 'seal-worker.js', ts.ModuleKind.ES2022],
+    // NodeNext keeps its import() an import (CommonJS output would turn it into require).
+    ['seal-worker-entry.cts', 'seal-worker-entry.cjs', ts.ModuleKind.NodeNext],
+  ];
+  for (const [source, output, module] of sources) {
+    const src = join(root, 'src', 'crypto', source);
+    const out = join(root, 'dist', 'src', 'crypto', output);
     if (existsSync(out) && statSync(out).mtimeMs >= statSync(src).mtimeMs) continue;
     const js = ts.transpileModule(readFileSync(src, 'utf8'), {
-      compilerOptions: { module: ts.ModuleKind.ES2022, target: ts.ScriptTarget.ES2022 },
+      compilerOptions: { module, target: ts.ScriptTarget.ES2022 },
       fileName: src,
     }).outputText;
     mkdirSync(dirname(out), { recursive: true });

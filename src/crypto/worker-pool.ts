@@ -22,6 +22,9 @@ function loadPiscina(): typeof Piscina {
 
 const pools = new Map<number, Piscina>();
 
+/** The worker's CommonJS entry (see seal-worker-entry.cts for why not the ES module itself). */
+const WORKER_ENTRY = 'seal-worker-entry.cjs';
+
 /**
  * Path of the compiled worker. From dist/ it sits next to this file. From TS sources (vitest,
  * tsx) the sibling is a .ts file that a worker thread cannot load, so we use the copy that
@@ -29,9 +32,9 @@ const pools = new Map<number, Piscina>();
  */
 export function resolveWorkerFile(): string {
   const here = dirname(fileURLToPath(import.meta.url));
-  const sibling = join(here, 'seal-worker.js');
+  const sibling = join(here, WORKER_ENTRY);
   if (existsSync(sibling)) return sibling;
-  const built = join(resolve(here, '..', '..'), 'dist', 'src', 'crypto', 'seal-worker.js');
+  const built = join(resolve(here, '..', '..'), 'dist', 'src', 'crypto', WORKER_ENTRY);
   if (existsSync(built)) return built;
   throw new DevstreamsError('ERR_CONFIG', `crypto worker not found (looked for ${sibling} and ${built}); run \`npm run build\``);
 }
