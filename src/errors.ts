@@ -9,6 +9,7 @@ export type ErrorCode =
   // transport
   | 'ERR_TRANSPORT_CLOSED'
   | 'ERR_TRANSPORT_MESSAGE_TOO_LARGE'
+  | 'ERR_TRANSPORT_HANDSHAKE'
   // mux protocol
   | 'ERR_PROTOCOL_FRAME'
   | 'ERR_PROTOCOL_FRAME_TOO_LARGE'

@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { rmSync } from 'node:fs';
 import { startTestHub, echoDevice, nextMessage, until, ServiceClient, DeviceClient, tempDir, type TestHub } from './helpers/hub.js';
-import type { WebSocketTransport } from '../src/transport/websocket.js';
+import type { WebSocketClientTransport } from '../src/transport/index.js';
+import { frameHeader } from '../src/transport/ws-frame.js';
 import { DEFAULT_MAX_MESSAGE_SIZE } from '../src/transport/transport.js';
 import { Hub, createSelfSignedCertificate } from '../src/hub/index.js';
 import { hasCode } from '../src/errors.js';
@@ -17,7 +18,7 @@ describe('hub relay', () => {
   it('keeps hub buffering bounded when one side stops reading, and loses nothing', async () => {
     const th = await startTestHub({ relayHighWater: HIGH });
     hubs.push(th);
-    let deviceSide: WebSocketTransport | undefined;
+    let deviceSide: WebSocketClientTransport | undefined;
     const d = DeviceClient.fromConnectionString(th.addDevice('dev-bp'));
     d.on('streamRequest', (req) => void req.accept().then((t) => (deviceSide = t)));
     await d.open();
@@ -70,7 +71,7 @@ describe('hub relay', () => {
   it('closes a stream whose side sends an oversized message, and tells the other side', async () => {
     const th = await startTestHub();
     hubs.push(th);
-    let deviceSide: WebSocketTransport | undefined;
+    let deviceSide: WebSocketClientTransport | undefined;
     const d = DeviceClient.fromConnectionString(th.addDevice('dev-big'));
     d.on('streamRequest', (req) => void req.accept().then((t) => (deviceSide = t)));
     await d.open();
@@ -78,8 +79,9 @@ describe('hub relay', () => {
     const s = await svc.createStream('dev-big', 's');
     await until(() => deviceSide !== undefined && th.hub.activeStreams === 1, 5000, 'paired');
     const deviceClosed = new Promise<void>((resolve) => deviceSide!.attach({ onMessage() {}, onDrain() {}, onClose: () => resolve() }));
-    // bypass the transport's own size check: write straight to the socket
-    s.transport.socket.send(Buffer.alloc(DEFAULT_MAX_MESSAGE_SIZE + 1));
+    // bypass the transport's own size check: write a frame straight to the socket
+    const size = DEFAULT_MAX_MESSAGE_SIZE + 1;
+    s.transport.socket.write(Buffer.concat([frameHeader(true, 0x2, size, Buffer.alloc(4)), Buffer.alloc(size)]));
     await deviceClosed;
     await until(() => th.hub.activeStreams === 0, 5000, 'stream gone');
     svc.close();
@@ -127,7 +129,7 @@ describe('hub relay', () => {
     await d.open();
     const svc = ServiceClient.fromConnectionString(th.serviceString, { ca: cert });
     const s = await svc.createStream('dev-tls', 's');
-    expect(s.transport.socket.url).toMatch(/^wss:/);
+    expect(s.transport.url).toMatch(/^wss:/);
     const reply = nextMessage(s.transport);
     s.transport.send([Buffer.from('over tls')]);
     expect((await reply).toString()).toBe('over tls');

@@ -88,7 +88,7 @@ describe('hub rendezvous', () => {
   });
 
   it('closes the other side with a reason when one side closes', async () => {
-    let deviceSide: import('../src/transport/websocket.js').WebSocketTransport | undefined;
+    let deviceSide: import('../src/transport/index.js').WebSocketClientTransport | undefined;
     const d = DeviceClient.fromConnectionString(th.addDevice('dev-c'));
     d.on('streamRequest', (req) => void req.accept().then((t) => (deviceSide = t)));
     await d.open();

@@ -23,7 +23,7 @@ import { TokenBucket } from './rate-limit.js';
 import { authenticateDevice, bearerToken } from './authenticate.js';
 import { refuseUpgrade, sendError, toHubError } from './http-errors.js';
 import type { RelayStats } from './splice.js';
-import { firstSubprotocol, handshakeKey, handshakeResponse } from './ws-frame.js';
+import { firstSubprotocol, handshakeKey, handshakeResponse } from '../transport/ws-handshake.js';
 import { segment, sendJson } from './http-util.js';
 import { handleRegistryApi, only, type RegistryApiContext } from './registry-api.js';
 import { handleStreamRequest, ringLocal, type StreamRequestContext } from './stream-request.js';

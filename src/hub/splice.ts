@@ -14,7 +14,7 @@
  */
 import type { Socket } from 'node:net';
 import { coalesceSmall } from '../util/coalesce.js';
-import { ClientFrameReader, CLOSE, isValidCloseCode, OPCODE, parseClosePayload, serverCloseFrame, serverFrameHeader, type FrameSink } from './ws-frame.js';
+import { FrameReader, CLOSE, isValidCloseCode, OPCODE, parseClosePayload, serverCloseFrame, serverFrameHeader, type FrameSink } from '../transport/ws-frame.js';
 
 export interface SpliceLimits {
   highWater: number;
@@ -55,7 +55,7 @@ class Side {
   owed = 0;
   /** A pong that waits for the data frame being written to finish (frames never interleave). */
   private deferredPong: Buffer | undefined;
-  reader!: ClientFrameReader;
+  reader!: FrameReader;
   /** Writes produced by the read being processed, flushed together (see flush()). */
   private out: Buffer[] = [];
   private reaper: NodeJS.Timeout | undefined;
@@ -202,7 +202,7 @@ export class Splice {
       control: (opcode, payload) => this.onControl(src, dst, opcode, payload),
       violation: (code, message) => this.violation(src, dst, code, message),
     };
-    src.reader = new ClientFrameReader(sink, this.limits.maxFramePayload);
+    src.reader = new FrameReader(sink, this.limits.maxFramePayload, 'server');
     src.socket.on('data', (chunk: Buffer) => this.onChunk(src, dst, chunk));
     // TCP ended without a close handshake, or failed: the other side hears 1001.
     src.socket.on('end', () => {

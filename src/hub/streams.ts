@@ -8,7 +8,7 @@
 import type { Socket } from 'node:net';
 import type { StreamSide } from './presence.js';
 import { CLOSE_ANSWER_MS, Splice, type RelayStats, type SpliceLimits } from './splice.js';
-import { serverCloseFrame } from './ws-frame.js';
+import { serverCloseFrame } from '../transport/ws-frame.js';
 import { CLOSE_CODES } from '../hub-api/control-protocol.js';
 
 interface Waiting {

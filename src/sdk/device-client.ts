@@ -13,7 +13,7 @@ import WebSocket from 'ws';
 import { DevstreamsError } from '../errors.js';
 import { dialHosts, parseDeviceConnectionString, type DeviceConnectionString } from '../auth/connection-string.js';
 import { createDeviceToken, DEFAULT_TOKEN_TTL_SECONDS } from '../auth/sas.js';
-import type { WebSocketTransport } from '../transport/websocket.js';
+import type { WebSocketClientTransport } from '../transport/index.js';
 import { DEVICE_KEY_HEADER, parseHubMessage, type StreamRequestMessage, type StreamResponseMessage, MAX_REASON_LENGTH } from '../hub-api/control-protocol.js';
 import { Backoff, type BackoffOptions } from './backoff.js';
 import { openStreamTransport, openWebSocket } from './stream-transport.js';
@@ -58,7 +58,7 @@ export class IncomingStreamRequest {
   }
 
   /** Accepts and opens the device side; resolves with its raw transport (no record layer, no mux). */
-  async accept(): Promise<WebSocketTransport> {
+  async accept(): Promise<WebSocketClientTransport> {
     this.answer(true);
     return this.client.openDeviceSide(this.msg, false);
   }
@@ -285,7 +285,7 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
   }
 
   /** @internal opens the device side of an accepted stream. */
-  openDeviceSide(msg: StreamRequestMessage, sealedPayload: boolean): Promise<WebSocketTransport> {
+  openDeviceSide(msg: StreamRequestMessage, sealedPayload: boolean): Promise<WebSocketClientTransport> {
     return openStreamTransport(msg.url, msg.authorizationToken, {
       sealedPayload,
       ...(this.o.ca !== undefined ? { ca: this.o.ca } : {}),

@@ -5,7 +5,7 @@
 import { DevstreamsError } from '../errors.js';
 import { dialHost, httpBaseUrl, parsePolicyConnectionString, type PolicyConnectionString } from '../auth/connection-string.js';
 import { createPolicyToken, DEFAULT_TOKEN_TTL_SECONDS } from '../auth/sas.js';
-import type { WebSocketTransport } from '../transport/websocket.js';
+import type { WebSocketClientTransport } from '../transport/index.js';
 import { HubHttp, errorFromBody } from './http.js';
 import { openStreamTransport } from './stream-transport.js';
 import { expectKey } from '../crypto/index.js';
@@ -51,7 +51,7 @@ export interface ServiceStream {
   streamName: string;
   streamId: string;
   /** The message pipe to the device, through the hub. */
-  transport: WebSocketTransport;
+  transport: WebSocketClientTransport;
   /** The device's public key as announced to the hub, when it announced one. */
   devicePublicKey?: string;
 }

@@ -1,18 +1,22 @@
 /**
  * Opens one side of a device stream: a WebSocket to the hub's streaming endpoint with the
- * side's single-use bearer token, wrapped as a `WebSocketTransport`. A refused upgrade becomes
- * a typed error carrying the hub's JSON code.
+ * side's single-use bearer token, as a `WebSocketClientTransport`. A refused upgrade becomes a
+ * typed error carrying the hub's JSON code. (`openWebSocket`, on `ws`, serves the device's
+ * long-lived control socket.)
  */
 import WebSocket from 'ws';
 import { DevstreamsError } from '../errors.js';
-import { WebSocketTransport, webSocketClientOptions, type WebSocketTransportOptions } from '../transport/websocket.js';
+import { webSocketClientOptions } from '../transport/websocket.js';
+import { connectWebSocket, type WebSocketClientTransport } from '../transport/index.js';
 import { DEFAULT_MAX_MESSAGE_SIZE } from '../transport/transport.js';
 import { errorFromBody } from './http.js';
 
 /** How long opening a stream socket may take, ms. */
 export const DEFAULT_STREAM_CONNECT_TIMEOUT_MS = 15_000;
 
-export interface OpenStreamOptions extends WebSocketTransportOptions {
+export interface OpenStreamOptions {
+  maxMessageSize?: number;
+  highWaterMark?: number;
   ca?: string | Buffer;
   connectTimeoutMs?: number;
   /** Dial this `host:port` instead of the URL's host (GatewayHostName)... */
@@ -84,7 +88,7 @@ export function openWebSocket<T>(url: string, headers: Record<string, string>, o
 }
 
 /** Connects to a stream URL with its bearer token and returns the transport for that side. */
-export async function openStreamTransport(url: string, token: string, o: OpenStreamOptions = {}): Promise<WebSocketTransport> {
+export async function openStreamTransport(url: string, token: string, o: OpenStreamOptions = {}): Promise<WebSocketClientTransport> {
   let target = url;
   if (o.gatewayHost !== undefined) {
     const u = new URL(url);
@@ -93,11 +97,29 @@ export async function openStreamTransport(url: string, token: string, o: OpenStr
       target = u.toString();
     }
   }
-  const topts: WebSocketTransportOptions = {};
-  if (o.maxMessageSize !== undefined) topts.maxMessageSize = o.maxMessageSize;
-  if (o.highWaterMark !== undefined) topts.highWaterMark = o.highWaterMark;
-  if (o.sealedPayload) topts.unmasked = true; // the all-zero mask below
-  return openWebSocket(target, { authorization: `Bearer ${token}` }, o, (ws) => new WebSocketTransport(ws, topts));
+  let refusal: DevstreamsError | undefined;
+  try {
+    return await connectWebSocket(target, {
+      headers: { authorization: `Bearer ${token}` },
+      timeoutMs: o.connectTimeoutMs ?? DEFAULT_STREAM_CONNECT_TIMEOUT_MS,
+      zeroMask: o.sealedPayload === true,
+      ...(o.ca !== undefined ? { ca: o.ca } : {}),
+      ...(o.maxMessageSize !== undefined ? { maxMessageSize: o.maxMessageSize } : {}),
+      ...(o.highWaterMark !== undefined ? { highWaterMark: o.highWaterMark } : {}),
+      refused: (status, body) => (refusal = errorFromBody(status, parseJson(body))),
+    });
+  } catch (err) {
+    if (err === refusal) throw err;
+    throw new DevstreamsError('ERR_HUB_UNAVAILABLE', (err as Error).message, { cause: err });
+  }
+}
+
+function parseJson(body: Buffer): unknown {
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch {
+    return undefined;
+  }
 }
 
 /** True when URL host `a` names `b` (case-insensitive; a default port may be left out). */

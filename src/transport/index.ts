@@ -3,3 +3,5 @@ export * from './transport.js';
 export { createMemoryTransportPair, type MemoryTransportOptions } from './memory.js';
 export { TcpTransport, connectTcpTransport, type TcpTransportOptions } from './tcp.js';
 export { WebSocketTransport, connectWebSocketTransport, webSocketClientOptions, type WebSocketTransportOptions } from './websocket.js';
+export { WebSocketClientTransport, type WebSocketClientTransportOptions } from './ws-client-transport.js';
+export { connectWebSocket, type WebSocketConnectOptions } from './ws-connect.js';

@@ -1,75 +1,53 @@
 /**
- * The slice of RFC 6455 the streaming endpoint needs to splice two WebSockets without
- * reassembling their messages: the server side of the opening handshake, server frame headers,
- * and an incremental reader of client frames that hands payload out as views of the socket's
- * own chunks. (The control endpoint keeps using `ws`; only stream relaying is this hot.)
+ * The slice of RFC 6455 that devstreams speaks without `ws` on its hot paths (the hub's stream
+ * splice, the SDKs' stream sockets): frame headers, close frames, masking, and an incremental
+ * frame reader that hands payload out as views of the socket's own chunks.
  */
-import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
-import type { IncomingMessage } from 'node:http';
-import { DevstreamsError } from '../errors.js';
-
-const HANDSHAKE_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
-const KEY_PATTERN = /^[+/0-9A-Za-z]{22}==$/;
 
 export const OPCODE = { continuation: 0x0, text: 0x1, binary: 0x2, close: 0x8, ping: 0x9, pong: 0xa } as const;
 
-/** Close codes the splice sends on its own account (RFC 6455 7.4.1). */
-export const CLOSE = { normal: 1000, goingAway: 1001, protocolError: 1002, tooBig: 1009 } as const;
-
-/** Checks an upgrade request for a version-13 WebSocket handshake; returns the client's key. */
-export function handshakeKey(req: IncomingMessage): string {
-  const upgrade = req.headers.upgrade;
-  if (upgrade === undefined || upgrade.toLowerCase() !== 'websocket') throw new DevstreamsError('ERR_BAD_REQUEST', 'Upgrade: websocket is required');
-  if (req.headers['sec-websocket-version'] !== '13') throw new DevstreamsError('ERR_BAD_REQUEST', 'Sec-WebSocket-Version must be 13');
-  const key = req.headers['sec-websocket-key'];
-  if (typeof key !== 'string' || !KEY_PATTERN.test(key.trim())) throw new DevstreamsError('ERR_BAD_REQUEST', 'Sec-WebSocket-Key is missing or malformed');
-  return key.trim();
-}
-
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-
-/** The first subprotocol the client offers, if any (echoed as `ws` servers do by default). */
-export function firstSubprotocol(req: IncomingMessage): string | undefined {
-  const offered = req.headers['sec-websocket-protocol'];
-  if (typeof offered !== 'string') return undefined;
-  const first = offered.split(',')[0]!.trim();
-  return TOKEN.test(first) ? first : undefined;
-}
-
-/** The 101 response completing the handshake (no extension). */
-export function handshakeResponse(key: string, protocol?: string): string {
-  const accept = createHash('sha1').update(key + HANDSHAKE_GUID).digest('base64');
-  const proto = protocol !== undefined ? `Sec-WebSocket-Protocol: ${protocol}\r\n` : '';
-  return `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n${proto}\r\n`;
-}
+/** Close codes devstreams sends on its own account (RFC 6455 7.4.1). */
+export const CLOSE = { normal: 1000, goingAway: 1001, protocolError: 1002, tooBig: 1009, internalError: 1011 } as const;
 
 /** Close codes an endpoint may send (RFC 6455 7.4.1 and the IANA registry; 3000-4999 for applications). */
 export function isValidCloseCode(code: number): boolean {
   return (code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) || (code >= 3000 && code <= 4999);
 }
 
-/** Header of an unmasked (server to client) frame. */
-export function serverFrameHeader(fin: boolean, opcode: number, length: number): Buffer {
+/**
+ * A frame header. With `maskKey` the masked bit is set and the key follows (a client's frame);
+ * the payload must then be masked with that key by the caller.
+ */
+export function frameHeader(fin: boolean, opcode: number, length: number, maskKey?: Buffer): Buffer {
   const first = (fin ? 0x80 : 0) | opcode;
-  if (length < 126) return Buffer.from([first, length]);
-  if (length < 0x10000) {
-    const h = Buffer.allocUnsafe(4);
-    h[0] = first;
-    h[1] = 126;
-    h.writeUInt16BE(length, 2);
-    return h;
-  }
-  const h = Buffer.allocUnsafe(10);
+  const maskBit = maskKey ? 0x80 : 0;
+  const lengthBytes = length < 126 ? 0 : length < 0x10000 ? 2 : 8;
+  const h = Buffer.allocUnsafe(2 + lengthBytes + (maskKey ? 4 : 0));
   h[0] = first;
-  h[1] = 127;
-  h.writeUInt32BE(Math.floor(length / 0x1_0000_0000), 2);
-  h.writeUInt32BE(length >>> 0, 6);
+  if (lengthBytes === 0) h[1] = maskBit | length;
+  else if (lengthBytes === 2) {
+    h[1] = maskBit | 126;
+    h.writeUInt16BE(length, 2);
+  } else {
+    h[1] = maskBit | 127;
+    h.writeUInt32BE(Math.floor(length / 0x1_0000_0000), 2);
+    h.writeUInt32BE(length >>> 0, 6);
+  }
+  if (maskKey) maskKey.copy(h, 2 + lengthBytes, 0, 4);
   return h;
 }
 
-/** A whole close frame (server to client); the reason is cut to fit a control frame. */
-export function serverCloseFrame(code: number, reason: string): Buffer {
+/** Header of an unmasked (server to client) frame. */
+export function serverFrameHeader(fin: boolean, opcode: number, length: number): Buffer {
+  return frameHeader(fin, opcode, length);
+}
+
+/**
+ * A whole close frame; the reason is cut to fit a control frame. With `maskKey` it is a
+ * client's frame, masked with that key.
+ */
+export function closeFrame(code: number, reason: string, maskKey?: Buffer): Buffer {
   let text = Buffer.from(reason, 'utf8');
   if (text.length > 123) {
     // Cut on a character boundary: a close reason must be valid UTF-8.
@@ -80,7 +58,13 @@ export function serverCloseFrame(code: number, reason: string): Buffer {
   const payload = Buffer.allocUnsafe(2 + text.length);
   payload.writeUInt16BE(code, 0);
   text.copy(payload, 2);
-  return Buffer.concat([serverFrameHeader(true, OPCODE.close, payload.length), payload]);
+  if (maskKey) maskInPlace(payload, maskKey);
+  return Buffer.concat([frameHeader(true, OPCODE.close, payload.length, maskKey), payload]);
+}
+
+/** A whole close frame (server to client). */
+export function serverCloseFrame(code: number, reason: string): Buffer {
+  return closeFrame(code, reason);
 }
 
 /** Code and reason of a close frame's payload (1005 when it has none). */
@@ -89,23 +73,47 @@ export function parseClosePayload(payload: Buffer): { code: number; reason: stri
   return { code: payload.readUInt16BE(0), reason: payload.subarray(2).toString('utf8') };
 }
 
-type Unmask = (buffer: Buffer, mask: Buffer) => void;
-const unmaskNative: Unmask | undefined = (() => {
+interface NativeMask {
+  mask(source: Buffer, mask: Buffer, output: Buffer, offset: number, length: number): void;
+  unmask(buffer: Buffer, mask: Buffer): void;
+}
+const native: NativeMask | undefined = (() => {
   try {
-    return (createRequire(import.meta.url)('bufferutil') as { unmask: Unmask }).unmask;
+    return createRequire(import.meta.url)('bufferutil') as NativeMask;
   } catch {
     return undefined;
   }
 })();
 
-/** XORs `data` in place with `mask`, starting at byte `phase` of the mask. */
-function unmaskInPlace(data: Buffer, mask: Buffer, phase: number): void {
-  const m = phase === 0 ? mask : Buffer.from([mask[phase % 4]!, mask[(phase + 1) % 4]!, mask[(phase + 2) % 4]!, mask[(phase + 3) % 4]!]);
-  if (unmaskNative) {
-    unmaskNative(data, m);
+/** XORs `data` in place with `mask` (masking and unmasking are the same operation). */
+export function maskInPlace(data: Buffer, mask: Buffer): void {
+  if (native) {
+    native.unmask(data, mask);
     return;
   }
-  for (let i = 0; i < data.length; i++) data[i]! ^= m[i & 3]!;
+  for (let i = 0; i < data.length; i++) data[i]! ^= mask[i & 3]!;
+}
+
+/**
+ * Writes `source` masked with `mask`, starting at byte `phase` of the mask, into `output` at
+ * `offset` (a client's payload, masked into a buffer of its own: the caller's stays intact).
+ */
+export function maskInto(source: Buffer, mask: Buffer, phase: number, output: Buffer, offset: number): void {
+  const m = phase === 0 ? mask : rotatedMask(mask, phase);
+  if (native) {
+    native.mask(source, m, output, offset, source.length);
+    return;
+  }
+  for (let i = 0; i < source.length; i++) output[offset + i] = source[i]! ^ m[i & 3]!;
+}
+
+function rotatedMask(mask: Buffer, phase: number): Buffer {
+  return Buffer.from([mask[phase % 4]!, mask[(phase + 1) % 4]!, mask[(phase + 2) % 4]!, mask[(phase + 3) % 4]!]);
+}
+
+/** XORs `data` in place with `mask`, starting at byte `phase` of the mask. */
+function unmaskInPlace(data: Buffer, mask: Buffer, phase: number): void {
+  maskInPlace(data, phase === 0 ? mask : rotatedMask(mask, phase));
 }
 
 /** What the reader hands out, in stream order. */
@@ -123,11 +131,17 @@ export interface FrameSink {
 const MAX_HEADER = 14;
 
 /**
- * Incremental reader of client-to-server frames. Payload is never copied (a masked payload is
- * unmasked in place: the chunks are the socket's own, fresh for every read); only a header or a
- * control frame split across chunks is gathered.
+ * Which end reads: a server reads a client's frames, which must be masked (RFC 6455 5.1); a
+ * client reads a server's, which must not be.
  */
-export class ClientFrameReader {
+export type FrameReaderRole = 'server' | 'client';
+
+/**
+ * Incremental frame reader. Payload is never copied (a masked payload is unmasked in place: the
+ * chunks are the socket's own, fresh for every read); only a header or a control frame split
+ * across chunks is gathered.
+ */
+export class FrameReader {
   private readonly header = Buffer.allocUnsafe(MAX_HEADER);
   private headerHave = 0;
   /** Payload bytes still to come for the current frame; -1 while reading a header. */
@@ -141,7 +155,7 @@ export class ClientFrameReader {
   /** Inside a fragmented message: the next data frame must be a continuation. */
   private fragmented = false;
 
-  constructor(private readonly sink: FrameSink, private readonly maxFramePayload: number) {}
+  constructor(private readonly sink: FrameSink, private readonly maxFramePayload: number, private readonly role: FrameReaderRole = 'server') {}
 
   push(chunk: Buffer): void {
     let at = 0;
@@ -206,14 +220,17 @@ export class ClientFrameReader {
     }
     this.headerHave = 0;
     if ((h[0]! & 0x70) !== 0) return this.fail(CLOSE.protocolError, 'reserved bits set (no extension was negotiated)');
-    if (!this.masked) return this.fail(CLOSE.protocolError, 'client frames must be masked');
+    if (this.role === 'server' && !this.masked) return this.fail(CLOSE.protocolError, 'client frames must be masked');
+    if (this.role === 'client' && this.masked) return this.fail(CLOSE.protocolError, 'server frames must not be masked');
     const isControl = opcode >= 0x8;
     if (isControl ? opcode > OPCODE.pong : opcode > OPCODE.binary) return this.fail(CLOSE.protocolError, `unknown opcode ${opcode}`);
     if (isControl && (!fin || length > 125)) return this.fail(CLOSE.protocolError, 'control frames must be whole and at most 125 bytes');
     if (length > this.maxFramePayload) return this.fail(CLOSE.tooBig, `frame of ${length} bytes exceeds the relay limit of ${this.maxFramePayload}`);
-    h.copy(this.maskKey, 0, at, at + 4);
-    // An all-zero key (what devstreams uses for sealed records) leaves the payload as it is.
-    if (this.maskKey.readUInt32BE(0) === 0) this.masked = false;
+    if (this.masked) {
+      h.copy(this.maskKey, 0, at, at + 4);
+      // An all-zero key (what devstreams uses for sealed records) leaves the payload as it is.
+      if (this.maskKey.readUInt32BE(0) === 0) this.masked = false;
+    }
     this.maskPhase = 0;
     this.opcode = opcode;
     this.remaining = length;

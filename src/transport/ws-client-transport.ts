@@ -1,0 +1,220 @@
+/**
+ * A message transport over the client end of a WebSocket whose opening handshake is done (see
+ * `connectWebSocket`), written on the frame code the hub's splice uses instead of `ws`. Stream
+ * sockets are opened and closed hundreds of times a second and carry every byte of a tunnel, so
+ * what `ws` costs there counts: a request object per connect, a copy of each message that spans
+ * two socket reads, and two or three errors with stack traces built on every close. Here a
+ * message that spans reads goes up as views of the reads (`onMessageParts`), and a message
+ * sent in parts goes out without being joined when it needs no masking.
+ */
+import type { Socket } from 'node:net';
+import { DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_TRANSPORT_HIGH_WATER, type Transport } from './transport.js';
+import { TransportBase } from './base.js';
+import { CLOSE, closeFrame, FrameReader, frameHeader, isValidCloseCode, maskInto, OPCODE, parseClosePayload, type FrameSink } from './ws-frame.js';
+import { coalesceSmall } from '../util/coalesce.js';
+import { randomFromPool } from './random-pool.js';
+import { DevstreamsError } from '../errors.js';
+
+export interface WebSocketClientTransportOptions {
+  maxMessageSize?: number;
+  highWaterMark?: number;
+  /**
+   * Send with an all-zero masking key, which leaves payloads as they are: for messages that are
+   * ciphertext (sealed records). Masking exists so that script-controlled plaintext cannot
+   * poison intermediary caches (RFC 6455 10.3); ciphertext is not script-controlled, and an
+   * all-zero key saves a copy of every message here and the unmasking pass at the hub.
+   */
+  zeroMask?: boolean;
+}
+
+/** How long the server may take to close TCP after the close handshake starts, ms. */
+export const CLOSE_WAIT_MS = 5000;
+
+/** Pieces below this size are joined into one write with the frame header. */
+const JOIN_BELOW = 4096;
+
+const ZERO_KEY = Buffer.alloc(4);
+
+export class WebSocketClientTransport extends TransportBase implements Transport {
+  readonly maxMessageSize: number;
+  private readonly highWaterMark: number;
+  private readonly zeroMask: boolean;
+  private readonly reader: FrameReader;
+  private readonly sink: FrameSink;
+  private wantDrain = false;
+  private closeSent = false;
+  private closeReceived = false;
+  private reaper: NodeJS.Timeout | undefined;
+  /** The message being received: its pieces so far, and what is left of its current frame. */
+  private parts: Buffer[] = [];
+  private messageBytes = 0;
+  private frameLeft = 0;
+  private frameFin = false;
+
+  /**
+   * `url` is what was dialled (for messages and callers); `head` holds bytes that arrived after
+   * the handshake answer in the same read.
+   */
+  constructor(private readonly sock: Socket, readonly url: string, head: Buffer, options: WebSocketClientTransportOptions = {}) {
+    super();
+    this.maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
+    this.highWaterMark = options.highWaterMark ?? DEFAULT_TRANSPORT_HIGH_WATER;
+    this.zeroMask = options.zeroMask === true;
+    this.sink = {
+      dataHeader: (fin, opcode, length) => this.onDataHeader(fin, opcode, length),
+      dataPiece: (piece) => this.onDataPiece(piece),
+      control: (opcode, payload) => this.onControl(opcode, payload),
+      violation: (code, message) =>
+        this.fail(code, code === CLOSE.tooBig ? new DevstreamsError('ERR_TRANSPORT_MESSAGE_TOO_LARGE', message) : new DevstreamsError('ERR_PROTOCOL_FRAME', `server broke the WebSocket protocol: ${message}`)),
+    };
+    this.reader = new FrameReader(this.sink, this.maxMessageSize, 'client');
+    const socket = sock;
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.reader.push(chunk));
+    socket.on('drain', () => {
+      if (this.wantDrain && socket.writableLength <= this.highWaterMark) {
+        this.wantDrain = false;
+        this.deliverDrain();
+      }
+    });
+    socket.on('end', () => {
+      if (!this.closeReceived) this.lost('the server ended the connection without a close frame (1006)');
+    });
+    socket.on('error', (err) => this.lost(`websocket error: ${err.message}`, err));
+    socket.on('close', () => {
+      clearTimeout(this.reaper);
+      this.lost('connection lost (1006)');
+    });
+    if (head.length > 0) this.reader.push(head);
+  }
+
+  /** The underlying socket, for callers that need its address or to pause reading. */
+  get socket(): Socket {
+    return this.sock;
+  }
+
+  get bufferedAmount(): number {
+    return this.sock.writableLength;
+  }
+
+  send(parts: readonly Buffer[]): boolean {
+    if (this.isClosed || this.closeSent || this.sock.destroyed) return false;
+    let size = 0;
+    for (const part of parts) size += part.length;
+    if (size > this.maxMessageSize) {
+      this.close(new DevstreamsError('ERR_TRANSPORT_MESSAGE_TOO_LARGE', `message of ${size} bytes exceeds ${this.maxMessageSize}`));
+      return false;
+    }
+    if (this.zeroMask) {
+      this.sock.cork();
+      coalesceSmall([frameHeader(true, OPCODE.binary, size, ZERO_KEY), ...parts], JOIN_BELOW, (chunk) => this.sock.write(chunk));
+      this.sock.uncork();
+    } else {
+      // A masked copy in one buffer: the caller's buffers must stay as they are.
+      const key = randomFromPool(4);
+      const header = frameHeader(true, OPCODE.binary, size, key);
+      const out = Buffer.allocUnsafe(header.length + size);
+      header.copy(out, 0);
+      let at = header.length;
+      for (const part of parts) {
+        maskInto(part, key, (at - header.length) & 3, out, at);
+        at += part.length;
+      }
+      this.sock.write(out);
+    }
+    if (this.sock.writableLength > this.highWaterMark) {
+      this.wantDrain = true;
+      return false;
+    }
+    return true;
+  }
+
+  close(error?: Error): void {
+    if (this.isClosed) return;
+    const reason = error instanceof DevstreamsError ? error.code : error ? 'error' : '';
+    this.startClose(error ? CLOSE.internalError : CLOSE.normal, reason);
+    this.deliverClose(error);
+  }
+
+  /** Sends a close frame (once), ends our half of TCP and gives the server a bounded time to close. */
+  private startClose(code: number, reason: string): void {
+    if (!this.closeSent && !this.sock.destroyed && this.sock.writable) {
+      this.closeSent = true;
+      this.sock.write(closeFrame(code, reason, this.zeroMask ? ZERO_KEY : randomFromPool(4)));
+    }
+    if (!this.sock.writableEnded) this.sock.end();
+    if (this.reaper === undefined && !this.sock.destroyed) {
+      this.reaper = setTimeout(() => this.sock.destroy(), CLOSE_WAIT_MS);
+      this.reaper.unref();
+    }
+  }
+
+  private fail(code: number, error: DevstreamsError): void {
+    if (this.isClosed) return;
+    this.startClose(code, error.message);
+    this.deliverClose(error);
+  }
+
+  private lost(message: string, cause?: Error): void {
+    if (this.isClosed) return;
+    this.deliverClose(new DevstreamsError('ERR_TRANSPORT_CLOSED', message, cause ? { cause } : undefined));
+    this.sock.destroy();
+  }
+
+  private onDataHeader(fin: boolean, opcode: number, length: number): void {
+    if (opcode === OPCODE.text) {
+      this.fail(1003, new DevstreamsError('ERR_PROTOCOL_FRAME', 'peer sent a text WebSocket message; devstreams speaks binary only'));
+      return;
+    }
+    if (opcode === OPCODE.binary) {
+      this.parts = [];
+      this.messageBytes = 0;
+    }
+    this.messageBytes += length;
+    if (this.messageBytes > this.maxMessageSize) {
+      this.fail(CLOSE.tooBig, new DevstreamsError('ERR_TRANSPORT_MESSAGE_TOO_LARGE', `message of more than ${this.maxMessageSize} bytes`));
+      return;
+    }
+    this.frameLeft = length;
+    this.frameFin = fin;
+    if (length === 0 && fin) this.endMessage();
+  }
+
+  private onDataPiece(piece: Buffer): void {
+    if (this.isClosed) return;
+    this.parts.push(piece);
+    this.frameLeft -= piece.length;
+    if (this.frameLeft === 0 && this.frameFin) this.endMessage();
+  }
+
+  private endMessage(): void {
+    const parts = this.parts;
+    this.parts = [];
+    if (parts.length === 0) this.deliverMessage(Buffer.alloc(0));
+    else if (parts.length === 1) this.deliverMessage(parts[0]!);
+    else this.deliverMessageParts(parts);
+  }
+
+  private onControl(opcode: number, payload: Buffer): void {
+    if (opcode === OPCODE.ping) {
+      if (!this.closeSent && !this.sock.destroyed) {
+        const key = this.zeroMask ? ZERO_KEY : randomFromPool(4);
+        const body = Buffer.allocUnsafe(payload.length);
+        maskInto(payload, key, 0, body, 0);
+        this.sock.write(Buffer.concat([frameHeader(true, OPCODE.pong, payload.length, key), body]));
+      }
+      return;
+    }
+    if (opcode !== OPCODE.close) return; // an unsolicited pong
+    this.closeReceived = true;
+    if (payload.length === 1 || (payload.length >= 2 && !isValidCloseCode(payload.readUInt16BE(0)))) {
+      this.fail(CLOSE.protocolError, new DevstreamsError('ERR_PROTOCOL_FRAME', 'server sent an invalid close frame'));
+      return;
+    }
+    const { code, reason } = parseClosePayload(payload);
+    this.startClose(code === 1005 ? CLOSE.normal : code, '');
+    if (this.isClosed) return;
+    const normal = code === CLOSE.normal || code === 1005;
+    this.deliverClose(normal ? undefined : new DevstreamsError('ERR_TRANSPORT_CLOSED', `websocket closed with ${code}${reason.length ? `: ${reason}` : ''}`));
+  }
+}

@@ -1,0 +1,280 @@
+// The SDKs' own WebSocket client (src/transport/ws-connect.ts, ws-client-transport.ts): against
+// a `ws` server, which checks every frame it gets against RFC 6455, and against raw TCP servers
+// that answer what a real server would not.
+import net from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { afterEach, describe, expect, it } from 'vitest';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { connectWebSocket, type Transport, type WebSocketClientTransport } from '../src/transport/index.js';
+import { acceptValue } from '../src/transport/ws-handshake.js';
+import { frameHeader } from '../src/transport/ws-frame.js';
+import { DevstreamsError } from '../src/errors.js';
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function wsServer(onConnection: (ws: WebSocket) => void): Promise<string> {
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false, maxPayload: 1 << 20 });
+  await new Promise<void>((r) => wss.once('listening', () => r()));
+  wss.on('connection', onConnection);
+  cleanups.push(() => {
+    for (const c of wss.clients) c.terminate();
+    return new Promise<void>((r) => wss.close(() => r()));
+  });
+  return `ws://127.0.0.1:${(wss.address() as net.AddressInfo).port}/path?x=1`;
+}
+
+/** A TCP server that reads the upgrade request and answers with `answer(key)`, then runs `after`. */
+async function rawServer(answer: (key: string) => Buffer | string | undefined, after?: (socket: net.Socket) => void): Promise<string> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => {});
+    let head = '';
+    const onData = (chunk: Buffer): void => {
+      head += chunk.toString('latin1');
+      if (!head.includes('\r\n\r\n')) return;
+      socket.off('data', onData);
+      const key = /sec-websocket-key: (\S+)/i.exec(head)?.[1] ?? '';
+      const out = answer(key);
+      if (out !== undefined) socket.write(out);
+      after?.(socket);
+    };
+    socket.on('data', onData);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  cleanups.push(() => {
+    for (const s of sockets) s.destroy();
+    return new Promise<void>((r) => server.close(() => r()));
+  });
+  return `ws://127.0.0.1:${(server.address() as net.AddressInfo).port}/`;
+}
+
+const upgraded = (key: string): string => `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptValue(key)}\r\n\r\n`;
+
+/** Collects what a transport delivers (parts joined) and how it closed. */
+function collect(t: Transport): { messages: Buffer[]; closed: Promise<Error | undefined>; drains: () => number } {
+  const messages: Buffer[] = [];
+  let drains = 0;
+  let onClosed!: (e: Error | undefined) => void;
+  const closed = new Promise<Error | undefined>((r) => (onClosed = r));
+  t.attach({
+    onMessage: (m) => messages.push(Buffer.from(m)),
+    onMessageParts: (parts) => messages.push(Buffer.concat(parts)),
+    onDrain: () => drains++,
+    onClose: (e) => onClosed(e),
+  });
+  return { messages, closed, drains: () => drains };
+}
+
+async function until(cond: () => boolean, ms = 5000, what = 'condition'): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+function codeOf(err: unknown): string | undefined {
+  return err instanceof DevstreamsError ? err.code : undefined;
+}
+
+describe('WebSocket client transport against a ws server', () => {
+  for (const zeroMask of [false, true]) {
+    it(`echoes multi-part messages of every size byte for byte (${zeroMask ? 'all-zero' : 'random'} masking key)`, async () => {
+      const url = await wsServer((ws) => ws.on('message', (m: Buffer) => ws.send(m)));
+      const t = await connectWebSocket(url, { zeroMask, maxMessageSize: 200_000 });
+      const got = collect(t);
+      const sent: Buffer[] = [];
+      for (let i = 0; i < 60; i++) {
+        const size = [0, 1, 125, 126, 65_535, 65_536, 150_000][i % 7]! + (i % 5);
+        const whole = randomBytes(size);
+        sent.push(whole);
+        // Parts of odd lengths, so the masking key's phase moves between parts.
+        const cut1 = Math.min(size, 3);
+        const cut2 = Math.max(cut1, Math.min(size, Math.floor(size / 2) + 1));
+        t.send([whole.subarray(0, cut1), whole.subarray(cut1, cut2), whole.subarray(cut2)]);
+        if (i % 2) t.send([]); // an empty message is a message too
+        if (i % 2) sent.push(Buffer.alloc(0));
+      }
+      await until(() => got.messages.length === sent.length, 10_000, 'all echoes');
+      // Also shows the caller's buffers were left as they were: masking in place would change `sent`.
+      got.messages.forEach((m, i) => expect(m.equals(sent[i]!), `message ${i}`).toBe(true));
+      t.close();
+      expect(await got.closed).toBeUndefined();
+    });
+  }
+
+  it('reassembles a fragmented message and answers pings', async () => {
+    let pong: Buffer | undefined;
+    const url = await wsServer((ws) => {
+      ws.on('pong', (p: Buffer) => (pong = p));
+      ws.ping(Buffer.from('are you there'));
+      ws.send(Buffer.from('frag-'), { fin: false });
+      ws.send(Buffer.from('men'), { fin: false });
+      ws.ping(Buffer.from('between fragments'));
+      ws.send(Buffer.from('ted'), { fin: true });
+    });
+    const t = await connectWebSocket(url);
+    const got = collect(t);
+    await until(() => got.messages.length === 1 && pong?.toString() === 'between fragments', 5000, 'message and pong');
+    expect(got.messages[0]!.toString()).toBe('frag-mented');
+    t.close();
+  });
+
+  it('reports the server close code and reason; an orderly close reports none', async () => {
+    const url = await wsServer((ws) => ws.on('message', (m: Buffer) => ws.close(Number(m.toString()), 'bye')));
+    const a = await connectWebSocket(url);
+    const ga = collect(a);
+    a.send([Buffer.from('4000')]);
+    const err = await ga.closed;
+    expect(codeOf(err)).toBe('ERR_TRANSPORT_CLOSED');
+    expect(err?.message).toContain('websocket closed with 4000: bye');
+    const b = await connectWebSocket(url);
+    const gb = collect(b);
+    b.send([Buffer.from('1000')]);
+    expect(await gb.closed).toBeUndefined();
+    expect(b.closed).toBe(true);
+  });
+
+  it('closes with 1000, or with 1011 and the error code when closed with an error', async () => {
+    const codes: { code: number; reason: string }[] = [];
+    const url = await wsServer((ws) => ws.on('close', (code, reason) => codes.push({ code, reason: reason.toString() })));
+    const a = await connectWebSocket(url);
+    const ga = collect(a);
+    a.close();
+    expect(await ga.closed).toBeUndefined();
+    const b = await connectWebSocket(url);
+    const gb = collect(b);
+    const why = new DevstreamsError('ERR_SESSION_LOST', 'gone');
+    b.close(why);
+    expect(await gb.closed).toBe(why);
+    await until(() => codes.length === 2, 5000, 'both closes at the server');
+    expect(codes).toContainEqual({ code: 1000, reason: '' });
+    expect(codes).toContainEqual({ code: 1011, reason: 'ERR_SESSION_LOST' });
+    expect(a.send([Buffer.from('late')])).toBe(false);
+  });
+
+  it('refuses a text message with ERR_PROTOCOL_FRAME and tells the server 1003', async () => {
+    let serverSaw: number | undefined;
+    const url = await wsServer((ws) => {
+      ws.on('close', (code) => (serverSaw = code));
+      ws.send('text is not devstreams');
+    });
+    const t = await connectWebSocket(url);
+    expect(codeOf(await collect(t).closed)).toBe('ERR_PROTOCOL_FRAME');
+    await until(() => serverSaw !== undefined, 5000, 'server close');
+    expect(serverSaw).toBe(1003);
+  });
+
+  it('refuses a message over maxMessageSize before delivering any of it, and tells the server 1009', async () => {
+    let serverSaw: number | undefined;
+    const url = await wsServer((ws) => {
+      ws.on('close', (code) => (serverSaw = code));
+      ws.send(Buffer.alloc(2000));
+    });
+    const t = await connectWebSocket(url, { maxMessageSize: 1000 });
+    const got = collect(t);
+    expect(codeOf(await got.closed)).toBe('ERR_TRANSPORT_MESSAGE_TOO_LARGE');
+    expect(got.messages).toHaveLength(0);
+    await until(() => serverSaw !== undefined, 5000, 'server close');
+    expect(serverSaw).toBe(1009);
+    // Sending a message over the limit closes the transport too, without writing it.
+    const u = await connectWebSocket(url, { maxMessageSize: 1000 });
+    const gu = collect(u);
+    expect(u.send([Buffer.alloc(1001)])).toBe(false);
+    expect(codeOf(await gu.closed)).toBe('ERR_TRANSPORT_MESSAGE_TOO_LARGE');
+  });
+
+  it('send returns false above the high-water mark while the server does not read, then drains', async () => {
+    let server: WebSocket | undefined;
+    let received = 0;
+    const url = await wsServer((ws) => {
+      server = ws;
+      (ws as unknown as { _socket: net.Socket })._socket.pause();
+      ws.on('message', (m: Buffer) => (received += m.length));
+    });
+    const t: WebSocketClientTransport = await connectWebSocket(url, { highWaterMark: 64 * 1024 });
+    const got = collect(t);
+    await until(() => server !== undefined, 5000, 'server connection');
+    let sent = 0;
+    let refused = false;
+    for (let i = 0; i < 4000 && !refused; i++) {
+      refused = !t.send([Buffer.alloc(16 * 1024, i)]);
+      sent += 16 * 1024;
+    }
+    expect(refused).toBe(true);
+    expect(t.bufferedAmount).toBeGreaterThan(64 * 1024);
+    (server as unknown as { _socket: net.Socket })._socket.resume();
+    await until(() => got.drains() > 0 && received === sent, 10_000, 'drain and every byte');
+    t.close();
+  });
+});
+
+describe('WebSocket client transport against raw servers', () => {
+  it('delivers a message that arrives in the same read as the 101 answer', async () => {
+    const url = await rawServer((key) => Buffer.concat([Buffer.from(upgraded(key)), frameHeader(true, 2, 5), Buffer.from('early')]));
+    const t = await connectWebSocket(url);
+    const got = collect(t);
+    await until(() => got.messages.length === 1);
+    expect(got.messages[0]!.toString()).toBe('early');
+    t.close();
+  });
+
+  it('hands the refusal status and body to the caller, or fails with ERR_TRANSPORT_HANDSHAKE', async () => {
+    const body = JSON.stringify({ code: 'ERR_AUTH_INVALID', message: 'no' });
+    const url = await rawServer(() => `HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+    const seen: { status: number; body: string }[] = [];
+    const err = (await connectWebSocket(url, { refused: (status, b) => (seen.push({ status, body: b.toString() }), new Error('refused')) }).catch((e: Error) => e)) as Error;
+    expect(err.message).toBe('refused');
+    expect(seen).toEqual([{ status: 401, body }]);
+    expect(codeOf(await connectWebSocket(url).catch((e: unknown) => e))).toBe('ERR_TRANSPORT_HANDSHAKE');
+    // A refusal without Content-Length ends with the connection.
+    const open = await rawServer(() => 'HTTP/1.1 503 Busy\r\n\r\nlater', (s) => s.end());
+    const late: string[] = [];
+    await connectWebSocket(open, { refused: (_s, b) => (late.push(b.toString()), new Error('refused')) }).catch(() => undefined);
+    expect(late).toEqual(['later']);
+  });
+
+  it('refuses answers that are not a valid handshake', async () => {
+    const answers: ((key: string) => string)[] = [
+      () => 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n\r\n',
+      (key) => upgraded(key).replace('\r\n\r\n', '\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n'),
+      (key) => upgraded(key).replace('Upgrade: websocket', 'Upgrade: h2c'),
+      () => 'SSH-2.0-OpenSSH_9.2\r\n\r\n',
+    ];
+    for (const answer of answers) {
+      const url = await rawServer(answer);
+      const err = await connectWebSocket(url).catch((e: unknown) => e);
+      expect(codeOf(err), String(answer)).toBe('ERR_TRANSPORT_HANDSHAKE');
+    }
+  });
+
+  it('fails a masked server frame with ERR_PROTOCOL_FRAME', async () => {
+    const url = await rawServer((key) => Buffer.concat([Buffer.from(upgraded(key)), frameHeader(true, 2, 3, Buffer.from([1, 2, 3, 4])), Buffer.from('abc')]));
+    const t = await connectWebSocket(url);
+    expect(codeOf(await collect(t).closed)).toBe('ERR_PROTOCOL_FRAME');
+  });
+
+  it('reports a connection dropped without a close frame, and one that never answers', async () => {
+    const url = await rawServer(upgraded, (s) => setTimeout(() => s.destroy(), 50));
+    const t = await connectWebSocket(url);
+    const err = await collect(t).closed;
+    expect(codeOf(err)).toBe('ERR_TRANSPORT_CLOSED');
+    const silent = await rawServer(() => undefined);
+    const started = Date.now();
+    const slow = (await connectWebSocket(silent, { timeoutMs: 300 }).catch((e: Error) => e)) as Error;
+    expect(codeOf(slow)).toBe('ERR_TRANSPORT_CLOSED');
+    expect(slow.message).toContain('no WebSocket handshake within 300 ms');
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+
+  it('rejects header values that would split the request, and bad URLs', async () => {
+    const url = await rawServer(upgraded);
+    expect(codeOf(await connectWebSocket(url, { headers: { authorization: 'x\r\nevil: 1' } }).catch((e: unknown) => e))).toBe('ERR_CONFIG');
+    expect(codeOf(await connectWebSocket('ftp://127.0.0.1/').catch((e: unknown) => e))).toBe('ERR_CONFIG');
+    expect(codeOf(await connectWebSocket('not a url').catch((e: unknown) => e))).toBe('ERR_CONFIG');
+  });
+});
