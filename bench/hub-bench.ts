@@ -1,7 +1,8 @@
 /**
  * Hub benchmark: (1) stream setup rate on one hub, (2) relay throughput through the hub against
- * a bare `ws` relay in the same run, (3) hub RSS per idle device control socket. The hub (and
- * the bare relay) run as child processes; clients run here. Every phase is bounded in count and
+ * a bare `ws` relay in the same run (both driven by the SDKs' stream-socket client), (3) hub RSS
+ * per idle device control socket. The hub (and the bare relay) run as child processes; clients
+ * run here. Every phase is bounded in count and
  * time. Run standalone: `npm run build && node dist/bench/hub-bench.js`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -15,7 +16,7 @@ import { DeviceRegistry } from '../src/hub/registry.js';
 import { formatConnectionString } from '../src/auth/connection-string.js';
 import { createDeviceToken } from '../src/auth/sas.js';
 import { DeviceClient, ServiceClient } from '../src/sdk/index.js';
-import { connectWebSocketTransport, type Transport } from '../src/transport/index.js';
+import { connectWebSocket, type Transport } from '../src/transport/index.js';
 
 export interface HubBenchOptions {
   /** Seconds for the setup-rate phase (measured, after the warm-up). */
@@ -211,8 +212,19 @@ export async function measureStreamSetups(t: SetupTarget, seconds: number, concu
       try {
         const st = await svc.createStream(ids[(w + i++) % ids.length]!, 'bench');
         await new Promise<void>((resolve, reject) => {
+          let echoed = false;
           const timer = setTimeout(() => reject(new Error('no echo')), 10_000);
-          st.transport.attach({ onMessage: () => { clearTimeout(timer); resolve(); }, onDrain() {}, onClose: () => { clearTimeout(timer); reject(new Error('closed')); } });
+          const onMessage = (): void => {
+            echoed = true;
+            clearTimeout(timer);
+            resolve();
+          };
+          // The close that follows every echo is not a failure (and costs no Error and stack trace).
+          const onClose = (): void => {
+            clearTimeout(timer);
+            if (!echoed) reject(new Error('closed'));
+          };
+          st.transport.attach({ onMessage, onDrain() {}, onClose });
           st.transport.send([ping]);
         });
         st.transport.close();
@@ -247,8 +259,9 @@ async function setupRate(o: Required<HubBenchOptions>): Promise<{ rate: number; 
 
 async function bareRun(seconds: number): Promise<number> {
   const bare = await startChild(['bare']);
-  const a = await connectWebSocketTransport(`ws://127.0.0.1:${bare.port}/pair/1`);
-  const b = await connectWebSocketTransport(`ws://127.0.0.1:${bare.port}/pair/1`);
+  // The same client code as the hub runs (the SDKs' stream sockets), so only the relay differs.
+  const a = await connectWebSocket(`ws://127.0.0.1:${bare.port}/pair/1`);
+  const b = await connectWebSocket(`ws://127.0.0.1:${bare.port}/pair/1`);
   const mbps = await pump(a, b, seconds);
   a.close();
   b.close();
