@@ -42,6 +42,12 @@ export class WebSocketClientTransport extends TransportBase implements Transport
   private readonly reader: FrameReader;
   private readonly sink: FrameSink;
   private wantDrain = false;
+  private readonly onWritten = (): void => {
+    if (this.wantDrain && this.sock.writableLength <= this.highWaterMark) {
+      this.wantDrain = false;
+      this.deliverDrain();
+    }
+  };
   private closeSent = false;
   private closeReceived = false;
   private reaper: NodeJS.Timeout | undefined;
@@ -71,12 +77,7 @@ export class WebSocketClientTransport extends TransportBase implements Transport
     const socket = sock;
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.reader.push(chunk));
-    socket.on('drain', () => {
-      if (this.wantDrain && socket.writableLength <= this.highWaterMark) {
-        this.wantDrain = false;
-        this.deliverDrain();
-      }
-    });
+    socket.on('drain', this.onWritten);
     socket.on('end', () => {
       if (!this.closeReceived) this.lost('the server ended the connection without a close frame (1006)');
     });
@@ -105,9 +106,16 @@ export class WebSocketClientTransport extends TransportBase implements Transport
       this.close(new DevstreamsError('ERR_TRANSPORT_MESSAGE_TOO_LARGE', `message of ${size} bytes exceeds ${this.maxMessageSize}`));
       return false;
     }
+    // Writes made while the queue is past half the high-water mark report their completion, so
+    // the sender resumes as soon as the queue is back under the mark (not only once it is empty).
+    const onWritten = this.sock.writableLength > this.highWaterMark / 2 ? this.onWritten : undefined;
     if (this.zeroMask) {
+      const chunks: Uint8Array[] = [];
+      coalesceSmall([frameHeader(true, OPCODE.binary, size, ZERO_KEY), ...parts], JOIN_BELOW, (chunk) => chunks.push(chunk));
       this.sock.cork();
-      coalesceSmall([frameHeader(true, OPCODE.binary, size, ZERO_KEY), ...parts], JOIN_BELOW, (chunk) => this.sock.write(chunk));
+      const last = chunks.length - 1;
+      for (let i = 0; i < last; i++) this.sock.write(chunks[i]!);
+      this.sock.write(chunks[last]!, onWritten);
       this.sock.uncork();
     } else {
       // A masked copy in one buffer: the caller's buffers must stay as they are.
@@ -120,7 +128,7 @@ export class WebSocketClientTransport extends TransportBase implements Transport
         maskInto(part, key, (at - header.length) & 3, out, at);
         at += part.length;
       }
-      this.sock.write(out);
+      this.sock.write(out, onWritten);
     }
     if (this.sock.writableLength > this.highWaterMark) {
       this.wantDrain = true;
