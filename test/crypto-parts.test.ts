@@ -6,46 +6,16 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { createMemoryTransportPair } from '../src/transport/memory.js';
-import type { Transport, TransportHandlers } from '../src/transport/transport.js';
 import { gatherBytes, partsLength, sliceParts } from '../src/crypto/parts.js';
 import { MAX_RECORD_PLAINTEXT, RECORD_OVERHEAD } from '../src/crypto/constants.js';
 import { DEFAULT_MAX_MESSAGE_SIZE } from '../src/transport/transport.js';
 import { closeCryptoPools } from '../src/crypto/worker-pool.js';
 import { collect, ensureCryptoWorkerBuilt, securePair, until } from './crypto-helpers.js';
 import { splitBytesAt } from './helpers/chunks.js';
-import { DelegatingTransport } from './helpers/delegating-transport.js';
+import { SplittingTransport } from './helpers/splitting-transport.js';
 
 beforeAll(() => ensureCryptoWorkerBuilt());
 afterAll(() => closeCryptoPools());
-
-/**
- * Wraps a transport so that every message larger than 1 byte reaches the handlers as pieces via
- * `onMessageParts`, cut where `cutsFor(message, index)` says; `mutate` may alter the joined bytes
- * first (to tamper).
- */
-class SplittingTransport extends DelegatingTransport {
-  private index = 0;
-  constructor(
-    inner: Transport,
-    private readonly cutsFor: (m: Buffer, index: number) => number[],
-    private readonly mutate: (m: Buffer, index: number) => Buffer = (m) => m,
-  ) {
-    super(inner);
-  }
-  override   attach(h: TransportHandlers): void {
-    this.inner.attach({
-      onMessage: (m) => {
-        const i = this.index++;
-        const msg = this.mutate(m, i);
-        const pieces = splitBytesAt(msg, this.cutsFor(msg, i));
-        if (pieces.length > 1 && h.onMessageParts) h.onMessageParts(pieces);
-        else h.onMessage(msg);
-      },
-      onDrain: () => h.onDrain(),
-      onClose: (e) => h.onClose(e),
-    });
-  }
-}
 
 /** Cut points that land inside the header, the ciphertext and the tag of a record. */
 const nastyCuts = (m: Buffer, i: number): number[] => {

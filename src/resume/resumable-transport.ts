@@ -203,6 +203,7 @@ export class ResumableTransport extends TransportBase implements Transport {
     if (!ls.pending) this.current = ls;
     link.transport.attach({
       onMessage: (m) => this.onLinkMessage(ls, m),
+      onMessageParts: (parts) => this.onLinkMessageParts(ls, parts),
       onDrain: () => {
         if (ls !== this.current) return;
         this.linkBlocked = false;
@@ -210,6 +211,32 @@ export class ResumableTransport extends TransportBase implements Transport {
       },
       onClose: (err) => this.onLinkClose(ls, err),
     });
+  }
+
+  /**
+   * A message that arrived in pieces (a record spanning socket reads). DATA goes up in pieces, as
+   * the mux takes them, instead of being joined into a new 64 KiB buffer; anything else is joined.
+   */
+  private onLinkMessageParts(ls: LinkState, parts: Buffer[]): void {
+    const first = parts[0];
+    if (first === undefined || first.length === 0 || first[0] !== MsgType.DATA || ls.pending || ls !== this.current || this.phase === 'closed') {
+      this.onLinkMessage(ls, Buffer.concat(parts));
+      return;
+    }
+    this.lastHeard = Date.now();
+    this.received++;
+    const body = first.length > DATA_OVERHEAD ? [first.subarray(DATA_OVERHEAD), ...parts.slice(1)] : parts.slice(1);
+    this.deliverMessageParts(body);
+    this.ackLater();
+  }
+
+  /** Acknowledges received DATA after `ackEveryMessages` messages or `ackDelayMs`, whichever comes first. */
+  private ackLater(): void {
+    if (this.received - this.ackedToPeer >= this.config.ackEveryMessages) this.sendAck();
+    else if (!this.ackTimer) {
+      this.ackTimer = setTimeout(() => this.sendAck(), this.config.ackDelayMs);
+      this.ackTimer.unref();
+    }
   }
 
   private onLinkMessage(ls: LinkState, m: Buffer): void {
@@ -225,11 +252,7 @@ export class ResumableTransport extends TransportBase implements Transport {
         case MsgType.DATA:
           this.received++;
           this.deliverMessage(m.subarray(DATA_OVERHEAD));
-          if (this.received - this.ackedToPeer >= this.config.ackEveryMessages) this.sendAck();
-          else if (!this.ackTimer) {
-            this.ackTimer = setTimeout(() => this.sendAck(), this.config.ackDelayMs);
-            this.ackTimer.unref();
-          }
+          this.ackLater();
           return;
         case MsgType.ACK:
           this.onAck(decodeAck(m));
