@@ -1,4 +1,5 @@
 // Noise XX against the published cacophony/snow test vector, plus key files and trust policies.
+import { createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +9,7 @@ import {
   generateStaticKeyPair,
   keyPairFromPrivate,
   loadStaticKeyPair,
+  privateKeyObject,
   saveStaticKeyPair,
   encodePublicKey,
   decodePublicKey,
@@ -118,6 +120,19 @@ describe('static keys and trust', () => {
     await writeFile(open, pair.privateKey.toString('base64'), { mode: 0o644 });
     await expect(loadStaticKeyPair(open)).rejects.toMatchObject({ code: 'ERR_CONFIG' });
     expect(decodePublicKey(encodePublicKey(pair.publicKey))).toEqual(pair.publicKey);
+    // A PEM key of another type, and raw keys of the wrong length, are refused.
+    const ed = join(dir, 'ed25519.key');
+    await writeFile(ed, generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }), { mode: 0o600 });
+    await expect(loadStaticKeyPair(ed)).rejects.toMatchObject({ code: 'ERR_CONFIG' });
+    expect(() => keyPairFromPrivate(Buffer.alloc(31, 1))).toThrow(/32 bytes/);
+    expect(() => privateKeyObject({ publicKey: pair.publicKey, privateKey: Buffer.concat([pair.privateKey, Buffer.alloc(1)]) })).toThrow(/32 bytes/);
+  });
+
+  it('a generated key pair is consistent: its public key is the one node:crypto derives', () => {
+    const pair = generateStaticKeyPair();
+    const derived = createPublicKey(privateKeyObject(pair)).export({ format: 'jwk' }).x;
+    expect(Buffer.from(derived!, 'base64url')).toEqual(pair.publicKey);
+    expect(generateStaticKeyPair().privateKey).not.toEqual(pair.privateKey);
   });
 
   it('known-devices: pins on first use, refuses a changed key loudly, accepts after re-pin', async () => {

@@ -188,6 +188,53 @@ describe('WebSocket client transport against a ws server', () => {
     expect(codeOf(await gu.closed)).toBe('ERR_TRANSPORT_MESSAGE_TOO_LARGE');
   });
 
+  it('drains a sender blocked below the socket\'s own buffer mark (a small high-water mark)', async () => {
+    let server: WebSocket | undefined;
+    let received = 0;
+    const url = await wsServer((ws) => {
+      server = ws;
+      (ws as unknown as { _socket: net.Socket })._socket.pause();
+      ws.on('message', (m: Buffer) => (received += m.length));
+    });
+    const t = await connectWebSocket(url, { highWaterMark: 8 * 1024 });
+    const got = collect(t);
+    await until(() => server !== undefined, 5000, 'server connection');
+    // Messages of 12 KiB: past our mark, under the 16 KiB at which the socket itself asks for 'drain'.
+    let sent = 0;
+    let refused = false;
+    for (let i = 0; i < 2000 && !refused; i++) {
+      refused = !t.send([Buffer.alloc(12 * 1024, i)]);
+      sent += 12 * 1024;
+    }
+    expect(refused).toBe(true);
+    (server as unknown as { _socket: net.Socket })._socket.resume();
+    await until(() => got.drains() > 0 && received === sent, 10_000, 'drain and every byte');
+    t.close();
+  });
+
+  it('an orderly close goes out behind queued data: the server gets every byte, then 1000', async () => {
+    let server: WebSocket | undefined;
+    let received = 0;
+    let closedWith: number | undefined;
+    const url = await wsServer((ws) => {
+      server = ws;
+      (ws as unknown as { _socket: net.Socket })._socket.pause();
+      ws.on('message', (m: Buffer) => (received += m.length));
+      ws.on('close', (code) => (closedWith = code));
+    });
+    const t = await connectWebSocket(url, { zeroMask: true });
+    collect(t);
+    await until(() => server !== undefined, 5000, 'server connection');
+    const total = 64 * 60 * 1024; // far more than loopback socket buffers hold
+    for (let i = 0; i < 60; i++) t.send([Buffer.alloc(64 * 1024, i)]);
+    t.close();
+    await new Promise((r) => setTimeout(r, 300));
+    (server as unknown as { _socket: net.Socket })._socket.resume();
+    await until(() => closedWith !== undefined, 10_000, 'server close');
+    expect(received).toBe(total);
+    expect(closedWith).toBe(1000);
+  });
+
   it('send returns false above the high-water mark while the server does not read, then drains', async () => {
     let server: WebSocket | undefined;
     let received = 0;
@@ -229,6 +276,8 @@ describe('WebSocket client transport against raw servers', () => {
     const seen: { status: number; body: string }[] = [];
     const err = (await connectWebSocket(url, { refused: (status, b) => (seen.push({ status, body: b.toString() }), new Error('refused')) }).catch((e: Error) => e)) as Error;
     expect(err.message).toBe('refused');
+    // Once, also after the refused connection has closed.
+    await new Promise((r) => setTimeout(r, 100));
     expect(seen).toEqual([{ status: 401, body }]);
     expect(codeOf(await connectWebSocket(url).catch((e: unknown) => e))).toBe('ERR_TRANSPORT_HANDSHAKE');
     // A refusal without Content-Length ends with the connection.
@@ -236,6 +285,11 @@ describe('WebSocket client transport against raw servers', () => {
     const late: string[] = [];
     await connectWebSocket(open, { refused: (_s, b) => (late.push(b.toString()), new Error('refused')) }).catch(() => undefined);
     expect(late).toEqual(['later']);
+    // One without a length on a connection kept open reports its status when the time is up.
+    const kept = await rawServer(() => 'HTTP/1.1 403 Forbidden\r\n\r\nno');
+    const statuses: number[] = [];
+    await connectWebSocket(kept, { timeoutMs: 300, refused: (status) => (statuses.push(status), new Error('refused')) }).catch(() => undefined);
+    expect(statuses).toEqual([403]);
   });
 
   it('refuses answers that are not a valid handshake', async () => {
@@ -250,6 +304,19 @@ describe('WebSocket client transport against raw servers', () => {
       const err = await connectWebSocket(url).catch((e: unknown) => e);
       expect(codeOf(err), String(answer)).toBe('ERR_TRANSPORT_HANDSHAKE');
     }
+  });
+
+  it('fails a close frame whose reason is not UTF-8 with ERR_PROTOCOL_FRAME and answers 1007', async () => {
+    let answer: Buffer | undefined;
+    const payload = Buffer.from([0x03, 0xe8, 0xc3, 0x28]); // 1000, then a broken two-byte sequence
+    const url = await rawServer(
+      (key) => Buffer.concat([Buffer.from(upgraded(key)), frameHeader(true, 8, payload.length), payload]),
+      (s) => s.on('data', (d: Buffer) => (answer = d)),
+    );
+    const t = await connectWebSocket(url, { zeroMask: true });
+    expect(codeOf(await collect(t).closed)).toBe('ERR_PROTOCOL_FRAME');
+    await until(() => answer !== undefined, 5000, 'the close answer');
+    expect(answer!.readUInt16BE(6)).toBe(1007); // after a 2-byte header and the all-zero mask
   });
 
   it('fails a masked server frame with ERR_PROTOCOL_FRAME', async () => {
@@ -274,6 +341,7 @@ describe('WebSocket client transport against raw servers', () => {
   it('rejects header values that would split the request, and bad URLs', async () => {
     const url = await rawServer(upgraded);
     expect(codeOf(await connectWebSocket(url, { headers: { authorization: 'x\r\nevil: 1' } }).catch((e: unknown) => e))).toBe('ERR_CONFIG');
+    expect(codeOf(await connectWebSocket(url, { headers: { 'Content-Length': '10' } }).catch((e: unknown) => e))).toBe('ERR_CONFIG');
     expect(codeOf(await connectWebSocket('ftp://127.0.0.1/').catch((e: unknown) => e))).toBe('ERR_CONFIG');
     expect(codeOf(await connectWebSocket('not a url').catch((e: unknown) => e))).toBe('ERR_CONFIG');
   });

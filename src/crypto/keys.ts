@@ -47,6 +47,7 @@ export function publicKeyObject(raw: Buffer): KeyObject {
 
 /** node:crypto KeyObject of a raw X25519 key pair's private half. */
 export function privateKeyObject(pair: StaticKeyPair): KeyObject {
+  if (pair.privateKey.length !== 32) throw new DevstreamsError('ERR_CONFIG', 'an X25519 private key is 32 bytes');
   return createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, pair.privateKey]), format: 'der', type: 'pkcs8' });
 }
 

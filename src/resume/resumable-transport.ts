@@ -224,10 +224,14 @@ export class ResumableTransport extends TransportBase implements Transport {
       return;
     }
     this.lastHeard = Date.now();
-    this.received++;
-    const body = first.length > DATA_OVERHEAD ? [first.subarray(DATA_OVERHEAD), ...parts.slice(1)] : parts.slice(1);
-    this.deliverMessageParts(body);
-    this.ackLater();
+    try {
+      this.received++;
+      const body = first.length > DATA_OVERHEAD ? [first.subarray(DATA_OVERHEAD), ...parts.slice(1)] : parts.slice(1);
+      this.deliverMessageParts(body);
+      this.ackLater();
+    } catch (err) {
+      this.lose(err instanceof DevstreamsError ? err : new DevstreamsError('ERR_PROTOCOL_FRAME', String(err)));
+    }
   }
 
   /** Acknowledges received DATA after `ackEveryMessages` messages or `ackDelayMs`, whichever comes first. */

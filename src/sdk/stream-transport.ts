@@ -109,7 +109,7 @@ export async function openStreamTransport(url: string, token: string, o: OpenStr
       refused: (status, body) => (refusal = errorFromBody(status, parseJson(body))),
     });
   } catch (err) {
-    if (err === refusal) throw err;
+    if (err === refusal || (err instanceof DevstreamsError && err.code === 'ERR_CONFIG')) throw err;
     throw new DevstreamsError('ERR_HUB_UNAVAILABLE', (err as Error).message, { cause: err });
   }
 }

@@ -7,6 +7,7 @@
  * message that spans reads goes up as views of the reads (`onMessageParts`), and a message
  * sent in parts goes out without being joined when it needs no masking.
  */
+import { isUtf8 } from 'node:buffer';
 import type { Socket } from 'node:net';
 import { DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_TRANSPORT_HIGH_WATER, type Transport } from './transport.js';
 import { TransportBase } from './base.js';
@@ -27,8 +28,14 @@ export interface WebSocketClientTransportOptions {
   zeroMask?: boolean;
 }
 
-/** How long the server may take to close TCP after the close handshake starts, ms. */
+/** How long the server may take to close TCP once our close frame is written, ms. */
 export const CLOSE_WAIT_MS = 5000;
+/**
+ * How long what was queued before the close frame (and the frame) may take to be written before
+ * the socket is cut, ms: a slow uplink flushing a full queue must not lose its tail to the
+ * shorter wait above. The same as `ws` allows for a close handshake.
+ */
+export const CLOSE_FLUSH_MS = 30_000;
 
 /** Pieces below this size are joined into one write with the frame header. */
 const JOIN_BELOW = 4096;
@@ -106,9 +113,10 @@ export class WebSocketClientTransport extends TransportBase implements Transport
       this.close(new DevstreamsError('ERR_TRANSPORT_MESSAGE_TOO_LARGE', `message of ${size} bytes exceeds ${this.maxMessageSize}`));
       return false;
     }
-    // Writes made while the queue is past half the high-water mark report their completion, so
-    // the sender resumes as soon as the queue is back under the mark (not only once it is empty).
-    const onWritten = this.sock.writableLength > this.highWaterMark / 2 ? this.onWritten : undefined;
+    // Writes that leave the queue past half the high-water mark report their completion, so the
+    // sender resumes as soon as the queue is back under the mark (not only once it is empty, and
+    // also when the queue never reached the socket's own mark, where no 'drain' would come).
+    const onWritten = this.sock.writableLength + size > this.highWaterMark / 2 ? this.onWritten : undefined;
     if (this.zeroMask) {
       const chunks: Uint8Array[] = [];
       coalesceSmall([frameHeader(true, OPCODE.binary, size, ZERO_KEY), ...parts], JOIN_BELOW, (chunk) => chunks.push(chunk));
@@ -144,17 +152,25 @@ export class WebSocketClientTransport extends TransportBase implements Transport
     this.deliverClose(error);
   }
 
-  /** Sends a close frame (once), ends our half of TCP and gives the server a bounded time to close. */
+  /**
+   * Sends a close frame (once) behind what is queued, ends our half of TCP, and gives the server
+   * a bounded time to close: CLOSE_FLUSH_MS for the queue to be written, then CLOSE_WAIT_MS.
+   */
   private startClose(code: number, reason: string): void {
-    if (!this.closeSent && !this.sock.destroyed && this.sock.writable) {
+    if (this.sock.destroyed) return;
+    if (!this.closeSent && this.sock.writable) {
       this.closeSent = true;
-      this.sock.write(closeFrame(code, reason, this.zeroMask ? ZERO_KEY : randomFromPool(4)));
+      this.sock.write(closeFrame(code, reason, this.zeroMask ? ZERO_KEY : randomFromPool(4)), () => this.reapAfter(CLOSE_WAIT_MS));
     }
     if (!this.sock.writableEnded) this.sock.end();
-    if (this.reaper === undefined && !this.sock.destroyed) {
-      this.reaper = setTimeout(() => this.sock.destroy(), CLOSE_WAIT_MS);
-      this.reaper.unref();
-    }
+    if (this.reaper === undefined) this.reapAfter(CLOSE_FLUSH_MS);
+  }
+
+  private reapAfter(ms: number): void {
+    if (this.sock.destroyed) return;
+    clearTimeout(this.reaper);
+    this.reaper = setTimeout(() => this.sock.destroy(), ms);
+    this.reaper.unref();
   }
 
   private fail(code: number, error: DevstreamsError): void {
@@ -217,6 +233,10 @@ export class WebSocketClientTransport extends TransportBase implements Transport
     this.closeReceived = true;
     if (payload.length === 1 || (payload.length >= 2 && !isValidCloseCode(payload.readUInt16BE(0)))) {
       this.fail(CLOSE.protocolError, new DevstreamsError('ERR_PROTOCOL_FRAME', 'server sent an invalid close frame'));
+      return;
+    }
+    if (payload.length > 2 && !isUtf8(payload.subarray(2))) {
+      this.fail(1007, new DevstreamsError('ERR_PROTOCOL_FRAME', 'server sent a close reason that is not UTF-8'));
       return;
     }
     const { code, reason } = parseClosePayload(payload);

@@ -55,12 +55,15 @@ export function connectWebSocket(url: string, o: WebSocketConnectOptions = {}): 
       : net.connect({ host, port });
     let settled = false;
     let head: Buffer = Buffer.alloc(0);
-    const timer = setTimeout(() => fail(new DevstreamsError('ERR_TRANSPORT_CLOSED', `cannot open ${where}: no WebSocket handshake within ${o.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS} ms`)), o.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
+    const timeoutMs = o.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    // A refusal whose body never ends (no length, connection kept open) still reports its status.
+    const timer = setTimeout(() => (refusal ? finishRefusal() : fail(new DevstreamsError('ERR_TRANSPORT_CLOSED', `cannot open ${where}: no WebSocket handshake within ${timeoutMs} ms`))), timeoutMs);
     const cleanup = (): void => {
       clearTimeout(timer);
       socket.off('data', onData);
       socket.off('error', onError);
       socket.off('close', onClose);
+      socket.off('close', finishRefusal);
     };
     const fail = (err: Error): void => {
       if (settled) return;
@@ -69,10 +72,11 @@ export function connectWebSocket(url: string, o: WebSocketConnectOptions = {}): 
       socket.destroy();
       reject(err);
     };
-    const onError = (err: Error): void => fail(new DevstreamsError('ERR_TRANSPORT_CLOSED', `cannot open ${where}: ${err.message}`, { cause: err }));
+    const onError = (err: Error): void => (refusal ? finishRefusal() : fail(new DevstreamsError('ERR_TRANSPORT_CLOSED', `cannot open ${where}: ${err.message}`, { cause: err })));
     const onClose = (): void => fail(new DevstreamsError('ERR_TRANSPORT_CLOSED', `cannot open ${where}: the server closed the connection during the handshake`));
     let refusal: { status: number; length: number | undefined; body: Buffer[]; bytes: number } | undefined;
     const finishRefusal = (): void => {
+      if (settled) return;
       const r = refusal!;
       const body = Buffer.concat(r.body).subarray(0, MAX_REFUSAL_BODY);
       fail(o.refused ? o.refused(r.status, body) : new DevstreamsError('ERR_TRANSPORT_HANDSHAKE', `${where} refused the WebSocket upgrade with HTTP ${r.status}`));
@@ -94,8 +98,10 @@ export function connectWebSocket(url: string, o: WebSocketConnectOptions = {}): 
         const answer = parseResponseHead(head.subarray(0, end).toString('latin1'));
         const rest = head.subarray(end + 4);
         if (answer.status !== 101) {
-          const declared = Number(answer.headers.get('content-length'));
-          refusal = { status: answer.status, length: Number.isSafeInteger(declared) && declared >= 0 ? Math.min(declared, MAX_REFUSAL_BODY) : undefined, body: [rest], bytes: rest.length };
+          const declared = Number(answer.headers.get('content-length') ?? NaN);
+          const bodiless = answer.status < 200 || answer.status === 204 || answer.status === 304;
+          const length = bodiless ? 0 : Number.isSafeInteger(declared) && declared >= 0 ? Math.min(declared, MAX_REFUSAL_BODY) : undefined;
+          refusal = { status: answer.status, length, body: [rest], bytes: rest.length };
           // A refusal without a declared length ends with the connection.
           socket.off('close', onClose);
           socket.once('close', finishRefusal);

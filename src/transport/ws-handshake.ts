@@ -13,6 +13,8 @@ const KEY_PATTERN = /^[+/0-9A-Za-z]{22}==$/;
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** Header values may not carry line breaks (they would split the request). */
 const FIELD_VALUE = /^[^\r\n\0]*$/;
+/** Headers the handshake writes itself, or that would change how the request is framed. */
+const RESERVED_HEADERS = new Set(['host', 'upgrade', 'connection', 'content-length', 'transfer-encoding', 'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions', 'sec-websocket-protocol']);
 
 /** The Sec-WebSocket-Accept value that answers `key`. */
 export function acceptValue(key: string): string {
@@ -49,6 +51,7 @@ export function clientHandshakeRequest(path: string, host: string, headers: Read
   let extra = '';
   for (const [name, value] of Object.entries(headers)) {
     if (!TOKEN.test(name) || !FIELD_VALUE.test(value)) throw new DevstreamsError('ERR_CONFIG', `header ${JSON.stringify(name)} is not a valid HTTP header`);
+    if (RESERVED_HEADERS.has(name.toLowerCase())) throw new DevstreamsError('ERR_CONFIG', `header ${JSON.stringify(name)} is set by the WebSocket handshake itself`);
     extra += `${name}: ${value}\r\n`;
   }
   const request = `GET ${path} HTTP/1.1\r\nHost: ${host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`;
