@@ -115,6 +115,11 @@ describe('give-up time', () => {
     const echoed = new Promise<Buffer>((resolve) => ch.once('data', resolve));
     ch.write('hello');
     expect((await echoed).toString()).toBe('hello');
+    // The session's round trip sizes what the resumable layer keeps in flight.
+    const c = ds.resumable!.config;
+    const bound = (): number => Math.min(c.replayHighWater, Math.max(c.minInFlight, Math.round(c.inFlightRate * ds.session.minRttMs!)));
+    await until(() => ds.session.minRttMs !== undefined, 5000, 'a round-trip sample');
+    expect(ds.resumable!.inFlightLimit).toBe(bound());
     const serviceError = new Promise<Error>((resolve) => ch.once('error', resolve));
     const deviceError = new Promise<Error>((resolve) => deviceChannels[0]!.once('error', resolve));
 

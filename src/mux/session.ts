@@ -69,6 +69,8 @@ export interface SessionEvents {
   open: [request: OpenRequest];
   goaway: [code: ErrorCode, message: string];
   close: [error?: DevstreamsError];
+  /** A round-trip sample came in; the argument is the path's minimum round trip so far, ms. */
+  rtt: [minRttMs: number];
 }
 
 /** Session-level grants go out once this fraction of the session window was consumed. */
@@ -472,6 +474,7 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
       this.minRtt = sample;
       this.minRttAt = now;
     }
+    this.emit('rtt', this.minRtt);
     const next = START_RTT_SAMPLE_DELAYS_MS[this.rttSamples++];
     if (next !== undefined) {
       const timer = setTimeout(() => this.sendPing(), next);

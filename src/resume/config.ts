@@ -27,6 +27,19 @@ export interface ResumeConfig {
    */
   replayHighWater: number;
   /**
+   * Once the path's minimum round trip is known, `send` returns false above this many bytes per
+   * ms of that round trip (unacknowledged bytes sit in the queues along the path, and every
+   * channel waits behind them)... Default 500,000 (500 MB/s: twice what one tunnel moves on a
+   * 2-core machine; a long path's bound reaches `replayHighWater`).
+   */
+  inFlightRate: number;
+  /**
+   * ...but never below this many bytes (nor above `replayHighWater`): the minimum round trip of a
+   * short path says nothing of the processing delay of a busy pipeline, and ACKs come only every
+   * `ackEveryMessages`. Default 4 MiB.
+   */
+  minInFlight: number;
+  /**
    * Hard fuse on unacknowledged bytes: beyond it the session fails with ERR_SESSION_LOST. The mux
    * stops at backpressure, so this is never reached by a well-behaved mux. Default 80 MiB
    * (the mux's default 64 MiB session window plus a margin).
@@ -47,6 +60,8 @@ export const DEFAULT_RESUME_CONFIG: Readonly<ResumeConfig> = Object.freeze({
   livenessIntervalMs: 5_000,
   livenessTimeoutMs: 15_000,
   replayHighWater: 16 * 1024 * 1024,
+  inFlightRate: 500_000,
+  minInFlight: 4 * 1024 * 1024,
   maxReplayBytes: 80 * 1024 * 1024,
   resumeTimeoutMs: 10_000,
   reconnectInitialMs: 200,

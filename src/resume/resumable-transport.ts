@@ -94,6 +94,7 @@ export class ResumableTransport extends TransportBase implements Transport {
   private received = 0;
   private ackedToPeer = 0;
   private ackTimer: NodeJS.Timeout | undefined;
+  private inFlightBound: number;
   private linkBlocked = false;
   private wantDrain = false;
   private lastHeard = Date.now();
@@ -106,6 +107,7 @@ export class ResumableTransport extends TransportBase implements Transport {
   private constructor(private readonly role: ResumeRole, link: Link, config: Partial<ResumeConfig>) {
     super();
     this.config = resolveResumeConfig(config);
+    this.inFlightBound = this.config.replayHighWater;
     this.maxMessageSize = link.transport.maxMessageSize - DATA_OVERHEAD;
     this.livenessTimer = setInterval(() => this.checkLiveness(), this.config.livenessIntervalMs);
     this.livenessTimer.unref();
@@ -139,6 +141,26 @@ export class ResumableTransport extends TransportBase implements Transport {
   /** Resumes so far. */
   get resumes(): number {
     return this.resumeCount;
+  }
+
+  /**
+   * Unacknowledged bytes above which `send` returns false: `replayHighWater` until the path's
+   * round trip is known, then the round trip's worth of bytes at `inFlightRate` (at least
+   * `minInFlight`). Everything unacknowledged is queued somewhere on the path (mostly in the
+   * socket buffers between the processes), and every channel of the session waits behind it; a
+   * bulk transfer on a short path otherwise keeps up to `replayHighWater` there.
+   */
+  get inFlightLimit(): number {
+    return this.inFlightBound;
+  }
+
+  /** Sizes the in-flight bound for a path whose minimum round trip is `minRttMs`. */
+  setPathRtt(minRttMs: number): void {
+    const c = this.config;
+    const bound = Math.min(c.replayHighWater, Math.max(c.minInFlight, Math.round(c.inFlightRate * minRttMs)));
+    const grew = bound > this.inFlightBound;
+    this.inFlightBound = bound;
+    if (grew) this.maybeDrain();
   }
 
   /** Unacknowledged bytes held for resending. */
@@ -176,13 +198,13 @@ export class ResumableTransport extends TransportBase implements Transport {
       return false;
     }
     if (this.phase === 'active' && !this.current!.link.transport.send(message)) this.linkBlocked = true;
-    const ok = this.phase === 'active' && !this.linkBlocked && this.replay.bytes <= this.config.replayHighWater;
+    const ok = this.phase === 'active' && !this.linkBlocked && this.replay.bytes <= this.inFlightLimit;
     if (!ok) this.wantDrain = true;
     return ok;
   }
 
   private maybeDrain(): void {
-    if (!this.wantDrain || !this.attached || this.phase !== 'active' || this.linkBlocked || this.replay.bytes > this.config.replayHighWater) return;
+    if (!this.wantDrain || !this.attached || this.phase !== 'active' || this.linkBlocked || this.replay.bytes > this.inFlightLimit) return;
     this.wantDrain = false;
     this.deliverDrain();
   }

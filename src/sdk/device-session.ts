@@ -118,5 +118,6 @@ export async function startDeviceSession(transport: Transport, role: SessionRole
   const session = new Session(resumable, { ...o.mux, keepaliveTimeoutMs, role });
   // A session given up ends its channels with ERR_SESSION_LOST (not a generic transport close).
   resumable.events.on('lost', (err) => session.close(err));
+  session.on('rtt', (minRttMs) => resumable.setPathRtt(minRttMs));
   return { deviceId, streamId, secure, resumable, session };
 }
