@@ -118,6 +118,22 @@ describe.each<PipeKind>(['memory', 'tcp'])('mux session over %s', (kind) => {
     await cleanup();
   });
 
+  it('reports each round-trip sample as the minimum so far, and measures afresh after resetRtt', async () => {
+    const { initiator, cleanup } = await sessionPair(kind);
+    const samples: number[] = [];
+    initiator.on('rtt', (ms) => samples.push(ms));
+    const end = Date.now() + 5000;
+    while (samples.length === 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
+    expect(samples.length).toBeGreaterThan(0);
+    expect(initiator.minRttMs).toBe(samples.at(-1));
+    initiator.resetRtt();
+    expect(initiator.minRttMs).toBeUndefined();
+    const before = samples.length;
+    while (samples.length === before && Date.now() < end + 5000) await new Promise((r) => setTimeout(r, 5));
+    expect(initiator.minRttMs).toBe(samples.at(-1));
+    await cleanup();
+  });
+
   it('carries a reset with its code both ways', async () => {
     const { initiator, responder, cleanup } = await sessionPair(kind);
     const accepted = new Promise<Channel>((resolve) => responder.on('open', (r) => resolve(r.accept())));

@@ -52,6 +52,8 @@ describe('resume proofs', () => {
     };
     send(50);
     await until(() => got.length === 50);
+    ri.setPathRtt(0.4); // the first connection was a short path
+    expect(ri.inFlightLimit).toBe(ri.config.minInFlight);
     await a.cut();
     await until(() => ri.state === 'suspended' && rr.state === 'suspended');
 
@@ -60,6 +62,8 @@ describe('resume proofs', () => {
     const rec = new Recorder(b.i.transport);
     send(20); // queued while suspended
     await Promise.all([ri.resumeOver({ transport: rec, binding: b.i.binding }), rr.acceptResume(b.r)]);
+    // A new connection may be a longer path: the bound starts over until it is measured again.
+    expect(ri.inFlightLimit).toBe(ri.config.replayHighWater);
     const resumeMessage = rec.sent.find((m) => m[0] === 6)!;
     expect(resumeMessage).toBeDefined();
     await until(() => got.length === 70);

@@ -210,6 +210,22 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
     });
   }
 
+  /**
+   * Forgets the measured round trip and measures it again (the transport below moved to a new
+   * connection, which may be a longer path): the next PONG sets a fresh minimum.
+   */
+  resetRtt(): void {
+    if (this.isClosed) return;
+    this.minRtt = undefined;
+    this.smoothedRtt = undefined;
+    // A ping still out was sent before the move; its answer would count the outage as a round
+    // trip. A fresh ping (a new id) makes that answer ignored.
+    clearTimeout(this.pongTimer);
+    this.pongTimer = undefined;
+    this.pingOutstanding = false;
+    this.sendPing();
+  }
+
   /** Smoothed round-trip time in milliseconds from PING/PONG, once measured. */
   get rttMs(): number | undefined {
     return this.smoothedRtt;

@@ -22,8 +22,9 @@ export interface ResumeConfig {
    */
   livenessTimeoutMs: number;
   /**
-   * Unacknowledged bytes above which `send` returns false (backpressure to the mux). Default 16 MiB:
-   * enough for ~1 Gbit/s at 100 ms RTT; the buffer only fills while the peer cannot acknowledge.
+   * Unacknowledged bytes above which `send` returns false (backpressure to the mux) until the
+   * round trip is measured, and the cap of the bound sized from it (see `inFlightRate`). Default
+   * 16 MiB: enough for ~1 Gbit/s at 100 ms RTT.
    */
   replayHighWater: number;
   /**
@@ -34,9 +35,11 @@ export interface ResumeConfig {
    */
   inFlightRate: number;
   /**
-   * ...but never below this many bytes (nor above `replayHighWater`): the minimum round trip of a
-   * short path says nothing of the processing delay of a busy pipeline, and ACKs come only every
-   * `ackEveryMessages`. Default 4 MiB.
+   * ...but never below this many bytes (and a value above `replayHighWater` counts as that): the
+   * minimum round trip of a short path says nothing of the processing delay of a busy pipeline.
+   * Keep it well above `ackEveryMessages` full messages (about 2 MiB by default), or every ACK
+   * waits for `ackDelayMs` and throughput falls to about minInFlight per `ackDelayMs`.
+   * Default 4 MiB.
    */
   minInFlight: number;
   /**

@@ -95,6 +95,8 @@ export class ResumableTransport extends TransportBase implements Transport {
   private ackedToPeer = 0;
   private ackTimer: NodeJS.Timeout | undefined;
   private inFlightBound: number;
+  /** Lowest round trip reported for the current connection (see setPathRtt). */
+  private pathMinRtt: number | undefined;
   private linkBlocked = false;
   private wantDrain = false;
   private lastHeard = Date.now();
@@ -154,13 +156,20 @@ export class ResumableTransport extends TransportBase implements Transport {
     return this.inFlightBound;
   }
 
-  /** Sizes the in-flight bound for a path whose minimum round trip is `minRttMs`. */
+  /**
+   * Sizes the in-flight bound from a round-trip sample of the current connection, ms. Only the
+   * lowest sample since the connection was taken counts: a later, higher one was taken behind
+   * the very queue this bound allows, and would ratchet it up under a long transfer. A resume
+   * (a new connection, perhaps a longer path) starts over from `replayHighWater`.
+   */
   setPathRtt(minRttMs: number): void {
+    if (!Number.isFinite(minRttMs) || minRttMs < 0) return;
+    if (this.pathMinRtt !== undefined && minRttMs >= this.pathMinRtt) return;
+    this.pathMinRtt = minRttMs;
     const c = this.config;
-    const bound = Math.min(c.replayHighWater, Math.max(c.minInFlight, Math.round(c.inFlightRate * minRttMs)));
-    const grew = bound > this.inFlightBound;
-    this.inFlightBound = bound;
-    if (grew) this.maybeDrain();
+    // Lower samples only lower the bound, so nothing waits for a drain here: a bound only grows
+    // back at a resume, which drains itself.
+    this.inFlightBound = Math.min(c.replayHighWater, Math.max(c.minInFlight, Math.round(c.inFlightRate * minRttMs)));
   }
 
   /** Unacknowledged bytes held for resending. */
@@ -487,6 +496,9 @@ export class ResumableTransport extends TransportBase implements Transport {
       if (!ls.link.transport.send(parts)) this.linkBlocked = true;
     });
     this.resumeCount++;
+    // A new connection may be a longer path: the bound starts over until it is measured.
+    this.inFlightBound = this.config.replayHighWater;
+    this.pathMinRtt = undefined;
     const downtimeMs = this.suspendedAt > 0 ? Date.now() - this.suspendedAt : 0;
     this.suspendedAt = 0;
     this.wantDrain = true;

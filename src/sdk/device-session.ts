@@ -119,5 +119,6 @@ export async function startDeviceSession(transport: Transport, role: SessionRole
   // A session given up ends its channels with ERR_SESSION_LOST (not a generic transport close).
   resumable.events.on('lost', (err) => session.close(err));
   session.on('rtt', (minRttMs) => resumable.setPathRtt(minRttMs));
+  resumable.events.on('resumed', () => session.resetRtt());
   return { deviceId, streamId, secure, resumable, session };
 }
