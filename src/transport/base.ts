@@ -9,6 +9,8 @@ export abstract class TransportBase {
   private held: Buffer[] = [];
   private closeDelivered = false;
   private pendingClose: { error?: Error } | undefined;
+  /** A send returned false and its sender waits for onDrain. */
+  private senderWaits = false;
   protected isClosed = false;
 
   get closed(): boolean {
@@ -39,6 +41,23 @@ export abstract class TransportBase {
 
   protected deliverDrain(): void {
     if (!this.closeDelivered) this.handlers?.onDrain();
+  }
+
+  /**
+   * After a send: true while `buffered` is within `highWater`; otherwise remembers that the
+   * sender now waits for `onDrain` (see `drainedTo`).
+   */
+  protected acceptsMore(buffered: number, highWater: number): boolean {
+    if (buffered <= highWater) return true;
+    this.senderWaits = true;
+    return false;
+  }
+
+  /** Buffered bytes went down to `buffered`: wakes a waiting sender once it is within `highWater`. */
+  protected drainedTo(buffered: number, highWater: number): void {
+    if (!this.senderWaits || buffered > highWater) return;
+    this.senderWaits = false;
+    this.deliverDrain();
   }
 
   protected deliverClose(error?: Error): void {

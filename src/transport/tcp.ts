@@ -18,7 +18,6 @@ export class TcpTransport extends TransportBase implements Transport {
   readonly maxMessageSize: number;
   private readonly highWaterMark: number;
   private readonly input = new ByteQueue();
-  private wantDrain = false;
 
   constructor(private readonly socket: net.Socket, options: TcpTransportOptions = {}) {
     super();
@@ -26,12 +25,7 @@ export class TcpTransport extends TransportBase implements Transport {
     this.highWaterMark = options.highWaterMark ?? DEFAULT_TRANSPORT_HIGH_WATER;
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('drain', () => {
-      if (this.wantDrain) {
-        this.wantDrain = false;
-        this.deliverDrain();
-      }
-    });
+    socket.on('drain', () => this.drainedTo(socket.writableLength, this.highWaterMark));
     socket.on('error', (err) => this.fail(new DevstreamsError('ERR_TRANSPORT_CLOSED', `socket error: ${err.message}`, { cause: err })));
     socket.on('close', () => this.deliverClose());
   }
@@ -54,11 +48,7 @@ export class TcpTransport extends TransportBase implements Transport {
     this.socket.write(prefix);
     for (const part of parts) this.socket.write(part);
     this.socket.uncork();
-    if (this.socket.writableLength > this.highWaterMark) {
-      this.wantDrain = true;
-      return false;
-    }
-    return true;
+    return this.acceptsMore(this.socket.writableLength, this.highWaterMark);
   }
 
   close(error?: Error): void {

@@ -1,6 +1,7 @@
 /**
  * A message transport over a `ws` WebSocket: one transport message is one binary WebSocket
- * message. Used by the SDKs for device streams (through the hub) and by tests.
+ * message. Used by tests and the bench on either end of a `ws` connection (the SDKs' stream
+ * sockets use `WebSocketClientTransport`).
  */
 import WebSocket from 'ws';
 import { DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_TRANSPORT_HIGH_WATER, type Transport } from './transport.js';
@@ -10,40 +11,6 @@ import { DevstreamsError } from '../errors.js';
 export interface WebSocketTransportOptions {
   maxMessageSize?: number;
   highWaterMark?: number;
-  /**
-   * Messages need no masking: this end is a server, or a client whose mask is all zeros (sealed
-   * records). Multi-part messages then go out as one frame written part by part, without
-   * joining the parts into a new buffer first.
-   */
-  unmasked?: boolean;
-}
-
-/** The parts of ws's sender this transport writes through (ws 8). */
-interface WsSenderInternals {
-  _socket?: import('node:net').Socket;
-  _state?: number;
-  _firstFragment?: boolean;
-}
-
-/** A WebSocket frame header for one final binary frame of `length` bytes (RFC 6455 5.2). */
-function binaryFrameHeader(length: number, masked: boolean): Buffer {
-  const maskBytes = masked ? 4 : 0;
-  let header: Buffer;
-  if (length < 126) {
-    header = Buffer.alloc(2 + maskBytes);
-    header[1] = length;
-  } else if (length < 65536) {
-    header = Buffer.alloc(4 + maskBytes);
-    header[1] = 126;
-    header.writeUInt16BE(length, 2);
-  } else {
-    header = Buffer.alloc(10 + maskBytes);
-    header[1] = 127;
-    header.writeUIntBE(length, 4, 6);
-  }
-  header[0] = 0x82; // FIN, binary
-  if (masked) header[1]! |= 0x80; // masking key stays all zeros
-  return header;
 }
 
 /**
@@ -59,19 +26,10 @@ export function webSocketClientOptions(maxMessageSize = DEFAULT_MAX_MESSAGE_SIZE
 export class WebSocketTransport extends TransportBase implements Transport {
   readonly maxMessageSize: number;
   private readonly highWaterMark: number;
-  private wantDrain = false;
-  private readonly onSent = (): void => {
-    if (this.wantDrain && this.ws.bufferedAmount <= this.highWaterMark) {
-      this.wantDrain = false;
-      this.deliverDrain();
-    }
-  };
-
-  private readonly unmasked: boolean;
+  private readonly onSent = (): void => this.drainedTo(this.ws.bufferedAmount, this.highWaterMark);
 
   constructor(private readonly ws: WebSocket, options: WebSocketTransportOptions = {}) {
     super();
-    this.unmasked = options.unmasked === true;
     this.maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
     this.highWaterMark = options.highWaterMark ?? DEFAULT_TRANSPORT_HIGH_WATER;
     ws.binaryType = 'nodebuffer';
@@ -106,40 +64,8 @@ export class WebSocketTransport extends TransportBase implements Transport {
       this.close(new DevstreamsError('ERR_TRANSPORT_MESSAGE_TOO_LARGE', `message of ${size} bytes exceeds ${this.maxMessageSize}`));
       return false;
     }
-    if (parts.length === 1 || !this.unmasked || !this.writeFrameParts(parts, size)) {
-      this.ws.send(parts.length === 1 ? parts[0]! : Buffer.concat(parts, size), { binary: true, compress: false }, this.onSent);
-    }
-    return this.afterSend();
-  }
-
-  /**
-   * Writes a multi-part message as one frame straight to the socket under ws's sender, saving
-   * the copy that joining the parts would cost (a 64 KiB allocation per record, and the garbage
-   * collections that allocation rate brings). Only when ws's sender is idle (no compression,
-   * nothing queued, not inside a fragmented message), which is always the case for our sockets;
-   * otherwise returns false and the caller sends the ordinary way.
-   */
-  private writeFrameParts(parts: readonly Buffer[], size: number): boolean {
-    const sender = (this.ws as unknown as { _sender?: WsSenderInternals })._sender;
-    const socket = sender?._socket;
-    if (!sender || !socket || sender._state !== 0 || sender._firstFragment !== true || socket.destroyed) return false;
-    // A client frame must carry the mask bit; with an all-zero key the payload is unchanged.
-    const clientSide = (this.ws as unknown as { _isServer?: boolean })._isServer === false;
-    socket.cork();
-    socket.write(binaryFrameHeader(size, clientSide));
-    const last = parts.length - 1;
-    for (let i = 0; i < last; i++) socket.write(parts[i]!);
-    socket.write(parts[last]!, this.onSent);
-    socket.uncork();
-    return true;
-  }
-
-  private afterSend(): boolean {
-    if (this.ws.bufferedAmount > this.highWaterMark) {
-      this.wantDrain = true;
-      return false;
-    }
-    return true;
+    this.ws.send(parts.length === 1 ? parts[0]! : Buffer.concat(parts, size), { binary: true, compress: false }, this.onSent);
+    return this.acceptsMore(this.ws.bufferedAmount, this.highWaterMark);
   }
 
   close(error?: Error): void {

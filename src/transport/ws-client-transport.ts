@@ -48,13 +48,7 @@ export class WebSocketClientTransport extends TransportBase implements Transport
   private readonly zeroMask: boolean;
   private readonly reader: FrameReader;
   private readonly sink: FrameSink;
-  private wantDrain = false;
-  private readonly onWritten = (): void => {
-    if (this.wantDrain && this.sock.writableLength <= this.highWaterMark) {
-      this.wantDrain = false;
-      this.deliverDrain();
-    }
-  };
+  private readonly onWritten = (): void => this.drainedTo(this.sock.writableLength, this.highWaterMark);
   private closeSent = false;
   private closeReceived = false;
   private reaper: NodeJS.Timeout | undefined;
@@ -138,11 +132,7 @@ export class WebSocketClientTransport extends TransportBase implements Transport
       }
       this.sock.write(out, onWritten);
     }
-    if (this.sock.writableLength > this.highWaterMark) {
-      this.wantDrain = true;
-      return false;
-    }
-    return true;
+    return this.acceptsMore(this.sock.writableLength, this.highWaterMark);
   }
 
   close(error?: Error): void {
