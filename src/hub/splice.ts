@@ -14,7 +14,7 @@
  */
 import type { Socket } from 'node:net';
 import { coalesceSmall } from '../util/coalesce.js';
-import { FrameReader, CLOSE, isValidCloseCode, OPCODE, parseClosePayload, serverCloseFrame, serverFrameHeader, type FrameSink } from '../transport/ws-frame.js';
+import { FrameReader, CLOSE, closeFrame, controlFrame, frameHeader, isValidCloseCode, OPCODE, parseClosePayload, type FrameSink } from '../transport/ws-frame.js';
 
 export interface SpliceLimits {
   highWater: number;
@@ -119,7 +119,7 @@ class Side {
       this.end();
       return;
     }
-    this.socket.write(serverCloseFrame(code, reason));
+    this.socket.write(closeFrame(code, reason));
     // Read again if backpressure had paused us: the answer to our close must get through.
     if (this.blocked) {
       this.blocked = false;
@@ -188,7 +188,7 @@ export class Splice {
     const sink: FrameSink = {
       dataHeader: (fin, opcode, length) => {
         if (!dst.open) return;
-        dst.queue(serverFrameHeader(fin, opcode, length));
+        dst.queue(frameHeader(fin, opcode, length));
         dst.owed = length;
         if (length === 0) dst.paid(0);
       },
@@ -247,7 +247,7 @@ export class Splice {
   private onControl(src: Side, dst: Side, opcode: number, payload: Buffer): void {
     if (opcode === OPCODE.ping) {
       // Not towards a side that is not reading: RFC 6455 5.5.3 allows answering only some pings.
-      if (src.open && src.socket.writableLength <= this.limits.highWater) src.queuePong(Buffer.concat([serverFrameHeader(true, OPCODE.pong, payload.length), payload]));
+      if (src.open && src.socket.writableLength <= this.limits.highWater) src.queuePong(controlFrame(OPCODE.pong, payload));
       return;
     }
     if (opcode !== OPCODE.close) return; // pong: nothing to do

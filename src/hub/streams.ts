@@ -8,7 +8,7 @@
 import type { Socket } from 'node:net';
 import type { StreamSide } from './presence.js';
 import { CLOSE_ANSWER_MS, Splice, type RelayStats, type SpliceLimits } from './splice.js';
-import { serverCloseFrame } from '../transport/ws-frame.js';
+import { closeFrame } from '../transport/ws-frame.js';
 import { CLOSE_CODES } from '../hub-api/control-protocol.js';
 
 interface Waiting {
@@ -32,7 +32,7 @@ export interface StreamPairerOptions {
 /** Closes a stream socket that never got paired: a close frame with the reason, then FIN. */
 function refuse(socket: Socket, code: number, reason: string): void {
   if (socket.destroyed) return;
-  socket.end(serverCloseFrame(code, reason));
+  socket.end(closeFrame(code, reason));
   // A peer that never reads must not hold the socket open.
   setTimeout(() => socket.destroy(), CLOSE_ANSWER_MS).unref();
 }

@@ -11,7 +11,7 @@ import { isUtf8 } from 'node:buffer';
 import type { Socket } from 'node:net';
 import { DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_TRANSPORT_HIGH_WATER, type Transport } from './transport.js';
 import { TransportBase } from './base.js';
-import { CLOSE, closeFrame, FrameReader, frameHeader, isValidCloseCode, maskInto, OPCODE, parseClosePayload, type FrameSink } from './ws-frame.js';
+import { CLOSE, closeFrame, controlFrame, FrameReader, frameHeader, isValidCloseCode, maskInto, OPCODE, parseClosePayload, type FrameSink } from './ws-frame.js';
 import { coalesceSmall } from '../util/coalesce.js';
 import { randomFromPool } from './random-pool.js';
 import { DevstreamsError } from '../errors.js';
@@ -121,7 +121,7 @@ export class WebSocketClientTransport extends TransportBase implements Transport
       this.sock.uncork();
     } else {
       // A masked copy in one buffer: the caller's buffers must stay as they are.
-      const key = randomFromPool(4);
+      const key = this.maskKey();
       const header = frameHeader(true, OPCODE.binary, size, key);
       const out = Buffer.allocUnsafe(header.length + size);
       header.copy(out, 0);
@@ -150,10 +150,15 @@ export class WebSocketClientTransport extends TransportBase implements Transport
     if (this.sock.destroyed) return;
     if (!this.closeSent && this.sock.writable) {
       this.closeSent = true;
-      this.sock.write(closeFrame(code, reason, this.zeroMask ? ZERO_KEY : randomFromPool(4)), () => this.reapAfter(CLOSE_WAIT_MS));
+      this.sock.write(closeFrame(code, reason, this.maskKey()), () => this.reapAfter(CLOSE_WAIT_MS));
     }
     if (!this.sock.writableEnded) this.sock.end();
     if (this.reaper === undefined) this.reapAfter(CLOSE_FLUSH_MS);
+  }
+
+  /** The key for the next frame: all zeros for sealed records, otherwise fresh. */
+  private maskKey(): Buffer {
+    return this.zeroMask ? ZERO_KEY : randomFromPool(4);
   }
 
   private reapAfter(ms: number): void {
@@ -212,10 +217,7 @@ export class WebSocketClientTransport extends TransportBase implements Transport
   private onControl(opcode: number, payload: Buffer): void {
     if (opcode === OPCODE.ping) {
       if (!this.closeSent && !this.sock.destroyed) {
-        const key = this.zeroMask ? ZERO_KEY : randomFromPool(4);
-        const body = Buffer.allocUnsafe(payload.length);
-        maskInto(payload, key, 0, body, 0);
-        this.sock.write(Buffer.concat([frameHeader(true, OPCODE.pong, payload.length, key), body]));
+        this.sock.write(controlFrame(OPCODE.pong, payload, this.maskKey()));
       }
       return;
     }

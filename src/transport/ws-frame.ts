@@ -38,9 +38,17 @@ export function frameHeader(fin: boolean, opcode: number, length: number, maskKe
   return h;
 }
 
-/** Header of an unmasked (server to client) frame. */
-export function serverFrameHeader(fin: boolean, opcode: number, length: number): Buffer {
-  return frameHeader(fin, opcode, length);
+/**
+ * A whole control frame (ping, pong, close) carrying `payload`. With `maskKey` it is a client's
+ * frame: the payload is masked into the frame, the caller's buffer stays as it is.
+ */
+export function controlFrame(opcode: number, payload: Buffer, maskKey?: Buffer): Buffer {
+  const header = frameHeader(true, opcode, payload.length, maskKey);
+  const frame = Buffer.allocUnsafe(header.length + payload.length);
+  header.copy(frame, 0);
+  if (maskKey) maskInto(payload, maskKey, 0, frame, header.length);
+  else payload.copy(frame, header.length);
+  return frame;
 }
 
 /**
@@ -58,13 +66,7 @@ export function closeFrame(code: number, reason: string, maskKey?: Buffer): Buff
   const payload = Buffer.allocUnsafe(2 + text.length);
   payload.writeUInt16BE(code, 0);
   text.copy(payload, 2);
-  if (maskKey) maskInPlace(payload, maskKey);
-  return Buffer.concat([frameHeader(true, OPCODE.close, payload.length, maskKey), payload]);
-}
-
-/** A whole close frame (server to client). */
-export function serverCloseFrame(code: number, reason: string): Buffer {
-  return closeFrame(code, reason);
+  return controlFrame(OPCODE.close, payload, maskKey);
 }
 
 /** Code and reason of a close frame's payload (1005 when it has none). */
@@ -85,15 +87,6 @@ const native: NativeMask | undefined = (() => {
   }
 })();
 
-/** XORs `data` in place with `mask` (masking and unmasking are the same operation). */
-export function maskInPlace(data: Buffer, mask: Buffer): void {
-  if (native) {
-    native.unmask(data, mask);
-    return;
-  }
-  for (let i = 0; i < data.length; i++) data[i]! ^= mask[i & 3]!;
-}
-
 /**
  * Writes `source` masked with `mask`, starting at byte `phase` of the mask, into `output` at
  * `offset` (a client's payload, masked into a buffer of its own: the caller's stays intact).
@@ -113,7 +106,12 @@ function rotatedMask(mask: Buffer, phase: number): Buffer {
 
 /** XORs `data` in place with `mask`, starting at byte `phase` of the mask. */
 function unmaskInPlace(data: Buffer, mask: Buffer, phase: number): void {
-  maskInPlace(data, phase === 0 ? mask : rotatedMask(mask, phase));
+  const m = phase === 0 ? mask : rotatedMask(mask, phase);
+  if (native) {
+    native.unmask(data, m);
+    return;
+  }
+  for (let i = 0; i < data.length; i++) data[i]! ^= m[i & 3]!;
 }
 
 /** What the reader hands out, in stream order. */
