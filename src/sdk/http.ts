@@ -22,6 +22,16 @@ export interface HubHttpOptions {
   ca?: string | Buffer;
 }
 
+/** A response body parsed as JSON; undefined when empty or not JSON. */
+export function parseJsonBody(bytes: Buffer): unknown {
+  if (bytes.length === 0) return undefined;
+  try {
+    return JSON.parse(bytes.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
 /** Turns a hub error answer into a typed error (unknown codes become ERR_HUB_UNAVAILABLE). */
 export function errorFromBody(status: number, body: unknown): DevstreamsError {
   const b = body as { code?: unknown; message?: unknown } | undefined;
@@ -58,16 +68,7 @@ export class HubHttp {
         });
         res.on('error', reject);
         res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          let parsed: unknown;
-          if (text.length > 0) {
-            try {
-              parsed = JSON.parse(text);
-            } catch {
-              parsed = undefined;
-            }
-          }
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: parsed });
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: parseJsonBody(Buffer.concat(chunks)) });
         });
       });
       req.on('error', (err) => reject(err instanceof DevstreamsError ? err : new DevstreamsError('ERR_HUB_UNAVAILABLE', `cannot reach hub at ${this.baseUrl}: ${err.message}`, { cause: err })));

@@ -9,7 +9,7 @@ import { DevstreamsError } from '../errors.js';
 import { webSocketClientOptions } from '../transport/websocket.js';
 import { connectWebSocket, type WebSocketClientTransport } from '../transport/index.js';
 import { DEFAULT_MAX_MESSAGE_SIZE } from '../transport/transport.js';
-import { errorFromBody } from './http.js';
+import { errorFromBody, parseJsonBody } from './http.js';
 
 /** How long opening a stream socket may take, ms. */
 export const DEFAULT_STREAM_CONNECT_TIMEOUT_MS = 15_000;
@@ -26,17 +26,8 @@ export interface OpenStreamOptions {
    * naming another host is a fleet node's own streaming address: both sides must meet there.
    */
   hostName?: string;
-  /**
-   * Every message is a sealed record (ciphertext): send unmasked (an all-zero mask, which ws
-   * skips on both ends). Masking exists so that script-controlled plaintext cannot poison
-   * intermediary caches (RFC 6455 10.3); ciphertext is not script-controlled, and skipping the
-   * mask saves a copy of every message on each side.
-   */
+  /** Every message is a sealed record (ciphertext): send with an all-zero mask (`WebSocketClientTransportOptions.zeroMask` says why). */
   sealedPayload?: boolean;
-}
-
-function zeroMask(mask: Buffer): void {
-  mask.fill(0);
 }
 
 /**
@@ -45,11 +36,10 @@ function zeroMask(mask: Buffer): void {
  * before anything else runs: a message may arrive in the same read as the 101 response, and
  * would be emitted (and lost) before a promise continuation could attach a listener.
  */
-export function openWebSocket<T>(url: string, headers: Record<string, string>, o: { ca?: string | Buffer; connectTimeoutMs?: number; maxMessageSize?: number; sealedPayload?: boolean }, onOpen: (ws: WebSocket) => T): Promise<T> {
+export function openWebSocket<T>(url: string, headers: Record<string, string>, o: { ca?: string | Buffer; connectTimeoutMs?: number; maxMessageSize?: number }, onOpen: (ws: WebSocket) => T): Promise<T> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, {
       ...webSocketClientOptions(o.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE),
-      ...(o.sealedPayload ? { generateMask: zeroMask } : {}),
       headers,
       handshakeTimeout: o.connectTimeoutMs ?? DEFAULT_STREAM_CONNECT_TIMEOUT_MS,
       ...(o.ca !== undefined ? { ca: o.ca } : {}),
@@ -66,15 +56,7 @@ export function openWebSocket<T>(url: string, headers: Record<string, string>, o
       res.on('data', (c: Buffer) => {
         if (chunks.length < 64) chunks.push(c);
       });
-      res.on('end', () => {
-        let body: unknown;
-        try {
-          body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-        } catch {
-          body = undefined;
-        }
-        fail(errorFromBody(res.statusCode ?? 0, body));
-      });
+      res.on('end', () => fail(errorFromBody(res.statusCode ?? 0, parseJsonBody(Buffer.concat(chunks)))));
       res.on('error', () => fail(new DevstreamsError('ERR_HUB_UNAVAILABLE', `hub refused the WebSocket with HTTP ${res.statusCode}`)));
     });
     ws.once('error', (err) => fail(new DevstreamsError('ERR_HUB_UNAVAILABLE', `cannot open ${url.split('?')[0]}: ${err.message}`, { cause: err })));
@@ -106,19 +88,11 @@ export async function openStreamTransport(url: string, token: string, o: OpenStr
       ...(o.ca !== undefined ? { ca: o.ca } : {}),
       ...(o.maxMessageSize !== undefined ? { maxMessageSize: o.maxMessageSize } : {}),
       ...(o.highWaterMark !== undefined ? { highWaterMark: o.highWaterMark } : {}),
-      refused: (status, body) => (refusal = errorFromBody(status, parseJson(body))),
+      refused: (status, body) => (refusal = errorFromBody(status, parseJsonBody(body))),
     });
   } catch (err) {
     if (err === refusal || (err instanceof DevstreamsError && err.code === 'ERR_CONFIG')) throw err;
     throw new DevstreamsError('ERR_HUB_UNAVAILABLE', (err as Error).message, { cause: err });
-  }
-}
-
-function parseJson(body: Buffer): unknown {
-  try {
-    return JSON.parse(body.toString('utf8'));
-  } catch {
-    return undefined;
   }
 }
 
