@@ -250,19 +250,8 @@ export class ResumableTransport extends TransportBase implements Transport {
    */
   private onLinkMessageParts(ls: LinkState, parts: Buffer[]): void {
     const first = parts[0];
-    if (first === undefined || first.length === 0 || first[0] !== MsgType.DATA || ls.pending || ls !== this.current || this.phase === 'closed') {
-      this.onLinkMessage(ls, Buffer.concat(parts));
-      return;
-    }
-    this.lastHeard = Date.now();
-    try {
-      this.received++;
-      const body = first.length > DATA_OVERHEAD ? [first.subarray(DATA_OVERHEAD), ...parts.slice(1)] : parts.slice(1);
-      this.deliverMessageParts(body);
-      this.ackLater();
-    } catch (err) {
-      this.lose(err instanceof DevstreamsError ? err : new DevstreamsError('ERR_PROTOCOL_FRAME', String(err)));
-    }
+    if (first !== undefined && first[0] === MsgType.DATA) this.onLinkMessage(ls, first, parts);
+    else this.onLinkMessage(ls, Buffer.concat(parts));
   }
 
   /** Acknowledges received DATA after `ackEveryMessages` messages or `ackDelayMs`, whichever comes first. */
@@ -274,10 +263,11 @@ export class ResumableTransport extends TransportBase implements Transport {
     }
   }
 
-  private onLinkMessage(ls: LinkState, m: Buffer): void {
+  /** `m` is the message, or with `pieces` (DATA only) the first of the pieces it arrived in. */
+  private onLinkMessage(ls: LinkState, m: Buffer, pieces?: Buffer[]): void {
     if (this.phase === 'closed' || m.length === 0) return;
     if (ls.pending) {
-      this.onHandshakeMessage(ls, m);
+      this.onHandshakeMessage(ls, pieces ? Buffer.concat(pieces) : m);
       return;
     }
     if (ls !== this.current) return; // a replaced connection: nothing it says counts any more
@@ -286,7 +276,9 @@ export class ResumableTransport extends TransportBase implements Transport {
       switch (m[0]) {
         case MsgType.DATA:
           this.received++;
-          this.deliverMessage(m.subarray(DATA_OVERHEAD));
+          if (!pieces) this.deliverMessage(m.subarray(DATA_OVERHEAD));
+          else if (m.length > DATA_OVERHEAD) this.deliverMessageParts([m.subarray(DATA_OVERHEAD), ...pieces.slice(1)]);
+          else this.deliverMessageParts(pieces.slice(1));
           this.ackLater();
           return;
         case MsgType.ACK:
