@@ -2,7 +2,8 @@
  * Hub benchmark: (1) stream setup rate on one hub, (2) relay throughput through the hub against
  * a bare `ws` relay in the same run (both driven by the SDKs' stream-socket client), (3) hub RSS
  * per idle device control socket. The hub (and the bare relay) run as child processes; clients
- * run here. Every phase is bounded in count and time. Run standalone: `npm run build && node dist/bench/hub-bench.js`.
+ * run here. Every phase is bounded in count and time.
+ * Run standalone: `npm run build && node dist/bench/hub-bench.js`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';

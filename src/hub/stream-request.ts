@@ -6,7 +6,7 @@
  * its own streaming endpoint (`ringLocal`).
  */
 import type http from 'node:http';
-import { randomBytes } from 'node:crypto';
+import { randomFromPool } from '../transport/random-pool.js';
 import { DevstreamsError } from '../errors.js';
 import type { HubTransport } from '../auth/connection-string.js';
 import { MAX_STREAM_RESPONSE_TIMEOUT_SECONDS, type HubConfig } from './config.js';
@@ -130,8 +130,8 @@ async function answerFromDevice(ctx: StreamRequestContext, deviceId: string, str
  * on this node's streaming endpoint, then the ring. Resolves with the answer body.
  */
 export async function ringLocal(ctx: StreamRequestContext, deviceId: string, streamName: string, timeoutSeconds: number): Promise<StreamResponseBody> {
-  // One draw from the CSPRNG for the id and both tokens (each call has a fixed cost).
-  const random = randomBytes(64);
+  // The id and both tokens from the pooled CSPRNG draw (each randomBytes call has a fixed cost).
+  const random = randomFromPool(64);
   const streamId = random.subarray(0, 16).toString('base64url');
   const deviceToken = random.subarray(16, 40);
   const serviceToken = random.subarray(40, 64);

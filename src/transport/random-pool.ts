@@ -1,7 +1,7 @@
 /**
- * Small random values (WebSocket masking keys and handshake nonces) cut from one CSPRNG draw of
- * 4 KiB: a `randomBytes` call has a fixed cost of microseconds, paid per frame or per connect
- * otherwise.
+ * Small random values (WebSocket masking keys, handshake nonces, the hub's stream ids and
+ * tokens) cut from one CSPRNG draw of 4 KiB: a `randomBytes` call has a fixed cost of
+ * microseconds, paid per frame or per stream otherwise. Every byte is handed out once.
  */
 import { randomFillSync } from 'node:crypto';
 
