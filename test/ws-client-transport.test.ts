@@ -26,6 +26,39 @@ async function wsServer(onConnection: (ws: WebSocket) => void): Promise<string> 
   return `ws://127.0.0.1:${(wss.address() as net.AddressInfo).port}/path?x=1`;
 }
 
+/**
+ * A `ws` server whose socket does not read until `resume()`: what the client sends queues up.
+ * Counts the message bytes it gets and remembers the close code.
+ */
+async function pausedServer(): Promise<{ url: string; connected: () => Promise<void>; resume: () => void; received: () => number; closedWith: () => number | undefined }> {
+  let socket: net.Socket | undefined;
+  let received = 0;
+  let closedWith: number | undefined;
+  const url = await wsServer((ws) => {
+    socket = (ws as unknown as { _socket: net.Socket })._socket;
+    socket.pause();
+    ws.on('message', (m: Buffer) => (received += m.length));
+    ws.on('close', (code) => (closedWith = code));
+  });
+  return {
+    url,
+    connected: () => until(() => socket !== undefined, 5000, 'server connection'),
+    resume: () => socket!.resume(),
+    received: () => received,
+    closedWith: () => closedWith,
+  };
+}
+
+/** Sends `size`-byte messages until `send` returns false (at most `max`); returns the bytes sent. */
+function sendUntilRefused(t: Transport, size: number, max: number): { sent: number; refused: boolean } {
+  let sent = 0;
+  for (let i = 0; i < max; i++) {
+    sent += size;
+    if (!t.send([Buffer.alloc(size, i)])) return { sent, refused: true };
+  }
+  return { sent, refused: false };
+}
+
 /** A TCP server that reads the upgrade request and answers with `answer(key)`, then runs `after`. */
 async function rawServer(answer: (key: string) => Buffer | string | undefined, after?: (socket: net.Socket) => void): Promise<string> {
   const sockets = new Set<net.Socket>();
@@ -189,73 +222,43 @@ describe('WebSocket client transport against a ws server', () => {
   });
 
   it('drains a sender blocked below the socket\'s own buffer mark (a small high-water mark)', async () => {
-    let server: WebSocket | undefined;
-    let received = 0;
-    const url = await wsServer((ws) => {
-      server = ws;
-      (ws as unknown as { _socket: net.Socket })._socket.pause();
-      ws.on('message', (m: Buffer) => (received += m.length));
-    });
-    const t = await connectWebSocket(url, { highWaterMark: 8 * 1024 });
+    const server = await pausedServer();
+    const t = await connectWebSocket(server.url, { highWaterMark: 8 * 1024 });
     const got = collect(t);
-    await until(() => server !== undefined, 5000, 'server connection');
+    await server.connected();
     // Messages of 12 KiB: past our mark, under the 16 KiB at which the socket itself asks for 'drain'.
-    let sent = 0;
-    let refused = false;
-    for (let i = 0; i < 2000 && !refused; i++) {
-      refused = !t.send([Buffer.alloc(12 * 1024, i)]);
-      sent += 12 * 1024;
-    }
+    const { sent, refused } = sendUntilRefused(t, 12 * 1024, 2000);
     expect(refused).toBe(true);
-    (server as unknown as { _socket: net.Socket })._socket.resume();
-    await until(() => got.drains() > 0 && received === sent, 10_000, 'drain and every byte');
+    server.resume();
+    await until(() => got.drains() > 0 && server.received() === sent, 10_000, 'drain and every byte');
     t.close();
   });
 
   it('an orderly close goes out behind queued data: the server gets every byte, then 1000', async () => {
-    let server: WebSocket | undefined;
-    let received = 0;
-    let closedWith: number | undefined;
-    const url = await wsServer((ws) => {
-      server = ws;
-      (ws as unknown as { _socket: net.Socket })._socket.pause();
-      ws.on('message', (m: Buffer) => (received += m.length));
-      ws.on('close', (code) => (closedWith = code));
-    });
-    const t = await connectWebSocket(url, { zeroMask: true });
+    const server = await pausedServer();
+    const t = await connectWebSocket(server.url, { zeroMask: true });
     collect(t);
-    await until(() => server !== undefined, 5000, 'server connection');
+    await server.connected();
     const total = 64 * 60 * 1024; // far more than loopback socket buffers hold
     for (let i = 0; i < 60; i++) t.send([Buffer.alloc(64 * 1024, i)]);
     t.close();
     await new Promise((r) => setTimeout(r, 300));
-    (server as unknown as { _socket: net.Socket })._socket.resume();
-    await until(() => closedWith !== undefined, 10_000, 'server close');
-    expect(received).toBe(total);
-    expect(closedWith).toBe(1000);
+    server.resume();
+    await until(() => server.closedWith() !== undefined, 10_000, 'server close');
+    expect(server.received()).toBe(total);
+    expect(server.closedWith()).toBe(1000);
   });
 
   it('send returns false above the high-water mark while the server does not read, then drains', async () => {
-    let server: WebSocket | undefined;
-    let received = 0;
-    const url = await wsServer((ws) => {
-      server = ws;
-      (ws as unknown as { _socket: net.Socket })._socket.pause();
-      ws.on('message', (m: Buffer) => (received += m.length));
-    });
-    const t: WebSocketClientTransport = await connectWebSocket(url, { highWaterMark: 64 * 1024 });
+    const server = await pausedServer();
+    const t: WebSocketClientTransport = await connectWebSocket(server.url, { highWaterMark: 64 * 1024 });
     const got = collect(t);
-    await until(() => server !== undefined, 5000, 'server connection');
-    let sent = 0;
-    let refused = false;
-    for (let i = 0; i < 4000 && !refused; i++) {
-      refused = !t.send([Buffer.alloc(16 * 1024, i)]);
-      sent += 16 * 1024;
-    }
+    await server.connected();
+    const { sent, refused } = sendUntilRefused(t, 16 * 1024, 4000);
     expect(refused).toBe(true);
     expect(t.bufferedAmount).toBeGreaterThan(64 * 1024);
-    (server as unknown as { _socket: net.Socket })._socket.resume();
-    await until(() => got.drains() > 0 && received === sent, 10_000, 'drain and every byte');
+    server.resume();
+    await until(() => got.drains() > 0 && server.received() === sent, 10_000, 'drain and every byte');
     t.close();
   });
 });
