@@ -18,6 +18,8 @@ export type ErrorCode =
   | 'ERR_PROTOCOL_CHANNEL'
   | 'ERR_PROTOCOL_FLOW_CONTROL'
   | 'ERR_PROTOCOL_STATE'
+  /** The peer made this side hold more answers (pongs, resets) than their bound, while not reading them. */
+  | 'ERR_PROTOCOL_FLOOD'
   // mux session and channel lifecycle
   | 'ERR_KEEPALIVE_TIMEOUT'
   | 'ERR_SESSION_CLOSED'

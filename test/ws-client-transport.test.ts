@@ -341,6 +341,26 @@ describe('WebSocket client transport against raw servers', () => {
     expect(Date.now() - started).toBeLessThan(5000);
   });
 
+  it('answers pings only while the server reads: a server that pings and never reads cannot fill the client', async () => {
+    let server!: net.Socket;
+    const url = await rawServer(upgraded, (s) => {
+      s.pause(); // never reads the pongs
+      server = s;
+    });
+    const t = await connectWebSocket(url);
+    collect(t);
+    await until(() => server !== undefined, 5000, 'server connection');
+    const pings = Buffer.concat(Array.from({ length: 1000 }, () => Buffer.concat([frameHeader(true, 9, 125), Buffer.alloc(125, 7)])));
+    let peak = 0;
+    // About 32 MiB of pings: the kernel's buffers on both ends take several MiB of pongs first.
+    for (let i = 0; i < 256; i++) {
+      if (!server.write(pings)) await new Promise<void>((r) => server.once('drain', () => r()));
+      peak = Math.max(peak, t.bufferedAmount);
+    }
+    expect(peak).toBeLessThanOrEqual(256 * 1024 + 131);
+    t.close();
+  });
+
   it('rejects header values that would split the request, and bad URLs', async () => {
     const url = await rawServer(upgraded);
     expect(codeOf(await connectWebSocket(url, { headers: { authorization: 'x\r\nevil: 1' } }).catch((e: unknown) => e))).toBe('ERR_CONFIG');

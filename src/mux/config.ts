@@ -34,6 +34,14 @@ export interface MuxConfig {
   channelSendBuffer: number;
   /** How long goAway() waits for channels to finish before resetting them. Default 30 s. */
   goAwayTimeoutMs: number;
+  /**
+   * Bytes of control frames (pongs, resets, grants) this side may hold while the transport does
+   * not take them, each frame counted with `CONTROL_FRAME_COST` bytes of bookkeeping. The peer
+   * decides how many answers it provokes (a PING, DATA or OPEN for a channel that is not there);
+   * one that provokes more than this while not reading them ends the session with
+   * ERR_PROTOCOL_FLOOD. Default 1 MiB.
+   */
+  maxControlBacklog: number;
 }
 
 export const DEFAULT_MUX_CONFIG: Readonly<MuxConfig> = Object.freeze({
@@ -48,7 +56,11 @@ export const DEFAULT_MUX_CONFIG: Readonly<MuxConfig> = Object.freeze({
   keepaliveTimeoutMs: 10_000,
   channelSendBuffer: 256 * 1024,
   goAwayTimeoutMs: 30_000,
+  maxControlBacklog: 1024 * 1024,
 });
+
+/** What one queued control frame costs beyond its bytes (the Buffer object, the queue slot). */
+export const CONTROL_FRAME_COST = 64;
 
 function check(ok: boolean, what: string): void {
   if (!ok) throw new DevstreamsError('ERR_CONFIG', `invalid mux config: ${what}`);
@@ -70,5 +82,6 @@ export function resolveMuxConfig(overrides: Partial<MuxConfig> = {}): MuxConfig 
   check(c.keepaliveIntervalMs === 0 || c.keepaliveTimeoutMs >= 1, 'keepaliveTimeoutMs must be positive when keepalive is on');
   check(c.channelSendBuffer >= 1024, 'channelSendBuffer must be at least 1 KiB');
   check(c.goAwayTimeoutMs >= 1, 'goAwayTimeoutMs must be positive');
+  check(c.maxControlBacklog >= 16 * 1024, 'maxControlBacklog must be at least 16 KiB');
   return c;
 }

@@ -65,6 +65,7 @@ export const WIRE_CODES: ReadonlyArray<readonly [number, ErrorCode]> = [
   [20, 'ERR_PROTOCOL_CHANNEL'],
   [21, 'ERR_PROTOCOL_FLOW_CONTROL'],
   [22, 'ERR_PROTOCOL_STATE'],
+  [23, 'ERR_PROTOCOL_FLOOD'],
 ];
 
 const byWire = new Map<number, ErrorCode>(WIRE_CODES);

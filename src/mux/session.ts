@@ -13,7 +13,7 @@ import { EventEmitter } from 'node:events';
 import { DevstreamsError, type ErrorCode } from '../errors.js';
 import type { Transport } from '../transport/transport.js';
 import { Channel, type ChannelHost } from './channel.js';
-import { resolveMuxConfig, type MuxConfig } from './config.js';
+import { CONTROL_FRAME_COST, resolveMuxConfig, type MuxConfig } from './config.js';
 import { FrameType, INITIAL_SESSION_WINDOW, INITIAL_WINDOW, PROTOCOL_VERSION, codeFromWire, wireFromCode } from './constants.js';
 import { FrameDecoder } from './decoder.js';
 import { ReceiveWindow } from './flow.js';
@@ -107,6 +107,8 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
   private readonly recentlyClosed = new Set<number>();
   private readonly scheduler: DataScheduler;
   private control: Buffer[] = [];
+  /** Bytes `control` holds, each frame with CONTROL_FRAME_COST added (see maxControlBacklog). */
+  private controlBytes = 0;
   private nextChannelId: number;
   private lastPeerChannelId = 0;
   private inboundCount = 0;
@@ -240,6 +242,11 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
     return this.isClosed;
   }
 
+  /** Control frames waiting for the transport, in bytes with CONTROL_FRAME_COST per frame. */
+  get controlBacklog(): number {
+    return this.controlBytes;
+  }
+
   /** Channels currently open. */
   get channelCount(): number {
     return this.channels.size;
@@ -298,7 +305,9 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
     if (error && !this.goAwaySent) {
       // Best effort: tell the peer why before the transport goes.
       this.goAwaySent = true;
-      this.control.push(encodeStructured(FrameType.GOAWAY, 0, { code: wireFromCode(error.code), message: error.message }));
+      const goAway = encodeStructured(FrameType.GOAWAY, 0, { code: wireFromCode(error.code), message: error.message });
+      this.control.push(goAway);
+      this.controlBytes += goAway.length + CONTROL_FRAME_COST;
       this.flush();
     }
     this.finish(error);
@@ -413,7 +422,8 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
       refuse: (code, reason = '') => {
         if (answered) throw new Error('open request already answered');
         answered = true;
-        channel.off('error', unanswered);
+        // The listener stays: nobody else ever sees this channel, and the RESET may be what
+        // ends the session (ERR_PROTOCOL_FLOOD), which destroys it with an error.
         channel.reset(code, reason);
       },
     };
@@ -526,7 +536,23 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
   private queueControl(frame: Buffer): void {
     if (this.isClosed) return;
     this.control.push(frame);
+    this.controlBytes += frame.length + CONTROL_FRAME_COST;
+    if (this.controlBytes > this.config.maxControlBacklog) {
+      this.flooded();
+      return;
+    }
     this.scheduleFlush();
+  }
+
+  /**
+   * The peer provoked more answers than maxControlBacklog and does not read them. Telling it why
+   * would queue behind the very backlog it does not read: the transport is torn down at once,
+   * which also frees what it buffered.
+   */
+  private flooded(): void {
+    const error = new DevstreamsError('ERR_PROTOCOL_FLOOD', `peer provoked more than ${this.config.maxControlBacklog} bytes of control answers without reading them`);
+    this.finish(error);
+    this.transport.close(error);
   }
 
   /** Raises a new channel's receive window to what earlier channels learned the path needs. */
@@ -541,7 +567,7 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
   }
 
   private sendPing(): void {
-    if (this.pingOutstanding) return; // one ping at a time; its timer is running
+    if (this.pingOutstanding || this.isClosed) return; // one ping at a time; its timer is running
     this.pingOutstanding = true;
     this.pingId = (this.pingId + 1) >>> 0;
     const opaque = Buffer.alloc(8);
@@ -579,6 +605,7 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
         parts.push(frame);
         size += frame.length;
       }
+      this.controlBytes -= size + c * CONTROL_FRAME_COST;
       this.control = c === this.control.length ? [] : this.control.slice(c);
       if (c > 0 && this.control.length > 0) {
         this.send(parts, size);
@@ -620,6 +647,7 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
     clearTimeout(this.goAwayTimer);
     this.scheduler.clear();
     this.control = [];
+    this.controlBytes = 0;
     // A deliberate local close ends channels quietly (like destroying sockets); any other end is an error on each.
     for (const channel of [...this.channels.values()]) channel.onSessionEnd(error);
     this.channels.clear();

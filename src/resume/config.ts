@@ -48,6 +48,13 @@ export interface ResumeConfig {
    * (the mux's default 64 MiB session window plus a margin).
    */
   maxReplayBytes: number;
+  /**
+   * PINGs the peer may send while the connection below does not take our answers (the peer is
+   * not reading them). Such PINGs get one PONG once it drains instead of one each; past this
+   * many the session ends with ERR_PROTOCOL_FLOOD. Default 1,024 (over an hour of the default
+   * liveness pings, which a reading peer never comes near: every drain starts the count over).
+   */
+  maxPingsUnanswered: number;
   /** How long a resume handshake (RESUME -> RESUMED) may take on a new connection, ms. Default 10 s. */
   resumeTimeoutMs: number;
   /** First reconnect delay ceiling, ms (full jitter, doubling). Default 200 ms. */
@@ -66,6 +73,7 @@ export const DEFAULT_RESUME_CONFIG: Readonly<ResumeConfig> = Object.freeze({
   inFlightRate: 500_000,
   minInFlight: 4 * 1024 * 1024,
   maxReplayBytes: 80 * 1024 * 1024,
+  maxPingsUnanswered: 1024,
   resumeTimeoutMs: 10_000,
   reconnectInitialMs: 200,
   reconnectMaxMs: 5_000,

@@ -98,6 +98,8 @@ export class ResumableTransport extends TransportBase implements Transport {
   /** Lowest round trip reported for the current connection (see setPathRtt). */
   private pathMinRtt: number | undefined;
   private linkBlocked = false;
+  /** PINGs that arrived while the link was blocked; one PONG answers them once it drains. */
+  private pingsUnanswered = 0;
   private wantDrain = false;
   private lastHeard = Date.now();
   private livenessTimer: NodeJS.Timeout;
@@ -218,12 +220,38 @@ export class ResumableTransport extends TransportBase implements Transport {
     this.deliverDrain();
   }
 
+  /**
+   * ACKs are cumulative: while the link does not take more, the one sent at its drain covers
+   * everything, so a peer that sends without reading cannot make ACKs pile up here.
+   */
   private sendAck(): void {
     if (this.ackTimer) clearTimeout(this.ackTimer);
     this.ackTimer = undefined;
-    if (this.phase !== 'active' || this.ackedToPeer === this.received) return;
+    if (this.phase !== 'active' || this.ackedToPeer === this.received || this.linkBlocked) return;
     this.ackedToPeer = this.received;
-    this.current!.link.transport.send([encodeAck(this.received)]);
+    if (!this.current!.link.transport.send([encodeAck(this.received)])) this.linkBlocked = true;
+  }
+
+  /** Answers a PING, or (link blocked) owes one PONG for all of them, up to `maxPingsUnanswered`. */
+  private answerPing(ls: LinkState, m: Buffer): void {
+    if (this.linkBlocked) {
+      if (++this.pingsUnanswered > this.config.maxPingsUnanswered) {
+        throw new DevstreamsError('ERR_PROTOCOL_FLOOD', `peer sent more than ${this.config.maxPingsUnanswered} PINGs without reading the answers`);
+      }
+      return;
+    }
+    if (!ls.link.transport.send([encodePing(MsgType.PONG, m.length >= 5 ? m.readUInt32BE(1) : 0)])) this.linkBlocked = true;
+  }
+
+  /** The current link takes more again: answers owed go first, then the layer above may send. */
+  private onLinkDrain(): void {
+    this.linkBlocked = false;
+    if (this.pingsUnanswered > 0) {
+      this.pingsUnanswered = 0;
+      if (!this.current!.link.transport.send([encodePing(MsgType.PONG, 0)])) this.linkBlocked = true;
+    }
+    this.sendAck();
+    this.maybeDrain();
   }
 
   // ---- connections -------------------------------------------------------------------------
@@ -236,9 +264,7 @@ export class ResumableTransport extends TransportBase implements Transport {
       onMessage: (m) => this.onLinkMessage(ls, m),
       onMessageParts: (parts) => this.onLinkMessageParts(ls, parts),
       onDrain: () => {
-        if (ls !== this.current) return;
-        this.linkBlocked = false;
-        this.maybeDrain();
+        if (ls === this.current && this.phase !== 'closed') this.onLinkDrain();
       },
       onClose: (err) => this.onLinkClose(ls, err),
     });
@@ -285,7 +311,7 @@ export class ResumableTransport extends TransportBase implements Transport {
           this.onAck(decodeAck(m));
           return;
         case MsgType.PING:
-          ls.link.transport.send([encodePing(MsgType.PONG, m.length >= 5 ? m.readUInt32BE(1) : 0)]);
+          this.answerPing(ls, m);
           return;
         case MsgType.PONG:
           return;
@@ -328,6 +354,7 @@ export class ResumableTransport extends TransportBase implements Transport {
   private suspend(err?: Error): void {
     this.phase = 'suspended';
     this.linkBlocked = false;
+    this.pingsUnanswered = 0;
     this.wantDrain = true;
     this.suspendedAt = Date.now();
     if (this.ackTimer) clearTimeout(this.ackTimer);
@@ -479,6 +506,7 @@ export class ResumableTransport extends TransportBase implements Transport {
     this.phase = 'active';
     this.lastHeard = Date.now();
     this.linkBlocked = false;
+    this.pingsUnanswered = 0;
     this.ackedToPeer = this.received; // the peer learned our count in the handshake
     if (this.giveUpTimer) clearTimeout(this.giveUpTimer);
     this.giveUpTimer = undefined;

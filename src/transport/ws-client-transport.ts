@@ -216,7 +216,8 @@ export class WebSocketClientTransport extends TransportBase implements Transport
 
   private onControl(opcode: number, payload: Buffer): void {
     if (opcode === OPCODE.ping) {
-      if (!this.closeSent && !this.sock.destroyed) {
+      // Not towards a server that is not reading: RFC 6455 5.5.3 allows answering only some pings.
+      if (!this.closeSent && !this.sock.destroyed && this.sock.writableLength <= this.highWaterMark) {
         this.sock.write(controlFrame(OPCODE.pong, payload, this.maskKey()));
       }
       return;
