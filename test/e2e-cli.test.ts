@@ -48,6 +48,9 @@ describe.skipIf(noSsh !== undefined)(`tunnel end to end through the CLI${noSsh ?
     await hub.waitFor('hub ready');
     const deviceCs = runCli(['registry', 'add', 'dev-e2e', '--data', join(dir, 'hub')]).stdout.trim();
     const serviceCs = runCli(['registry', 'service-string', '--data', join(dir, 'hub')]).stdout.trim();
+    // The quickstart's authorize step: the device lets in the service key the operator shows.
+    const authorized = runCli(['key', 'authorize', runCli(['key', 'show'], env()).stdout.trim(), '--name', 'e2e-operator'], env());
+    expect(authorized.stderr).toContain('authorized');
     deviceArgs = ['device-proxy', '--connection-string', deviceCs, '--allow', `127.0.0.1:${sshd.port}`, '--allow', `127.0.0.1:${echo.port}`];
     device = startCli(deviceArgs, env());
     await device.waitFor('device proxy ready');

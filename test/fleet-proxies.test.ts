@@ -54,7 +54,8 @@ describe.skipIf(missing !== undefined)(`fleet through the proxies${missing ? ` (
     const serviceCs = runCli(['registry', 'service-string', '--redis', redis.url, '--host', PUBLIC_HOST, '--plain', '--gateway', b]).stdout.trim();
     expect(deviceCs).toContain('DeviceId=fleet-dev');
     const env = { DEVSTREAMS_HOME: join(dir, 'home') };
-    device = startCli(['device-proxy', '--connection-string', deviceCs, '--allow', `127.0.0.1:${sshd.port}`, '--allow', `127.0.0.1:${echo.port}`], env);
+    const serviceKey = runCli(['key', 'show'], env).stdout.trim();
+    device = startCli(['device-proxy', '--connection-string', deviceCs, '--service-key', serviceKey, '--allow', `127.0.0.1:${sshd.port}`, '--allow', `127.0.0.1:${echo.port}`], env);
     await device.waitFor('device proxy ready');
     service = startCli(['service-proxy', '--connection-string', serviceCs, '--device-id', 'fleet-dev', '--forward', `0:127.0.0.1:${sshd.port}`, '--forward', `0:127.0.0.1:${echo.port}`], env);
     await service.waitFor('service proxy ready');

@@ -23,12 +23,13 @@ describe('service trusting the hub for device identity', () => {
   it('checks the handshake against the key the device announced to the hub', async () => {
     await setup();
     const keys = generateStaticKeyPair();
-    const device = new DeviceProxy({ connectionString: hub.addDevice('dev-th'), allow: new AllowList([`127.0.0.1:${echo.port}`]), staticKeys: keys });
+    const serviceKeys = generateStaticKeyPair();
+    const device = new DeviceProxy({ connectionString: hub.addDevice('dev-th'), allow: new AllowList([`127.0.0.1:${echo.port}`]), staticKeys: keys, serviceKeys: [serviceKeys.publicKey] });
     await device.start();
     stops.push(() => device.stop());
     const svc = ServiceClient.fromConnectionString(hub.serviceString);
     stops.push(() => svc.close());
-    const { session, secure } = await svc.connect('dev-th', { staticKeys: generateStaticKeyPair(), trustHub: true });
+    const { session, secure } = await svc.connect('dev-th', { staticKeys: serviceKeys, trustHub: true });
     stops.push(() => session.close());
     expect(secure?.session.remoteStatic.equals(keys.publicKey)).toBe(true);
     const channel = session.openChannel({ host: '127.0.0.1', port: echo.port });

@@ -28,6 +28,8 @@ import { relayedCapacityMBps, relayedRttMs } from '../placements.js';
 import { spawnChild, spawnNode, stderrOf, waitForLine, type Child } from '../procs.js';
 import { TARGET_NAMES, type TargetName } from '../targets.js';
 import { startLinks } from './links.js';
+import { encodePublicKey } from '../../src/crypto/index.js';
+import { loadOrCreateKeyPair } from '../../src/proxy/index.js';
 import type { BenchPath, PathStartContext, RunningPath } from './types.js';
 
 export const DEVSTREAMS_PATH_ID = 'devstreams';
@@ -114,9 +116,11 @@ async function startTunnel(v: Variant, ctx: PathStartContext): Promise<RunningPa
     const serviceHome = path.join(dir, 'service-home');
     fs.mkdirSync(deviceHome);
     fs.mkdirSync(serviceHome);
+    // The device lets in only the service's key (made now in the service's home, as 'key show' does).
+    const serviceKey = encodePublicKey((await loadOrCreateKeyPair(path.join(serviceHome, 'service.key'))).keys.publicKey);
     const device = spawnNode(
       CLI_MAIN,
-      ['device-proxy', ...TARGET_NAMES.flatMap((t) => ['--allow', `127.0.0.1:${ctx.targets[t]}`]), ...v.deviceArgs, '--log-level', CHILD_LOG_LEVEL],
+      ['device-proxy', ...TARGET_NAMES.flatMap((t) => ['--allow', `127.0.0.1:${ctx.targets[t]}`]), '--service-key', serviceKey, ...v.deviceArgs, '--log-level', CHILD_LOG_LEVEL],
       'device-proxy',
       { DEVSTREAMS_HOME: deviceHome, DEVSTREAMS_CONNECTION_STRING: withGateway(deviceCs, devicePort) },
     );

@@ -25,6 +25,12 @@ export function parsePositiveMs(value: string): number {
   return Math.round(n * 1000);
 }
 
+export function parsePositiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');
+  return n;
+}
+
 /** The connection string from the flag, else the environment, else a clear error. */
 export function connectionStringFrom(flag: string | undefined): string {
   const cs = flag ?? process.env[CONNECTION_STRING_ENV];

@@ -21,6 +21,7 @@ const COMMANDS: CommandEntry[] = [
   { name: 'hub', summary: 'run a hub: device control sockets, stream rendezvous and relay, registry API', load: async () => (await import('./commands/hub.js')).hubCommand() },
   { name: 'registry', summary: 'manage devices and print connection strings', load: async () => (await import('./commands/registry.js')).registryCommand() },
   { name: 'device-proxy', summary: 'device side: connect tunnelled channels to allowed local targets', load: async () => (await import('./commands/device-proxy.js')).deviceProxyCommand() },
+  { name: 'key', summary: 'show public keys; authorize or revoke services on a device', load: async () => (await import('./commands/key.js')).keyCommand() },
   { name: 'service-proxy', summary: 'service side: listen on local ports, carry connections to the device', load: async () => (await import('./commands/service-proxy.js')).serviceProxyCommand() },
   { name: 'demo', summary: 'hub, both proxies and demo device services in one process, on loopback', load: async () => (await import('./commands/demo.js')).demoCommand() },
 ];

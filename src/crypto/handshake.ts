@@ -110,5 +110,7 @@ export function encodeAlert(code: string): Buffer {
 /** The error a received alert turns into. */
 export function alertError(message: Buffer): DevstreamsError {
   const code = message.subarray(2, 66).toString('ascii').replace(/[^A-Z0-9_]/g, '?');
-  return new DevstreamsError('ERR_HANDSHAKE_FAILED', `peer ended the handshake: ${code || 'no reason given'}`);
+  // The refusal an operator meets first: a device that does not authorize this service's key.
+  const hint = code === 'ERR_HANDSHAKE_PEER_UNKNOWN' ? " (the peer does not accept our key; a device lets in only the service keys it authorizes: 'devstreams key show' on the service, 'devstreams key authorize KEY' on the device)" : '';
+  return new DevstreamsError('ERR_HANDSHAKE_FAILED', `peer ended the handshake: ${code || 'no reason given'}${hint}`);
 }

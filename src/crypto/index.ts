@@ -12,6 +12,7 @@ export {
   type StaticKeyPair,
 } from './keys.js';
 export { KnownDevices, expectKey, allowKeys, acceptAnyKey, type PeerVerifier } from './trust.js';
+export { AuthorizedServices, type AuthorizedService } from './authorized-services.js';
 export { noiseProtocolName } from './noise.js';
 export { calibrate, type CalibrationResult } from './calibrate.js';
 export { closeCryptoPools } from './worker-pool.js';

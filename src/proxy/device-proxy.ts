@@ -4,10 +4,10 @@
  * the allow list. Embeddable; `devstreams device-proxy` is a thin shell around it.
  */
 import { EventEmitter } from 'node:events';
-import type { CryptoMode, PeerVerifier, StaticKeyPair } from '../crypto/index.js';
+import type { AuthorizedServices, CryptoMode, PeerVerifier, StaticKeyPair } from '../crypto/index.js';
 import { acceptAnyKey, allowKeys } from '../crypto/index.js';
 import type { Session } from '../mux/index.js';
-import { DeviceClient, type DeviceClientOptions } from '../sdk/index.js';
+import { DeviceClient, parseResumeStreamName, type DeviceClientOptions } from '../sdk/index.js';
 import { DevstreamsError } from '../errors.js';
 import type { ResumeConfig } from '../resume/index.js';
 import type { AllowList } from './allow-list.js';
@@ -18,8 +18,24 @@ export interface DeviceProxyOptions extends DeviceClientOptions {
   allow: AllowList;
   /** The device's static key pair (its identity in the end-to-end handshake). */
   staticKeys: StaticKeyPair;
-  /** Service keys allowed to open sessions; empty accepts any service the hub lets through. */
+  /**
+   * Service keys allowed to open sessions, besides those in `authorizedServices`. With neither
+   * (and no `acceptAnyService`) every session is refused.
+   */
   serviceKeys?: Buffer[];
+  /** The device's authorized-services file, read on every handshake. */
+  authorizedServices?: AuthorizedServices;
+  /**
+   * Accept any service key. Then whoever holds a service credential of the hub, the hub itself,
+   * or anyone who can write the fleet's Redis can reach every allowed target. Default false.
+   */
+  acceptAnyService?: boolean;
+  /**
+   * Sessions open (or in their handshake) at once; a stream request past it is rejected before
+   * any byte flows. Each session may hold up to 16 MiB of records before its handshake ends and
+   * a 64 MiB receive window. Default DEFAULT_MAX_DEVICE_SESSIONS (16).
+   */
+  maxSessions?: number;
   /** Accept streams a service opens without the record layer. Default false. */
   allowPlaintext?: boolean;
   crypto?: CryptoMode;
@@ -42,10 +58,27 @@ export interface DeviceProxyEvents {
   sessionLost: [info: { sessionId: string; error: DevstreamsError }];
 }
 
+/** Default for `DeviceProxyOptions.maxSessions`. */
+export const DEFAULT_MAX_DEVICE_SESSIONS = 16;
+
+/** The device's side of the handshake: which service keys may open sessions. */
+function serviceVerifier(o: DeviceProxyOptions): PeerVerifier {
+  if (o.acceptAnyService) return acceptAnyKey;
+  const keys = o.serviceKeys ?? [];
+  if (o.authorizedServices) return o.authorizedServices.verifier(keys);
+  if (keys.length > 0) return allowKeys(keys);
+  return () => {
+    throw new DevstreamsError('ERR_HANDSHAKE_PEER_UNKNOWN', 'no service is authorized on this device');
+  };
+}
+
 export class DeviceProxy extends EventEmitter<DeviceProxyEvents> {
   readonly client: DeviceClient;
   private readonly sessions = new Set<Session>();
   private readonly verifyPeer: PeerVerifier;
+  private readonly maxSessions: number;
+  /** Accepted stream requests whose session is not established yet (handshake running). */
+  private starting = 0;
   private resumeTotal = 0;
 
   constructor(o: DeviceProxyOptions) {
@@ -53,7 +86,9 @@ export class DeviceProxy extends EventEmitter<DeviceProxyEvents> {
     const { connectionString, ...clientOptions } = o;
     // Announcing the key lets services that trust the hub for identity check the handshake.
     this.client = DeviceClient.fromConnectionString(connectionString, { ...clientOptions, publicKey: o.staticKeys.publicKey });
-    this.verifyPeer = o.serviceKeys && o.serviceKeys.length > 0 ? allowKeys(o.serviceKeys) : acceptAnyKey;
+    this.verifyPeer = serviceVerifier(o);
+    this.maxSessions = o.maxSessions ?? DEFAULT_MAX_DEVICE_SESSIONS;
+    if (!Number.isSafeInteger(this.maxSessions) || this.maxSessions < 1) throw new DevstreamsError('ERR_CONFIG', 'maxSessions must be a positive integer');
     this.client.on('connected', () => this.emit('connected'));
     this.client.on('disconnected', (e) => this.emit('disconnected', e));
     this.client.on('error', () => {}); // retried by the client; 'disconnected' tells the story
@@ -65,6 +100,14 @@ export class DeviceProxy extends EventEmitter<DeviceProxyEvents> {
       onChannel: (event) => this.emit('channel', event),
     });
     this.client.on('streamRequest', (request) => {
+      // A resume continues a session already counted; only its handshake counts.
+      const open = parseResumeStreamName(request.streamName) === undefined ? this.sessions.size : 0;
+      if (open + this.starting >= this.maxSessions) {
+        request.reject(`device has ${this.maxSessions} sessions open or starting (its limit)`);
+        this.emit('sessionError', new DevstreamsError('ERR_RATE_LIMITED', `stream request rejected: ${this.maxSessions} sessions open or starting`));
+        return;
+      }
+      this.starting++;
       request
         .acceptSession({
           staticKeys: o.staticKeys,
@@ -74,6 +117,7 @@ export class DeviceProxy extends EventEmitter<DeviceProxyEvents> {
           mux: { onOpen },
           ...(o.resume ? { resume: o.resume } : {}),
         })
+        .finally(() => this.starting--)
         .then(
           (ds) => {
             if (ds.resumed) return; // the held session continues; its 'resumed' event tells the story

@@ -5,6 +5,6 @@ export { serveDeviceChannels, deviceChannelHandler, DEFAULT_CONNECT_TIMEOUT_MS, 
 export { parseForward, parseListen, type ForwardSpec } from './forward-spec.js';
 export { SessionSource, type SessionSourceOptions } from './session-source.js';
 export { ServiceProxy, type ServiceProxyOptions, type BoundListener } from './service-proxy.js';
-export { DeviceProxy, type DeviceProxyOptions, type DeviceProxyEvents } from './device-proxy.js';
+export { DeviceProxy, DEFAULT_MAX_DEVICE_SESSIONS, type DeviceProxyOptions, type DeviceProxyEvents } from './device-proxy.js';
 export { createServiceApp, type ServiceAppOptions, type ResumeEvent } from './service-app.js';
-export { devstreamsHome, defaultDeviceKeyPath, defaultServiceKeyPath, defaultKnownDevicesPath, loadOrCreateKeyPair } from './key-files.js';
+export { devstreamsHome, defaultDeviceKeyPath, defaultServiceKeyPath, defaultKnownDevicesPath, defaultAuthorizedServicesPath, loadOrCreateKeyPair } from './key-files.js';

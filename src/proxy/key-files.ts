@@ -26,6 +26,11 @@ export function defaultKnownDevicesPath(): string {
   return join(devstreamsHome(), 'known_devices');
 }
 
+/** Default authorized-services file of a device (the service keys it lets in, like sshd's authorized_keys). */
+export function defaultAuthorizedServicesPath(): string {
+  return join(devstreamsHome(), 'authorized_services');
+}
+
 /** Loads the key pair at `path`, creating it (mode 0600) on first use. */
 export async function loadOrCreateKeyPair(path: string): Promise<{ keys: StaticKeyPair; created: boolean }> {
   try {

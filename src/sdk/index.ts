@@ -3,4 +3,4 @@ export { DeviceClient, IncomingStreamRequest, DEFAULT_HUB_SILENCE_MS, type Devic
 export { ServiceClient, type ServiceClientOptions, type CreateStreamOptions, type StreamGrant, type ServiceStream, type DeviceInfo } from './service-client.js';
 export { openStreamTransport, type OpenStreamOptions } from './stream-transport.js';
 export { Backoff, type BackoffOptions } from './backoff.js';
-export { STREAM_NAME_PLAIN, STREAM_NAME_SEALED, startDeviceSession, streamPrologue, type DeviceSession, type EndToEndOptions } from './device-session.js';
+export { STREAM_NAME_PLAIN, STREAM_NAME_SEALED, parseResumeStreamName, startDeviceSession, streamPrologue, type DeviceSession, type EndToEndOptions } from './device-session.js';

@@ -96,10 +96,13 @@ Example:
     const hub = await Hub.start({ dataDir, host: '127.0.0.1', port: 0, logger: log });
     const record = await hub.registry.addDevice(DEMO_DEVICE_ID);
     const deviceKeys = generateStaticKeyPair();
+    const serviceKeys = generateStaticKeyPair();
     const device = new DeviceProxy({
       connectionString: hub.deviceConnectionString(record),
       allow: new AllowList([`127.0.0.1:${webTarget}`, `127.0.0.1:${echoTarget}`, o.sshTarget]),
       staticKeys: deviceKeys,
+      // The device lets in only the service below (in a real setup: 'devstreams key authorize').
+      serviceKeys: [serviceKeys.publicKey],
     });
     await device.start();
     const sshTarget = o.sshTarget.replace(/^\[|\](?=:)/g, '');
@@ -107,7 +110,7 @@ Example:
       connectionString: hub.policyConnectionString('service'),
       deviceId: DEMO_DEVICE_ID,
       forwards: [parseForward(`${o.webPort}:127.0.0.1:${webTarget}`), parseForward(`0:127.0.0.1:${echoTarget}`), parseForward(`${o.sshPort}:${sshTarget}`)],
-      staticKeys: generateStaticKeyPair(),
+      staticKeys: serviceKeys,
       // Both ends live in this process, so the service can pin the device key it just made.
       verifyDevice: expectKey(deviceKeys.publicKey),
       onConnection: (e) => {

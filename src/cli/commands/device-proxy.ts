@@ -1,11 +1,11 @@
 /** `devstreams device-proxy`: the device-side local proxy. */
 import { Command } from 'commander';
-import { encodePublicKey } from '../../crypto/index.js';
-import { AllowList, DeviceProxy, defaultDeviceKeyPath, loadOrCreateKeyPair } from '../../proxy/index.js';
+import { AuthorizedServices, encodePublicKey } from '../../crypto/index.js';
+import { AllowList, DEFAULT_MAX_DEVICE_SESSIONS, DeviceProxy, defaultAuthorizedServicesPath, defaultDeviceKeyPath, loadOrCreateKeyPair } from '../../proxy/index.js';
 import { parseDeviceConnectionString } from '../../auth/index.js';
 import { createLogger } from '../log.js';
 import { action } from '../fail.js';
-import { collect, connectionStringFrom, onShutdown, parseCryptoMode, parsePositiveMs, parsePublicKeys, readCa, CONNECTION_STRING_ENV } from '../common.js';
+import { collect, connectionStringFrom, onShutdown, parseCryptoMode, parsePositiveInt, parsePositiveMs, parsePublicKeys, readCa, CONNECTION_STRING_ENV } from '../common.js';
 import type { CryptoMode } from '../../crypto/index.js';
 
 interface DeviceProxyCliOpts {
@@ -13,6 +13,9 @@ interface DeviceProxyCliOpts {
   allow?: string[];
   key?: string;
   serviceKey?: string[];
+  authorizedServices?: string;
+  acceptAnyService?: boolean;
+  maxSessions?: number;
   allowPlaintext?: boolean;
   crypto?: CryptoMode;
   connectTimeout?: number;
@@ -26,7 +29,10 @@ export function deviceProxyCommand(): Command {
     .option('--connection-string <cs>', `device connection string (or set ${CONNECTION_STRING_ENV})`)
     .option('--allow <host:port>', 'a target channels may reach; repeatable. HOST:*, CIDR:PORT and CIDR:* work too. Nothing is reachable by default', collect)
     .option('--key <file>', 'device key file (created on first use; default $DEVSTREAMS_HOME/devices/<id>.key)')
-    .option('--service-key <base64>', 'only services proving this key may open sessions; repeatable (default: any service the hub admits)', collect)
+    .option('--service-key <base64>', 'also let the service with this key open sessions; repeatable', collect)
+    .option('--authorized-services <file>', "the services that may open sessions, one 'x25519 KEY NAME' line each, read at every session (default $DEVSTREAMS_HOME/authorized_services; 'devstreams key authorize' adds to it)")
+    .option('--accept-any-service', 'let any service key in: then every holder of a service credential, and the hub itself, can reach the allowed targets')
+    .option('--max-sessions <n>', `sessions open or starting at once; more stream requests are rejected (default ${DEFAULT_MAX_DEVICE_SESSIONS})`, parsePositiveInt)
     .option('--allow-plaintext', 'also accept streams without end-to-end encryption (the hub could read them)')
     .option('--crypto <mode>', 'where records are sealed: inline, workers or auto', parseCryptoMode)
     .option('--connect-timeout <seconds>', 'how long a connect to a target may take (default 10)', parsePositiveMs)
@@ -34,6 +40,7 @@ export function deviceProxyCommand(): Command {
     .option('--log-level <level>', 'pino log level', 'info');
   cmd.addHelpText('after', `
 Examples:
+  $ devstreams key authorize "$OPERATOR_KEY" --name alice   # the key 'devstreams key show' printed for the operator
   $ devstreams device-proxy --connection-string "$(cat sensor-17.cs)" --allow 127.0.0.1:22
   $ DEVSTREAMS_CONNECTION_STRING=... devstreams device-proxy --allow 127.0.0.1:* --allow 10.0.0.0/24:502
 
@@ -47,11 +54,20 @@ The device's public key is logged at start; give it to services that pin keys
     if (allow.size === 0) log.warn('no --allow given: every channel will be refused');
     const keyPath = o.key ?? defaultDeviceKeyPath(deviceId);
     const { keys, created } = await loadOrCreateKeyPair(keyPath);
+    const serviceKeys = parsePublicKeys(o.serviceKey, '--service-key');
+    const authorized = new AuthorizedServices(o.authorizedServices ?? defaultAuthorizedServicesPath());
+    if (o.acceptAnyService) log.warn('--accept-any-service: any service key is let in; every holder of a service credential, and the hub itself, can reach the allowed targets');
+    else if (serviceKeys.length === 0 && (await authorized.list()).length === 0) {
+      log.warn({ file: authorized.path }, "no service is authorized: every session will be refused until one is ('devstreams key authorize KEY --name NAME', read at each session)");
+    }
     const proxy = new DeviceProxy({
       connectionString: cs,
       allow,
       staticKeys: keys,
-      serviceKeys: parsePublicKeys(o.serviceKey, '--service-key'),
+      serviceKeys,
+      authorizedServices: authorized,
+      ...(o.acceptAnyService ? { acceptAnyService: true } : {}),
+      ...(o.maxSessions !== undefined ? { maxSessions: o.maxSessions } : {}),
       ...(o.allowPlaintext ? { allowPlaintext: true } : {}),
       ...(o.crypto ? { crypto: o.crypto } : {}),
       ...(o.connectTimeout !== undefined ? { connectTimeoutMs: o.connectTimeout } : {}),
@@ -66,7 +82,7 @@ The device's public key is logged at start; give it to services that pin keys
     proxy.on('sessionLost', (e) => log.warn({ sessionId: e.sessionId, err: e.error.message }, 'device session given up'));
     proxy.on('channel', (e) => log.debug(e, 'channel'));
     await proxy.start();
-    log.info({ deviceId, allow: allow.describe(), publicKey: encodePublicKey(keys.publicKey), keyFile: keyPath, keyCreated: created }, 'device proxy ready');
+    log.info({ deviceId, allow: allow.describe(), services: o.acceptAnyService ? 'any' : authorized.path, publicKey: encodePublicKey(keys.publicKey), keyFile: keyPath, keyCreated: created }, 'device proxy ready');
     onShutdown(log, () => proxy.stop());
   }));
   return cmd;
