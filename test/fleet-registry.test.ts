@@ -117,6 +117,10 @@ describe.skipIf(!hasRedisServer)('hub fleet: Redis unavailable', () => {
       expect(res.status).toBe(503);
       expect(((await res.json()) as { code: string }).code).toBe('ERR_HUB_UNAVAILABLE');
       expect(Date.now() - t0).toBeLessThan(4000);
+      // A bad token is a 401 whatever Redis does: the re-read that fails is not the answer.
+      const forged = createPolicyToken(FLEET_HOST, 'service', Buffer.alloc(32, 7).toString('base64'));
+      const bad = await fetch(`http://${addr(b)}/twins/far-away/streams/echo`, { method: 'POST', headers: { authorization: forged } });
+      expect([bad.status, ((await bad.json()) as { code: string }).code]).toEqual([401, 'ERR_AUTH_INVALID']);
       // A registry write needs Redis: 503.
       t0 = Date.now();
       const put = await fetch(`http://${addr(b)}/devices/new-one`, { method: 'PUT', headers: { authorization: token, 'content-type': 'application/json' }, body: '{}' });

@@ -47,7 +47,9 @@ export async function authenticatePolicy(req: IncomingMessage, registry: Registr
  * by another process is never refused because of a stale copy. Returns the key that matched.
  */
 async function withFreshRegistry(registry: RegistryStore, lookup: () => string | undefined, token: SasToken, skew: number, deviceId?: string): Promise<string> {
-  await registry.refresh();
+  // A store that cannot be reached (Redis down) leaves the local copy as it is: the token is
+  // checked against it, and a bad one is still a 401, never a 503 about the store.
+  await registry.refresh().catch(() => {});
   const check = (): string => {
     const key = lookup();
     // An unknown device and a wrong key look the same from outside.
@@ -59,7 +61,11 @@ async function withFreshRegistry(registry: RegistryStore, lookup: () => string |
     return check();
   } catch (err) {
     if (!(err instanceof DevstreamsError) || err.code !== 'ERR_AUTH_INVALID') throw err;
-    await registry.refresh(true, deviceId);
+    try {
+      await registry.refresh(true, deviceId);
+    } catch {
+      throw err;
+    }
     return check();
   }
 }

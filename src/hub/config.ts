@@ -33,6 +33,20 @@ export const DEFAULT_STREAM_RATE_BURST = 5000;
 export const DEFAULT_MAX_PENDING_PER_DEVICE = 256;
 /** Stream requests one service credential (policy: service, owner) may have waiting for device answers at once. */
 export const DEFAULT_MAX_PENDING_PER_SERVICE = 1024;
+/** A request's headers must arrive within this long of its first byte (ms); then 408. */
+export const DEFAULT_HEADERS_TIMEOUT_MS = 10_000;
+/** A whole request (headers and body) must arrive within this long (ms); then 408. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+/** A connection that sends no request within this long is closed (ms); with TLS, counted from the end of the handshake, which must also end within it. */
+export const DEFAULT_IDLE_TIMEOUT_MS = 10_000;
+/** Open connections at once; one more gets 503 ERR_HUB_UNAVAILABLE (plain) or is closed (TLS). Keep it below the process's file-descriptor limit. */
+export const DEFAULT_MAX_CONNECTIONS = 10_000;
+/** Refused credentials one client address may collect per window; past it, 429 without checking (0 = off). */
+export const DEFAULT_REFUSALS_PER_ADDRESS = 30;
+/** The window of the per-address refusal limit and of refusal log sampling (ms). */
+export const DEFAULT_REFUSAL_WINDOW_MS = 10_000;
+/** Refusal log lines per window; the rest are counted (metrics) and summed up in the next line. */
+export const DEFAULT_REFUSAL_LOG_LINES = 10;
 /** Interval between control-socket pings; a socket silent for two intervals is dropped (ms). */
 export const DEFAULT_CONTROL_PING_INTERVAL_MS = 30_000;
 
@@ -54,6 +68,13 @@ export interface HubOptions {
   maxPendingPerService?: number;
   controlPingIntervalMs?: number;
   clockSkewSeconds?: number;
+  headersTimeoutMs?: number;
+  requestTimeoutMs?: number;
+  idleTimeoutMs?: number;
+  maxConnections?: number;
+  refusalsPerAddress?: number;
+  refusalWindowMs?: number;
+  refusalLogLines?: number;
 }
 
 export type HubConfig = Required<Omit<HubOptions, 'publicHost' | 'publicTransport'>>;
@@ -81,7 +102,16 @@ export function resolveHubConfig(o: HubOptions): HubConfig {
     maxPendingPerService: positive('maxPendingPerService', o.maxPendingPerService ?? DEFAULT_MAX_PENDING_PER_SERVICE),
     controlPingIntervalMs: positive('controlPingIntervalMs', o.controlPingIntervalMs ?? DEFAULT_CONTROL_PING_INTERVAL_MS),
     clockSkewSeconds: positive('clockSkewSeconds', o.clockSkewSeconds ?? DEFAULT_CLOCK_SKEW_SECONDS, true),
+    headersTimeoutMs: positive('headersTimeoutMs', o.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS),
+    requestTimeoutMs: positive('requestTimeoutMs', o.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS),
+    idleTimeoutMs: positive('idleTimeoutMs', o.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS),
+    maxConnections: positive('maxConnections', o.maxConnections ?? DEFAULT_MAX_CONNECTIONS),
+    refusalsPerAddress: positive('refusalsPerAddress', o.refusalsPerAddress ?? DEFAULT_REFUSALS_PER_ADDRESS, true),
+    refusalWindowMs: positive('refusalWindowMs', o.refusalWindowMs ?? DEFAULT_REFUSAL_WINDOW_MS),
+    refusalLogLines: positive('refusalLogLines', o.refusalLogLines ?? DEFAULT_REFUSAL_LOG_LINES, true),
   };
+  // Node checks the header timeout only against a request's first byte, and a whole request includes its headers.
+  if (c.requestTimeoutMs < c.headersTimeoutMs) throw new DevstreamsError('ERR_CONFIG', 'hub option requestTimeoutMs must be at least headersTimeoutMs');
   // Below the socket's own high-water mark (16 KiB) 'drain' may never fire for a paused side.
   if (c.relayHighWater < 16 * 1024) throw new DevstreamsError('ERR_CONFIG', 'hub option relayHighWater must be at least 16384 bytes');
   return c;

@@ -20,6 +20,7 @@ export class HubMetrics {
   private bytesReported = 0;
   private readonly streamRequests: Counter<'outcome'>;
   private readonly authFailures: Counter<'endpoint' | 'code'>;
+  private readonly refusals: Counter<'reason'>;
 
   constructor(sources: HubGaugeSources) {
     const registers = [this.registry];
@@ -27,6 +28,7 @@ export class HubMetrics {
     new Gauge({ name: 'devstreams_active_streams', help: 'Streams with both sides paired and relaying', registers, collect() { this.set(sources.activeStreams()); } });
     this.streamRequests = new Counter({ name: 'devstreams_stream_requests_total', help: 'Stream requests by outcome', labelNames: ['outcome'], registers });
     this.authFailures = new Counter({ name: 'devstreams_auth_failures_total', help: 'Refused credentials by endpoint and code', labelNames: ['endpoint', 'code'], registers });
+    this.refusals = new Counter({ name: 'devstreams_refused_total', help: 'Clients turned away before their credentials were checked, by reason', labelNames: ['reason'], registers });
     const self = this;
     new Counter({
       name: 'devstreams_relayed_bytes_total',
@@ -42,6 +44,10 @@ export class HubMetrics {
 
   streamRequest(outcome: StreamOutcome): void {
     this.streamRequests.inc({ outcome });
+  }
+
+  refused(reason: string): void {
+    this.refusals.inc({ reason });
   }
 
   authFailure(endpoint: string, code: string): void {

@@ -20,6 +20,7 @@ import { DEVICE_KEY_HEADER, isDeviceKey } from '../hub-api/control-protocol.js';
 import { StreamPairer } from './streams.js';
 import { HubMetrics } from './metrics.js';
 import { TokenBucket } from './rate-limit.js';
+import { Admission } from './admission.js';
 import { authenticateDevice, bearerToken } from './authenticate.js';
 import { refuseUpgrade, sendError, toHubError } from './http-errors.js';
 import type { RelayStats } from './splice.js';
@@ -80,6 +81,7 @@ export class Hub {
   private readonly router: StreamRouter;
   private readonly presence: PresenceStore;
   private readonly bucket: TokenBucket;
+  private readonly admission: Admission;
   private readonly log: HubLogger;
   private closed = false;
   private publicHost = '';
@@ -152,14 +154,35 @@ export class Hub {
     const badHandshake = (err: Error, socket: Duplex): void => refuseUpgrade(socket, new DevstreamsError('ERR_BAD_REQUEST', err.message));
     this.controlWss.on('wsClientError', badHandshake);
     const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+      this.admission.requestStarted(req.socket);
       this.handleRequest(req, res).catch((err: unknown) => this.fail(res, err, req));
     };
-    this.server = o.tls ? https.createServer({ cert: o.tls.cert, key: o.tls.key }, handler) : http.createServer(handler);
+    const c = this.config;
+    // Node checks the header and request timeouts every connectionsCheckingInterval (30 s by default).
+    const timeouts = { headersTimeout: c.headersTimeoutMs, requestTimeout: c.requestTimeoutMs, connectionsCheckingInterval: Math.min(1000, c.headersTimeoutMs) };
+    this.server = o.tls ? https.createServer({ cert: o.tls.cert, key: o.tls.key, handshakeTimeout: c.idleTimeoutMs, ...timeouts }, handler) : http.createServer(timeouts, handler);
+    this.admission = new Admission({
+      maxConnections: c.maxConnections,
+      idleTimeoutMs: c.idleTimeoutMs,
+      refusalsPerAddress: c.refusalsPerAddress,
+      refusalWindowMs: c.refusalWindowMs,
+      refusalLogLines: c.refusalLogLines,
+      tls: o.tls !== undefined,
+      onRefused: (reason) => this.metrics.refused(reason),
+      log: (fields, msg) => this.log.warn(fields, msg),
+    });
+    this.admission.attach(this.server);
     this.server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
       socket.on('error', () => {});
+      this.admission.requestStarted(req.socket);
       this.handleUpgrade(req, socket, head).catch((err: unknown) => this.refuse(socket, err, req));
     });
-    this.server.on('clientError', (err: Error, socket: Duplex) => {
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+      if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+        this.metrics.refused('request_timeout');
+        refuseUpgrade(socket, new DevstreamsError('ERR_REQUEST_TIMEOUT', `request not received within ${c.headersTimeoutMs} ms (headers) / ${c.requestTimeoutMs} ms (whole)`));
+        return;
+      }
       refuseUpgrade(socket, new DevstreamsError('ERR_BAD_REQUEST', 'malformed HTTP request'));
     });
   }
@@ -285,7 +308,7 @@ export class Hub {
       const first = (req.url ?? '').split('/')[1] ?? '';
       const endpoint = first === 'devices' || first === 'twins' || first === 'streams' ? first : 'other';
       this.metrics.authFailure(endpoint, e.code);
-      this.log.warn({ code: e.code, method: req.method, path: (req.url ?? '').split('?')[0]!.slice(0, 200), remote: req.socket.remoteAddress }, 'refused credentials');
+      this.admission.refusedCredentials(req.socket.remoteAddress, { code: e.code, method: req.method, path: (req.url ?? '').split('?')[0]!.slice(0, 200), remote: req.socket.remoteAddress });
     }
     return e;
   }
@@ -302,8 +325,16 @@ export class Hub {
     refuseUpgrade(socket, e);
   }
 
+  /** Past its refused credentials, an address gets 429 before anything of its request is checked. */
+  private checkAddress(req: http.IncomingMessage): void {
+    if (!this.admission.blocked(req.socket.remoteAddress)) return;
+    this.admission.addressLimited(req.socket.remoteAddress);
+    throw new DevstreamsError('ERR_RATE_LIMITED', `too many refused credentials from this address; retry in ${Math.ceil(this.config.refusalWindowMs / 1000)} s`);
+  }
+
   private async handleUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     if (this.closed) throw new DevstreamsError('ERR_HUB_SHUTDOWN', 'hub is shutting down');
+    this.checkAddress(req);
     const path = (req.url ?? '/').split('?')[0]!;
     const parts = path.split('/');
     if (req.method !== 'GET') throw new DevstreamsError('ERR_METHOD_NOT_ALLOWED', 'WebSocket upgrades use GET');
@@ -360,6 +391,7 @@ export class Hub {
       res.end(text);
       return;
     }
+    this.checkAddress(req); // health and metrics above carry no credentials
     if (parts.length === 5 && parts[1] === 'twins' && parts[3] === 'streams') {
       only(method, path, 'POST');
       await handleStreamRequest(this.streamContext, req, res, segment(parts[2]!), segment(parts[4]!));

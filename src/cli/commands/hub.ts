@@ -32,6 +32,8 @@ interface HubCliOpts {
   tlsSelfSigned?: boolean;
   insecure?: boolean;
   streamRate?: number;
+  maxConnections?: number;
+  refusalsPerAddress?: number;
   logLevel: string;
 }
 
@@ -48,6 +50,8 @@ export function hubCommand(): Command {
     .option('--tls-self-signed', 'generate (once) a self-signed certificate in DATA/tls; clients pass it with --ca')
     .option('--insecure', 'allow plain ws on a non-loopback address')
     .option('--stream-rate <perSecond>', 'stream requests per second before 429 (0: unlimited)', positiveNumber)
+    .option('--max-connections <n>', 'open connections at once; more get 503 (default 10000; keep it below the file-descriptor limit)', positiveNumber)
+    .option('--refusals-per-address <n>', 'refused credentials per client address per 10 s before it gets 429 unchecked (default 30; 0: off, e.g. behind a proxy that hides addresses)', positiveNumber)
     .option('--log-level <level>', 'pino log level', 'info');
   cmd.addHelpText('after', `
 Examples:
@@ -68,6 +72,8 @@ Examples:
     if (o.publicHost !== undefined) opts.publicHost = o.publicHost;
     if (o.insecure) opts.insecure = true;
     if (o.streamRate !== undefined) opts.streamRatePerSecond = o.streamRate;
+    if (o.maxConnections !== undefined) opts.maxConnections = o.maxConnections;
+    if (o.refusalsPerAddress !== undefined) opts.refusalsPerAddress = o.refusalsPerAddress;
     if (o.tlsCert !== undefined && o.tlsKey !== undefined) {
       try {
         opts.tls = { cert: readFileSync(o.tlsCert), key: readFileSync(o.tlsKey) };
