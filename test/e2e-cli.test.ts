@@ -46,16 +46,19 @@ describe.skipIf(noSsh !== undefined)(`tunnel end to end through the CLI${noSsh ?
     forbidden = await startEchoServer();
     hub = startCli(['hub', '--listen', '127.0.0.1:0', '--data', join(dir, 'hub')], env());
     await hub.waitFor('hub ready');
-    const deviceCs = runCli(['registry', 'add', 'dev-e2e', '--data', join(dir, 'hub')]).stdout.trim();
-    const serviceCs = runCli(['registry', 'service-string', '--data', join(dir, 'hub')]).stdout.trim();
+    // Secrets as the README passes them: in files (mode 600), never on the command line.
+    const deviceCs = join(dir, 'device.cs');
+    const serviceCs = join(dir, 'service.cs');
+    expect(runCli(['registry', 'add', 'dev-e2e', '--data', join(dir, 'hub'), '--out', deviceCs]).status).toBe(0);
+    expect(runCli(['registry', 'service-string', '--data', join(dir, 'hub'), '--out', serviceCs]).status).toBe(0);
     // The quickstart's authorize step: the device lets in the service key the operator shows.
     const authorized = runCli(['key', 'authorize', runCli(['key', 'show'], env()).stdout.trim(), '--name', 'e2e-operator'], env());
     expect(authorized.stderr).toContain('authorized');
-    deviceArgs = ['device-proxy', '--connection-string', deviceCs, '--allow', `127.0.0.1:${sshd.port}`, '--allow', `127.0.0.1:${echo.port}`];
+    deviceArgs = ['device-proxy', '--connection-string-file', deviceCs, '--allow', `127.0.0.1:${sshd.port}`, '--allow', `127.0.0.1:${echo.port}`];
     device = startCli(deviceArgs, env());
     await device.waitFor('device proxy ready');
     service = startCli(
-      ['service-proxy', '--connection-string', serviceCs, '--device-id', 'dev-e2e', '--forward', `0:127.0.0.1:${sshd.port}`, '--forward', `0:127.0.0.1:${echo.port}`, '--forward', `0:127.0.0.1:${forbidden.port}`],
+      ['service-proxy', '--connection-string-file', serviceCs, '--device-id', 'dev-e2e', '--forward', `0:127.0.0.1:${sshd.port}`, '--forward', `0:127.0.0.1:${echo.port}`, '--forward', `0:127.0.0.1:${forbidden.port}`],
       env(),
     );
     await service.waitFor('service proxy ready');

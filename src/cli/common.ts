@@ -1,10 +1,11 @@
 /** Flag parsing and process plumbing shared by the proxy commands. */
 import { readFileSync } from 'node:fs';
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import type { Logger } from 'pino';
 import type { CryptoMode } from '../crypto/index.js';
 import { decodePublicKey } from '../crypto/index.js';
 import { DevstreamsError } from '../errors.js';
+import { readSecretFile, warnLine } from './secret-file.js';
 
 /** Environment variable that may hold the connection string instead of the flag. */
 export const CONNECTION_STRING_ENV = 'DEVSTREAMS_CONNECTION_STRING';
@@ -31,11 +32,35 @@ export function parsePositiveInt(value: string): number {
   return n;
 }
 
-/** The connection string from the flag, else the environment, else a clear error. */
-export function connectionStringFrom(flag: string | undefined): string {
-  const cs = flag ?? process.env[CONNECTION_STRING_ENV];
-  if (!cs) throw new DevstreamsError('ERR_CONNECTION_STRING', `no connection string: pass --connection-string or set ${CONNECTION_STRING_ENV}`);
+/** Environment variable that may name a file holding the connection string. */
+export const CONNECTION_STRING_FILE_ENV = 'DEVSTREAMS_CONNECTION_STRING_FILE';
+
+/** The connection-string flags every command that dials the hub takes. */
+export interface ConnectionStringFlags {
+  connectionString?: string;
+  connectionStringFile?: string;
+}
+
+/**
+ * The connection string from --connection-string-file, else the flag (visible in `ps` to every
+ * local user, so the help steers to the file), else the environment (file, then string), else
+ * a clear error. A file readable by others gets a warning through `warn`.
+ */
+export function connectionStringFrom(o: ConnectionStringFlags, warn: (line: string) => void = warnLine): string {
+  if (o.connectionString !== undefined && o.connectionStringFile !== undefined) {
+    throw new DevstreamsError('ERR_CONFIG', 'give one of --connection-string and --connection-string-file');
+  }
+  const file = o.connectionStringFile ?? (o.connectionString === undefined ? process.env[CONNECTION_STRING_FILE_ENV] : undefined);
+  const cs = file !== undefined && file !== '' ? readSecretFile(file, 'connection string file', warn) : o.connectionString ?? process.env[CONNECTION_STRING_ENV];
+  if (!cs) throw new DevstreamsError('ERR_CONNECTION_STRING', `no connection string: pass --connection-string-file FILE (or --connection-string), or set ${CONNECTION_STRING_FILE_ENV} or ${CONNECTION_STRING_ENV}`);
   return cs;
+}
+
+/** Adds --connection-string-file and --connection-string to `cmd`; `kind` is "device" or "service". */
+export function connectionStringOptions(cmd: Command, kind: string): Command {
+  return cmd
+    .option('--connection-string-file <file>', `file holding the ${kind} connection string (or set ${CONNECTION_STRING_FILE_ENV}); keep it mode 600`)
+    .option('--connection-string <cs>', `the ${kind} connection string itself (or set ${CONNECTION_STRING_ENV}); other local users can read it in ps, prefer the file`);
 }
 
 export function readCa(path: string | undefined): { ca?: Buffer } {

@@ -39,8 +39,8 @@ Examples:
   $ devstreams demo
   $ devstreams hub --listen 127.0.0.1:8080 --data ./hubdata
   $ devstreams registry add sensor-17 --data ./hubdata
-  $ devstreams device-proxy --connection-string "$(cat sensor-17.cs)" --allow 127.0.0.1:22
-  $ devstreams service-proxy --connection-string "$SERVICE_CS" --device-id sensor-17 --forward 2222:127.0.0.1:22
+  $ devstreams device-proxy --connection-string-file sensor-17.cs --allow 127.0.0.1:22
+  $ devstreams service-proxy --connection-string-file service.cs --device-id sensor-17 --forward 2222:127.0.0.1:22
 
 Run 'devstreams <command> --help' for a command's options.`);
   return program;

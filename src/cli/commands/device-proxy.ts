@@ -5,11 +5,10 @@ import { AllowList, DEFAULT_MAX_DEVICE_SESSIONS, DeviceProxy, defaultAuthorizedS
 import { parseDeviceConnectionString } from '../../auth/index.js';
 import { createLogger } from '../log.js';
 import { action } from '../fail.js';
-import { collect, connectionStringFrom, onShutdown, parseCryptoMode, parsePositiveInt, parsePositiveMs, parsePublicKeys, readCa, CONNECTION_STRING_ENV } from '../common.js';
+import { collect, connectionStringFrom, onShutdown, parseCryptoMode, parsePositiveInt, parsePositiveMs, parsePublicKeys, readCa, connectionStringOptions, type ConnectionStringFlags } from '../common.js';
 import type { CryptoMode } from '../../crypto/index.js';
 
-interface DeviceProxyCliOpts {
-  connectionString?: string;
+interface DeviceProxyCliOpts extends ConnectionStringFlags {
   allow?: string[];
   key?: string;
   serviceKey?: string[];
@@ -24,9 +23,8 @@ interface DeviceProxyCliOpts {
 }
 
 export function deviceProxyCommand(): Command {
-  const cmd = new Command('device-proxy')
-    .description('device side: keep a control socket to the hub and connect tunnelled channels to allowed local targets')
-    .option('--connection-string <cs>', `device connection string (or set ${CONNECTION_STRING_ENV})`)
+  const cmd = connectionStringOptions(new Command('device-proxy')
+    .description('device side: keep a control socket to the hub and connect tunnelled channels to allowed local targets'), 'device')
     .option('--allow <host:port>', 'a target channels may reach; repeatable. HOST:*, CIDR:PORT and CIDR:* work too. Nothing is reachable by default', collect)
     .option('--key <file>', 'device key file (created on first use; default $DEVSTREAMS_HOME/devices/<id>.key)')
     .option('--service-key <base64>', 'also let the service with this key open sessions; repeatable', collect)
@@ -41,14 +39,14 @@ export function deviceProxyCommand(): Command {
   cmd.addHelpText('after', `
 Examples:
   $ devstreams key authorize "$OPERATOR_KEY" --name alice   # the key 'devstreams key show' printed for the operator
-  $ devstreams device-proxy --connection-string "$(cat sensor-17.cs)" --allow 127.0.0.1:22
+  $ devstreams device-proxy --connection-string-file sensor-17.cs --allow 127.0.0.1:22
   $ DEVSTREAMS_CONNECTION_STRING=... devstreams device-proxy --allow 127.0.0.1:* --allow 10.0.0.0/24:502
 
 The device's public key is logged at start; give it to services that pin keys
 (or let them trust it on first use).`);
   cmd.action(action(async (o: DeviceProxyCliOpts) => {
     const log = createLogger(o.logLevel);
-    const cs = connectionStringFrom(o.connectionString);
+    const cs = connectionStringFrom(o, (line) => log.warn(line));
     const deviceId = parseDeviceConnectionString(cs).deviceId;
     const allow = new AllowList(o.allow ?? []);
     if (allow.size === 0) log.warn('no --allow given: every channel will be refused');

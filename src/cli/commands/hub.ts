@@ -6,6 +6,7 @@ import { DevstreamsError } from '../../errors.js';
 import { Hub, createSelfSignedCertificate, type HubStartOptions } from '../../hub/index.js';
 import { createLogger } from '../log.js';
 import { action } from '../fail.js';
+import { othersCanRead } from '../secret-file.js';
 
 /** Parses `HOST:PORT` (IPv6 as `[::1]:PORT`). */
 export function parseListen(value: string): { host: string; port: number } {
@@ -77,6 +78,8 @@ Examples:
     if (o.tlsCert !== undefined && o.tlsKey !== undefined) {
       try {
         opts.tls = { cert: readFileSync(o.tlsCert), key: readFileSync(o.tlsKey) };
+        const warning = othersCanRead(o.tlsKey);
+        if (warning !== undefined) log.warn(warning);
       } catch (err) {
         throw new DevstreamsError('ERR_CONFIG', `cannot read TLS files: ${(err as Error).message}`);
       }

@@ -7,6 +7,7 @@ import type { RegistryStore } from '../../hub/registry-store.js';
 import { RedisRegistry } from '../../hub/fleet/redis-registry.js';
 import { closeRedis, connectRedis, DEFAULT_REDIS_KEY_PREFIX } from '../../hub/fleet/redis.js';
 import { action } from '../fail.js';
+import { writeSecretFile } from '../secret-file.js';
 
 interface CommonOpts {
   data?: string;
@@ -14,6 +15,21 @@ interface CommonOpts {
   host?: string;
   plain?: boolean;
   gateway?: string;
+  out?: string;
+}
+
+/**
+ * Prints a connection string on stdout, or with --out writes it to a file of mode 0600: a shell
+ * redirect (`> device.cs`) creates the file with the umask's mode, usually readable by everyone.
+ */
+function emitString(o: CommonOpts, text: string): void {
+  if (o.out !== undefined) writeSecretFile(o.out, text + '\n');
+  else process.stdout.write(text + '\n');
+}
+
+/** Adds --out to a command that prints a secret. */
+function withOut(c: Command): Command {
+  return c.option('--out <file>', 'write the string to FILE with mode 600 instead of printing it');
 }
 
 function endpointOf(reg: RegistryStore, o: CommonOpts): HubEndpoint {
@@ -67,17 +83,17 @@ export function registryCommand(): Command {
   const cmd = new Command('registry').description('manage devices and print connection strings');
   cmd.addHelpText('after', `
 Examples:
-  $ devstreams registry add sensor-17 --data ./hubdata > sensor-17.cs
-  $ devstreams registry service-string --data ./hubdata
+  $ devstreams registry add sensor-17 --data ./hubdata --out sensor-17.cs
+  $ devstreams registry service-string --data ./hubdata --out service.cs
   $ devstreams registry rotate-key sensor-17 --data ./hubdata
   $ devstreams registry add sensor-18 --redis redis://10.0.0.5:6379
 Changes take effect in a running hub at once.`);
 
-  withCommon(cmd.command('add <deviceId>').description('register a device; prints only its connection string'))
+  withOut(withCommon(cmd.command('add <deviceId>').description('register a device; prints only its connection string')))
     .action(action((deviceId: string, o: CommonOpts) => withRegistry(o, async (reg) => {
       endpointOf(reg, o); // fail before writing when no address is known
       const rec = await reg.addDevice(deviceId);
-      process.stdout.write(deviceString(reg, o, rec.deviceId, rec.key) + '\n');
+      emitString(o, deviceString(reg, o, rec.deviceId, rec.key));
     })));
 
   withCommon(cmd.command('remove <deviceId>').description('unregister a device; its sockets are closed at once'))
@@ -85,17 +101,17 @@ Changes take effect in a running hub at once.`);
       await reg.removeDevice(deviceId);
     })));
 
-  withCommon(cmd.command('rotate-key <deviceId>').description('give a device a new key; prints its new connection string'))
+  withOut(withCommon(cmd.command('rotate-key <deviceId>').description('give a device a new key; prints its new connection string')))
     .action(action((deviceId: string, o: CommonOpts) => withRegistry(o, async (reg) => {
       const rec = await reg.rotateDeviceKey(deviceId);
-      process.stdout.write(deviceString(reg, o, rec.deviceId, rec.key) + '\n');
+      emitString(o, deviceString(reg, o, rec.deviceId, rec.key));
     })));
 
-  withCommon(cmd.command('device-string <deviceId>').description('print a registered device\'s connection string'))
+  withOut(withCommon(cmd.command('device-string <deviceId>').description('print a registered device\'s connection string')))
     .action(action((deviceId: string, o: CommonOpts) => withRegistry(o, (reg) => {
       const rec = reg.getDevice(deviceId);
       if (!rec) throw new DevstreamsError('ERR_DEVICE_NOT_FOUND', `device ${deviceId} is not registered`);
-      process.stdout.write(deviceString(reg, o, rec.deviceId, rec.key) + '\n');
+      emitString(o, deviceString(reg, o, rec.deviceId, rec.key));
     })));
 
   withCommon(cmd.command('list').description('list registered devices, one id per line'))
@@ -106,14 +122,14 @@ Changes take effect in a running hub at once.`);
       else for (const d of devices) process.stdout.write(`${d.deviceId}\n`);
     })));
 
-  withCommon(cmd.command('service-string').description('print only the service connection string'))
+  withOut(withCommon(cmd.command('service-string').description('print only the service connection string')))
     .action(action((o: CommonOpts) => withRegistry(o, (reg) => {
-      process.stdout.write(policyString(reg, o, 'service') + '\n');
+      emitString(o, policyString(reg, o, 'service'));
     })));
 
-  withCommon(cmd.command('owner-string').description('print only the owner (registry admin) connection string'))
+  withOut(withCommon(cmd.command('owner-string').description('print only the owner (registry admin) connection string')))
     .action(action((o: CommonOpts) => withRegistry(o, (reg) => {
-      process.stdout.write(policyString(reg, o, 'owner') + '\n');
+      emitString(o, policyString(reg, o, 'owner'));
     })));
 
   return cmd;

@@ -5,10 +5,9 @@ import { createServiceApp, defaultKnownDevicesPath, defaultServiceKeyPath, loadO
 import { DevstreamsError } from '../../errors.js';
 import { createLogger } from '../log.js';
 import { action } from '../fail.js';
-import { collect, connectionStringFrom, onShutdown, parseCryptoMode, parsePositiveMs, parsePublicKeys, readCa, CONNECTION_STRING_ENV } from '../common.js';
+import { collect, connectionStringFrom, onShutdown, parseCryptoMode, parsePositiveMs, parsePublicKeys, readCa, connectionStringOptions, type ConnectionStringFlags } from '../common.js';
 
-interface ServiceProxyCliOpts {
-  connectionString?: string;
+interface ServiceProxyCliOpts extends ConnectionStringFlags {
   deviceId: string;
   forward?: string[];
   socks?: string;
@@ -26,9 +25,8 @@ interface ServiceProxyCliOpts {
 }
 
 export function serviceProxyCommand(): Command {
-  const cmd = new Command('service-proxy')
-    .description('service side: listen on local ports and carry each connection to the device through one device stream')
-    .option('--connection-string <cs>', `service connection string (or set ${CONNECTION_STRING_ENV})`)
+  const cmd = connectionStringOptions(new Command('service-proxy')
+    .description('service side: listen on local ports and carry each connection to the device through one device stream'), 'service')
     .requiredOption('--device-id <id>', 'the device to reach')
     .option('--forward <[bind:]lport:host:port>', 'listen on lport and forward to host:port as seen from the device; repeatable (bind defaults to 127.0.0.1; lport 0 picks a free port)', collect)
     .option('--socks <[bind:]port>', 'also offer a SOCKS5 (CONNECT) proxy to any target the device allows')
@@ -45,7 +43,7 @@ export function serviceProxyCommand(): Command {
     .option('--log-level <level>', 'pino log level', 'info');
   cmd.addHelpText('after', `
 Examples:
-  $ devstreams service-proxy --connection-string "$SERVICE_CS" --device-id sensor-17 --forward 2222:127.0.0.1:22
+  $ devstreams service-proxy --connection-string-file service.cs --device-id sensor-17 --forward 2222:127.0.0.1:22
   $ ssh -p 2222 user@127.0.0.1
   $ devstreams service-proxy --device-id sensor-17 --forward 8080:127.0.0.1:80 --socks 1080
 
@@ -56,7 +54,7 @@ Signals: SIGINT/SIGTERM stop gracefully. SIGUSR2 drops the current device stream
 and logs "device stream dropped" once it is closed; the bench uses it to measure a cold start.`);
   cmd.action(action(async (o: ServiceProxyCliOpts) => {
     const log = createLogger(o.logLevel);
-    const cs = connectionStringFrom(o.connectionString);
+    const cs = connectionStringFrom(o, (line) => log.warn(line));
     const forwards = (o.forward ?? []).map(parseForward);
     const socks = o.socks !== undefined ? parseListen(o.socks, '--socks') : undefined;
     if (forwards.length === 0 && !socks) throw new DevstreamsError('ERR_CONFIG', 'nothing to do: give at least one --forward or --socks');
