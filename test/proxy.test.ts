@@ -194,6 +194,20 @@ describe('flag parsing', () => {
     expect(allow.allows('11.0.0.1', 502)).toBe(false);
     expect(allow.allows('::1', 80)).toBe(true);
     expect(new AllowList([]).allows('127.0.0.1', 22)).toBe(false);
+    // An IPv6 CIDR matches IPv6 targets only (Node's BlockList maps IPv4 into ::ffff:0:0/96)...
+    const v6 = new AllowList(['::/0:28102', 'fd00::/8:*']);
+    expect(v6.allows('::1', 28102)).toBe(true);
+    expect(v6.allows('fd12::5', 80)).toBe(true);
+    expect(v6.allows('127.0.0.1', 28102)).toBe(false);
+    expect(v6.allows('::ffff:127.0.0.1', 28102)).toBe(false);
+    expect(v6.allows('[::ffff:7f00:1]', 28102)).toBe(false);
+    // ...unless written as IPv4-mapped; an IPv4 rule matches the mapped form of its addresses.
+    const mapped = new AllowList(['::ffff:10.0.0.0/104:22', '192.168.1.0/24:80']);
+    expect(mapped.allows('10.1.2.3', 22)).toBe(true);
+    expect(mapped.allows('::ffff:10.1.2.3', 22)).toBe(true);
+    expect(mapped.allows('11.1.2.3', 22)).toBe(false);
+    expect(mapped.allows('::ffff:192.168.1.7', 80)).toBe(true);
+    expect(mapped.allows('192.168.1.7', 80)).toBe(true);
     expect(() => new AllowList(['nohost'])).toThrow(/missing :PORT/);
     expect(() => new AllowList(['10.0.0.0/40:*'])).toThrow(/prefix/);
   });

@@ -40,6 +40,11 @@ export interface StreamRouter {
   put(ticket: StreamTicket): Promise<void> | void;
   /** Spends one side's token of `streamId` (constant-time compare); a token works once. */
   claim(streamId: string, token: Buffer, now: number): Promise<ClaimResult> | ClaimResult;
+  /**
+   * Moves a ticket's expiry (used tokens stay used): a token's life starts when it is handed
+   * out, and the service's token is handed out only when the device has answered.
+   */
+  extend(streamId: string, expiresAt: number): Promise<void> | void;
   /** Forgets a ticket. */
   drop(streamId: string): Promise<void> | void;
 }
@@ -81,10 +86,21 @@ export class MemoryStreamRouter implements StreamRouter {
   private readonly tickets = new Map<string, HeldTicket>();
 
   put(ticket: StreamTicket): void {
-    const delay = Math.max(0, ticket.expiresAt - Date.now());
-    const timer = setTimeout(() => this.tickets.delete(ticket.streamId), delay + 1000);
+    this.tickets.set(ticket.streamId, { ticket, deviceUsed: false, serviceUsed: false, timer: this.expiry(ticket) });
+  }
+
+  extend(streamId: string, expiresAt: number): void {
+    const held = this.tickets.get(streamId);
+    if (!held) return;
+    clearTimeout(held.timer);
+    held.ticket = { ...held.ticket, expiresAt };
+    held.timer = this.expiry(held.ticket);
+  }
+
+  private expiry(ticket: StreamTicket): NodeJS.Timeout {
+    const timer = setTimeout(() => this.tickets.delete(ticket.streamId), Math.max(0, ticket.expiresAt - Date.now()) + 1000);
     timer.unref();
-    this.tickets.set(ticket.streamId, { ticket, deviceUsed: false, serviceUsed: false, timer });
+    return timer;
   }
 
   claim(streamId: string, token: Buffer, now: number): ClaimResult {

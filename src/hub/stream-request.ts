@@ -136,7 +136,9 @@ export async function ringLocal(ctx: StreamRequestContext, deviceId: string, str
   const deviceToken = random.subarray(16, 40);
   const serviceToken = random.subarray(40, 64);
   const url = `${ctx.transport}://${ctx.advertiseHost()}/streams/${streamId}`;
-  await ctx.router.put({ streamId, deviceId, streamName, deviceToken, serviceToken, expiresAt: Date.now() + ctx.config.streamTokenTtlMs });
+  // The device may use its token from the ring on; neither may expire while it decides (the
+  // answer may take the whole timeout): the tokens' life is set again once it has answered.
+  await ctx.router.put({ streamId, deviceId, streamName, deviceToken, serviceToken, expiresAt: Date.now() + timeoutSeconds * 1000 + ctx.config.streamTokenTtlMs });
   let answer;
   try {
     answer = await ctx.control.ring(deviceId, { streamName, streamId, url, authorizationToken: deviceToken.toString('base64url') }, timeoutSeconds * 1000);
@@ -147,6 +149,7 @@ export async function ringLocal(ctx: StreamRequestContext, deviceId: string, str
     throw e;
   }
   if (!answer.accept) await ctx.router.drop(streamId);
+  else await ctx.router.extend(streamId, Date.now() + ctx.config.streamTokenTtlMs); // handed out now
   ctx.metrics.streamRequest(answer.accept ? 'accepted' : 'rejected');
   const body: StreamResponseBody = { isAccepted: answer.accept, streamName, url: answer.accept ? url : '', authorizationToken: answer.accept ? serviceToken.toString('base64url') : '', streamId };
   if (answer.reason !== undefined) body.reason = answer.reason;

@@ -108,7 +108,11 @@ export class StreamPairer {
         if (w.earlyBytes > this.o.limits.highWater) socket.pause();
       },
       onGone: () => {
+        // A side that hangs up before its partner came is done: its half-open socket (server
+        // sockets allow half-open) would otherwise stay until the pair timeout, or for good once
+        // the partner arrived and was refused. The entry stays, so the partner hears why.
         w.gone = true;
+        socket.destroy();
       },
     };
     w.timer.unref();

@@ -2,7 +2,10 @@
  * The device proxy's allow list: which targets a channel may reach. Nothing is reachable unless
  * listed. Entries: `HOST:PORT`, `HOST:*`, `CIDR:PORT`, `CIDR:*` (IPv4 or IPv6 CIDR; IPv6 hosts in
  * brackets, e.g. `[::1]:22`). A host name matches only that exact name (case-insensitive); a
- * CIDR matches IP literals only, so a name cannot sneak past an address rule.
+ * CIDR matches IP literals only, so a name cannot sneak past an address rule. An IPv6 CIDR
+ * matches IPv6 targets only (Node's BlockList would match IPv4 ones too, mapped into
+ * ::ffff:0:0/96: `::/0` let 127.0.0.1 through), unless it is itself written as IPv4-mapped
+ * (`::ffff:10.0.0.0/104`); an IPv4 rule also matches its IPv4-mapped form (the same destination).
  */
 import net from 'node:net';
 import { DevstreamsError } from '../errors.js';
@@ -12,7 +15,13 @@ interface Rule {
   port: number | '*';
   host?: string;
   block?: net.BlockList;
+  /** An IPv6 rule outside ::ffff:0:0/96: it must not match IPv4 (or IPv4-mapped) targets. */
+  ipv6Only?: boolean;
 }
+
+/** ::ffff:0:0/96, where IPv4 addresses live in IPv6. */
+const IPV4_MAPPED = new net.BlockList();
+IPV4_MAPPED.addSubnet('::ffff:0:0', 96, 'ipv6');
 
 export class AllowList {
   private readonly rules: Rule[];
@@ -33,9 +42,11 @@ export class AllowList {
   allows(host: string, port: number): boolean {
     const name = stripBrackets(host).toLowerCase();
     const ipKind = net.isIP(name);
+    const ipv4Target = ipKind === 4 || (ipKind === 6 && IPV4_MAPPED.check(name, 'ipv6'));
     for (const rule of this.rules) {
       if (rule.port !== '*' && rule.port !== port) continue;
       if (rule.host !== undefined && rule.host === name) return true;
+      if (rule.ipv6Only && ipv4Target) continue;
       if (rule.block && ipKind !== 0 && rule.block.check(name, ipKind === 6 ? 'ipv6' : 'ipv4')) return true;
     }
     return false;
@@ -69,7 +80,9 @@ function parseRule(text: string): Rule {
     if (!Number.isInteger(prefix) || prefix < 0 || prefix > (kind === 6 ? 128 : 32)) bad('CIDR prefix out of range');
     const block = new net.BlockList();
     block.addSubnet(address, prefix, kind === 6 ? 'ipv6' : 'ipv4');
-    return { text, port, block };
+    // Written as IPv4-mapped: the whole rule lies inside ::ffff:0:0/96.
+    const mapped = kind === 6 && prefix >= 96 && IPV4_MAPPED.check(address, 'ipv6');
+    return { text, port, block, ipv6Only: kind === 6 && !mapped };
   }
   return { text, port, host: hostPart };
 }

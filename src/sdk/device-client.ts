@@ -16,7 +16,7 @@ import { createDeviceToken, DEFAULT_TOKEN_TTL_SECONDS } from '../auth/sas.js';
 import type { WebSocketClientTransport } from '../transport/index.js';
 import { DEVICE_KEY_HEADER, parseHubMessage, type StreamRequestMessage, type StreamResponseMessage, MAX_REASON_LENGTH } from '../hub-api/control-protocol.js';
 import { Backoff, type BackoffOptions } from './backoff.js';
-import { openStreamTransport, openWebSocket } from './stream-transport.js';
+import { openStreamTransport, openWebSocket, streamUrlProblem } from './stream-transport.js';
 import { TOKEN_RENEW_FRACTION } from './service-client.js';
 import { STREAM_NAME_PLAIN, STREAM_NAME_RESUMABLE, parseResumeStreamName, secureLink, startDeviceSession, type DeviceSession, type EndToEndOptions } from './device-session.js';
 import { ResumeRegistry } from '../resume/index.js';
@@ -59,6 +59,7 @@ export class IncomingStreamRequest {
 
   /** Accepts and opens the device side; resolves with its raw transport (no record layer, no mux). */
   async accept(): Promise<WebSocketClientTransport> {
+    this.checkUrl();
     this.answer(true);
     return this.client.openDeviceSide(this.msg, false);
   }
@@ -69,6 +70,7 @@ export class IncomingStreamRequest {
    * `allowPlaintext` is set, before any byte flows.
    */
   async acceptSession(o: EndToEndOptions & { allowPlaintext?: boolean }): Promise<DeviceSession> {
+    this.checkUrl();
     if (this.plaintext && !o.allowPlaintext) {
       this.reject('this device requires end-to-end encryption');
       throw new DevstreamsError('ERR_STREAM_REJECTED', 'refused a plaintext stream: this device requires end-to-end encryption');
@@ -107,6 +109,14 @@ export class IncomingStreamRequest {
     }
     await held.resumable.acceptResume(link);
     return { ...held, streamId: this.msg.streamId, resumed: true };
+  }
+
+  /** Rejects (and throws ERR_STREAM_REJECTED) a stream whose URL is not on this device's hub. */
+  private checkUrl(): void {
+    const problem = this.client.streamUrlProblem(this.msg.url);
+    if (problem === undefined) return;
+    this.reject('stream URL refused by the device');
+    throw new DevstreamsError('ERR_STREAM_REJECTED', `refused a stream request: ${problem}`);
   }
 
   /** Rejects; the service sees ERR_STREAM_REJECTED with `reason`. */
@@ -282,6 +292,11 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
   /** @internal sends a control message when connected. */
   sendControl(m: object): void {
     if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(m));
+  }
+
+  /** @internal why `url` is not a stream URL this device dials, or undefined. */
+  streamUrlProblem(url: string): string | undefined {
+    return streamUrlProblem(url, this.cs.transport, [this.cs.hostName, ...this.gateways]);
   }
 
   /** @internal opens the device side of an accepted stream. */

@@ -97,6 +97,25 @@ export async function openStreamTransport(url: string, token: string, o: OpenStr
 }
 
 /** True when URL host `a` names `b` (case-insensitive; a default port may be left out). */
+/**
+ * Why a device must not dial `url`, or undefined when it may: a stream URL must use the scheme
+ * of the device's connection string (`transport`) and name its hub (`hosts`: HostName and the
+ * gateways it lists). A hostile hub could otherwise make devices open connections, bearing a
+ * token, to any host and port inside their own networks, or downgrade wss to ws.
+ */
+export function streamUrlProblem(url: string, transport: 'ws' | 'wss', hosts: readonly string[]): string | undefined {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return 'stream URL is not a URL';
+  }
+  if (u.protocol !== `${transport}:`) return `stream URL scheme ${u.protocol.slice(0, 8)} is not this device's ${transport}`;
+  if (u.username !== '' || u.password !== '') return 'stream URL carries credentials';
+  if (!hosts.some((h) => sameHost(u.host, h, u.protocol))) return `stream URL host ${u.host.slice(0, 100)} is not this device's hub (${hosts.join(', ')})`;
+  return undefined;
+}
+
 function sameHost(a: string, b: string, protocol: string): boolean {
   const norm = (h: string): string => {
     const x = h.toLowerCase();
