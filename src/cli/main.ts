@@ -23,6 +23,7 @@ const COMMANDS: CommandEntry[] = [
   { name: 'device-proxy', summary: 'device side: connect tunnelled channels to allowed local targets', load: async () => (await import('./commands/device-proxy.js')).deviceProxyCommand() },
   { name: 'key', summary: 'show public keys; authorize or revoke services on a device', load: async () => (await import('./commands/key.js')).keyCommand() },
   { name: 'service-proxy', summary: 'service side: listen on local ports, carry connections to the device', load: async () => (await import('./commands/service-proxy.js')).serviceProxyCommand() },
+  { name: 'connect', summary: 'join stdin/stdout to a port on a device (ssh ProxyCommand); shares one device stream per device', load: async () => (await import('./commands/connect.js')).connectCommand() },
   { name: 'demo', summary: 'hub, both proxies and demo device services in one process, on loopback', load: async () => (await import('./commands/demo.js')).demoCommand() },
 ];
 

@@ -8,3 +8,4 @@ export { ServiceProxy, type ServiceProxyOptions, type BoundListener } from './se
 export { DeviceProxy, DEFAULT_MAX_DEVICE_SESSIONS, type DeviceProxyOptions, type DeviceProxyEvents } from './device-proxy.js';
 export { createServiceApp, type ServiceAppOptions, type ResumeEvent } from './service-app.js';
 export { devstreamsHome, defaultDeviceKeyPath, defaultServiceKeyPath, defaultKnownDevicesPath, defaultAuthorizedServicesPath, loadOrCreateKeyPair } from './key-files.js';
+export { ControlServer, defaultControlPath, requestChannel, requestExit, removeStaleSocket, masterListens, MAX_CONTROL_LINE, type ControlServerOptions } from './control-socket.js';

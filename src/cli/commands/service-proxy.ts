@@ -1,13 +1,18 @@
 /** `devstreams service-proxy`: the service-side local proxy. */
 import { Command } from 'commander';
-import { KnownDevices, encodePublicKey, expectKey, type CryptoMode } from '../../crypto/index.js';
-import { createServiceApp, defaultKnownDevicesPath, defaultServiceKeyPath, loadOrCreateKeyPair, parseForward, parseListen } from '../../proxy/index.js';
+import type { CryptoMode } from '../../crypto/index.js';
+import { ControlServer, createServiceApp, defaultControlPath, parseForward, parseListen, removeStaleSocket, masterListens, type SessionSource } from '../../proxy/index.js';
+import { parsePolicyConnectionString } from '../../auth/index.js';
+import type { Logger } from 'pino';
 import { DevstreamsError } from '../../errors.js';
 import { createLogger } from '../log.js';
 import { action } from '../fail.js';
-import { collect, connectionStringFrom, onShutdown, parseCryptoMode, parsePositiveMs, parsePublicKeys, readCa, connectionStringOptions, type ConnectionStringFlags } from '../common.js';
+import { serviceSecurity } from '../service-security.js';
+import { collect, connectionStringFrom, onShutdown, parseCryptoMode, parsePositiveMs, readCa, connectionStringOptions, type ConnectionStringFlags } from '../common.js';
 
 interface ServiceProxyCliOpts extends ConnectionStringFlags {
+  control?: boolean;
+  controlPath?: string;
   deviceId: string;
   forward?: string[];
   socks?: string;
@@ -22,6 +27,25 @@ interface ServiceProxyCliOpts extends ConnectionStringFlags {
   waitTimeout?: number;
   ca?: string;
   logLevel: string;
+}
+
+/** Serves `devstreams connect` clients from this proxy's device stream; returns the stop function. */
+async function serveControl(path: string, source: SessionSource, log: Logger): Promise<() => Promise<void>> {
+  const server = new ControlServer({ path, source, onChannel: (e) => log.debug({ target: e.target, outcome: e.outcome, err: e.error?.message }, 'control channel') });
+  try {
+    await server.listen();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+    // A master killed without cleanup leaves its socket file; a live one answers.
+    if (await masterListens(path)) throw new DevstreamsError('ERR_CONFIG', `a control master already listens on ${path}; stop it first (devstreams connect DEVICE --exit)`);
+    removeStaleSocket(path);
+    await server.listen();
+  }
+  log.info({ controlPath: path }, 'control socket ready: devstreams connect uses this device stream');
+  return async () => {
+    await server.close();
+    removeStaleSocket(path);
+  };
 }
 
 export function serviceProxyCommand(): Command {
@@ -40,6 +64,8 @@ export function serviceProxyCommand(): Command {
     .option('--crypto <mode>', 'where records are sealed: inline, workers or auto', parseCryptoMode)
     .option('--wait-timeout <seconds>', 'how long a connection waits for the device stream to open (default 30)', parsePositiveMs)
     .option('--ca <file>', 'extra CA certificate (PEM) for a hub with a self-signed certificate')
+    .option('--control', "also be the control master for 'devstreams connect' to this device: its connections use this device stream")
+    .option('--control-path <file>', 'the control socket for --control (default: the one devstreams connect uses)')
     .option('--log-level <level>', 'pino log level', 'info');
   cmd.addHelpText('after', `
 Examples:
@@ -59,18 +85,8 @@ and logs "device stream dropped" once it is closed; the bench uses it to measure
     const socks = o.socks !== undefined ? parseListen(o.socks, '--socks') : undefined;
     if (forwards.length === 0 && !socks) throw new DevstreamsError('ERR_CONFIG', 'nothing to do: give at least one --forward or --socks');
     let security = {};
-    if (!o.plaintext) {
-      const keyPath = o.key ?? defaultServiceKeyPath();
-      const { keys } = await loadOrCreateKeyPair(keyPath);
-      if (o.trustHub && (o.deviceKey || o.knownDevices)) throw new DevstreamsError('ERR_CONFIG', '--trust-hub excludes --device-key and --known-devices');
-      const expected = parsePublicKeys(o.deviceKey ? [o.deviceKey] : [], '--device-key')[0];
-      const knownPath = o.knownDevices ?? defaultKnownDevicesPath();
-      if (o.trustHub) security = { staticKeys: keys, trustHub: true };
-      else security = { staticKeys: keys, verifyDevice: expected ? expectKey(expected) : new KnownDevices(knownPath).verifier(o.deviceId) };
-      log.info({ publicKey: encodePublicKey(keys.publicKey), keyFile: keyPath, deviceKey: o.trustHub ? 'from the hub (--trust-hub)' : expected ? 'pinned by flag' : knownPath }, 'service key');
-    } else {
-      log.warn('--plaintext: no end-to-end encryption; the hub can read this traffic');
-    }
+    if (!o.plaintext) security = await serviceSecurity(o, o.deviceId, log);
+    else log.warn('--plaintext: no end-to-end encryption; the hub can read this traffic');
     const { proxy, source } = createServiceApp({
       connectionString: cs,
       deviceId: o.deviceId,
@@ -99,7 +115,11 @@ and logs "device stream dropped" once it is closed; the bench uses it to measure
     const listeners = await proxy.start();
     for (const l of listeners) process.stdout.write(l.kind === 'forward' ? `forward ${l.host}:${l.port} -> ${l.target}\n` : `socks ${l.host}:${l.port}\n`);
     log.info({ deviceId: o.deviceId, listeners }, 'service proxy ready');
-    onShutdown(log, () => proxy.stop());
+    const control = o.control ? await serveControl(o.controlPath ?? defaultControlPath(parsePolicyConnectionString(cs).hostName, o.deviceId), source, log) : undefined;
+    onShutdown(log, async () => {
+      await control?.();
+      await proxy.stop();
+    });
     process.on('SIGUSR2', () => {
       const had = source.peek() !== undefined;
       source.close().then(

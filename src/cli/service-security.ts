@@ -1,0 +1,27 @@
+/** The service side's end-to-end security from flags: its key, and how it checks the device's key. Shared by service-proxy and connect. */
+import type { Logger } from 'pino';
+import { KnownDevices, encodePublicKey, expectKey, type PeerVerifier, type StaticKeyPair } from '../crypto/index.js';
+import { defaultKnownDevicesPath, defaultServiceKeyPath, loadOrCreateKeyPair } from '../proxy/index.js';
+import { DevstreamsError } from '../errors.js';
+import { parsePublicKeys } from './common.js';
+
+export interface ServiceSecurityFlags {
+  key?: string;
+  knownDevices?: string;
+  deviceKey?: string;
+  trustHub?: boolean;
+}
+
+export type ServiceSecurity = { staticKeys: StaticKeyPair; trustHub: true } | { staticKeys: StaticKeyPair; verifyDevice: PeerVerifier };
+
+/** Loads (or creates) the service key and picks the device-key check the flags ask for. */
+export async function serviceSecurity(o: ServiceSecurityFlags, deviceId: string, log: Logger): Promise<ServiceSecurity> {
+  const keyPath = o.key ?? defaultServiceKeyPath();
+  const { keys } = await loadOrCreateKeyPair(keyPath);
+  if (o.trustHub && (o.deviceKey || o.knownDevices)) throw new DevstreamsError('ERR_CONFIG', '--trust-hub excludes --device-key and --known-devices');
+  const expected = parsePublicKeys(o.deviceKey ? [o.deviceKey] : [], '--device-key')[0];
+  const knownPath = o.knownDevices ?? defaultKnownDevicesPath();
+  log.info({ publicKey: encodePublicKey(keys.publicKey), keyFile: keyPath, deviceKey: o.trustHub ? 'from the hub (--trust-hub)' : expected ? 'pinned by flag' : knownPath }, 'service key');
+  if (o.trustHub) return { staticKeys: keys, trustHub: true };
+  return { staticKeys: keys, verifyDevice: expected ? expectKey(expected) : new KnownDevices(knownPath).verifier(deviceId) };
+}

@@ -1,0 +1,212 @@
+/**
+ * The control socket of `devstreams connect`, like ssh's ControlMaster: one process (the master)
+ * holds the device stream and listens on a Unix socket that only its user can open; every other
+ * `connect` to the same device asks it for a channel instead of opening a stream of its own, so a
+ * second ssh to a device costs no hub round trip and no handshake.
+ *
+ * Wire, one exchange per Unix connection, then raw bytes both ways (the channel):
+ *   client -> master   `open HOST:PORT\n`  (or `exit\n`: the master stops)
+ *   master -> client   `ok\n` once the device accepted, or `err CODE message\n` and close
+ * The master waits for the device's answer before `ok` so that a refused target reaches the
+ * client as its code; ssh, scp, git and rsync wait for the server's first bytes anyway.
+ */
+import net from 'node:net';
+import { chmodSync, mkdirSync, unlinkSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { dirname, join } from 'node:path';
+import { once } from 'node:events';
+import { DevstreamsError, type ErrorCode } from '../errors.js';
+import type { Channel } from '../mux/index.js';
+import { bridge } from './bridge.js';
+import type { SessionSource } from './session-source.js';
+import { devstreamsHome } from './key-files.js';
+
+/** Longest request line a master reads before it drops the connection. */
+export const MAX_CONTROL_LINE = 512;
+
+/** The control socket for `deviceId` on the hub `hostName`: short, since a Unix socket path is limited to about 104 bytes. */
+export function defaultControlPath(hostName: string, deviceId: string): string {
+  const digest = createHash('sha256').update(`${hostName}\0${deviceId}`).digest('hex').slice(0, 16);
+  return join(devstreamsHome(), 'control', `${digest}.sock`);
+}
+
+/** Reads one `\n`-terminated line of at most MAX_CONTROL_LINE bytes; the rest stays in the socket. */
+async function readLine(socket: net.Socket): Promise<string | undefined> {
+  let buffered = Buffer.alloc(0);
+  for (;;) {
+    const chunk = socket.read() as Buffer | null;
+    if (chunk === null) {
+      if (socket.readableEnded || socket.destroyed) return undefined;
+      await Promise.race([once(socket, 'readable'), once(socket, 'end'), once(socket, 'close')]);
+      continue;
+    }
+    buffered = Buffer.concat([buffered, chunk]);
+    const nl = buffered.indexOf(0x0a);
+    if (nl >= 0) {
+      if (nl + 1 < buffered.length) socket.unshift(buffered.subarray(nl + 1));
+      return buffered.subarray(0, nl).toString('utf8');
+    }
+    if (buffered.length > MAX_CONTROL_LINE) return undefined;
+  }
+}
+
+export interface ControlServerOptions {
+  path: string;
+  source: SessionSource;
+  /** Told about each channel, for logs. */
+  onChannel?(event: { target: string; outcome: 'opened' | 'failed' | 'closed'; error?: Error }): void;
+  /** An `exit` request arrived. */
+  onExit?(): void;
+}
+
+/** The master's side: serves channels of `source`'s session to local `connect` clients. */
+export class ControlServer {
+  private readonly server: net.Server;
+  private readonly sockets = new Set<net.Socket>();
+  private active = 0;
+  private idleListeners: (() => void)[] = [];
+
+  constructor(private readonly options: ControlServerOptions) {
+    this.server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => {
+      this.sockets.add(socket);
+      socket.once('close', () => this.sockets.delete(socket));
+      socket.on('error', () => {});
+      void this.serve(socket);
+    });
+  }
+
+  /** Channels being served now. */
+  get activeChannels(): number {
+    return this.active;
+  }
+
+  /**
+   * Listens on the path in a directory of mode 700, the socket itself mode 600. Throws
+   * EADDRINUSE (as a Node error) when another master holds the path.
+   */
+  async listen(): Promise<void> {
+    mkdirSync(dirname(this.options.path), { recursive: true, mode: 0o700 });
+    chmodSync(dirname(this.options.path), 0o700);
+    // The umask applies to the socket file while it is created; chmod follows at once.
+    const oldMask = process.umask(0o177);
+    try {
+      this.server.listen(this.options.path);
+      await Promise.race([once(this.server, 'listening'), once(this.server, 'error').then(([err]) => Promise.reject(err as Error))]);
+    } finally {
+      process.umask(oldMask);
+    }
+    chmodSync(this.options.path, 0o600);
+  }
+
+  /** Calls `fn` each time the last channel ends. */
+  onIdle(fn: () => void): void {
+    this.idleListeners.push(fn);
+  }
+
+  /** Stops listening, removes the socket file and ends every channel. */
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const s of this.sockets) s.destroy();
+  }
+
+  private async serve(socket: net.Socket): Promise<void> {
+    const line = await readLine(socket);
+    if (line === undefined) return void socket.destroy();
+    if (line === 'exit') {
+      socket.end('ok\n');
+      this.options.onExit?.();
+      return;
+    }
+    const m = /^open (\[[0-9a-fA-F:.]+\]|[^\s:]+):(\d{1,5})$/.exec(line);
+    if (!m || Number(m[2]) > 65535) return void socket.end('err ERR_BAD_REQUEST expected "open HOST:PORT"\n');
+    const host = m[1]!.replace(/^\[|\]$/g, '');
+    const port = Number(m[2]);
+    const target = `${host}:${port}`;
+    this.active++;
+    let channel: Channel;
+    try {
+      const session = await this.options.source.get();
+      channel = session.openChannel({ host, port });
+    } catch (err) {
+      this.refuse(socket, target, err as Error);
+      return;
+    }
+    const answer = await new Promise<Error | undefined>((resolve) => {
+      channel.once('accepted', () => resolve(undefined));
+      channel.once('error', (err: Error) => resolve(err));
+    });
+    if (answer) return this.refuse(socket, target, answer);
+    this.options.onChannel?.({ target, outcome: 'opened' });
+    socket.write('ok\n');
+    bridge(socket, channel, {
+      onDone: (error) => {
+        this.options.onChannel?.({ target, outcome: 'closed', ...(error ? { error } : {}) });
+        this.release();
+      },
+    });
+    socket.resume();
+  }
+
+  private refuse(socket: net.Socket, target: string, err: Error): void {
+    this.options.onChannel?.({ target, outcome: 'failed', error: err });
+    const code = err instanceof DevstreamsError ? err.code : 'ERR_CHANNEL_RESET';
+    socket.end(`err ${code} ${err.message.replace(/\n/g, ' ')}\n`);
+    this.release();
+  }
+
+  private release(): void {
+    if (--this.active === 0) for (const fn of this.idleListeners) fn();
+  }
+}
+
+/**
+ * The client's side: asks the master at `path` for a channel to `host:port`. Resolves with the
+ * socket (now carrying the channel) after `ok`; rejects with the master's code after `err`, or
+ * with the Node error (ENOENT, ECONNREFUSED) when no master listens.
+ */
+export async function requestChannel(path: string, host: string, port: number): Promise<net.Socket> {
+  const socket = net.createConnection({ path, allowHalfOpen: true });
+  await Promise.race([once(socket, 'connect'), once(socket, 'error').then(([err]) => Promise.reject(err as Error))]);
+  socket.write(`open ${host.includes(':') ? `[${host}]` : host}:${port}\n`);
+  const line = await readLine(socket);
+  if (line === 'ok') return socket;
+  socket.destroy();
+  const m = /^err (\S+) (.*)$/.exec(line ?? '');
+  if (m) throw new DevstreamsError(m[1] as ErrorCode, m[2]!);
+  throw new DevstreamsError('ERR_CHANNEL_RESET', 'the control master closed the connection without an answer');
+}
+
+/** Asks the master at `path` to stop (`ssh -O exit`). Resolves false when none listens. */
+export async function requestExit(path: string): Promise<boolean> {
+  const socket = net.createConnection({ path });
+  try {
+    await Promise.race([once(socket, 'connect'), once(socket, 'error').then(([err]) => Promise.reject(err as Error))]);
+  } catch {
+    return false;
+  }
+  socket.write('exit\n');
+  await readLine(socket);
+  socket.destroy();
+  return true;
+}
+
+/** True when a master answers on `path` (connects; sends nothing). */
+export async function masterListens(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.createConnection({ path });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+/** Removes a socket file no master listens on any more (a master killed without cleanup). */
+export function removeStaleSocket(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+}
