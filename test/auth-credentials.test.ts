@@ -33,7 +33,7 @@ describe('connection strings', () => {
       [`HostName=h;DeviceId=d`, 'SharedAccessKey'],
       [`HostName=h;DeviceId=d;SharedAccessKey=!!`, 'SharedAccessKey'],
       [`HostName=h;DeviceId=bad id;SharedAccessKey=${KEY}`, 'DeviceId'],
-      [`HostName=h;SharedAccessKeyName=root;SharedAccessKey=${KEY}`, 'SharedAccessKeyName'],
+      [`HostName=h;SharedAccessKeyName=no spaces;SharedAccessKey=${KEY}`, 'SharedAccessKeyName'],
       [`HostName=h;DeviceId=d;SharedAccessKey=${KEY};Transport=tcp`, 'Transport'],
       [`HostName=h;DeviceId=d;SharedAccessKey=${KEY};Color=red`, 'Color'],
       [`HostName=h/x;DeviceId=d;SharedAccessKey=${KEY}`, 'HostName'],

@@ -6,7 +6,7 @@
  * Fields:
  * - `HostName=<host[:port]>`       the hub's name; tokens are scoped to it (required)
  * - `DeviceId=<id>`                 a device string (exclusive with SharedAccessKeyName)
- * - `SharedAccessKeyName=<policy>`  a policy string: `service` or `owner`
+ * - `SharedAccessKeyName=<policy>`  a policy string: `service`, `owner`, or a named service identity
  * - `SharedAccessKey=<base64>`      the key (required)
  * - `GatewayHostName=<host:port>[,<host:port>...]`   where to connect instead of HostName (tokens
  *   stay scoped to HostName); a list names several hub nodes of a fleet, tried in turn
@@ -14,8 +14,19 @@
  */
 import { DevstreamsError } from '../errors.js';
 
-/** Policy names a non-device string may carry. */
-export type PolicyName = 'service' | 'owner';
+/**
+ * Policy names a non-device string may carry: the shared `service` and `owner` policies, or the
+ * name of a service identity (one per operator or tool, with limits of its own).
+ */
+export type PolicyName = string;
+
+/** Names of service identities: 1-64 of a-z A-Z 0-9 . _ -, starting with a letter or digit; not `service` or `owner`. */
+export const SERVICE_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+/** True when `name` can name a service identity. */
+export function isValidServiceName(name: string): boolean {
+  return SERVICE_NAME_PATTERN.test(name) && name !== 'service' && name !== 'owner';
+}
 
 /** The scheme a client uses to reach the hub. */
 export type HubTransport = 'ws' | 'wss';
@@ -98,7 +109,7 @@ export function parseConnectionString(text: string): ConnectionString {
     return { kind: 'device', deviceId, ...common };
   }
   if (policy === undefined) throw bad('connection string lacks DeviceId or SharedAccessKeyName');
-  if (policy !== 'service' && policy !== 'owner') throw bad(`connection string field SharedAccessKeyName must be service or owner, not "${policy}"`);
+  if (policy !== 'service' && policy !== 'owner' && !isValidServiceName(policy)) throw bad(`connection string field SharedAccessKeyName must be service, owner or a service name, not "${policy.slice(0, 70)}"`);
   return { kind: 'policy', policy, ...common };
 }
 

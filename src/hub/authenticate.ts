@@ -1,16 +1,22 @@
 /**
  * Checks the SAS token of a request against the registry: a device token for the device's own
- * control socket, a `service` (or `owner`) token for stream requests, an `owner` token for the
- * registry API. Scope is checked before the signature, so a token for another resource or
+ * control socket, a `service` (or `owner`, or a named service identity's) token for stream
+ * requests, an `owner` token for the registry API. Scope is checked before the signature, so a token for another resource or
  * policy fails as `ERR_AUTH_SCOPE` without touching any key.
  */
 import type { IncomingMessage } from 'node:http';
 import { DevstreamsError } from '../errors.js';
 import { deviceResource, hubResource, parseSasToken, verifySasToken, type SasToken } from '../auth/sas.js';
 import type { RegistryStore } from './registry-store.js';
+import type { ServiceLimits } from './registry.js';
 
-/** What a verified token lets its holder do. */
-export type Principal = { kind: 'device'; deviceId: string; expiry: number; key: string } | { kind: 'policy'; policy: 'service' | 'owner' };
+/**
+ * What a verified token lets its holder do. A policy principal is `owner`, the shared `service`
+ * policy, or a named service identity (role service, with limits of its own).
+ */
+export type Principal =
+  | { kind: 'device'; deviceId: string; expiry: number; key: string }
+  | { kind: 'policy'; policy: string; role: 'service' | 'owner'; limits?: ServiceLimits };
 
 function headerToken(req: IncomingMessage): string {
   const value = req.headers.authorization;
@@ -35,10 +41,16 @@ export async function authenticatePolicy(req: IncomingMessage, registry: Registr
   if (policy === undefined || token.resource.toLowerCase() !== hubResource(hostName)) {
     throw new DevstreamsError('ERR_AUTH_SCOPE', `token is not a policy token scoped to ${hostName}`);
   }
-  if (policy !== 'service' && policy !== 'owner') throw new DevstreamsError('ERR_AUTH_SCOPE', `unknown policy ${policy.slice(0, 40)}`);
-  if (!allowed.includes(policy)) throw new DevstreamsError('ERR_AUTH_SCOPE', `policy ${policy} may not call this endpoint`);
+  const role = policy === 'owner' ? 'owner' : 'service';
+  if (!allowed.includes(role)) throw new DevstreamsError('ERR_AUTH_SCOPE', `policy ${policy.slice(0, 64)} may not call this endpoint`);
+  // An unknown name looks like a wrong key (after a re-read: it may have been added a moment ago).
   await withFreshRegistry(registry, () => registry.policyKey(policy), token, skew);
-  return { kind: 'policy', policy };
+  const rec = policy === 'service' || policy === 'owner' ? undefined : registry.getService(policy);
+  if (!rec) return { kind: 'policy', policy, role };
+  const limits: ServiceLimits = {};
+  if (rec.maxPending !== undefined) limits.maxPending = rec.maxPending;
+  if (rec.ratePerSecond !== undefined) limits.ratePerSecond = rec.ratePerSecond;
+  return { kind: 'policy', policy, role, limits };
 }
 
 /**

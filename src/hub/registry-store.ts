@@ -3,7 +3,7 @@
  * data directory (`DeviceRegistry`, one node) or Redis (`RedisRegistry`, a fleet). Reads are
  * synchronous from a local copy kept current by the store; writes may be asynchronous.
  */
-import type { DeviceRecord, HubEndpoint } from './registry.js';
+import type { DeviceRecord, HubEndpoint, ServiceLimits, ServiceRecord } from './registry.js';
 
 export interface RegistryStore {
   /**
@@ -16,7 +16,13 @@ export interface RegistryStore {
   watch(): () => void;
   /** Called after a change made elsewhere was applied to the local copy. */
   onExternalChange: (() => void) | undefined;
+  /** Key of `service`, `owner`, or a service identity's name. */
   policyKey(policy: string): string | undefined;
+  getService(name: string): ServiceRecord | undefined;
+  listServices(): ServiceRecord[];
+  addService(name: string, limits?: ServiceLimits): ServiceRecord | Promise<ServiceRecord>;
+  removeService(name: string): void | Promise<void>;
+  rotateServiceKey(name: string): ServiceRecord | Promise<ServiceRecord>;
   getDevice(deviceId: string): DeviceRecord | undefined;
   listDevices(): DeviceRecord[];
   readonly endpoint: HubEndpoint | undefined;

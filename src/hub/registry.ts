@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fsp, watch, type FSWatcher, statSync, readFileSync, mkdirSync, writeFileSync, renameSync, chmodSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { DevstreamsError } from '../errors.js';
-import { isValidDeviceId, type HubTransport } from '../auth/connection-string.js';
+import { isValidDeviceId, isValidServiceName, type HubTransport } from '../auth/connection-string.js';
 import type { RegistryStore } from './registry-store.js';
 
 /** Registry file name inside the data directory. */
@@ -29,6 +29,30 @@ export interface DeviceRecord {
   keyUpdatedAt: string;
 }
 
+/** Limits of one service identity; absent fields take the hub's defaults. */
+export interface ServiceLimits {
+  /** Stream requests it may have waiting for device answers at once (default: the hub's maxPendingPerService). */
+  maxPending?: number;
+  /** Stream requests per second (token bucket, burst the same); default: only the hub-wide rate applies. */
+  ratePerSecond?: number;
+}
+
+/** A named service identity: its own key and limits, revocable on its own. */
+export interface ServiceRecord extends ServiceLimits {
+  name: string;
+  /** Base64 shared access key. */
+  key: string;
+  createdAt: string;
+  keyUpdatedAt: string;
+}
+
+/** Checks limits given on the CLI or the API. */
+export function checkServiceLimits(l: ServiceLimits): void {
+  for (const [k, v] of Object.entries(l)) {
+    if (v !== undefined && (!Number.isSafeInteger(v) || (v as number) < 1)) throw new DevstreamsError('ERR_BAD_REQUEST', `service limit ${k} must be a positive integer`);
+  }
+}
+
 /** Where clients reach the hub, written by the hub at start so the CLI can print working strings. */
 export interface HubEndpoint {
   hostName: string;
@@ -41,6 +65,8 @@ interface RegistryFile {
   policies: { service: string; owner: string };
   endpoint?: HubEndpoint;
   devices: Record<string, DeviceRecord>;
+  /** Named service identities (absent in files written before they existed). */
+  services?: Record<string, ServiceRecord>;
 }
 
 /** Makes a new random base64 key. */
@@ -201,11 +227,52 @@ export class DeviceRegistry implements RegistryStore {
     return this.data.policies.owner;
   }
 
-  /** Key of `policy`, or undefined for an unknown policy name. */
+  /** Key of `policy` (service, owner, or a service identity's name), or undefined for an unknown name. */
   policyKey(policy: string): string | undefined {
     if (policy === 'service') return this.data.policies.service;
     if (policy === 'owner') return this.data.policies.owner;
-    return undefined;
+    return this.getService(policy)?.key;
+  }
+
+  getService(name: string): ServiceRecord | undefined {
+    const services = this.data.services ?? {};
+    return Object.prototype.hasOwnProperty.call(services, name) ? services[name] : undefined;
+  }
+
+  listServices(): ServiceRecord[] {
+    return Object.values(this.data.services ?? {}).sort((a, b) => (a.name < b.name ? -1 : 1));
+  }
+
+  /** Adds a service identity with a fresh key; `ERR_DEVICE_EXISTS` when the name is taken. */
+  addService(name: string, limits: ServiceLimits = {}): ServiceRecord {
+    if (!isValidServiceName(name)) throw new DevstreamsError('ERR_BAD_REQUEST', `invalid service name "${name.slice(0, 40)}" (1-64 of A-Z a-z 0-9 . _ -; not service or owner)`);
+    checkServiceLimits(limits);
+    this.refreshSync();
+    if (this.getService(name)) throw new DevstreamsError('ERR_DEVICE_EXISTS', `service ${name} already exists`);
+    const now = new Date().toISOString();
+    const rec: ServiceRecord = { name, key: generateKey(), createdAt: now, keyUpdatedAt: now, ...limits };
+    this.data.services = { ...(this.data.services ?? {}), [name]: rec };
+    this.writeSync();
+    return rec;
+  }
+
+  /** Revokes a service identity: its tokens stop working at once. */
+  removeService(name: string): void {
+    this.refreshSync();
+    if (!this.getService(name)) throw new DevstreamsError('ERR_NOT_FOUND', `service ${name} does not exist`);
+    delete this.data.services![name];
+    this.writeSync();
+  }
+
+  /** Gives a service identity a new key; the old one stops working at once. */
+  rotateServiceKey(name: string): ServiceRecord {
+    this.refreshSync();
+    const rec = this.getService(name);
+    if (!rec) throw new DevstreamsError('ERR_NOT_FOUND', `service ${name} does not exist`);
+    rec.key = generateKey();
+    rec.keyUpdatedAt = new Date().toISOString();
+    this.writeSync();
+    return rec;
   }
 
   get endpoint(): HubEndpoint | undefined {

@@ -144,6 +144,7 @@ export class Hub {
       advertiseHost: () => this.advertised,
       log: this.log,
       pendingByService: new Map(),
+      serviceBuckets: new Map(),
     };
     if (fleet) this.streamContext.fleet = { nodeId, forward: (node, deviceId, name, t) => fleet.forward(node, deviceId, name, t) };
     this.registry.onExternalChange = () => this.control.revokeStale();

@@ -14,7 +14,7 @@ import type { RegistryStore } from './registry-store.js';
 import type { PresenceStore, StreamRouter } from './presence.js';
 import type { ControlPlane } from './control.js';
 import type { HubMetrics } from './metrics.js';
-import type { TokenBucket } from './rate-limit.js';
+import { TokenBucket } from './rate-limit.js';
 import { authenticatePolicy } from './authenticate.js';
 import { toHubError } from './http-errors.js';
 import { sendJson } from './http-util.js';
@@ -56,12 +56,29 @@ export interface StreamRequestContext {
   };
   /** Stream requests waiting for a device's answer, per service credential (policy name). */
   pendingByService: Map<string, number>;
+  /** Rate buckets of service identities that have a rate of their own, by name. */
+  serviceBuckets: Map<string, { rate: number; bucket: TokenBucket }>;
+}
+
+/** A service identity's own rate, when it has one: its bucket (made again when the rate changed). */
+function serviceBucket(ctx: StreamRequestContext, name: string, rate: number | undefined): TokenBucket | undefined {
+  if (rate === undefined) {
+    ctx.serviceBuckets.delete(name);
+    return undefined;
+  }
+  let b = ctx.serviceBuckets.get(name);
+  if (!b || b.rate !== rate) {
+    b = { rate, bucket: new TokenBucket(rate, rate) };
+    ctx.serviceBuckets.set(name, b);
+  }
+  return b.bucket;
 }
 
 export async function handleStreamRequest(ctx: StreamRequestContext, req: http.IncomingMessage, res: http.ServerResponse, deviceId: string, streamName: string): Promise<void> {
   req.resume(); // a body, if any, is ignored
   const caller = await authenticatePolicy(req, ctx.registry, ctx.hostName(), ['service', 'owner'], ctx.config.clockSkewSeconds);
   const service = caller.kind === 'policy' ? caller.policy : 'unknown';
+  const limits = caller.kind === 'policy' ? caller.limits : undefined;
   if (!STREAM_NAME_PATTERN.test(streamName)) throw new DevstreamsError('ERR_BAD_REQUEST', 'stream name must be 1-64 characters of A-Z a-z 0-9 . _ -');
   let timeoutSeconds = ctx.config.streamResponseTimeoutSeconds;
   const th = req.headers['iothub-streaming-response-timeout-in-seconds'];
@@ -71,6 +88,11 @@ export async function handleStreamRequest(ctx: StreamRequestContext, req: http.I
       throw new DevstreamsError('ERR_BAD_REQUEST', `iothub-streaming-response-timeout-in-seconds must be an integer from 1 to ${MAX_STREAM_RESPONSE_TIMEOUT_SECONDS}`);
     }
     timeoutSeconds = v;
+  }
+  // A service identity's own rate first: one that exceeds it must not use up the hub's.
+  if (serviceBucket(ctx, service, limits?.ratePerSecond)?.take() === false) {
+    ctx.metrics.streamRequest('rate_limited');
+    throw new DevstreamsError('ERR_RATE_LIMITED', `too many stream requests from service ${service} (at most ${limits!.ratePerSecond}/s); retry later`);
   }
   if (!ctx.bucket.take()) {
     ctx.metrics.streamRequest('rate_limited');
@@ -83,9 +105,10 @@ export async function handleStreamRequest(ctx: StreamRequestContext, req: http.I
   }
   // One caller must not hold every device's ringing slots (and their sockets) at once.
   const pending = ctx.pendingByService.get(service) ?? 0;
-  if (pending >= ctx.config.maxPendingPerService) {
+  const maxPending = limits?.maxPending ?? ctx.config.maxPendingPerService;
+  if (pending >= maxPending) {
     ctx.metrics.streamRequest('rate_limited');
-    throw new DevstreamsError('ERR_RATE_LIMITED', `too many stream requests waiting for devices (at most ${ctx.config.maxPendingPerService} per service credential)`);
+    throw new DevstreamsError('ERR_RATE_LIMITED', `too many stream requests waiting for devices (at most ${maxPending} for credential ${service})`);
   }
   ctx.pendingByService.set(service, pending + 1);
   let body: StreamResponseBody;

@@ -1,5 +1,5 @@
 /** `devstreams registry ...`: manage devices and print connection strings, straight on the data directory or the fleet's Redis. */
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { DevstreamsError } from '../../errors.js';
 import { formatConnectionString, type HubTransport } from '../../auth/connection-string.js';
 import { DeviceRegistry, type HubEndpoint } from '../../hub/registry.js';
@@ -47,9 +47,17 @@ function deviceString(reg: RegistryStore, o: CommonOpts, deviceId: string, key: 
   return formatConnectionString({ kind: 'device', deviceId, sharedAccessKey: key, ...ep });
 }
 
-function policyString(reg: RegistryStore, o: CommonOpts, policy: 'service' | 'owner'): string {
+function policyString(reg: RegistryStore, o: CommonOpts, policy: string): string {
   const ep = endpointOf(reg, o);
-  return formatConnectionString({ kind: 'policy', policy, sharedAccessKey: reg.policyKey(policy)!, ...ep });
+  const key = reg.policyKey(policy);
+  if (key === undefined) throw new DevstreamsError('ERR_NOT_FOUND', `service ${policy} does not exist (devstreams registry add-service ${policy})`);
+  return formatConnectionString({ kind: 'policy', policy, sharedAccessKey: key, ...ep });
+}
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');
+  return n;
 }
 
 /**
@@ -122,9 +130,37 @@ Changes take effect in a running hub at once.`);
       else for (const d of devices) process.stdout.write(`${d.deviceId}\n`);
     })));
 
-  withOut(withCommon(cmd.command('service-string').description('print only the service connection string')))
+  withOut(withCommon(cmd.command('service-string').description('print only the service connection string (the shared one, or a service identity\'s with --name)')))
+    .option('--name <service>', 'the string of this service identity (see add-service)')
+    .action(action((o: CommonOpts & { name?: string }) => withRegistry(o, (reg) => {
+      emitString(o, policyString(reg, o, o.name ?? 'service'));
+    })));
+
+  withOut(withCommon(cmd.command('add-service <name>').description('add a service identity (one per operator or tool) with limits of its own; prints its connection string')))
+    .option('--max-pending <n>', 'stream requests it may have waiting for devices at once (default: the hub\'s 1024)', positiveInt)
+    .option('--rate <perSecond>', 'stream requests per second it may make (default: only the hub-wide rate)', positiveInt)
+    .action(action((name: string, o: CommonOpts & { maxPending?: number; rate?: number }) => withRegistry(o, async (reg) => {
+      endpointOf(reg, o); // fail before writing when no address is known
+      const rec = await reg.addService(name, { ...(o.maxPending !== undefined ? { maxPending: o.maxPending } : {}), ...(o.rate !== undefined ? { ratePerSecond: o.rate } : {}) });
+      emitString(o, policyString(reg, o, rec.name));
+    })));
+
+  withCommon(cmd.command('remove-service <name>').description('revoke a service identity: its tokens stop working at once; other services are unaffected'))
+    .action(action((name: string, o: CommonOpts) => withRegistry(o, async (reg) => {
+      await reg.removeService(name);
+    })));
+
+  withOut(withCommon(cmd.command('rotate-service-key <name>').description('give a service identity a new key; prints its new connection string')))
+    .action(action((name: string, o: CommonOpts) => withRegistry(o, async (reg) => {
+      await reg.rotateServiceKey(name);
+      emitString(o, policyString(reg, o, name));
+    })));
+
+  withCommon(cmd.command('list-services').description('list service identities, one "NAME [maxPending=N] [rate=N/s]" line each'))
     .action(action((o: CommonOpts) => withRegistry(o, (reg) => {
-      emitString(o, policyString(reg, o, 'service'));
+      for (const s of reg.listServices()) {
+        process.stdout.write(`${s.name}${s.maxPending !== undefined ? ` maxPending=${s.maxPending}` : ''}${s.ratePerSecond !== undefined ? ` rate=${s.ratePerSecond}/s` : ''}\n`);
+      }
     })));
 
   withOut(withCommon(cmd.command('owner-string').description('print only the owner (registry admin) connection string')))

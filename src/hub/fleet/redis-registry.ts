@@ -1,9 +1,10 @@
 /**
  * The device registry in Redis, for a fleet of hub nodes (and for `devstreams registry
  * --redis`). Layout under the key prefix: hash `policies` (service, owner), hash `devices`
- * (id -> JSON record), string `endpoint` (JSON). Each node keeps a full local copy, loaded at
+ * (id -> JSON record), hash `services` (name -> JSON record of a service identity), string
+ * `endpoint` (JSON). Each node keeps a full local copy, loaded at
  * start and kept current by the `registry` pub/sub channel: a writer publishes `d:<id>`
- * (one device), `p` (policy keys) or `*` (reload everything); readers re-read what changed
+ * (one device), `p` (policy keys and service identities) or `*` (reload everything); readers re-read what changed
  * and call `onExternalChange`, so a removal or key rotation on one node closes the device's
  * control socket on another at once. Before refusing a credential the hub forces a read of
  * that one device (`refresh(true, id)`), so a device added a moment ago is never refused
@@ -11,8 +12,8 @@
  */
 import type { Redis } from 'ioredis';
 import { DevstreamsError } from '../../errors.js';
-import { isValidDeviceId } from '../../auth/connection-string.js';
-import { generateKey, type DeviceRecord, type HubEndpoint } from '../registry.js';
+import { isValidDeviceId, isValidServiceName } from '../../auth/connection-string.js';
+import { checkServiceLimits, generateKey, type DeviceRecord, type HubEndpoint, type ServiceLimits, type ServiceRecord } from '../registry.js';
 import type { RegistryStore } from '../registry-store.js';
 import { guard } from './redis.js';
 
@@ -29,6 +30,19 @@ function parseRecord(text: string | null): DeviceRecord | undefined {
   }
 }
 
+function parseServices(all: Record<string, string>): Map<string, ServiceRecord> {
+  const out = new Map<string, ServiceRecord>();
+  for (const [name, text] of Object.entries(all)) {
+    try {
+      const r = JSON.parse(text) as ServiceRecord;
+      if (r.name === name && typeof r.key === 'string') out.set(name, r);
+    } catch {
+      // a foreign or torn entry: not a credential
+    }
+  }
+  return out;
+}
+
 export interface RedisRegistryOptions {
   /** Connection for commands. */
   redis: Redis;
@@ -40,15 +54,16 @@ export interface RedisRegistryOptions {
 export class RedisRegistry implements RegistryStore {
   private policies = { service: '', owner: '' };
   private devices = new Map<string, DeviceRecord>();
+  private services = new Map<string, ServiceRecord>();
   private endpointValue: HubEndpoint | undefined;
   private readonly redis: Redis;
-  private readonly keys: { policies: string; devices: string; endpoint: string; channel: string };
+  private readonly keys: { policies: string; devices: string; services: string; endpoint: string; channel: string };
   onExternalChange: (() => void) | undefined;
 
   private constructor(private readonly o: RedisRegistryOptions) {
     this.redis = o.redis;
     const p = o.keyPrefix;
-    this.keys = { policies: `${p}policies`, devices: `${p}devices`, endpoint: `${p}endpoint`, channel: `${p}registry` };
+    this.keys = { policies: `${p}policies`, devices: `${p}devices`, services: `${p}services`, endpoint: `${p}endpoint`, channel: `${p}registry` };
   }
 
   /** Opens the registry (creating the policy keys on first use) and loads the local copy. */
@@ -61,8 +76,11 @@ export class RedisRegistry implements RegistryStore {
   }
 
   private async reloadAll(): Promise<void> {
-    const [pol, devs, ep] = await guard(Promise.all([this.redis.hgetall(this.keys.policies), this.redis.hgetall(this.keys.devices), this.redis.get(this.keys.endpoint)]));
+    const [pol, devs, ep, svcs] = await guard(
+      Promise.all([this.redis.hgetall(this.keys.policies), this.redis.hgetall(this.keys.devices), this.redis.get(this.keys.endpoint), this.redis.hgetall(this.keys.services)]),
+    );
     this.setPolicies(pol);
+    this.services = parseServices(svcs);
     const next = new Map<string, DeviceRecord>();
     for (const [id, text] of Object.entries(devs)) {
       const rec = parseRecord(text);
@@ -84,8 +102,11 @@ export class RedisRegistry implements RegistryStore {
 
   async refresh(force = false, deviceId?: string): Promise<void> {
     if (!force) return; // pub/sub keeps the copy current
-    const [pol, dev] = await guard(Promise.all([this.redis.hgetall(this.keys.policies), deviceId !== undefined ? this.redis.hget(this.keys.devices, deviceId) : Promise.resolve(null)]));
+    const [pol, dev, svcs] = await guard(
+      Promise.all([this.redis.hgetall(this.keys.policies), deviceId !== undefined ? this.redis.hget(this.keys.devices, deviceId) : Promise.resolve(null), this.redis.hgetall(this.keys.services)]),
+    );
     this.setPolicies(pol);
+    this.services = parseServices(svcs);
     if (deviceId !== undefined) {
       const rec = parseRecord(dev);
       if (rec) this.devices.set(deviceId, rec);
@@ -127,7 +148,45 @@ export class RedisRegistry implements RegistryStore {
   policyKey(policy: string): string | undefined {
     if (policy === 'service') return this.policies.service;
     if (policy === 'owner') return this.policies.owner;
-    return undefined;
+    return this.services.get(policy)?.key;
+  }
+
+  getService(name: string): ServiceRecord | undefined {
+    return this.services.get(name);
+  }
+
+  listServices(): ServiceRecord[] {
+    return [...this.services.values()].sort((a, b) => (a.name < b.name ? -1 : 1));
+  }
+
+  async addService(name: string, limits: ServiceLimits = {}): Promise<ServiceRecord> {
+    if (!isValidServiceName(name)) throw new DevstreamsError('ERR_BAD_REQUEST', `invalid service name "${name.slice(0, 40)}" (1-64 of A-Z a-z 0-9 . _ -; not service or owner)`);
+    checkServiceLimits(limits);
+    const now = new Date().toISOString();
+    const rec: ServiceRecord = { name, key: generateKey(), createdAt: now, keyUpdatedAt: now, ...limits };
+    const added = await guard(this.redis.hsetnx(this.keys.services, name, JSON.stringify(rec)));
+    if (added === 0) throw new DevstreamsError('ERR_DEVICE_EXISTS', `service ${name} already exists`);
+    this.services.set(name, rec);
+    await this.publish('p');
+    return rec;
+  }
+
+  async removeService(name: string): Promise<void> {
+    const n = await guard(this.redis.hdel(this.keys.services, name));
+    this.services.delete(name);
+    if (n === 0) throw new DevstreamsError('ERR_NOT_FOUND', `service ${name} does not exist`);
+    await this.publish('p');
+  }
+
+  async rotateServiceKey(name: string): Promise<ServiceRecord> {
+    const old = parseServices({ [name]: (await guard(this.redis.hget(this.keys.services, name))) ?? '' }).get(name);
+    if (!old) throw new DevstreamsError('ERR_NOT_FOUND', `service ${name} does not exist`);
+    const rec: ServiceRecord = { ...old, key: generateKey(), keyUpdatedAt: new Date().toISOString() };
+    const ok = await guard(this.redis.eval(SET_IF_EXISTS, 1, this.keys.services, name, JSON.stringify(rec)));
+    if (ok !== 1) throw new DevstreamsError('ERR_NOT_FOUND', `service ${name} does not exist`);
+    this.services.set(name, rec);
+    await this.publish('p');
+    return rec;
   }
 
   getDevice(deviceId: string): DeviceRecord | undefined {
