@@ -30,6 +30,7 @@ import {
   frameError,
   type ChannelTarget,
 } from './frame.js';
+import { RttEstimator } from './rtt.js';
 import { DataScheduler } from './scheduler.js';
 
 /** Which end of the transport this session is: the initiator's channels get odd ids. */
@@ -79,20 +80,6 @@ const SESSION_GRANT_FRACTION = 0.25;
 const CHANNEL_GRANT_FRACTION = 0.5;
 /** Channel ids recently closed here; DATA for them is dropped quietly instead of reset. */
 const RECENTLY_CLOSED_LIMIT = 1024;
-/**
- * Auto-tuning sizes windows against the smallest round trip seen in this period: a sample taken
- * while bulk data fills the buffers below the mux includes that queue, and growing windows on it
- * would only deepen the queue (and every interactive channel's wait behind it).
- */
-const MIN_RTT_PERIOD_MS = 30_000;
-/**
- * Extra round-trip samples after the first, at these delays (ms) from session start: the first
- * samples carry start-up work on both sides (cold code, the handshake just before), later ones
- * show the path itself.
- */
-const START_RTT_SAMPLE_DELAYS_MS = [0, 50, 200, 1000];
-/** While data flows, the round-trip estimate that drives auto-tuning is refreshed this often. */
-const RTT_REFRESH_MS = 1000;
 /** Before the peer's HELLO, frames stay within the payload every peer must accept. */
 const MIN_PEER_FRAME_PAYLOAD = 16 * 1024;
 
@@ -129,15 +116,9 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
   private goAwayTimer: NodeJS.Timeout | undefined;
 
   private keepaliveTimer: NodeJS.Timeout | undefined;
-  private pongTimer: NodeJS.Timeout | undefined;
-  private pingId = 0;
-  private pingSentAt = 0;
-  private pingOutstanding = false;
-  private smoothedRtt: number | undefined;
-  private minRtt: number | undefined;
-  private minRttAt = 0;
-  private rttSamples = 0;
-  private startTimers: NodeJS.Timeout[] = [];
+  private readonly rtt: RttEstimator;
+  /** `config.maxBatchBytes` clamped to what the transport takes in one message. */
+  private readonly batchLimit: number;
   /**
    * The largest window auto-tuning gave a channel of this session. New channels start there:
    * the path's bandwidth x delay does not change because a new connection began.
@@ -158,9 +139,8 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
     super();
     const { role, onOpen, ...overrides } = options;
     if (onOpen) this.on('open', onOpen);
-    const config = resolveMuxConfig(overrides);
-    config.maxBatchBytes = Math.max(config.schedulerSlice, Math.min(config.maxBatchBytes, transport.maxMessageSize));
-    this.config = config;
+    this.config = resolveMuxConfig(overrides);
+    this.batchLimit = Math.max(this.config.schedulerSlice, Math.min(this.config.maxBatchBytes, transport.maxMessageSize));
     this.role = role;
     this.transport = transport;
     this.nextChannelId = role === 'initiator' ? 1 : 2;
@@ -192,9 +172,17 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
     // Our session window is larger than the starting one: the HELLO says so, and the grant makes it real.
     const extra = this.sessionRecv.raiseTo(this.config.sessionWindow);
     if (extra > 0) this.queueControl(encodeWindow(0, extra));
-    this.sendPing();
-    if (this.config.keepaliveIntervalMs > 0) {
-      this.keepaliveTimer = setInterval(() => this.sendPing(), this.config.keepaliveIntervalMs);
+    const keepalive = this.config.keepaliveIntervalMs > 0;
+    this.rtt = new RttEstimator(
+      {
+        sendPing: (opaque) => this.queueControl(encodePing(FrameType.PING, opaque)),
+        pingTimedOut: () => this.close(new DevstreamsError('ERR_KEEPALIVE_TIMEOUT', `no answer to keepalive ping within ${this.config.keepaliveTimeoutMs} ms`)),
+      },
+      keepalive ? this.config.keepaliveTimeoutMs : 0,
+    );
+    this.rtt.probe();
+    if (keepalive) {
+      this.keepaliveTimer = setInterval(() => this.rtt.probe(), this.config.keepaliveIntervalMs);
       this.keepaliveTimer.unref();
     }
 
@@ -217,25 +205,17 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
    * connection, which may be a longer path): the next PONG sets a fresh minimum.
    */
   resetRtt(): void {
-    if (this.isClosed) return;
-    this.minRtt = undefined;
-    this.smoothedRtt = undefined;
-    // A ping still out was sent before the move; its answer would count the outage as a round
-    // trip. A fresh ping (a new id) makes that answer ignored.
-    clearTimeout(this.pongTimer);
-    this.pongTimer = undefined;
-    this.pingOutstanding = false;
-    this.sendPing();
+    if (!this.isClosed) this.rtt.reset();
   }
 
   /** Smoothed round-trip time in milliseconds from PING/PONG, once measured. */
   get rttMs(): number | undefined {
-    return this.smoothedRtt;
+    return this.rtt.smoothedMs;
   }
 
   /** Smallest round trip measured recently (the path without queueing), in milliseconds. */
   get minRttMs(): number | undefined {
-    return this.minRtt;
+    return this.rtt.minMs;
   }
 
   get closed(): boolean {
@@ -331,12 +311,12 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
     if (this.isClosed) return;
     if (this.channels.get(channel.id) === channel) {
       const before = channel.recvWindow.size;
-      const grant = channel.recvWindow.consume(n, this.minRtt);
+      const grant = channel.recvWindow.consume(n, this.rtt.minMs);
       if (grant > 0) {
         if (channel.recvWindow.size > before) this.learnedWindow = Math.max(this.learnedWindow, channel.recvWindow.size);
         this.queueControl(encodeWindow(channel.id, grant));
         // Auto-tuning needs a current round trip, not the one measured at session start.
-        if (performance.now() - this.pingSentAt > RTT_REFRESH_MS) this.sendPing();
+        this.rtt.refresh();
       }
     }
     this.consumedFromSession(n);
@@ -489,24 +469,8 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
 
   private handlePong(payload: Buffer): void {
     if (payload.length !== 8) throw frameError('PONG payload must be 8 bytes');
-    if (payload.readUInt32BE(0) !== this.pingId || !this.pingOutstanding) return;
-    this.pingOutstanding = false;
-    clearTimeout(this.pongTimer);
-    this.pongTimer = undefined;
-    const sample = performance.now() - this.pingSentAt;
-    this.smoothedRtt = this.smoothedRtt === undefined ? sample : this.smoothedRtt * 0.875 + sample * 0.125;
-    const now = performance.now();
-    if (this.minRtt === undefined || sample <= this.minRtt || now - this.minRttAt > MIN_RTT_PERIOD_MS) {
-      this.minRtt = sample;
-      this.minRttAt = now;
-    }
-    this.emit('rtt', this.minRtt);
-    const next = START_RTT_SAMPLE_DELAYS_MS[this.rttSamples++];
-    if (next !== undefined) {
-      const timer = setTimeout(() => this.sendPing(), next);
-      timer.unref();
-      this.startTimers.push(timer);
-    }
+    const minRtt = this.rtt.onPong(payload);
+    if (minRtt !== undefined) this.emit('rtt', minRtt);
   }
 
   private handleGoAway(payload: Buffer): void {
@@ -566,23 +530,6 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
     if (grant > 0) this.queueControl(encodeWindow(0, grant));
   }
 
-  private sendPing(): void {
-    if (this.pingOutstanding || this.isClosed) return; // one ping at a time; its timer is running
-    this.pingOutstanding = true;
-    this.pingId = (this.pingId + 1) >>> 0;
-    const opaque = Buffer.alloc(8);
-    opaque.writeUInt32BE(this.pingId, 0);
-    this.pingSentAt = performance.now();
-    this.queueControl(encodePing(FrameType.PING, opaque));
-    if (this.config.keepaliveIntervalMs > 0) {
-      this.pongTimer = setTimeout(() => {
-        this.pongTimer = undefined;
-        this.close(new DevstreamsError('ERR_KEEPALIVE_TIMEOUT', `no answer to keepalive ping within ${this.config.keepaliveTimeoutMs} ms`));
-      }, this.config.keepaliveTimeoutMs);
-      this.pongTimer.unref();
-    }
-  }
-
   private scheduleFlush(): void {
     if (this.flushScheduled || this.transportBlocked) return;
     this.flushScheduled = true;
@@ -594,7 +541,7 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
 
   /** Writes batches while there is work and the transport takes it. */
   private flush(): void {
-    const limit = this.config.maxBatchBytes;
+    const limit = this.batchLimit;
     while (!this.transportBlocked && !this.transport.closed) {
       const parts: Buffer[] = [];
       let size = 0;
@@ -642,8 +589,7 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
     if (this.isClosed) return;
     this.isClosed = true;
     clearInterval(this.keepaliveTimer);
-    clearTimeout(this.pongTimer);
-    for (const timer of this.startTimers) clearTimeout(timer);
+    this.rtt.stop();
     clearTimeout(this.goAwayTimer);
     this.scheduler.clear();
     this.control = [];
