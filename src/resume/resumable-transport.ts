@@ -25,24 +25,11 @@ import { DevstreamsError } from '../errors.js';
 import { TransportBase } from '../transport/base.js';
 import type { Transport, TransportHandlers } from '../transport/transport.js';
 import { resolveResumeConfig, type ResumeConfig } from './config.js';
-import { checkProof, makeProof, newSessionKeys } from './proof.js';
+import { checkPeerCount, checkResumeAnswer, checkResumeRequest, resumeAnswer, resumeRequest, type SessionKeys } from './handshake.js';
+import { InFlightBound } from './in-flight.js';
+import { newSessionKeys } from './proof.js';
 import { ReplayBuffer } from './replay-buffer.js';
-import {
-  DATA_HEADER,
-  DATA_OVERHEAD,
-  CLOSE_MESSAGE,
-  MsgType,
-  decodeAck,
-  decodeInit,
-  decodeResume,
-  decodeResumed,
-  encodeAck,
-  encodeInit,
-  encodePing,
-  encodeRefuse,
-  encodeResume,
-  encodeResumed,
-} from './wire.js';
+import { DATA_HEADER, DATA_OVERHEAD, CLOSE_MESSAGE, MsgType, decodeAck, decodeInit, encodeAck, encodeInit, encodePing, encodeRefuse } from './wire.js';
 
 /** One connection under the session: a transport and the channel binding of its handshake. */
 export interface Link {
@@ -80,23 +67,21 @@ interface LinkState {
   waiter?: { resolve(): void; reject(err: Error): void; timer: NodeJS.Timeout };
 }
 
-let pingCounter = 0;
-
 export class ResumableTransport extends TransportBase implements Transport {
   readonly events = new EventEmitter<ResumableEvents>();
   readonly config: ResumeConfig;
   readonly maxMessageSize: number;
-  private sessionIdBytes: Buffer | undefined;
-  private secret: Buffer | undefined;
+  /** The session id and resume secret: made by the initiator, learned from INIT by the responder. */
+  private keys: SessionKeys | undefined;
   private current: LinkState | undefined;
   private phase: ResumableState = 'active';
   private readonly replay = new ReplayBuffer();
   private received = 0;
   private ackedToPeer = 0;
   private ackTimer: NodeJS.Timeout | undefined;
-  private inFlightBound: number;
-  /** Lowest round trip reported for the current connection (see setPathRtt). */
-  private pathMinRtt: number | undefined;
+  private readonly inFlight: InFlightBound;
+  /** Opaque counter of our liveness PINGs (the peer echoes it; nobody checks it). */
+  private pingsSent = 0;
   private linkBlocked = false;
   /** PINGs that arrived while the link was blocked; one PONG answers them once it drains. */
   private pingsUnanswered = 0;
@@ -111,7 +96,7 @@ export class ResumableTransport extends TransportBase implements Transport {
   private constructor(private readonly role: ResumeRole, link: Link, config: Partial<ResumeConfig>) {
     super();
     this.config = resolveResumeConfig(config);
-    this.inFlightBound = this.config.replayHighWater;
+    this.inFlight = new InFlightBound(this.config);
     this.maxMessageSize = link.transport.maxMessageSize - DATA_OVERHEAD;
     this.livenessTimer = setInterval(() => this.checkLiveness(), this.config.livenessIntervalMs);
     this.livenessTimer.unref();
@@ -121,10 +106,9 @@ export class ResumableTransport extends TransportBase implements Transport {
   /** The initiator's side (the service): makes the session id and secret and sends INIT. */
   static initiate(link: Link, config: Partial<ResumeConfig> = {}): ResumableTransport {
     const t = new ResumableTransport('initiator', link, config);
-    const { sessionId, secret } = newSessionKeys();
-    t.sessionIdBytes = sessionId;
-    t.secret = secret;
-    link.transport.send([encodeInit(sessionId, secret)]);
+    const keys = newSessionKeys();
+    t.keys = keys;
+    link.transport.send([encodeInit(keys.sessionId, keys.secret)]);
     return t;
   }
 
@@ -135,7 +119,7 @@ export class ResumableTransport extends TransportBase implements Transport {
 
   /** Hex session id (known on the responder after 'init'); carried in the resume stream name. */
   get sessionId(): string | undefined {
-    return this.sessionIdBytes?.toString('hex');
+    return this.keys?.sessionId.toString('hex');
   }
 
   get state(): ResumableState {
@@ -147,31 +131,18 @@ export class ResumableTransport extends TransportBase implements Transport {
     return this.resumeCount;
   }
 
-  /**
-   * Unacknowledged bytes above which `send` returns false: `replayHighWater` until the path's
-   * round trip is known, then the round trip's worth of bytes at `inFlightRate` (at least
-   * `minInFlight`). Everything unacknowledged is queued somewhere on the path (mostly in the
-   * socket buffers between the processes), and every channel of the session waits behind it; a
-   * bulk transfer on a short path otherwise keeps up to `replayHighWater` there.
-   */
+  /** Unacknowledged bytes above which `send` returns false (the rule is in in-flight.ts). */
   get inFlightLimit(): number {
-    return this.inFlightBound;
+    return this.inFlight.limit;
   }
 
   /**
-   * Sizes the in-flight bound from a round-trip sample of the current connection, ms. Only the
-   * lowest sample since the connection was taken counts: a later, higher one was taken behind
-   * the very queue this bound allows, and would ratchet it up under a long transfer. A resume
-   * (a new connection, perhaps a longer path) starts over from `replayHighWater`.
+   * Sizes the in-flight bound from a round-trip sample of the current connection, ms. A resume
+   * (a new connection, perhaps a longer path) starts over from `replayHighWater`; a bound only
+   * grows back then, and a resume drains itself.
    */
   setPathRtt(minRttMs: number): void {
-    if (!Number.isFinite(minRttMs) || minRttMs < 0) return;
-    if (this.pathMinRtt !== undefined && minRttMs >= this.pathMinRtt) return;
-    this.pathMinRtt = minRttMs;
-    const c = this.config;
-    // Lower samples only lower the bound, so nothing waits for a drain here: a bound only grows
-    // back at a resume, which drains itself.
-    this.inFlightBound = Math.min(c.replayHighWater, Math.max(c.minInFlight, Math.round(c.inFlightRate * minRttMs)));
+    this.inFlight.onPathRtt(minRttMs);
   }
 
   /** Unacknowledged bytes held for resending. */
@@ -319,8 +290,8 @@ export class ResumableTransport extends TransportBase implements Transport {
           this.closeWith(undefined, false);
           return;
         case MsgType.INIT:
-          if (this.role !== 'responder' || this.sessionIdBytes) throw new DevstreamsError('ERR_PROTOCOL_STATE', 'unexpected INIT');
-          ({ sessionId: this.sessionIdBytes, secret: this.secret } = decodeInit(m));
+          if (this.role !== 'responder' || this.keys) throw new DevstreamsError('ERR_PROTOCOL_STATE', 'unexpected INIT');
+          this.keys = decodeInit(m);
           this.events.emit('init');
           return;
         case MsgType.REFUSE:
@@ -376,7 +347,7 @@ export class ResumableTransport extends TransportBase implements Transport {
       this.current.link.transport.close(new DevstreamsError('ERR_KEEPALIVE_TIMEOUT', `connection silent for ${this.config.livenessTimeoutMs} ms`));
       return;
     }
-    this.current.link.transport.send([encodePing(MsgType.PING, ++pingCounter)]);
+    this.current.link.transport.send([encodePing(MsgType.PING, ++this.pingsSent)]);
   }
 
   /**
@@ -416,7 +387,7 @@ export class ResumableTransport extends TransportBase implements Transport {
       // The waiter is in place before attaching: attach may deliver a held answer at once.
       ls.waiter = { resolve, reject: fail, timer };
       this.bind(ls);
-      link.transport.send([encodeResume({ sessionId: this.sessionIdBytes!, proof: makeProof(this.secret!, 'initiator', this.sessionIdBytes!, link.binding), received: this.received })]);
+      link.transport.send([resumeRequest(this.keys!, link.binding, this.received)]);
     });
   }
 
@@ -454,47 +425,40 @@ export class ResumableTransport extends TransportBase implements Transport {
     if (!w) return;
     clearTimeout(w.timer);
     ls.waiter = undefined;
+    if (this.role === 'responder') this.onResumeRequest(ls, m, w);
+    else this.onResumeAnswer(ls, m, w);
+  }
+
+  /** Responder: the RESUME on a new connection; resumes onto it or refuses it. */
+  private onResumeRequest(ls: LinkState, m: Buffer, w: NonNullable<LinkState['waiter']>): void {
     try {
-      if (this.role === 'responder') {
-        if (m[0] !== MsgType.RESUME) throw new DevstreamsError('ERR_RESUME_REFUSED', 'first message on a resume connection must be RESUME');
-        const r = decodeResume(m);
-        if (!this.sessionIdBytes || !this.secret || !r.sessionId.equals(this.sessionIdBytes)) throw new DevstreamsError('ERR_RESUME_REFUSED', 'unknown session');
-        if (!checkProof(this.secret, 'initiator', this.sessionIdBytes, ls.link.binding, r.proof)) {
-          throw new DevstreamsError('ERR_RESUME_REFUSED', 'resume proof does not match this connection (replayed or forged)');
-        }
-        this.checkPeerCount(r.received);
-        // Stop listening to the old connection before telling our count, so the count is final.
-        const old = this.current;
-        this.current = undefined;
-        ls.link.transport.send([encodeResumed(makeProof(this.secret, 'responder', this.sessionIdBytes, ls.link.binding), this.received)]);
-        this.activate(ls, r.received);
-        old?.link.transport.close();
-        w.resolve();
-        return;
-      }
-      if (m[0] === MsgType.REFUSE) throw new DevstreamsError('ERR_RESUME_REFUSED', `peer refused the resume: ${m.subarray(1).toString('utf8')}`);
-      if (m[0] !== MsgType.RESUMED) throw new DevstreamsError('ERR_RESUME_REFUSED', `expected RESUMED, got type ${m[0]}`);
-      const r = decodeResumed(m);
-      if (!checkProof(this.secret!, 'responder', this.sessionIdBytes!, ls.link.binding, r.proof)) throw new DevstreamsError('ERR_RESUME_REFUSED', 'peer could not prove it holds the session');
-      this.checkPeerCount(r.received);
-      this.activate(ls, r.received);
+      const peerReceived = checkResumeRequest(m, this.keys, ls.link.binding);
+      checkPeerCount(peerReceived, this.replay.acknowledged, this.replay.sent);
+      // Stop listening to the old connection before telling our count, so the count is final.
+      const old = this.current;
+      this.current = undefined;
+      ls.link.transport.send([resumeAnswer(this.keys!, ls.link.binding, this.received)]);
+      this.activate(ls, peerReceived);
+      old?.link.transport.close();
       w.resolve();
     } catch (err) {
-      const e = err instanceof DevstreamsError ? err : new DevstreamsError('ERR_RESUME_REFUSED', String(err));
-      if (this.role === 'responder') {
-        this.refuse(ls, e, w.reject);
-        return;
-      }
+      this.refuse(ls, asRefusal(err), w.reject);
+    }
+  }
+
+  /** Initiator: the answer to our RESUME; resumes onto the connection or fails the attempt. */
+  private onResumeAnswer(ls: LinkState, m: Buffer, w: NonNullable<LinkState['waiter']>): void {
+    try {
+      const peerReceived = checkResumeAnswer(m, this.keys!, ls.link.binding);
+      checkPeerCount(peerReceived, this.replay.acknowledged, this.replay.sent);
+      this.activate(ls, peerReceived);
+      w.resolve();
+    } catch (err) {
+      const e = asRefusal(err);
       ls.pending = false;
       w.reject(e);
       // The peer no longer knows this session (or answered nonsense): no point retrying.
       if (e.code === 'ERR_RESUME_REFUSED') this.lose(new DevstreamsError('ERR_SESSION_LOST', e.message, { cause: e }));
-    }
-  }
-
-  private checkPeerCount(n: number): void {
-    if (n < this.replay.acknowledged || n > this.replay.sent) {
-      throw new DevstreamsError('ERR_RESUME_REFUSED', `peer received ${n} messages; we hold ${this.replay.acknowledged}..${this.replay.sent}`);
     }
   }
 
@@ -516,9 +480,7 @@ export class ResumableTransport extends TransportBase implements Transport {
       if (!ls.link.transport.send(parts)) this.linkBlocked = true;
     });
     this.resumeCount++;
-    // A new connection may be a longer path: the bound starts over until it is measured.
-    this.inFlightBound = this.config.replayHighWater;
-    this.pathMinRtt = undefined;
+    this.inFlight.newPath();
     const downtimeMs = this.suspendedAt > 0 ? Date.now() - this.suspendedAt : 0;
     this.suspendedAt = 0;
     this.wantDrain = true;
@@ -556,4 +518,8 @@ export class ResumableTransport extends TransportBase implements Transport {
     this.events.emit('closed', error);
     this.deliverClose(error);
   }
+}
+
+function asRefusal(err: unknown): DevstreamsError {
+  return err instanceof DevstreamsError ? err : new DevstreamsError('ERR_RESUME_REFUSED', String(err));
 }
