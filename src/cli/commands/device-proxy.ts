@@ -5,6 +5,7 @@ import { AllowList, DEFAULT_MAX_DEVICE_SESSIONS, DeviceProxy, defaultAuthorizedS
 import { parseDeviceConnectionString } from '../../auth/index.js';
 import { createLogger } from '../log.js';
 import { action } from '../fail.js';
+import { withConfigFile } from '../config-file.js';
 import { collect, connectionStringFrom, onShutdown, parseCryptoMode, parsePositiveInt, parsePositiveMs, parsePublicKeys, readCa, connectionStringOptions, type ConnectionStringFlags } from '../common.js';
 import type { CryptoMode } from '../../crypto/index.js';
 
@@ -36,6 +37,7 @@ export function deviceProxyCommand(): Command {
     .option('--connect-timeout <seconds>', 'how long a connect to a target may take (default 10)', parsePositiveMs)
     .option('--ca <file>', 'extra CA certificate (PEM) for a hub with a self-signed certificate')
     .option('--log-level <level>', 'pino log level', 'info');
+  withConfigFile(cmd);
   cmd.addHelpText('after', `
 Examples:
   $ devstreams key authorize "$OPERATOR_KEY" --name alice   # the key 'devstreams key show' printed for the operator

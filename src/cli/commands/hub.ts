@@ -6,6 +6,7 @@ import { DevstreamsError } from '../../errors.js';
 import { Hub, createSelfSignedCertificate, type HubStartOptions } from '../../hub/index.js';
 import { createLogger } from '../log.js';
 import { action } from '../fail.js';
+import { withConfigFile } from '../config-file.js';
 import { othersCanRead } from '../secret-file.js';
 
 /** Parses `HOST:PORT` (IPv6 as `[::1]:PORT`). */
@@ -54,6 +55,7 @@ export function hubCommand(): Command {
     .option('--max-connections <n>', 'open connections at once; more get 503 (default 10000; keep it below the file-descriptor limit)', positiveNumber)
     .option('--refusals-per-address <n>', 'refused credentials per client address per 10 s before it gets 429 unchecked (default 30; 0: off, e.g. behind a proxy that hides addresses)', positiveNumber)
     .option('--log-level <level>', 'pino log level', 'info');
+  withConfigFile(cmd);
   cmd.addHelpText('after', `
 Examples:
   $ devstreams hub --listen 127.0.0.1:8080 --data ./hubdata

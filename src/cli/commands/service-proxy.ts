@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import { DevstreamsError } from '../../errors.js';
 import { createLogger } from '../log.js';
 import { action } from '../fail.js';
+import { withConfigFile } from '../config-file.js';
 import { serviceSecurity } from '../service-security.js';
 import { collect, connectionStringFrom, onShutdown, parseCryptoMode, parsePositiveMs, readCa, connectionStringOptions, type ConnectionStringFlags } from '../common.js';
 
@@ -67,6 +68,7 @@ export function serviceProxyCommand(): Command {
     .option('--control', "also be the control master for 'devstreams connect' to this device: its connections use this device stream")
     .option('--control-path <file>', 'the control socket for --control (default: the one devstreams connect uses)')
     .option('--log-level <level>', 'pino log level', 'info');
+  withConfigFile(cmd);
   cmd.addHelpText('after', `
 Examples:
   $ devstreams service-proxy --connection-string-file service.cs --device-id sensor-17 --forward 2222:127.0.0.1:22
