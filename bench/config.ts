@@ -2,6 +2,13 @@
 
 /** Sizes and time bounds for one bench mode (quick = CI smoke, full = the committed RESULTS.md). */
 export interface BenchBudget {
+  /**
+   * Paired rounds on loopback: every scenario runs its paths A B C, A B C, ... this many times, so
+   * each ratio is taken between paths run side by side and reported with its spread over rounds.
+   */
+  readonly rounds: number;
+  /** Paired rounds on an emulated placement (each round there costs seconds of emulated delay). */
+  readonly roundsEmulated: number;
   /** Bytes sent by the one-connection bulk scenario on an uncapped (loopback) link. */
   readonly bulkBytes: number;
   /** Bytes sent by each of the 8 connections of the multi-connection bulk scenario. */
@@ -26,21 +33,27 @@ export interface BenchBudget {
   readonly latencyTimeoutMs: number;
 }
 
+// Per round: a full run repeats these 5 times on loopback and 3 times per emulated placement, in
+// about 15 minutes on a 2-core machine.
 export const FULL_BUDGET: BenchBudget = {
-  bulkBytes: 512 * 1024 * 1024,
-  bulkBytesPerConn: 64 * 1024 * 1024,
-  bulkCappedSeconds: 6,
+  rounds: 5,
+  roundsEmulated: 3,
+  bulkBytes: 256 * 1024 * 1024,
+  bulkBytesPerConn: 32 * 1024 * 1024,
+  bulkCappedSeconds: 3,
   bulkTimeoutMs: 20_000,
-  rttSamples: 5_000,
-  rttSamplesEmulated: 50,
-  interactiveSamples: 1_000,
-  ttfbSamples: 50,
-  httpSeconds: 5,
+  rttSamples: 2_000,
+  rttSamplesEmulated: 20,
+  interactiveSamples: 500,
+  ttfbSamples: 30,
+  httpSeconds: 3,
   httpConnections: 16,
   latencyTimeoutMs: 20_000,
 };
 
 export const QUICK_BUDGET: BenchBudget = {
+  rounds: 2,
+  roundsEmulated: 1,
   bulkBytes: 64 * 1024 * 1024,
   bulkBytesPerConn: 8 * 1024 * 1024,
   bulkCappedSeconds: 2,

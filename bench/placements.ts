@@ -8,6 +8,12 @@
 // - Frankfurt - N. Virginia about 88 ms, N. Virginia - Oregon about 68 ms,
 //   Frankfurt - Oregon about 150 ms RTT;
 // - Frankfurt - London about 15 ms RTT.
+// Cellular (device on LTE): OpenSignal's mobile network experience reports put the median 4G
+// round trip of most countries at 30-60 ms, with tens of ms of variation between packets; Ookla's
+// Speedtest Global Index puts median mobile speeds at tens of Mbit/s down and about 10 Mbit/s up.
+// The leg here: 50 ms RTT, 0-20 ms jitter per direction (order kept, as the radio link's
+// retransmission layer keeps it), and a symmetric 20 Mbit/s cap (the emulator caps both directions
+// alike; 20 sits between the typical up- and downlink).
 // One-way delay is half the RTT. The bandwidth cap models the slowest hop an operator usually
 // pays for (a 100 Mbit/s site uplink); an uncapped leg is limited only by this machine.
 
@@ -73,6 +79,15 @@ export const PLACEMENTS: readonly Placement[] = [
     deviceHub: leg(88, 100, 1),
     hubService: leg(68, 100, 1),
     deviceService: leg(150, 100, 1),
+  },
+  {
+    id: 'cellular',
+    title: 'device on LTE',
+    citation: 'device on an LTE link, hub and service in Frankfurt: about 50 ms RTT with 0-20 ms jitter and 20 Mbit/s on the device leg (OpenSignal 4G latency, Ookla mobile speeds), 1.5 ms hub-service',
+    loopback: false,
+    deviceHub: leg(50, 20, 20),
+    hubService: leg(1.5, 1000),
+    deviceService: leg(51.5, 20, 20),
   },
   {
     id: 'hub-near-device',

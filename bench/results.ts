@@ -18,6 +18,8 @@ export interface RunRecord {
   readonly path: string;
   readonly placement: string;
   readonly scenario: string;
+  /** Paired round (1-based): paths of one round ran side by side, one after the other. */
+  readonly round?: number;
   readonly metrics: Metrics;
   readonly usage?: ProcUsage[];
   readonly usageBytes?: number;
@@ -45,16 +47,73 @@ export interface BenchResults {
   readonly paths: PathInfo[];
   readonly scenarios: readonly string[];
   readonly records: RunRecord[];
+  /** Scenarios that did not run here, with why (e.g. iperf3 not installed). */
+  readonly skippedScenarios?: Record<string, string>;
   /** Data collected by report modules (mux, hub, crypto micro-benches), by module id. */
   readonly modules: Record<string, unknown>;
 }
 
-/** The record of a scenario/path/placement, if it ran without error. */
+/** The first record (round) of a scenario/path/placement that ran without error. */
 export function findRecord(r: BenchResults, scenario: string, path: string, placement: string): RunRecord | undefined {
   return r.records.find((x) => x.scenario === scenario && x.path === path && x.placement === placement && x.error === undefined);
 }
 
+/** Every record (one per round) of a scenario/path/placement that ran without error. */
+export function findRecords(r: BenchResults, scenario: string, path: string, placement: string): RunRecord[] {
+  return r.records.filter((x) => x.scenario === scenario && x.path === path && x.placement === placement && x.error === undefined);
+}
+
+/** Median of the finite values; undefined when there are none (the lower middle of an even count). */
+export function median(values: readonly number[]): number | undefined {
+  const s = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
+  if (s.length === 0) return undefined;
+  return s.length % 2 === 1 ? s[(s.length - 1) / 2] : ((s[s.length / 2 - 1] as number) + (s[s.length / 2] as number)) / 2;
+}
+
+/** Median, min and max of a metric over rounds. */
+export interface Spread {
+  readonly median: number;
+  readonly min: number;
+  readonly max: number;
+  readonly n: number;
+}
+
+export function spreadOf(values: readonly number[]): Spread | undefined {
+  const s = values.filter((v) => Number.isFinite(v));
+  const m = median(s);
+  return m === undefined ? undefined : { median: m, min: Math.min(...s), max: Math.max(...s), n: s.length };
+}
+
+export function metricSpread(r: BenchResults, scenario: string, path: string, placement: string, key: string): Spread | undefined {
+  return spreadOf(findRecords(r, scenario, path, placement).map((x) => x.metrics[key] ?? NaN));
+}
+
+/** A metric's median over rounds. */
 export function metric(r: BenchResults, scenario: string, path: string, placement: string, key: string): number | undefined {
-  const v = findRecord(r, scenario, path, placement)?.metrics[key];
-  return v === undefined || Number.isNaN(v) ? undefined : v;
+  return metricSpread(r, scenario, path, placement, key)?.median;
+}
+
+/** Rounds present in the run, ascending (records without a round count as round 1). */
+export function roundsOf(r: BenchResults): number[] {
+  return [...new Set(r.records.map((x) => x.round ?? 1))].sort((a, b) => a - b);
+}
+
+/** The run as if only round k had run: per-round ratios are computed on this view. */
+export function roundView(r: BenchResults, k: number): BenchResults {
+  return { ...r, records: r.records.filter((x) => (x.round ?? 1) === k) };
+}
+
+/**
+ * Per-round ratio a/b of a metric between two paths at one placement, over the rounds where both
+ * ran: the paths of a round ran side by side, so the ratio compares like with like.
+ */
+export function roundRatios(r: BenchResults, scenario: string, placement: string, key: string, a: string, b: string): number[] {
+  const out: number[] = [];
+  for (const k of roundsOf(r)) {
+    const v = roundView(r, k);
+    const x = metric(v, scenario, a, placement, key);
+    const y = metric(v, scenario, b, placement, key);
+    if (x !== undefined && y !== undefined && y !== 0) out.push(x / y);
+  }
+  return out;
 }

@@ -11,7 +11,8 @@ import { machineInfo } from './machine.js';
 import './modules.js';
 import { PATHS, type BenchPath, type RunningPath } from './paths/index.js';
 import { PLACEMENTS, type Placement } from './placements.js';
-import { benchScript, spawnNodeReady, type Child } from './procs.js';
+import { iperf3Unavailable, startIperf3Server } from './iperf3.js';
+import { benchScript, freePort, spawnNodeReady, type Child } from './procs.js';
 import { writeCharts } from './report/charts.js';
 import { registerBuiltinGoals } from './report/goals.js';
 import { renderReport } from './report/markdown.js';
@@ -23,15 +24,23 @@ import type { TargetPorts } from './targets.js';
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 /** Placements of `--quick` unless --placements says otherwise: the pure cost and one capped long link. */
 export const QUICK_PLACEMENTS = ['loopback', 'intercontinental'];
+/** Where a full run writes: the committed report of record and its charts and raw JSON. */
+const FULL_OUT = path.join(REPO_ROOT, 'RESULTS.md');
+const FULL_JSON_DIR = path.join(REPO_ROOT, 'bench', 'results');
+/** Where `--quick` writes by default (gitignored), so a smoke run never touches the committed report. */
+const QUICK_OUT = path.join(REPO_ROOT, 'RESULTS-quick.md');
+const QUICK_JSON_DIR = path.join(REPO_ROOT, 'bench', 'results', 'quick');
 
 interface Options {
   quick: boolean;
   scenarios?: string;
   placements?: string;
   paths?: string;
-  out: string;
-  json: string;
+  out?: string;
+  json?: string;
   charts: boolean;
+  rounds?: number;
+  compare?: string;
 }
 
 /** Bad command-line input: printed as one line, exit code 2. */
@@ -58,11 +67,27 @@ class Progress {
   }
 }
 
+/** A duration in ms, read at a glance: `85 us`, `1.23 ms`, `152 ms`. */
+export function formatMs(ms: number): string {
+  if (ms < 1) return `${Math.round(ms * 1000)} us`;
+  if (ms < 10) return `${ms.toFixed(2)} ms`;
+  if (ms < 100) return `${ms.toFixed(1)} ms`;
+  return `${ms.toFixed(0)} ms`;
+}
+
+/** One progress figure: durations (metrics in _us or _ms) in formatMs, the rest as the column prints it. */
+function progressFigure(metricId: string, label: string, v: number, digits: number): string {
+  const unit = /_(us|ms)$/.exec(metricId)?.[1];
+  if (unit === undefined) return `${v.toFixed(digits)} ${label}`;
+  const name = label.replace(/ (us|ms)$/, '');
+  return `${name} ${formatMs(unit === 'us' ? v / 1000 : v)}`;
+}
+
 function summarize(s: Scenario, rec: RunRecord): string {
   if (rec.error !== undefined) return `error: ${rec.error}`;
   const parts = s.columns
     .filter((c) => rec.metrics[c.metric] !== undefined && Number.isFinite(rec.metrics[c.metric]))
-    .map((c) => `${(rec.metrics[c.metric] as number).toFixed(c.digits)} ${c.label}`);
+    .map((c) => progressFigure(c.metric, c.label, rec.metrics[c.metric] as number, c.digits));
   return `${parts.join(', ')}${rec.partial === true ? ' (partial)' : ''}`;
 }
 
@@ -72,8 +97,18 @@ function applicableScenarios(p: BenchPath, placement: Placement, scenarios: read
   return scenarios.filter((s) => (s.placements === 'all' || placement.loopback) && (p.only?.scenarios === undefined || p.only.scenarios.includes(s.id)));
 }
 
-async function runPathAtPlacement(
-  p: BenchPath,
+/** Rounds of a scenario at a placement (paired: every path once per round). */
+function roundsAt(placement: Placement, budget: BenchBudget): number {
+  return placement.loopback ? budget.rounds : budget.roundsEmulated;
+}
+
+/**
+ * One placement: starts every path that runs something there, then runs each scenario in paired
+ * rounds (A B C, A B C, ...), so that the paths of one round share the machine's state of that
+ * moment and a ratio taken within a round compares like with like. Stops the paths at the end.
+ */
+async function runPlacement(
+  paths: readonly BenchPath[],
   placement: Placement,
   scenarios: readonly Scenario[],
   targets: TargetPorts,
@@ -82,38 +117,45 @@ async function runPathAtPlacement(
   records: RunRecord[],
   tmpDir: string,
 ): Promise<void> {
-  const applicable = applicableScenarios(p, placement, scenarios);
-  if (applicable.length === 0) return;
-  let running: RunningPath;
+  const started: Array<{ p: BenchPath; running: RunningPath }> = [];
   try {
-    progress.line(`${p.id} · ${placement.id}: starting path`);
-    running = await p.start({ targets, placement, tmpDir, log: (l) => progress.line(l) });
-  } catch (err) {
-    const msg = (err as Error).message.split('\n')[0] ?? 'failed';
-    for (const s of applicable) {
-      progress.step += 1;
-      records.push({ path: p.id, placement: placement.id, scenario: s.id, metrics: {}, error: `path did not start: ${msg}` });
-    }
-    progress.line(`${p.id} · ${placement.id}: path did not start: ${msg}`);
-    return;
-  }
-  try {
-    for (const s of applicable) {
-      progress.step += 1;
-      const label = `${p.id} · ${placement.id} · ${s.id}`;
-      progress.line(`${label}: running`);
-      let rec: RunRecord;
+    for (const p of paths) {
+      const applicable = applicableScenarios(p, placement, scenarios);
+      if (applicable.length === 0) continue;
       try {
-        const o = await s.run({ pathId: p.id, path: running, placement, budget, progress: (d) => progress.line(`${label}: ${d}`) });
-        rec = { path: p.id, placement: placement.id, scenario: s.id, ...o };
+        progress.line(`${p.id} · ${placement.id}: starting path`);
+        started.push({ p, running: await p.start({ targets, placement, tmpDir, log: (l) => progress.line(l) }) });
       } catch (err) {
-        rec = { path: p.id, placement: placement.id, scenario: s.id, metrics: {}, error: (err as Error).message };
+        const msg = (err as Error).message.split('\n')[0] ?? 'failed';
+        for (const s of applicable) {
+          progress.step += roundsAt(placement, budget);
+          records.push({ path: p.id, placement: placement.id, scenario: s.id, round: 1, metrics: {}, error: `path did not start: ${msg}` });
+        }
+        progress.line(`${p.id} · ${placement.id}: path did not start: ${msg}`);
       }
-      records.push(rec);
-      progress.line(`${label}: ${summarize(s, rec)}`);
+    }
+    const rounds = roundsAt(placement, budget);
+    for (const s of scenarios) {
+      const here = started.filter(({ p }) => applicableScenarios(p, placement, [s]).length > 0);
+      for (let round = 1; round <= rounds; round++) {
+        for (const { p, running } of here) {
+          progress.step += 1;
+          const label = `${p.id} · ${placement.id} · ${s.id} · round ${round}/${rounds}`;
+          progress.line(`${label}: running`);
+          let rec: RunRecord;
+          try {
+            const o = await s.run({ pathId: p.id, path: running, placement, budget, progress: (d) => progress.line(`${label}: ${d}`) });
+            rec = { path: p.id, placement: placement.id, scenario: s.id, round, ...o };
+          } catch (err) {
+            rec = { path: p.id, placement: placement.id, scenario: s.id, round, metrics: {}, error: (err as Error).message };
+          }
+          records.push(rec);
+          progress.line(`${label}: ${summarize(s, rec)}`);
+        }
+      }
     }
   } finally {
-    await running.stop();
+    for (const { running } of started) await running.stop();
   }
 }
 
@@ -125,18 +167,34 @@ export async function main(argv: readonly string[]): Promise<BenchResults> {
     .option('--scenarios <ids>', `comma-separated scenarios and report modules (${[...SCENARIOS.map((s) => s.id), ...allModules().map((m) => m.id)].join(', ')})`)
     .option('--placements <ids>', `comma-separated placements (${PLACEMENTS.map((p) => p.id).join(', ')})`)
     .option('--paths <ids>', `comma-separated paths (${PATHS.map((p) => p.id).join(', ')})`)
-    .option('--out <file>', 'report file', path.join(REPO_ROOT, 'RESULTS.md'))
-    .option('--json <dir>', 'directory for raw JSON and charts', path.join(REPO_ROOT, 'bench', 'results'))
+    .option('--out <file>', `report file (default ${path.relative(REPO_ROOT, FULL_OUT)}; with --quick ${path.relative(REPO_ROOT, QUICK_OUT)})`)
+    .option('--json <dir>', `directory for raw JSON and charts (default ${path.relative(REPO_ROOT, FULL_JSON_DIR)}; with --quick ${path.relative(REPO_ROOT, QUICK_JSON_DIR)})`)
+    .option('--rounds <n>', 'paired rounds per scenario on every placement (default: 5 loopback / 3 emulated; quick 2 / 1)', (v) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1) throw new BenchUsageError(`--rounds wants a whole number >= 1, got ${v}`);
+      return n;
+    })
     .addOption(new Option('--no-charts', 'skip drawing SVG charts'))
     .exitOverride();
   program.parse([...argv], { from: 'user' });
   const opts = program.opts<Options>();
-  const budget = opts.quick ? QUICK_BUDGET : FULL_BUDGET;
+  const base = opts.quick ? QUICK_BUDGET : FULL_BUDGET;
+  const budget: BenchBudget = opts.rounds === undefined ? base : { ...base, rounds: opts.rounds, roundsEmulated: opts.rounds };
   registerBuiltinGoals();
 
   const moduleIds = allModules().map((m) => m.id);
   const wanted = opts.scenarios?.split(',').map((s) => s.trim()).filter(Boolean);
-  const scenarios = pickList(SCENARIOS, wanted?.filter((id) => !moduleIds.includes(id)).join(','), 'scenario');
+  const picked = pickList(SCENARIOS, wanted?.filter((id) => !moduleIds.includes(id)).join(','), 'scenario');
+  const skippedScenarios: Record<string, string> = {};
+  const scenarios: Scenario[] = [];
+  for (const s of picked) {
+    const why = await s.unavailableReason?.();
+    if (why === undefined) scenarios.push(s);
+    else {
+      skippedScenarios[s.id] = why;
+      process.stderr.write(`skipping scenario ${s.id}: ${why}\n`);
+    }
+  }
   const modules = allModules().filter((m) => m.collect !== undefined && (wanted === undefined || wanted.includes(m.id)));
   const placements = pickList(PLACEMENTS, opts.placements ?? (opts.quick ? QUICK_PLACEMENTS.join(',') : undefined), 'placement');
   const paths = pickList(PATHS, opts.paths, 'path');
@@ -150,8 +208,9 @@ export async function main(argv: readonly string[]): Promise<BenchResults> {
     machine: await machineInfo(),
     placements,
     paths: [],
-    scenarios: scenarios.map((s) => s.id),
+    scenarios: picked.map((s) => s.id),
     records: [],
+    skippedScenarios,
     modules: {},
   };
   const runnable: BenchPath[] = [];
@@ -163,7 +222,7 @@ export async function main(argv: readonly string[]): Promise<BenchResults> {
   }
 
   const total =
-    runnable.reduce((n, p) => n + placements.reduce((m, pl) => m + applicableScenarios(p, pl, scenarios).length, 0), 0) + modules.length;
+    runnable.reduce((n, p) => n + placements.reduce((m, pl) => m + roundsAt(pl, budget) * applicableScenarios(p, pl, scenarios).length, 0), 0) + modules.length;
   const progress = new Progress(total);
   progress.line(`bench ${opts.quick ? 'quick' : 'full'}: ${runnable.map((p) => p.id).join(', ')} x ${placements.map((p) => p.id).join(', ')} x ${scenarios.map((s) => s.id).join(', ') || '(no path scenarios)'}${modules.length > 0 ? ` + modules ${modules.map((m) => m.id).join(', ')}` : ''}`);
 
@@ -174,10 +233,15 @@ export async function main(argv: readonly string[]): Promise<BenchResults> {
     targets.push(sink.child);
     const rest = await spawnNodeReady<{ ports: Partial<TargetPorts> }>(benchScript('procs/targets-main.js'), ['echo,http']);
     targets.push(rest.child);
-    const ports = { ...sink.ready.ports, ...rest.ready.ports } as TargetPorts;
-    for (const placement of placements) {
-      for (const p of runnable) await runPathAtPlacement(p, placement, scenarios, ports, budget, progress, results.records, tmpDir);
+    // iperf3 serves the bulk scenarios; without it they are skipped and its port stays unused.
+    let iperfPort = await freePort();
+    if ((await iperf3Unavailable()) === undefined) {
+      const srv = await startIperf3Server();
+      targets.push(srv.child);
+      iperfPort = srv.port;
     }
+    const ports = { ...sink.ready.ports, ...rest.ready.ports, iperf: iperfPort } as TargetPorts;
+    for (const placement of placements) await runPlacement(runnable, placement, scenarios, ports, budget, progress, results.records, tmpDir);
     for (const m of modules) {
       progress.step += 1;
       progress.line(`module ${m.id}: running`);
@@ -193,8 +257,8 @@ export async function main(argv: readonly string[]): Promise<BenchResults> {
   }
   results.finishedAt = new Date().toISOString();
 
-  const outFile = path.resolve(opts.out);
-  const jsonDir = path.resolve(opts.json);
+  const outFile = path.resolve(opts.out ?? (opts.quick ? QUICK_OUT : FULL_OUT));
+  const jsonDir = path.resolve(opts.json ?? (opts.quick ? QUICK_JSON_DIR : FULL_JSON_DIR));
   fs.mkdirSync(jsonDir, { recursive: true });
   const jsonFile = path.join(jsonDir, opts.quick ? 'results-quick.json' : 'results.json');
   fs.writeFileSync(jsonFile, `${JSON.stringify(results, null, 2)}\n`);

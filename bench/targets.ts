@@ -22,9 +22,15 @@ export interface TargetPorts {
   readonly sink: number;
   readonly echo: number;
   readonly http: number;
+  /** An `iperf3 -s` (bench/iperf3.ts); a port nothing listens on when iperf3 is not installed. */
+  readonly iperf: number;
 }
 export type TargetName = keyof TargetPorts;
-export const TARGET_NAMES: readonly TargetName[] = ['sink', 'echo', 'http'];
+/** Every target a path forwards to, in forward order. */
+export const TARGET_NAMES: readonly TargetName[] = ['sink', 'echo', 'http', 'iperf'];
+/** The targets this module serves itself (iperf3 is its own program). */
+export type NodeTargetName = Exclude<TargetName, 'iperf'>;
+export const NODE_TARGET_NAMES: readonly NodeTargetName[] = ['sink', 'echo', 'http'];
 
 /** Sink protocol: [u64 N][N bytes] -> [SINK_START_BYTE][SINK_DONE_BYTE]; repeatable on one connection. */
 function onSinkConnection(sock: net.Socket): void {
@@ -83,9 +89,9 @@ export interface RunningTargets {
 }
 
 /** Starts the named targets (all by default) in this process. */
-export async function startTargets(which: readonly TargetName[] = TARGET_NAMES): Promise<RunningTargets> {
+export async function startTargets(which: readonly NodeTargetName[] = NODE_TARGET_NAMES): Promise<RunningTargets> {
   const body = Buffer.from(HTTP_BODY);
-  const make: Record<TargetName, () => net.Server> = {
+  const make: Record<NodeTargetName, () => net.Server> = {
     sink: () => net.createServer(onSinkConnection),
     echo: () => net.createServer(onEchoConnection),
     http: () => {

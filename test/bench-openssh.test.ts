@@ -23,7 +23,7 @@ describe('openssh path', () => {
     if (!fs.existsSync(RUN_JS)) {
       execFileSync(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT });
     }
-    const args = ['--quick', '--paths', 'openssh', '--placements', 'loopback', '--scenarios', 'bulk-1,rtt', '--no-charts'];
+    const args = ['--quick', '--rounds', '1', '--paths', 'openssh', '--placements', 'loopback', '--scenarios', 'bulk-1,rtt', '--no-charts'];
     const code = await new Promise<number | null>((resolve, reject) => {
       const child = spawn(process.execPath, [RUN_JS, ...args, '--out', path.join(tmp, 'R.md'), '--json', tmp], { cwd: ROOT, stdio: 'ignore' });
       const timer = setTimeout(() => {

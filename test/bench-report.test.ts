@@ -1,10 +1,11 @@
-// Runs `npm run bench -- --quick` (compiled) on the direct path only, writing to a temp dir, and
-// checks the report's structure: headings, tables, ratio columns, goal rows, JSON and charts.
+// Runs `npm run bench -- --quick` (compiled) on the direct and emulator-only paths, with its default
+// outputs (RESULTS-quick.md, bench/results/quick/), and checks the report's structure (headings,
+// tables, rounds, ratio columns, goal rows, JSON and charts) and that the committed RESULTS.md,
+// charts and raw JSON are byte for byte what they were.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, RUN_JS, ensureBuilt } from './helpers/build.js';
 
 interface RunOutput {
@@ -30,36 +31,35 @@ async function runBench(args: string[]): Promise<RunOutput> {
   });
 }
 
+/** The committed report of record and its files: a quick run must leave every one alone. */
+const COMMITTED = ['RESULTS.md', 'bench/results/results.json', 'bench/results/throughput.svg', 'bench/results/rtt-percentiles.svg', 'bench/results/interactive-p99.svg'];
+const QUICK_REPORT = path.join(ROOT, 'RESULTS-quick.md');
+const QUICK_DIR = path.join(ROOT, 'bench', 'results', 'quick');
+
+function snapshot(): Record<string, string | undefined> {
+  return Object.fromEntries(COMMITTED.map((f) => [f, fs.existsSync(path.join(ROOT, f)) ? fs.readFileSync(path.join(ROOT, f), 'utf8') : undefined]));
+}
+
 describe('npm run bench -- --quick', () => {
-  let tmp: string;
   let report: string;
   let run: RunOutput;
-  const committed = path.join(ROOT, 'RESULTS.md');
-  const committedBefore = fs.existsSync(committed) ? fs.readFileSync(committed, 'utf8') : undefined;
+  const before = snapshot();
 
   beforeAll(async () => {
     ensureBuilt();
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-report-test-'));
-    run = await runBench([
-      '--quick',
-      '--paths', 'direct',
-      '--placements', 'loopback,same-region',
-      '--scenarios', 'bulk-1,rtt,ttfb',
-      '--out', path.join(tmp, 'RESULTS.md'),
-      '--json', path.join(tmp, 'json'),
-    ]);
-    report = fs.existsSync(path.join(tmp, 'RESULTS.md')) ? fs.readFileSync(path.join(tmp, 'RESULTS.md'), 'utf8') : '';
+    fs.rmSync(QUICK_REPORT, { force: true });
+    fs.rmSync(QUICK_DIR, { recursive: true, force: true });
+    // Two paired rounds on loopback, one on the emulated placement: a few seconds of traffic.
+    run = await runBench(['--quick', '--paths', 'direct,emulator', '--placements', 'loopback,same-region', '--scenarios', 'bulk-1,rtt,ttfb']);
+    report = fs.existsSync(QUICK_REPORT) ? fs.readFileSync(QUICK_REPORT, 'utf8') : '';
   }, 90_000);
 
-  afterAll(() => {
-    fs.rmSync(tmp, { recursive: true, force: true });
-  });
-
-  it('exits 0, prints progress lines and leaves the committed RESULTS.md alone', () => {
+  it('exits 0, prints progress lines and writes RESULTS-quick.md and bench/results/quick/, not the committed report', () => {
     expect(run.code, run.stderr).toBe(0);
-    expect(run.stderr).toMatch(/\[\s*1\/\d+ \d+:\d\d\] direct · loopback · bulk-1/);
-    const after = fs.existsSync(committed) ? fs.readFileSync(committed, 'utf8') : undefined;
-    expect(after).toBe(committedBefore);
+    expect(run.stderr).toMatch(/\[\s*1\/\d+ \d+:\d\d\] direct · loopback · bulk-1 · round 1\/2/);
+    expect(run.stderr).toContain(`wrote ${QUICK_REPORT}`);
+    expect(fs.existsSync(path.join(QUICK_DIR, 'results-quick.json'))).toBe(true);
+    expect(snapshot()).toEqual(before);
   });
 
   it('has the report sections', () => {
@@ -78,32 +78,41 @@ describe('npm run bench -- --quick', () => {
     expect(header).toBeDefined();
     expect(header).toContain('vs direct');
     expect(header).toContain('vs OpenSSH');
-    expect(bulk).toMatch(/^\| loopback \| direct \| [\d,.]+ \|.*\| 1\.00x \|/m);
-    expect(bulk).toMatch(/^\| same-region \| direct \| [\d,.]+ \|/m);
+    expect(header).toContain('| rounds |');
+    expect(header).toContain('MB/s min-max');
+    // Two paired rounds on loopback: median, min-max over rounds, per-round ratio with its range.
+    expect(bulk).toMatch(/^\| loopback \| direct \| 2 \| [\d,.]+ \|.*\| [\d,.]+-[\d,.]+ \| 1\.00x \(1\.00-1\.00\) \|/m);
+    expect(bulk).toMatch(/^\| same-region \| direct \| 1 \| [\d,.]+ \|/m);
+    expect(bulk).toMatch(/^\| same-region \| emulator \| 1 \| [\d,.]+ \|/m);
+    // The emulator-only path runs on emulated placements only, and shows what the emulator adds.
+    expect(bulk).not.toMatch(/^\| loopback \| emulator \|/m);
+    const summary = report.slice(report.indexOf('## Per placement'));
+    expect(summary).toMatch(/^\| same-region \| emulator \| [\d.]+ \| [\d.]+ \| -?[\d.]+ \|/m);
   });
 
   it('lists every goal with a status, and the machine', () => {
     const goals = report.slice(report.indexOf('## Goals'), report.indexOf('## Machine'));
     const rows = goals.split('\n').filter((l) => l.startsWith('| ') && !l.startsWith('| goal') && !l.startsWith('| ---'));
     expect(rows.length).toBeGreaterThanOrEqual(5);
-    for (const r of rows) expect(r).toMatch(/\| (met|\*\*not met\*\*|not measured) \|/);
+    for (const r of rows) expect(r).toMatch(/\| (met|\*\*not met\*\*|not measured)(, \d+ of \d+ rounds)? \|/);
     expect(goals).toContain('OpenSSH');
     for (const k of ['CPU', 'RAM', 'Node', 'OpenSSH', 'git commit', 'date']) expect(report).toMatch(new RegExp(`^\\| ${k} \\|`, 'm'));
   });
 
   it('writes raw JSON and linked SVG charts', () => {
-    const json = JSON.parse(fs.readFileSync(path.join(tmp, 'json', 'results-quick.json'), 'utf8')) as {
-      records: { scenario: string; path: string; placement: string; error?: string }[];
+    const json = JSON.parse(fs.readFileSync(path.join(QUICK_DIR, 'results-quick.json'), 'utf8')) as {
+      records: { scenario: string; path: string; placement: string; round: number; error?: string }[];
       paths: { id: string; skipped?: string }[];
     };
     expect(new Set(json.records.map((r) => r.scenario))).toEqual(new Set(['bulk-1', 'rtt', 'ttfb']));
     expect(json.records.filter((r) => r.error !== undefined)).toEqual([]);
-    expect(json.paths.map((p) => p.id)).toEqual(['direct']);
+    expect(json.paths.map((p) => p.id)).toEqual(['direct', 'emulator']);
+    expect(json.records.filter((r) => r.path === 'direct' && r.placement === 'loopback' && r.scenario === 'rtt').map((r) => r.round)).toEqual([1, 2]);
     for (const m of report.matchAll(/!\[[^\]]*\]\(([^)]+\.svg)\)/g)) {
-      const file = path.resolve(tmp, m[1] as string);
+      const file = path.resolve(ROOT, m[1] as string);
       expect(fs.readFileSync(file, 'utf8')).toMatch(/^<svg/);
     }
-    expect(report).toMatch(/!\[throughput\]\(json\/throughput\.svg\)/);
+    expect(report).toMatch(/!\[throughput\]\(bench\/results\/quick\/throughput\.svg\)/);
   });
 });
 
@@ -139,6 +148,6 @@ describe('report registry', () => {
     );
     expect(md).toContain('## Demo module\n\nvalue 42');
     expect(md).toMatch(/^\| demo goal holds \| met \| by construction \|$/m);
-    expect(md).toMatch(/^\| loopback \| direct \| 50 \| 60 \| 70 \|/m);
+    expect(md).toMatch(/^\| loopback \| direct \| 1 \| 50 \| 60 \| 70 \|/m);
   });
 });

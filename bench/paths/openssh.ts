@@ -1,8 +1,8 @@
 // OpenSSH baseline: `ssh -L` (aes128-gcm) -> blind TCP relay (the "hub", a separate process that
 // cannot read) -> a private sshd -> target. The sshd runs on a free port with a host key and an
 // authorized key generated in the path's temp dir, as the current user (root works: PermitRootLogin,
-// StrictModes no, UsePAM no). On emulated placements the relay also carries the hub-service and
-// device-hub legs, folded into one delay line per direction.
+// StrictModes no, UsePAM no). On emulated placements the relay crosses the hub-service and
+// device-hub legs as two delay lines in series, as the tunnel does (paths/links.ts).
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -12,7 +12,7 @@ import { combineLegs } from '../link-emulator.js';
 import { relayedCapacityMBps, relayedRttMs } from '../placements.js';
 import { freePort, spawnChild, stderrOf, waitForPort } from '../procs.js';
 import { TARGET_NAMES, type TargetName } from '../targets.js';
-import { startLinks } from './links.js';
+import { startLinks, startRelayedLegs } from './links.js';
 import type { BenchPath, RunningPath } from './types.js';
 
 const run = promisify(execFile);
@@ -98,8 +98,10 @@ export const opensshPath: BenchPath = {
       await waitForPort(sshdPort, undefined, () => daemon.proc.exitCode === null).catch((err: Error) => {
         throw new Error(`sshd did not start: ${err.message}; ${stderrOf(daemon)}`);
       });
-      const leg = combineLegs([ctx.placement.hubService, ctx.placement.deviceHub]);
-      const relay = await startLinks([{ targetHost: '127.0.0.1', targetPort: sshdPort, leg }]);
+      // Loopback: one blind relay (the "hub"). Emulated: the same two delay lines the tunnel crosses.
+      const relay = ctx.placement.loopback
+        ? await startLinks([{ targetHost: '127.0.0.1', targetPort: sshdPort, leg: combineLegs([]) }])
+        : await startRelayedLegs(ctx.placement, [sshdPort]);
       stopAll.push(() => relay.child.stop());
       const localPorts: number[] = [];
       const forwards: string[] = [];

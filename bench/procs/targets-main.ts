@@ -1,9 +1,9 @@
 // Child-process entry: starts the named bench targets (argv[2], comma-separated; default all) and prints {"ports":{sink,echo,http}} on stdout.
-import { startTargets, TARGET_NAMES, type TargetName } from '../targets.js';
+import { NODE_TARGET_NAMES, startTargets, type NodeTargetName } from '../targets.js';
 
 async function main(): Promise<void> {
-  const names = (process.argv[2] ?? TARGET_NAMES.join(',')).split(',') as TargetName[];
-  const t = await startTargets(names.filter((n) => TARGET_NAMES.includes(n)));
+  const names = (process.argv[2] ?? NODE_TARGET_NAMES.join(',')).split(',') as NodeTargetName[];
+  const t = await startTargets(names.filter((n) => NODE_TARGET_NAMES.includes(n)));
   process.stdout.write(`${JSON.stringify({ ports: t.ports })}\n`);
   const stop = (): void => {
     void t.close().finally(() => process.exit(0));

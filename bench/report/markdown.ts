@@ -1,8 +1,9 @@
 // Renders RESULTS.md from a run's results: goals, machine, placements, one table per scenario with
 // ratio columns against direct TCP and OpenSSH, per-placement summary, resources, charts, modules.
+import { EMULATOR_PATH_ID } from '../paths/emulator.js';
 import { PATHS } from '../paths/index.js';
 import { directCapacityMBps, directRttMs, relayedCapacityMBps, relayedRttMs, type LegSpec } from '../placements.js';
-import { findRecord, type BenchResults } from '../results.js';
+import { metric, metricSpread, roundRatios, spreadOf, type BenchResults, type Spread } from '../results.js';
 import { SCENARIOS } from '../scenarios/index.js';
 import { allGoals, allModules } from './registry.js';
 
@@ -37,17 +38,31 @@ function legText(l: LegSpec): string {
   return `${(2 * l.oneWayMs).toFixed(1)} ms RTT${jit}${bw}`;
 }
 
-function ratio(v: number | undefined, base: number | undefined): string {
-  if (v === undefined || base === undefined || base === 0 || !Number.isFinite(v) || !Number.isFinite(base)) return NA;
-  return `${(v / base).toFixed(2)}x`;
+/** Median of the per-round ratios a/b, with their range: `0.83x (0.79-0.88)`. */
+function ratioCell(r: BenchResults, scenario: string, placement: string, key: string, a: string, b: string): string {
+  const s = spreadOf(roundRatios(r, scenario, placement, key, a, b));
+  if (s === undefined) return NA;
+  return s.n > 1 ? `${s.median.toFixed(2)}x (${s.min.toFixed(2)}-${s.max.toFixed(2)})` : `${s.median.toFixed(2)}x`;
+}
+
+/** A spread as `min-max`, with the digits of its column. */
+function rangeCell(s: Spread | undefined, digits: number): string {
+  if (s === undefined) return NA;
+  return `${fmt(s.min, digits)}-${fmt(s.max, digits)}`;
 }
 
 function goalsSection(r: BenchResults): string {
   const rows = allGoals().map((g) => {
     const v = g.evaluate(r);
-    return [g.text, v.status === 'met' ? 'met' : v.status === 'not met' ? '**not met**' : 'not measured', v.detail];
+    const status = v.status === 'met' ? 'met' : v.status === 'not met' ? '**not met**' : 'not measured';
+    return [g.text, v.rounds === undefined ? status : `${status}, ${v.rounds} rounds`, v.detail];
   });
-  return `## Goals\n\n${table(['goal', 'status', 'measured'], rows)}\n`;
+  return (
+    '## Goals\n\n' +
+    'Each goal is judged on the median over paired rounds of its per-round value (a ratio or difference between paths ' +
+    'run side by side in that round); the status says in how many rounds the goal held on its own.\n\n' +
+    `${table(['goal', 'status', 'measured'], rows)}\n`
+  );
 }
 
 function machineSection(r: BenchResults): string {
@@ -83,8 +98,9 @@ function placementsSection(r: BenchResults): string {
   ]);
   return (
     '## Placements\n\nEach leg is emulated in user space by `bench/link-emulator.ts` (one-way delay, jitter that keeps order, ' +
-    'bandwidth cap, queue bounded to one bandwidth-delay product). Relayed paths cross device-hub and hub-service; direct ' +
-    'TCP crosses device-service. Figures are medians from the public clouds\' published inter-region round-trip tables.\n\n' +
+    'bandwidth cap, queue bounded to one bandwidth-delay product). Relayed paths (tunnel, OpenSSH, emulator only) cross ' +
+    'hub-service and device-hub as two delay lines in series, each path the same ones; direct TCP crosses device-service. ' +
+    'A packet-loss variant of the cellular leg (real TCP loss on a veth pair in network namespaces) is not built yet. Cloud figures are medians from the public clouds\' published inter-region round-trip tables; the cellular leg\'s sources are in its row.\n\n' +
     `${table(['placement', 'device-hub', 'hub-service', 'device-service', 'relayed RTT ms', 'direct RTT ms', 'where'], rows)}\n`
   );
 }
@@ -94,24 +110,57 @@ function scenarioSections(r: BenchResults): string {
   const pathIds = r.paths.filter((p) => p.skipped === undefined).map((p) => p.id);
   for (const s of SCENARIOS) {
     if (!r.scenarios.includes(s.id)) continue;
+    const skipped = r.skippedScenarios?.[s.id];
+    if (skipped !== undefined) {
+      out.push(`### ${s.title} (\`${s.id}\`)\n\nskipped: ${skipped}.\n`);
+      continue;
+    }
     const places = r.placements.filter((p) => s.placements === 'all' || p.loopback);
     if (places.length === 0) continue;
-    const header = ['placement', 'path', ...s.columns.map((c) => c.label), `${s.primary.metric} vs direct`, `${s.primary.metric} vs OpenSSH`, 'note'];
+    const primary = s.columns.find((c) => c.metric === s.primary.metric);
+    const header = [
+      'placement',
+      'path',
+      'rounds',
+      ...s.columns.map((c) => c.label),
+      `${primary?.label ?? s.primary.metric} min-max`,
+      `${s.primary.metric} vs direct`,
+      `${s.primary.metric} vs OpenSSH`,
+      'note',
+    ];
     const rows: string[][] = [];
     for (const pl of places) {
-      const base = findRecord(r, s.id, 'direct', pl.id)?.metrics[s.primary.metric];
-      const ssh = findRecord(r, s.id, 'openssh', pl.id)?.metrics[s.primary.metric];
       for (const pid of pathIds) {
-        const rec = r.records.find((x) => x.scenario === s.id && x.path === pid && x.placement === pl.id);
-        if (rec === undefined) continue;
-        const v = rec.metrics[s.primary.metric];
-        const note = rec.error !== undefined ? `error: ${rec.error}` : [rec.partial === true ? 'partial' : '', rec.note ?? ''].filter(Boolean).join('; ');
-        rows.push([pl.id, pid, ...s.columns.map((c) => fmt(rec.metrics[c.metric], c.digits)), ratio(v, base), ratio(v, ssh), note]);
+        const recs = r.records.filter((x) => x.scenario === s.id && x.path === pid && x.placement === pl.id);
+        if (recs.length === 0) continue;
+        const ok = recs.filter((x) => x.error === undefined);
+        const errors = [...new Set(recs.filter((x) => x.error !== undefined).map((x) => x.error as string))];
+        const partial = ok.filter((x) => x.partial === true).length;
+        const notes = [
+          errors.length > 0 ? `error in ${recs.length - ok.length} of ${recs.length} rounds: ${errors.join('; ')}` : '',
+          partial > 0 ? `partial in ${partial} rounds` : '',
+          ...new Set(ok.map((x) => x.note ?? '').filter(Boolean)),
+        ].filter(Boolean);
+        const med = (key: string): number | undefined => metric(r, s.id, pid, pl.id, key);
+        rows.push([
+          pl.id,
+          pid,
+          `${ok.length}`,
+          ...s.columns.map((c) => fmt(med(c.metric), c.digits)),
+          rangeCell(metricSpread(r, s.id, pid, pl.id, s.primary.metric), primary?.digits ?? 1),
+          ratioCell(r, s.id, pl.id, s.primary.metric, pid, 'direct'),
+          ratioCell(r, s.id, pl.id, s.primary.metric, pid, 'openssh'),
+          notes.join('; '),
+        ]);
       }
     }
     if (rows.length === 0) continue;
     const better = s.primary.higherIsBetter ? 'higher is better' : 'lower is better';
-    out.push(`### ${s.title} (\`${s.id}\`)\n\nRatios are this path's ${s.primary.metric} over direct TCP's and OpenSSH's at the same placement (${better}).\n\n${table(header, rows)}\n`);
+    out.push(
+      `### ${s.title} (\`${s.id}\`)\n\nEach figure is the median over paired rounds; min-max is the spread of ${s.primary.metric} over rounds. ` +
+        `Ratios are the median (and range) of the per-round ratios of this path's ${s.primary.metric} over direct TCP's and OpenSSH's ` +
+        `run beside it in the same round at the same placement (${better}).\n\n${table(header, rows)}\n`,
+    );
   }
   return `## Scenarios\n\n${out.join('\n')}`;
 }
@@ -120,35 +169,49 @@ function placementSummary(r: BenchResults): string {
   const rows: string[][] = [];
   for (const pl of r.placements.filter((p) => !p.loopback)) {
     for (const p of r.paths.filter((x) => x.skipped === undefined)) {
-      const rtt = findRecord(r, 'rtt', p.id, pl.id)?.metrics;
-      const bulk = findRecord(r, 'bulk-1', p.id, pl.id)?.metrics;
-      if (rtt === undefined && bulk === undefined) continue;
+      const p50us = metric(r, 'rtt', p.id, pl.id, 'p50_us');
+      const MBps = metric(r, 'bulk-1', p.id, pl.id, 'MBps');
+      if (p50us === undefined && MBps === undefined) continue;
       const legs = p.id === 'direct' ? directRttMs(pl) : relayedRttMs(pl);
       const cap = p.id === 'direct' ? directCapacityMBps(pl) : relayedCapacityMBps(pl);
-      const p50ms = rtt?.p50_us === undefined ? undefined : rtt.p50_us / 1000;
-      rows.push([pl.id, p.id, fmt(legs, 1), fmt(p50ms, 1), fmt(p50ms === undefined ? undefined : p50ms - legs, 2), fmt(bulk?.MBps, 1), fmt(cap > 0 ? cap : undefined, 1), fmt(bulk?.link_pct, 0)]);
+      const p50ms = p50us === undefined ? undefined : p50us / 1000;
+      const emu = metric(r, 'rtt', EMULATOR_PATH_ID, pl.id, 'p50_us');
+      const overEmu = p.id === 'direct' || p.id === EMULATOR_PATH_ID || p50us === undefined || emu === undefined ? undefined : (p50us - emu) / 1000;
+      rows.push([
+        pl.id,
+        p.id,
+        fmt(legs, 1),
+        fmt(p50ms, 1),
+        fmt(p50ms === undefined ? undefined : p50ms - legs, 2),
+        fmt(overEmu, 2),
+        fmt(MBps, 1),
+        fmt(cap > 0 ? cap : undefined, 1),
+        fmt(metric(r, 'bulk-1', p.id, pl.id, 'link_pct'), 0),
+      ]);
     }
   }
   if (rows.length === 0) return '';
   return (
     '## Per placement: round trip against the legs, throughput against the link\n\n' +
     'A relayed path crosses device-hub + hub-service, so its geometric RTT is their sum; direct TCP crosses device-service. ' +
+    'The `emulator` row is a blind relay through the same two delay lines with no tunnel: its `p50 - legs` is what the ' +
+    'emulator itself adds, and `p50 - emulator` is what a relayed path adds on top of it. Medians over rounds. ' +
     'One connection below the link capacity shows a window that does not grow to the bandwidth-delay product.\n\n' +
-    `${table(['placement', 'path', 'legs RTT ms', 'measured p50 ms', 'p50 - legs ms', '1-conn MB/s', 'link MB/s', '% of link'], rows)}\n`
+    `${table(['placement', 'path', 'legs RTT ms', 'measured p50 ms', 'p50 - legs ms', 'p50 - emulator ms', '1-conn MB/s', 'link MB/s', '% of link'], rows)}\n`
   );
 }
 
 function resourcesSection(r: BenchResults): string {
   const rows: string[][] = [];
   for (const rec of r.records) {
-    if (rec.usage === undefined || rec.usageBytes === undefined || rec.usageBytes === 0 || rec.placement !== 'loopback') continue;
+    if (rec.usage === undefined || rec.usageBytes === undefined || rec.usageBytes === 0 || rec.placement !== 'loopback' || (rec.round ?? 1) !== 1) continue;
     const gib = rec.usageBytes / GIB;
     for (const u of rec.usage) rows.push([rec.scenario, rec.path, u.role, fmt(u.cpuSeconds / gib, 2), fmt(u.peakRssBytes / 1e6, 1)]);
   }
   if (rows.length === 0) return '';
   return (
     '## CPU and memory per GiB (loopback bulk)\n\n' +
-    'CPU is user + system seconds from /proc/PID/stat during the transfer, divided by GiB moved; peak RSS is VmHWM ' +
+    'From the first round. CPU is user + system seconds from /proc/PID/stat during the transfer, divided by GiB moved; peak RSS is VmHWM ' +
     '(sshd includes its per-connection children). Direct TCP has no process of its own on loopback.\n\n' +
     `${table(['scenario', 'path', 'process', 'CPU s / GiB', 'peak RSS MB'], rows)}\n`
   );

@@ -16,6 +16,8 @@ export interface GoalVerdict {
   readonly status: GoalStatus;
   /** The measured figures behind the verdict, in words. */
   readonly detail: string;
+  /** In how many paired rounds the goal held, e.g. "4 of 5" (goals judged per round). */
+  readonly rounds?: string;
 }
 
 export interface Goal {

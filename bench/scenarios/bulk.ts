@@ -1,5 +1,9 @@
 // Bulk throughput: one connection (every placement, sized to the link) and 8 concurrent
-// connections (loopback). Also measures CPU and peak RSS of each path process per GiB moved.
+// connections (loopback), with iperf3 as the load (`bulk-1`, `bulk-8`; the throughput goals use
+// these) and the bench's own Node generator as a second row (`bulk-1-node`, `bulk-8-node`, loopback
+// only: it checks the byte count at the sink). Also measures CPU and peak RSS of each path process
+// per GiB moved.
+import { iperf3Send, iperf3Unavailable, type Iperf3Amount } from '../iperf3.js';
 import { measureProcesses } from '../sampler.js';
 import { bulkSend, type BulkResult } from './net.js';
 import type { Scenario, ScenarioContext, ScenarioOutcome } from './types.js';
@@ -22,7 +26,8 @@ async function runBulk(ctx: ScenarioContext, conns: number, bytesEach: number): 
   const total = conns * bytesEach;
   const t0 = performance.now();
   const ticker = setInterval(() => {
-    ctx.progress(`${(counter.written / MB).toFixed(0)} of ${(total / MB).toFixed(0)} MB sent, ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+    const s = (performance.now() - t0) / 1000;
+    ctx.progress(`${(counter.written / MB).toFixed(0)} of ${(total / MB).toFixed(0)} MB sent in ${s.toFixed(0)} s (${(counter.written / MB / s).toFixed(0)} MB/s)`);
   }, BULK_PROGRESS_INTERVAL_MS);
   const { result, usage } = await measureProcesses(ctx.path.processes, async () => {
     const runs: BulkResult[] = await Promise.all(
@@ -58,18 +63,52 @@ const BULK_COLUMNS = [
 ];
 const BULK_PRIMARY = { metric: 'MBps', higherIsBetter: true };
 
+/** iperf3 through the path: a byte count on an uncapped link, the capped-link duration on a capped one. */
+async function runIperf3(ctx: ScenarioContext, conns: number, bytesTotal: number): Promise<ScenarioOutcome> {
+  const capped = ctx.path.capacityMBps > 0;
+  const amount: Iperf3Amount = capped ? { seconds: ctx.budget.bulkCappedSeconds } : { bytes: bytesTotal };
+  ctx.progress(`iperf3 -P ${conns}, ${capped ? `${ctx.budget.bulkCappedSeconds} s` : `${(bytesTotal / MB).toFixed(0)} MB`}`);
+  const { result, usage } = await measureProcesses(ctx.path.processes, () => iperf3Send(ctx.path.ports.iperf, amount, conns, ctx.budget.bulkTimeoutMs));
+  const metrics: Record<string, number> = { MBps: result.MBps, bytes: result.bytes, seconds: result.seconds };
+  if (ctx.path.capacityMBps > 0) {
+    metrics.link_MBps = ctx.path.capacityMBps;
+    metrics.link_pct = (100 * result.MBps) / ctx.path.capacityMBps;
+  }
+  return { metrics, usage, usageBytes: result.bytes };
+}
+
 export const bulkOne: Scenario = {
   id: 'bulk-1',
-  title: 'Bulk throughput, one connection',
+  title: 'Bulk throughput, one connection (iperf3)',
   placements: 'all',
+  columns: BULK_COLUMNS,
+  primary: BULK_PRIMARY,
+  unavailableReason: iperf3Unavailable,
+  run: (ctx) => runIperf3(ctx, 1, bytesFor(ctx, ctx.budget.bulkBytes)),
+};
+
+export const bulkMulti: Scenario = {
+  id: 'bulk-8',
+  title: `Bulk throughput, ${BULK_MULTI_CONNECTIONS} concurrent connections (iperf3 -P ${BULK_MULTI_CONNECTIONS})`,
+  placements: 'loopback',
+  columns: BULK_COLUMNS,
+  primary: BULK_PRIMARY,
+  unavailableReason: iperf3Unavailable,
+  run: (ctx) => runIperf3(ctx, BULK_MULTI_CONNECTIONS, BULK_MULTI_CONNECTIONS * bytesFor(ctx, ctx.budget.bulkBytesPerConn)),
+};
+
+export const bulkOneNode: Scenario = {
+  id: 'bulk-1-node',
+  title: 'Bulk throughput, one connection (Node generator, byte count checked at the sink)',
+  placements: 'loopback',
   columns: BULK_COLUMNS,
   primary: BULK_PRIMARY,
   run: (ctx) => runBulk(ctx, 1, bytesFor(ctx, ctx.budget.bulkBytes)),
 };
 
-export const bulkMulti: Scenario = {
-  id: 'bulk-8',
-  title: `Bulk throughput, ${BULK_MULTI_CONNECTIONS} concurrent connections`,
+export const bulkMultiNode: Scenario = {
+  id: 'bulk-8-node',
+  title: `Bulk throughput, ${BULK_MULTI_CONNECTIONS} concurrent connections (Node generator)`,
   placements: 'loopback',
   columns: BULK_COLUMNS,
   primary: BULK_PRIMARY,

@@ -1,9 +1,9 @@
 // Registry of path scenarios, in run and report order.
-import { bulkMulti, bulkOne } from './bulk.js';
+import { bulkMulti, bulkMultiNode, bulkOne, bulkOneNode } from './bulk.js';
 import { httpLoad } from './http.js';
 import { interactiveUnderBulk, rtt64, ttfb } from './latency.js';
 import type { Scenario } from './types.js';
 
-export const SCENARIOS: Scenario[] = [bulkOne, bulkMulti, rtt64, interactiveUnderBulk, ttfb, httpLoad];
+export const SCENARIOS: Scenario[] = [bulkOne, bulkMulti, bulkOneNode, bulkMultiNode, rtt64, interactiveUnderBulk, ttfb, httpLoad];
 
 export type { Scenario, ScenarioContext, ScenarioOutcome, Metrics } from './types.js';

@@ -2,6 +2,7 @@
 // while a bulk transfer saturates the same path (head-of-line blocking), and time to first byte of
 // a new connection (through the open stream, and a cold one when the path can make it cold).
 import { RTT_PAYLOAD_BYTES, RTT_WARMUP } from '../config.js';
+import { iperf3Load, iperf3Unavailable } from '../iperf3.js';
 import { percentiles } from '../stats.js';
 import { benchScript, spawnNodeReady } from '../procs.js';
 import { EchoClient, timeToFirstByte } from './net.js';
@@ -67,7 +68,7 @@ export const rtt64: Scenario = {
 
 export const interactiveUnderBulk: Scenario = {
   id: 'interactive',
-  title: 'Interactive round trips while bulk saturates the path',
+  title: 'Interactive round trips while bulk (iperf3) saturates the path',
   placements: 'loopback',
   columns: [
     { metric: 'idle_p50_us', label: 'idle p50 us', digits: 0 },
@@ -78,37 +79,50 @@ export const interactiveUnderBulk: Scenario = {
   primary: { metric: 'p99_us', higherIsBetter: false },
   async run(ctx: ScenarioContext) {
     const client = await EchoClient.open(ctx.path.ports.echo);
-    let bulk: Awaited<ReturnType<typeof spawnNodeReady>> | undefined;
+    let stopLoad: (() => Promise<void>) | undefined;
     try {
       const idle = await roundTrips(client, Math.min(100, ctx.budget.interactiveSamples), ctx.budget.latencyTimeoutMs);
-      // The saturating sender is its own process: in the driver it would delay our own reads.
-      bulk = await spawnNodeReady(benchScript('procs/bulk-main.js'), [
-        String(ctx.path.ports.sink),
-        String(ctx.budget.bulkTimeoutMs + ctx.budget.latencyTimeoutMs),
-      ]);
-      const bulkDone = new Promise<{ bytes: number; seconds: number } | undefined>((resolve) => {
-        let buf = '';
-        bulk?.child.proc.stdout?.on('data', (d: Buffer) => {
-          buf += d.toString();
-          const lines = buf.split('\n').filter(Boolean);
-          const last = lines[lines.length - 1];
-          if (lines.length >= 1 && last !== undefined && last.includes('bytes')) resolve(JSON.parse(last) as { bytes: number; seconds: number });
+      // The saturating sender is its own process (in the driver it would delay our own reads):
+      // iperf3 where installed, else the bench's Node sender to the sink.
+      const useIperf = (await iperf3Unavailable()) === undefined;
+      let finishLoad: () => Promise<{ bytes: number; seconds: number } | undefined>;
+      if (useIperf) {
+        const load = iperf3Load(ctx.path.ports.iperf, Math.ceil((ctx.budget.bulkTimeoutMs + ctx.budget.latencyTimeoutMs) / 1000));
+        stopLoad = () => load.child.stop();
+        finishLoad = () => load.finish();
+      } else {
+        const bulk = await spawnNodeReady(benchScript('procs/bulk-main.js'), [
+          String(ctx.path.ports.sink),
+          String(ctx.budget.bulkTimeoutMs + ctx.budget.latencyTimeoutMs),
+        ]);
+        stopLoad = () => bulk.child.stop();
+        const bulkDone = new Promise<{ bytes: number; seconds: number } | undefined>((resolve) => {
+          let buf = '';
+          bulk.child.proc.stdout?.on('data', (d: Buffer) => {
+            buf += d.toString();
+            const lines = buf.split('\n').filter(Boolean);
+            const last = lines[lines.length - 1];
+            if (lines.length >= 1 && last !== undefined && last.includes('bytes')) resolve(JSON.parse(last) as { bytes: number; seconds: number });
+          });
+          bulk.child.proc.once('exit', () => resolve(undefined));
         });
-        bulk?.child.proc.once('exit', () => resolve(undefined));
-      });
+        finishLoad = async () => {
+          await bulk.child.stop();
+          return bulkDone;
+        };
+      }
       await new Promise((r) => setTimeout(r, INTERACTIVE_BULK_LEAD_MS));
       const n = ctx.budget.interactiveSamples;
       const loaded = await roundTrips(client, n, ctx.budget.latencyTimeoutMs, INTERACTIVE_GAP_MS, (i) => {
-        if (i % Math.max(1, Math.floor(n / 4)) === 0) ctx.progress(`${i}/${n} round trips under bulk`);
+        if (i % Math.max(1, Math.floor(n / 4)) === 0) ctx.progress(`${i}/${n} round trips under ${useIperf ? 'iperf3' : 'Node'} bulk`);
       });
-      await bulk.child.stop();
-      const b = await bulkDone;
+      const b = await finishLoad();
       const idleP = percentiles(idle);
       const metrics: Metrics = { ...usMetrics(loaded), idle_p50_us: idleP.p50, idle_p99_us: idleP.p99 };
       if (b !== undefined && b.seconds > 0) metrics.bulk_MBps = b.bytes / 1e6 / b.seconds;
       return { metrics, partial: loaded.length < n };
     } finally {
-      await bulk?.child.stop();
+      await stopLoad?.();
       client.close();
     }
   },

@@ -45,5 +45,7 @@ export interface Scenario {
   readonly columns: readonly Column[];
   /** Metric the ratio columns (vs direct, vs OpenSSH) are computed on. */
   readonly primary: { readonly metric: string; readonly higherIsBetter: boolean };
+  /** Why it cannot run on this machine (a missing program), or undefined; absent = always runs. */
+  unavailableReason?(): Promise<string | undefined>;
   run(ctx: ScenarioContext): Promise<ScenarioOutcome>;
 }
