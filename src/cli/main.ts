@@ -7,6 +7,7 @@
  * and metrics code in its heap, since every major garbage collection walks the whole heap and a
  * proxy moving hundreds of MB/s runs many of them.
  */
+import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { fail } from './fail.js';
 
@@ -27,10 +28,16 @@ const COMMANDS: CommandEntry[] = [
   { name: 'demo', summary: 'hub, both proxies and demo device services in one process, on loopback', load: async () => (await import('./commands/demo.js')).demoCommand() },
 ];
 
+/** The version in package.json, three levels up from dist/src/cli in a clone and in an installed package alike. */
+function packageVersion(): string {
+  return (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+}
+
 /** The program with `only` fully loaded (or every command, when undefined) and the rest as summaries. */
 export async function buildProgram(only?: string): Promise<Command> {
   const program = new Command('devstreams')
     .description('reach TCP ports on devices behind firewalls through a hub both sides dial out to')
+    .version(packageVersion(), '-V, --version', 'print the version and exit')
     .showHelpAfterError('(run with --help for usage)');
   for (const entry of COMMANDS) {
     program.addCommand(only === undefined || entry.name === only ? await entry.load() : new Command(entry.name).description(entry.summary));
