@@ -4,7 +4,7 @@
  * node A is killed outright, the device moves to B and new connections work again.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -43,7 +43,9 @@ describe.skipIf(missing !== undefined)(`fleet through the proxies${missing ? ` (
     redis = await startRedis();
     sshd = await startSshd(dir);
     echo = await startEchoServer();
-    const hubArgs = ['hub', '--redis', redis.url, '--public-host', PUBLIC_HOST, '--listen', '127.0.0.1:0'];
+    const secretFile = join(dir, 'fleet.secret');
+    writeFileSync(secretFile, `${randomBytes(48).toString('base64')}\n`, { mode: 0o600 });
+    const hubArgs = ['hub', '--redis', redis.url, '--fleet-secret-file', secretFile, '--public-host', PUBLIC_HOST, '--listen', '127.0.0.1:0'];
     nodeA = startCli(hubArgs);
     nodeB = startCli(hubArgs);
     await Promise.all([nodeA.waitFor('hub ready'), nodeB.waitFor('hub ready')]);

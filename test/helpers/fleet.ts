@@ -5,8 +5,13 @@ import { formatConnectionString, parseConnectionString } from '../../src/auth/co
 /** The name every node shares; tokens are scoped to it. Never dialled: clients use gateways. */
 export const FLEET_HOST = 'hub.fleet.test';
 
+/** The fleet secret test nodes share (signs node-to-node messages; never in Redis). */
+export const FLEET_SECRET = Buffer.alloc(32, 0x5e);
+
+/** A node of the test fleet; `o.redis` given as options gets the shared secret unless it names its own. */
 export async function startNode(redisUrl: string, keyPrefix: string, o: Partial<HubStartOptions> = {}): Promise<Hub> {
-  return Hub.start({ host: '127.0.0.1', port: 0, publicHost: FLEET_HOST, redis: { url: redisUrl, keyPrefix }, ...o });
+  const redis = typeof o.redis === 'object' ? { secret: FLEET_SECRET, ...o.redis } : { url: redisUrl, keyPrefix, secret: FLEET_SECRET };
+  return Hub.start({ host: '127.0.0.1', port: 0, publicHost: FLEET_HOST, ...o, redis });
 }
 
 /** `host:port` of a node. */

@@ -7,7 +7,7 @@ import { Hub, createSelfSignedCertificate, type HubStartOptions } from '../../hu
 import { createLogger } from '../log.js';
 import { action } from '../fail.js';
 import { withConfigFile } from '../config-file.js';
-import { othersCanRead } from '../secret-file.js';
+import { othersCanRead, readSecretFile } from '../secret-file.js';
 
 /** Parses `HOST:PORT` (IPv6 as `[::1]:PORT`). */
 export function parseListen(value: string): { host: string; port: number } {
@@ -36,6 +36,8 @@ interface HubCliOpts {
   streamRate?: number;
   maxConnections?: number;
   refusalsPerAddress?: number;
+  fleetSecretFile?: string;
+  redisCa?: string;
   logLevel: string;
 }
 
@@ -44,7 +46,9 @@ export function hubCommand(): Command {
     .description('run a hub: device control sockets, stream rendezvous and relay, registry API')
     .requiredOption('--listen <host:port>', 'address to listen on', parseListen)
     .option('--data <dir>', 'data directory (registry, generated certificate); one node')
-    .option('--redis <url>', 'fleet mode: registry, presence and stream routing in Redis (redis://host:port[/db])')
+    .option('--redis <url>', 'fleet mode: registry, presence and stream routing in Redis (redis://[:password@]host:port[/db], rediss:// for TLS)')
+    .option('--fleet-secret-file <file>', 'with --redis: the fleet secret (at least 32 bytes, the same file on every node, not in Redis; e.g. openssl rand -base64 48); signs messages between nodes')
+    .option('--redis-ca <file>', 'CA certificate (PEM) of a rediss:// Redis with a private CA')
     .option('--public-host <name>', 'host[:port] clients use and tokens are scoped to (default: the listen address); the same on every node of a fleet')
     .option('--advertise <host:port>', "this node's own address for stream URLs (fleet; default: the listen address)")
     .option('--tls-cert <file>', 'TLS certificate (PEM)')
@@ -61,7 +65,7 @@ Examples:
   $ devstreams hub --listen 127.0.0.1:8080 --data ./hubdata
   $ devstreams hub --listen 0.0.0.0:8443 --data ./hubdata --public-host hub.example.com:8443 --tls-cert cert.pem --tls-key key.pem
   $ devstreams hub --listen 127.0.0.1:8443 --data ./hubdata --tls-self-signed
-  $ devstreams hub --redis redis://10.0.0.5:6379 --public-host hub.example.com --listen 0.0.0.0:8443 --advertise node1.example.com:8443 --tls-cert cert.pem --tls-key key.pem`);
+  $ devstreams hub --redis redis://:PASSWORD@10.0.0.5:6379 --fleet-secret-file /etc/devstreams/fleet.secret --public-host hub.example.com --listen 0.0.0.0:8443 --advertise node1.example.com:8443 --tls-cert cert.pem --tls-key key.pem`);
   cmd.action(action(async (o: HubCliOpts) => {
     const log = createLogger(o.logLevel);
     if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw new DevstreamsError('ERR_CONFIG', '--tls-cert and --tls-key go together');
@@ -70,7 +74,19 @@ Examples:
     if (o.advertise !== undefined) parseListen(o.advertise);
     const opts: HubStartOptions = { host: o.listen.host, port: o.listen.port, logger: log };
     if (o.data !== undefined) opts.dataDir = o.data;
-    if (o.redis !== undefined) opts.redis = o.redis;
+    if (o.redis !== undefined) {
+      if (o.fleetSecretFile === undefined) throw new DevstreamsError('ERR_CONFIG', "a fleet node needs --fleet-secret-file FILE (the same on every node; make one with 'openssl rand -base64 48 > fleet.secret')");
+      const secret = Buffer.from(readSecretFile(o.fleetSecretFile, '--fleet-secret-file', (line) => log.warn(line)), 'utf8');
+      let redisCa: Buffer | undefined;
+      if (o.redisCa !== undefined) {
+        try {
+          redisCa = readFileSync(o.redisCa);
+        } catch (err) {
+          throw new DevstreamsError('ERR_CONFIG', `cannot read --redis-ca ${o.redisCa}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+        }
+      }
+      opts.redis = { url: o.redis, secret, ...(redisCa ? { redisCa } : {}) };
+    } else if (o.fleetSecretFile !== undefined || o.redisCa !== undefined) throw new DevstreamsError('ERR_CONFIG', '--fleet-secret-file and --redis-ca go with --redis');
     if (o.advertise !== undefined) opts.advertise = o.advertise;
     if (o.publicHost !== undefined) opts.publicHost = o.publicHost;
     if (o.insecure) opts.insecure = true;

@@ -1,4 +1,5 @@
 /** `devstreams registry ...`: manage devices and print connection strings, straight on the data directory or the fleet's Redis. */
+import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { DevstreamsError } from '../../errors.js';
 import { formatConnectionString, type HubTransport } from '../../auth/connection-string.js';
@@ -12,6 +13,7 @@ import { writeSecretFile } from '../secret-file.js';
 interface CommonOpts {
   data?: string;
   redis?: string;
+  redisCa?: string;
   host?: string;
   plain?: boolean;
   gateway?: string;
@@ -70,7 +72,15 @@ async function withRegistry(o: CommonOpts, fn: (reg: RegistryStore) => Promise<v
     await fn(DeviceRegistry.open(o.data));
     return;
   }
-  const redis = await connectRedis(o.redis!, { reconnect: false });
+  let ca: Buffer | undefined;
+  if (o.redisCa !== undefined) {
+    try {
+      ca = readFileSync(o.redisCa);
+    } catch (err) {
+      throw new DevstreamsError('ERR_CONFIG', `cannot read --redis-ca ${o.redisCa}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  }
+  const redis = await connectRedis(o.redis!, { reconnect: false, ...(ca ? { ca } : {}) });
   try {
     await fn(await RedisRegistry.open({ redis, keyPrefix: DEFAULT_REDIS_KEY_PREFIX }));
   } finally {
@@ -81,7 +91,8 @@ async function withRegistry(o: CommonOpts, fn: (reg: RegistryStore) => Promise<v
 function withCommon(c: Command): Command {
   return c
     .option('--data <dir>', 'hub data directory (holds registry.json)')
-    .option('--redis <url>', "a fleet's Redis (redis://host:port[/db]) instead of --data")
+    .option('--redis <url>', "a fleet's Redis (redis://[:password@]host:port[/db], rediss:// for TLS) instead of --data")
+    .option('--redis-ca <file>', 'CA certificate (PEM) of a rediss:// Redis with a private CA')
     .option('--host <host:port>', 'hub address for printed strings (default: the one the hub recorded)')
     .option('--plain', 'with --host: the hub serves plain ws (adds Transport=ws)')
     .option('--gateway <host:port>', 'add GatewayHostName: connect here, tokens stay scoped to HostName');

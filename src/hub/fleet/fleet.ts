@@ -9,7 +9,7 @@ import { DevstreamsError } from '../../errors.js';
 import type { StreamResponseBody } from '../stream-request.js';
 import { RedisRegistry } from './redis-registry.js';
 import { RedisPresenceStore } from './redis-presence.js';
-import { NodeBus, DEFAULT_FORWARD_SLACK_MS } from './node-bus.js';
+import { NodeBus, DEFAULT_FORWARD_SLACK_MS, MIN_FLEET_SECRET_BYTES } from './node-bus.js';
 import { closeRedis, connectRedis, DEFAULT_REDIS_KEY_PREFIX, safeUrl } from './redis.js';
 
 /** A device's presence entry expires this long after its node last refreshed it (ms). */
@@ -29,6 +29,14 @@ export interface FleetOptions {
   commandTimeoutMs?: number;
   /** Extra wait for a forwarded stream answer (ms, default 2000). */
   forwardSlackMs?: number;
+  /**
+   * The fleet secret: the same on every node and never stored in Redis (at least 32 bytes).
+   * Node-to-node messages are signed with it, so writing to Redis is not enough to make a node
+   * ring a device or evict one. Without it they are not signed (a warning at start).
+   */
+  secret?: Buffer;
+  /** CA certificate(s) (PEM) for a `rediss://` Redis with a private CA. */
+  redisCa?: string | Buffer;
 }
 
 /** What the fleet needs from the node's control plane. */
@@ -68,7 +76,9 @@ export class Fleet {
       lastLog = now;
       log('warn', 'Redis connection error', { redis: safeUrl(o.url), err: err.message });
     };
-    const common = { reconnect: true, onError, ...(o.commandTimeoutMs !== undefined ? { commandTimeoutMs: o.commandTimeoutMs } : {}) };
+    if (o.secret !== undefined && o.secret.length < MIN_FLEET_SECRET_BYTES) throw new DevstreamsError('ERR_CONFIG', `the fleet secret must be at least ${MIN_FLEET_SECRET_BYTES} bytes`);
+    if (o.secret === undefined) log('warn', 'no fleet secret: messages between hub nodes are not signed, so whoever can write to Redis can make nodes ring and evict devices');
+    const common = { reconnect: true, onError, ...(o.commandTimeoutMs !== undefined ? { commandTimeoutMs: o.commandTimeoutMs } : {}), ...(o.redisCa !== undefined ? { ca: o.redisCa } : {}) };
     const redis = await connectRedis(o.url, common);
     let subscriber: Redis;
     try {
@@ -81,7 +91,7 @@ export class Fleet {
       const registry = await RedisRegistry.open({ redis, subscriber, keyPrefix });
       let fleet: Fleet | undefined;
       const presence = new RedisPresenceStore({ redis, keyPrefix, presenceTtlMs: ttlMs, onMoved: (deviceId, from) => fleet?.moved(deviceId, from) });
-      const bus = new NodeBus({ redis, subscriber, keyPrefix, nodeId, forwardSlackMs: o.forwardSlackMs ?? DEFAULT_FORWARD_SLACK_MS, log });
+      const bus = new NodeBus({ redis, subscriber, keyPrefix, nodeId, forwardSlackMs: o.forwardSlackMs ?? DEFAULT_FORWARD_SLACK_MS, log, ...(o.secret ? { secret: o.secret } : {}) });
       fleet = new Fleet(nodeId, redis, subscriber, registry, presence, bus, ttlMs, log);
       return fleet;
     } catch (err) {

@@ -6,12 +6,27 @@
  * meet there and stream bytes never cross nodes) and rings the device. PUBLISH reports how
  * many listeners got the message: zero means the node is gone, and the request fails at once
  * as ERR_DEVICE_OFFLINE rather than waiting for a timeout.
+ *
+ * With a fleet secret (the same on every node, never stored in Redis) every message is signed:
+ * `<base64url HMAC-SHA256(secret, channel "\n" payload)>.<payload>`, the payload a JSON message
+ * with its send time. A node drops a message whose MAC does not verify (someone who can write to
+ * Redis but has no secret), that is older than BUS_MAX_AGE_MS or from the future (a replay), a
+ * ring whose id it has seen, and any message whose fields are not what the bus sends.
  */
 import type { Redis } from 'ioredis';
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { DevstreamsError, type ErrorCode } from '../../errors.js';
-import type { StreamResponseBody } from '../stream-request.js';
+import { isValidDeviceId } from '../../auth/connection-string.js';
+import { MAX_STREAM_RESPONSE_TIMEOUT_SECONDS } from '../config.js';
+import { STREAM_NAME_PATTERN, type StreamResponseBody } from '../stream-request.js';
 import { guard } from './redis.js';
+
+/** A signed bus message is refused when its send time is further than this from ours (ms): nodes' clocks must agree within it. */
+export const BUS_MAX_AGE_MS = 30_000;
+/** Ring ids remembered to refuse a replay within BUS_MAX_AGE_MS. */
+const SEEN_RINGS_LIMIT = 65_536;
+/** Shortest fleet secret, bytes. */
+export const MIN_FLEET_SECRET_BYTES = 32;
 
 /** Extra wait for a forwarded answer beyond the device's response timeout (ms). */
 export const DEFAULT_FORWARD_SLACK_MS = 2_000;
@@ -34,7 +49,48 @@ export interface NodeBusOptions {
   keyPrefix: string;
   nodeId: string;
   forwardSlackMs: number;
+  /** Signs and checks every message (see above); without it messages are neither signed nor checked for a MAC. */
+  secret?: Buffer;
   log: (level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => void;
+}
+
+const ID = /^[A-Za-z0-9_-]{1,32}$/;
+const NODE_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
+const CODE = /^ERR_[A-Z_]{1,60}$/;
+
+const str = (v: unknown, max: number): v is string => typeof v === 'string' && v.length <= max;
+
+/** Checks a stream answer body field by field (it goes back to a service as is). */
+function isAnswerBody(b: unknown): b is StreamResponseBody {
+  if (typeof b !== 'object' || b === null) return false;
+  const o = b as Record<string, unknown>;
+  return (
+    typeof o.isAccepted === 'boolean' &&
+    str(o.streamName, 64) &&
+    str(o.url, 2048) &&
+    str(o.authorizationToken, 256) &&
+    str(o.streamId, 64) &&
+    (o.reason === undefined || str(o.reason, 1024)) &&
+    (o.devicePublicKey === undefined || str(o.devicePublicKey, 64))
+  );
+}
+
+/** The message, when every field is what the bus sends; undefined otherwise. */
+export function checkBusMessage(v: unknown): BusMessage | undefined {
+  if (typeof v !== 'object' || v === null) return undefined;
+  const m = v as Record<string, unknown>;
+  if (m.t === 'ring') {
+    const ok =
+      str(m.id, 32) && ID.test(m.id) && str(m.from, 64) && NODE_ID.test(m.from) && str(m.deviceId, 128) && isValidDeviceId(m.deviceId) && str(m.streamName, 64) &&
+      STREAM_NAME_PATTERN.test(m.streamName) && Number.isInteger(m.timeoutSeconds) && (m.timeoutSeconds as number) >= 1 && (m.timeoutSeconds as number) <= MAX_STREAM_RESPONSE_TIMEOUT_SECONDS;
+    return ok ? (m as BusMessage) : undefined;
+  }
+  if (m.t === 'answer') {
+    const ok = str(m.id, 32) && ID.test(m.id) && (m.body === undefined || isAnswerBody(m.body)) && (m.code === undefined || (str(m.code, 64) && CODE.test(m.code))) && (m.message === undefined || str(m.message, 1024));
+    return ok ? (m as BusMessage) : undefined;
+  }
+  if (m.t === 'evict') return str(m.deviceId, 128) && isValidDeviceId(m.deviceId) && str(m.by, 64) && NODE_ID.test(m.by) ? (m as BusMessage) : undefined;
+  return undefined;
 }
 
 interface Waiting {
@@ -45,8 +101,12 @@ interface Waiting {
 
 export class NodeBus {
   private readonly waiting = new Map<string, Waiting>();
+  /** Ring ids seen recently, with when: a replayed ring is dropped. */
+  private readonly seenRings = new Map<string, number>();
   private handlers: NodeBusHandlers | undefined;
   private readonly channel: string;
+  /** Messages dropped because they did not verify or check out (logs carry the count). */
+  dropped = 0;
   private readonly onMessage = (channel: string, text: string): void => this.handle(channel, text);
 
   constructor(private readonly o: NodeBusOptions) {
@@ -55,6 +115,54 @@ export class NodeBus {
 
   private channelOf(nodeId: string): string {
     return `${this.o.keyPrefix}node:${nodeId}`;
+  }
+
+  private mac(channel: string, payload: string): Buffer {
+    return createHmac('sha256', this.o.secret!).update(channel).update('\n').update(payload).digest();
+  }
+
+  /** The wire form of `msg` on `channel`: signed when there is a secret. */
+  private encode(channel: string, msg: BusMessage): string {
+    if (!this.o.secret) return JSON.stringify(msg);
+    const payload = JSON.stringify({ ...msg, ts: Date.now() });
+    return `${this.mac(channel, payload).toString('base64url')}.${payload}`;
+  }
+
+  /** The message in `text` when it verifies (MAC, age) and its fields check out; undefined otherwise. */
+  private decode(channel: string, text: string): BusMessage | undefined {
+    let payload = text;
+    if (this.o.secret) {
+      const dot = text.indexOf('.');
+      if (dot <= 0) return undefined;
+      const given = Buffer.from(text.slice(0, dot), 'base64url');
+      payload = text.slice(dot + 1);
+      const want = this.mac(channel, payload);
+      if (given.length !== want.length || !timingSafeEqual(given, want)) return undefined;
+    }
+    let v: unknown;
+    try {
+      v = JSON.parse(payload);
+    } catch {
+      return undefined;
+    }
+    if (this.o.secret) {
+      const ts = (v as { ts?: unknown } | null)?.ts;
+      if (typeof ts !== 'number' || Math.abs(Date.now() - ts) > BUS_MAX_AGE_MS) return undefined;
+    }
+    return checkBusMessage(v);
+  }
+
+  /** False for a ring id seen within BUS_MAX_AGE_MS (a replay). */
+  private firstRing(id: string): boolean {
+    const now = Date.now();
+    // Oldest first (insertion order): forget what is past the age limit, or over the count.
+    for (const [k, at] of this.seenRings) {
+      if (this.seenRings.size < SEEN_RINGS_LIMIT && now - at <= BUS_MAX_AGE_MS) break;
+      this.seenRings.delete(k);
+    }
+    if (this.seenRings.has(id)) return false;
+    this.seenRings.set(id, now);
+    return true;
   }
 
   /** Starts listening on this node's channel. */
@@ -77,7 +185,8 @@ export class NodeBus {
     });
     let receivers: number;
     try {
-      receivers = await guard(this.o.redis.publish(this.channelOf(nodeId), JSON.stringify(msg)));
+      const channel = this.channelOf(nodeId);
+      receivers = await guard(this.o.redis.publish(channel, this.encode(channel, msg)));
     } catch (err) {
       this.settle(id, undefined, err as DevstreamsError);
       answer.catch(() => {});
@@ -95,7 +204,8 @@ export class NodeBus {
   /** Tells node `nodeId` that `deviceId` reconnected here. */
   async evict(nodeId: string, deviceId: string): Promise<void> {
     const msg: BusMessage = { t: 'evict', deviceId, by: this.o.nodeId };
-    await guard(this.o.redis.publish(this.channelOf(nodeId), JSON.stringify(msg)));
+    const channel = this.channelOf(nodeId);
+    await guard(this.o.redis.publish(channel, this.encode(channel, msg)));
   }
 
   private settle(id: string, body: StreamResponseBody | undefined, err?: DevstreamsError): void {
@@ -109,10 +219,10 @@ export class NodeBus {
 
   private handle(channel: string, text: string): void {
     if (channel !== this.channel) return;
-    let msg: BusMessage;
-    try {
-      msg = JSON.parse(text) as BusMessage;
-    } catch {
+    const msg = this.decode(channel, text);
+    if (!msg) {
+      // Whoever sends them decides how many: the first, then every 1,000th, is logged.
+      if (++this.dropped === 1 || this.dropped % 1000 === 0) this.o.log('warn', 'dropped a fleet bus message that does not verify or check out', { channel, dropped: this.dropped });
       return;
     }
     if (msg.t === 'answer') {
@@ -125,8 +235,10 @@ export class NodeBus {
       return;
     }
     if (msg.t === 'ring' && this.handlers) {
+      if (this.o.secret && !this.firstRing(msg.id)) return;
       const reply = (a: BusMessage): void => {
-        this.o.redis.publish(this.channelOf(msg.from), JSON.stringify(a)).catch((err: unknown) => {
+        const to = this.channelOf(msg.from);
+        this.o.redis.publish(to, this.encode(to, a)).catch((err: unknown) => {
           this.o.log('warn', 'cannot send forwarded stream answer', { err: String(err) });
         });
       };

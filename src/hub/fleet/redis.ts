@@ -22,6 +22,8 @@ export interface RedisConnectOptions {
   connectTimeoutMs?: number;
   /** Called on connection errors (rate them yourself); default: ignored. */
   onError?: (err: Error) => void;
+  /** CA certificate(s) (PEM) for a `rediss://` server with a private CA. */
+  ca?: string | Buffer;
 }
 
 /** Wraps any Redis failure as the stable code the hub answers with (HTTP 503). */
@@ -57,6 +59,11 @@ export async function connectRedis(url: string, o: RedisConnectOptions): Promise
     maxRetriesPerRequest: 0,
     retryStrategy: o.reconnect ? (n: number) => Math.min(50 * n, REDIS_RECONNECT_MAX_DELAY_MS) : () => null,
   };
+  // rediss:// turns TLS on (ioredis); a private CA comes on top. A password comes in the URL.
+  if (o.ca !== undefined) {
+    if (!url.startsWith('rediss://')) throw new DevstreamsError('ERR_CONFIG', 'a Redis CA certificate needs a rediss:// URL');
+    opts.tls = { ca: o.ca };
+  }
   const redis = new Redis(url, opts);
   redis.on('error', (err: Error) => o.onError?.(err));
   let timer: NodeJS.Timeout | undefined;
