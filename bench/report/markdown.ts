@@ -220,7 +220,12 @@ function resourcesSection(r: BenchResults): string {
 function chartsSection(o: ReportOptions): string {
   const entries = Object.entries(o.charts);
   if (entries.length === 0) return '';
-  return `## Charts\n\n${entries.map(([id, rel]) => `![${id}](${rel})`).join('\n\n')}\n`;
+  return (
+    '## Charts\n\nMedians over paired rounds, whiskers min-max over rounds; each panel has its own linear scale and shows only ' +
+    'the paths that ran in it (the plaintext and workers variants run `bulk-1` on loopback only; the emulator-only path runs on ' +
+    'emulated placements only).\n\n' +
+    `${entries.map(([id, rel]) => `![${id}](${rel})`).join('\n\n')}\n`
+  );
 }
 
 function moduleSections(r: BenchResults): string {
