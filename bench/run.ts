@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FULL_BUDGET, QUICK_BUDGET, type BenchBudget } from './config.js';
+import { loadResults, renderCompare } from './compare.js';
 import { machineInfo } from './machine.js';
 import './modules.js';
 import { PATHS, type BenchPath, type RunningPath } from './paths/index.js';
@@ -174,6 +175,7 @@ export async function main(argv: readonly string[]): Promise<BenchResults> {
       if (!Number.isInteger(n) || n < 1) throw new BenchUsageError(`--rounds wants a whole number >= 1, got ${v}`);
       return n;
     })
+    .option('--compare <results.json>', 'print this run against an earlier raw result row by row, with both spreads (also added to the report)')
     .addOption(new Option('--no-charts', 'skip drawing SVG charts'))
     .exitOverride();
   program.parse([...argv], { from: 'user' });
@@ -181,6 +183,8 @@ export async function main(argv: readonly string[]): Promise<BenchResults> {
   const base = opts.quick ? QUICK_BUDGET : FULL_BUDGET;
   const budget: BenchBudget = opts.rounds === undefined ? base : { ...base, rounds: opts.rounds, roundsEmulated: opts.rounds };
   registerBuiltinGoals();
+  // Read the earlier result first: a wrong path should fail before minutes of measuring.
+  const earlier = opts.compare === undefined ? undefined : loadResults(path.resolve(opts.compare));
 
   const moduleIds = allModules().map((m) => m.id);
   const wanted = opts.scenarios?.split(',').map((s) => s.trim()).filter(Boolean);
@@ -272,7 +276,13 @@ export async function main(argv: readonly string[]): Promise<BenchResults> {
     }
   }
   fs.mkdirSync(path.dirname(outFile), { recursive: true });
-  fs.writeFileSync(outFile, renderReport(results, { charts, jsonRel: rel(jsonFile) }));
+  let report = renderReport(results, { charts, jsonRel: rel(jsonFile) });
+  if (earlier !== undefined && opts.compare !== undefined) {
+    const table = renderCompare(results, earlier, path.basename(opts.compare));
+    process.stdout.write(`${table}\n`);
+    report += `\n${table}`;
+  }
+  fs.writeFileSync(outFile, report);
   progress.line(`wrote ${outFile} and ${jsonFile}`);
   return results;
 }
