@@ -56,6 +56,8 @@ export type ErrorCode =
   | 'ERR_REQUEST_TIMEOUT'
   | 'ERR_CONNECTION_STRING'
   | 'ERR_HUB_UNAVAILABLE'
+  /** The hub's TLS certificate is not the one the connection string pins (HubCertSha256). */
+  | 'ERR_HUB_CERT_MISMATCH'
   | 'ERR_NOT_FOUND'
   | 'ERR_METHOD_NOT_ALLOWED'
   | 'ERR_PAYLOAD_TOO_LARGE'

@@ -11,6 +11,8 @@
  * - `GatewayHostName=<host:port>[,<host:port>...]`   where to connect instead of HostName (tokens
  *   stay scoped to HostName); a list names several hub nodes of a fleet, tried in turn
  * - `Transport=ws|wss`              `ws` when the hub serves plain WebSocket/HTTP; absent means `wss` (TLS)
+ * - `HubCertSha256=<64 hex digits>`  trust the hub's TLS certificate by its SHA-256 fingerprint
+ *   (a self-signed hub) instead of by a CA; colons and upper case are accepted (as openssl prints it)
  */
 import { DevstreamsError } from '../errors.js';
 
@@ -40,6 +42,8 @@ interface CommonFields {
   transport: HubTransport;
   /** Base64 shared access key. */
   sharedAccessKey: string;
+  /** SHA-256 of the hub's TLS certificate (DER), 64 lower-case hex digits: trust it by this pin instead of a CA. */
+  hubCertSha256?: string;
 }
 
 export interface DeviceConnectionString extends CommonFields {
@@ -59,7 +63,7 @@ export const DEVICE_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
 
 const HOST_PATTERN = /^[A-Za-z0-9.-]+(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$/;
 const BASE64_PATTERN = /^[A-Za-z0-9+/]+={0,2}$/;
-const KNOWN = new Set(['HostName', 'DeviceId', 'SharedAccessKeyName', 'SharedAccessKey', 'GatewayHostName', 'Transport']);
+const KNOWN = new Set(['HostName', 'DeviceId', 'SharedAccessKeyName', 'SharedAccessKey', 'GatewayHostName', 'Transport', 'HubCertSha256']);
 
 function bad(message: string): DevstreamsError {
   return new DevstreamsError('ERR_CONNECTION_STRING', message);
@@ -101,6 +105,13 @@ export function parseConnectionString(text: string): ConnectionString {
   if (transportText !== 'ws' && transportText !== 'wss') throw bad(`connection string field Transport must be ws or wss, not "${transportText}"`);
   const common: CommonFields = { hostName, transport: transportText, sharedAccessKey: key };
   if (gatewayHostName !== undefined) common.gatewayHostName = gatewayHostName;
+  const pin = fields.get('HubCertSha256');
+  if (pin !== undefined) {
+    const hex = normalizeSha256(pin);
+    if (hex === undefined) throw bad('connection string field HubCertSha256 is not a SHA-256 fingerprint (64 hex digits, colons allowed)');
+    if (transportText === 'ws') throw bad('connection string field HubCertSha256 needs TLS: it cannot go with Transport=ws');
+    common.hubCertSha256 = hex;
+  }
   const deviceId = fields.get('DeviceId');
   const policy = fields.get('SharedAccessKeyName');
   if (deviceId !== undefined && policy !== undefined) throw bad('connection string has both DeviceId and SharedAccessKeyName');
@@ -135,7 +146,14 @@ export function formatConnectionString(cs: ConnectionString): string {
   parts.push(`SharedAccessKey=${cs.sharedAccessKey}`);
   if (cs.gatewayHostName !== undefined) parts.push(`GatewayHostName=${cs.gatewayHostName}`);
   if (cs.transport === 'ws') parts.push('Transport=ws');
+  if (cs.hubCertSha256 !== undefined) parts.push(`HubCertSha256=${cs.hubCertSha256}`);
   return parts.join(';');
+}
+
+/** A SHA-256 fingerprint as 64 lower-case hex digits (colons and case as openssl prints them accepted), or undefined when it is not one. */
+export function normalizeSha256(text: string): string | undefined {
+  const hex = text.replace(/:/g, '').toLowerCase();
+  return /^[0-9a-f]{64}$/.test(hex) ? hex : undefined;
 }
 
 /** The `host[:port]`s a client may dial, in order: the gateways when given, else HostName. */

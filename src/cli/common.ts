@@ -5,6 +5,8 @@ import type { Logger } from 'pino';
 import type { CryptoMode } from '../crypto/index.js';
 import { decodePublicKey } from '../crypto/index.js';
 import { DevstreamsError } from '../errors.js';
+import { dialHost, parseConnectionString } from '../auth/index.js';
+import { fetchPinnedCertificate } from '../transport/index.js';
 import { readSecretFile, warnLine } from './secret-file.js';
 
 /** Environment variable that may hold the connection string instead of the flag. */
@@ -61,6 +63,17 @@ export function connectionStringOptions(cmd: Command, kind: string): Command {
   return cmd
     .option('--connection-string-file <file>', `file holding the ${kind} connection string (or set ${CONNECTION_STRING_FILE_ENV}); keep it mode 600`)
     .option('--connection-string <cs>', `the ${kind} connection string itself (or set ${CONNECTION_STRING_ENV}); other local users can read it in ps, prefer the file`);
+}
+
+/**
+ * What the client trusts for the hub's TLS: --ca FILE when given, else the certificate the
+ * connection string pins (HubCertSha256), fetched and checked once here, else the system CAs.
+ */
+export async function hubTrust(connectionString: string, caPath: string | undefined): Promise<{ ca?: Buffer }> {
+  if (caPath !== undefined) return readCa(caPath);
+  const cs = parseConnectionString(connectionString);
+  if (cs.hubCertSha256 === undefined) return {};
+  return { ca: await fetchPinnedCertificate(dialHost(cs), cs.hubCertSha256) };
 }
 
 export function readCa(path: string | undefined): { ca?: Buffer } {

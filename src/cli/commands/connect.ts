@@ -19,7 +19,7 @@ import { ControlServer, createServiceApp, defaultControlPath, masterListens, rem
 import { DevstreamsError } from '../../errors.js';
 import { createLogger } from '../log.js';
 import { action } from '../fail.js';
-import { connectionStringFrom, connectionStringOptions, onShutdown, parsePositiveMs, readCa, type ConnectionStringFlags } from '../common.js';
+import { connectionStringFrom, connectionStringOptions, onShutdown, parsePositiveMs, hubTrust, type ConnectionStringFlags } from '../common.js';
 import { serviceSecurity, type ServiceSecurityFlags } from '../service-security.js';
 
 /** How long a master keeps an unused device stream open, seconds (ssh's ControlPersist). */
@@ -81,7 +81,7 @@ async function sessionSource(o: ConnectCliOpts, cs: string, deviceId: string, lo
     forwards: [],
     ...security,
     ...(o.waitTimeout !== undefined ? { waitTimeoutMs: o.waitTimeout } : {}),
-    ...readCa(o.ca),
+    ...(await hubTrust(cs, o.ca)),
     onState: (state, err) => (state === 'closed' && err ? log.warn({ err: err.message }, 'device stream closed') : log.info({ state }, 'device stream')),
   });
   return source;

@@ -6,7 +6,7 @@ import { parseDeviceConnectionString } from '../../auth/index.js';
 import { createLogger } from '../log.js';
 import { action } from '../fail.js';
 import { withConfigFile } from '../config-file.js';
-import { collect, connectionStringFrom, onShutdown, parseCryptoMode, parsePositiveInt, parsePositiveMs, parsePublicKeys, readCa, connectionStringOptions, type ConnectionStringFlags } from '../common.js';
+import { collect, connectionStringFrom, onShutdown, parseCryptoMode, parsePositiveInt, parsePositiveMs, parsePublicKeys, hubTrust, connectionStringOptions, type ConnectionStringFlags } from '../common.js';
 import type { CryptoMode } from '../../crypto/index.js';
 
 interface DeviceProxyCliOpts extends ConnectionStringFlags {
@@ -71,7 +71,7 @@ The device's public key is logged at start; give it to services that pin keys
       ...(o.allowPlaintext ? { allowPlaintext: true } : {}),
       ...(o.crypto ? { crypto: o.crypto } : {}),
       ...(o.connectTimeout !== undefined ? { connectTimeoutMs: o.connectTimeout } : {}),
-      ...readCa(o.ca),
+      ...(await hubTrust(cs, o.ca)),
     });
     proxy.on('connected', () => log.info({ deviceId }, 'control socket connected'));
     proxy.on('disconnected', (err) => log.warn({ err: err?.message }, 'control socket lost; reconnecting'));

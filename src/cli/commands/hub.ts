@@ -8,6 +8,7 @@ import { createLogger } from '../log.js';
 import { action } from '../fail.js';
 import { withConfigFile } from '../config-file.js';
 import { othersCanRead, readSecretFile } from '../secret-file.js';
+import { pemCertificateSha256 } from '../../transport/index.js';
 
 /** Parses `HOST:PORT` (IPv6 as `[::1]:PORT`). */
 export function parseListen(value: string): { host: string; port: number } {
@@ -53,7 +54,7 @@ export function hubCommand(): Command {
     .option('--advertise <host:port>', "this node's own address for stream URLs (fleet; default: the listen address)")
     .option('--tls-cert <file>', 'TLS certificate (PEM)')
     .option('--tls-key <file>', 'TLS private key (PEM)')
-    .option('--tls-self-signed', 'generate (once) a self-signed certificate in DATA/tls; clients pass it with --ca')
+    .option('--tls-self-signed', 'generate (once) a self-signed certificate in DATA/tls (with the openssl program); registry strings pin it by SHA-256, so clients need no --ca')
     .option('--insecure', 'allow plain ws on a non-loopback address')
     .option('--stream-rate <perSecond>', 'stream requests per second before 429 (0: unlimited)', positiveNumber)
     .option('--max-connections <n>', 'open connections at once; more get 503 (default 10000; keep it below the file-descriptor limit)', positiveNumber)
@@ -105,9 +106,11 @@ Examples:
       if (o.data === undefined) throw new DevstreamsError('ERR_CONFIG', '--tls-self-signed needs --data DIR to keep the certificate');
       const c = createSelfSignedCertificate(join(o.data, 'tls'), (o.publicHost ?? o.listen.host).replace(/:\d+$/, ''));
       opts.tls = { cert: c.cert, key: c.key };
-      log.info({ caFile: c.certPath }, 'self-signed certificate: give clients --ca with this file');
+      log.info({ caFile: c.certPath, certSha256: pemCertificateSha256(c.cert) }, 'self-signed certificate: the strings registry prints pin it (HubCertSha256), so clients need no --ca');
     }
     const hub = await Hub.start(opts);
+    // The fingerprint a connection string can pin (HubCertSha256=...), printed so it can be checked out of band.
+    if (opts.tls) log.info({ certSha256: pemCertificateSha256(opts.tls.cert) }, 'TLS certificate');
     log.info({ hostName: hub.hostName, advertise: hub.advertiseHost, nodeId: hub.nodeId, transport: hub.transport, data: o.data, fleet: o.redis !== undefined }, `hub ready; print strings with: devstreams registry service-string ${o.redis !== undefined ? '--redis URL' : '--data DIR'}`);
     let stopping = false;
     const stop = (signal: string): void => {

@@ -7,6 +7,9 @@ import { DeviceRegistry, type HubEndpoint } from '../../hub/registry.js';
 import type { RegistryStore } from '../../hub/registry-store.js';
 import { RedisRegistry } from '../../hub/fleet/redis-registry.js';
 import { closeRedis, connectRedis, DEFAULT_REDIS_KEY_PREFIX } from '../../hub/fleet/redis.js';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { pemCertificateSha256 } from '../../transport/index.js';
 import { action } from '../fail.js';
 import { writeSecretFile } from '../secret-file.js';
 
@@ -18,6 +21,22 @@ interface CommonOpts {
   plain?: boolean;
   gateway?: string;
   out?: string;
+  hubCert?: string;
+}
+
+/**
+ * The hub certificate a printed string pins (HubCertSha256): --hub-cert FILE, else the
+ * self-signed one a hub with --tls-self-signed keeps in DATA/tls. None for a plain hub.
+ */
+function certPin(o: CommonOpts, transport: HubTransport): string | undefined {
+  const path = o.hubCert ?? (o.data !== undefined ? join(o.data, 'tls', 'hub-cert.pem') : undefined);
+  if (path === undefined || transport !== 'wss') return undefined;
+  if (o.hubCert === undefined && !existsSync(path)) return undefined;
+  try {
+    return pemCertificateSha256(readFileSync(path));
+  } catch (err) {
+    throw new DevstreamsError('ERR_CONFIG', `cannot read the hub certificate ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
 }
 
 /**
@@ -34,7 +53,13 @@ function withOut(c: Command): Command {
   return c.option('--out <file>', 'write the string to FILE with mode 600 instead of printing it');
 }
 
-function endpointOf(reg: RegistryStore, o: CommonOpts): HubEndpoint {
+function endpointOf(reg: RegistryStore, o: CommonOpts): HubEndpoint & { hubCertSha256?: string } {
+  const ep = endpointWithoutPin(reg, o);
+  const pin = certPin(o, ep.transport);
+  return pin !== undefined ? { ...ep, hubCertSha256: pin } : ep;
+}
+
+function endpointWithoutPin(reg: RegistryStore, o: CommonOpts): HubEndpoint {
   if (o.host !== undefined) {
     const transport: HubTransport = o.plain ? 'ws' : 'wss';
     return o.gateway !== undefined ? { hostName: o.host, transport, gatewayHostName: o.gateway } : { hostName: o.host, transport };
@@ -95,7 +120,8 @@ function withCommon(c: Command): Command {
     .option('--redis-ca <file>', 'CA certificate (PEM) of a rediss:// Redis with a private CA')
     .option('--host <host:port>', 'hub address for printed strings (default: the one the hub recorded)')
     .option('--plain', 'with --host: the hub serves plain ws (adds Transport=ws)')
-    .option('--gateway <host:port>', 'add GatewayHostName: connect here, tokens stay scoped to HostName');
+    .option('--gateway <host:port>', 'add GatewayHostName: connect here, tokens stay scoped to HostName')
+    .option('--hub-cert <file>', "pin this hub certificate (PEM) in printed strings (HubCertSha256; default: DATA/tls/hub-cert.pem when the hub runs with --tls-self-signed)");
 }
 
 export function registryCommand(): Command {

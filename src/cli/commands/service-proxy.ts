@@ -9,7 +9,7 @@ import { createLogger } from '../log.js';
 import { action } from '../fail.js';
 import { withConfigFile } from '../config-file.js';
 import { serviceSecurity } from '../service-security.js';
-import { collect, connectionStringFrom, onShutdown, parseCryptoMode, parsePositiveMs, readCa, connectionStringOptions, type ConnectionStringFlags } from '../common.js';
+import { collect, connectionStringFrom, onShutdown, parseCryptoMode, parsePositiveMs, hubTrust, connectionStringOptions, type ConnectionStringFlags } from '../common.js';
 
 interface ServiceProxyCliOpts extends ConnectionStringFlags {
   control?: boolean;
@@ -99,7 +99,7 @@ and logs "device stream dropped" once it is closed; the bench uses it to measure
       ...(o.crypto ? { crypto: o.crypto } : {}),
       ...(o.resume ? {} : { resume: false }),
       ...(o.waitTimeout !== undefined ? { waitTimeoutMs: o.waitTimeout } : {}),
-      ...readCa(o.ca),
+      ...(await hubTrust(cs, o.ca)),
       onState: (state, err) => (state === 'closed' && err ? log.warn({ err: err.message }, 'device stream closed') : log.info({ state }, 'device stream')),
       onResume: (e) => {
         if (e.kind === 'resumed') log.info({ sessionId: e.sessionId, ...e.info }, 'device session resumed on a new stream');
