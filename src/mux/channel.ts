@@ -4,12 +4,14 @@
  * (RESET frame). The channel holds its own send queue and receive window; the session owns
  * scheduling and the wire.
  *
- * Life of a channel (docs/PROTOCOL.md, "Channel states"): opening (opener sent OPEN, may already
- * send DATA within its starting credit) -> open (ACCEPT seen) -> half-closed local / remote ->
- * closed. A RESET in any state, or a refusal before ACCEPT, destroys it with the peer's code.
+ * Life of a channel (docs/PROTOCOL.md, "Channel states"; the table is in channel-state.ts):
+ * opening (opener sent OPEN, may already send DATA within its starting credit) -> open (ACCEPT
+ * seen) -> half-closed local / remote -> closed. A RESET in any state, or a refusal before
+ * ACCEPT, destroys it with the peer's code.
  */
 import { Duplex } from 'node:stream';
 import { DevstreamsError, type ErrorCode } from '../errors.js';
+import { ChannelState, awaitingAccept, nextChannelState, peerMaySend, type ChannelEvent } from './channel-state.js';
 import type { MuxConfig } from './config.js';
 import { wireFromCode } from './constants.js';
 import type { ChannelTarget } from './frame.js';
@@ -39,8 +41,6 @@ export class Channel extends Duplex implements RingMember {
   readonly target: ChannelTarget;
   /** True when this side opened the channel. */
   readonly outbound: boolean;
-  /** True once the accepting side said yes (always true on the accepting side). */
-  accepted: boolean;
 
   /** @internal scheduler membership */
   inRing = false;
@@ -55,10 +55,9 @@ export class Channel extends Duplex implements RingMember {
   private pendingOffset = 0;
   private pendingBytesCount = 0;
   private writeCallback: ((error?: Error | null) => void) | undefined;
+  /** end() was called and waits for the queue to empty and the CLOSE to go. */
   private finalCallback: ((error?: Error | null) => void) | undefined;
-  private closeSent = false;
-  private remoteEnded = false;
-  private resetSent = false;
+  private phase: ChannelState;
   private received = 0;
   private consumedReported = 0;
   private openTimer: NodeJS.Timeout | undefined;
@@ -70,13 +69,23 @@ export class Channel extends Duplex implements RingMember {
     this.id = id;
     this.target = target;
     this.outbound = outbound;
-    this.accepted = !outbound;
+    this.phase = outbound ? ChannelState.Opening : ChannelState.Open;
     this.sendCredit = sendCredit;
     this.recvWindow = recvWindow;
     if (outbound) {
       this.openTimer = setTimeout(() => this.onOpenTimeout(), host.config.openTimeoutMs);
       this.openTimer.unref();
     }
+  }
+
+  /** Where the channel is in its life (see channel-state.ts). */
+  get state(): ChannelState {
+    return this.phase;
+  }
+
+  /** True once the accepting side said yes (always true on the accepting side). Says nothing once reset. */
+  get accepted(): boolean {
+    return !awaitingAccept(this.phase);
   }
 
   /** Bytes written by the application and not yet handed to the transport. */
@@ -130,8 +139,7 @@ export class Channel extends Duplex implements RingMember {
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     if (this.openTimer) clearTimeout(this.openTimer);
-    const cleanlyClosed = this.closeSent && this.remoteEnded;
-    if (!cleanlyClosed) {
+    if (this.phase !== ChannelState.Closed) {
       const code = error instanceof DevstreamsError ? error.code : 'ERR_CHANNEL_RESET';
       this.sendResetOnce(wireFromCode(code), error?.message ?? 'channel destroyed');
     }
@@ -151,15 +159,15 @@ export class Channel extends Duplex implements RingMember {
 
   /** @internal ACCEPT arrived. */
   onAccepted(): void {
+    this.move('recv-accept', 'ACCEPT');
     if (this.openTimer) clearTimeout(this.openTimer);
     this.openTimer = undefined;
-    this.accepted = true;
     this.emit('accepted');
   }
 
   /** @internal DATA arrived (already checked against the window). */
   onData(payload: Buffer): void {
-    if (this.remoteEnded) throw new DevstreamsError('ERR_PROTOCOL_STATE', `DATA after CLOSE on channel ${this.id}`);
+    if (!peerMaySend(this.phase)) throw new DevstreamsError('ERR_PROTOCOL_STATE', `DATA after CLOSE on channel ${this.id}`);
     this.received += payload.length;
     // Payload is a view into the received message; the message is not reused, so no copy.
     this.push(payload);
@@ -168,27 +176,27 @@ export class Channel extends Duplex implements RingMember {
 
   /** @internal CLOSE arrived: the peer will send no more. */
   onRemoteClose(): void {
-    if (this.remoteEnded) return;
-    this.remoteEnded = true;
+    if (!peerMaySend(this.phase)) return; // a second CLOSE, or one for a channel already aborted
+    this.move('recv-close', 'CLOSE');
     this.push(null);
     this.maybeFinished();
   }
 
   /** @internal RESET arrived, or the session ended. */
   onReset(code: ErrorCode, message: string): void {
-    this.resetSent = true; // never answer a reset with a reset
+    this.phase = ChannelState.Reset; // never answer a reset with a reset
     this.destroy(new DevstreamsError(code, message));
   }
 
   /** @internal session ended: no RESET can be sent anymore. */
   onSessionEnd(error: DevstreamsError | undefined): void {
-    this.resetSent = true;
+    this.phase = ChannelState.Reset;
     if (!this.destroyed) this.destroy(error);
   }
 
   /** @internal True while there is data the scheduler could send, or a CLOSE to send. */
   get hasSendWork(): boolean {
-    return this.pendingBytesCount > 0 || (this.finalCallback !== undefined && !this.closeSent);
+    return this.pendingBytesCount > 0 || this.finalCallback !== undefined;
   }
 
   /**
@@ -229,8 +237,10 @@ export class Channel extends Duplex implements RingMember {
 
   /** @internal True when the queue is empty and end() was called: the CLOSE goes out now. */
   takeClose(): boolean {
-    if (this.pendingBytesCount > 0 || !this.finalCallback || this.closeSent) return false;
-    this.closeSent = true;
+    if (this.pendingBytesCount > 0 || !this.finalCallback) return false;
+    const next = nextChannelState(this.phase, 'send-close');
+    if (next === undefined) return false;
+    this.phase = next;
     const callback = this.finalCallback;
     this.finalCallback = undefined;
     callback();
@@ -240,7 +250,7 @@ export class Channel extends Duplex implements RingMember {
 
   private maybeFinished(): void {
     // Both directions closed cleanly: release the id now rather than waiting for autoDestroy.
-    if (this.closeSent && this.remoteEnded) this.host.detach(this, 0);
+    if (this.phase === ChannelState.Closed) this.host.detach(this, 0);
   }
 
   private reportConsumed(): void {
@@ -252,14 +262,21 @@ export class Channel extends Duplex implements RingMember {
   }
 
   private sendResetOnce(wireCode: number, reason: string): void {
-    if (this.resetSent) return;
-    this.resetSent = true;
+    if (this.phase === ChannelState.Reset) return;
+    this.phase = ChannelState.Reset;
     this.host.sendReset(this, wireCode, reason);
+  }
+
+  /** Takes the transition for a frame the peer sent; one the state does not allow is a protocol error. */
+  private move(event: ChannelEvent, frame: string): void {
+    const next = nextChannelState(this.phase, event);
+    if (next === undefined) throw new DevstreamsError('ERR_PROTOCOL_STATE', `${frame} on channel ${this.id} in state ${this.phase}`);
+    this.phase = next;
   }
 
   private onOpenTimeout(): void {
     this.openTimer = undefined;
-    if (this.accepted || this.destroyed) return;
+    if (!awaitingAccept(this.phase) || this.destroyed) return;
     this.destroy(new DevstreamsError('ERR_OPEN_TIMEOUT', `no answer to open of ${this.target.host}:${this.target.port} within ${this.host.config.openTimeoutMs} ms`));
   }
 }
