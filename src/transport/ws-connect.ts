@@ -53,65 +53,68 @@ export function connectWebSocket(url: string, o: WebSocketConnectOptions = {}): 
     const socket = secure
       ? tls.connect({ host, port, ...(net.isIP(host) === 0 ? { servername: host } : {}), ...(o.ca !== undefined ? { ca: o.ca } : {}) })
       : net.connect({ host, port });
-    let settled = false;
+    // The client's side of the opening handshake, as a state machine: reading the answer's head,
+    // then either done (101) or reading a refusal's body (any other status), then done.
+    let state: DialState = 'reading-head';
     let head: Buffer = Buffer.alloc(0);
+    let refusal: Refusal | undefined;
     const timeoutMs = o.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
     // A refusal whose body never ends (no length, connection kept open) still reports its status.
-    const timer = setTimeout(() => (refusal ? finishRefusal() : fail(new DevstreamsError('ERR_TRANSPORT_CLOSED', `cannot open ${where}: no WebSocket handshake within ${timeoutMs} ms`))), timeoutMs);
-    const cleanup = (): void => {
+    const timer = setTimeout(() => (state === 'reading-refusal' ? finishRefusal() : fail(new DevstreamsError('ERR_TRANSPORT_CLOSED', `cannot open ${where}: no WebSocket handshake within ${timeoutMs} ms`))), timeoutMs);
+    const done = (): void => {
+      state = 'done';
       clearTimeout(timer);
       socket.off('data', onData);
       socket.off('error', onError);
       socket.off('close', onClose);
-      socket.off('close', finishRefusal);
     };
     const fail = (err: Error): void => {
-      if (settled) return;
-      settled = true;
-      cleanup();
+      if (state === 'done') return;
+      done();
       socket.destroy();
       reject(err);
     };
-    const onError = (err: Error): void => (refusal ? finishRefusal() : fail(new DevstreamsError('ERR_TRANSPORT_CLOSED', `cannot open ${where}: ${err.message}`, { cause: err })));
-    const onClose = (): void => fail(new DevstreamsError('ERR_TRANSPORT_CLOSED', `cannot open ${where}: the server closed the connection during the handshake`));
-    let refusal: { status: number; length: number | undefined; body: Buffer[]; bytes: number } | undefined;
+    const onError = (err: Error): void => (state === 'reading-refusal' ? finishRefusal() : fail(new DevstreamsError('ERR_TRANSPORT_CLOSED', `cannot open ${where}: ${err.message}`, { cause: err })));
+    // A refusal without a declared length ends with the connection.
+    const onClose = (): void => (state === 'reading-refusal' ? finishRefusal() : fail(new DevstreamsError('ERR_TRANSPORT_CLOSED', `cannot open ${where}: the server closed the connection during the handshake`)));
     const finishRefusal = (): void => {
-      if (settled) return;
+      if (state !== 'reading-refusal') return;
       const r = refusal!;
       const body = Buffer.concat(r.body).subarray(0, MAX_REFUSAL_BODY);
       fail(o.refused ? o.refused(r.status, body) : new DevstreamsError('ERR_TRANSPORT_HANDSHAKE', `${where} refused the WebSocket upgrade with HTTP ${r.status}`));
     };
-    const onData = (chunk: Buffer): void => {
-      if (refusal) {
-        refusal.body.push(chunk);
-        refusal.bytes += chunk.length;
-        if (refusal.bytes >= (refusal.length ?? MAX_REFUSAL_BODY)) finishRefusal();
-        return;
-      }
+    const readRefusal = (chunk: Buffer): void => {
+      const r = refusal!;
+      r.body.push(chunk);
+      r.bytes += chunk.length;
+      if (r.bytes >= (r.length ?? MAX_REFUSAL_BODY)) finishRefusal();
+    };
+    const readHead = (chunk: Buffer): void => {
       head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);
       const end = head.indexOf('\r\n\r\n');
       if (end < 0) {
         if (head.length > MAX_HEAD_BYTES) fail(new DevstreamsError('ERR_TRANSPORT_HANDSHAKE', `${where} sent a response head over ${MAX_HEAD_BYTES} bytes`));
         return;
       }
+      const answer = parseResponseHead(head.subarray(0, end).toString('latin1'));
+      const rest = head.subarray(end + 4);
+      if (answer.status !== 101) {
+        const declared = Number(answer.headers.get('content-length') ?? NaN);
+        const bodiless = answer.status < 200 || answer.status === 204 || answer.status === 304;
+        const length = bodiless ? 0 : Number.isSafeInteger(declared) && declared >= 0 ? Math.min(declared, MAX_REFUSAL_BODY) : undefined;
+        refusal = { status: answer.status, length, body: [], bytes: 0 };
+        state = 'reading-refusal';
+        readRefusal(rest);
+        return;
+      }
+      checkUpgradeAnswer(answer, handshake.key);
+      done();
+      resolve(new WebSocketClientTransport(socket, url, rest, o));
+    };
+    const onData = (chunk: Buffer): void => {
       try {
-        const answer = parseResponseHead(head.subarray(0, end).toString('latin1'));
-        const rest = head.subarray(end + 4);
-        if (answer.status !== 101) {
-          const declared = Number(answer.headers.get('content-length') ?? NaN);
-          const bodiless = answer.status < 200 || answer.status === 204 || answer.status === 304;
-          const length = bodiless ? 0 : Number.isSafeInteger(declared) && declared >= 0 ? Math.min(declared, MAX_REFUSAL_BODY) : undefined;
-          refusal = { status: answer.status, length, body: [rest], bytes: rest.length };
-          // A refusal without a declared length ends with the connection.
-          socket.off('close', onClose);
-          socket.once('close', finishRefusal);
-          if (refusal.bytes >= (refusal.length ?? MAX_REFUSAL_BODY)) finishRefusal();
-          return;
-        }
-        checkUpgradeAnswer(answer, handshake.key);
-        settled = true;
-        cleanup();
-        resolve(new WebSocketClientTransport(socket, url, rest, o));
+        if (state === 'reading-head') readHead(chunk);
+        else if (state === 'reading-refusal') readRefusal(chunk);
       } catch (err) {
         fail(err as Error);
       }
@@ -121,4 +124,15 @@ export function connectWebSocket(url: string, o: WebSocketConnectOptions = {}): 
     socket.on('error', onError);
     socket.on('close', onClose);
   });
+}
+
+/** Where the client's opening handshake is. */
+type DialState = 'reading-head' | 'reading-refusal' | 'done';
+
+/** A non-101 answer whose body is being read: `length` undefined means "until the connection ends". */
+interface Refusal {
+  status: number;
+  length: number | undefined;
+  body: Buffer[];
+  bytes: number;
 }

@@ -134,6 +134,19 @@ const MAX_HEADER = 14;
  */
 export type FrameReaderRole = 'server' | 'client';
 
+/** What a FrameReader reads next (as ws's receiver has GET_INFO ... GET_DATA). */
+export const ReadState = {
+  /** A frame header, gathered across chunks if need be. */
+  Header: 0,
+  /** The payload of a data frame, handed on piece by piece. */
+  DataPayload: 1,
+  /** The payload of a control frame, gathered whole. */
+  ControlPayload: 2,
+  /** The stream broke the protocol; nothing more is read. */
+  Failed: 3,
+} as const;
+export type ReadState = (typeof ReadState)[keyof typeof ReadState];
+
 /**
  * Incremental frame reader. Payload is never copied (a masked payload is unmasked in place: the
  * chunks are the socket's own, fresh for every read); only a header or a control frame split
@@ -142,14 +155,14 @@ export type FrameReaderRole = 'server' | 'client';
 export class FrameReader {
   private readonly header = Buffer.allocUnsafe(MAX_HEADER);
   private headerHave = 0;
-  /** Payload bytes still to come for the current frame; -1 while reading a header. */
-  private remaining = -1;
+  private state: ReadState = ReadState.Header;
+  /** Payload bytes still to come for the current frame. */
+  private remaining = 0;
   private opcode = 0;
   private maskKey = Buffer.alloc(4);
   private masked = false;
   private maskPhase = 0;
   private controlParts: Buffer[] = [];
-  private failed = false;
   /** Inside a fragmented message: the next data frame must be a continuation. */
   private fragmented = false;
 
@@ -157,8 +170,8 @@ export class FrameReader {
 
   push(chunk: Buffer): void {
     let at = 0;
-    while (at < chunk.length && !this.failed) {
-      if (this.remaining < 0) {
+    while (at < chunk.length && this.state !== ReadState.Failed) {
+      if (this.state === ReadState.Header) {
         at = this.readHeader(chunk, at);
         continue;
       }
@@ -170,12 +183,12 @@ export class FrameReader {
         unmaskInPlace(piece, this.maskKey, this.maskPhase);
         this.maskPhase = (this.maskPhase + n) & 3;
       }
-      if (this.opcode >= 0x8) {
+      if (this.state === ReadState.ControlPayload) {
         if (n > 0) this.controlParts.push(piece);
         if (this.remaining === 0) this.endControl();
       } else {
         if (n > 0) this.sink.dataPiece(piece);
-        if (this.remaining === 0) this.remaining = -1;
+        if (this.remaining === 0) this.state = ReadState.Header;
       }
     }
   }
@@ -239,22 +252,23 @@ export class FrameReader {
     }
     if (isControl) {
       this.controlParts = [];
+      this.state = ReadState.ControlPayload;
       if (length === 0) this.endControl();
     } else {
+      this.state = length === 0 ? ReadState.Header : ReadState.DataPayload;
       this.sink.dataHeader(fin, opcode, length);
-      if (length === 0) this.remaining = -1;
     }
   }
 
   private endControl(): void {
     const parts = this.controlParts;
     this.controlParts = [];
-    this.remaining = -1;
+    this.state = ReadState.Header;
     this.sink.control(this.opcode, parts.length === 1 ? parts[0]! : Buffer.concat(parts));
   }
 
   private fail(code: number, message: string): void {
-    this.failed = true;
+    this.state = ReadState.Failed;
     this.sink.violation(code, message);
   }
 }
