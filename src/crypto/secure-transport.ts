@@ -55,7 +55,6 @@ export class SecureTransport extends TransportBase implements Transport {
   private epochBytes = 0;
   private sealer: OrderedOffload | undefined;
   private opener: OrderedOffload | undefined;
-  private wantDrain = false;
   private closeWhenFlushed: boolean = false;
   private innerClosedWith: { error?: Error } | undefined;
   private pendingFailure: DevstreamsError | undefined;
@@ -245,14 +244,10 @@ export class SecureTransport extends TransportBase implements Transport {
     const header = encodeRecordHeader(epoch, seq);
     if (this.sealer) {
       this.sealer.push({ parts: [header, ...parts], size: RECORD_HEADER_SIZE + size, key, nonce: recordNonce(iv, seq) });
-      const ok = this.bufferedAmount <= this.o.sealHighWater;
-      if (!ok) this.wantDrain = true;
-      return ok;
+      return this.acceptsMore(this.bufferedAmount, this.o.sealHighWater);
     }
     // [header, ciphertext pieces..., tag]: handed to the inner transport as they are (one writev).
-    const ok = this.inner.send(sealParts(this.cipher, key, recordNonce(iv, seq, this.nonceScratch), header, parts, [header]));
-    if (!ok) this.wantDrain = true;
-    return ok;
+    return this.admit(this.inner.send(sealParts(this.cipher, key, recordNonce(iv, seq, this.nonceScratch), header, parts, [header])));
   }
 
   private onSealed(out: OffloadOutput): void {
@@ -267,11 +262,8 @@ export class SecureTransport extends TransportBase implements Transport {
   }
 
   private maybeDrain(): void {
-    if (!this.wantDrain || this.phase !== 'open') return;
     // Inline, the inner transport's onDrain is the signal; with workers, our queue must be low too.
-    if (this.sealer && this.bufferedAmount > this.o.sealHighWater) return;
-    this.wantDrain = false;
-    this.deliverDrain();
+    if (this.phase === 'open') this.wakeSender(!this.sealer || this.bufferedAmount <= this.o.sealHighWater);
   }
 
   // ---- receiving ---------------------------------------------------------------------------

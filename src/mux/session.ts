@@ -11,6 +11,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { DevstreamsError, type ErrorCode } from '../errors.js';
+import { DrainGate } from '../transport/base.js';
 import type { Transport } from '../transport/transport.js';
 import { Channel, type ChannelHost } from './channel.js';
 import { CONTROL_FRAME_COST, resolveMuxConfig, type MuxConfig } from './config.js';
@@ -108,7 +109,8 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
   private readonly sessionRecv: ReceiveWindow;
 
   private flushScheduled = false;
-  private transportBlocked = false;
+  /** The transport's backpressure: after a refused send, nothing more until its onDrain. */
+  private readonly gate = new DrainGate();
   private isClosed = false;
   private goAwaySent = false;
   private goAwayReceived = false;
@@ -193,7 +195,7 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
         for (const part of parts) this.onMessage(part);
       },
       onDrain: () => {
-        this.transportBlocked = false;
+        this.gate.drained();
         this.flush();
       },
       onClose: (error) => this.onTransportClose(error),
@@ -531,7 +533,7 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
   }
 
   private scheduleFlush(): void {
-    if (this.flushScheduled || this.transportBlocked) return;
+    if (this.flushScheduled || !this.gate.open) return;
     this.flushScheduled = true;
     queueMicrotask(() => {
       this.flushScheduled = false;
@@ -542,7 +544,7 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
   /** Writes batches while there is work and the transport takes it. */
   private flush(): void {
     const limit = this.batchLimit;
-    while (!this.transportBlocked && !this.transport.closed) {
+    while (this.gate.open && !this.transport.closed) {
       const parts: Buffer[] = [];
       let size = 0;
       // Control frames first: they are small and unblock the peer (credit, pongs, resets).
@@ -571,7 +573,8 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
   private send(parts: Buffer[], size: number): void {
     this.stats.bytesSent += size;
     this.stats.messagesSent++;
-    if (!this.transport.send(parts)) this.transportBlocked = !this.transport.closed;
+    // A closed transport refuses too, but no drain will follow: the loop stops on `closed` instead.
+    this.gate.sent(this.transport.send(parts) || this.transport.closed);
   }
 
   private closeIfDrained(): void {

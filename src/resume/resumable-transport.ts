@@ -22,7 +22,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { DevstreamsError } from '../errors.js';
-import { TransportBase } from '../transport/base.js';
+import { DrainGate, TransportBase } from '../transport/base.js';
 import type { Transport, TransportHandlers } from '../transport/transport.js';
 import { resolveResumeConfig, type ResumeConfig } from './config.js';
 import { checkPeerCount, checkResumeAnswer, checkResumeRequest, resumeAnswer, resumeRequest, type SessionKeys } from './handshake.js';
@@ -82,10 +82,10 @@ export class ResumableTransport extends TransportBase implements Transport {
   private readonly inFlight: InFlightBound;
   /** Opaque counter of our liveness PINGs (the peer echoes it; nobody checks it). */
   private pingsSent = 0;
-  private linkBlocked = false;
+  /** The current link's backpressure: after a refused send, nothing more until its drain. */
+  private readonly link = new DrainGate();
   /** PINGs that arrived while the link was blocked; one PONG answers them once it drains. */
   private pingsUnanswered = 0;
-  private wantDrain = false;
   private lastHeard = Date.now();
   private livenessTimer: NodeJS.Timeout;
   private giveUpTimer: NodeJS.Timeout | undefined;
@@ -179,16 +179,12 @@ export class ResumableTransport extends TransportBase implements Transport {
       this.lose(new DevstreamsError('ERR_SESSION_LOST', `replay buffer exceeded ${this.config.maxReplayBytes} bytes`));
       return false;
     }
-    if (this.phase === 'active' && !this.current!.link.transport.send(message)) this.linkBlocked = true;
-    const ok = this.phase === 'active' && !this.linkBlocked && this.replay.bytes <= this.inFlightLimit;
-    if (!ok) this.wantDrain = true;
-    return ok;
+    if (this.phase === 'active') this.link.sent(this.current!.link.transport.send(message));
+    return this.admit(this.phase === 'active' && this.link.open && this.replay.bytes <= this.inFlightLimit);
   }
 
   private maybeDrain(): void {
-    if (!this.wantDrain || !this.attached || this.phase !== 'active' || this.linkBlocked || this.replay.bytes > this.inFlightLimit) return;
-    this.wantDrain = false;
-    this.deliverDrain();
+    if (this.attached) this.wakeSender(this.phase === 'active' && this.link.open && this.replay.bytes <= this.inFlightLimit);
   }
 
   /**
@@ -198,28 +194,28 @@ export class ResumableTransport extends TransportBase implements Transport {
   private sendAck(): void {
     if (this.ackTimer) clearTimeout(this.ackTimer);
     this.ackTimer = undefined;
-    if (this.phase !== 'active' || this.ackedToPeer === this.received || this.linkBlocked) return;
+    if (this.phase !== 'active' || this.ackedToPeer === this.received || !this.link.open) return;
     this.ackedToPeer = this.received;
-    if (!this.current!.link.transport.send([encodeAck(this.received)])) this.linkBlocked = true;
+    this.link.sent(this.current!.link.transport.send([encodeAck(this.received)]));
   }
 
   /** Answers a PING, or (link blocked) owes one PONG for all of them, up to `maxPingsUnanswered`. */
   private answerPing(ls: LinkState, m: Buffer): void {
-    if (this.linkBlocked) {
+    if (!this.link.open) {
       if (++this.pingsUnanswered > this.config.maxPingsUnanswered) {
         throw new DevstreamsError('ERR_PROTOCOL_FLOOD', `peer sent more than ${this.config.maxPingsUnanswered} PINGs without reading the answers`);
       }
       return;
     }
-    if (!ls.link.transport.send([encodePing(MsgType.PONG, m.length >= 5 ? m.readUInt32BE(1) : 0)])) this.linkBlocked = true;
+    this.link.sent(ls.link.transport.send([encodePing(MsgType.PONG, m.length >= 5 ? m.readUInt32BE(1) : 0)]));
   }
 
   /** The current link takes more again: answers owed go first, then the layer above may send. */
   private onLinkDrain(): void {
-    this.linkBlocked = false;
+    this.link.drained();
     if (this.pingsUnanswered > 0) {
       this.pingsUnanswered = 0;
-      if (!this.current!.link.transport.send([encodePing(MsgType.PONG, 0)])) this.linkBlocked = true;
+      this.link.sent(this.current!.link.transport.send([encodePing(MsgType.PONG, 0)]));
     }
     this.sendAck();
     this.maybeDrain();
@@ -324,9 +320,9 @@ export class ResumableTransport extends TransportBase implements Transport {
 
   private suspend(err?: Error): void {
     this.phase = 'suspended';
-    this.linkBlocked = false;
+    this.link.drained();
     this.pingsUnanswered = 0;
-    this.wantDrain = true;
+    this.holdSender();
     this.suspendedAt = Date.now();
     if (this.ackTimer) clearTimeout(this.ackTimer);
     this.ackTimer = undefined;
@@ -469,7 +465,7 @@ export class ResumableTransport extends TransportBase implements Transport {
     this.current = ls;
     this.phase = 'active';
     this.lastHeard = Date.now();
-    this.linkBlocked = false;
+    this.link.drained();
     this.pingsUnanswered = 0;
     this.ackedToPeer = this.received; // the peer learned our count in the handshake
     if (this.giveUpTimer) clearTimeout(this.giveUpTimer);
@@ -477,13 +473,13 @@ export class ResumableTransport extends TransportBase implements Transport {
     let resent = 0;
     this.replay.forEach((parts) => {
       resent++;
-      if (!ls.link.transport.send(parts)) this.linkBlocked = true;
+      this.link.sent(ls.link.transport.send(parts));
     });
     this.resumeCount++;
     this.inFlight.newPath();
     const downtimeMs = this.suspendedAt > 0 ? Date.now() - this.suspendedAt : 0;
     this.suspendedAt = 0;
-    this.wantDrain = true;
+    this.holdSender();
     this.events.emit('resumed', { resent, downtimeMs, resumes: this.resumeCount });
     this.maybeDrain();
   }

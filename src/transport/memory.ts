@@ -20,7 +20,6 @@ class MemoryTransport extends TransportBase implements Transport {
   private queue: Buffer[] = [];
   private queued = 0;
   private scheduled = false;
-  private wantDrain = false;
   readonly maxMessageSize: number;
   private readonly highWaterMark: number;
   private readonly delayMs: number;
@@ -51,11 +50,7 @@ class MemoryTransport extends TransportBase implements Transport {
       if (this.delayMs > 0) setTimeout(() => this.flush(), this.delayMs);
       else setImmediate(() => this.flush());
     }
-    if (this.queued > this.highWaterMark) {
-      this.wantDrain = true;
-      return false;
-    }
-    return true;
+    return this.acceptsMore(this.queued, this.highWaterMark);
   }
 
   private flush(): void {
@@ -67,10 +62,7 @@ class MemoryTransport extends TransportBase implements Transport {
       if (this.peer.isClosed) break;
       this.peer.deliverMessage(message);
     }
-    if (this.wantDrain && !this.isClosed) {
-      this.wantDrain = false;
-      this.deliverDrain();
-    }
+    if (!this.isClosed) this.drainedTo(this.queued, this.highWaterMark);
   }
 
   /** Test hook: delivers a raw message to the peer as if it came off the wire. */
