@@ -33,6 +33,7 @@ export type ErrorCode =
   | 'ERR_TARGET_REFUSED'
   | 'ERR_INTERNAL'
   | 'ERR_CONFIG'
+  | 'ERR_USAGE'
   // record layer
   | 'ERR_RECORD_AUTH'
   | 'ERR_RECORD_SEQUENCE'

@@ -15,7 +15,8 @@ const distEntry = join(root, 'dist', 'src', 'crypto', 'index.js');
 function ensureBuilt(): void {
   const srcDir = join(root, 'src', 'crypto');
   const stale = readdirSync(srcDir).some((f) => {
-    const out = join(root, 'dist', 'src', 'crypto', f.replace(/\.ts$/, '.js'));
+    // .cts compiles to .cjs: mapping it to itself found no output and rebuilt every run (a minute under load).
+    const out = join(root, 'dist', 'src', 'crypto', f.replace(/\.cts$/, '.cjs').replace(/\.ts$/, '.js'));
     return !existsSync(out) || statSync(out).mtimeMs < statSync(join(srcDir, f)).mtimeMs;
   });
   if (stale) execFileSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.build.json')], { cwd: root, stdio: 'pipe' });

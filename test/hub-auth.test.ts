@@ -60,10 +60,15 @@ describe('hub authentication and bad input', () => {
     expect((await httpCall(th.hub.port, 'POST', '/twins/dev-a/streams/s', { authorization: forged })).body?.code).toBe('ERR_AUTH_INVALID');
     expect((await httpCall(th.hub.port, 'POST', '/twins/dev-a/streams/s', { authorization: expired })).body?.code).toBe('ERR_AUTH_EXPIRED');
     expect((await httpCall(th.hub.port, 'POST', '/twins/dev-a/streams/s', {})).status).toBe(401);
-    // a service token cannot manage the registry; an owner token can
-    const r = await httpCall(th.hub.port, 'GET', '/devices', { authorization: svc });
+    // a service token cannot manage the registry, only read device status (without secrets); an owner token can
+    const r = await httpCall(th.hub.port, 'PUT', '/devices/by-service', { authorization: svc }, '{}');
     expect([r.status, r.body?.code]).toEqual([401, 'ERR_AUTH_SCOPE']);
-    expect((await httpCall(th.hub.port, 'GET', '/devices', { authorization: owner })).status).toBe(200);
+    const read = await httpCall(th.hub.port, 'GET', '/devices/dev-a', { authorization: svc });
+    expect(read.status).toBe(200);
+    expect(read.body).toMatchObject({ deviceId: 'dev-a', connected: expect.any(Boolean) });
+    expect(read.body).not.toHaveProperty('connectionString');
+    expect((await httpCall(th.hub.port, 'GET', '/devices', { authorization: svc })).status).toBe(200);
+    expect((await httpCall(th.hub.port, 'GET', '/devices/dev-a', { authorization: owner })).body).toHaveProperty('connectionString');
   });
 
   it('refuses a stream token used twice, a wrong token and an unknown stream', async () => {
@@ -145,13 +150,15 @@ describe('hub authentication and bad input', () => {
     const cs = th.addDevice('dev-ext');
     const d = DeviceClient.fromConnectionString(cs, { backoff: { initialMs: 20, maxMs: 100 } });
     await d.open();
-    const errors: string[] = [];
-    d.on('error', (e) => errors.push(e.code));
+    const refused: string[] = [];
+    d.on('refused', (e) => refused.push(e.code));
     // Another registry instance stands for the CLI writing the same file.
     const other = DeviceRegistry.open(th.dir);
     other.rotateDeviceKey('dev-ext');
-    // The next authentication sees the change: the old key fails, and the live socket is closed.
-    await until(() => errors.includes('ERR_AUTH_INVALID'), 5000, 'old key refused');
+    // The next authentication sees the change: the live socket is closed, the old key fails,
+    // and the client stops (a refused credential is permanent) instead of retrying.
+    await until(() => refused.includes('ERR_AUTH_INVALID'), 5000, 'old key refused');
+    expect(d.connected).toBe(false);
     await d.close();
     other.addDevice('dev-late');
     const svc = ServiceClient.fromConnectionString(th.serviceString);

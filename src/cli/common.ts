@@ -34,6 +34,11 @@ export function parsePositiveInt(value: string): number {
   return n;
 }
 
+/** A delay for a log line: "0.4 s", "2 s", "30 s". */
+export function formatSeconds(ms: number): string {
+  return ms < 1000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms / 1000)} s`;
+}
+
 /** Environment variable that may name a file holding the connection string. */
 export const CONNECTION_STRING_FILE_ENV = 'DEVSTREAMS_CONNECTION_STRING_FILE';
 
@@ -96,15 +101,23 @@ export function parsePublicKeys(values: string[] | undefined, flag: string): Buf
 }
 
 /**
- * Runs `stop` once on SIGINT/SIGTERM, then exits 0; a second signal exits at once. Logs are
- * flushed first so the last lines are not lost.
+ * Runs `stop` once on SIGINT/SIGTERM, then exits 0; a second signal exits at once (130). When
+ * connections are still open, says how many the stop waits for and how to force it, at warn so
+ * that it shows at every default level: a silent wait looks like a hang. Logs are flushed first
+ * so the last lines are not lost.
  */
-export function onShutdown(log: Logger, stop: () => Promise<void>): void {
+export function onShutdown(log: Logger, stop: () => Promise<void>, openConnections?: () => number): void {
   let stopping = false;
   const handler = (signal: string): void => {
-    if (stopping) process.exit(130);
+    if (stopping) {
+      log.warn({ signal }, 'forced stop');
+      log.flush();
+      process.exit(130);
+    }
     stopping = true;
-    log.info({ signal }, 'stopping: closing channels gracefully (signal again to force)');
+    const open = openConnections?.() ?? 0;
+    if (open > 0) log.warn({ signal, open }, `stopping: waiting for ${open} connection${open === 1 ? '' : 's'} to close; ${signal === 'SIGINT' ? 'Ctrl-C' : 'signal'} again to force`);
+    else log.info({ signal }, 'stopping: closing channels gracefully (signal again to force)');
     stop().then(
       () => {
         log.flush();

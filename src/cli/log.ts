@@ -1,9 +1,56 @@
-/** The CLI's structured logger: pino, JSON lines on stderr (stdout is kept for command output). */
+/**
+ * The CLI's logger (pino) on stderr; stdout is kept for what a script needs. At a terminal the
+ * lines are for a person (time, level, message, fields on one line); piped or redirected they
+ * are JSON lines for a log collector. `--log-format` picks either explicitly.
+ */
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { pino, type Logger } from 'pino';
+import pretty from 'pino-pretty';
 
 /** Log level when `--log-level` is not given. */
 export const DEFAULT_LOG_LEVEL = 'info';
+/** The levels `--log-level` accepts, quietest last. */
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+/** `pretty`: one readable line per record; `json`: one JSON object per line. */
+export type LogFormat = 'pretty' | 'json';
 
-export function createLogger(level: string = DEFAULT_LOG_LEVEL): Logger {
+export interface LogOptions {
+  logLevel?: string;
+  logFormat?: LogFormat;
+}
+
+export function parseLogLevel(value: string): LogLevel {
+  const v = value.toLowerCase();
+  if (!(LOG_LEVELS as readonly string[]).includes(v)) throw new InvalidArgumentError(`expected one of ${LOG_LEVELS.join(', ')}`);
+  return v as LogLevel;
+}
+
+/** Adds `--log-level` and `--log-format` to a command. */
+export function withLogOptions(cmd: Command, defaultLevel: LogLevel = DEFAULT_LOG_LEVEL): Command {
+  return cmd
+    .option('--log-level <level>', `log level: ${LOG_LEVELS.join(', ')}`, parseLogLevel, defaultLevel)
+    .addOption(new Option('--log-format <format>', 'log lines on stderr: pretty (default at a terminal) or json (default otherwise)').choices(['pretty', 'json']));
+}
+
+/** The format to use when none is asked for: pretty for a person at a terminal, JSON otherwise. */
+export function defaultLogFormat(): LogFormat {
+  return process.stderr.isTTY ? 'pretty' : 'json';
+}
+
+export function createLogger(o: LogOptions | string = {}): Logger {
+  const opts: LogOptions = typeof o === 'string' ? { logLevel: o } : o;
+  const level = opts.logLevel ?? DEFAULT_LOG_LEVEL;
+  if ((opts.logFormat ?? defaultLogFormat()) === 'pretty') {
+    const stream = pretty({
+      destination: 2,
+      sync: true, // a person reads these as they happen; nothing is lost on exit
+      colorize: process.stderr.isTTY === true,
+      singleLine: true,
+      translateTime: 'SYS:HH:MM:ss.l',
+      ignore: 'pid,hostname',
+    });
+    return pino({ level }, stream);
+  }
   return pino({ level, base: { pid: process.pid } }, pino.destination({ fd: 2, sync: false }));
 }

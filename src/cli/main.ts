@@ -8,8 +8,8 @@
  * proxy moving hundreds of MB/s runs many of them.
  */
 import { readFileSync } from 'node:fs';
-import { Command } from 'commander';
-import { fail } from './fail.js';
+import { Command, CommanderError } from 'commander';
+import { EXIT_USAGE, fail } from './fail.js';
 
 interface CommandEntry {
   name: string;
@@ -29,8 +29,22 @@ const COMMANDS: CommandEntry[] = [
 ];
 
 /** The version in package.json, three levels up from dist/src/cli in a clone and in an installed package alike. */
-function packageVersion(): string {
-  return (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+export function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+/**
+ * Makes commander's own errors (unknown option, missing value, bad argument) follow the CLI's
+ * convention: `devstreams: ERR_USAGE: ...` on stderr and exit 2; help and --version exit 0.
+ * Applied to every command, since added commands do not inherit these settings.
+ */
+function usageConvention(cmd: Command): void {
+  cmd.configureOutput({ outputError: (text, write) => write(`devstreams: ERR_USAGE: ${text.replace(/^error: /, '')}`) });
+  cmd.exitOverride((err: CommanderError) => {
+    process.exit(err.exitCode === 0 ? 0 : EXIT_USAGE);
+  });
+  for (const sub of cmd.commands) usageConvention(sub);
 }
 
 /** The program with `only` fully loaded (or every command, when undefined) and the rest as summaries. */
@@ -50,7 +64,9 @@ Examples:
   $ devstreams device-proxy --connection-string-file sensor-17.cs --allow 127.0.0.1:22
   $ devstreams service-proxy --connection-string-file service.cs --device-id sensor-17 --forward 2222:127.0.0.1:22
 
-Run 'devstreams <command> --help' for a command's options.`);
+Run 'devstreams <command> --help' for a command's options.
+Exit codes: 0 done; 1 a run-time failure (hub unreachable, ...); 2 fix the command (flags, config, credentials).`);
+  usageConvention(program);
   return program;
 }
 

@@ -23,5 +23,7 @@ export async function serviceSecurity(o: ServiceSecurityFlags, deviceId: string,
   const knownPath = o.knownDevices ?? defaultKnownDevicesPath();
   log.info({ publicKey: encodePublicKey(keys.publicKey), keyFile: keyPath, deviceKey: o.trustHub ? 'from the hub (--trust-hub)' : expected ? 'pinned by flag' : knownPath }, 'service key');
   if (o.trustHub) return { staticKeys: keys, trustHub: true };
-  return { staticKeys: keys, verifyDevice: expected ? expectKey(expected) : new KnownDevices(knownPath).verifier(deviceId) };
+  // First contact pins the device's key; say so, as ssh does for a new host.
+  const pinned = (key: Buffer): void => log.warn({ deviceId, deviceKey: encodePublicKey(key), knownDevices: knownPath }, `Permanently added device ${deviceId} (x25519 ${encodePublicKey(key)}) to the list of known devices (${knownPath})`);
+  return { staticKeys: keys, verifyDevice: expected ? expectKey(expected) : new KnownDevices(knownPath).verifier(deviceId, true, pinned) };
 }

@@ -73,8 +73,9 @@ export class KnownDevices {
       throw new DevstreamsError(
         'ERR_HANDSHAKE_PEER_KEY_CHANGED',
         `@@@ DEVICE KEY CHANGED @@@ device ${deviceId} proved key ${encodePublicKey(key)} but ${this.path} pins ${encodePublicKey(pinned)}. ` +
-          `Someone may be impersonating the device, or it was re-enrolled. If you know it was re-enrolled, re-pin it ` +
-          `(remove its line from ${this.path}, or call KnownDevices.pin).`,
+          `Someone may be impersonating the device, or it was re-enrolled. If you know it was re-enrolled, re-pin it: ` +
+          `delete its line (sed -i '/^${deviceId} x25519 /d' ${this.path}) and connect again, or pass the key you ` +
+          `checked with the device's owner (service-proxy --device-key KEY; KnownDevices.pin in code).`,
       );
     }
     if (!trustOnFirstUse) {
@@ -101,10 +102,13 @@ export class KnownDevices {
     return next;
   }
 
-  /** A verifier for one device, for `secureTransport({ verifyPeer })`. */
-  verifier(deviceId: string, trustOnFirstUse = true): PeerVerifier {
+  /**
+   * A verifier for one device, for `secureTransport({ verifyPeer })`. `onPinned` hears of a key
+   * pinned on first use, so that a program can say so (like ssh's "Permanently added ...").
+   */
+  verifier(deviceId: string, trustOnFirstUse = true, onPinned?: (key: Buffer) => void): PeerVerifier {
     return async (remote) => {
-      await this.verify(deviceId, remote, trustOnFirstUse);
+      if ((await this.verify(deviceId, remote, trustOnFirstUse)) === 'pinned') onPinned?.(remote);
     };
   }
 

@@ -59,6 +59,11 @@ export interface ControlPlaneOptions {
 
 export class ControlPlane {
   private readonly conns = new Map<string, DeviceConnection>();
+  /**
+   * When each device last connected or disconnected at this node (ms since epoch), for status
+   * queries. One number per device that ever connected here, so bounded by the registry.
+   */
+  private readonly seen = new Map<string, number>();
   private readonly sweepTimer: NodeJS.Timeout;
   private lastPing = Date.now();
 
@@ -73,6 +78,11 @@ export class ControlPlane {
 
   isConnected(deviceId: string): boolean {
     return this.conns.has(deviceId);
+  }
+
+  /** When the device last connected or disconnected at this node (ms since epoch), if it did. */
+  lastSeen(deviceId: string): number | undefined {
+    return this.conns.has(deviceId) ? Date.now() : this.seen.get(deviceId);
   }
 
   /** The end-to-end public key a connected device announced (base64), if any. */
@@ -104,6 +114,7 @@ export class ControlPlane {
     (ws as TaggedSocket)[CONN] = conn;
     const old = this.conns.get(deviceId);
     this.conns.set(deviceId, conn);
+    this.seen.set(deviceId, Date.now());
     if (old) {
       this.failPending(old, new DevstreamsError('ERR_DEVICE_OFFLINE', `device ${deviceId} reconnected`));
       old.ws.close(CLOSE_CODES.replaced, 'ERR_DEVICE_REPLACED');
@@ -170,9 +181,11 @@ export class ControlPlane {
     }
   }
 
-  handleClose(conn: DeviceConnection): void {
+  handleClose(conn: DeviceConnection, code?: number): void {
     if (this.conns.get(conn.deviceId) === conn) {
+      this.o.log('info', 'device disconnected', { deviceId: conn.deviceId, code });
       this.conns.delete(conn.deviceId);
+      this.seen.set(conn.deviceId, Date.now());
       this.record(this.o.presence.setOffline(conn.deviceId, this.o.nodeId), conn.deviceId);
     }
     this.failPending(conn, new DevstreamsError('ERR_DEVICE_OFFLINE', `device ${conn.deviceId} disconnected`));
@@ -240,9 +253,9 @@ function onControlPong(this: PlaneSocket): void {
   const conn = this[CONN];
   if (conn) conn.alive = true;
 }
-function onControlClose(this: PlaneSocket): void {
+function onControlClose(this: PlaneSocket, code: number): void {
   const conn = this[CONN];
-  if (conn) this[PLANE]?.handleClose(conn);
+  if (conn) this[PLANE]?.handleClose(conn, code);
 }
 function onControlError(this: PlaneSocket): void {
   // 'close' follows; nothing to do but keep the error from becoming uncaught.

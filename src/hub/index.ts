@@ -7,3 +7,4 @@ export { MemoryPresenceStore, MemoryStreamRouter, type PresenceStore, type Strea
 export { CLOSE_CODES } from '../hub-api/control-protocol.js';
 export type { RelayStats } from './splice.js';
 export { createSelfSignedCertificate, type SelfSignedCertificate } from './tls.js';
+export { serveMetrics, type MetricsListener } from './metrics-listener.js';

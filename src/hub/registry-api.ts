@@ -1,6 +1,7 @@
 /**
- * The registry API (owner token): add, read, list, remove devices and rotate their keys over
- * HTTP. Changes go through the same file-backed registry the CLI writes.
+ * The registry API: add, read, list, remove devices and rotate their keys over HTTP (owner
+ * token); read and list devices with their status (online, where, last seen) with a service
+ * token too, without secrets. Changes go through the same file-backed registry the CLI writes.
  */
 import type http from 'node:http';
 import { DevstreamsError } from '../errors.js';
@@ -8,11 +9,14 @@ import type { DeviceRecord } from './registry.js';
 import type { RegistryStore } from './registry-store.js';
 import { authenticatePolicy } from './authenticate.js';
 import { readJson, segment, sendJson } from './http-util.js';
+import type { PresenceStore } from './presence.js';
 
 /** What the registry routes need from the hub. */
 export interface RegistryApiContext {
   registry: RegistryStore;
-  control: { isConnected(deviceId: string): boolean; revokeStale(): void };
+  control: { isConnected(deviceId: string): boolean; lastSeen(deviceId: string): number | undefined; revokeStale(): void };
+  /** Which node holds each device's control socket (the whole fleet's view). */
+  presence: PresenceStore;
   hostName(): string;
   clockSkewSeconds: number;
   maxBodyBytes: number;
@@ -24,8 +28,16 @@ export function only(method: string, path: string, m: string): void {
   if (method !== m) throw new DevstreamsError('ERR_METHOD_NOT_ALLOWED', `${method} not allowed on ${path.slice(0, 80)}`);
 }
 
-function deviceView(ctx: RegistryApiContext, rec: DeviceRecord, withSecret: boolean): Record<string, unknown> {
-  const view: Record<string, unknown> = { deviceId: rec.deviceId, createdAt: rec.createdAt, keyUpdatedAt: rec.keyUpdatedAt, connected: ctx.control.isConnected(rec.deviceId) };
+/**
+ * A device as the API shows it: `connected` and `node` from presence (fleet-wide), `lastSeen`
+ * (ISO time of the last connect or disconnect) as far as this node saw it.
+ */
+async function deviceView(ctx: RegistryApiContext, rec: DeviceRecord, withSecret: boolean): Promise<Record<string, unknown>> {
+  const node = await ctx.presence.nodeOf(rec.deviceId);
+  const seen = ctx.control.lastSeen(rec.deviceId);
+  const view: Record<string, unknown> = { deviceId: rec.deviceId, createdAt: rec.createdAt, keyUpdatedAt: rec.keyUpdatedAt, connected: node !== undefined || ctx.control.isConnected(rec.deviceId) };
+  if (node !== undefined) view.node = node;
+  if (seen !== undefined) view.lastSeen = new Date(seen).toISOString();
   if (withSecret) view.connectionString = ctx.deviceConnectionString(rec);
   return view;
 }
@@ -34,12 +46,18 @@ async function owner(ctx: RegistryApiContext, req: http.IncomingMessage): Promis
   await authenticatePolicy(req, ctx.registry, ctx.hostName(), ['owner'], ctx.clockSkewSeconds);
 }
 
+/** Reading device status: owner or service; true when the caller is the owner. */
+async function reader(ctx: RegistryApiContext, req: http.IncomingMessage): Promise<boolean> {
+  const who = await authenticatePolicy(req, ctx.registry, ctx.hostName(), ['owner', 'service'], ctx.clockSkewSeconds);
+  return who.kind === 'policy' && who.policy === 'owner';
+}
+
 /** Serves `/devices` and `/devices/{id}[/rotate-key]`; false when the path is not one of them. */
 export async function handleRegistryApi(ctx: RegistryApiContext, req: http.IncomingMessage, res: http.ServerResponse, path: string, parts: string[], method: string): Promise<boolean> {
   if (path === '/devices') {
     only(method, path, 'GET');
-    await owner(ctx, req);
-    sendJson(res, 200, { devices: ctx.registry.listDevices().map((d) => ({ deviceId: d.deviceId, createdAt: d.createdAt, keyUpdatedAt: d.keyUpdatedAt, connected: ctx.control.isConnected(d.deviceId) })) });
+    await reader(ctx, req);
+    sendJson(res, 200, { devices: await Promise.all(ctx.registry.listDevices().map((d) => deviceView(ctx, d, false))) });
     return true;
   }
   if (parts.length === 3 && parts[1] === 'devices') {
@@ -52,14 +70,14 @@ export async function handleRegistryApi(ctx: RegistryApiContext, req: http.Incom
         throw new DevstreamsError('ERR_BAD_REQUEST', 'key must be base64 of at least 16 bytes');
       }
       const rec = await ctx.registry.addDevice(deviceId, key as string | undefined);
-      sendJson(res, 201, deviceView(ctx, rec, true));
+      sendJson(res, 201, await deviceView(ctx, rec, true));
       return true;
     }
     if (method === 'GET') {
-      await owner(ctx, req);
+      const isOwner = await reader(ctx, req);
       const rec = ctx.registry.getDevice(deviceId);
       if (!rec) throw new DevstreamsError('ERR_DEVICE_NOT_FOUND', `device ${deviceId} is not registered`);
-      sendJson(res, 200, deviceView(ctx, rec, true));
+      sendJson(res, 200, await deviceView(ctx, rec, isOwner));
       return true;
     }
     if (method === 'DELETE') {
@@ -77,7 +95,7 @@ export async function handleRegistryApi(ctx: RegistryApiContext, req: http.Incom
     await owner(ctx, req);
     const rec = await ctx.registry.rotateDeviceKey(segment(parts[2]!));
     ctx.control.revokeStale();
-    sendJson(res, 200, deviceView(ctx, rec, true));
+    sendJson(res, 200, await deviceView(ctx, rec, true));
     return true;
   }
   return false;

@@ -63,6 +63,10 @@ export interface HubStartOptions extends HubOptions {
   router?: StreamRouter;
   /** This node's id in the presence store. */
   nodeId?: string;
+  /** Also export prom-client's default process and Node.js metrics (one hub per process should). Default false. */
+  processMetrics?: boolean;
+  /** Serve `GET /metrics` on the hub's own listener. Default true; false when a separate listener serves them (`serveMetrics`). */
+  metricsOnMainListener?: boolean;
 }
 
 /** True for addresses only this machine can reach. */
@@ -74,6 +78,7 @@ export class Hub {
   readonly config: HubConfig;
   readonly registry: RegistryStore;
   readonly metrics: HubMetrics;
+  private readonly metricsOnMainListener: boolean;
   private readonly server: http.Server | https.Server;
   private readonly controlWss: WebSocketServer;
   private readonly control: ControlPlane;
@@ -114,18 +119,21 @@ export class Hub {
       maxPendingPerDevice: this.config.maxPendingPerDevice,
       log: logFn,
     });
-    this.metrics = new HubMetrics({ connectedDevices: () => this.control.connectedCount, activeStreams: () => this.pairer.activeCount });
+    this.metrics = new HubMetrics({ connectedDevices: () => this.control.connectedCount, activeStreams: () => this.pairer.activeCount, ...(o.processMetrics ? { processMetrics: true } : {}) });
+    this.metricsOnMainListener = o.metricsOnMainListener ?? true;
     this.pairer = new StreamPairer({
       pairTimeoutMs: this.config.streamPairTimeoutMs,
       limits: { highWater: this.config.relayHighWater, maxFramePayload: this.config.relayMaxMessage },
       onBytes: (n) => {
         this.metrics.bytesRelayed += n;
       },
+      onPaired: (ms) => this.metrics.paired(ms),
       log: logFn,
     });
     this.apiContext = {
       registry: this.registry,
       control: this.control,
+      presence: this.presence,
       hostName: () => this.publicHost,
       clockSkewSeconds: this.config.clockSkewSeconds,
       maxBodyBytes: this.config.maxBodyBytes,
@@ -217,12 +225,14 @@ export class Hub {
       throw err;
     }
     await new Promise<void>((resolve, reject) => {
-      hub.server.once('error', (err: Error) => {
+      // A taken or forbidden address is the operator's to fix: ERR_CONFIG, worded like the proxies'.
+      const onListenError = (err: NodeJS.ErrnoException): void => {
         void hub.close();
-        reject(err);
-      });
+        reject(new DevstreamsError('ERR_CONFIG', `cannot listen on ${host}:${o.port ?? 0}: ${err.code ?? err.message}`, { cause: err }));
+      };
+      hub.server.once('error', onListenError);
       hub.server.listen(o.port ?? 0, host, () => {
-        hub.server.off('error', reject);
+        hub.server.off('error', onListenError);
         resolve();
       });
     });
@@ -385,7 +395,7 @@ export class Hub {
       sendJson(res, 200, { status: 'ok', connectedDevices: this.control.connectedCount, activeStreams: this.pairer.activeCount, waitingStreams: this.pairer.waitingCount });
       return;
     }
-    if (path === '/metrics') {
+    if (path === '/metrics' && this.metricsOnMainListener) {
       only(method, path, 'GET');
       const text = await this.metrics.registry.metrics();
       res.writeHead(200, { 'content-type': this.metrics.registry.contentType });

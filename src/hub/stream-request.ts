@@ -163,17 +163,21 @@ export async function ringLocal(ctx: StreamRequestContext, deviceId: string, str
   // answer may take the whole timeout): the tokens' life is set again once it has answered.
   await ctx.router.put({ streamId, deviceId, streamName, deviceToken, serviceToken, expiresAt: Date.now() + timeoutSeconds * 1000 + ctx.config.streamTokenTtlMs });
   let answer;
+  const rang = performance.now();
   try {
     answer = await ctx.control.ring(deviceId, { streamName, streamId, url, authorizationToken: deviceToken.toString('base64url') }, timeoutSeconds * 1000);
   } catch (err) {
     await ctx.router.drop(streamId);
     const e = toHubError(err);
-    ctx.metrics.streamRequest(e.code === 'ERR_STREAM_TIMEOUT' ? 'timeout' : e.code === 'ERR_DEVICE_OFFLINE' ? 'offline' : e.code === 'ERR_RATE_LIMITED' ? 'rate_limited' : 'error');
+    const outcome = e.code === 'ERR_STREAM_TIMEOUT' ? 'timeout' : e.code === 'ERR_DEVICE_OFFLINE' ? 'offline' : e.code === 'ERR_RATE_LIMITED' ? 'rate_limited' : 'error';
+    ctx.metrics.streamRequest(outcome);
+    ctx.metrics.ring(outcome, performance.now() - rang);
     throw e;
   }
   if (!answer.accept) await ctx.router.drop(streamId);
   else await ctx.router.extend(streamId, Date.now() + ctx.config.streamTokenTtlMs); // handed out now
   ctx.metrics.streamRequest(answer.accept ? 'accepted' : 'rejected');
+  ctx.metrics.ring(answer.accept ? 'accepted' : 'rejected', performance.now() - rang);
   const body: StreamResponseBody = { isAccepted: answer.accept, streamName, url: answer.accept ? url : '', authorizationToken: answer.accept ? serviceToken.toString('base64url') : '', streamId };
   if (answer.reason !== undefined) body.reason = answer.reason;
   const devicePublicKey = answer.accept ? ctx.control.devicePublicKey(deviceId) : undefined;

@@ -12,6 +12,8 @@ import { closeFrame } from '../transport/ws-frame.js';
 import { CLOSE_CODES } from '../hub-api/control-protocol.js';
 
 interface Waiting {
+  /** When this side arrived (performance.now()). */
+  since: number;
   side: StreamSide;
   socket: Socket;
   early: Buffer[];
@@ -26,6 +28,8 @@ export interface StreamPairerOptions {
   pairTimeoutMs: number;
   limits: SpliceLimits;
   onBytes: (n: number) => void;
+  /** Told how long a stream's first side waited for the second, ms (a metric). */
+  onPaired?: (waitMs: number) => void;
   log: (level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -87,11 +91,13 @@ export class StreamPairer {
     const splice = new Splice(streamId, device, service, this.o.limits, (s, reason) => this.ended(s, reason), this.o.onBytes);
     this.splices.set(streamId, splice);
     this.o.log('info', 'stream paired', { streamId });
+    this.o.onPaired?.(performance.now() - other.since);
     splice.start(early); // registered first: early data may end it at once
   }
 
   private wait(streamId: string, side: StreamSide, socket: Socket, head: Buffer): void {
     const w: Waiting = {
+      since: performance.now(),
       side,
       socket,
       early: head.length > 0 ? [head] : [],

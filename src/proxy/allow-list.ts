@@ -6,6 +6,13 @@
  * matches IPv6 targets only (Node's BlockList would match IPv4 ones too, mapped into
  * ::ffff:0:0/96: `::/0` let 127.0.0.1 through), unless it is itself written as IPv4-mapped
  * (`::ffff:10.0.0.0/104`); an IPv4 rule also matches its IPv4-mapped form (the same destination).
+ *
+ * Names are never resolved to check them against address rules: `localhost:22` is refused by
+ * `127.0.0.1:22` unless `localhost:22` is listed too. Resolving first would be a second lookup
+ * beside the one `connect` does, and an answer that changes between the two (DNS rebinding, a
+ * name the service controls) would let a checked name connect to an unchecked address. Matching
+ * the text the service sent and letting the device's resolver answer only for listed names keeps
+ * the device's owner in charge of which names mean what.
  */
 import net from 'node:net';
 import { DevstreamsError } from '../errors.js';

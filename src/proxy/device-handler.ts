@@ -33,7 +33,10 @@ function handleOpen(request: OpenRequest, options: DeviceHandlerOptions): void {
   const label = `${host}:${port}`;
   if (!options.allow.allows(host, port)) {
     options.onChannel?.({ target: label, outcome: 'not-allowed' });
-    request.refuse('ERR_TARGET_NOT_ALLOWED', `${label} is not on the device's allow list`);
+    // A name is matched as written, never resolved first (see AllowList): say so, since
+    // "localhost:22 refused while 127.0.0.1:22 is allowed" looks like a bug otherwise.
+    const hint = net.isIP(host.replace(/^\[|\]$/g, '')) === 0 ? ` (names are matched as written, not resolved: allow ${label} itself, or ask for an allowed address)` : '';
+    request.refuse('ERR_TARGET_NOT_ALLOWED', `${label} is not on the device's allow list${hint}`);
     return;
   }
   const socket = net.connect({ host, port, allowHalfOpen: true });

@@ -47,6 +47,10 @@ export interface DeviceProxyOptions extends DeviceClientOptions {
 export interface DeviceProxyEvents {
   connected: [];
   disconnected: [error: DevstreamsError | undefined];
+  /** A connect attempt failed (or the socket closed); the next attempt is in `delayMs`. */
+  retrying: [info: { error: DevstreamsError; delayMs: number; gateway: string }];
+  /** The hub refused the device's credentials, or no longer knows it: the proxy has stopped reconnecting. */
+  refused: [error: DevstreamsError];
   session: [info: { streamId: string; peerKey?: Buffer; cipher?: string }];
   sessionError: [error: Error];
   channel: [event: Parameters<NonNullable<DeviceHandlerOptions['onChannel']>>[0]];
@@ -91,7 +95,9 @@ export class DeviceProxy extends EventEmitter<DeviceProxyEvents> {
     if (!Number.isSafeInteger(this.maxSessions) || this.maxSessions < 1) throw new DevstreamsError('ERR_CONFIG', 'maxSessions must be a positive integer');
     this.client.on('connected', () => this.emit('connected'));
     this.client.on('disconnected', (e) => this.emit('disconnected', e));
-    this.client.on('error', () => {}); // retried by the client; 'disconnected' tells the story
+    this.client.on('error', () => {}); // retried by the client; 'retrying' tells the story
+    this.client.on('retrying', (info) => this.emit('retrying', info));
+    this.client.on('refused', (err) => this.emit('refused', err));
     // The handler goes into the session at construction: the service opens channels right behind
     // the handshake, before anything could attach to a session handed back later.
     const onOpen = deviceChannelHandler({

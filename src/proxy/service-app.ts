@@ -7,7 +7,8 @@ import type { CryptoMode, PeerVerifier, StaticKeyPair } from '../crypto/index.js
 import { ServiceClient, type ServiceClientOptions } from '../sdk/index.js';
 import type { MuxConfig } from '../mux/index.js';
 import type { ResumedInfo, ResumeConfig } from '../resume/index.js';
-import type { DevstreamsError } from '../errors.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { DevstreamsError } from '../errors.js';
 import type { ForwardSpec } from './forward-spec.js';
 import { ServiceProxy, type ServiceProxyOptions } from './service-proxy.js';
 import { SessionSource, type SessionSourceOptions } from './session-source.js';
@@ -29,8 +30,17 @@ export interface ServiceAppOptions extends ServiceClientOptions {
   mux?: Partial<MuxConfig>;
   /** How long a connection waits for the device stream to open. */
   waitTimeoutMs?: number;
+  /**
+   * How long opening the stream waits for an offline device to connect before refusing, ms
+   * (default DEFAULT_DEVICE_WAIT_MS): a device proxy that is still starting or reconnecting
+   * should not cost the first connection.
+   */
+  deviceWaitMs?: number;
+  /** Told once per stream open when it starts waiting for an offline device. */
+  onDeviceWait?(deviceId: string, waitMs: number): void;
   onState?: SessionSourceOptions['onState'];
   onConnection?: ServiceProxyOptions['onConnection'];
+  onChannelOpen?: ServiceProxyOptions['onChannelOpen'];
   /**
    * Resumption of the device session across stream drops and hub restarts: on (default) or its
    * limits; false opens plain sealed sessions that end with their stream. Ignored when not encrypting.
@@ -47,6 +57,27 @@ export type ResumeEvent =
   | { kind: 'attemptFailed'; sessionId: string; error: Error; attempt: number }
   | { kind: 'lost'; sessionId: string; error: DevstreamsError };
 
+/** Default of `deviceWaitMs`, ms. */
+export const DEFAULT_DEVICE_WAIT_MS = 5_000;
+/** How often an open waiting for an offline device asks the hub again, ms. */
+export const DEVICE_WAIT_POLL_MS = 250;
+
+/** Runs `open`, trying again while the device is offline, for up to `waitMs`. */
+async function whileOffline<T>(waitMs: number, open: () => Promise<T>, onWait: () => void): Promise<T> {
+  const deadline = Date.now() + waitMs;
+  let told = false;
+  for (;;) {
+    try {
+      return await open();
+    } catch (err) {
+      if (!(err instanceof DevstreamsError) || err.code !== 'ERR_DEVICE_OFFLINE' || Date.now() + DEVICE_WAIT_POLL_MS > deadline) throw err;
+      if (!told) onWait();
+      told = true;
+      await sleep(DEVICE_WAIT_POLL_MS);
+    }
+  }
+}
+
 /** Builds (does not start) a service proxy for one device. */
 export function createServiceApp(o: ServiceAppOptions): { proxy: ServiceProxy; source: SessionSource; client: ServiceClient } {
   const client = ServiceClient.fromConnectionString(o.connectionString, o.ca !== undefined ? { ca: o.ca } : {});
@@ -54,7 +85,8 @@ export function createServiceApp(o: ServiceAppOptions): { proxy: ServiceProxy; s
   let sessionId = '?';
   const source = new SessionSource({
     open: async () => {
-      const ds = await client.connect(o.deviceId, {
+      const waitMs = o.deviceWaitMs ?? DEFAULT_DEVICE_WAIT_MS;
+      const ds = await whileOffline(waitMs, () => client.connect(o.deviceId, {
         ...(o.encrypt === false ? { encrypt: false } : {}),
         ...(o.staticKeys ? { staticKeys: o.staticKeys } : {}),
         ...(o.verifyDevice ? { verifyPeer: o.verifyDevice } : {}),
@@ -63,7 +95,7 @@ export function createServiceApp(o: ServiceAppOptions): { proxy: ServiceProxy; s
         ...(o.mux ? { mux: o.mux } : {}),
         ...(resume !== false ? { resume } : {}),
         ...(o.onResume ? { onResumeAttemptFailed: (error: Error, attempt: number) => o.onResume!({ kind: 'attemptFailed', sessionId, error, attempt }) } : {}),
-      });
+      }), () => o.onDeviceWait?.(o.deviceId, waitMs));
       const r = ds.resumable;
       if (r && o.onResume) {
         const tell = o.onResume;
@@ -83,6 +115,7 @@ export function createServiceApp(o: ServiceAppOptions): { proxy: ServiceProxy; s
     forwards: o.forwards,
     ...(o.socks ? { socks: o.socks } : {}),
     ...(o.onConnection ? { onConnection: o.onConnection } : {}),
+    ...(o.onChannelOpen ? { onChannelOpen: o.onChannelOpen } : {}),
   });
   return { proxy, source, client };
 }

@@ -18,6 +18,8 @@ export interface ServiceProxyOptions {
   socks?: { host: string; port: number };
   /** Told about each connection, for logs. */
   onConnection?(event: { listener: string; target: string; outcome: 'opened' | 'failed' | 'closed'; error?: Error }): void;
+  /** Told, per forwarded connection, how long after it was accepted the device accepted its channel, ms. */
+  onChannelOpen?(ms: number): void;
 }
 
 export interface BoundListener {
@@ -38,8 +40,11 @@ export class ServiceProxy {
   async start(): Promise<BoundListener[]> {
     try {
       for (const f of this.options.forwards) {
-        const server = this.listen((socket) => this.forward(socket, f.targetHost, f.targetPort, `${f.localPort}`));
+        // Connections are labelled with the bound port (a spec may say 0: any free port).
+        let label = `${f.localPort}`;
+        const server = this.listen((socket) => this.forward(socket, f.targetHost, f.targetPort, label));
         const port = await this.bind(server, f.bindHost, f.localPort);
+        label = `${port}`;
         this.listeners.push({ kind: 'forward', host: f.bindHost, port, target: `${f.targetHost}:${f.targetPort}` });
       }
       if (this.options.socks) {
@@ -52,6 +57,11 @@ export class ServiceProxy {
       throw err;
     }
     return this.listeners;
+  }
+
+  /** Local connections open now (forwards and SOCKS). */
+  get connectionCount(): number {
+    return this.sockets.size;
   }
 
   /** Opens the device stream now rather than on the first connection (`--eager`). */
@@ -96,8 +106,10 @@ export class ServiceProxy {
   private forward(socket: net.Socket, host: string, port: number, listener: string): void {
     const target = `${host}:${port}`;
     socket.on('error', () => {}); // reported through the bridge once joined; before that the socket just goes
+    const accepted = performance.now();
     this.openChannel(host, port).then(
       (channel) => {
+        if (this.options.onChannelOpen) channel.once('accepted', () => this.options.onChannelOpen?.(performance.now() - accepted));
         this.options.onConnection?.({ listener, target, outcome: 'opened' });
         bridge(socket, channel, { onDone: (error) => this.options.onConnection?.({ listener, target, outcome: 'closed', ...(error ? { error } : {}) }) });
         socket.resume();

@@ -6,7 +6,9 @@
  * the devices of a node that dies come back through the others.
  *
  * Events: 'connected' (), 'disconnected' (error?), 'streamRequest' (IncomingStreamRequest),
- * 'error' (error: a failed connect attempt; the client keeps retrying until `close()`).
+ * 'error' (error: a failed connect attempt; the client keeps retrying until `close()`),
+ * 'retrying' (why, and the delay before the next attempt), 'refused' (the hub refused the
+ * device's credentials or no longer knows the device: permanent, the client has stopped).
  */
 import { EventEmitter } from 'node:events';
 import WebSocket from 'ws';
@@ -23,6 +25,11 @@ import { ResumeRegistry } from '../resume/index.js';
 
 /** A control socket with no ping or message from the hub for this long is presumed dead, ms. */
 export const DEFAULT_HUB_SILENCE_MS = 75_000;
+/**
+ * Refusals that retrying cannot fix (a rotated key, a removed device, a token for the wrong
+ * device): the client stops and emits 'refused' instead of retrying forever in silence.
+ */
+export const PERMANENT_REFUSAL_CODES: readonly string[] = ['ERR_AUTH_INVALID', 'ERR_AUTH_SCOPE', 'ERR_AUTH_MISSING', 'ERR_DEVICE_NOT_FOUND'];
 /** Largest control message the device accepts from the hub, bytes. */
 export const CONTROL_MAX_MESSAGE = 64 * 1024;
 
@@ -139,6 +146,8 @@ export interface DeviceClientEvents {
   disconnected: [error: DevstreamsError | undefined];
   streamRequest: [request: IncomingStreamRequest];
   error: [error: DevstreamsError];
+  retrying: [info: { error: DevstreamsError; delayMs: number; gateway: string }];
+  refused: [error: DevstreamsError];
 }
 
 export class DeviceClient extends EventEmitter<DeviceClientEvents> {
@@ -219,15 +228,20 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
       });
     } catch (err) {
       const e = err instanceof DevstreamsError ? err : new DevstreamsError('ERR_HUB_UNAVAILABLE', String(err));
-      if (this.firstConnect && e.code.startsWith('ERR_AUTH')) {
-        this.firstConnect.reject(e);
-        this.firstConnect = undefined;
+      if (PERMANENT_REFUSAL_CODES.includes(e.code)) {
         this.stopped = true;
+        if (this.firstConnect) {
+          this.firstConnect.reject(e);
+          this.firstConnect = undefined;
+        } else {
+          this.emit('refused', e);
+        }
         return;
       }
       if (this.listenerCount('error') > 0) this.emit('error', e);
+      const gateway = this.gateway;
       this.nextGateway();
-      this.scheduleRetry();
+      this.scheduleRetry(e, gateway);
       return;
     }
     if (this.stopped) {
@@ -274,19 +288,24 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
     this.ws = undefined;
     if (this.renewTimer) clearTimeout(this.renewTimer);
     if (this.silenceTimer) clearTimeout(this.silenceTimer);
-    this.emit('disconnected', code === 1000 ? undefined : new DevstreamsError('ERR_HUB_UNAVAILABLE', `control socket closed (${code}${reason ? ` ${reason}` : ''})`));
+    const error = code === 1000 ? undefined : new DevstreamsError('ERR_HUB_UNAVAILABLE', `control socket closed (${code}${reason ? ` ${reason}` : ''})`);
+    this.emit('disconnected', error);
     // A node going away (shutdown, crash, silence) sends us to the next one; a replaced or
     // revoked socket (4409, 4403) does not mean the node is bad, but moving on is harmless.
+    // A revoked credential shows as a refusal on the next attempt, which then stops.
+    const gateway = this.gateway;
     this.nextGateway();
-    this.scheduleRetry();
+    this.scheduleRetry(error ?? new DevstreamsError('ERR_HUB_UNAVAILABLE', 'control socket closed by the hub'), gateway);
   }
 
-  private scheduleRetry(): void {
+  private scheduleRetry(error: DevstreamsError, gateway: string): void {
     if (this.stopped || this.retryTimer) return;
+    const delayMs = this.backoff.next();
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       void this.connect();
-    }, this.backoff.next());
+    }, delayMs);
+    this.emit('retrying', { error, delayMs, gateway });
   }
 
   /** @internal sends a control message when connected. */

@@ -5,6 +5,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { DevstreamsError, type ErrorCode } from '../errors.js';
+import { describeHubConnectError } from './connect-errors.js';
 
 /** How long an HTTP call to the hub may take when the caller gives no limit, ms. */
 export const DEFAULT_HTTP_TIMEOUT_MS = 30_000;
@@ -71,7 +72,7 @@ export class HubHttp {
           resolve({ status: res.statusCode ?? 0, headers: res.headers, body: parseJsonBody(Buffer.concat(chunks)) });
         });
       });
-      req.on('error', (err) => reject(err instanceof DevstreamsError ? err : new DevstreamsError('ERR_HUB_UNAVAILABLE', `cannot reach hub at ${this.baseUrl}: ${err.message}`, { cause: err })));
+      req.on('error', (err) => reject(err instanceof DevstreamsError ? err : new DevstreamsError('ERR_HUB_UNAVAILABLE', describeHubConnectError(url.host, err), { cause: err })));
       req.setTimeout(timeoutMs, () => req.destroy(new DevstreamsError('ERR_HUB_UNAVAILABLE', `hub at ${this.baseUrl} did not answer within ${timeoutMs} ms`)));
       req.end(payload);
     });

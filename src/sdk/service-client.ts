@@ -66,6 +66,11 @@ export interface DeviceInfo {
   createdAt: string;
   keyUpdatedAt: string;
   connected: boolean;
+  /** The hub node holding the device's control socket, while connected. */
+  node?: string;
+  /** ISO time the answering hub node last saw the device connect or disconnect (now while connected). */
+  lastSeen?: string;
+  /** Only for the owner policy. */
   connectionString?: string;
 }
 
@@ -178,10 +183,12 @@ export class ServiceClient {
     return (await this.call('PUT', `/devices/${encodeURIComponent(deviceId)}`, {})) as DeviceInfo;
   }
 
+  /** A device's record and status; with a service connection string, without its connection string. */
   async getDevice(deviceId: string): Promise<DeviceInfo> {
     return (await this.call('GET', `/devices/${encodeURIComponent(deviceId)}`)) as DeviceInfo;
   }
 
+  /** Every registered device with its status (owner or service). */
   async listDevices(): Promise<DeviceInfo[]> {
     return ((await this.call('GET', '/devices')) as { devices: DeviceInfo[] }).devices;
   }

@@ -10,6 +10,7 @@ import { webSocketClientOptions } from '../transport/websocket.js';
 import { connectWebSocket, type WebSocketClientTransport } from '../transport/index.js';
 import { DEFAULT_MAX_MESSAGE_SIZE } from '../transport/transport.js';
 import { errorFromBody, parseJsonBody } from './http.js';
+import { describeHubConnectError } from './connect-errors.js';
 
 /** How long opening a stream socket may take, ms. */
 export const DEFAULT_STREAM_CONNECT_TIMEOUT_MS = 15_000;
@@ -59,7 +60,7 @@ export function openWebSocket<T>(url: string, headers: Record<string, string>, o
       res.on('end', () => fail(errorFromBody(res.statusCode ?? 0, parseJsonBody(Buffer.concat(chunks)))));
       res.on('error', () => fail(new DevstreamsError('ERR_HUB_UNAVAILABLE', `hub refused the WebSocket with HTTP ${res.statusCode}`)));
     });
-    ws.once('error', (err) => fail(new DevstreamsError('ERR_HUB_UNAVAILABLE', `cannot open ${url.split('?')[0]}: ${err.message}`, { cause: err })));
+    ws.once('error', (err) => fail(new DevstreamsError('ERR_HUB_UNAVAILABLE', describeHubConnectError(new URL(url).host, err), { cause: err })));
     ws.once('open', () => {
       if (settled) return;
       settled = true;
@@ -92,7 +93,8 @@ export async function openStreamTransport(url: string, token: string, o: OpenStr
     });
   } catch (err) {
     if (err === refusal || (err instanceof DevstreamsError && err.code === 'ERR_CONFIG')) throw err;
-    throw new DevstreamsError('ERR_HUB_UNAVAILABLE', (err as Error).message, { cause: err });
+    const cause = (err as { cause?: unknown }).cause ?? err;
+    throw new DevstreamsError('ERR_HUB_UNAVAILABLE', (cause as { code?: unknown }).code !== undefined ? describeHubConnectError(new URL(target).host, cause) : (err as Error).message, { cause: err });
   }
 }
 

@@ -85,9 +85,19 @@ export async function writeChunked(stream: Duplex, data: Buffer, maxChunk = 100_
     const n = Math.min(data.length - at, 1 + Math.floor(Math.random() * maxChunk));
     const ok = stream.write(data.subarray(at, at + n));
     at += n;
+    // Each wait takes its listeners off again: one 'error' listener per drain piled up past
+    // Node's limit of 10 (MaxListenersExceededWarning) on every long write.
     if (!ok) await new Promise<void>((resolve, reject) => {
-      stream.once('drain', resolve);
-      stream.once('error', reject);
+      const onDrain = (): void => {
+        stream.off('error', onError);
+        resolve();
+      };
+      const onError = (err: Error): void => {
+        stream.off('drain', onDrain);
+        reject(err);
+      };
+      stream.once('drain', onDrain);
+      stream.once('error', onError);
     });
   }
   stream.end();

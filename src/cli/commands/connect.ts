@@ -17,7 +17,7 @@ import type { Logger } from 'pino';
 import { parsePolicyConnectionString } from '../../auth/index.js';
 import { ControlServer, createServiceApp, defaultControlPath, masterListens, removeStaleSocket, requestChannel, requestExit, type SessionSource } from '../../proxy/index.js';
 import { DevstreamsError } from '../../errors.js';
-import { createLogger } from '../log.js';
+import { LOG_LEVELS, createLogger, parseLogLevel } from '../log.js';
 import { action } from '../fail.js';
 import { connectionStringFrom, connectionStringOptions, onShutdown, parsePositiveMs, hubTrust, type ConnectionStringFlags } from '../common.js';
 import { serviceSecurity, type ServiceSecurityFlags } from '../service-security.js';
@@ -195,7 +195,7 @@ export function connectCommand(): Command {
     .option('--trust-hub', 'take the device key from the hub instead of pinning it here')
     .option('--wait-timeout <seconds>', 'how long to wait for the device stream to open (default 30)', parsePositiveMs)
     .option('--ca <file>', 'extra CA certificate (PEM) for a hub with a self-signed certificate')
-    .option('--log-level <level>', 'pino log level (stderr; stdout is the channel)', 'warn');
+    .option('--log-level <level>', `log level (stderr; stdout is the channel): ${LOG_LEVELS.join(', ')}`, parseLogLevel, 'warn');
   cmd.addOption(new Option('--master', 'run as the background control master').hideHelp());
   cmd.addHelpText('after', `
 Examples:

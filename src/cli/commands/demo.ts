@@ -5,14 +5,14 @@
  */
 import http from 'node:http';
 import net from 'node:net';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { accessSync, constants, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { delimiter, join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { encodePublicKey, expectKey, generateStaticKeyPair } from '../../crypto/index.js';
 import { Hub } from '../../hub/index.js';
 import { AllowList, DeviceProxy, createServiceApp, parseForward } from '../../proxy/index.js';
-import { createLogger } from '../log.js';
+import { createLogger, withLogOptions, type LogFormat } from '../log.js';
 import { action } from '../fail.js';
 import { onShutdown } from '../common.js';
 
@@ -23,6 +23,7 @@ interface DemoOpts {
   sshTarget: string;
   webPort: number;
   logLevel: string;
+  logFormat?: LogFormat;
 }
 
 function port(value: string): number {
@@ -68,6 +69,18 @@ function reachable(hostPort: string): Promise<boolean> {
   });
 }
 
+/** True when `command` is an executable file in a PATH directory (no shell, no child process). */
+function onPath(command: string): boolean {
+  return (process.env['PATH'] ?? '').split(delimiter).some((dir) => {
+    try {
+      accessSync(join(dir, command), constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
 function echoService(): net.Server {
   return net.createServer({ allowHalfOpen: true }, (socket) => {
     socket.on('error', () => {});
@@ -80,14 +93,14 @@ export function demoCommand(): Command {
     .description('run a hub, a device proxy, a service proxy and demo device services in one process, on loopback')
     .option('--ssh-port <port>', 'local port forwarded to the device\'s ssh (0 = any free port)', port, 2222)
     .option('--ssh-target <host:port>', 'where the "device" finds its sshd', '127.0.0.1:22')
-    .option('--web-port <port>', 'local port for the device\'s diagnostics page (0 = any free port)', port, 0)
-    .option('--log-level <level>', 'pino log level', 'warn');
+    .option('--web-port <port>', 'local port for the device\'s diagnostics page (0 = any free port)', port, 0);
+  withLogOptions(cmd, 'warn');
   cmd.addHelpText('after', `
 Example:
   $ devstreams demo
   then, in another terminal:  curl http://127.0.0.1:<web port>/   or   ssh -p 2222 $USER@127.0.0.1`);
   cmd.action(action(async (o: DemoOpts) => {
-    const log = createLogger(o.logLevel);
+    const log = createLogger(o);
     const dataDir = mkdtempSync(join(tmpdir(), 'devstreams-demo-'));
     const web = diagnosticsPage();
     const echo = echoService();
@@ -124,7 +137,7 @@ Example:
         `devstreams demo: hub on 127.0.0.1:${hub.port}, device "${DEMO_DEVICE_ID}" (key ${encodePublicKey(deviceKeys.publicKey)})`,
         '',
         `  device web page   http://127.0.0.1:${webL!.port}/`,
-        `  device echo       nc 127.0.0.1 ${echoL!.port}`,
+        `  device echo       nc 127.0.0.1 ${echoL!.port}${onPath('nc') ? '' : '   (nc is not installed here: apt-get install netcat-openbsd)'}`,
         `  device ssh        ssh -p ${sshL!.port} ${process.env['USER'] ?? 'user'}@127.0.0.1   (reaches ${o.sshTarget} on the "device")`,
         '',
         ...((await reachable(o.sshTarget)) ? [] : [`  note: nothing listens on ${o.sshTarget} here, so ssh will be refused (ERR_TARGET_REFUSED); start sshd or pass --ssh-target`, '']),
@@ -140,7 +153,7 @@ Example:
       web.close();
       echo.close();
       rmSync(dataDir, { recursive: true, force: true });
-    });
+    }, () => proxy.connectionCount);
   }));
   return cmd;
 }

@@ -3,10 +3,10 @@ import { Command } from 'commander';
 import { AuthorizedServices, encodePublicKey } from '../../crypto/index.js';
 import { AllowList, DEFAULT_MAX_DEVICE_SESSIONS, DeviceProxy, defaultAuthorizedServicesPath, defaultDeviceKeyPath, loadOrCreateKeyPair } from '../../proxy/index.js';
 import { parseDeviceConnectionString } from '../../auth/index.js';
-import { createLogger } from '../log.js';
-import { action } from '../fail.js';
+import { createLogger, withLogOptions, type LogFormat } from '../log.js';
+import { action, fail } from '../fail.js';
+import { collect, connectionStringFrom, formatSeconds, onShutdown, parseCryptoMode, parsePositiveInt, parsePositiveMs, parsePublicKeys, hubTrust, connectionStringOptions, type ConnectionStringFlags } from '../common.js';
 import { withConfigFile } from '../config-file.js';
-import { collect, connectionStringFrom, onShutdown, parseCryptoMode, parsePositiveInt, parsePositiveMs, parsePublicKeys, hubTrust, connectionStringOptions, type ConnectionStringFlags } from '../common.js';
 import type { CryptoMode } from '../../crypto/index.js';
 
 interface DeviceProxyCliOpts extends ConnectionStringFlags {
@@ -21,6 +21,7 @@ interface DeviceProxyCliOpts extends ConnectionStringFlags {
   connectTimeout?: number;
   ca?: string;
   logLevel: string;
+  logFormat?: LogFormat;
 }
 
 export function deviceProxyCommand(): Command {
@@ -35,8 +36,8 @@ export function deviceProxyCommand(): Command {
     .option('--allow-plaintext', 'also accept streams without end-to-end encryption (the hub could read them)')
     .option('--crypto <mode>', 'where records are sealed: inline, workers or auto', parseCryptoMode)
     .option('--connect-timeout <seconds>', 'how long a connect to a target may take (default 10)', parsePositiveMs)
-    .option('--ca <file>', 'extra CA certificate (PEM) for a hub with a self-signed certificate')
-    .option('--log-level <level>', 'pino log level', 'info');
+    .option('--ca <file>', 'extra CA certificate (PEM) for a hub with a self-signed certificate');
+  withLogOptions(cmd);
   withConfigFile(cmd);
   cmd.addHelpText('after', `
 Examples:
@@ -47,7 +48,7 @@ Examples:
 The device's public key is logged at start; give it to services that pin keys
 (or let them trust it on first use).`);
   cmd.action(action(async (o: DeviceProxyCliOpts) => {
-    const log = createLogger(o.logLevel);
+    const log = createLogger(o);
     const cs = connectionStringFrom(o, (line) => log.warn(line));
     const deviceId = parseDeviceConnectionString(cs).deviceId;
     const allow = new AllowList(o.allow ?? []);
@@ -73,14 +74,26 @@ The device's public key is logged at start; give it to services that pin keys
       ...(o.connectTimeout !== undefined ? { connectTimeoutMs: o.connectTimeout } : {}),
       ...(await hubTrust(cs, o.ca)),
     });
-    proxy.on('connected', () => log.info({ deviceId }, 'control socket connected'));
-    proxy.on('disconnected', (err) => log.warn({ err: err?.message }, 'control socket lost; reconnecting'));
+    proxy.on('connected', () => log.info({ deviceId, gateway: proxy.client.gateway }, 'control socket connected'));
+    proxy.on('disconnected', (err) => log.warn({ err: err?.message }, `control socket lost${err ? ` (${err.message})` : ''}`));
+    proxy.on('retrying', (e) => log.warn({ gateway: e.gateway, code: e.error.code, delayMs: Math.round(e.delayMs) }, `${e.error.message}; retrying in ${formatSeconds(e.delayMs)}`));
+    proxy.on('refused', (err) => {
+      // Retrying a revoked key or a removed device cannot succeed: say so and exit.
+      log.error({ code: err.code }, `the hub refused this device: ${err.message}`);
+      log.flush();
+      void proxy.stop().finally(() => fail(err));
+    });
     proxy.on('session', (s) => log.info({ streamId: s.streamId, cipher: s.cipher, serviceKey: s.peerKey ? encodePublicKey(s.peerKey) : undefined }, 'device stream open'));
     proxy.on('sessionError', (err) => log.warn({ err: err.message }, 'device stream failed'));
     proxy.on('suspend', (e) => log.warn({ sessionId: e.sessionId, err: e.error?.message }, 'device stream dropped; holding the session for a resume'));
     proxy.on('resume', (e) => log.info({ ...e, total: proxy.resumeCount }, 'device session resumed on a new stream'));
     proxy.on('sessionLost', (e) => log.warn({ sessionId: e.sessionId, err: e.error.message }, 'device session given up'));
-    proxy.on('channel', (e) => log.debug(e, 'channel'));
+    proxy.on('channel', (e) => {
+      const fields = { target: e.target, outcome: e.outcome, err: e.error?.message };
+      if (e.outcome === 'connected' || (e.outcome === 'closed' && !e.error)) log.info(fields, `channel to ${e.target} ${e.outcome}`);
+      else if (e.outcome === 'not-allowed') log.warn(fields, `channel to ${e.target} refused: not on the allow list (--allow)`);
+      else log.warn(fields, `channel to ${e.target} ${e.outcome}${e.error ? `: ${e.error.message}` : ''}`);
+    });
     await proxy.start();
     log.info({ deviceId, allow: allow.describe(), services: o.acceptAnyService ? 'any' : authorized.path, publicKey: encodePublicKey(keys.publicKey), keyFile: keyPath, keyCreated: created }, 'device proxy ready');
     onShutdown(log, () => proxy.stop());

@@ -3,8 +3,8 @@ import { Command, InvalidArgumentError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DevstreamsError } from '../../errors.js';
-import { Hub, createSelfSignedCertificate, type HubStartOptions } from '../../hub/index.js';
-import { createLogger } from '../log.js';
+import { Hub, createSelfSignedCertificate, serveMetrics, type HubStartOptions, type MetricsListener } from '../../hub/index.js';
+import { createLogger, withLogOptions, type LogFormat } from '../log.js';
 import { action } from '../fail.js';
 import { withConfigFile } from '../config-file.js';
 import { othersCanRead, readSecretFile } from '../secret-file.js';
@@ -39,7 +39,9 @@ interface HubCliOpts {
   refusalsPerAddress?: number;
   fleetSecretFile?: string;
   redisCa?: string;
+  metricsListen?: { host: string; port: number };
   logLevel: string;
+  logFormat?: LogFormat;
 }
 
 export function hubCommand(): Command {
@@ -58,8 +60,9 @@ export function hubCommand(): Command {
     .option('--insecure', 'allow plain ws on a non-loopback address')
     .option('--stream-rate <perSecond>', 'stream requests per second before 429 (0: unlimited)', positiveNumber)
     .option('--max-connections <n>', 'open connections at once; more get 503 (default 10000; keep it below the file-descriptor limit)', positiveNumber)
-    .option('--refusals-per-address <n>', 'refused credentials per client address per 10 s before it gets 429 unchecked (default 30; 0: off, e.g. behind a proxy that hides addresses)', positiveNumber)
-    .option('--log-level <level>', 'pino log level', 'info');
+    .option('--metrics-listen <host:port>', 'serve GET /metrics on this address instead of the hub listener (e.g. an internal 127.0.0.1:9464)', parseListen)
+    .option('--refusals-per-address <n>', 'refused credentials per client address per 10 s before it gets 429 unchecked (default 30; 0: off, e.g. behind a proxy that hides addresses)', positiveNumber);
+  withLogOptions(cmd);
   withConfigFile(cmd);
   cmd.addHelpText('after', `
 Examples:
@@ -68,12 +71,14 @@ Examples:
   $ devstreams hub --listen 127.0.0.1:8443 --data ./hubdata --tls-self-signed
   $ devstreams hub --redis redis://:PASSWORD@10.0.0.5:6379 --fleet-secret-file /etc/devstreams/fleet.secret --public-host hub.example.com --listen 0.0.0.0:8443 --advertise node1.example.com:8443 --tls-cert cert.pem --tls-key key.pem`);
   cmd.action(action(async (o: HubCliOpts) => {
-    const log = createLogger(o.logLevel);
+    const log = createLogger(o);
     if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw new DevstreamsError('ERR_CONFIG', '--tls-cert and --tls-key go together');
     if (o.tlsSelfSigned && o.tlsCert !== undefined) throw new DevstreamsError('ERR_CONFIG', '--tls-self-signed excludes --tls-cert/--tls-key');
     if ((o.data === undefined) === (o.redis === undefined)) throw new DevstreamsError('ERR_CONFIG', 'give exactly one of --data DIR (one node) or --redis URL (fleet)');
     if (o.advertise !== undefined) parseListen(o.advertise);
-    const opts: HubStartOptions = { host: o.listen.host, port: o.listen.port, logger: log };
+    // The CLI's hub is the process: its metrics include the process and Node.js runtime.
+    const opts: HubStartOptions = { host: o.listen.host, port: o.listen.port, logger: log, processMetrics: true };
+    if (o.metricsListen !== undefined) opts.metricsOnMainListener = false;
     if (o.data !== undefined) opts.dataDir = o.data;
     if (o.redis !== undefined) {
       if (o.fleetSecretFile === undefined) throw new DevstreamsError('ERR_CONFIG', "a fleet node needs --fleet-secret-file FILE (the same on every node; make one with 'openssl rand -base64 48 > fleet.secret')");
@@ -111,13 +116,23 @@ Examples:
     const hub = await Hub.start(opts);
     // The fingerprint a connection string can pin (HubCertSha256=...), printed so it can be checked out of band.
     if (opts.tls) log.info({ certSha256: pemCertificateSha256(opts.tls.cert) }, 'TLS certificate');
+    let metrics: MetricsListener | undefined;
+    if (o.metricsListen !== undefined) {
+      try {
+        metrics = await serveMetrics(hub.metrics.registry, o.metricsListen.host, o.metricsListen.port);
+      } catch (err) {
+        await hub.close();
+        throw err;
+      }
+      log.info({ metrics: `${o.metricsListen.host}:${metrics.port}` }, `metrics on http://${o.metricsListen.host.includes(':') ? `[${o.metricsListen.host}]` : o.metricsListen.host}:${metrics.port}/metrics`);
+    }
     log.info({ hostName: hub.hostName, advertise: hub.advertiseHost, nodeId: hub.nodeId, transport: hub.transport, data: o.data, fleet: o.redis !== undefined }, `hub ready; print strings with: devstreams registry service-string ${o.redis !== undefined ? '--redis URL' : '--data DIR'}`);
     let stopping = false;
     const stop = (signal: string): void => {
       if (stopping) return;
       stopping = true;
       log.info({ signal }, 'hub stopping');
-      void hub.close().then(() => {
+      void Promise.all([hub.close(), metrics?.close()]).then(() => {
         log.flush();
         process.exit(0);
       });

@@ -1,14 +1,17 @@
 /** `devstreams registry ...`: manage devices and print connection strings, straight on the data directory or the fleet's Redis. */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Command, InvalidArgumentError } from 'commander';
 import { DevstreamsError } from '../../errors.js';
+import { REGISTRY_FILE } from '../../hub/registry.js';
+import { connectionStringFrom, connectionStringOptions, hubTrust, parsePositiveMs, type ConnectionStringFlags } from '../common.js';
+import { ServiceClient, type DeviceInfo } from '../../sdk/index.js';
 import { formatConnectionString, type HubTransport } from '../../auth/connection-string.js';
 import { DeviceRegistry, type HubEndpoint } from '../../hub/registry.js';
 import type { RegistryStore } from '../../hub/registry-store.js';
 import { RedisRegistry } from '../../hub/fleet/redis-registry.js';
 import { closeRedis, connectRedis, DEFAULT_REDIS_KEY_PREFIX } from '../../hub/fleet/redis.js';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { pemCertificateSha256 } from '../../transport/index.js';
 import { action } from '../fail.js';
 import { writeSecretFile } from '../secret-file.js';
@@ -21,6 +24,7 @@ interface CommonOpts {
   plain?: boolean;
   gateway?: string;
   out?: string;
+  wait?: number;
   hubCert?: string;
 }
 
@@ -53,6 +57,46 @@ function withOut(c: Command): Command {
   return c.option('--out <file>', 'write the string to FILE with mode 600 instead of printing it');
 }
 
+/**
+ * How long a command that prints a connection string waits for a starting hub to record its
+ * address in the data directory (`--wait`), ms. The quickstart starts the hub in the background
+ * and registers a device on the next line: the hub needs this moment to come up.
+ */
+export const DEFAULT_HUB_ADDRESS_WAIT_MS = 10_000;
+/** How often the wait looks at the registry file, ms. */
+const HUB_ADDRESS_POLL_MS = 100;
+/** After this long waiting, say so on stderr, ms. */
+const HUB_ADDRESS_NOTICE_MS = 1000;
+
+function recordedEndpoint(dataDir: string): boolean {
+  const path = join(dataDir, REGISTRY_FILE);
+  if (!existsSync(path)) return false;
+  try {
+    return (JSON.parse(readFileSync(path, 'utf8')) as { endpoint?: unknown }).endpoint !== undefined;
+  } catch {
+    return false; // being replaced right now; look again
+  }
+}
+
+/**
+ * Waits until the hub has recorded its address in `--data` (or the wait ends). Done before
+ * opening the registry, so that a registry command never creates the file a starting hub is
+ * about to create.
+ */
+async function waitForHubAddress(o: CommonOpts): Promise<void> {
+  if (o.data === undefined || o.host !== undefined) return;
+  const waitMs = o.wait ?? DEFAULT_HUB_ADDRESS_WAIT_MS;
+  const started = Date.now();
+  let told = false;
+  while (!recordedEndpoint(o.data) && Date.now() - started < waitMs) {
+    if (!told && Date.now() - started >= HUB_ADDRESS_NOTICE_MS) {
+      process.stderr.write(`devstreams: waiting up to ${Math.round(waitMs / 1000)} s for a hub to start with --data ${o.data}\n`);
+      told = true;
+    }
+    await sleep(HUB_ADDRESS_POLL_MS);
+  }
+}
+
 function endpointOf(reg: RegistryStore, o: CommonOpts): HubEndpoint & { hubCertSha256?: string } {
   const ep = endpointWithoutPin(reg, o);
   const pin = certPin(o, ep.transport);
@@ -65,7 +109,7 @@ function endpointWithoutPin(reg: RegistryStore, o: CommonOpts): HubEndpoint {
     return o.gateway !== undefined ? { hostName: o.host, transport, gatewayHostName: o.gateway } : { hostName: o.host, transport };
   }
   const ep = reg.endpoint;
-  if (!ep) throw new DevstreamsError('ERR_CONFIG', `no hub address recorded in ${o.data ?? 'Redis'}: start the hub once with this ${o.data !== undefined ? '--data' : '--redis'}, or pass --host HOST:PORT [--plain]`);
+  if (!ep) throw new DevstreamsError('ERR_CONFIG', `no hub address recorded in ${o.data ?? 'Redis'}${o.data !== undefined ? ` after waiting ${Math.round((o.wait ?? DEFAULT_HUB_ADDRESS_WAIT_MS) / 1000)} s` : ''}: start the hub once with this ${o.data !== undefined ? '--data' : '--redis'}, or pass --host HOST:PORT [--plain]`);
   return o.gateway !== undefined ? { ...ep, gatewayHostName: o.gateway } : ep;
 }
 
@@ -91,8 +135,9 @@ function positiveInt(value: string): number {
  * Opens the registry the flags name, runs `fn` on it, and closes it. With --redis a missing
  * Redis fails within the connect timeout (2 s) with one line, ERR_HUB_UNAVAILABLE.
  */
-async function withRegistry(o: CommonOpts, fn: (reg: RegistryStore) => Promise<void> | void): Promise<void> {
+async function withRegistry(o: CommonOpts, fn: (reg: RegistryStore) => Promise<void> | void, needsHubAddress = true): Promise<void> {
   if ((o.data === undefined) === (o.redis === undefined)) throw new DevstreamsError('ERR_CONFIG', 'give exactly one of --data DIR or --redis URL');
+  if (needsHubAddress) await waitForHubAddress(o);
   if (o.data !== undefined) {
     await fn(DeviceRegistry.open(o.data));
     return;
@@ -121,7 +166,72 @@ function withCommon(c: Command): Command {
     .option('--host <host:port>', 'hub address for printed strings (default: the one the hub recorded)')
     .option('--plain', 'with --host: the hub serves plain ws (adds Transport=ws)')
     .option('--gateway <host:port>', 'add GatewayHostName: connect here, tokens stay scoped to HostName')
-    .option('--hub-cert <file>', "pin this hub certificate (PEM) in printed strings (HubCertSha256; default: DATA/tls/hub-cert.pem when the hub runs with --tls-self-signed)");
+    .option('--hub-cert <file>', "pin this hub certificate (PEM) in printed strings (HubCertSha256; default: DATA/tls/hub-cert.pem when the hub runs with --tls-self-signed)")
+    .option('--wait <seconds>', `with --data: how long to wait for a starting hub to record its address (default ${DEFAULT_HUB_ADDRESS_WAIT_MS / 1000})`, parsePositiveMs);
+}
+
+interface ListOpts extends ConnectionStringFlags {
+  data?: string;
+  redis?: string;
+  ca?: string;
+  json?: boolean;
+}
+
+/** How long `registry list` waits for the hub's answer before showing the registry alone, ms. */
+const LIST_HUB_TIMEOUT_MS = 5_000;
+
+/** The devices and their state from the hub's API; rejects when the hub cannot be asked. */
+async function fromHub(cs: string, ca: { ca?: Buffer }): Promise<DeviceInfo[]> {
+  const client = ServiceClient.fromConnectionString(cs, ca);
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      client.listDevices(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new DevstreamsError('ERR_HUB_UNAVAILABLE', `hub did not answer within ${LIST_HUB_TIMEOUT_MS / 1000} s`)), LIST_HUB_TIMEOUT_MS);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+    client.close();
+  }
+}
+
+function printDevices(devices: DeviceInfo[], json: boolean | undefined, stateKnown: boolean): void {
+  if (json) {
+    process.stdout.write(JSON.stringify(devices.map(({ connectionString: _secret, ...d }) => d)) + '\n');
+    return;
+  }
+  const rows = [['DEVICE', 'STATE', 'NODE', 'LAST SEEN'], ...devices.map((d) => [d.deviceId, stateKnown ? (d.connected ? 'online' : 'offline') : 'unknown', d.node ?? '-', d.lastSeen ?? '-'])];
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  for (const r of rows) process.stdout.write(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ') + '\n');
+}
+
+/**
+ * `registry list`: with a connection string, the hub's answer alone; with --data/--redis, the
+ * registry's devices and, when its hub answers, their state (else "unknown", with the reason).
+ */
+async function listDevices(o: ListOpts): Promise<void> {
+  if (o.data === undefined && o.redis === undefined) {
+    const cs = connectionStringFrom(o);
+    printDevices(await fromHub(cs, await hubTrust(cs, o.ca)), o.json, true);
+    return;
+  }
+  await withRegistry(o, async (reg) => {
+    const records = reg.listDevices().map((d) => ({ deviceId: d.deviceId, createdAt: d.createdAt, keyUpdatedAt: d.keyUpdatedAt, connected: false }));
+    if (!reg.endpoint) {
+      process.stderr.write('devstreams: no hub has run with this registry yet; state unknown\n');
+      printDevices(records, o.json, false);
+      return;
+    }
+    try {
+      const cs = policyString(reg, o, 'service');
+      printDevices(await fromHub(cs, await hubTrust(cs, o.ca)), o.json, true);
+    } catch (err) {
+      process.stderr.write(`devstreams: cannot ask the hub for device state: ${(err as Error).message}\n`);
+      printDevices(records, o.json, false);
+    }
+  }, false);
 }
 
 export function registryCommand(): Command {
@@ -132,6 +242,7 @@ Examples:
   $ devstreams registry service-string --data ./hubdata --out service.cs
   $ devstreams registry rotate-key sensor-17 --data ./hubdata
   $ devstreams registry add sensor-18 --redis redis://10.0.0.5:6379
+  $ devstreams registry list --connection-string-file service.cs   # from an operator's laptop
 Changes take effect in a running hub at once.`);
 
   withOut(withCommon(cmd.command('add <deviceId>').description('register a device; prints only its connection string')))
@@ -144,7 +255,7 @@ Changes take effect in a running hub at once.`);
   withCommon(cmd.command('remove <deviceId>').description('unregister a device; its sockets are closed at once'))
     .action(action((deviceId: string, o: CommonOpts) => withRegistry(o, async (reg) => {
       await reg.removeDevice(deviceId);
-    })));
+    }, false)));
 
   withOut(withCommon(cmd.command('rotate-key <deviceId>').description('give a device a new key; prints its new connection string')))
     .action(action((deviceId: string, o: CommonOpts) => withRegistry(o, async (reg) => {
@@ -159,13 +270,15 @@ Changes take effect in a running hub at once.`);
       emitString(o, deviceString(reg, o, rec.deviceId, rec.key));
     })));
 
-  withCommon(cmd.command('list').description('list registered devices, one id per line'))
-    .option('--json', 'print JSON (id, createdAt, keyUpdatedAt)')
-    .action(action((o: CommonOpts & { json?: boolean }) => withRegistry(o, (reg) => {
-      const devices = reg.listDevices();
-      if (o.json) process.stdout.write(JSON.stringify(devices.map(({ deviceId, createdAt, keyUpdatedAt }) => ({ deviceId, createdAt, keyUpdatedAt }))) + '\n');
-      else for (const d of devices) process.stdout.write(`${d.deviceId}\n`);
-    })));
+  connectionStringOptions(
+    cmd.command('list').description('list devices with their state (online, hub node, last seen), from the hub machine or any machine with a connection string'),
+    'service (or owner)',
+  )
+    .option('--data <dir>', 'hub data directory: list its devices and ask its hub for their state')
+    .option('--redis <url>', "a fleet's Redis instead of --data")
+    .option('--ca <file>', 'extra CA certificate (PEM) for a hub with a self-signed certificate')
+    .option('--json', 'print JSON: [{deviceId, createdAt, keyUpdatedAt, connected, node, lastSeen}]')
+    .action(action((o: ListOpts) => listDevices(o)));
 
   withOut(withCommon(cmd.command('service-string').description('print only the service connection string (the shared one, or a service identity\'s with --name)')))
     .option('--name <service>', 'the string of this service identity (see add-service)')

@@ -1,15 +1,17 @@
 /** `devstreams service-proxy`: the service-side local proxy. */
 import { Command } from 'commander';
 import type { CryptoMode } from '../../crypto/index.js';
-import { ControlServer, createServiceApp, defaultControlPath, parseForward, parseListen, removeStaleSocket, masterListens, type SessionSource } from '../../proxy/index.js';
+import { ControlServer, createServiceApp, DEFAULT_DEVICE_WAIT_MS, ServiceProxyMetrics, defaultControlPath, parseForward, parseListen, removeStaleSocket, masterListens, type SessionSource } from '../../proxy/index.js';
 import { parsePolicyConnectionString } from '../../auth/index.js';
 import type { Logger } from 'pino';
+import { serveMetrics, type MetricsListener } from '../../hub/metrics-listener.js';
 import { DevstreamsError } from '../../errors.js';
-import { createLogger } from '../log.js';
-import { action } from '../fail.js';
+import { createLogger, withLogOptions, type LogFormat } from '../log.js';
+import { action, fail } from '../fail.js';
+import type { ServiceClient } from '../../sdk/index.js';
 import { withConfigFile } from '../config-file.js';
 import { serviceSecurity } from '../service-security.js';
-import { collect, connectionStringFrom, onShutdown, parseCryptoMode, parsePositiveMs, hubTrust, connectionStringOptions, type ConnectionStringFlags } from '../common.js';
+import { collect, connectionStringFrom, formatSeconds, onShutdown, parseCryptoMode, parsePositiveMs, hubTrust, connectionStringOptions, type ConnectionStringFlags } from '../common.js';
 
 interface ServiceProxyCliOpts extends ConnectionStringFlags {
   control?: boolean;
@@ -26,8 +28,46 @@ interface ServiceProxyCliOpts extends ConnectionStringFlags {
   resume: boolean;
   crypto?: CryptoMode;
   waitTimeout?: number;
+  deviceWait?: number;
+  metricsListen?: { host: string; port: number };
   ca?: string;
   logLevel: string;
+  logFormat?: LogFormat;
+}
+
+/**
+ * Refusals no retry can fix: a wrong or revoked service key, a token for another hub, a device
+ * id the hub does not know. At start they end the command (exit 2) instead of a ready proxy
+ * that resets every connection.
+ */
+const PERMANENT_CODES: readonly string[] = ['ERR_AUTH_INVALID', 'ERR_AUTH_SCOPE', 'ERR_AUTH_MISSING', 'ERR_DEVICE_NOT_FOUND', 'ERR_CONNECTION_STRING'];
+/** How long the start-up check of credentials and device may take before the proxy starts anyway, ms. */
+const PREFLIGHT_TIMEOUT_MS = 5_000;
+
+function isPermanent(err: unknown): err is DevstreamsError {
+  return err instanceof DevstreamsError && PERMANENT_CODES.includes(err.code);
+}
+
+/**
+ * Asks the hub about the device before listening: wrong credentials or an unknown device end
+ * the command here; a hub that cannot be reached or an offline device is only news (the proxy
+ * retries per connection).
+ */
+async function preflight(client: ServiceClient, deviceId: string, deviceWaitMs: number, log: Logger): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new DevstreamsError('ERR_HUB_UNAVAILABLE', `hub did not answer within ${formatSeconds(PREFLIGHT_TIMEOUT_MS)}`)), PREFLIGHT_TIMEOUT_MS);
+  });
+  try {
+    const info = await Promise.race([client.getDevice(deviceId), timeout]);
+    if (info.connected) log.info({ deviceId, node: info.node }, `device ${deviceId} is online`);
+    else log.warn({ deviceId, lastSeen: info.lastSeen }, `device ${deviceId} is registered but offline (last seen ${info.lastSeen ?? 'never, by this hub'}); connections will wait up to ${formatSeconds(deviceWaitMs)} for it`);
+  } catch (err) {
+    if (isPermanent(err)) throw err;
+    log.warn({ code: (err as DevstreamsError).code }, `${(err as Error).message}; starting anyway, each connection tries again`);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Serves `devstreams connect` clients from this proxy's device stream; returns the stop function. */
@@ -64,10 +104,12 @@ export function serviceProxyCommand(): Command {
     .option('--no-resume', 'do not keep the device session across dropped streams (open connections then end with the stream)')
     .option('--crypto <mode>', 'where records are sealed: inline, workers or auto', parseCryptoMode)
     .option('--wait-timeout <seconds>', 'how long a connection waits for the device stream to open (default 30)', parsePositiveMs)
+    .option('--metrics-listen <host:port>', 'serve Prometheus metrics (channel and stream open times, connections by outcome, process) at GET /metrics here', (v: string) => parseListen(v, '--metrics-listen'))
+    .option('--device-wait <seconds>', `how long opening the stream waits for an offline device to connect (default ${DEFAULT_DEVICE_WAIT_MS / 1000})`, parsePositiveMs)
     .option('--ca <file>', 'extra CA certificate (PEM) for a hub with a self-signed certificate')
     .option('--control', "also be the control master for 'devstreams connect' to this device: its connections use this device stream")
-    .option('--control-path <file>', 'the control socket for --control (default: the one devstreams connect uses)')
-    .option('--log-level <level>', 'pino log level', 'info');
+    .option('--control-path <file>', 'the control socket for --control (default: the one devstreams connect uses)');
+  withLogOptions(cmd);
   withConfigFile(cmd);
   cmd.addHelpText('after', `
 Examples:
@@ -77,11 +119,15 @@ Examples:
 
 One line per listener is printed on stdout ("forward 127.0.0.1:2222 -> 127.0.0.1:22").
 
-Signals: SIGINT/SIGTERM stop gracefully. SIGUSR2 drops the current device stream gracefully
-(open connections finish on it; the next connection opens a new one, hub handshake included)
-and logs "device stream dropped" once it is closed; the bench uses it to measure a cold start.`);
+At start the proxy asks the hub about the device: a wrong key or an unknown device id ends
+it with exit code 2; an unreachable hub or an offline device is logged and retried per connection.
+
+Signals: SIGINT/SIGTERM stop gracefully (again to force). SIGUSR2 starts afresh without
+dropping anyone: open connections finish on the current device stream, the next connection
+opens a new one (new hub rendezvous and handshake). Use it after re-pinning a device key, or
+to move to another hub node; "device stream dropped" is logged once the old stream is closed.`);
   cmd.action(action(async (o: ServiceProxyCliOpts) => {
-    const log = createLogger(o.logLevel);
+    const log = createLogger(o);
     const cs = connectionStringFrom(o, (line) => log.warn(line));
     const forwards = (o.forward ?? []).map(parseForward);
     const socks = o.socks !== undefined ? parseListen(o.socks, '--socks') : undefined;
@@ -89,7 +135,13 @@ and logs "device stream dropped" once it is closed; the bench uses it to measure
     let security = {};
     if (!o.plaintext) security = await serviceSecurity(o, o.deviceId, log);
     else log.warn('--plaintext: no end-to-end encryption; the hub can read this traffic');
-    const { proxy, source } = createServiceApp({
+    const metrics = o.metricsListen ? new ServiceProxyMetrics() : undefined;
+    let streamOpening: number | undefined;
+    const logState = (state: string, err?: Error): void => {
+      if (state === 'closed' && err) log.warn({ err: err.message }, 'device stream closed');
+      else log.info({ state }, 'device stream'); // the bench matches this message exactly
+    };
+    const { proxy, source, client } = createServiceApp({
       connectionString: cs,
       deviceId: o.deviceId,
       forwards,
@@ -100,7 +152,15 @@ and logs "device stream dropped" once it is closed; the bench uses it to measure
       ...(o.resume ? {} : { resume: false }),
       ...(o.waitTimeout !== undefined ? { waitTimeoutMs: o.waitTimeout } : {}),
       ...(await hubTrust(cs, o.ca)),
-      onState: (state, err) => (state === 'closed' && err ? log.warn({ err: err.message }, 'device stream closed') : log.info({ state }, 'device stream')),
+      ...(o.deviceWait !== undefined ? { deviceWaitMs: o.deviceWait } : {}),
+      onDeviceWait: (deviceId, waitMs) => log.warn({ deviceId }, `device ${deviceId} is offline; waiting up to ${formatSeconds(waitMs)} for it to connect`),
+      ...(metrics ? { onChannelOpen: (ms: number) => metrics.channelOpened(ms) } : {}),
+      onState: (state, err) => {
+        if (state === 'opening') streamOpening = performance.now();
+        else if (state === 'open' && streamOpening !== undefined) metrics?.streamOpened(performance.now() - streamOpening);
+        if (state !== 'opening') streamOpening = undefined;
+        logState(state, err);
+      },
       onResume: (e) => {
         if (e.kind === 'resumed') log.info({ sessionId: e.sessionId, ...e.info }, 'device session resumed on a new stream');
         else if (e.kind === 'suspended') log.warn({ sessionId: e.sessionId, err: e.error?.message }, 'device stream dropped; resuming');
@@ -108,20 +168,29 @@ and logs "device stream dropped" once it is closed; the bench uses it to measure
         else log.warn({ sessionId: e.sessionId, err: e.error.message }, 'device session lost');
       },
       onConnection: (e) => {
-        const fields = { listener: e.listener, target: e.target, outcome: e.outcome, code: (e.error as { code?: string } | undefined)?.code, error: e.error?.message };
-        // A refusal or reset is news to the user ("why did my ssh drop?"); clean opens and closes are not.
-        if (e.error) log.warn(fields, e.outcome === 'failed' ? 'connection failed' : 'connection ended with an error');
-        else log.debug(fields, 'connection');
+        const code = (e.error as { code?: string } | undefined)?.code;
+        metrics?.connection(e.outcome, code);
+        const fields = { listener: e.listener, target: e.target, outcome: e.outcome, code };
+        const where = `${e.listener === 'socks' ? 'socks' : `:${e.listener}`} -> ${e.target}`;
+        if (e.error) log[isPermanent(e.error) ? 'error' : 'warn'](fields, `connection ${where} ${e.outcome === 'failed' ? 'refused' : 'ended'}: ${e.error.message}${code ? ` (${code})` : ''}`);
+        else log.info(fields, `connection ${where} ${e.outcome}`);
       },
     });
+    await preflight(client, o.deviceId, o.deviceWait ?? DEFAULT_DEVICE_WAIT_MS, log);
     const listeners = await proxy.start();
     for (const l of listeners) process.stdout.write(l.kind === 'forward' ? `forward ${l.host}:${l.port} -> ${l.target}\n` : `socks ${l.host}:${l.port}\n`);
     log.info({ deviceId: o.deviceId, listeners }, 'service proxy ready');
     const control = o.control ? await serveControl(o.controlPath ?? defaultControlPath(parsePolicyConnectionString(cs).hostName, o.deviceId), source, log) : undefined;
+    let metricsListener: MetricsListener | undefined;
+    if (metrics && o.metricsListen) {
+      metricsListener = await serveMetrics(metrics.registry, o.metricsListen.host, o.metricsListen.port);
+      process.stdout.write(`metrics ${o.metricsListen.host}:${metricsListener.port}\n`);
+    }
     onShutdown(log, async () => {
       await control?.();
       await proxy.stop();
-    });
+      await metricsListener?.close();
+    }, () => proxy.connectionCount);
     process.on('SIGUSR2', () => {
       const had = source.peek() !== undefined;
       source.close().then(
@@ -131,7 +200,14 @@ and logs "device stream dropped" once it is closed; the bench uses it to measure
     });
     if (o.eager) {
       // Opening early is a convenience: a failure here is logged and retried by the next connection.
-      await proxy.warmUp().catch((err: Error) => log.warn({ err: err.message }, 'device stream did not open at start; will retry on first connection'));
+      await proxy.warmUp().catch(async (err: Error) => {
+        if (!isPermanent(err)) {
+          log.warn({ code: (err as DevstreamsError).code }, `device stream did not open at start: ${err.message}; the next connection tries again`);
+          return;
+        }
+        await proxy.stop();
+        fail(err);
+      });
     }
   }));
   return cmd;
