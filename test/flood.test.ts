@@ -15,6 +15,14 @@ import { DEFAULT_RESUME_CONFIG, ResumableTransport } from '../src/resume/index.j
 import { TcpTransport } from '../src/transport/index.js';
 import { DEFAULT_TRANSPORT_HIGH_WATER } from '../src/transport/transport.js';
 import { heapAfterGc } from './helpers/fuzz.js';
+import { createMemoryTransportPair } from '../src/transport/index.js';
+import { DEFAULT_MAX_OPEN_BACKLOG } from '../src/crypto/constants.js';
+import { closeCryptoPools } from '../src/crypto/worker-pool.js';
+import { collect, ensureCryptoWorkerBuilt, securePair } from './crypto-helpers.js';
+import WebSocket from 'ws';
+import { createSasToken, deviceResource, nowSeconds, parseConnectionString } from '../src/auth/index.js';
+import { DEFAULT_CONTROL_SEND_LIMIT } from '../src/hub/config.js';
+import { startTestHub } from './helpers/hub.js';
 import { StuckTransport } from './helpers/stuck-transport.js';
 
 const cleanups: Array<() => void> = [];
@@ -194,5 +202,54 @@ describe('resumable layer: answers the peer provokes are bounded', () => {
     }
     expect(t.state).toBe('active');
     expect(peak).toBeLessThanOrEqual(1024 + 9);
+  });
+});
+
+describe('record layer: records the peer pushes faster than workers open them are bounded', () => {
+  it('past maxOpenBacklog the session ends with ERR_PROTOCOL_FLOOD', async () => {
+    expect(DEFAULT_MAX_OPEN_BACKLOG).toBe(96 * 1024 * 1024);
+    ensureCryptoWorkerBuilt();
+    const [a, b] = createMemoryTransportPair({ highWaterMark: 64 * 1024 * 1024 });
+    try {
+      // The sender ignores every window: 8 MiB of records in one turn, which arrive together.
+      const [sender, victim] = await securePair(a, b, {}, { crypto: 'workers', maxOpenBacklog: 1024 * 1024 });
+      const ep = collect(victim);
+      collect(sender);
+      const record = Buffer.alloc(60 * 1024, 1);
+      for (let i = 0; i < 140; i++) sender.send([record]);
+      expect(await ep.closed).toMatchObject({ code: 'ERR_PROTOCOL_FLOOD' });
+    } finally {
+      await closeCryptoPools();
+    }
+  });
+});
+
+describe('hub control socket: answers a device provokes are bounded', () => {
+  it('a device that renews its token without reading the answers is cut off past controlSendLimit; the hub keeps serving', async () => {
+    expect(DEFAULT_CONTROL_SEND_LIMIT).toBe(1024 * 1024);
+    const th = await startTestHub({ controlSendLimit: 64 * 1024 });
+    cleanups.push(() => void th.close());
+    const cs = parseConnectionString(th.addDevice('dev-renews'));
+    const token = createSasToken(deviceResource(th.hub.hostName, 'dev-renews'), cs.sharedAccessKey, nowSeconds() + 600);
+    const ws = new WebSocket(`ws://127.0.0.1:${th.hub.port}/devices/dev-renews/control`, { headers: { authorization: token } });
+    ws.on('error', () => {});
+    cleanups.push(() => ws.terminate());
+    await new Promise<void>((r) => ws.once('open', () => r()));
+    const socket = (ws as unknown as { _socket: net.Socket })._socket;
+    socket.pause(); // never reads the answers
+    let closed = false;
+    socket.once('close', () => (closed = true));
+    const renew = JSON.stringify({ type: 'renew', token });
+    // At most about 100 MiB of renewals: the kernel's buffers on both ends take several MiB of answers first.
+    for (let i = 0; i < 500 && !closed; i++) {
+      for (let k = 0; k < 1000; k++) ws.send(renew);
+      if (socket.writableLength > 1024 * 1024) await new Promise<void>((r) => socket.once('drain', () => r()));
+      await new Promise<void>((r) => setImmediate(r));
+    }
+    expect(closed).toBe(true);
+    for (let i = 0; i < 100 && th.hub.connectedDevices > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(th.hub.connectedDevices).toBe(0);
+    const health = await fetch(`http://127.0.0.1:${th.hub.port}/healthz`);
+    expect(health.status).toBe(200);
   });
 });

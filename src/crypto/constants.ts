@@ -55,3 +55,10 @@ export const MAX_SEQUENCE = Number.MAX_SAFE_INTEGER;
 
 /** Bytes of records the responder holds while it verifies the initiator's key after message 3. */
 export const MAX_EARLY_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Workers: received bytes waiting to be opened. The peer decides how fast records arrive; a
+ * well-behaved one sends only what the mux windows allow (64 MiB of session window by default),
+ * so one past this sends beyond any window and ends the session with ERR_PROTOCOL_FLOOD.
+ */
+export const DEFAULT_MAX_OPEN_BACKLOG = 96 * 1024 * 1024;

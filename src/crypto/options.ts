@@ -11,6 +11,7 @@ import {
   DEFAULT_REKEY_BYTES,
   DEFAULT_REKEY_RECORDS,
   DEFAULT_SEAL_HIGH_WATER,
+  DEFAULT_MAX_OPEN_BACKLOG,
   DEFAULT_WORKER_BATCH_BYTES,
   DEFAULT_WORKER_THREADS,
   MAX_RECORD_PLAINTEXT,
@@ -53,6 +54,8 @@ export interface SecureTransportOptions {
   workerBatchBytes?: number;
   /** Workers: bytes waiting to be sealed above which `send` returns false. Default 1 MiB. */
   sealHighWater?: number;
+  /** Workers: received bytes waiting to be opened above which the session ends (ERR_PROTOCOL_FLOOD). Default 96 MiB; keep it above the mux session window. */
+  maxOpenBacklog?: number;
 }
 
 export type ResolvedOptions = Required<Omit<SecureTransportOptions, 'prologue'>> & { prologue: Buffer };
@@ -89,5 +92,6 @@ export function resolveOptions(o: SecureTransportOptions): ResolvedOptions {
     workerThreads: positiveInt('workerThreads', o.workerThreads ?? DEFAULT_WORKER_THREADS),
     workerBatchBytes: positiveInt('workerBatchBytes', o.workerBatchBytes ?? DEFAULT_WORKER_BATCH_BYTES),
     sealHighWater: positiveInt('sealHighWater', o.sealHighWater ?? DEFAULT_SEAL_HIGH_WATER),
+    maxOpenBacklog: positiveInt('maxOpenBacklog', o.maxOpenBacklog ?? DEFAULT_MAX_OPEN_BACKLOG),
   };
 }

@@ -302,6 +302,10 @@ export class SecureTransport extends TransportBase implements Transport {
     this.recvSeq++;
     const { key, iv } = this.recvKeys.keys;
     if (this.opener) {
+      if (this.opener.pendingBytes + length > this.o.maxOpenBacklog) {
+        this.fail(new DevstreamsError('ERR_PROTOCOL_FLOOD', `peer sent more than ${this.o.maxOpenBacklog} bytes of records faster than they could be opened`));
+        return;
+      }
       this.opener.push({ parts, size: length, key, nonce: recordNonce(iv, header.seq) });
       return;
     }

@@ -47,6 +47,8 @@ export const DEFAULT_REFUSALS_PER_ADDRESS = 30;
 export const DEFAULT_REFUSAL_WINDOW_MS = 10_000;
 /** Refusal log lines per window; the rest are counted (metrics) and summed up in the next line. */
 export const DEFAULT_REFUSAL_LOG_LINES = 10;
+/** Bytes queued toward one device's control socket above which a renewal it sends closes the socket (it is not reading the answers). */
+export const DEFAULT_CONTROL_SEND_LIMIT = 1024 * 1024;
 /** Interval between control-socket pings; a socket silent for two intervals is dropped (ms). */
 export const DEFAULT_CONTROL_PING_INTERVAL_MS = 30_000;
 
@@ -75,6 +77,7 @@ export interface HubOptions {
   refusalsPerAddress?: number;
   refusalWindowMs?: number;
   refusalLogLines?: number;
+  controlSendLimit?: number;
 }
 
 export type HubConfig = Required<Omit<HubOptions, 'publicHost' | 'publicTransport'>>;
@@ -109,6 +112,7 @@ export function resolveHubConfig(o: HubOptions): HubConfig {
     refusalsPerAddress: positive('refusalsPerAddress', o.refusalsPerAddress ?? DEFAULT_REFUSALS_PER_ADDRESS, true),
     refusalWindowMs: positive('refusalWindowMs', o.refusalWindowMs ?? DEFAULT_REFUSAL_WINDOW_MS),
     refusalLogLines: positive('refusalLogLines', o.refusalLogLines ?? DEFAULT_REFUSAL_LOG_LINES, true),
+    controlSendLimit: positive('controlSendLimit', o.controlSendLimit ?? DEFAULT_CONTROL_SEND_LIMIT),
   };
   // Node checks the header timeout only against a request's first byte, and a whole request includes its headers.
   if (c.requestTimeoutMs < c.headersTimeoutMs) throw new DevstreamsError('ERR_CONFIG', 'hub option requestTimeoutMs must be at least headersTimeoutMs');

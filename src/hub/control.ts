@@ -54,6 +54,8 @@ export interface ControlPlaneOptions {
   clockSkewSeconds: number;
   pingIntervalMs: number;
   maxPendingPerDevice: number;
+  /** Bytes queued toward one device above which an answer it provokes (renewed) closes it instead. */
+  controlSendLimit: number;
   log: (level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -147,6 +149,19 @@ export class ControlPlane {
     });
   }
 
+  /**
+   * True when an answer the device provoked may be queued: a device that renews without reading
+   * the answers would otherwise make the hub queue them without limit (pings are bounded by ws
+   * itself: past 60 unsent automatic pongs it cuts the socket off). Past `controlSendLimit` it is
+   * cut off at once (a close frame would wait behind what it does not read).
+   */
+  mayAnswer(conn: DeviceConnection): boolean {
+    if (conn.ws.bufferedAmount <= this.o.controlSendLimit) return true;
+    this.o.log('warn', 'closing control socket: answers pile up unread', { deviceId: conn.deviceId, code: 'ERR_PROTOCOL_FLOOD', queued: conn.ws.bufferedAmount });
+    conn.ws.terminate();
+    return false;
+  }
+
   handleMessage(conn: DeviceConnection, data: Buffer, isBinary: boolean): void {
     const msg = isBinary ? undefined : parseDeviceMessage(data.toString('utf8'));
     if (!msg) {
@@ -174,7 +189,7 @@ export class ControlPlane {
       conn.expiry = token.expiry;
       conn.key = rec.key;
       const reply: RenewedMessage = { type: 'renewed', expiresAt: token.expiry };
-      conn.ws.send(JSON.stringify(reply));
+      if (this.mayAnswer(conn)) conn.ws.send(JSON.stringify(reply));
     } catch (err) {
       const code = err instanceof DevstreamsError ? err.code : 'ERR_AUTH_INVALID';
       conn.ws.close(CLOSE_CODES.authExpired, code);

@@ -117,6 +117,7 @@ export class Hub {
       clockSkewSeconds: this.config.clockSkewSeconds,
       pingIntervalMs: this.config.controlPingIntervalMs,
       maxPendingPerDevice: this.config.maxPendingPerDevice,
+      controlSendLimit: this.config.controlSendLimit,
       log: logFn,
     });
     this.metrics = new HubMetrics({ connectedDevices: () => this.control.connectedCount, activeStreams: () => this.pairer.activeCount, ...(o.processMetrics ? { processMetrics: true } : {}) });
