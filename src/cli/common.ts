@@ -70,15 +70,28 @@ export function connectionStringOptions(cmd: Command, kind: string): Command {
     .option('--connection-string <cs>', `the ${kind} connection string itself (or set ${CONNECTION_STRING_ENV}); other local users can read it in ps, prefer the file`);
 }
 
+/** Pause between probes for a pinned hub certificate while the hub cannot be reached (device proxy). */
+export const PIN_PROBE_RETRY_MS = 5_000;
+
 /**
  * What the client trusts for the hub's TLS: --ca FILE when given, else the certificate the
  * connection string pins (HubCertSha256), fetched and checked once here, else the system CAs.
+ * With `retry`, an unreachable hub is tried again every PIN_PROBE_RETRY_MS (a device proxy
+ * waits for its hub as it does without a pin); a different certificate fails at once.
  */
-export async function hubTrust(connectionString: string, caPath: string | undefined): Promise<{ ca?: Buffer }> {
+export async function hubTrust(connectionString: string, caPath: string | undefined, retry?: (err: Error) => void): Promise<{ ca?: Buffer }> {
   if (caPath !== undefined) return readCa(caPath);
   const cs = parseConnectionString(connectionString);
   if (cs.hubCertSha256 === undefined) return {};
-  return { ca: await fetchPinnedCertificate(dialHost(cs), cs.hubCertSha256) };
+  for (;;) {
+    try {
+      return { ca: await fetchPinnedCertificate(dialHost(cs), cs.hubCertSha256) };
+    } catch (err) {
+      if (!retry || (err as DevstreamsError).code !== 'ERR_HUB_UNAVAILABLE') throw err;
+      retry(err as Error);
+      await new Promise((resolve) => setTimeout(resolve, PIN_PROBE_RETRY_MS));
+    }
+  }
 }
 
 export function readCa(path: string | undefined): { ca?: Buffer } {

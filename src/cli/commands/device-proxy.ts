@@ -72,7 +72,7 @@ The device's public key is logged at start; give it to services that pin keys
       ...(o.allowPlaintext ? { allowPlaintext: true } : {}),
       ...(o.crypto ? { crypto: o.crypto } : {}),
       ...(o.connectTimeout !== undefined ? { connectTimeoutMs: o.connectTimeout } : {}),
-      ...(await hubTrust(cs, o.ca)),
+      ...(await hubTrust(cs, o.ca, (err) => log.warn({ err: err.message }, 'cannot check the hub certificate yet; retrying'))),
     });
     proxy.on('connected', () => log.info({ deviceId, gateway: proxy.client.gateway }, 'control socket connected'));
     proxy.on('disconnected', (err) => log.warn({ err: err?.message }, `control socket lost${err ? ` (${err.message})` : ''}`));
