@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { DevstreamsError } from '../src/errors.js';
 import { ResumableTransport, type Link } from '../src/resume/index.js';
 import { generateStaticKeyPair, acceptAnyKey, expectKey } from '../src/crypto/index.js';
-import type { Channel } from '../src/mux/index.js';
+import type { Channel, OpenRequest } from '../src/mux/index.js';
 import { DeviceClient, ServiceClient } from '../src/sdk/index.js';
 import { rawPair, securePair } from './crypto-helpers.js';
 import { startTestHub, until } from './helpers/hub.js';
@@ -102,14 +102,13 @@ describe('give-up time', () => {
     const device = DeviceClient.fromConnectionString(hub.addDevice('dev-gone'), { backoff: { initialMs: 50, maxMs: 200 } });
     const deviceChannels: Channel[] = [];
     device.on('streamRequest', (req) => {
-      void req.acceptSession({ staticKeys: deviceKeys, verifyPeer: acceptAnyKey, resume: { giveUpMs: 1500 } }).then((ds) => {
-        ds.session.on('open', (o) => {
-          const ch = o.accept();
-          ch.on('error', () => {});
-          deviceChannels.push(ch);
-          ch.pipe(ch);
-        });
-      });
+      const onOpen = (o: OpenRequest): void => {
+        const ch = o.accept();
+        ch.on('error', () => {});
+        deviceChannels.push(ch);
+        ch.pipe(ch);
+      };
+      void req.acceptSession({ staticKeys: deviceKeys, verifyPeer: acceptAnyKey, resume: { giveUpMs: 1500 }, mux: { onOpen } });
     });
     await device.open();
     const svc = ServiceClient.fromConnectionString(hub.serviceString);

@@ -23,7 +23,7 @@
 import { EventEmitter } from 'node:events';
 import { DevstreamsError } from '../errors.js';
 import { DrainGate, TransportBase } from '../transport/base.js';
-import type { Transport, TransportHandlers } from '../transport/transport.js';
+import type { Transport } from '../transport/transport.js';
 import { resolveResumeConfig, type ResumeConfig } from './config.js';
 import { checkPeerCount, checkResumeAnswer, checkResumeRequest, resumeAnswer, resumeRequest, type SessionKeys } from './handshake.js';
 import { InFlightBound } from './in-flight.js';
@@ -91,7 +91,6 @@ export class ResumableTransport extends TransportBase implements Transport {
   private giveUpTimer: NodeJS.Timeout | undefined;
   private suspendedAt = 0;
   private resumeCount = 0;
-  private attached = false;
 
   private constructor(private readonly role: ResumeRole, link: Link, config: Partial<ResumeConfig>) {
     super();
@@ -154,19 +153,6 @@ export class ResumableTransport extends TransportBase implements Transport {
     return this.replay.bytes;
   }
 
-  /**
-   * Installs the handlers a turn later: messages that arrived with the handshake are then
-   * delivered after the owner had the chance to listen on the mux session built on top (a
-   * device's OPEN right behind the handshake would otherwise meet a session with no 'open' listener).
-   */
-  override attach(handlers: TransportHandlers): void {
-    setImmediate(() => {
-      super.attach(handlers);
-      this.attached = true;
-      this.maybeDrain();
-    });
-  }
-
   // ---- sending -----------------------------------------------------------------------------
 
   send(parts: readonly Buffer[]): boolean {
@@ -184,7 +170,7 @@ export class ResumableTransport extends TransportBase implements Transport {
   }
 
   private maybeDrain(): void {
-    if (this.attached) this.wakeSender(this.phase === 'active' && this.link.open && this.replay.bytes <= this.inFlightLimit);
+    this.wakeSender(this.phase === 'active' && this.link.open && this.replay.bytes <= this.inFlightLimit);
   }
 
   /**
