@@ -4,6 +4,7 @@
  * construction rather than as a stall later.
  */
 import { DevstreamsError } from '../errors.js';
+import { withDefaults, type Overrides } from '../util/config.js';
 import { INITIAL_SESSION_WINDOW, INITIAL_WINDOW, MAX_FRAME_PAYLOAD_LIMIT } from './constants.js';
 
 export interface MuxConfig {
@@ -67,8 +68,8 @@ function check(ok: boolean, what: string): void {
 }
 
 /** Fills defaults and verifies the result. Throws ERR_CONFIG naming the bad field. */
-export function resolveMuxConfig(overrides: Partial<MuxConfig> = {}): MuxConfig {
-  const c: MuxConfig = { ...DEFAULT_MUX_CONFIG, ...overrides };
+export function resolveMuxConfig(overrides: Overrides<MuxConfig> = {}): MuxConfig {
+  const c = withDefaults(DEFAULT_MUX_CONFIG, overrides);
   for (const [key, value] of Object.entries(c)) {
     check(Number.isSafeInteger(value) && value >= 0, `${key} must be a non-negative integer (got ${String(value)})`);
   }

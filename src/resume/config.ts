@@ -3,6 +3,7 @@
  * `resolveResumeConfig` fills defaults and rejects bad values before a session starts.
  */
 import { DevstreamsError } from '../errors.js';
+import { withDefaults, type Overrides } from '../util/config.js';
 
 export interface ResumeConfig {
   /**
@@ -80,9 +81,8 @@ export const DEFAULT_RESUME_CONFIG: Readonly<ResumeConfig> = Object.freeze({
 });
 
 /** Fills defaults and verifies the result. Throws ERR_CONFIG naming the bad field. */
-export function resolveResumeConfig(overrides: Partial<ResumeConfig> = {}): ResumeConfig {
-  const c: ResumeConfig = { ...DEFAULT_RESUME_CONFIG };
-  for (const [k, v] of Object.entries(overrides)) if (v !== undefined) (c as unknown as Record<string, number>)[k] = v as number;
+export function resolveResumeConfig(overrides: Overrides<ResumeConfig> = {}): ResumeConfig {
+  const c = withDefaults(DEFAULT_RESUME_CONFIG, overrides);
   for (const [key, value] of Object.entries(c)) {
     if (!Number.isSafeInteger(value) || value < 1) throw new DevstreamsError('ERR_CONFIG', `invalid resume config: ${key} must be a positive integer (got ${String(value)})`);
   }

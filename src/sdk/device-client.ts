@@ -322,7 +322,7 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
   openDeviceSide(msg: StreamRequestMessage, sealedPayload: boolean): Promise<WebSocketClientTransport> {
     return openStreamTransport(msg.url, msg.authorizationToken, {
       sealedPayload,
-      ...(this.o.ca !== undefined ? { ca: this.o.ca } : {}),
+      ca: this.o.ca,
       ...(this.cs.gatewayHostName !== undefined ? { gatewayHost: this.gateway, hostName: this.cs.hostName } : {}),
     });
   }

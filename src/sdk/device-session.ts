@@ -95,8 +95,8 @@ export async function secureLink(transport: Transport, role: SessionRole, stream
     staticKeys: o.staticKeys,
     verifyPeer: o.verifyPeer,
     prologue: streamPrologue(streamId),
-    ...(o.crypto !== undefined ? { crypto: o.crypto } : {}),
-    ...(o.cipher !== undefined ? { cipher: o.cipher } : {}),
+    crypto: o.crypto,
+    cipher: o.cipher,
   };
   const secure = role === 'initiator' ? await secureInitiator(transport, secureOptions) : await secureResponder(transport, secureOptions);
   return { secure, link: { transport: secure, binding: secure.session.handshakeHash } };

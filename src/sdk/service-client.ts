@@ -123,7 +123,7 @@ export class ServiceClient {
     }
     const transport = await openStreamTransport(grant.url, grant.authorizationToken, {
       sealedPayload: o.sealedPayload === true,
-      ...(this.o.ca !== undefined ? { ca: this.o.ca } : {}),
+      ca: this.o.ca,
       ...(this.cs.gatewayHostName !== undefined ? { gatewayHost: dialHost(this.cs), hostName: this.cs.hostName } : {}),
     });
     return { deviceId, streamName: grant.streamName, streamId: grant.streamId, transport, ...(grant.devicePublicKey ? { devicePublicKey: grant.devicePublicKey } : {}) };

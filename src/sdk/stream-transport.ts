@@ -86,9 +86,9 @@ export async function openStreamTransport(url: string, token: string, o: OpenStr
       headers: { authorization: `Bearer ${token}` },
       timeoutMs: o.connectTimeoutMs ?? DEFAULT_STREAM_CONNECT_TIMEOUT_MS,
       zeroMask: o.sealedPayload === true,
-      ...(o.ca !== undefined ? { ca: o.ca } : {}),
-      ...(o.maxMessageSize !== undefined ? { maxMessageSize: o.maxMessageSize } : {}),
-      ...(o.highWaterMark !== undefined ? { highWaterMark: o.highWaterMark } : {}),
+      ca: o.ca,
+      maxMessageSize: o.maxMessageSize,
+      highWaterMark: o.highWaterMark,
       refused: (status, body) => (refusal = errorFromBody(status, parseJsonBody(body))),
     });
   } catch (err) {
