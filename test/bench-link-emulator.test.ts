@@ -85,7 +85,11 @@ describe('link emulator', () => {
       const ok = s.write(chunk);
       written += chunk.length;
       if (!ok) {
-        await Promise.race([new Promise((r) => s.once('drain', r)), new Promise((r) => setTimeout(r, 100))]);
+        // Take the drain listener off when the timer wins: one per refused write piled up past
+        // Node's limit of 10 (MaxListenersExceededWarning) while the reader is stalled.
+        let onDrain: (() => void) | undefined;
+        await Promise.race([new Promise<void>((r) => s.once('drain', (onDrain = r))), new Promise((r) => setTimeout(r, 100))]);
+        s.off('drain', onDrain!);
       }
     }
     const sent = written - s.writableLength;

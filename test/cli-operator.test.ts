@@ -306,4 +306,23 @@ describe('devstreams CLI: failures say why, at once, with one exit-code conventi
     await svc.stop();
     await device.stop();
   }, 30_000);
+
+  it('--log-format pretty (the default at a terminal) reads as time, level, message', async () => {
+    const p = start(['hub', '--listen', '127.0.0.1:0', '--data', join(dir, 'pretty-hub'), '--log-format', 'pretty']);
+    await p.waitFor('hub ready');
+    expect(p.stderr()).toMatch(/^\[\d\d:\d\d:\d\d\.\d{3}\] INFO: hub ready/m);
+    expect(p.stderr()).not.toMatch(/^\{"level"/m);
+    await p.stop();
+  });
+
+  it('service-proxy --help says what SIGUSR2 gives a user; the demo says what to install when nc is missing', async () => {
+    const help = runCli(['service-proxy', '--help']);
+    expect(help.stdout).toContain('SIGUSR2 starts afresh without');
+    expect(help.stdout).not.toContain('the bench uses it');
+    const demo = startCli(['demo', '--ssh-port', '0'], { ...env(), PATH: '/nonexistent' });
+    procs.push(demo);
+    await demo.waitFor('Ctrl-C stops everything');
+    expect(demo.stdout()).toMatch(/nc 127\.0\.0\.1 \d+ +\(nc is not installed here: apt-get install netcat-openbsd\)/);
+    await demo.stop();
+  });
 });
