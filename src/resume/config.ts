@@ -13,6 +13,11 @@ export interface ResumeConfig {
   giveUpMs: number;
   /** A cumulative ACK goes out at the latest after this many unacknowledged messages. Default 32. */
   ackEveryMessages: number;
+  /**
+   * ...or after this many unacknowledged bytes of DATA: each ACK is the sender's delay sample,
+   * so it should come several times per in-flight bound. Default 128 KiB.
+   */
+  ackEveryBytes: number;
   /** ...or this long after the first unacknowledged message, ms. Default 25 ms. */
   ackDelayMs: number;
   /** Interval between link pings (per connection liveness), ms. Default 5 s. */
@@ -23,26 +28,24 @@ export interface ResumeConfig {
    */
   livenessTimeoutMs: number;
   /**
-   * Unacknowledged bytes above which `send` returns false (backpressure to the mux) until the
-   * round trip is measured, and the cap of the bound sized from it (see `inFlightRate`). Default
-   * 16 MiB: enough for ~1 Gbit/s at 100 ms RTT.
+   * The most unacknowledged bytes the delay-based controller (delay-controller.ts) ever allows,
+   * and the replay buffer's high-water mark. Default 16 MiB: enough for ~1 Gbit/s at 130 ms RTT.
    */
   replayHighWater: number;
+  /** Unacknowledged bytes a new connection may have before its first ACK. Default 1 MiB. */
+  initialInFlight: number;
   /**
-   * Once the path's minimum round trip is known, `send` returns false above this many bytes per
-   * ms of that round trip (unacknowledged bytes sit in the queues along the path, and every
-   * channel waits behind them)... Default 500,000 (500 MB/s: twice what one tunnel moves on a
-   * 2-core machine; a long path's bound reaches `replayHighWater`).
-   */
-  inFlightRate: number;
-  /**
-   * ...but never below this many bytes (and a value above `replayHighWater` counts as that): the
-   * minimum round trip of a short path says nothing of the processing delay of a busy pipeline.
-   * Keep it well above `ackEveryMessages` full messages (about 2 MiB by default), or every ACK
-   * waits for `ackDelayMs` and throughput falls to about minInFlight per `ackDelayMs`.
-   * Default 4 MiB.
+   * The controller never goes below this many unacknowledged bytes (nor below three of the
+   * peer's ACK steps, so a peer that acknowledges rarely cannot stall the sender). Default
+   * 256 KiB: four full records, enough to keep a three-process pipeline busy on loopback.
    */
   minInFlight: number;
+  /**
+   * Queueing delay the controller aims at, ms: above it the bound shrinks, below it grows. On
+   * long paths a quarter of the base round trip counts instead when larger, so a mobile link's
+   * jitter is not taken for a queue. Default 1 ms.
+   */
+  targetQueueDelayMs: number;
   /**
    * Hard fuse on unacknowledged bytes: beyond it the session fails with ERR_SESSION_LOST. The mux
    * stops at backpressure, so this is never reached by a well-behaved mux. Default 80 MiB
@@ -67,12 +70,14 @@ export interface ResumeConfig {
 export const DEFAULT_RESUME_CONFIG: Readonly<ResumeConfig> = Object.freeze({
   giveUpMs: 120_000,
   ackEveryMessages: 32,
+  ackEveryBytes: 128 * 1024,
   ackDelayMs: 25,
   livenessIntervalMs: 5_000,
   livenessTimeoutMs: 15_000,
   replayHighWater: 16 * 1024 * 1024,
-  inFlightRate: 500_000,
-  minInFlight: 4 * 1024 * 1024,
+  initialInFlight: 1024 * 1024,
+  minInFlight: 256 * 1024,
+  targetQueueDelayMs: 1,
   maxReplayBytes: 80 * 1024 * 1024,
   maxPingsUnanswered: 1024,
   resumeTimeoutMs: 10_000,

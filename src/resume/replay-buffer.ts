@@ -6,6 +6,8 @@
 interface Entry {
   parts: Buffer[];
   size: number;
+  /** When it was (last) handed to a link, ms (performance.now()): the ACK's round-trip sample. */
+  sentAt: number;
 }
 
 export class ReplayBuffer {
@@ -34,9 +36,14 @@ export class ReplayBuffer {
     return this.base + this.length;
   }
 
-  push(parts: Buffer[], size: number): void {
-    this.entries.push({ parts, size });
+  push(parts: Buffer[], size: number, sentAt: number): void {
+    this.entries.push({ parts, size, sentAt });
     this.byteCount += size;
+  }
+
+  /** When message number `n` (held: acknowledged <= n < sent) was sent, ms. */
+  sentAtOf(n: number): number {
+    return this.entries[this.head + n - this.base]!.sentAt;
   }
 
   /** Drops entries numbered below `count`. The caller has checked acknowledged <= count <= sent. */
@@ -55,9 +62,13 @@ export class ReplayBuffer {
     }
   }
 
-  /** Calls `fn` with each held message's parts, oldest first. */
-  forEach(fn: (parts: Buffer[]) => void): void {
-    for (let i = this.head; i < this.entries.length; i++) fn(this.entries[i]!.parts);
+  /** Calls `fn` with each held message's parts, oldest first, and stamps it as sent at `now`. */
+  resend(now: number, fn: (parts: Buffer[]) => void): void {
+    for (let i = this.head; i < this.entries.length; i++) {
+      const e = this.entries[i]!;
+      e.sentAt = now;
+      fn(e.parts);
+    }
   }
 
   clear(): void {

@@ -78,6 +78,8 @@ export class ResumableTransport extends TransportBase implements Transport {
   private readonly replay = new ReplayBuffer();
   private received = 0;
   private ackedToPeer = 0;
+  /** DATA bytes received since the last ACK we sent. */
+  private bytesUnacked = 0;
   private ackTimer: NodeJS.Timeout | undefined;
   private readonly inFlight: InFlightBound;
   /** Opaque counter of our liveness PINGs (the peer echoes it; nobody checks it). */
@@ -160,7 +162,7 @@ export class ResumableTransport extends TransportBase implements Transport {
     let size = DATA_OVERHEAD;
     for (const p of parts) size += p.length;
     const message = [DATA_HEADER, ...parts];
-    this.replay.push(message, size);
+    this.replay.push(message, size, performance.now());
     if (this.replay.bytes > this.config.maxReplayBytes) {
       this.lose(new DevstreamsError('ERR_SESSION_LOST', `replay buffer exceeded ${this.config.maxReplayBytes} bytes`));
       return false;
@@ -182,6 +184,7 @@ export class ResumableTransport extends TransportBase implements Transport {
     this.ackTimer = undefined;
     if (this.phase !== 'active' || this.ackedToPeer === this.received || !this.link.open) return;
     this.ackedToPeer = this.received;
+    this.bytesUnacked = 0;
     this.link.sent(this.current!.link.transport.send([encodeAck(this.received)]));
   }
 
@@ -233,9 +236,15 @@ export class ResumableTransport extends TransportBase implements Transport {
     else this.onLinkMessage(ls, Buffer.concat(parts));
   }
 
-  /** Acknowledges received DATA after `ackEveryMessages` messages or `ackDelayMs`, whichever comes first. */
-  private ackLater(): void {
-    if (this.received - this.ackedToPeer >= this.config.ackEveryMessages) this.sendAck();
+  /**
+   * Acknowledges received DATA after `ackEveryBytes` bytes, `ackEveryMessages` messages or
+   * `ackDelayMs`, whichever comes first. The byte count keeps ACKs (the sender's delay samples)
+   * coming several times per in-flight bound under bulk; the timer serves small exchanges, where
+   * an ACK per message would double the messages every hop handles.
+   */
+  private ackLater(bytes: number): void {
+    this.bytesUnacked += bytes;
+    if (this.bytesUnacked >= this.config.ackEveryBytes || this.received - this.ackedToPeer >= this.config.ackEveryMessages) this.sendAck();
     else if (!this.ackTimer) {
       this.ackTimer = setTimeout(() => this.sendAck(), this.config.ackDelayMs);
       this.ackTimer.unref();
@@ -253,13 +262,18 @@ export class ResumableTransport extends TransportBase implements Transport {
     this.lastHeard = Date.now();
     try {
       switch (m[0]) {
-        case MsgType.DATA:
+        case MsgType.DATA: {
           this.received++;
+          let bytes = m.length;
           if (!pieces) this.deliverMessage(m.subarray(DATA_OVERHEAD));
-          else if (m.length > DATA_OVERHEAD) this.deliverMessageParts([m.subarray(DATA_OVERHEAD), ...pieces.slice(1)]);
-          else this.deliverMessageParts(pieces.slice(1));
-          this.ackLater();
+          else {
+            for (let i = 1; i < pieces.length; i++) bytes += pieces[i]!.length;
+            if (m.length > DATA_OVERHEAD) this.deliverMessageParts([m.subarray(DATA_OVERHEAD), ...pieces.slice(1)]);
+            else this.deliverMessageParts(pieces.slice(1));
+          }
+          this.ackLater(bytes);
           return;
+        }
         case MsgType.ACK:
           this.onAck(decodeAck(m));
           return;
@@ -289,7 +303,11 @@ export class ResumableTransport extends TransportBase implements Transport {
 
   private onAck(count: number): void {
     if (count < this.replay.acknowledged || count > this.replay.sent) throw new DevstreamsError('ERR_PROTOCOL_STATE', `ACK of ${count} outside ${this.replay.acknowledged}..${this.replay.sent}`);
+    if (count === this.replay.acknowledged) return;
+    const inFlight = this.replay.bytes;
+    const rttMs = performance.now() - this.replay.sentAtOf(count - 1);
     this.replay.ackTo(count);
+    this.inFlight.onAck(inFlight - this.replay.bytes, rttMs, inFlight);
     this.maybeDrain();
   }
 
@@ -454,10 +472,11 @@ export class ResumableTransport extends TransportBase implements Transport {
     this.link.drained();
     this.pingsUnanswered = 0;
     this.ackedToPeer = this.received; // the peer learned our count in the handshake
+    this.bytesUnacked = 0;
     if (this.giveUpTimer) clearTimeout(this.giveUpTimer);
     this.giveUpTimer = undefined;
     let resent = 0;
-    this.replay.forEach((parts) => {
+    this.replay.resend(performance.now(), (parts) => {
       resent++;
       this.link.sent(ls.link.transport.send(parts));
     });
