@@ -1,18 +1,31 @@
-// The resumable layer bounds what it keeps unacknowledged with a delay-based controller: a bulk
-// transfer must not park megabytes in the queues along a short path, which every other channel
-// of the session waits behind. Here the peer's ACKs come back through a link whose delay the test
+// The resumable layer bounds what it keeps unacknowledged by the round trip: a bulk transfer on a
+// short path must not park megabytes in the queues along it, which every other channel of the
+// session waits behind; a long path keeps more, and a resume starts over (see resume-refuse).
+// With the delay controller on, the peer's ACKs come back through a link whose delay the test
 // sets: the bound shrinks when that delay (a queue) rises and grows back when it falls, and the
 // sender never has more than the bound (plus the message that crossed it) unacknowledged.
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createMemoryTransportPair } from '../src/transport/memory.js';
-import { DEFAULT_RESUME_CONFIG, ResumableTransport } from '../src/resume/index.js';
+import { DEFAULT_RESUME_CONFIG, ResumableTransport, type ResumeConfig } from '../src/resume/index.js';
 import { DelegatingTransport } from './helpers/delegating-transport.js';
 
 const cleanups: (() => void)[] = [];
 afterEach(() => {
   for (const c of cleanups.splice(0)) c();
 });
+
+/** A resumable initiator whose peer reads everything and never acknowledges. */
+async function unacknowledged(): Promise<{ t: ResumableTransport; drains: () => number }> {
+  const [a, b] = createMemoryTransportPair();
+  b.attach({ onMessage() {}, onDrain() {}, onClose() {} });
+  const t = ResumableTransport.initiate({ transport: a, binding: randomBytes(32) });
+  let drains = 0;
+  t.attach({ onMessage() {}, onDrain: () => drains++, onClose() {} });
+  await new Promise((r) => setImmediate(r)); // handlers are installed a turn after attach
+  cleanups.push(() => t.close());
+  return { t, drains: () => drains };
+}
 
 /** Holds every message it sends for `delayMs` (in order): an emulated queue on the ACK path. */
 class DelayedSend extends DelegatingTransport {
@@ -30,13 +43,66 @@ class DelayedSend extends DelegatingTransport {
 
 const settle = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * Sends 64 KiB messages until `send` refuses with more than the bound unacknowledged, waiting
+ * out the link's own backpressure (a drain) in between; bounded in count. Returns bytes sent.
+ */
+async function fillToBound(t: ResumableTransport, drains: () => number): Promise<number> {
+  const chunk = Buffer.alloc(64 * 1024);
+  let sent = 0;
+  for (let i = 0; i < 1000; i++) {
+    const before = drains();
+    sent += chunk.length;
+    if (t.send([chunk])) continue;
+    if (t.replayBytes > t.inFlightLimit) return sent;
+    const end = Date.now() + 10_000;
+    while (drains() === before && Date.now() < end) await settle(5);
+    if (drains() === before) throw new Error('the link never drained');
+  }
+  throw new Error('never reached the bound');
+}
+
 describe('resumable layer: bytes in flight', () => {
+  it('holds up to replayHighWater before the round trip is known', async () => {
+    const { t, drains } = await unacknowledged();
+    expect(t.inFlightLimit).toBe(DEFAULT_RESUME_CONFIG.replayHighWater);
+    const sent = await fillToBound(t, drains);
+    expect(sent).toBeGreaterThanOrEqual(DEFAULT_RESUME_CONFIG.replayHighWater);
+    expect(sent).toBeLessThanOrEqual(DEFAULT_RESUME_CONFIG.replayHighWater + 128 * 1024);
+  });
+
+  it('sizes the bound from the lowest round trip: rate x RTT, floored at minInFlight; higher samples and junk are ignored', async () => {
+    const { t, drains } = await unacknowledged();
+    t.setPathRtt(20); // 500 MB/s x 20 ms
+    expect(t.inFlightLimit).toBe(10_000_000);
+    const sent = await fillToBound(t, drains);
+    expect(sent).toBeGreaterThanOrEqual(10_000_000);
+    expect(sent).toBeLessThanOrEqual(10_000_000 + 128 * 1024);
+    const blocked = drains();
+    // A higher sample was taken behind the queue this bound allows: it does not raise the bound.
+    t.setPathRtt(100);
+    t.setPathRtt(Number.NaN);
+    t.setPathRtt(-1);
+    expect(t.inFlightLimit).toBe(10_000_000);
+    // A loopback round trip: 200 KB, below the floor.
+    t.setPathRtt(0.4);
+    expect(t.inFlightLimit).toBe(DEFAULT_RESUME_CONFIG.minInFlight);
+    await settle(50);
+    expect(drains()).toBe(blocked); // nobody is woken while still above the bound
+    expect(t.send([Buffer.alloc(1)])).toBe(false);
+  });
+});
+
+/** The delay controller on, as a service and device would both configure it. */
+const DELAY = { targetQueueDelayMs: 1, minInFlight: 256 * 1024, initialInFlight: 1024 * 1024, ackEveryBytes: 128 * 1024 } satisfies Partial<ResumeConfig>;
+
+describe('resumable layer: the delay controller (targetQueueDelayMs > 0)', () => {
   it('shrinks the bound when the ACK path queues and grows it back when the queue drains; never more than the bound in flight', async () => {
     const [a, b] = createMemoryTransportPair();
     const binding = randomBytes(32);
-    const sender = ResumableTransport.initiate({ transport: a, binding });
+    const sender = ResumableTransport.initiate({ transport: a, binding }, DELAY);
     const ackPath = new DelayedSend(b);
-    const receiver = ResumableTransport.accept({ transport: ackPath, binding });
+    const receiver = ResumableTransport.accept({ transport: ackPath, binding }, DELAY);
     cleanups.push(() => {
       sender.close();
       receiver.close();
@@ -52,18 +118,18 @@ describe('resumable layer: bytes in flight', () => {
     };
     sender.attach({ onMessage() {}, onDrain: pump, onClose() {} });
     await settle(5); // handlers are installed a turn after attach
-    expect(sender.inFlightLimit).toBe(DEFAULT_RESUME_CONFIG.initialInFlight);
+    expect(sender.inFlightLimit).toBe(DELAY.initialInFlight);
     pump();
 
     await settle(400); // no queue on the path: the bound grows
     const grown = sender.inFlightLimit;
-    expect(grown).toBeGreaterThan(DEFAULT_RESUME_CONFIG.initialInFlight);
+    expect(grown).toBeGreaterThan(DELAY.initialInFlight);
 
     ackPath.delayMs = 40; // 40 ms of queue on the way back
     await settle(1500);
     const shrunk = sender.inFlightLimit;
     expect(shrunk).toBeLessThan(grown);
-    expect(shrunk).toBeLessThanOrEqual(DEFAULT_RESUME_CONFIG.initialInFlight);
+    expect(shrunk).toBeLessThanOrEqual(DELAY.initialInFlight);
 
     ackPath.delayMs = 0; // the queue drains
     await settle(800);
@@ -76,7 +142,7 @@ describe('resumable layer: bytes in flight', () => {
   it('starts from initialInFlight and never goes below minInFlight, whatever the ACKs say', async () => {
     const [a, b] = createMemoryTransportPair();
     b.attach({ onMessage() {}, onDrain() {}, onClose() {} });
-    const t = ResumableTransport.initiate({ transport: a, binding: randomBytes(32) }, { minInFlight: 512 * 1024, initialInFlight: 64 * 1024 });
+    const t = ResumableTransport.initiate({ transport: a, binding: randomBytes(32) }, { ...DELAY, minInFlight: 512 * 1024, initialInFlight: 64 * 1024 });
     cleanups.push(() => t.close());
     expect(t.inFlightLimit).toBe(512 * 1024); // the start is raised to the floor
     t.setPathRtt(Number.NaN);

@@ -52,6 +52,8 @@ describe('resume proofs', () => {
     };
     send(50);
     await until(() => got.length === 50);
+    ri.setPathRtt(0.4); // the first connection was a short path
+    expect(ri.inFlightLimit).toBe(ri.config.minInFlight);
     await a.cut();
     await until(() => ri.state === 'suspended' && rr.state === 'suspended');
 
@@ -61,7 +63,7 @@ describe('resume proofs', () => {
     send(20); // queued while suspended
     await Promise.all([ri.resumeOver({ transport: rec, binding: b.i.binding }), rr.acceptResume(b.r)]);
     // A new connection may be a longer path: the bound starts over until it is measured again.
-    expect(ri.inFlightLimit).toBe(ri.config.initialInFlight);
+    expect(ri.inFlightLimit).toBe(ri.config.replayHighWater);
     const resumeMessage = rec.sent.find((m) => m[0] === 6)!;
     expect(resumeMessage).toBeDefined();
     await until(() => got.length === 70);
@@ -116,6 +118,11 @@ describe('give-up time', () => {
     const echoed = new Promise<Buffer>((resolve) => ch.once('data', resolve));
     ch.write('hello');
     expect((await echoed).toString()).toBe('hello');
+    // The session's round trip sizes what the resumable layer keeps in flight.
+    const c = ds.resumable!.config;
+    const bound = (): number => Math.min(c.replayHighWater, Math.max(c.minInFlight, Math.round(c.inFlightRate * ds.session.minRttMs!)));
+    await until(() => ds.session.minRttMs !== undefined, 5000, 'a round-trip sample');
+    expect(ds.resumable!.inFlightLimit).toBe(bound());
     const serviceError = new Promise<Error>((resolve) => ch.once('error', resolve));
     const deviceError = new Promise<Error>((resolve) => deviceChannels[0]!.once('error', resolve));
 

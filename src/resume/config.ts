@@ -14,8 +14,9 @@ export interface ResumeConfig {
   /** A cumulative ACK goes out at the latest after this many unacknowledged messages. Default 32. */
   ackEveryMessages: number;
   /**
-   * ...or after this many unacknowledged bytes of DATA: each ACK is the sender's delay sample,
-   * so it should come several times per in-flight bound. Default 128 KiB.
+   * ...or, when non-zero, after this many unacknowledged bytes of DATA: each ACK is a delay
+   * sample for a sender that runs the delay controller, which needs several per in-flight bound
+   * (128 KiB suits it). Default 0 (count messages only).
    */
   ackEveryBytes: number;
   /** ...or this long after the first unacknowledged message, ms. Default 25 ms. */
@@ -28,24 +29,36 @@ export interface ResumeConfig {
    */
   livenessTimeoutMs: number;
   /**
-   * The most unacknowledged bytes the delay-based controller (delay-controller.ts) ever allows,
-   * and the replay buffer's high-water mark. Default 16 MiB: enough for ~1 Gbit/s at 130 ms RTT.
+   * Unacknowledged bytes above which `send` returns false (backpressure to the mux) until the
+   * round trip is measured, the cap of the bound sized from it (see `inFlightRate`), and the
+   * delay controller's ceiling. Default 16 MiB: enough for ~1 Gbit/s at 130 ms RTT.
    */
   replayHighWater: number;
-  /** Unacknowledged bytes a new connection may have before its first ACK. Default 1 MiB. */
-  initialInFlight: number;
   /**
-   * The controller never goes below this many unacknowledged bytes (nor below three of the
-   * peer's ACK steps, so a peer that acknowledges rarely cannot stall the sender). Default
-   * 256 KiB: four full records, enough to keep a three-process pipeline busy on loopback.
+   * Once the path's minimum round trip is known, `send` returns false above this many bytes per
+   * ms of that round trip (unacknowledged bytes sit in the queues along the path, and every
+   * channel waits behind them)... Default 500,000 (500 MB/s: twice what one tunnel moves on a
+   * 2-core machine; a long path's bound reaches `replayHighWater`). Unused with the delay controller.
+   */
+  inFlightRate: number;
+  /**
+   * ...but never below this many bytes (and a value above `replayHighWater` counts as that): the
+   * minimum round trip of a short path says nothing of the processing delay of a busy pipeline.
+   * Keep it well above `ackEveryMessages` full messages (about 2 MiB by default), or every ACK
+   * waits for `ackDelayMs` and throughput falls to about minInFlight per `ackDelayMs`.
+   * Default 4 MiB. With the delay controller: its floor (set it lower, e.g. 512 KiB).
    */
   minInFlight: number;
   /**
-   * Queueing delay the controller aims at, ms: above it the bound shrinks, below it grows. On
-   * long paths a quarter of the base round trip counts instead when larger, so a mobile link's
-   * jitter is not taken for a queue. Default 1 ms.
+   * Non-zero turns on the delay-based controller (delay-controller.ts) instead of the rule above:
+   * the queueing delay it aims at, ms. Default 0 (off): on a 2-core machine whose tunnel
+   * processes are CPU-bound, the round trip rises with CPU waits as much as with queues, and the
+   * controller cost throughput in measurements so far. Needs a peer that ACKs every
+   * `ackEveryBytes`, or its floor stays at three of the peer's ACK steps.
    */
   targetQueueDelayMs: number;
+  /** The delay controller's starting bound, bytes, before its first ACK. Default 1 MiB. */
+  initialInFlight: number;
   /**
    * Hard fuse on unacknowledged bytes: beyond it the session fails with ERR_SESSION_LOST. The mux
    * stops at backpressure, so this is never reached by a well-behaved mux. Default 80 MiB
@@ -70,14 +83,15 @@ export interface ResumeConfig {
 export const DEFAULT_RESUME_CONFIG: Readonly<ResumeConfig> = Object.freeze({
   giveUpMs: 120_000,
   ackEveryMessages: 32,
-  ackEveryBytes: 128 * 1024,
+  ackEveryBytes: 0,
   ackDelayMs: 25,
   livenessIntervalMs: 5_000,
   livenessTimeoutMs: 15_000,
   replayHighWater: 16 * 1024 * 1024,
+  inFlightRate: 500_000,
+  minInFlight: 4 * 1024 * 1024,
+  targetQueueDelayMs: 0,
   initialInFlight: 1024 * 1024,
-  minInFlight: 256 * 1024,
-  targetQueueDelayMs: 1,
   maxReplayBytes: 80 * 1024 * 1024,
   maxPingsUnanswered: 1024,
   resumeTimeoutMs: 10_000,
@@ -85,11 +99,15 @@ export const DEFAULT_RESUME_CONFIG: Readonly<ResumeConfig> = Object.freeze({
   reconnectMaxMs: 5_000,
 });
 
+/** Settings where 0 means off. */
+const OFF_WHEN_ZERO = new Set(['ackEveryBytes', 'targetQueueDelayMs']);
+
 /** Fills defaults and verifies the result. Throws ERR_CONFIG naming the bad field. */
 export function resolveResumeConfig(overrides: Overrides<ResumeConfig> = {}): ResumeConfig {
   const c = withDefaults(DEFAULT_RESUME_CONFIG, overrides);
   for (const [key, value] of Object.entries(c)) {
-    if (!Number.isSafeInteger(value) || value < 1) throw new DevstreamsError('ERR_CONFIG', `invalid resume config: ${key} must be a positive integer (got ${String(value)})`);
+    const least = OFF_WHEN_ZERO.has(key) ? 0 : 1;
+    if (!Number.isSafeInteger(value) || value < least) throw new DevstreamsError('ERR_CONFIG', `invalid resume config: ${key} must be a ${least === 0 ? "non-negative" : "positive"} integer (got ${String(value)})`);
   }
   if (c.livenessTimeoutMs <= c.livenessIntervalMs) throw new DevstreamsError('ERR_CONFIG', 'invalid resume config: livenessTimeoutMs must exceed livenessIntervalMs');
   if (c.maxReplayBytes < c.replayHighWater) throw new DevstreamsError('ERR_CONFIG', 'invalid resume config: maxReplayBytes must be at least replayHighWater');

@@ -1,59 +1,74 @@
 /**
  * How many unacknowledged bytes the resumable layer lets the layer above keep on the path before
  * its `send` says stop. Everything unacknowledged is queued somewhere on the path (mostly in the
- * socket buffers between the processes), and every channel of the session waits behind it.
+ * socket buffers between the processes), and every channel of the session waits behind it; a
+ * bulk transfer on a short path would otherwise keep up to `replayHighWater` there.
  *
- * The rule is the delay-based controller of delay-controller.ts: it starts at `initialInFlight`,
- * takes a round-trip sample from every ACK (the time from sending the newest message the ACK
- * covers), and keeps what the path carries at its lowest delay plus `targetQueueDelayMs` of
- * queue, between `minInFlight` and `replayHighWater`.
+ * Two rules, chosen by `targetQueueDelayMs`:
+ * - 0 (the default): `replayHighWater` until the path's round trip is known, then that round
+ *   trip's worth of bytes at `inFlightRate`, at least `minInFlight`. Only the lowest sample since
+ *   the connection was taken counts: a later, higher one was taken behind the very queue this
+ *   bound allows, and would ratchet it up under a long transfer.
+ * - non-zero: the delay-based controller of delay-controller.ts, moved on every ACK by the
+ *   queueing delay that ACK measured, between `minInFlight` and `replayHighWater`.
  */
 import type { ResumeConfig } from './config.js';
 import { DelayController } from './delay-controller.js';
 
 /** The limits the bound is made of (see ResumeConfig for each). */
-export type InFlightConfig = Pick<ResumeConfig, 'replayHighWater' | 'initialInFlight' | 'minInFlight' | 'targetQueueDelayMs'>;
+export type InFlightConfig = Pick<ResumeConfig, 'replayHighWater' | 'inFlightRate' | 'minInFlight' | 'targetQueueDelayMs' | 'initialInFlight'>;
 
 export class InFlightBound {
-  private readonly controller: DelayController;
+  private bound: number;
+  /** Lowest round trip reported for the current connection (the round-trip rule). */
+  private pathMinRtt: number | undefined;
+  private readonly controller: DelayController | undefined;
 
-  constructor(config: InFlightConfig) {
-    const floorBytes = Math.min(config.minInFlight, config.replayHighWater);
-    this.controller = new DelayController({
-      initialBytes: Math.min(Math.max(config.initialInFlight, floorBytes), config.replayHighWater),
-      floorBytes,
-      ceilingBytes: config.replayHighWater,
-      targetDelayMs: config.targetQueueDelayMs,
-    });
+  constructor(private readonly config: InFlightConfig) {
+    this.bound = config.replayHighWater;
+    if (config.targetQueueDelayMs > 0) {
+      const floorBytes = Math.min(config.minInFlight, config.replayHighWater);
+      this.controller = new DelayController({
+        initialBytes: Math.min(Math.max(config.initialInFlight, floorBytes), config.replayHighWater),
+        floorBytes,
+        ceilingBytes: config.replayHighWater,
+        targetDelayMs: config.targetQueueDelayMs,
+      });
+    }
   }
 
   /** Unacknowledged bytes above which the sender should wait. */
   get limit(): number {
-    return this.controller.limit;
-  }
-
-  /** The queueing delay the last ACKs showed, ms. */
-  get queueDelayMs(): number {
-    return this.controller.queueDelayMs;
+    return this.controller ? this.controller.limit : this.bound;
   }
 
   /**
-   * An ACK of the current connection.
+   * An ACK of the current connection (used by the delay controller).
    * @param ackedBytes bytes it acknowledged
    * @param rttMs time since the newest message it covers was sent
    * @param inFlightBytes unacknowledged bytes just before it
    */
   onAck(ackedBytes: number, rttMs: number, inFlightBytes: number): void {
-    this.controller.onAck(ackedBytes, rttMs, inFlightBytes);
+    this.controller?.onAck(ackedBytes, rttMs, inFlightBytes);
   }
 
-  /** A round-trip sample measured above (the mux's pings), ms: it can only lower the base round trip. */
-  onPathRtt(rttMs: number): void {
-    this.controller.onRttSample(rttMs);
+  /** A round-trip sample of the current connection from the mux's pings, ms. */
+  onPathRtt(minRttMs: number): void {
+    if (!Number.isFinite(minRttMs) || minRttMs < 0) return;
+    if (this.controller) {
+      this.controller.onRttSample(minRttMs);
+      return;
+    }
+    if (this.pathMinRtt !== undefined && minRttMs >= this.pathMinRtt) return;
+    this.pathMinRtt = minRttMs;
+    const c = this.config;
+    this.bound = Math.min(c.replayHighWater, Math.max(c.minInFlight, Math.round(c.inFlightRate * minRttMs)));
   }
 
-  /** A new connection, perhaps a longer path: the bound starts over. */
+  /** A new connection, perhaps a longer path: the bound starts over until it is measured. */
   newPath(): void {
-    this.controller.newPath();
+    this.bound = this.config.replayHighWater;
+    this.pathMinRtt = undefined;
+    this.controller?.newPath();
   }
 }

@@ -244,7 +244,7 @@ export class ResumableTransport extends TransportBase implements Transport {
    */
   private ackLater(bytes: number): void {
     this.bytesUnacked += bytes;
-    if (this.bytesUnacked >= this.config.ackEveryBytes || this.received - this.ackedToPeer >= this.config.ackEveryMessages) this.sendAck();
+    if ((this.config.ackEveryBytes > 0 && this.bytesUnacked >= this.config.ackEveryBytes) || this.received - this.ackedToPeer >= this.config.ackEveryMessages) this.sendAck();
     else if (!this.ackTimer) {
       this.ackTimer = setTimeout(() => this.sendAck(), this.config.ackDelayMs);
       this.ackTimer.unref();
