@@ -39,16 +39,16 @@ export const FULL_BUDGET: BenchBudget = {
   rounds: 5,
   roundsEmulated: 3,
   bulkBytes: 256 * 1024 * 1024,
-  bulkBytesPerConn: 32 * 1024 * 1024,
+  bulkBytesPerConn: 16 * 1024 * 1024,
   bulkCappedSeconds: 3,
   bulkTimeoutMs: 20_000,
   rttSamples: 2_000,
   rttSamplesEmulated: 20,
-  interactiveSamples: 500,
+  interactiveSamples: 300,
   ttfbSamples: 30,
   httpSeconds: 3,
   httpConnections: 16,
-  latencyTimeoutMs: 20_000,
+  latencyTimeoutMs: 10_000,
 };
 
 export const QUICK_BUDGET: BenchBudget = {

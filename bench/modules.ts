@@ -6,3 +6,4 @@ import './module-mux.js';
 import './module-hub.js';
 import './module-crypto.js';
 import './fleet-bench.js';
+import './trace.js';

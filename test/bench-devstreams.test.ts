@@ -29,7 +29,7 @@ describe('bench through the devstreams tunnel (--quick)', () => {
   beforeAll(async () => {
     ensureBuilt();
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-devstreams-test-'));
-    const args = ['--quick', '--paths', 'devstreams,devstreams-plain', '--placements', 'loopback,same-region', '--scenarios', 'bulk-1,ttfb', '--no-charts', '--out', path.join(tmp, 'RESULTS.md'), '--json', path.join(tmp, 'json')];
+    const args = ['--quick', '--paths', 'devstreams,devstreams-plain', '--placements', 'loopback,same-region', '--scenarios', 'bulk-1,ttfb,trace', '--no-charts', '--out', path.join(tmp, 'RESULTS.md'), '--json', path.join(tmp, 'json')];
     code = await new Promise<number | null>((resolve, reject) => {
       const child = spawn(process.execPath, [RUN_JS, ...args], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
       child.stderr.on('data', (d: Buffer) => {
@@ -38,7 +38,7 @@ describe('bench through the devstreams tunnel (--quick)', () => {
       const timer = setTimeout(() => {
         child.kill('SIGKILL');
         reject(new Error(`bench did not finish in time: ${stderr.slice(-2000)}`));
-      }, 80_000);
+      }, 140_000);
       child.on('exit', (c) => {
         clearTimeout(timer);
         resolve(c);
@@ -46,7 +46,7 @@ describe('bench through the devstreams tunnel (--quick)', () => {
     });
     records = (JSON.parse(fs.readFileSync(path.join(tmp, 'json', 'results-quick.json'), 'utf8')) as { records: Record[] }).records;
     report = fs.readFileSync(path.join(tmp, 'RESULTS.md'), 'utf8');
-  }, 100_000);
+  }, 160_000);
 
   afterAll(() => {
     fs.rmSync(tmp, { recursive: true, force: true });
@@ -79,5 +79,16 @@ describe('bench through the devstreams tunnel (--quick)', () => {
     expect(plain[0]?.error).toBeUndefined();
     expect(report).toMatch(/^\| Crypto: tunnel throughput encrypted >= 0\.85x unencrypted .*\| (met|\*\*not met\*\*)(, \d+ of \d+ rounds)? \|/m);
     expect(report).toMatch(/^\| loopback \| devstreams-plain \| \d+ \| [\d,.]+ \|/m);
+  });
+
+  it('breaks one round trip into hops per process and layer from the processes\' trace points', () => {
+    const section = report.slice(report.indexOf('## Where the round trip goes'));
+    expect(section.length).toBeGreaterThan(0);
+    expect(section).toMatch(/(\d+) of \1 traced round trips had every point|[1-9]\d* of \d+ traced round trips had every point/);
+    for (const row of ['| 2 | service proxy | socket read -> mux', '| 3 | service proxy | seal', '| 6 | hub | read -> write', '| 9 | device proxy | open', '| 10 | device proxy | mux']) {
+      expect(section).toContain(row);
+    }
+    expect(section).toMatch(/^\|  \| \*\*sum\*\* \|  \| \*\*[\d.]+\*\* \|  \|$/m);
+    expect(section).toMatch(/without tracing: mean [\d.]+ us/);
   });
 });

@@ -92,7 +92,7 @@ async function startTunnel(v: Variant, ctx: PathStartContext): Promise<RunningPa
   };
   try {
     const hubData = path.join(dir, 'hub');
-    const hub = spawnNode(CLI_MAIN, ['hub', '--listen', '127.0.0.1:0', '--data', hubData, '--log-level', CHILD_LOG_LEVEL], 'hub');
+    const hub = spawnNode(CLI_MAIN, ['hub', '--listen', '127.0.0.1:0', '--data', hubData, '--log-level', CHILD_LOG_LEVEL], 'hub', { ...ctx.env });
     stopAll.push(() => hub.stop());
     keepLog(hub, 'hub');
     const hubPort = await waitForLine(hub, 'stderr', (_l, j) => (j?.msg === 'hub listening' && typeof j.port === 'number' ? j.port : undefined), undefined, 'hub listening line');
@@ -122,7 +122,7 @@ async function startTunnel(v: Variant, ctx: PathStartContext): Promise<RunningPa
       CLI_MAIN,
       ['device-proxy', ...TARGET_NAMES.flatMap((t) => ['--allow', `127.0.0.1:${ctx.targets[t]}`]), '--service-key', serviceKey, ...v.deviceArgs, '--log-level', CHILD_LOG_LEVEL],
       'device-proxy',
-      { DEVSTREAMS_HOME: deviceHome, DEVSTREAMS_CONNECTION_STRING: withGateway(deviceCs, devicePort) },
+      { ...ctx.env, DEVSTREAMS_HOME: deviceHome, DEVSTREAMS_CONNECTION_STRING: withGateway(deviceCs, devicePort) },
     );
     stopAll.push(() => device.stop());
     keepLog(device, 'device-proxy');
@@ -145,7 +145,7 @@ async function startTunnel(v: Variant, ctx: PathStartContext): Promise<RunningPa
         '--log-level', CHILD_LOG_LEVEL,
       ],
       'service-proxy',
-      { DEVSTREAMS_HOME: serviceHome, DEVSTREAMS_CONNECTION_STRING: withGateway(serviceCs, servicePort) },
+      { ...ctx.env, DEVSTREAMS_HOME: serviceHome, DEVSTREAMS_CONNECTION_STRING: withGateway(serviceCs, servicePort) },
     );
     stopAll.push(() => service.stop());
     keepLog(service, 'service-proxy');

@@ -13,6 +13,8 @@ export interface PathStartContext {
   readonly tmpDir: string;
   /** Progress/diagnostic line to stderr. */
   readonly log: (line: string) => void;
+  /** Extra environment for the path's processes (the trace module sets DEVSTREAMS_TRACE). */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 export interface RunningPath {

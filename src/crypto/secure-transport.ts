@@ -19,6 +19,7 @@ import { resolveOptions, type ResolvedOptions, type SecureTransportOptions } fro
 import { gatherBytes, partsLength, sliceParts } from './parts.js';
 import { decodeRecordHeader, encodeRecordHeader } from './record-format.js';
 import { getCryptoPool } from './worker-pool.js';
+import { trace } from '../util/trace.js';
 
 /** What the handshake established, for logs and for pinning. */
 export interface SecureSessionInfo {
@@ -221,6 +222,7 @@ export class SecureTransport extends TransportBase implements Transport {
   // ---- sending -----------------------------------------------------------------------------
 
   send(parts: readonly Buffer[]): boolean {
+    trace?.('seal');
     if (this.phase !== 'open' || this.closeWhenFlushed) return false;
     let size = 0;
     for (const p of parts) size += p.length;
@@ -247,7 +249,9 @@ export class SecureTransport extends TransportBase implements Transport {
       return this.acceptsMore(this.bufferedAmount, this.o.sealHighWater);
     }
     // [header, ciphertext pieces..., tag]: handed to the inner transport as they are (one writev).
-    return this.admit(this.inner.send(sealParts(this.cipher, key, recordNonce(iv, seq, this.nonceScratch), header, parts, [header])));
+    const sealed = sealParts(this.cipher, key, recordNonce(iv, seq, this.nonceScratch), header, parts, [header]);
+    trace?.('sealed');
+    return this.admit(this.inner.send(sealed));
   }
 
   private onSealed(out: OffloadOutput): void {
@@ -270,6 +274,7 @@ export class SecureTransport extends TransportBase implements Transport {
 
   /** One received record, as one or more pieces (views) of `length` bytes in total. */
   private onRecord(parts: readonly Buffer[], length: number): void {
+    trace?.('open');
     if (this.pendingFailure) return; // session is ending; nothing after the bad record counts
     if (parts[0]?.[0] === ALERT_TYPE && this.recvSeq === 0 && !this.opener?.pendingBytes) {
       // The responder refused us after our last handshake message (it verifies our key then).
@@ -317,6 +322,7 @@ export class SecureTransport extends TransportBase implements Transport {
       this.fail(new DevstreamsError('ERR_RECORD_AUTH', `record ${header.seq} failed authentication`));
       return;
     }
+    trace?.('opened');
     // Pieces go up as they are when the layer above takes pieces (the mux does); else joined.
     if (plain.length === 1) this.deliverMessage(plain[0]!);
     else if (plain.length === 0) this.deliverMessage(Buffer.alloc(0));

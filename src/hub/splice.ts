@@ -15,6 +15,7 @@
 import type { Socket } from 'node:net';
 import { coalesceSmall } from '../util/coalesce.js';
 import { FrameReader, CLOSE, closeFrame, controlFrame, frameHeader, isValidCloseCode, OPCODE, parseClosePayload, type FrameSink } from '../transport/ws-frame.js';
+import { trace } from '../util/trace.js';
 
 export interface SpliceLimits {
   highWater: number;
@@ -104,6 +105,7 @@ class Side {
     if (out.length === 0) return;
     this.out = [];
     if (this.ended || this.socket.destroyed) return;
+    trace?.(`hub.write.${this.name}`);
     this.socket.cork();
     coalesceSmall(out, JOIN_BELOW, (chunk) => this.socket.write(chunk));
     this.socket.uncork();
@@ -203,7 +205,10 @@ export class Splice {
       violation: (code, message) => this.violation(src, dst, code, message),
     };
     src.reader = new FrameReader(sink, this.limits.maxFramePayload, 'server');
-    src.socket.on('data', (chunk: Buffer) => this.onChunk(src, dst, chunk));
+    src.socket.on('data', (chunk: Buffer) => {
+      trace?.(`hub.read.${src.name}`);
+      this.onChunk(src, dst, chunk);
+    });
     // TCP ended without a close handshake, or failed: the other side hears 1001.
     src.socket.on('end', () => {
       if (!src.closeReceived) this.finish(`${src.name} went away`, dst, CLOSE.goingAway);

@@ -6,6 +6,7 @@
 import type net from 'node:net';
 import type { Channel } from '../mux/index.js';
 import { DevstreamsError } from '../errors.js';
+import { trace } from '../util/trace.js';
 
 export interface BridgeEvents {
   /** Called once when both sides are gone, with the error that ended it, if any. */
@@ -27,6 +28,11 @@ export function bridge(socket: net.Socket, channel: Channel, events: BridgeEvent
     return;
   }
   // pipe() carries 'end' as end(): a FIN on one side becomes a CLOSE on the channel and back.
+  if (trace !== undefined) {
+    const t = trace;
+    socket.on('data', () => t('sock.read'));
+    channel.on('data', () => t('sock.write'));
+  }
   socket.pipe(channel);
   channel.pipe(socket);
   socket.on('error', (err: NodeJS.ErrnoException) => {

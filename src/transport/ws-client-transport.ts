@@ -15,6 +15,7 @@ import { CLOSE, closeFrame, controlFrame, FrameReader, frameHeader, isValidClose
 import { coalesceSmall } from '../util/coalesce.js';
 import { randomFromPool } from './random-pool.js';
 import { DevstreamsError } from '../errors.js';
+import { trace } from '../util/trace.js';
 
 export interface WebSocketClientTransportOptions {
   maxMessageSize?: number;
@@ -77,7 +78,10 @@ export class WebSocketClientTransport extends TransportBase implements Transport
     this.reader = new FrameReader(this.sink, this.maxMessageSize, 'client');
     const socket = sock;
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.reader.push(chunk));
+    socket.on('data', (chunk: Buffer) => {
+      trace?.('ws.read');
+      this.reader.push(chunk);
+    });
     socket.on('drain', this.onWritten);
     socket.on('end', () => {
       if (!this.closeReceived) this.lost('the server ended the connection without a close frame (1006)');
@@ -100,6 +104,7 @@ export class WebSocketClientTransport extends TransportBase implements Transport
   }
 
   send(parts: readonly Buffer[]): boolean {
+    trace?.('ws.send');
     if (this.isClosed || this.closeSent || this.sock.destroyed) return false;
     let size = 0;
     for (const part of parts) size += part.length;

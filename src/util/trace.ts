@@ -1,0 +1,48 @@
+/**
+ * Opt-in timestamps for the bench's round-trip breakdown (bench/trace.ts, "Where the round trip
+ * goes" in RESULTS.md). Off unless DEVSTREAMS_TRACE names a directory, read once at start: then
+ * `trace` is undefined and a hook costs one comparison. On, each hook records the monotonic clock
+ * (CLOCK_MONOTONIC, the same in every process of the machine) and a point name in memory; the
+ * buffer goes to `<dir>/<pid>.trace` every TRACE_FLUSH_MS, first line the process's command.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+
+/** Environment variable naming the directory trace files are written to. */
+export const TRACE_ENV = 'DEVSTREAMS_TRACE';
+/** How often recorded points are appended to the trace file (ms). */
+export const TRACE_FLUSH_MS = 200;
+/** Points kept in memory between flushes; past this they are dropped (and counted in the file). */
+export const TRACE_MAX_BUFFERED = 200_000;
+
+function makeTrace(dir: string): (point: string) => void {
+  const file = path.join(dir, `${process.pid}.trace`);
+  fs.writeFileSync(file, `# ${process.argv.slice(2, 3).join(' ')}\n`);
+  let times: bigint[] = [];
+  let points: string[] = [];
+  let dropped = 0;
+  const flush = (): void => {
+    if (points.length === 0 && dropped === 0) return;
+    let out = '';
+    for (let i = 0; i < points.length; i++) out += `${times[i]} ${points[i]}\n`;
+    if (dropped > 0) out += `# dropped ${dropped}\n`;
+    times = [];
+    points = [];
+    dropped = 0;
+    fs.appendFileSync(file, out);
+  };
+  setInterval(flush, TRACE_FLUSH_MS).unref();
+  process.on('exit', flush);
+  return (point: string): void => {
+    if (points.length >= TRACE_MAX_BUFFERED) {
+      dropped++;
+      return;
+    }
+    times.push(process.hrtime.bigint());
+    points.push(point);
+  };
+}
+
+const dir = process.env[TRACE_ENV];
+/** Records a named point in time, when tracing is on; undefined (no cost) when it is off. */
+export const trace: ((point: string) => void) | undefined = dir === undefined || dir === '' ? undefined : makeTrace(dir);
