@@ -90,5 +90,10 @@ describe('bench through the devstreams tunnel (--quick)', () => {
     }
     expect(section).toMatch(/^\|  \| \*\*sum\*\* \|  \| \*\*[\d.]+\*\* \|  \|$/m);
     expect(section).toMatch(/without tracing: mean [\d.]+ us/);
+    // Under iperf3 bulk: the interactive connection's own points, and the stream's kernel queues.
+    const loaded = section.slice(section.indexOf('### Under bulk: where the interactive round trip waits'));
+    expect(loaded).toMatch(/[1-9]\d* of \d+ round trips matched/);
+    expect(loaded).toContain('| 2 | stream, service -> device |');
+    expect(loaded).toMatch(/kernel's queues account for about \d+ us|kernel queues not read/);
   });
 });

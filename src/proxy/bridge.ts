@@ -29,9 +29,11 @@ export function bridge(socket: net.Socket, channel: Channel, events: BridgeEvent
   }
   // pipe() carries 'end' as end(): a FIN on one side becomes a CLOSE on the channel and back.
   if (trace !== undefined) {
+    // Tagged with the socket's ports, so one connection's points can be told from another's.
     const t = trace;
-    socket.on('data', () => t('sock.read'));
-    channel.on('data', () => t('sock.write'));
+    const tag = `${socket.localPort}:${socket.remotePort}`;
+    socket.on('data', () => t(`sock.read ${tag}`));
+    channel.on('data', () => t(`sock.write ${tag}`));
   }
   socket.pipe(channel);
   channel.pipe(socket);
