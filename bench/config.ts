@@ -40,7 +40,7 @@ export const FULL_BUDGET: BenchBudget = {
   roundsEmulated: 3,
   bulkBytes: 256 * 1024 * 1024,
   bulkBytesPerConn: 16 * 1024 * 1024,
-  bulkCappedSeconds: 2,
+  bulkCappedSeconds: 3,
   bulkTimeoutMs: 20_000,
   rttSamples: 2_000,
   rttSamplesEmulated: 15,
