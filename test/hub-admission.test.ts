@@ -124,9 +124,12 @@ describe('hub admission', () => {
   it('refusal logs are sampled: a burst of forged tokens gives a few lines, the next line sums up the rest, /metrics counts all', async () => {
     const lines: Array<{ fields: object; msg: string }> = [];
     const h = await hub({ refusalsPerAddress: 0, refusalLogLines: 3, refusalWindowMs: 1000 }, lines);
+    const started = performance.now();
     for (let i = 0; i < 50; i++) await httpCall(h.hub.port, 'POST', '/twins/d/streams/s', { authorization: forged(h) });
+    const windows = Math.ceil((performance.now() - started) / 1000) + 1;
     const burst = lines.filter((l) => l.msg === 'refused credentials').length;
-    expect(burst).toBeLessThan(50); // at most 3 per window of 1 s: sampled, however slow the machine
+    // At most 3 lines per window of 1 s, however slow the machine (a slow one spans more windows).
+    expect(burst).toBeLessThanOrEqual(Math.min(49, 3 * windows));
     await new Promise((r) => setTimeout(r, 1100));
     await httpCall(h.hub.port, 'POST', '/twins/d/streams/s', { authorization: forged(h) });
     const refusedLines = lines.filter((l) => l.msg === 'refused credentials');

@@ -65,8 +65,21 @@ describe('devstreams CLI: hub and registry as child processes', () => {
     await fresh.close();
 
     expect(cli('registry', 'remove', 'cli-dev', '--data', dir).status).toBe(0);
-    const gone = DeviceClient.fromConnectionString(rot.stdout.trim());
-    await expect(gone.open()).rejects.toMatchObject({ code: 'ERR_AUTH_INVALID' });
+    // The hub applies the change when its directory watcher reports it, or at its next stat of
+    // the file (at most WATCHED_STAT_INTERVAL_MS after the last): an open in that moment may
+    // still pass, so ask until it is refused, for a bounded time.
+    let refused: unknown;
+    for (const end = Date.now() + 5000; refused === undefined && Date.now() < end; ) {
+      const gone = DeviceClient.fromConnectionString(rot.stdout.trim());
+      try {
+        await gone.open();
+        await gone.close();
+        await new Promise((r) => setTimeout(r, 50));
+      } catch (err) {
+        refused = err;
+      }
+    }
+    expect(refused).toMatchObject({ code: 'ERR_AUTH_INVALID' });
     svc.close();
   });
 
