@@ -34,6 +34,12 @@ export const TRACE_BULK_LEAD_MS = 300;
 export const TRACE_SS_INTERVAL_MS = 50;
 /** Longest the loaded loop may take (ms). */
 export const TRACE_LOADED_TIMEOUT_MS = 15_000;
+/**
+ * Round trips kept for the means: those up to this quantile of their own loop. The slowest are
+ * scheduling stalls (a process not run for ms on a shared machine) that would swamp a mean; the
+ * traced and untraced loops are trimmed alike.
+ */
+export const TRACE_KEEP_QUANTILE = 0.9;
 /** The breakdown must add up to the measured round trip within this fraction. */
 export const TRACE_SUM_TOLERANCE = 0.1;
 
@@ -268,6 +274,8 @@ function matchSequence(events: readonly Event[], from: number, t0: bigint, t1: b
 }
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)] ?? NaN;
+/** Nearest-rank quantile (q in 0..1). */
+const quantile = (xs: number[], q: number): number => [...xs].sort((a, b) => a - b)[Math.max(0, Math.ceil(q * xs.length) - 1)] ?? NaN;
 
 interface TraceClient {
   readonly localPort: number;
@@ -363,16 +371,20 @@ async function collectTrace(quick: boolean, progress: (d: string) => void): Prom
     const events = readTraces(traceDir);
     const perHop: number[][] = HOPS.map(() => []);
     const rtts: number[] = [];
+    const cut = quantile(windows.map(([a, b]) => Number(b - a) / 1000), TRACE_KEEP_QUANTILE);
     let from = 0;
     for (const [t0, t1] of windows) {
       while (from < events.length && (events[from] as Event).t < t0) from++;
+      if (Number(t1 - t0) / 1000 > cut) continue;
       const times = matchSequence(events, from, t0, t1);
       if (times === undefined) continue;
       for (let h = 0; h < HOPS.length; h++) (perHop[h] as number[]).push(Number((times[h + 1] as bigint) - (times[h] as bigint)) / 1000);
       rtts.push(Number(t1 - t0) / 1000);
     }
     const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
-    const plainUs = plain.map(([a, b]) => Number(b - a) / 1000);
+    const allPlain = plain.map(([a, b]) => Number(b - a) / 1000);
+    const plainCut = quantile(allPlain, TRACE_KEEP_QUANTILE);
+    const plainUs = allPlain.filter((x) => x <= plainCut);
     return {
       rows: HOPS.map(([where, what], h) => ({ where, what, meanUs: mean(perHop[h] as number[]), p50Us: median(perHop[h] as number[]) })),
       matched: rtts.length,
@@ -401,7 +413,8 @@ function renderTrace(data: unknown, results: Parameters<Parameters<typeof regist
   const lines = [
     `One ${RTT_PAYLOAD_BYTES}-byte round trip (back to back, no other traffic) through the tunnel on loopback, split at the points each process stamps when ` +
       `\`${TRACE_ENV}\` is set (\`src/util/trace.ts\`; off by default, one comparison per point when off). All processes read the ` +
-      `same monotonic clock. ${d.matched} of ${d.samples} traced round trips had every point; rows are means over them (so they add ` +
+      `same monotonic clock. ${d.matched} of ${d.samples} traced round trips had every point and were no slower than the loop's ` +
+      `p${TRACE_KEEP_QUANTILE * 100} (the slowest are scheduling stalls; the untraced loop is trimmed alike); rows are means over them (so they add ` +
       'up) with the median beside. "kernel" rows are socket write to socket read between two processes: the loopback TCP path ' +
       'and the reader\'s wake-up (its event loop\'s latency).',
     '',
