@@ -95,17 +95,21 @@ async function stopChild(proc: ChildProcess): Promise<void> {
  * Spawns `node <script> <args>` as the bench child of `role`: under clinic when `npm run profile`
  * asked for that role, plainly otherwise. `env` is added to the bench's environment.
  */
-export function spawnNode(script: string, args: readonly string[], role = roleOf(script), env: NodeJS.ProcessEnv = {}): Child {
+/**
+ * Starts `node [nodeFlags] script args` (under clinic or --cpu-prof when the profile options ask
+ * for this role).
+ */
+export function spawnNode(script: string, args: readonly string[], role = roleOf(script), env: NodeJS.ProcessEnv = {}, nodeFlags: readonly string[] = []): Child {
   const prof = profileRequest();
   const profiled = prof !== undefined && prof.role === role;
   return profiled
     ? spawnChild(
         process.execPath,
-        [path.join(HERE, '..', '..', 'node_modules', 'clinic', 'bin.js'), prof.tool, '--open=false', '--dest', prof.dest, '--', process.execPath, script, ...args],
+        [path.join(HERE, '..', '..', 'node_modules', 'clinic', 'bin.js'), prof.tool, '--open=false', '--dest', prof.dest, '--', process.execPath, ...nodeFlags, script, ...args],
         { env: { ...process.env, ...env, NO_INSIGHT: '1' } },
         true,
       )
-    : spawnChild(process.execPath, [...cpuProfFlags(role), script, ...args], { env: { ...process.env, ...env } });
+    : spawnChild(process.execPath, [...cpuProfFlags(role), ...nodeFlags, script, ...args], { env: { ...process.env, ...env } });
 }
 
 /**

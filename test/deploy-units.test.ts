@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CLI_MAIN, ROOT } from './helpers/build.js';
+import { RECOMMENDED_NODE_FLAGS } from '../src/cli/node-flags.js';
 
 function analyzeUnavailable(): string | undefined {
   try {
@@ -30,10 +31,11 @@ describe.skipIf(unavailable !== undefined)(`deploy/ systemd units${unavailable ?
       expect(text).toMatch(/^LoadCredential=/m);
       expect(text).toMatch(/^NoNewPrivileges=yes$/m);
       expect(text).not.toMatch(/--connection-string /);
+      expect(text).toMatch(new RegExp(`^ExecStart=/usr/bin/env node ${RECOMMENDED_NODE_FLAGS.join(' ')} /usr/local/bin/devstreams `, 'm'));
       const dir = mkdtempSync(join(tmpdir(), 'devstreams-units-'));
       try {
         const path = join(dir, unit);
-        writeFileSync(path, text.replaceAll('/usr/local/bin/devstreams', `${process.execPath} ${CLI_MAIN}`));
+        writeFileSync(path, text.replaceAll('/usr/local/bin/devstreams', CLI_MAIN));
         const r = spawnSync('systemd-analyze', ['verify', path], { encoding: 'utf8' });
         // Lines about other units on this machine are not ours to judge.
         const ours = `${r.stdout}${r.stderr}`.split('\n').filter((l) => l.includes(unit));
@@ -44,4 +46,9 @@ describe.skipIf(unavailable !== undefined)(`deploy/ systemd units${unavailable ?
       }
     });
   }
+
+  it('the Dockerfile runs the hub with the same node flags', () => {
+    const text = readFileSync(join(ROOT, 'deploy', 'Dockerfile'), 'utf8');
+    expect(text).toContain(`ENTRYPOINT ["node", ${RECOMMENDED_NODE_FLAGS.map((f) => JSON.stringify(f)).join(', ')}, "/usr/local/bin/devstreams", "hub",`);
+  });
 });

@@ -30,6 +30,7 @@ import { TARGET_NAMES, type TargetName } from '../targets.js';
 import { startLinks } from './links.js';
 import { encodePublicKey } from '../../src/crypto/index.js';
 import { loadOrCreateKeyPair } from '../../src/proxy/index.js';
+import { RECOMMENDED_NODE_FLAGS } from '../../src/cli/node-flags.js';
 import type { BenchPath, PathStartContext, RunningPath } from './types.js';
 
 export const DEVSTREAMS_PATH_ID = 'devstreams';
@@ -92,7 +93,7 @@ async function startTunnel(v: Variant, ctx: PathStartContext): Promise<RunningPa
   };
   try {
     const hubData = path.join(dir, 'hub');
-    const hub = spawnNode(CLI_MAIN, ['hub', '--listen', '127.0.0.1:0', '--data', hubData, '--log-level', CHILD_LOG_LEVEL], 'hub', { ...ctx.env });
+    const hub = spawnNode(CLI_MAIN, ['hub', '--listen', '127.0.0.1:0', '--data', hubData, '--log-level', CHILD_LOG_LEVEL], 'hub', { ...ctx.env }, RECOMMENDED_NODE_FLAGS);
     stopAll.push(() => hub.stop());
     keepLog(hub, 'hub');
     const hubPort = await waitForLine(hub, 'stderr', (_l, j) => (j?.msg === 'hub listening' && typeof j.port === 'number' ? j.port : undefined), undefined, 'hub listening line');
@@ -123,6 +124,7 @@ async function startTunnel(v: Variant, ctx: PathStartContext): Promise<RunningPa
       ['device-proxy', ...TARGET_NAMES.flatMap((t) => ['--allow', `127.0.0.1:${ctx.targets[t]}`]), '--service-key', serviceKey, ...v.deviceArgs, '--log-level', CHILD_LOG_LEVEL],
       'device-proxy',
       { ...ctx.env, DEVSTREAMS_HOME: deviceHome, DEVSTREAMS_CONNECTION_STRING: withGateway(deviceCs, devicePort) },
+      RECOMMENDED_NODE_FLAGS,
     );
     stopAll.push(() => device.stop());
     keepLog(device, 'device-proxy');
@@ -146,6 +148,7 @@ async function startTunnel(v: Variant, ctx: PathStartContext): Promise<RunningPa
       ],
       'service-proxy',
       { ...ctx.env, DEVSTREAMS_HOME: serviceHome, DEVSTREAMS_CONNECTION_STRING: withGateway(serviceCs, servicePort) },
+      RECOMMENDED_NODE_FLAGS,
     );
     stopAll.push(() => service.stop());
     keepLog(service, 'service-proxy');
@@ -216,7 +219,7 @@ const VARIANT_ONLY = { scenarios: ['bulk-1'], placements: ['loopback'] } as cons
 
 export const devstreamsPath = tunnelPath({
   id: DEVSTREAMS_PATH_ID,
-  title: 'devstreams tunnel (service proxy -> hub -> device proxy), end-to-end encrypted, inline',
+  title: `devstreams tunnel (service proxy -> hub -> device proxy), end-to-end encrypted, inline; node ${RECOMMENDED_NODE_FLAGS.join(' ')} as deploy/ runs it`,
   serviceArgs: [],
   deviceArgs: [],
 });
