@@ -6,7 +6,7 @@
  * its own streaming endpoint (`ringLocal`).
  */
 import type http from 'node:http';
-import { randomFromPool } from '../transport/random-pool.js';
+import { randomFromPool } from '../util/random-pool.js';
 import { DevstreamsError } from '../errors.js';
 import type { HubTransport } from '../auth/connection-string.js';
 import { MAX_STREAM_RESPONSE_TIMEOUT_SECONDS, type HubConfig } from './config.js';

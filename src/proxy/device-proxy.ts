@@ -55,11 +55,11 @@ export interface DeviceProxyEvents {
   sessionError: [error: Error];
   channel: [event: Parameters<NonNullable<DeviceHandlerOptions['onChannel']>>[0]];
   /** A resumable session lost its stream and waits for the service to come back. */
-  suspend: [info: { sessionId: string; error?: Error }];
+  suspended: [info: { sessionId: string; error?: Error }];
   /** A resumable session continued on a new stream. */
-  resume: [info: { sessionId: string; streamId: string; resent: number; downtimeMs: number; resumes: number }];
+  resumed: [info: { sessionId: string; streamId: string; resent: number; downtimeMs: number; resumes: number }];
   /** A resumable session was given up (no stream back within the give-up time) or refused a resume attempt. */
-  sessionLost: [info: { sessionId: string; error: DevstreamsError }];
+  lost: [info: { sessionId: string; error: DevstreamsError }];
 }
 
 /** Default for `DeviceProxyOptions.maxSessions`. */
@@ -129,12 +129,12 @@ export class DeviceProxy extends EventEmitter<DeviceProxyEvents> {
             if (ds.resumed) return; // the held session continues; its 'resumed' event tells the story
             const r = ds.resumable;
             if (r) {
-              r.events.on('suspended', (error) => this.emit('suspend', { sessionId: r.sessionId ?? '?', ...(error ? { error } : {}) }));
+              r.events.on('suspended', (error) => this.emit('suspended', { sessionId: r.sessionId ?? '?', ...(error ? { error } : {}) }));
               r.events.on('resumed', (info) => {
                 this.resumeTotal++;
-                this.emit('resume', { sessionId: r.sessionId ?? '?', streamId: ds.streamId, ...info });
+                this.emit('resumed', { sessionId: r.sessionId ?? '?', streamId: ds.streamId, ...info });
               });
-              r.events.on('lost', (error) => this.emit('sessionLost', { sessionId: r.sessionId ?? '?', error }));
+              r.events.on('lost', (error) => this.emit('lost', { sessionId: r.sessionId ?? '?', error }));
             }
             this.sessions.add(ds.session);
             ds.session.once('close', () => this.sessions.delete(ds.session));

@@ -16,11 +16,12 @@ import { DevstreamsError } from '../errors.js';
 import { dialHosts, parseDeviceConnectionString, type DeviceConnectionString } from '../auth/connection-string.js';
 import { createDeviceToken, DEFAULT_TOKEN_TTL_SECONDS } from '../auth/sas.js';
 import type { WebSocketClientTransport } from '../transport/index.js';
-import { DEVICE_KEY_HEADER, parseHubMessage, type StreamRequestMessage, type StreamResponseMessage, MAX_REASON_LENGTH } from '../hub-api/control-protocol.js';
+import { DEVICE_KEY_HEADER, parseHubMessage, type StreamRequestMessage } from '../hub-api/control-protocol.js';
 import { Backoff, type BackoffOptions } from './backoff.js';
 import { openStreamTransport, openWebSocket, streamUrlProblem } from './stream-transport.js';
 import { TOKEN_RENEW_FRACTION } from './service-client.js';
-import { STREAM_NAME_PLAIN, STREAM_NAME_RESUMABLE, parseResumeStreamName, secureLink, startDeviceSession, type DeviceSession, type EndToEndOptions } from './device-session.js';
+import type { HeldDeviceSession } from './device-session.js';
+import { IncomingStreamRequest } from './incoming-stream.js';
 import { ResumeRegistry } from '../resume/index.js';
 
 /** A control socket with no ping or message from the hub for this long is presumed dead, ms. */
@@ -45,101 +46,6 @@ export interface DeviceClientOptions {
   hubSilenceMs?: number;
 }
 
-/** A stream request from the hub; call exactly one of `accept` or `reject`. */
-export class IncomingStreamRequest {
-  private answered = false;
-
-  constructor(private readonly client: DeviceClient, private readonly msg: StreamRequestMessage) {}
-
-  get streamName(): string {
-    return this.msg.streamName;
-  }
-
-  get streamId(): string {
-    return this.msg.streamId;
-  }
-
-  /** True when the service asked for a plaintext stream (no record layer). */
-  get plaintext(): boolean {
-    return this.msg.streamName === STREAM_NAME_PLAIN;
-  }
-
-  /** Accepts and opens the device side; resolves with its raw transport (no record layer, no mux). */
-  async accept(): Promise<WebSocketClientTransport> {
-    this.checkUrl();
-    this.answer(true);
-    return this.client.openDeviceSide(this.msg, false);
-  }
-
-  /**
-   * Accepts and opens the device side as a mux session (role responder), sealed end to end
-   * unless the service asked for plaintext. A plaintext request is rejected unless
-   * `allowPlaintext` is set, before any byte flows.
-   */
-  async acceptSession(o: EndToEndOptions & { allowPlaintext?: boolean }): Promise<DeviceSession> {
-    this.checkUrl();
-    if (this.plaintext && !o.allowPlaintext) {
-      this.reject('this device requires end-to-end encryption');
-      throw new DevstreamsError('ERR_STREAM_REJECTED', 'refused a plaintext stream: this device requires end-to-end encryption');
-    }
-    const resumeId = parseResumeStreamName(this.msg.streamName);
-    if (resumeId !== undefined) return this.acceptResume(resumeId, o);
-    this.answer(true);
-    const transport = await this.client.openDeviceSide(this.msg, !this.plaintext);
-    if (this.msg.streamName === STREAM_NAME_RESUMABLE) {
-      // The device holds resumable sessions with its own limits (default ones unless given).
-      const ds = await startDeviceSession(transport, 'responder', this.client.deviceId, this.msg.streamId, { ...o, encrypt: true, resume: o.resume || true });
-      this.client.resumeRegistry.add(ds as DeviceSession & { resumable: NonNullable<DeviceSession['resumable']> });
-      return ds;
-    }
-    return startDeviceSession(transport, 'responder', this.client.deviceId, this.msg.streamId, { ...o, encrypt: !this.plaintext });
-  }
-
-  /**
-   * Continues a session this device holds over the new stream: rejected before any byte flows
-   * when the session is unknown (never held, or given up); then a fresh handshake (the peer
-   * must have the same key as at the start) and the resume proof, checked by the resumable layer.
-   */
-  private async acceptResume(sessionId: string, o: EndToEndOptions): Promise<DeviceSession> {
-    const held = this.client.resumeRegistry.get(sessionId);
-    if (!held) {
-      this.reject('unknown session');
-      throw new DevstreamsError('ERR_RESUME_REFUSED', `no session ${sessionId} to resume`);
-    }
-    this.answer(true);
-    const transport = await this.client.openDeviceSide(this.msg, true);
-    const { secure, link } = await secureLink(transport, 'responder', this.msg.streamId, o);
-    const firstKey = held.secure?.session.remoteStatic;
-    if (firstKey && !firstKey.equals(secure.session.remoteStatic)) {
-      secure.close();
-      throw new DevstreamsError('ERR_RESUME_REFUSED', 'a different service key tried to resume the session');
-    }
-    await held.resumable.acceptResume(link);
-    return { ...held, streamId: this.msg.streamId, resumed: true };
-  }
-
-  /** Rejects (and throws ERR_STREAM_REJECTED) a stream whose URL is not on this device's hub. */
-  private checkUrl(): void {
-    const problem = this.client.streamUrlProblem(this.msg.url);
-    if (problem === undefined) return;
-    this.reject('stream URL refused by the device');
-    throw new DevstreamsError('ERR_STREAM_REJECTED', `refused a stream request: ${problem}`);
-  }
-
-  /** Rejects; the service sees ERR_STREAM_REJECTED with `reason`. */
-  reject(reason = 'rejected by device'): void {
-    this.answer(false, reason.slice(0, MAX_REASON_LENGTH));
-  }
-
-  private answer(accept: boolean, reason?: string): void {
-    if (this.answered) throw new DevstreamsError('ERR_BAD_REQUEST', 'stream request already answered');
-    this.answered = true;
-    const m: StreamResponseMessage = { type: 'streamResponse', requestId: this.msg.requestId, accept };
-    if (reason !== undefined) m.reason = reason;
-    this.client.sendControl(m);
-  }
-}
-
 /** Events a DeviceClient emits, with their arguments. */
 export interface DeviceClientEvents {
   connected: [];
@@ -161,7 +67,7 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
   private readonly gateways: string[];
   private gatewayIndex = 0;
   /** @internal Resumable sessions this device holds, by session id. */
-  readonly resumeRegistry = new ResumeRegistry<DeviceSession & { resumable: NonNullable<DeviceSession['resumable']> }>();
+  readonly resumeRegistry = new ResumeRegistry<HeldDeviceSession>();
 
   private constructor(readonly cs: DeviceConnectionString, private readonly o: DeviceClientOptions) {
     super();
@@ -319,9 +225,9 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
   }
 
   /** @internal opens the device side of an accepted stream. */
-  openDeviceSide(msg: StreamRequestMessage, sealedPayload: boolean): Promise<WebSocketClientTransport> {
+  openDeviceSide(msg: StreamRequestMessage, zeroMask: boolean): Promise<WebSocketClientTransport> {
     return openStreamTransport(msg.url, msg.authorizationToken, {
-      sealedPayload,
+      zeroMask,
       ca: this.o.ca,
       ...(this.cs.gatewayHostName !== undefined ? { gatewayHost: this.gateway, hostName: this.cs.hostName } : {}),
     });

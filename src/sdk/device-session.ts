@@ -16,7 +16,7 @@
 import { secureInitiator, secureResponder, type SecureTransport } from '../crypto/index.js';
 import type { CipherName, CryptoMode, PeerVerifier, StaticKeyPair } from '../crypto/index.js';
 import { DEFAULT_MUX_CONFIG, Session, type MuxConfig, type SessionOptions, type SessionRole } from '../mux/index.js';
-import { ResumableTransport, type Link, type ResumeConfig } from '../resume/index.js';
+import { ResumableTransport, type Link, type ResumeConfig, type ResumeRegistry } from '../resume/index.js';
 import type { Transport } from '../transport/transport.js';
 import { DevstreamsError } from '../errors.js';
 
@@ -121,4 +121,74 @@ export async function startDeviceSession(transport: Transport, role: SessionRole
   session.on('rtt', (minRttMs) => resumable.setPathRtt(minRttMs));
   resumable.events.on('resumed', () => session.resetRtt());
   return { deviceId, streamId, secure, resumable, session };
+}
+
+/** What a stream name asks the device to run; an unknown name is a sealed session. */
+export type DeviceStreamKind = 'plain' | 'sealed' | 'resumable' | 'resume';
+
+/** The kind of session `streamName` asks for. */
+export function deviceStreamKind(streamName: string): DeviceStreamKind {
+  if (streamName === STREAM_NAME_PLAIN) return 'plain';
+  if (streamName === STREAM_NAME_RESUMABLE) return 'resumable';
+  if (parseResumeStreamName(streamName) !== undefined) return 'resume';
+  return 'sealed';
+}
+
+/** A resumable device session the device holds, so that a later stream can continue it. */
+export type HeldDeviceSession = DeviceSession & { resumable: ResumableTransport };
+
+/** What the device's side of one stream request offers `acceptDeviceSession`. */
+export interface DeviceStreamSide {
+  readonly deviceId: string;
+  readonly streamId: string;
+  readonly streamName: string;
+  /** The resumable sessions this device holds, by session id. */
+  readonly held: ResumeRegistry<HeldDeviceSession>;
+  /** Answers yes to the hub and opens the stream; `zeroMask` when every message will be sealed. */
+  accept(zeroMask: boolean): Promise<Transport>;
+  /** Answers no to the hub; the service sees ERR_STREAM_REJECTED with `reason`. */
+  reject(reason: string): void;
+}
+
+/**
+ * The device's answer to a stream request as a mux session: plaintext (only when allowed),
+ * sealed, a new resumable session (held for later resumes), or the continuation of one held.
+ */
+export async function acceptDeviceSession(side: DeviceStreamSide, o: EndToEndOptions & { allowPlaintext?: boolean }): Promise<DeviceSession> {
+  const kind = deviceStreamKind(side.streamName);
+  if (kind === 'plain' && !o.allowPlaintext) {
+    side.reject('this device requires end-to-end encryption');
+    throw new DevstreamsError('ERR_STREAM_REJECTED', 'refused a plaintext stream: this device requires end-to-end encryption');
+  }
+  if (kind === 'resume') return resumeDeviceSession(side, parseResumeStreamName(side.streamName)!, o);
+  const transport = await side.accept(kind !== 'plain');
+  if (kind === 'resumable') {
+    // The device holds resumable sessions with its own limits (default ones unless given).
+    const ds = await startDeviceSession(transport, 'responder', side.deviceId, side.streamId, { ...o, encrypt: true, resume: o.resume || true });
+    side.held.add(ds as HeldDeviceSession);
+    return ds;
+  }
+  return startDeviceSession(transport, 'responder', side.deviceId, side.streamId, { ...o, encrypt: kind !== 'plain' });
+}
+
+/**
+ * Continues a session this device holds over the new stream: rejected before any byte flows
+ * when the session is unknown (never held, or given up); then a fresh handshake (the peer must
+ * have the same key as at the start) and the resume proof, checked by the resumable layer.
+ */
+async function resumeDeviceSession(side: DeviceStreamSide, sessionId: string, o: EndToEndOptions): Promise<DeviceSession> {
+  const held = side.held.get(sessionId);
+  if (!held) {
+    side.reject('unknown session');
+    throw new DevstreamsError('ERR_RESUME_REFUSED', `no session ${sessionId} to resume`);
+  }
+  const transport = await side.accept(true);
+  const { secure, link } = await secureLink(transport, 'responder', side.streamId, o);
+  const firstKey = held.secure?.session.remoteStatic;
+  if (firstKey && !firstKey.equals(secure.session.remoteStatic)) {
+    secure.close();
+    throw new DevstreamsError('ERR_RESUME_REFUSED', 'a different service key tried to resume the session');
+  }
+  await held.resumable.acceptResume(link);
+  return { ...held, streamId: side.streamId, resumed: true };
 }

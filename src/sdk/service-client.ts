@@ -29,8 +29,8 @@ export interface ServiceClientOptions {
 export interface CreateStreamOptions {
   /** How long the hub waits for the device's answer, seconds (hub default 60). */
   responseTimeoutSeconds?: number;
-  /** Every message will be a sealed record: the stream socket may skip WebSocket masking. */
-  sealedPayload?: boolean;
+  /** Every message will be a sealed record: the stream socket may skip WebSocket masking (see OpenStreamOptions.zeroMask). */
+  zeroMask?: boolean;
 }
 
 /** The hub's answer to a stream request. */
@@ -116,34 +116,29 @@ export class ServiceClient {
    * endpoint. Rejects with ERR_STREAM_REJECTED (the device's reason in the message),
    * ERR_DEVICE_OFFLINE, ERR_DEVICE_NOT_FOUND, ERR_STREAM_TIMEOUT, ERR_AUTH_*, ERR_RATE_LIMITED.
    */
-  async openStreamTransport(deviceId: string, streamName: string, o: CreateStreamOptions = {}): Promise<ServiceStream> {
+  async createStream(deviceId: string, streamName: string, o: CreateStreamOptions = {}): Promise<ServiceStream> {
     const grant = await this.requestStream(deviceId, streamName, o);
     if (!grant.isAccepted) {
       throw new DevstreamsError('ERR_STREAM_REJECTED', `device ${deviceId} rejected stream ${streamName}${grant.reason ? `: ${grant.reason}` : ''}`);
     }
     const transport = await openStreamTransport(grant.url, grant.authorizationToken, {
-      sealedPayload: o.sealedPayload === true,
+      zeroMask: o.zeroMask === true,
       ca: this.o.ca,
       ...(this.cs.gatewayHostName !== undefined ? { gatewayHost: dialHost(this.cs), hostName: this.cs.hostName } : {}),
     });
     return { deviceId, streamName: grant.streamName, streamId: grant.streamId, transport, ...(grant.devicePublicKey ? { devicePublicKey: grant.devicePublicKey } : {}) };
   }
 
-  /** Opens a stream to a device and returns its raw transport (no record layer, no mux). */
-  async createStream(deviceId: string, streamName: string, o: CreateStreamOptions = {}): Promise<ServiceStream> {
-    return this.openStreamTransport(deviceId, streamName, o);
-  }
-
   /**
    * Opens a device stream carrying a mux session, sealed end to end unless `encrypt` is false:
-   * open channels on `result.session`. Rejects like `openStreamTransport`, and with
+   * open channels on `result.session`. Rejects like `createStream`, and with
    * ERR_HANDSHAKE_* when the device's key is not the one expected.
    */
   async connect(deviceId: string, o: EndToEndOptions & CreateStreamOptions & ResumeHooks & { trustHub?: boolean } = {}): Promise<DeviceSession> {
     const sealed = o.encrypt !== false;
     const resume = resumeConfigOf(o) !== undefined;
     const name = !sealed ? STREAM_NAME_PLAIN : resume ? STREAM_NAME_RESUMABLE : STREAM_NAME_SEALED;
-    const stream = await this.openStreamTransport(deviceId, name, { ...o, sealedPayload: sealed });
+    const stream = await this.createStream(deviceId, name, { ...o, zeroMask: sealed });
     let e2e: EndToEndOptions = o;
     if (o.trustHub && sealed) {
       // Trusting the hub for identity: the device must prove the key it announced to the hub
@@ -161,7 +156,7 @@ export class ServiceClient {
       // resume of this session, run a fresh handshake on it, and continue the session there.
       keepResumed(r, {
         dial: async () => {
-          const next = await this.openStreamTransport(deviceId, resumeStreamName(r.sessionId!), { ...o, sealedPayload: true });
+          const next = await this.createStream(deviceId, resumeStreamName(r.sessionId!), { ...o, zeroMask: true });
           return (await secureLink(next.transport, 'initiator', next.streamId, e2e)).link;
         },
         ...(o.onResumeAttemptFailed ? { onAttemptFailed: o.onResumeAttemptFailed } : {}),

@@ -28,7 +28,7 @@ export interface OpenStreamOptions {
    */
   hostName?: string;
   /** Every message is a sealed record (ciphertext): send with an all-zero mask (`WebSocketClientTransportOptions.zeroMask` says why). */
-  sealedPayload?: boolean;
+  zeroMask?: boolean;
 }
 
 /**
@@ -85,7 +85,7 @@ export async function openStreamTransport(url: string, token: string, o: OpenStr
     return await connectWebSocket(target, {
       headers: { authorization: `Bearer ${token}` },
       timeoutMs: o.connectTimeoutMs ?? DEFAULT_STREAM_CONNECT_TIMEOUT_MS,
-      zeroMask: o.sealedPayload === true,
+      zeroMask: o.zeroMask === true,
       ca: o.ca,
       maxMessageSize: o.maxMessageSize,
       highWaterMark: o.highWaterMark,

@@ -13,7 +13,7 @@ import { DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_TRANSPORT_HIGH_WATER, type Transport 
 import { TransportBase } from './base.js';
 import { CLOSE, closeFrame, controlFrame, FrameReader, frameHeader, isValidCloseCode, maskInto, OPCODE, parseClosePayload, type FrameSink } from './ws-frame.js';
 import { coalesceSmall } from '../util/coalesce.js';
-import { randomFromPool } from './random-pool.js';
+import { randomFromPool } from '../util/random-pool.js';
 import { DevstreamsError } from '../errors.js';
 import { trace } from '../util/trace.js';
 

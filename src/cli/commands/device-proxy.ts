@@ -85,9 +85,9 @@ The device's public key is logged at start; give it to services that pin keys
     });
     proxy.on('session', (s) => log.info({ streamId: s.streamId, cipher: s.cipher, serviceKey: s.peerKey ? encodePublicKey(s.peerKey) : undefined }, 'device stream open'));
     proxy.on('sessionError', (err) => log.warn({ err: err.message }, 'device stream failed'));
-    proxy.on('suspend', (e) => log.warn({ sessionId: e.sessionId, err: e.error?.message }, 'device stream dropped; holding the session for a resume'));
-    proxy.on('resume', (e) => log.info({ ...e, total: proxy.resumeCount }, 'device session resumed on a new stream'));
-    proxy.on('sessionLost', (e) => log.warn({ sessionId: e.sessionId, err: e.error.message }, 'device session given up'));
+    proxy.on('suspended', (e) => log.warn({ sessionId: e.sessionId, err: e.error?.message }, 'device stream dropped; holding the session for a resume'));
+    proxy.on('resumed', (e) => log.info({ ...e, total: proxy.resumeCount }, 'device session resumed on a new stream'));
+    proxy.on('lost', (e) => log.warn({ sessionId: e.sessionId, err: e.error.message }, 'device session given up'));
     proxy.on('channel', (e) => {
       const fields = { target: e.target, outcome: e.outcome, err: e.error?.message };
       if (e.outcome === 'connected' || (e.outcome === 'closed' && !e.error)) log.info(fields, `channel to ${e.target} ${e.outcome}`);
