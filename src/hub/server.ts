@@ -1,33 +1,30 @@
 /**
  * The hub: one HTTP(S) server on one port serving the main endpoint (device control sockets,
  * stream requests, registry API, health, metrics) and the streaming endpoint (pair + relay).
- * Route handlers live here; device sockets live in `ControlPlane`, stream sockets in
- * `StreamPairer`, credentials in `DeviceRegistry`.
+ * This file wires them together (the composition root); routing lives in routes.ts, device
+ * sockets in `ControlPlane`, stream sockets in `StreamPairer`, credentials in `DeviceRegistry`.
  */
 import http from 'node:http';
 import https from 'node:https';
 import type { Duplex } from 'node:stream';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { WebSocketServer, type WebSocket } from 'ws';
+import { WebSocketServer } from 'ws';
 import { DevstreamsError } from '../errors.js';
-import { formatConnectionString, isValidDeviceId, type HubTransport } from '../auth/connection-string.js';
+import { formatConnectionString, type HubTransport } from '../auth/connection-string.js';
 import { resolveHubConfig, type HubConfig, type HubOptions } from './config.js';
 import { DeviceRegistry, type DeviceRecord } from './registry.js';
 import { MemoryPresenceStore, MemoryStreamRouter, type PresenceStore, type StreamRouter } from './presence.js';
 import { ControlPlane } from './control.js';
-import { DEVICE_KEY_HEADER, isDeviceKey } from '../hub-api/control-protocol.js';
 import { StreamPairer } from './streams.js';
 import { HubMetrics } from './metrics.js';
 import { TokenBucket } from './rate-limit.js';
 import { Admission } from './admission.js';
-import { authenticateDevice, bearerToken } from './authenticate.js';
-import { refuseUpgrade, sendError, toHubError } from './http-errors.js';
+import { refuseUpgrade } from './http-errors.js';
 import type { RelayStats } from './splice.js';
-import { firstSubprotocol, handshakeKey, handshakeResponse } from '../transport/ws-handshake.js';
-import { segment, sendJson } from './http-util.js';
-import { handleRegistryApi, only, type RegistryApiContext } from './registry-api.js';
-import { handleStreamRequest, ringLocal, type StreamRequestContext } from './stream-request.js';
+import type { RegistryApiContext } from './registry-api.js';
+import { ringLocal, type StreamRequestContext } from './stream-request.js';
+import { HubRoutes } from './routes.js';
 import type { RegistryStore } from './registry-store.js';
 import type { Fleet, FleetOptions } from './fleet/fleet.js';
 
@@ -95,6 +92,7 @@ export class Hub {
   private readonly unwatch: () => void;
   private readonly apiContext: RegistryApiContext;
   private readonly streamContext: StreamRequestContext;
+  private readonly routes: HubRoutes;
 
   private advertised = '';
   readonly nodeId: string;
@@ -165,7 +163,7 @@ export class Hub {
     this.controlWss.on('wsClientError', badHandshake);
     const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
       this.admission.requestStarted(req.socket);
-      this.handleRequest(req, res).catch((err: unknown) => this.fail(res, err, req));
+      this.routes.handleRequest(req, res).catch((err: unknown) => this.routes.fail(res, err, req));
     };
     const c = this.config;
     // Node checks the header and request timeouts every connectionsCheckingInterval (30 s by default).
@@ -182,10 +180,26 @@ export class Hub {
       log: (fields, msg) => this.log.warn(fields, msg),
     });
     this.admission.attach(this.server);
+    this.routes = new HubRoutes({
+      config: this.config,
+      registry: this.registry,
+      log: this.log,
+      metrics: this.metrics,
+      admission: this.admission,
+      control: this.control,
+      controlWss: this.controlWss,
+      pairer: this.pairer,
+      router: this.router,
+      metricsOnMainListener: this.metricsOnMainListener,
+      streams: this.streamContext,
+      api: this.apiContext,
+      hostName: () => this.publicHost,
+      isClosed: () => this.closed,
+    });
     this.server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
       socket.on('error', () => {});
       this.admission.requestStarted(req.socket);
-      this.handleUpgrade(req, socket, head).catch((err: unknown) => this.refuse(socket, err, req));
+      this.routes.handleUpgrade(req, socket, head).catch((err: unknown) => this.routes.refuse(socket, err, req));
     });
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
       if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
@@ -310,112 +324,5 @@ export class Hub {
     const done = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeAllConnections();
     await Promise.all([done, this.fleet?.close(devices)]);
-  }
-
-  /** Normalises an error and counts (and logs) refused credentials. */
-  private count(err: unknown, req: http.IncomingMessage): DevstreamsError {
-    const e = toHubError(err);
-    if (e.code.startsWith('ERR_AUTH')) {
-      // A fixed label set: arbitrary paths must not grow the metric without bound.
-      const first = (req.url ?? '').split('/')[1] ?? '';
-      const endpoint = first === 'devices' || first === 'twins' || first === 'streams' ? first : 'other';
-      this.metrics.authFailure(endpoint, e.code);
-      this.admission.refusedCredentials(req.socket.remoteAddress, { code: e.code, method: req.method, path: (req.url ?? '').split('?')[0]!.slice(0, 200), remote: req.socket.remoteAddress });
-    }
-    return e;
-  }
-
-  private fail(res: http.ServerResponse, err: unknown, req: http.IncomingMessage): void {
-    const e = this.count(err, req);
-    if (e.code === 'ERR_INTERNAL') this.log.error({ err, url: req.url }, 'request failed');
-    sendError(res, e);
-  }
-
-  private refuse(socket: Duplex, err: unknown, req: http.IncomingMessage): void {
-    const e = this.count(err, req);
-    if (e.code === 'ERR_INTERNAL') this.log.error({ err, url: req.url }, 'upgrade failed');
-    refuseUpgrade(socket, e);
-  }
-
-  /** Past its refused credentials, an address gets 429 before anything of its request is checked. */
-  private checkAddress(req: http.IncomingMessage): void {
-    if (!this.admission.blocked(req.socket.remoteAddress)) return;
-    this.admission.addressLimited(req.socket.remoteAddress);
-    throw new DevstreamsError('ERR_RATE_LIMITED', `too many refused credentials from this address; retry in ${Math.ceil(this.config.refusalWindowMs / 1000)} s`);
-  }
-
-  private async handleUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
-    if (this.closed) throw new DevstreamsError('ERR_HUB_SHUTDOWN', 'hub is shutting down');
-    this.checkAddress(req);
-    const path = (req.url ?? '/').split('?')[0]!;
-    const parts = path.split('/');
-    if (req.method !== 'GET') throw new DevstreamsError('ERR_METHOD_NOT_ALLOWED', 'WebSocket upgrades use GET');
-    if (parts.length === 4 && parts[1] === 'devices' && parts[3] === 'control') {
-      const deviceId = segment(parts[2]!);
-      if (!isValidDeviceId(deviceId)) throw new DevstreamsError('ERR_BAD_REQUEST', 'invalid device id');
-      const who = await authenticateDevice(req, this.registry, this.publicHost, deviceId, this.config.clockSkewSeconds);
-      this.controlWss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
-        if (this.closed) {
-          ws.close(1001, 'ERR_HUB_SHUTDOWN');
-          return;
-        }
-        const announced = req.headers[DEVICE_KEY_HEADER];
-        this.control.attach(deviceId, ws, who.expiry, who.key, isDeviceKey(announced) ? announced : undefined);
-        this.log.info({ deviceId }, 'device connected');
-      });
-      return;
-    }
-    if (parts.length === 3 && parts[1] === 'streams') {
-      const streamId = segment(parts[2]!);
-      const token = bearerToken(req);
-      // Headers first: a malformed upgrade must not use up the single-use token.
-      const key = handshakeKey(req);
-      const claim = await this.router.claim(streamId, token, Date.now());
-      if (!claim.ok) {
-        if (claim.why === 'reused') throw new DevstreamsError('ERR_AUTH_TOKEN_REUSED', 'stream token was already used');
-        if (claim.why === 'expired') throw new DevstreamsError('ERR_AUTH_EXPIRED', 'stream token expired');
-        throw new DevstreamsError('ERR_AUTH_INVALID', 'stream token is not valid for this stream');
-      }
-      if (this.closed) throw new DevstreamsError('ERR_HUB_SHUTDOWN', 'hub is shutting down');
-      if (socket.destroyed) return; // the client gave up while the claim was checked
-      // The hub answers the handshake itself and splices frames (splice.ts), without ws.
-      socket.write(handshakeResponse(key, firstSubprotocol(req)));
-      this.pairer.add(streamId, claim.side, socket as Socket, head);
-      return;
-    }
-    throw new DevstreamsError('ERR_NOT_FOUND', 'no WebSocket endpoint at this path');
-  }
-
-  private async handleRequest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    if (this.closed) throw new DevstreamsError('ERR_HUB_SHUTDOWN', 'hub is shutting down');
-    const path = (req.url ?? '/').split('?')[0]!;
-    const parts = path.split('/');
-    const method = req.method ?? 'GET';
-    if (path === '/healthz') {
-      only(method, path, 'GET');
-      sendJson(res, 200, { status: 'ok', connectedDevices: this.control.connectedCount, activeStreams: this.pairer.activeCount, waitingStreams: this.pairer.waitingCount });
-      return;
-    }
-    if (path === '/metrics' && this.metricsOnMainListener) {
-      only(method, path, 'GET');
-      const text = await this.metrics.registry.metrics();
-      res.writeHead(200, { 'content-type': this.metrics.registry.contentType });
-      res.end(text);
-      return;
-    }
-    this.checkAddress(req); // health and metrics above carry no credentials
-    if (parts.length === 5 && parts[1] === 'twins' && parts[3] === 'streams') {
-      only(method, path, 'POST');
-      await handleStreamRequest(this.streamContext, req, res, segment(parts[2]!), segment(parts[4]!));
-      return;
-    }
-    if (await handleRegistryApi(this.apiContext, req, res, path, parts, method)) return;
-    if (parts.length === 4 && parts[1] === 'devices' && parts[3] === 'control') {
-      throw new DevstreamsError('ERR_BAD_REQUEST', 'the control endpoint needs a WebSocket upgrade');
-    }
-    if (parts.length === 3 && parts[1] === 'streams') {
-      throw new DevstreamsError('ERR_BAD_REQUEST', 'the streaming endpoint needs a WebSocket upgrade');
-    }
-    throw new DevstreamsError('ERR_NOT_FOUND', `no endpoint at ${path.slice(0, 80)}`);
   }
 }
