@@ -11,6 +11,7 @@ import { OrderedOffload } from './offload.js';
 import { encodeRecordHeader } from './record-format.js';
 import { getCryptoPool } from './worker-pool.js';
 
+/** What `auto` measured and chose. */
 export interface CalibrationResult {
   mode: 'inline' | 'workers';
   /** Bytes per second sealing inline. */

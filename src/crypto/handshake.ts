@@ -23,6 +23,7 @@ export interface HandshakeIO {
   next(): Promise<Buffer>;
 }
 
+/** What a finished handshake leaves: keys, peer identity and the handshake hash. */
 export interface HandshakeResult {
   cipher: CipherName;
   protocolName: string;

@@ -117,6 +117,7 @@ class SymmetricState {
   }
 }
 
+/** Inputs of one side of a Noise XX handshake. */
 export interface NoiseXXOptions {
   initiator: boolean;
   cipher: CipherName;

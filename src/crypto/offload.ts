@@ -31,6 +31,7 @@ interface Batch {
   error?: unknown;
 }
 
+/** A finished batch of sealed or opened records, in submission order. */
 export interface OffloadOutput {
   /** Seal: each sealed record. Open: each plaintext, in order, up to a failure. */
   results: Buffer[];
@@ -38,6 +39,7 @@ export interface OffloadOutput {
   authFailed: boolean;
 }
 
+/** Batches records to the worker pool and releases results strictly in submission order. */
 export class OrderedOffload {
   private current: Batch | undefined;
   private readonly inflight: Batch[] = [];

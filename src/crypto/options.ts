@@ -27,6 +27,7 @@ export type CryptoMode = 'inline' | 'workers' | 'auto';
  */
 export const DEFAULT_CRYPTO_MODE: CryptoMode = 'inline';
 
+/** Options of a secure session; every field but the keys and the verifier has a default. */
 export interface SecureTransportOptions {
   /** This side's static key pair (the device's enrollment key, or the service's key). */
   staticKeys: StaticKeyPair;
@@ -58,6 +59,7 @@ export interface SecureTransportOptions {
   maxOpenBacklog?: number;
 }
 
+/** SecureTransportOptions with every default filled in and checked. */
 export type ResolvedOptions = Required<Omit<SecureTransportOptions, 'prologue'>> & { prologue: Buffer };
 
 const positiveInt = (name: string, v: number): number => {

@@ -11,6 +11,7 @@ import { RECORD_HEADER_SIZE } from './constants.js';
 /** Type byte of an application record. */
 export const RECORD_TYPE = 0x17;
 
+/** The clear header of a sealed record: key epoch and sequence number. */
 export interface RecordHeader {
   epoch: number;
   seq: number;

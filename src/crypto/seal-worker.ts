@@ -30,6 +30,7 @@ export interface CryptoTask {
 const HEADER = 12;
 const TAG = 16;
 
+/** Seals or opens one batch of records on a worker thread. */
 export default function runCryptoTask(task: CryptoTask): ArrayBuffer {
   const data = Buffer.from(task.data);
   const keys = task.keys.map((k) => Buffer.from(k.buffer, k.byteOffset, k.byteLength));

@@ -8,6 +8,7 @@
  * before the current one expires; the hub closes the socket with 4401 once the token expires).
  */
 
+/** Hub to device: a service asks for a stream; answer with a StreamResponseMessage. */
 export interface StreamRequestMessage {
   type: 'streamRequest';
   requestId: string;
@@ -19,14 +20,17 @@ export interface StreamRequestMessage {
   authorizationToken: string;
 }
 
+/** Hub to device: the renewed token was accepted, with its new expiry. */
 export interface RenewedMessage {
   type: 'renewed';
   /** Expiry of the accepted token, unix seconds. */
   expiresAt: number;
 }
 
+/** Every message the hub sends on a control socket. */
 export type HubToDevice = StreamRequestMessage | RenewedMessage;
 
+/** Device to hub: accepts or rejects one stream request. */
 export interface StreamResponseMessage {
   type: 'streamResponse';
   requestId: string;
@@ -34,11 +38,13 @@ export interface StreamResponseMessage {
   reason?: string;
 }
 
+/** Device to hub: a fresh token before the current one expires. */
 export interface RenewMessage {
   type: 'renew';
   token: string;
 }
 
+/** Every message a device sends on its control socket. */
 export type DeviceToHub = StreamResponseMessage | RenewMessage;
 
 /**

@@ -23,6 +23,7 @@ export const ChannelState = {
   /** Aborted: a RESET went or came, or the session ended. No RESET is sent from here on. */
   Reset: 'reset',
 } as const;
+/** One of the ChannelState values. */
 export type ChannelState = (typeof ChannelState)[keyof typeof ChannelState];
 
 /** What moves a channel: an ACCEPT or CLOSE from the peer, our CLOSE, or an abort either way. */

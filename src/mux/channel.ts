@@ -34,6 +34,7 @@ export interface ChannelHost {
 /** Readable buffer level above which the stream signals its consumer to slow down. */
 const READABLE_HIGH_WATER = 64 * 1024;
 
+/** One channel of a session: a Node Duplex (see the module comment). */
 export class Channel extends Duplex implements RingMember {
   /** Channel id on the wire: odd when the initiator opened it, even for the responder. */
   readonly id: number;

@@ -7,6 +7,7 @@ import { DevstreamsError } from '../errors.js';
 import { withDefaults, type Overrides } from '../util/config.js';
 import { INITIAL_SESSION_WINDOW, INITIAL_WINDOW, MAX_FRAME_PAYLOAD_LIMIT } from './constants.js';
 
+/** Every limit and timer of a mux session. */
 export interface MuxConfig {
   /** Largest DATA payload this side sends and accepts. Default 64 KiB, at most 64 KiB. */
   maxFramePayload: number;
@@ -45,6 +46,7 @@ export interface MuxConfig {
   maxControlBacklog: number;
 }
 
+/** The defaults of MuxConfig. */
 export const DEFAULT_MUX_CONFIG: Readonly<MuxConfig> = Object.freeze({
   maxFramePayload: MAX_FRAME_PAYLOAD_LIMIT,
   schedulerSlice: 16 * 1024,

@@ -25,6 +25,7 @@ export const MAX_RESET_REASON = 1024;
 /** Largest structured (msgpack) payload: OPEN, HELLO, GOAWAY. */
 export const MAX_CONTROL_PAYLOAD = 4096;
 
+/** Frame types on the wire (docs/PROTOCOL.md, "Frame types"). */
 export const FrameType = {
   HELLO: 0x0,
   OPEN: 0x1,
@@ -37,9 +38,12 @@ export const FrameType = {
   PONG: 0x8,
   GOAWAY: 0x9,
 } as const;
+/** One of the FrameType values. */
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
+/** Number of frame types; the decoder rejects any type at or above it. */
 export const FRAME_TYPE_COUNT = 10;
 
+/** Frame type names by type, for errors and logs. */
 export const FRAME_TYPE_NAMES: readonly string[] = ['HELLO', 'OPEN', 'ACCEPT', 'DATA', 'WINDOW', 'CLOSE', 'RESET', 'PING', 'PONG', 'GOAWAY'];
 
 /**

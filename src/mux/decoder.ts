@@ -15,6 +15,7 @@ import { FRAME_TYPE_COUNT, FrameType, HEADER_SIZE } from './constants.js';
  */
 export type FrameSink = (type: number, channel: number, payload: Buffer) => void;
 
+/** Cuts frames out of arbitrary chunks and hands each to a callback. */
 export class FrameDecoder {
   private readonly header = Buffer.alloc(HEADER_SIZE);
   private headerFill = 0;

@@ -14,6 +14,7 @@ export interface ChannelTarget {
   service?: string;
 }
 
+/** What a HELLO advertises. */
 export interface HelloPayload {
   version: number;
   /** The sender's per-channel receive window at channel start. */
@@ -24,11 +25,13 @@ export interface HelloPayload {
   maxFramePayload: number;
 }
 
+/** Why a GOAWAY ends the session: a wire code (0: orderly) and a message. */
 export interface GoAwayPayload {
   code: number;
   message: string;
 }
 
+/** Writes a frame header at `offset`. */
 export function writeHeader(buf: Buffer, offset: number, type: number, channel: number, length: number): void {
   buf[offset] = type;
   buf[offset + 1] = 0;
@@ -45,6 +48,7 @@ export function encodeFrame(type: number, channel: number, payload?: Buffer): Bu
   return buf;
 }
 
+/** A WINDOW frame granting `increment` bytes of credit. */
 export function encodeWindow(channel: number, increment: number): Buffer {
   const buf = Buffer.allocUnsafe(HEADER_SIZE + 4);
   writeHeader(buf, 0, FrameType.WINDOW, channel, 4);
@@ -52,10 +56,12 @@ export function encodeWindow(channel: number, increment: number): Buffer {
   return buf;
 }
 
+/** A PING or PONG frame with its 8-byte opaque payload. */
 export function encodePing(type: typeof FrameType.PING | typeof FrameType.PONG, opaque: Buffer): Buffer {
   return encodeFrame(type, 0, opaque);
 }
 
+/** A RESET frame with its wire code and a reason. */
 export function encodeReset(channel: number, wireCode: number, reason: string): Buffer {
   const text = Buffer.from(reason, 'utf8').subarray(0, MAX_RESET_REASON);
   const payload = Buffer.allocUnsafe(2 + text.length);
@@ -64,11 +70,13 @@ export function encodeReset(channel: number, wireCode: number, reason: string): 
   return encodeFrame(FrameType.RESET, channel, payload);
 }
 
+/** Reads a RESET payload. */
 export function decodeReset(payload: Buffer): { wireCode: number; reason: string } {
   if (payload.length < 2 || payload.length > 2 + MAX_RESET_REASON) throw frameError('RESET payload must be 2..1026 bytes');
   return { wireCode: payload.readUInt16BE(0), reason: payload.toString('utf8', 2) };
 }
 
+/** A frame whose payload is msgpack (HELLO, OPEN, GOAWAY). */
 export function encodeStructured(type: number, channel: number, value: object): Buffer {
   const body = pack(value) as Buffer;
   return encodeFrame(type, channel, body);
@@ -91,6 +99,7 @@ function isUInt(v: unknown, max: number): v is number {
   return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= max;
 }
 
+/** Reads and checks a HELLO payload. */
 export function decodeHello(payload: Buffer): HelloPayload {
   const o = unpackObject(payload, 'HELLO');
   const { version, initialWindow, sessionWindow, maxFramePayload } = o;
@@ -100,6 +109,7 @@ export function decodeHello(payload: Buffer): HelloPayload {
   return { version, initialWindow, sessionWindow, maxFramePayload };
 }
 
+/** Reads and checks an OPEN payload: the target the opener asks for. */
 export function decodeOpen(payload: Buffer): ChannelTarget {
   const o = unpackObject(payload, 'OPEN');
   const { host, port, service } = o;
@@ -109,6 +119,7 @@ export function decodeOpen(payload: Buffer): ChannelTarget {
   return service === undefined ? { host, port } : { host, port, service };
 }
 
+/** Reads and checks a GOAWAY payload. */
 export function decodeGoAway(payload: Buffer): GoAwayPayload {
   const o = unpackObject(payload, 'GOAWAY');
   const { code, message } = o;
@@ -116,6 +127,7 @@ export function decodeGoAway(payload: Buffer): GoAwayPayload {
   return { code, message: typeof message === 'string' ? message.slice(0, MAX_RESET_REASON) : '' };
 }
 
+/** An ERR_PROTOCOL_FRAME error. */
 export function frameError(message: string): DevstreamsError {
   return new DevstreamsError('ERR_PROTOCOL_FRAME', message);
 }

@@ -6,6 +6,7 @@ export interface RingMember {
   inRing: boolean;
 }
 
+/** A FIFO of members without duplicates, for the scheduler's turns. */
 export class ReadyRing<T extends RingMember> {
   private items: T[] = [];
   private head = 0;

@@ -30,6 +30,7 @@ export interface RttProbeHost {
   pingTimedOut(): void;
 }
 
+/** Round-trip samples from PING/PONG: smoothed, minimum, when to probe. */
 export class RttEstimator {
   private pingId = 0;
   private pingSentAt = 0;

@@ -17,6 +17,7 @@ export interface FillResult {
   taken: number;
 }
 
+/** Takes turns between channels with data to send (see the module comment). */
 export class DataScheduler {
   private readonly ring = new ReadyRing<Channel>();
 

@@ -37,6 +37,7 @@ import { DataScheduler } from './scheduler.js';
 /** Which end of the transport this session is: the initiator's channels get odd ids. */
 export type SessionRole = 'initiator' | 'responder';
 
+/** A session's role, limits (defaults in MuxConfig) and open handler. */
 export interface SessionOptions extends Partial<MuxConfig> {
   role: SessionRole;
   /**
@@ -67,6 +68,7 @@ export interface SessionStats {
   channelsAccepted: number;
 }
 
+/** Events a Session emits, with their arguments. */
 export interface SessionEvents {
   open: [request: OpenRequest];
   goaway: [code: ErrorCode, message: string];
@@ -84,6 +86,7 @@ const RECENTLY_CLOSED_LIMIT = 1024;
 /** Before the peer's HELLO, frames stay within the payload every peer must accept. */
 const MIN_PEER_FRAME_PAYLOAD = 16 * 1024;
 
+/** A mux session over one transport (see the module comment). */
 export class Session extends EventEmitter<SessionEvents> implements ChannelHost {
   readonly config: MuxConfig;
   readonly role: SessionRole;

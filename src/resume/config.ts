@@ -5,6 +5,7 @@
 import { DevstreamsError } from '../errors.js';
 import { withDefaults, type Overrides } from '../util/config.js';
 
+/** Every limit and timer of the resumable layer. */
 export interface ResumeConfig {
   /**
    * How long a session may stay without a connection before it is given up: channels then end
@@ -80,6 +81,7 @@ export interface ResumeConfig {
   reconnectMaxMs: number;
 }
 
+/** The defaults of ResumeConfig. */
 export const DEFAULT_RESUME_CONFIG: Readonly<ResumeConfig> = Object.freeze({
   giveUpMs: 120_000,
   ackEveryMessages: 32,

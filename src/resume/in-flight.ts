@@ -18,6 +18,7 @@ import { DelayController } from './delay-controller.js';
 /** The limits the bound is made of (see ResumeConfig for each). */
 export type InFlightConfig = Pick<ResumeConfig, 'replayHighWater' | 'inFlightRate' | 'minInFlight' | 'targetQueueDelayMs' | 'initialInFlight'>;
 
+/** The in-flight bound of one resumable session (see the module comment). */
 export class InFlightBound {
   private bound: number;
   /** Lowest round trip reported for the current connection (the round-trip rule). */

@@ -10,6 +10,7 @@ import type { Link, ResumableTransport } from './resumable-transport.js';
 /** Dial failures that mean the session cannot come back: stop trying at once. */
 const FATAL_CODES = new Set(['ERR_STREAM_REJECTED', 'ERR_RESUME_REFUSED', 'ERR_DEVICE_NOT_FOUND', 'ERR_AUTH_INVALID', 'ERR_AUTH_SCOPE', 'ERR_HANDSHAKE_PEER_KEY_CHANGED', 'ERR_HANDSHAKE_PEER_UNKNOWN']);
 
+/** How the reconnect loop dials and reports. */
 export interface ReconnectOptions {
   /** Opens a new connection to the same peer (hub round trip and handshake). */
   dial(): Promise<Link>;

@@ -5,6 +5,7 @@
  */
 import type { ResumableTransport } from './resumable-transport.js';
 
+/** The resumable sessions a device holds, by session id. */
 export class ResumeRegistry<T extends { resumable: ResumableTransport }> {
   private readonly sessions = new Map<string, T>();
 

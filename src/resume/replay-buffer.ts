@@ -10,6 +10,7 @@ interface Entry {
   sentAt: number;
 }
 
+/** Sent messages the peer has not acknowledged, in order, for resending. */
 export class ReplayBuffer {
   private entries: Entry[] = [];
   private head = 0;

@@ -38,9 +38,12 @@ export interface Link {
   binding: Buffer;
 }
 
+/** Which end: the initiator (service) resumes, the responder (device) accepts. */
 export type ResumeRole = 'initiator' | 'responder';
+/** Where a resumable session is. */
 export type ResumableState = 'active' | 'resuming' | 'suspended' | 'closed';
 
+/** What a resume did. */
 export interface ResumedInfo {
   /** Messages sent again on the new connection. */
   resent: number;
@@ -50,6 +53,7 @@ export interface ResumedInfo {
   resumes: number;
 }
 
+/** Events on `ResumableTransport.events`, with their arguments. */
 export interface ResumableEvents {
   init: [];
   suspended: [error: Error | undefined];
@@ -67,6 +71,7 @@ interface LinkState {
   waiter?: { resolve(): void; reject(err: Error): void; timer: NodeJS.Timeout };
 }
 
+/** A Transport that survives the loss of the connection below (see the module comment). */
 export class ResumableTransport extends TransportBase implements Transport {
   readonly events = new EventEmitter<ResumableEvents>();
   readonly config: ResumeConfig;

@@ -13,10 +13,14 @@
  */
 import { DevstreamsError } from '../errors.js';
 
+/** Message types of the resumable layer (first byte of each message). */
 export const MsgType = { DATA: 1, ACK: 2, PING: 3, PONG: 4, INIT: 5, RESUME: 6, RESUMED: 7, REFUSE: 8, CLOSE: 9 } as const;
 
+/** Bytes of a session id. */
 export const SESSION_ID_SIZE = 16;
+/** Bytes of a resume secret. */
 export const SECRET_SIZE = 32;
+/** Bytes of a continuity proof (HMAC-SHA256). */
 export const PROOF_SIZE = 32;
 /** Bytes the layer adds to each DATA message. */
 export const DATA_OVERHEAD = 1;
@@ -39,6 +43,7 @@ function need(m: Buffer, size: number, what: string): void {
   if (m.length !== size) throw new DevstreamsError('ERR_PROTOCOL_FRAME', `${what} message of ${m.length} bytes; expected ${size}`);
 }
 
+/** An ACK of `received` messages (cumulative). */
 export function encodeAck(received: number): Buffer {
   const b = Buffer.allocUnsafe(9);
   b[0] = MsgType.ACK;
@@ -46,11 +51,13 @@ export function encodeAck(received: number): Buffer {
   return b;
 }
 
+/** Reads an ACK. */
 export function decodeAck(m: Buffer): number {
   need(m, 9, 'ACK');
   return readU64(m, 1);
 }
 
+/** A PING or PONG with its opaque counter. */
 export function encodePing(type: typeof MsgType.PING | typeof MsgType.PONG, opaque: number): Buffer {
   const b = Buffer.allocUnsafe(5);
   b[0] = type;
@@ -58,21 +65,25 @@ export function encodePing(type: typeof MsgType.PING | typeof MsgType.PONG, opaq
   return b;
 }
 
+/** The initiator's INIT: session id and resume secret. */
 export function encodeInit(sessionId: Buffer, secret: Buffer): Buffer {
   return Buffer.concat([Buffer.from([MsgType.INIT]), sessionId, secret]);
 }
 
+/** Reads an INIT. */
 export function decodeInit(m: Buffer): { sessionId: Buffer; secret: Buffer } {
   need(m, 1 + SESSION_ID_SIZE + SECRET_SIZE, 'INIT');
   return { sessionId: Buffer.from(m.subarray(1, 1 + SESSION_ID_SIZE)), secret: Buffer.from(m.subarray(1 + SESSION_ID_SIZE)) };
 }
 
+/** What a RESUME carries. */
 export interface ResumeMessage {
   sessionId: Buffer;
   proof: Buffer;
   received: number;
 }
 
+/** A RESUME claiming the session on a new connection. */
 export function encodeResume(r: ResumeMessage): Buffer {
   const b = Buffer.allocUnsafe(1 + SESSION_ID_SIZE + PROOF_SIZE + 8);
   b[0] = MsgType.RESUME;
@@ -82,6 +93,7 @@ export function encodeResume(r: ResumeMessage): Buffer {
   return b;
 }
 
+/** Reads a RESUME. */
 export function decodeResume(m: Buffer): ResumeMessage {
   need(m, 1 + SESSION_ID_SIZE + PROOF_SIZE + 8, 'RESUME');
   return {
@@ -91,6 +103,7 @@ export function decodeResume(m: Buffer): ResumeMessage {
   };
 }
 
+/** The responder's RESUMED: its proof and its received count. */
 export function encodeResumed(proof: Buffer, received: number): Buffer {
   const b = Buffer.allocUnsafe(1 + PROOF_SIZE + 8);
   b[0] = MsgType.RESUMED;
@@ -99,11 +112,13 @@ export function encodeResumed(proof: Buffer, received: number): Buffer {
   return b;
 }
 
+/** Reads a RESUMED. */
 export function decodeResumed(m: Buffer): { proof: Buffer; received: number } {
   need(m, 1 + PROOF_SIZE + 8, 'RESUMED');
   return { proof: Buffer.from(m.subarray(1, 1 + PROOF_SIZE)), received: readU64(m, 1 + PROOF_SIZE) };
 }
 
+/** A REFUSE carrying an error code (at most 64 characters). */
 export function encodeRefuse(code: string): Buffer {
   return Buffer.concat([Buffer.from([MsgType.REFUSE]), Buffer.from(code.slice(0, 64), 'utf8')]);
 }

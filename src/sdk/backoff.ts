@@ -5,11 +5,13 @@ export const DEFAULT_BACKOFF_INITIAL_MS = 250;
 /** Largest reconnect delay, ms. */
 export const DEFAULT_BACKOFF_MAX_MS = 30_000;
 
+/** Reconnect delays: first ceiling and largest, ms. */
 export interface BackoffOptions {
   initialMs?: number;
   maxMs?: number;
 }
 
+/** Doubling delays, each uniform in [ceiling/2, ceiling]; `reset` after a success. */
 export class Backoff {
   private attempt = 0;
   private readonly initialMs: number;

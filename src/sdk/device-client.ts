@@ -34,6 +34,7 @@ export const PERMANENT_REFUSAL_CODES: readonly string[] = ['ERR_AUTH_INVALID', '
 /** Largest control message the device accepts from the hub, bytes. */
 export const CONTROL_MAX_MESSAGE = 64 * 1024;
 
+/** Options of a DeviceClient; every field has a default. */
 export interface DeviceClientOptions {
   ca?: string | Buffer;
   /**
@@ -56,6 +57,7 @@ export interface DeviceClientEvents {
   refused: [error: DevstreamsError];
 }
 
+/** The device side of the hub: control socket, stream requests (see the module comment). */
 export class DeviceClient extends EventEmitter<DeviceClientEvents> {
   private ws: WebSocket | undefined;
   private stopped = false;

@@ -41,6 +41,7 @@ export function parseResumeStreamName(name: string): string | undefined {
   return /^[0-9a-f]{32}$/.test(id) ? id : undefined;
 }
 
+/** How a device session is built: encryption, keys, mux limits, resumption. */
 export interface EndToEndOptions {
   /** False runs the mux straight over the hub's transport: the hub can read it. Default true. */
   encrypt?: boolean;

@@ -12,12 +12,14 @@ export const DEFAULT_HTTP_TIMEOUT_MS = 30_000;
 /** Largest response body the SDK reads, bytes. */
 export const MAX_RESPONSE_BYTES = 1024 * 1024;
 
+/** A hub answer: status and parsed JSON body. */
 export interface HttpResult {
   status: number;
   headers: http.IncomingHttpHeaders;
   body: unknown;
 }
 
+/** Options of the hub's HTTP client. */
 export interface HubHttpOptions {
   /** Extra trusted CA certificates (PEM), e.g. a development hub's self-signed certificate. */
   ca?: string | Buffer;
@@ -42,6 +44,7 @@ export function errorFromBody(status: number, body: unknown): DevstreamsError {
   return new DevstreamsError('ERR_HUB_UNAVAILABLE', `hub answered HTTP ${status}`);
 }
 
+/** A keep-alive HTTP(S) client for the hub's API. */
 export class HubHttp {
   private readonly agent: http.Agent;
 

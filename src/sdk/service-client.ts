@@ -19,6 +19,7 @@ export const STREAM_REQUEST_SLACK_SECONDS = 10;
 /** Fraction of a token's lifetime after which the client makes a new one. */
 export const TOKEN_RENEW_FRACTION = 0.8;
 
+/** Options of a ServiceClient; every field has a default. */
 export interface ServiceClientOptions {
   /** Extra trusted CA (PEM) for a hub with a self-signed certificate. */
   ca?: string | Buffer;
@@ -26,6 +27,7 @@ export interface ServiceClientOptions {
   tokenTtlSeconds?: number;
 }
 
+/** Options of one stream request. */
 export interface CreateStreamOptions {
   /** How long the hub waits for the device's answer, seconds (hub default 60). */
   responseTimeoutSeconds?: number;
@@ -61,6 +63,7 @@ export interface ResumeHooks {
   onResumeAttemptFailed?(error: Error, attempt: number): void;
 }
 
+/** A device as the registry API lists it. */
 export interface DeviceInfo {
   deviceId: string;
   createdAt: string;
@@ -74,6 +77,7 @@ export interface DeviceInfo {
   connectionString?: string;
 }
 
+/** The service side of the hub: stream requests, device sessions, the registry API. */
 export class ServiceClient {
   private readonly http: HubHttp;
   private token = '';

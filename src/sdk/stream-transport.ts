@@ -15,6 +15,7 @@ import { describeHubConnectError } from './connect-errors.js';
 /** How long opening a stream socket may take, ms. */
 export const DEFAULT_STREAM_CONNECT_TIMEOUT_MS = 15_000;
 
+/** How to dial a stream URL the hub handed out. */
 export interface OpenStreamOptions {
   maxMessageSize?: number;
   highWaterMark?: number;

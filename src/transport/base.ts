@@ -11,6 +11,7 @@
  */
 import type { TransportHandlers } from './transport.js';
 
+/** The base of every transport (see the module comment). */
 export abstract class TransportBase {
   private handlers: TransportHandlers | undefined;
   private held: Buffer[] = [];

@@ -7,6 +7,7 @@ import { DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_TRANSPORT_HIGH_WATER, type Transport 
 import { TransportBase } from './base.js';
 import { DevstreamsError } from '../errors.js';
 
+/** Options of an in-memory transport pair. */
 export interface MemoryTransportOptions {
   /** Bytes in flight one way before `send` returns false. */
   highWaterMark?: number;

@@ -8,6 +8,7 @@ import { TransportBase } from './base.js';
 import { ByteQueue } from '../util/byte-queue.js';
 import { DevstreamsError } from '../errors.js';
 
+/** Options of a length-prefixed TCP transport. */
 export interface TcpTransportOptions {
   maxMessageSize?: number;
   highWaterMark?: number;

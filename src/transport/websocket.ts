@@ -8,6 +8,7 @@ import { DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_TRANSPORT_HIGH_WATER, type Transport 
 import { TransportBase } from './base.js';
 import { DevstreamsError } from '../errors.js';
 
+/** Options of a transport over a `ws` WebSocket. */
 export interface WebSocketTransportOptions {
   maxMessageSize?: number;
   highWaterMark?: number;

@@ -17,6 +17,7 @@ import { randomFromPool } from '../util/random-pool.js';
 import { DevstreamsError } from '../errors.js';
 import { trace } from '../util/trace.js';
 
+/** Options of our own RFC 6455 client transport. */
 export interface WebSocketClientTransportOptions {
   maxMessageSize?: number;
   highWaterMark?: number;
@@ -43,6 +44,7 @@ const JOIN_BELOW = 4096;
 
 const ZERO_KEY = Buffer.alloc(4);
 
+/** A Transport over our own RFC 6455 client on a raw socket. */
 export class WebSocketClientTransport extends TransportBase implements Transport {
   readonly maxMessageSize: number;
   private readonly highWaterMark: number;

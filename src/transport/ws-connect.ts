@@ -15,6 +15,7 @@ const MAX_HEAD_BYTES = 16 * 1024;
 /** Longest body of a refusal kept for the caller. */
 const MAX_REFUSAL_BODY = 64 * 1024;
 
+/** How connectWebSocket dials and what it sends. */
 export interface WebSocketConnectOptions extends WebSocketClientTransportOptions {
   /** Extra request headers (e.g. `authorization`). */
   headers?: Readonly<Record<string, string>>;

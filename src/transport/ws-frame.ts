@@ -5,6 +5,7 @@
  */
 import { createRequire } from 'node:module';
 
+/** WebSocket opcodes (RFC 6455 5.2). */
 export const OPCODE = { continuation: 0x0, text: 0x1, binary: 0x2, close: 0x8, ping: 0x9, pong: 0xa } as const;
 
 /** Close codes devstreams sends on its own account (RFC 6455 7.4.1). */
@@ -145,6 +146,7 @@ export const ReadState = {
   /** The stream broke the protocol; nothing more is read. */
   Failed: 3,
 } as const;
+/** One of the ReadState values. */
 export type ReadState = (typeof ReadState)[keyof typeof ReadState];
 
 /**

@@ -21,6 +21,7 @@ function allocFromSlab(n: number): Buffer {
   slabOffset += (n + 7) & ~7;
   return out;
 }
+/** Received chunks read as one byte stream; only a read that spans chunks copies. */
 export class ByteQueue {
   private chunks: Buffer[] = [];
   private head = 0; // index of the first live chunk
