@@ -11,6 +11,7 @@ import { deviceResource, nowSeconds, parseSasToken, verifySasToken } from '../au
 import type { RegistryStore } from './registry-store.js';
 import type { PresenceStore } from './presence.js';
 import { CLOSE_CODES, parseDeviceMessage, type StreamRequestMessage, type RenewedMessage } from '../hub-api/control-protocol.js';
+import type { HubLogger } from './log.js';
 
 /** How often the sweep checks token expiry (ms). */
 export const CONTROL_SWEEP_INTERVAL_MS = 5_000;
@@ -56,7 +57,7 @@ export interface ControlPlaneOptions {
   maxPendingPerDevice: number;
   /** Bytes queued toward one device above which an answer it provokes (renewed) closes it instead. */
   controlSendLimit: number;
-  log: (level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => void;
+  log: HubLogger;
 }
 
 export class ControlPlane {
@@ -101,13 +102,13 @@ export class ControlPlane {
   evict(deviceId: string): void {
     const conn = this.conns.get(deviceId);
     if (!conn) return;
-    this.o.log('info', 'closing control socket: device reconnected at another node', { deviceId });
+    this.o.log.info({ deviceId }, 'closing control socket: device reconnected at another node');
     conn.ws.close(CLOSE_CODES.replaced, 'ERR_DEVICE_REPLACED');
   }
 
   /** A shared presence store may fail (Redis down): log it; the fleet's refresh loop repairs it. */
   private record(result: Promise<void> | void, deviceId: string): void {
-    if (result instanceof Promise) result.catch((err: unknown) => this.o.log('warn', 'cannot record device presence', { deviceId, err: (err as Error).message }));
+    if (result instanceof Promise) result.catch((err: unknown) => this.o.log.warn({ deviceId, err: (err as Error).message }, 'cannot record device presence'));
   }
 
   /** Takes over a freshly upgraded, authenticated control socket. */
@@ -157,7 +158,7 @@ export class ControlPlane {
    */
   mayAnswer(conn: DeviceConnection): boolean {
     if (conn.ws.bufferedAmount <= this.o.controlSendLimit) return true;
-    this.o.log('warn', 'closing control socket: answers pile up unread', { deviceId: conn.deviceId, code: 'ERR_PROTOCOL_FLOOD', queued: conn.ws.bufferedAmount });
+    this.o.log.warn({ deviceId: conn.deviceId, code: 'ERR_PROTOCOL_FLOOD', queued: conn.ws.bufferedAmount }, 'closing control socket: answers pile up unread');
     conn.ws.terminate();
     return false;
   }
@@ -165,7 +166,7 @@ export class ControlPlane {
   handleMessage(conn: DeviceConnection, data: Buffer, isBinary: boolean): void {
     const msg = isBinary ? undefined : parseDeviceMessage(data.toString('utf8'));
     if (!msg) {
-      this.o.log('warn', 'malformed control message', { deviceId: conn.deviceId });
+      this.o.log.warn({ deviceId: conn.deviceId }, 'malformed control message');
       conn.ws.close(CLOSE_CODES.protocol, 'ERR_BAD_REQUEST');
       return;
     }
@@ -198,7 +199,7 @@ export class ControlPlane {
 
   handleClose(conn: DeviceConnection, code?: number): void {
     if (this.conns.get(conn.deviceId) === conn) {
-      this.o.log('info', 'device disconnected', { deviceId: conn.deviceId, code });
+      this.o.log.info({ deviceId: conn.deviceId, code }, 'device disconnected');
       this.conns.delete(conn.deviceId);
       this.seen.set(conn.deviceId, Date.now());
       this.record(this.o.presence.setOffline(conn.deviceId, this.o.nodeId), conn.deviceId);
@@ -220,7 +221,7 @@ export class ControlPlane {
     for (const conn of this.conns.values()) {
       const rec = this.o.registry.getDevice(conn.deviceId);
       if (!rec || rec.key !== conn.key) {
-        this.o.log('info', 'closing control socket: device removed or key rotated', { deviceId: conn.deviceId });
+        this.o.log.info({ deviceId: conn.deviceId }, 'closing control socket: device removed or key rotated');
         conn.ws.close(CLOSE_CODES.authRevoked, 'ERR_AUTH_INVALID');
       }
     }

@@ -23,7 +23,7 @@ import { segment, sendJson } from './http-util.js';
 import { handleRegistryApi, only, type RegistryApiContext } from './registry-api.js';
 import { handleStreamRequest, type StreamRequestContext } from './stream-request.js';
 import type { RegistryStore } from './registry-store.js';
-import type { HubLogger } from './server.js';
+import type { HubLogger } from './log.js';
 
 /** What the routes need from the hub that wired them. */
 export interface HubRouteContext {

@@ -27,15 +27,9 @@ import { ringLocal, type StreamRequestContext } from './stream-request.js';
 import { HubRoutes } from './routes.js';
 import type { RegistryStore } from './registry-store.js';
 import type { Fleet, FleetOptions } from './fleet/fleet.js';
+import { SILENT_LOGGER, type HubLogger } from './log.js';
 
-/** The logging calls the hub makes; a pino logger fits. */
-export interface HubLogger {
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-}
-
-const SILENT: HubLogger = { info() {}, warn() {}, error() {} };
+export type { HubLogger } from './log.js';
 
 export interface HubStartOptions extends HubOptions {
   /** Registry directory (one node); required unless `redis` is given. */
@@ -99,14 +93,13 @@ export class Hub {
 
   private constructor(o: HubStartOptions, registry: RegistryStore, nodeId: string, private readonly fleet: Fleet | undefined) {
     this.config = resolveHubConfig(o);
-    this.log = o.logger ?? SILENT;
+    this.log = o.logger ?? SILENT_LOGGER;
     this.registry = registry;
     this.nodeId = nodeId;
     this.presence = fleet?.presence ?? o.presence ?? new MemoryPresenceStore();
     this.router = o.router ?? new MemoryStreamRouter();
     this.transport = o.publicTransport ?? (o.tls ? 'wss' : 'ws');
     this.bucket = new TokenBucket(this.config.streamRatePerSecond, this.config.streamRateBurst);
-    const logFn = (level: 'info' | 'warn', msg: string, fields: Record<string, unknown> = {}): void => this.log[level](fields, msg);
     this.control = new ControlPlane({
       registry: this.registry,
       presence: this.presence,
@@ -116,7 +109,7 @@ export class Hub {
       pingIntervalMs: this.config.controlPingIntervalMs,
       maxPendingPerDevice: this.config.maxPendingPerDevice,
       controlSendLimit: this.config.controlSendLimit,
-      log: logFn,
+      log: this.log,
     });
     this.metrics = new HubMetrics({ connectedDevices: () => this.control.connectedCount, activeStreams: () => this.pairer.activeCount, ...(o.processMetrics ? { processMetrics: true } : {}) });
     this.metricsOnMainListener = o.metricsOnMainListener ?? true;
@@ -127,7 +120,7 @@ export class Hub {
         this.metrics.bytesRelayed += n;
       },
       onPaired: (ms) => this.metrics.paired(ms),
-      log: logFn,
+      log: this.log,
     });
     this.apiContext = {
       registry: this.registry,
@@ -218,7 +211,7 @@ export class Hub {
       throw new DevstreamsError('ERR_CONFIG', `refusing plain WebSocket on non-loopback address ${host}; give TLS flags or --insecure`);
     }
     const nodeId = o.nodeId ?? randomBytes(6).toString('hex');
-    const log = o.logger ?? SILENT;
+    const log = o.logger ?? SILENT_LOGGER;
     let fleet: Fleet | undefined;
     let registry: RegistryStore;
     if (o.redis !== undefined) {

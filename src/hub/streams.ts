@@ -10,6 +10,7 @@ import type { StreamSide } from './presence.js';
 import { CLOSE_ANSWER_MS, Splice, type RelayStats, type SpliceLimits } from './splice.js';
 import { closeFrame } from '../transport/ws-frame.js';
 import { CLOSE_CODES } from '../hub-api/control-protocol.js';
+import type { HubLogger } from './log.js';
 
 interface Waiting {
   /** When this side arrived (performance.now()). */
@@ -30,7 +31,7 @@ export interface StreamPairerOptions {
   onBytes: (n: number) => void;
   /** Told how long a stream's first side waited for the second, ms (a metric). */
   onPaired?: (waitMs: number) => void;
-  log: (level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => void;
+  log: HubLogger;
 }
 
 /** Closes a stream socket that never got paired: a close frame with the reason, then FIN. */
@@ -90,7 +91,7 @@ export class StreamPairer {
     const service = side === 'device' ? other.socket : socket;
     const splice = new Splice(streamId, device, service, this.o.limits, (s, reason) => this.ended(s, reason), this.o.onBytes);
     this.splices.set(streamId, splice);
-    this.o.log('info', 'stream paired', { streamId });
+    this.o.log.info({ streamId }, 'stream paired');
     this.o.onPaired?.(performance.now() - other.since);
     splice.start(early); // registered first: early data may end it at once
   }
@@ -131,7 +132,7 @@ export class StreamPairer {
 
   private ended(splice: Splice, reason: string): void {
     this.splices.delete(splice.streamId);
-    this.o.log('info', 'stream ended', { streamId: splice.streamId, reason, bytes: splice.bytes });
+    this.o.log.info({ streamId: splice.streamId, reason, bytes: splice.bytes }, 'stream ended');
   }
 
   /** Closes everything (hub shutdown). */
