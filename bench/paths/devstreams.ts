@@ -36,6 +36,7 @@ import type { BenchPath, PathStartContext, RunningPath } from './types.js';
 export const DEVSTREAMS_PATH_ID = 'devstreams';
 export const DEVSTREAMS_PLAIN_PATH_ID = 'devstreams-plain';
 export const DEVSTREAMS_WORKERS_PATH_ID = 'devstreams-workers';
+export const DEVSTREAMS_QUEUE_TARGET_PATH_ID = 'devstreams-queue-1ms';
 
 /** The compiled CLI entry (dist/src/cli/main.js), next to the compiled bench. */
 export const CLI_MAIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli', 'main.js');
@@ -238,4 +239,17 @@ export const devstreamsWorkersPath = tunnelPath({
   serviceArgs: ['--crypto', 'workers'],
   deviceArgs: ['--crypto', 'workers'],
   only: VARIANT_ONLY,
+});
+
+/**
+ * Interactive first: both proxies with `--queue-target-ms 1` (the delay-based in-flight
+ * controller, off by default). On loopback, where the latency it buys and the throughput it
+ * costs show side by side with the default.
+ */
+export const devstreamsQueueTargetPath = tunnelPath({
+  id: DEVSTREAMS_QUEUE_TARGET_PATH_ID,
+  title: 'devstreams tunnel with --queue-target-ms 1 on both proxies (delay-based in-flight controller; loopback bulk and interactive only)',
+  serviceArgs: ['--queue-target-ms', '1'],
+  deviceArgs: ['--queue-target-ms', '1'],
+  only: { scenarios: ['bulk-1', 'interactive'], placements: ['loopback'] },
 });

@@ -1,11 +1,11 @@
 // Registry of bench paths, in report order. Add a path here and every scenario runs through it.
-import { devstreamsPath, devstreamsPlainPath, devstreamsWorkersPath } from './devstreams.js';
+import { devstreamsPath, devstreamsPlainPath, devstreamsQueueTargetPath, devstreamsWorkersPath } from './devstreams.js';
 import { directPath } from './direct.js';
 import { emulatorPath } from './emulator.js';
 import { opensshPath } from './openssh.js';
 import type { BenchPath } from './types.js';
 
-export const PATHS: BenchPath[] = [directPath, emulatorPath, devstreamsPath, opensshPath, devstreamsPlainPath, devstreamsWorkersPath];
+export const PATHS: BenchPath[] = [directPath, emulatorPath, devstreamsPath, opensshPath, devstreamsPlainPath, devstreamsWorkersPath, devstreamsQueueTargetPath];
 
 /** Registers (or replaces, by id) a path; other bench modules may call this. */
 export function registerPath(p: BenchPath): void {

@@ -116,3 +116,13 @@ export function resolveResumeConfig(overrides: Overrides<ResumeConfig> = {}): Re
   if (c.reconnectMaxMs < c.reconnectInitialMs) throw new DevstreamsError('ERR_CONFIG', 'invalid resume config: reconnectMaxMs must be at least reconnectInitialMs');
   return c;
 }
+
+/**
+ * The resume limits that turn on the delay-based in-flight controller with `targetMs` of
+ * queueing delay: its floor low enough to matter (256 KiB) and ACKs every 128 KiB, which the
+ * peer's controller needs as delay samples. Both ends should use it (the proxies'
+ * `--queue-target-ms`): the sender runs the controller, the receiver acknowledges by bytes.
+ */
+export function delayControlledResume(targetMs: number): Partial<ResumeConfig> {
+  return { targetQueueDelayMs: targetMs, minInFlight: 256 * 1024, ackEveryBytes: 128 * 1024 };
+}

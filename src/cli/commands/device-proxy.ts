@@ -8,6 +8,7 @@ import { action, fail } from '../fail.js';
 import { collect, connectionStringFrom, formatSeconds, onShutdown, parseCryptoMode, parsePositiveInt, parsePositiveMs, parsePublicKeys, hubTrust, connectionStringOptions, type ConnectionStringFlags } from '../common.js';
 import { withConfigFile } from '../config-file.js';
 import type { CryptoMode } from '../../crypto/index.js';
+import { delayControlledResume } from '../../resume/index.js';
 
 interface DeviceProxyCliOpts extends ConnectionStringFlags {
   allow?: string[];
@@ -19,6 +20,7 @@ interface DeviceProxyCliOpts extends ConnectionStringFlags {
   allowPlaintext?: boolean;
   crypto?: CryptoMode;
   connectTimeout?: number;
+  queueTargetMs?: number;
   ca?: string;
   logLevel: string;
   logFormat?: LogFormat;
@@ -36,6 +38,7 @@ export function deviceProxyCommand(): Command {
     .option('--allow-plaintext', 'also accept streams without end-to-end encryption (the hub could read them)')
     .option('--crypto <mode>', 'where records are sealed: inline, workers or auto', parseCryptoMode)
     .option('--connect-timeout <seconds>', 'how long a connect to a target may take (default 10)', parsePositiveMs)
+    .option('--queue-target-ms <ms>', 'interactive first: keep at most about this much queueing delay on the path (a delay-based controller; 1 suits loopback and LANs) at some cost in bulk throughput; set it on both proxies. Default off', parsePositiveInt)
     .option('--ca <file>', 'extra CA certificate (PEM) for a hub with a self-signed certificate');
   withLogOptions(cmd);
   withConfigFile(cmd);
@@ -72,6 +75,7 @@ The device's public key is logged at start; give it to services that pin keys
       ...(o.allowPlaintext ? { allowPlaintext: true } : {}),
       ...(o.crypto ? { crypto: o.crypto } : {}),
       ...(o.connectTimeout !== undefined ? { connectTimeoutMs: o.connectTimeout } : {}),
+      ...(o.queueTargetMs !== undefined ? { resume: delayControlledResume(o.queueTargetMs) } : {}),
       ...(await hubTrust(cs, o.ca, (err) => log.warn({ err: err.message }, 'cannot check the hub certificate yet; retrying'))),
     });
     proxy.on('connected', () => log.info({ deviceId, gateway: proxy.client.gateway }, 'control socket connected'));
@@ -95,7 +99,7 @@ The device's public key is logged at start; give it to services that pin keys
       else log.warn(fields, `channel to ${e.target} ${e.outcome}${e.error ? `: ${e.error.message}` : ''}`);
     });
     await proxy.start();
-    log.info({ deviceId, allow: allow.describe(), services: o.acceptAnyService ? 'any' : authorized.path, publicKey: encodePublicKey(keys.publicKey), keyFile: keyPath, keyCreated: created }, 'device proxy ready');
+    log.info({ deviceId, allow: allow.describe(), services: o.acceptAnyService ? 'any' : authorized.path, publicKey: encodePublicKey(keys.publicKey), keyFile: keyPath, keyCreated: created, ...(o.queueTargetMs !== undefined ? { queueTargetMs: o.queueTargetMs } : {}) }, 'device proxy ready');
     onShutdown(log, () => proxy.stop());
   }));
   return cmd;

@@ -6,12 +6,13 @@ import { parsePolicyConnectionString } from '../../auth/index.js';
 import type { Logger } from 'pino';
 import { serveMetrics, type MetricsListener } from '../../hub/metrics-listener.js';
 import { DevstreamsError } from '../../errors.js';
+import { delayControlledResume } from '../../resume/index.js';
 import { createLogger, withLogOptions, type LogFormat } from '../log.js';
 import { action, fail } from '../fail.js';
 import type { ServiceClient } from '../../sdk/index.js';
 import { withConfigFile } from '../config-file.js';
 import { serviceSecurity } from '../service-security.js';
-import { collect, connectionStringFrom, formatSeconds, onShutdown, parseCryptoMode, parsePositiveMs, hubTrust, connectionStringOptions, type ConnectionStringFlags } from '../common.js';
+import { collect, connectionStringFrom, formatSeconds, onShutdown, parseCryptoMode, parsePositiveInt, parsePositiveMs, hubTrust, connectionStringOptions, type ConnectionStringFlags } from '../common.js';
 
 interface ServiceProxyCliOpts extends ConnectionStringFlags {
   control?: boolean;
@@ -26,6 +27,7 @@ interface ServiceProxyCliOpts extends ConnectionStringFlags {
   trustHub?: boolean;
   plaintext?: boolean;
   resume: boolean;
+  queueTargetMs?: number;
   crypto?: CryptoMode;
   waitTimeout?: number;
   deviceWait?: number;
@@ -103,6 +105,7 @@ export function serviceProxyCommand(): Command {
     .option('--plaintext', 'no end-to-end encryption: the hub can read the traffic (for measurement; the device must --allow-plaintext)')
     .option('--no-resume', 'do not keep the device session across dropped streams (open connections then end with the stream)')
     .option('--crypto <mode>', 'where records are sealed: inline, workers or auto', parseCryptoMode)
+    .option('--queue-target-ms <ms>', 'interactive first: keep at most about this much queueing delay on the path (a delay-based controller; 1 suits loopback and LANs) at some cost in bulk throughput; set it on both proxies. Default off', parsePositiveInt)
     .option('--wait-timeout <seconds>', 'how long a connection waits for the device stream to open (default 30)', parsePositiveMs)
     .option('--metrics-listen <host:port>', 'serve Prometheus metrics (channel and stream open times, connections by outcome, process) at GET /metrics here', (v: string) => parseListen(v, '--metrics-listen'))
     .option('--device-wait <seconds>', `how long opening the stream waits for an offline device to connect (default ${DEFAULT_DEVICE_WAIT_MS / 1000})`, parsePositiveMs)
@@ -127,6 +130,7 @@ dropping anyone: open connections finish on the current device stream, the next 
 opens a new one (new hub rendezvous and handshake). Use it after re-pinning a device key, or
 to move to another hub node; "device stream dropped" is logged once the old stream is closed.`);
   cmd.action(action(async (o: ServiceProxyCliOpts) => {
+    if (!o.resume && o.queueTargetMs !== undefined) throw new DevstreamsError('ERR_USAGE', '--queue-target-ms needs resumable sessions: drop --no-resume');
     const log = createLogger(o);
     const cs = connectionStringFrom(o, (line) => log.warn(line));
     const forwards = (o.forward ?? []).map(parseForward);
@@ -149,7 +153,7 @@ to move to another hub node; "device stream dropped" is logged once the old stre
       ...(o.plaintext ? { encrypt: false } : {}),
       ...security,
       ...(o.crypto ? { crypto: o.crypto } : {}),
-      ...(o.resume ? {} : { resume: false }),
+      ...(o.resume ? (o.queueTargetMs !== undefined ? { resume: delayControlledResume(o.queueTargetMs) } : {}) : { resume: false }),
       ...(o.waitTimeout !== undefined ? { waitTimeoutMs: o.waitTimeout } : {}),
       ...(await hubTrust(cs, o.ca)),
       ...(o.deviceWait !== undefined ? { deviceWaitMs: o.deviceWait } : {}),
@@ -179,7 +183,7 @@ to move to another hub node; "device stream dropped" is logged once the old stre
     await preflight(client, o.deviceId, o.deviceWait ?? DEFAULT_DEVICE_WAIT_MS, log);
     const listeners = await proxy.start();
     for (const l of listeners) process.stdout.write(l.kind === 'forward' ? `forward ${l.host}:${l.port} -> ${l.target}\n` : `socks ${l.host}:${l.port}\n`);
-    log.info({ deviceId: o.deviceId, listeners }, 'service proxy ready');
+    log.info({ deviceId: o.deviceId, listeners, ...(o.queueTargetMs !== undefined ? { queueTargetMs: o.queueTargetMs } : {}) }, 'service proxy ready');
     const control = o.control ? await serveControl(o.controlPath ?? defaultControlPath(parsePolicyConnectionString(cs).hostName, o.deviceId), source, log) : undefined;
     let metricsListener: MetricsListener | undefined;
     if (metrics && o.metricsListen) {
