@@ -97,6 +97,20 @@ describe('device: authorized services', () => {
     await expect(reach(deviceKeys, alice)).rejects.toMatchObject({ code: 'ERR_STREAM_REJECTED' });
   });
 
+  it('streams that never handshake cannot keep an authorized service out: the oldest starting one gives way', async () => {
+    const alice = generateStaticKeyPair();
+    const { device, deviceKeys } = await setup({ serviceKeys: [alice.publicKey] });
+    // A holder of the hub's service credential without an authorized key opens more streams
+    // than the device takes sessions (16) and sends nothing, as the reviewer's hog did.
+    const hog = ServiceClient.fromConnectionString(hub.serviceString);
+    stops.push(() => hog.close());
+    const held = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => hog.createStream('dev-auth', `hog${i}`)));
+    for (const r of held) if (r.status === 'fulfilled') stops.push(() => r.value.transport.close());
+    expect(held.filter((r) => r.status === 'fulfilled').length).toBeGreaterThan(0);
+    await reach(deviceKeys, alice);
+    expect(device.sessionCount).toBe(1);
+  });
+
   it('file format: comments kept, one line per key, names checked', async () => {
     const file = new AuthorizedServices(tempFile());
     const k = generateStaticKeyPair().publicKey;

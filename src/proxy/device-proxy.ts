@@ -31,11 +31,19 @@ export interface DeviceProxyOptions extends DeviceClientOptions {
    */
   acceptAnyService?: boolean;
   /**
-   * Sessions open (or in their handshake) at once; a stream request past it is rejected before
-   * any byte flows. Each session may hold up to 16 MiB of records before its handshake ends and
-   * a 64 MiB receive window. Default DEFAULT_MAX_DEVICE_SESSIONS (16).
+   * Established (authenticated) sessions open at once; a stream request past it is rejected
+   * before any byte flows. Each session has a 64 MiB receive window. Default
+   * DEFAULT_MAX_DEVICE_SESSIONS (16).
    */
   maxSessions?: number;
+  /**
+   * Streams still in their handshake (the service's key not yet checked) at once, counted apart
+   * from `maxSessions` like sshd's MaxStartups: when full, the oldest starting stream is dropped
+   * for the newcomer, so a holder of some service credential who opens streams and never
+   * handshakes cannot keep an authorized service out. Each may hold up to 16 MiB of records
+   * before its handshake ends. Default DEFAULT_MAX_DEVICE_STARTING (10).
+   */
+  maxStarting?: number;
   /** Accept streams a service opens without the record layer. Default false. */
   allowPlaintext?: boolean;
   crypto?: CryptoMode;
@@ -64,6 +72,8 @@ export interface DeviceProxyEvents {
 
 /** Default for `DeviceProxyOptions.maxSessions`. */
 export const DEFAULT_MAX_DEVICE_SESSIONS = 16;
+/** Default for `DeviceProxyOptions.maxStarting` (sshd's MaxStartups default is 10 too). */
+export const DEFAULT_MAX_DEVICE_STARTING = 10;
 
 /** The device's side of the handshake: which service keys may open sessions. */
 function serviceVerifier(o: DeviceProxyOptions): PeerVerifier {
@@ -81,8 +91,12 @@ export class DeviceProxy extends EventEmitter<DeviceProxyEvents> {
   private readonly sessions = new Set<Session>();
   private readonly verifyPeer: PeerVerifier;
   private readonly maxSessions: number;
-  /** Accepted stream requests whose session is not established yet (handshake running). */
-  private starting = 0;
+  private readonly maxStarting: number;
+  /**
+   * Accepted stream requests whose session is not established yet (handshake running), oldest
+   * first (a Set iterates in insertion order); aborting one closes its stream.
+   */
+  private readonly starting = new Set<AbortController>();
   private resumeTotal = 0;
 
   constructor(o: DeviceProxyOptions) {
@@ -93,6 +107,8 @@ export class DeviceProxy extends EventEmitter<DeviceProxyEvents> {
     this.verifyPeer = serviceVerifier(o);
     this.maxSessions = o.maxSessions ?? DEFAULT_MAX_DEVICE_SESSIONS;
     if (!Number.isSafeInteger(this.maxSessions) || this.maxSessions < 1) throw new DevstreamsError('ERR_CONFIG', 'maxSessions must be a positive integer');
+    this.maxStarting = o.maxStarting ?? DEFAULT_MAX_DEVICE_STARTING;
+    if (!Number.isSafeInteger(this.maxStarting) || this.maxStarting < 1) throw new DevstreamsError('ERR_CONFIG', 'maxStarting must be a positive integer');
     this.client.on('connected', () => this.emit('connected'));
     this.client.on('disconnected', (e) => this.emit('disconnected', e));
     this.client.on('error', () => {}); // retried by the client; 'retrying' tells the story
@@ -106,14 +122,24 @@ export class DeviceProxy extends EventEmitter<DeviceProxyEvents> {
       onChannel: (event) => this.emit('channel', event),
     });
     this.client.on('streamRequest', (request) => {
-      // A resume continues a session already counted; only its handshake counts.
-      const open = parseResumeStreamName(request.streamName) === undefined ? this.sessions.size : 0;
-      if (open + this.starting >= this.maxSessions) {
-        request.reject(`device has ${this.maxSessions} sessions open or starting (its limit)`);
-        this.emit('sessionError', new DevstreamsError('ERR_RATE_LIMITED', `stream request rejected: ${this.maxSessions} sessions open or starting`));
+      // A resume continues a session already counted; only its handshake counts (as starting).
+      const resume = parseResumeStreamName(request.streamName) !== undefined;
+      if (!resume && this.sessions.size >= this.maxSessions) {
+        request.reject(`device has ${this.maxSessions} sessions open (its limit)`);
+        this.emit('sessionError', new DevstreamsError('ERR_RATE_LIMITED', `stream request rejected: ${this.maxSessions} sessions open`));
         return;
       }
-      this.starting++;
+      // Unauthenticated streams never refuse a newcomer: the oldest gives way. Refusing instead
+      // would let anyone who can open streams (without a key the device accepts) hold every
+      // slot against an authorized service by re-opening them before the handshake timeout.
+      if (this.starting.size >= this.maxStarting) {
+        const oldest = this.starting.values().next().value as AbortController;
+        this.starting.delete(oldest);
+        oldest.abort(`${this.maxStarting} streams in their handshake (the limit); dropped the oldest`);
+        this.emit('sessionError', new DevstreamsError('ERR_RATE_LIMITED', `dropped the oldest of ${this.maxStarting} streams still in their handshake`));
+      }
+      const abort = new AbortController();
+      this.starting.add(abort);
       request
         .acceptSession({
           staticKeys: o.staticKeys,
@@ -122,11 +148,19 @@ export class DeviceProxy extends EventEmitter<DeviceProxyEvents> {
           ...(o.crypto ? { crypto: o.crypto } : {}),
           mux: { onOpen },
           ...(o.resume ? { resume: o.resume } : {}),
+          signal: abort.signal,
         })
-        .finally(() => this.starting--)
+        .finally(() => this.starting.delete(abort))
         .then(
           (ds) => {
             if (ds.resumed) return; // the held session continues; its 'resumed' event tells the story
+            // Several handshakes may end together: the limit on established sessions holds here too.
+            if (this.sessions.size >= this.maxSessions) {
+              const err = new DevstreamsError('ERR_RATE_LIMITED', `device has ${this.maxSessions} sessions open (its limit)`);
+              ds.session.close(err);
+              this.emit('sessionError', err);
+              return;
+            }
             const r = ds.resumable;
             if (r) {
               r.events.on('suspended', (error) => this.emit('suspended', { sessionId: r.sessionId ?? '?', ...(error ? { error } : {}) }));

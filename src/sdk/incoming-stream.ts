@@ -45,17 +45,29 @@ export class IncomingStreamRequest {
    * Accepts and opens the device side as a mux session (role responder), sealed end to end
    * unless the service asked for plaintext, resumable or resuming as the stream name says. A
    * plaintext request is rejected unless `allowPlaintext` is set, before any byte flows.
+   * Aborting `signal` closes the stream (so a handshake still running fails); the device proxy
+   * uses it to drop the oldest unauthenticated stream when too many are starting.
    */
-  async acceptSession(o: EndToEndOptions & { allowPlaintext?: boolean }): Promise<DeviceSession> {
+  async acceptSession(o: EndToEndOptions & { allowPlaintext?: boolean; signal?: AbortSignal }): Promise<DeviceSession> {
     this.checkUrl();
+    const { signal } = o;
     const side: DeviceStreamSide = {
       deviceId: this.client.deviceId,
       streamId: this.msg.streamId,
       streamName: this.msg.streamName,
       held: this.client.resumeRegistry,
-      accept: (zeroMask) => {
+      accept: async (zeroMask) => {
         this.answer(true);
-        return this.client.openDeviceSide(this.msg, zeroMask);
+        const transport = await this.client.openDeviceSide(this.msg, zeroMask);
+        if (signal) {
+          const abort = (): void => transport.close(new DevstreamsError('ERR_RATE_LIMITED', `stream dropped before its handshake ended: ${String(signal.reason ?? 'aborted')}`));
+          if (signal.aborted) {
+            abort();
+            throw new DevstreamsError('ERR_RATE_LIMITED', 'stream dropped before its handshake ended');
+          }
+          signal.addEventListener('abort', abort, { once: true });
+        }
+        return transport;
       },
       reject: (reason) => this.reject(reason),
     };

@@ -1,7 +1,7 @@
 /** `devstreams device-proxy`: the device-side local proxy. */
 import { Command } from 'commander';
 import { AuthorizedServices, encodePublicKey } from '../../crypto/index.js';
-import { AllowList, DEFAULT_MAX_DEVICE_SESSIONS, DeviceProxy, defaultAuthorizedServicesPath, defaultDeviceKeyPath, loadOrCreateKeyPair } from '../../proxy/index.js';
+import { AllowList, DEFAULT_MAX_DEVICE_SESSIONS, DEFAULT_MAX_DEVICE_STARTING, DeviceProxy, defaultAuthorizedServicesPath, defaultDeviceKeyPath, loadOrCreateKeyPair } from '../../proxy/index.js';
 import { parseDeviceConnectionString } from '../../auth/index.js';
 import { createLogger, withLogOptions, type LogFormat } from '../log.js';
 import { action, fail } from '../fail.js';
@@ -34,7 +34,7 @@ export function deviceProxyCommand(): Command {
     .option('--service-key <base64>', 'also let the service with this key open sessions; repeatable', collect)
     .option('--authorized-services <file>', "the services that may open sessions, one 'x25519 KEY NAME' line each, read at every session (default $DEVSTREAMS_HOME/authorized_services; 'devstreams key authorize' adds to it)")
     .option('--accept-any-service', 'let any service key in: then every holder of a service credential, and the hub itself, can reach the allowed targets')
-    .option('--max-sessions <n>', `sessions open or starting at once; more stream requests are rejected (default ${DEFAULT_MAX_DEVICE_SESSIONS})`, parsePositiveInt)
+    .option('--max-sessions <n>', `established sessions open at once; more stream requests are rejected (default ${DEFAULT_MAX_DEVICE_SESSIONS}). Streams still in their handshake count apart: past ${DEFAULT_MAX_DEVICE_STARTING} the oldest is dropped`, parsePositiveInt)
     .option('--allow-plaintext', 'also accept streams without end-to-end encryption (the hub could read them)')
     .option('--crypto <mode>', 'where records are sealed: inline, workers or auto', parseCryptoMode)
     .option('--connect-timeout <seconds>', 'how long a connect to a target may take (default 10)', parsePositiveMs)
