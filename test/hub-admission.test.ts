@@ -15,6 +15,7 @@ import {
   DEFAULT_REQUEST_TIMEOUT_MS,
 } from '../src/hub/config.js';
 import type { HubStartOptions } from '../src/hub/index.js';
+import { addressKey } from '../src/hub/admission.js';
 import { startTestHub, type TestHub } from './helpers/hub.js';
 import { httpCall, rawBytes } from './helpers/raw.js';
 
@@ -111,14 +112,49 @@ describe('hub admission', () => {
     expect(await rawBytes(h.hub.port, 'GET /healthz HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n')).toMatch(/^HTTP\/1\.1 200 /);
   });
 
-  it('refusalsPerAddress: past it, the address gets 429 without its tokens being checked, until the window ends', async () => {
+  it('refusalsPerAddress: past it, a forged token gets 429 without a registry re-read, until the window ends', async () => {
     const h = await hub({ refusalsPerAddress: 5, refusalWindowMs: 1000 });
     for (let i = 0; i < 5; i++) expect((await httpCall(h.hub.port, 'POST', '/twins/d/streams/s', { authorization: forged(h) })).status).toBe(401);
-    const limited = await httpCall(h.hub.port, 'POST', '/twins/d/streams/s', { authorization: serviceToken(h) });
+    const limited = await httpCall(h.hub.port, 'POST', '/twins/d/streams/s', { authorization: forged(h) });
     expect([limited.status, limited.body?.code]).toEqual([429, 'ERR_RATE_LIMITED']);
     expect(await metric(h, 'devstreams_refused_total{reason="address_limit"}')).toBeGreaterThanOrEqual(1);
     await new Promise((r) => setTimeout(r, 1100));
+    expect((await httpCall(h.hub.port, 'POST', '/twins/d/streams/s', { authorization: forged(h) })).status).toBe(401);
+  });
+
+  it('refusalsPerAddress: a valid token from an address past its limit still gets in (a NAT or proxy shares it)', async () => {
+    const h = await hub({ refusalsPerAddress: 5, refusalWindowMs: 60_000 });
+    const cs = parseConnectionString(h.addDevice('dev-nat'));
+    for (let i = 0; i < 8; i++) await httpCall(h.hub.port, 'POST', '/twins/d/streams/s', { authorization: forged(h) });
+    expect((await httpCall(h.hub.port, 'POST', '/twins/d/streams/s', { authorization: forged(h) })).status).toBe(429);
+    // A service's valid token: checked, and answered as usual.
     expect((await httpCall(h.hub.port, 'POST', '/twins/d/streams/s', { authorization: serviceToken(h) })).body?.code).toBe('ERR_DEVICE_NOT_FOUND');
+    // A device's valid token: its control socket opens.
+    const token = createSasToken(deviceResource(h.hub.hostName, 'dev-nat'), cs.sharedAccessKey, nowSeconds() + 600);
+    const ws = new WebSocket(`ws://127.0.0.1:${h.hub.port}/devices/dev-nat/control`, { headers: { authorization: token } });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        ws.once('open', () => resolve());
+        ws.once('error', reject);
+      });
+    } finally {
+      ws.terminate();
+    }
+    // An expired token with a valid signature: 401 for what it is, not 429.
+    const expired = createSasToken(hubResource(h.hub.hostName), parseConnectionString(h.serviceString).sharedAccessKey, nowSeconds() - 3600, 'service');
+    expect((await httpCall(h.hub.port, 'POST', '/twins/d/streams/s', { authorization: expired })).body?.code).toBe('ERR_AUTH_EXPIRED');
+  });
+
+  it('addressKey: IPv6 addresses count per /64, IPv4-mapped ones as their IPv4 address', () => {
+    expect(addressKey('127.0.0.1')).toBe('127.0.0.1');
+    expect(addressKey('::ffff:10.1.2.3')).toBe('10.1.2.3');
+    expect(addressKey('2001:db8:1:2::1')).toBe('2001:db8:1:2::/64');
+    expect(addressKey('2001:db8:1:2:aaaa:bbbb:cccc:dddd')).toBe('2001:db8:1:2::/64');
+    expect(addressKey('2001:0db8:0001:0002:ffff::9')).toBe('2001:db8:1:2::/64');
+    expect(addressKey('2001:db8::1')).toBe('2001:db8:0:0::/64');
+    expect(addressKey('::1')).toBe('0:0:0:0::/64');
+    expect(addressKey('fe80::1%eth0')).toBe('fe80:0:0:0::/64');
+    expect(addressKey('2001:db8:1:3::1')).not.toBe(addressKey('2001:db8:1:2::1'));
   });
 
   it('refusal logs are sampled: a burst of forged tokens gives a few lines, the next line sums up the rest, /metrics counts all', async () => {

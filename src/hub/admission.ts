@@ -1,8 +1,9 @@
 /**
  * Who gets in, and what a refusal costs: a connection limit with a clear refusal, an idle timeout
  * before the first request (Node's header timeout only starts with the first byte), a per-address
- * limit on refused credentials (past it an address gets 429 without its tokens being checked, so
- * forged tokens stop costing registry reads), and sampled refusal log lines. Every refusal is
+ * limit on refused credentials (past it an address's tokens are checked against the local registry
+ * only, and one that fails gets 429, so forged tokens stop costing registry reads while valid ones
+ * from the same address still get in; IPv6 addresses count per /64), and sampled refusal log lines. Every refusal is
  * counted in /metrics (`devstreams_refused_total{reason}`), logged or not.
  */
 import type { Server } from 'node:http';
@@ -28,6 +29,30 @@ export interface AdmissionOptions {
 
 /** Addresses the per-address window remembers at once; the oldest are forgotten first. */
 const MAX_TRACKED_ADDRESSES = 65_536;
+
+/**
+ * The key an address's refusals are counted under: an IPv6 address by its /64 (one host usually
+ * holds a whole /64, so counting single addresses would let it rotate past the limit), an
+ * IPv4-mapped IPv6 address as the IPv4 address it is, anything else as it is.
+ */
+export function addressKey(address: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped) return mapped[1]!;
+  if (!address.includes(':')) return address;
+  const bare = address.split('%')[0]!; // a zone index names a link, not a network
+  const [head = '', tail] = bare.split('::', 2) as [string, string | undefined];
+  const groups = head === '' ? [] : head.split(':');
+  if (tail !== undefined) {
+    const rest = tail === '' ? [] : tail.split(':');
+    // An embedded IPv4 tail (::a.b.c.d) takes two groups; only the first four matter here.
+    const restLen = rest.reduce((n, g) => n + (g.includes('.') ? 2 : 1), 0);
+    for (let i = groups.length + restLen; i < 8; i++) groups.push('0');
+    groups.push(...rest);
+  }
+  const prefix = groups.slice(0, 4).map((g) => (g.includes('.') ? g : (Number.parseInt(g, 16) || 0).toString(16)));
+  while (prefix.length < 4) prefix.push('0');
+  return `${prefix.join(':')}::/64`;
+}
 
 interface Window {
   start: number;
@@ -79,13 +104,17 @@ export class Admission {
     socket.setTimeout(0);
   }
 
-  /** True when `address` collected its refusals for this window: answer 429 without checking anything. */
+  /**
+   * True when `address` (its /64, for IPv6) collected its refusals for this window: its tokens
+   * are checked against the local registry only, and one that fails gets 429.
+   */
   blocked(address: string | undefined): boolean {
     if (this.o.refusalsPerAddress === 0 || address === undefined) return false;
-    const w = this.windows.get(address);
+    const key = addressKey(address);
+    const w = this.windows.get(key);
     if (!w) return false;
     if (performance.now() - w.start > this.o.refusalWindowMs) {
-      this.windows.delete(address);
+      this.windows.delete(key);
       return false;
     }
     return w.refusals >= this.o.refusalsPerAddress;
@@ -95,12 +124,13 @@ export class Admission {
   refusedCredentials(address: string | undefined, fields: Record<string, unknown>): void {
     if (this.o.refusalsPerAddress > 0 && address !== undefined) {
       const now = performance.now();
-      let w = this.windows.get(address);
+      const key = addressKey(address);
+      let w = this.windows.get(key);
       if (!w || now - w.start > this.o.refusalWindowMs) {
-        this.windows.delete(address);
+        this.windows.delete(key);
         if (this.windows.size >= MAX_TRACKED_ADDRESSES) this.windows.delete(this.windows.keys().next().value as string);
         w = { start: now, refusals: 0 };
-        this.windows.set(address, w);
+        this.windows.set(key, w);
       }
       w.refusals++;
     }

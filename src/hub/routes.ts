@@ -16,7 +16,7 @@ import { DEVICE_KEY_HEADER, isDeviceKey } from '../hub-api/control-protocol.js';
 import type { StreamPairer } from './streams.js';
 import type { HubMetrics } from './metrics.js';
 import type { Admission } from './admission.js';
-import { authenticateDevice, bearerToken } from './authenticate.js';
+import { authenticateDevice, bearerToken, markAddressLimited } from './authenticate.js';
 import { refuseUpgrade, sendError, toHubError } from './http-errors.js';
 import { firstSubprotocol, handshakeKey, handshakeResponse } from '../transport/ws-handshake.js';
 import { segment, sendJson } from './http-util.js';
@@ -76,11 +76,19 @@ export class HubRoutes {
     refuseUpgrade(socket, e);
   }
 
-  /** Past its refused credentials, an address gets 429 before anything of its request is checked. */
+  /**
+   * Past its refused credentials, an address's tokens are checked against the local registry
+   * only (authenticate.ts): a valid one goes on, one that fails gets 429 without the re-read a
+   * refusal otherwise costs. Never a 429 up front: everyone behind a shared address (a NAT, a
+   * reverse proxy) would be locked out by whoever forges tokens from it.
+   */
   private checkAddress(req: http.IncomingMessage): void {
-    if (!this.hub.admission.blocked(req.socket.remoteAddress)) return;
-    this.hub.admission.addressLimited(req.socket.remoteAddress);
-    throw new DevstreamsError('ERR_RATE_LIMITED', `too many refused credentials from this address; retry in ${Math.ceil(this.hub.config.refusalWindowMs / 1000)} s`);
+    const address = req.socket.remoteAddress;
+    if (!this.hub.admission.blocked(address)) return;
+    markAddressLimited(req, () => {
+      this.hub.admission.addressLimited(address);
+      return new DevstreamsError('ERR_RATE_LIMITED', `too many refused credentials from this address; retry in ${Math.ceil(this.hub.config.refusalWindowMs / 1000)} s`);
+    });
   }
 
   /** Routes a WebSocket upgrade: device control sockets and the streaming endpoint. */
