@@ -3,7 +3,7 @@
  * 644 file), proxies take `--connection-string-file` (and DEVSTREAMS_CONNECTION_STRING_FILE), and
  * a secret file others can read gets a warning naming the fix.
  */
-import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, linkSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -38,6 +38,23 @@ describe('secret files', () => {
     const s = runCli(['registry', 'service-string', '--data', join(dir, 'hub'), '--out', join(dir, 'sub', 'service.cs')]);
     expect(s.status).toBe(0);
     expect(statSync(join(dir, 'sub', 'service.cs')).mode & 0o777).toBe(0o600);
+  });
+
+  it('registry --out replaces the file instead of writing into it: the old inode (another link to it) never gets the secret', () => {
+    const out = join(dir, 'linked.cs');
+    const other = join(dir, 'other-link.cs');
+    writeFileSync(out, 'old\n', { mode: 0o644 });
+    chmodSync(out, 0o644);
+    // Another name for the same inode: what a file owned by someone else, or a 0644 file read
+    // during the write, would see.
+    linkSync(out, other);
+    const r = runCli(['registry', 'add', 'dev-linked', '--data', join(dir, 'hub'), '--out', out]);
+    expect(r.status).toBe(0);
+    expect(readFileSync(out, 'utf8')).toMatch(/DeviceId=dev-linked;SharedAccessKey=/);
+    expect(statSync(out).mode & 0o777).toBe(0o600);
+    expect(readFileSync(other, 'utf8')).toBe('old\n');
+    // No temporary file is left beside it.
+    expect(readdirSync(dir).filter((n) => n.endsWith('.tmp'))).toEqual([]);
   });
 
   it('a device proxy runs from --connection-string-file and warns when others can read the file', async () => {

@@ -4,8 +4,9 @@
  * Like ssh, which warns about (and refuses) a private key readable by others; we warn, since a
  * connection string in a root-owned file readable by a service's group is a deliberate setup.
  */
-import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { DevstreamsError } from '../errors.js';
 
 /** Mode bits that let someone other than the owner read, write or run the file. */
@@ -35,13 +36,22 @@ export function readSecretFile(path: string, what: string, warn: (line: string) 
   return text;
 }
 
-/** Writes `text` to `path` with mode 0600 (also when the file already existed with another mode). */
+/**
+ * Writes `text` to `path` with mode 0600: into a new 0600 file beside it, renamed over `path`.
+ * Writing into an existing file would put the secret in it while it still has its old mode (a
+ * 0644 file is world-readable until a chmod), and into whatever inode it is (a file owned by
+ * someone else, or linked elsewhere); the rename replaces the name and leaves that inode alone.
+ */
 export function writeSecretFile(path: string, text: string): void {
+  const dir = dirname(path);
+  const temp = join(dir, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
   try {
-    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-    writeFileSync(path, text, { mode: 0o600 });
-    chmodSync(path, 0o600); // writeFileSync keeps an existing file's mode
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    // 'wx': a fresh file, created with 0600 (less the umask, which only takes bits away).
+    writeFileSync(temp, text, { mode: 0o600, flag: 'wx' });
+    renameSync(temp, path);
   } catch (err) {
+    rmSync(temp, { force: true });
     throw new DevstreamsError('ERR_CONFIG', `cannot write ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
 }
