@@ -7,6 +7,7 @@
  * device -> hub: `streamResponse` (accept or reject, with a reason), `renew` (a fresh token
  * before the current one expires; the hub closes the socket with 4401 once the token expires).
  */
+import { DevstreamsError } from '../errors.js';
 
 /** Hub to device: a service asks for a stream; answer with a StreamResponseMessage. */
 export interface StreamRequestMessage {
@@ -104,12 +105,34 @@ export function parseDeviceMessage(text: string): DeviceToHub | undefined {
   return undefined;
 }
 
-/** Parses a hub->device message; undefined when malformed. */
+/**
+ * Longest field of a streamRequest the device takes, in characters. The hub sends far less (a
+ * 12-character request id, a stream name of at most 64, a stream URL, a token of a few hundred);
+ * the device echoes the request id in its answer, so without a bound a hostile hub could make it
+ * queue answers of any size.
+ */
+export const MAX_STREAM_REQUEST_FIELD: Readonly<Record<'requestId' | 'streamName' | 'streamId' | 'url' | 'authorizationToken', number>> = {
+  requestId: 128,
+  streamName: 256,
+  streamId: 128,
+  url: 2048,
+  authorizationToken: 4096,
+};
+
+/**
+ * Parses a hub->device message; undefined when malformed or unknown (a newer hub may send more).
+ * Throws ERR_PROTOCOL_FRAME_TOO_LARGE for a streamRequest with a field past
+ * MAX_STREAM_REQUEST_FIELD: no hub sends one, so the device treats it as a protocol error.
+ */
 export function parseHubMessage(text: string): HubToDevice | undefined {
   const o = parseJsonObject(text);
   if (!o) return undefined;
   if (o.type === 'streamRequest' && typeof o.requestId === 'string' && typeof o.streamName === 'string' && typeof o.streamId === 'string' && typeof o.url === 'string' && typeof o.authorizationToken === 'string') {
-    return o as unknown as StreamRequestMessage;
+    for (const [field, max] of Object.entries(MAX_STREAM_REQUEST_FIELD)) {
+      const length = (o[field] as string).length;
+      if (length > max) throw new DevstreamsError('ERR_PROTOCOL_FRAME_TOO_LARGE', `streamRequest ${field} of ${length} characters (at most ${max})`);
+    }
+    return { type: 'streamRequest', requestId: o.requestId, streamName: o.streamName, streamId: o.streamId, url: o.url, authorizationToken: o.authorizationToken };
   }
   if (o.type === 'renewed' && typeof o.expiresAt === 'number') return { type: 'renewed', expiresAt: o.expiresAt };
   return undefined;

@@ -16,7 +16,7 @@ import { DevstreamsError } from '../errors.js';
 import { dialHosts, parseDeviceConnectionString, type DeviceConnectionString } from '../auth/connection-string.js';
 import { createDeviceToken, DEFAULT_TOKEN_TTL_SECONDS } from '../auth/sas.js';
 import type { WebSocketClientTransport } from '../transport/index.js';
-import { DEVICE_KEY_HEADER, parseHubMessage, type StreamRequestMessage } from '../hub-api/control-protocol.js';
+import { CLOSE_CODES, DEVICE_KEY_HEADER, parseHubMessage, type HubToDevice, type StreamRequestMessage } from '../hub-api/control-protocol.js';
 import { Backoff, type BackoffOptions } from './backoff.js';
 import { openStreamTransport, openWebSocket, streamUrlProblem } from './stream-transport.js';
 import { TOKEN_RENEW_FRACTION } from './service-client.js';
@@ -33,6 +33,14 @@ export const DEFAULT_HUB_SILENCE_MS = 75_000;
 export const PERMANENT_REFUSAL_CODES: readonly string[] = ['ERR_AUTH_INVALID', 'ERR_AUTH_SCOPE', 'ERR_AUTH_MISSING', 'ERR_DEVICE_NOT_FOUND'];
 /** Largest control message the device accepts from the hub, bytes. */
 export const CONTROL_MAX_MESSAGE = 64 * 1024;
+/**
+ * Bytes the device lets queue unsent on its control socket. Its answers are small (a stream
+ * response or a renewal, a few hundred bytes), so this much queued means the hub rings faster
+ * than it reads: past it the device cuts the socket off and reconnects with backoff, as the hub
+ * does towards a device that does not read (its controlSendLimit), instead of queueing without
+ * limit for a hostile or broken hub.
+ */
+export const CONTROL_SEND_LIMIT = 1024 * 1024;
 
 /** Options of a DeviceClient; every field has a default. */
 export interface DeviceClientOptions {
@@ -68,6 +76,10 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
   private firstConnect: { resolve(): void; reject(err: Error): void } | undefined;
   private readonly gateways: string[];
   private gatewayIndex = 0;
+  /** Why this client cut off its control socket, told in the 'disconnected' and 'retrying' events. */
+  private dropReason: DevstreamsError | undefined;
+  /** The last socket ended badly (the hub broke the protocol, or replaced it): keep the backoff growing on the next connect. */
+  private keepBackoff = false;
   /** @internal Resumable sessions this device holds, by session id. */
   readonly resumeRegistry = new ResumeRegistry<HeldDeviceSession>();
 
@@ -157,7 +169,10 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
       ws.close(1000);
       return;
     }
-    this.backoff.reset();
+    // A hub that misbehaves right after accepting us, or another proxy with our id replacing
+    // each of our sockets, must not make us reconnect at the first delay forever.
+    if (!this.keepBackoff) this.backoff.reset();
+    this.keepBackoff = false;
     this.heardHub();
     this.scheduleRenew();
     this.firstConnect?.resolve();
@@ -182,8 +197,16 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
   }
 
   private onMessage(data: Buffer, isBinary: boolean): void {
+    if (this.dropReason) return; // closing: nothing more from this hub is acted on
     this.heardHub();
-    const msg = isBinary ? undefined : parseHubMessage(data.toString('utf8'));
+    let msg: HubToDevice | undefined;
+    try {
+      msg = isBinary ? undefined : parseHubMessage(data.toString('utf8'));
+    } catch (err) {
+      const e = err as DevstreamsError;
+      this.drop(new DevstreamsError(e.code, `control socket closed: the hub broke the protocol (${e.message})`), CLOSE_CODES.protocol);
+      return;
+    }
     if (!msg) return; // newer hubs may send more; ignore what we do not know
     if (msg.type !== 'streamRequest') return;
     const req = new IncomingStreamRequest(this, msg);
@@ -196,7 +219,17 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
     this.ws = undefined;
     if (this.renewTimer) clearTimeout(this.renewTimer);
     if (this.silenceTimer) clearTimeout(this.silenceTimer);
-    const error = code === 1000 ? undefined : new DevstreamsError('ERR_HUB_UNAVAILABLE', `control socket closed (${code}${reason ? ` ${reason}` : ''})`);
+    let error = code === 1000 ? undefined : new DevstreamsError('ERR_HUB_UNAVAILABLE', `control socket closed (${code}${reason ? ` ${reason}` : ''})`);
+    if (this.dropReason) {
+      error = this.dropReason;
+      this.dropReason = undefined;
+      this.keepBackoff = true;
+    } else if (code === CLOSE_CODES.replaced) {
+      // The hub keeps one control socket per device: a newer one replaced ours. When that is
+      // another device proxy with the same id, both would replace each other forever.
+      error = new DevstreamsError('ERR_DEVICE_REPLACED', `control socket replaced by a newer one for device ${this.cs.deviceId} (${code}): another device proxy uses this id?`);
+      this.keepBackoff = true;
+    }
     this.emit('disconnected', error);
     // A node going away (shutdown, crash, silence) sends us to the next one; a replaced or
     // revoked socket (4409, 4403) does not mean the node is bad, but moving on is harmless.
@@ -216,9 +249,37 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
     this.emit('retrying', { error, delayMs, gateway });
   }
 
-  /** @internal sends a control message when connected. */
+  /** @internal sends a control message when connected; cuts the socket off when the hub does not read (CONTROL_SEND_LIMIT). */
   sendControl(m: object): void {
-    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(m));
+    const ws = this.ws;
+    if (ws?.readyState !== WebSocket.OPEN) return;
+    if (ws.bufferedAmount > CONTROL_SEND_LIMIT) {
+      this.drop(new DevstreamsError('ERR_PROTOCOL_FLOOD', `control socket cut off: ${ws.bufferedAmount} bytes of answers queued unread by the hub (limit ${CONTROL_SEND_LIMIT})`));
+      return;
+    }
+    ws.send(JSON.stringify(m));
+  }
+
+  /** @internal bytes queued unsent on the control socket (0 when not connected). */
+  get controlBufferedAmount(): number {
+    return this.ws?.bufferedAmount ?? 0;
+  }
+
+  /**
+   * Ends the control socket because the hub broke the protocol; onClose reconnects with backoff
+   * and reports `error`. With a close code a close frame goes first; without, the socket is cut at
+   * once (a close frame would wait behind what the hub does not read).
+   */
+  private drop(error: DevstreamsError, closeCode?: number): void {
+    const ws = this.ws;
+    if (!ws || this.dropReason) return;
+    this.dropReason = error;
+    if (closeCode === undefined) {
+      ws.terminate();
+      return;
+    }
+    ws.close(closeCode, error.code);
+    setTimeout(() => ws.terminate(), 2000).unref();
   }
 
   /** @internal why `url` is not a stream URL this device dials, or undefined. */
