@@ -2,7 +2,7 @@
 // authorized_keys): by default none; `devstreams key authorize` adds one to
 // $DEVSTREAMS_HOME/authorized_services, read at every session, so authorizing and revoking need no
 // restart; accepting any key is an explicit flag that warns. Also the device's session limit.
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -120,6 +120,55 @@ describe('device: authorized services', () => {
     expect(readFileSync(file.path, 'utf8')).toBe(`x25519 ${encodePublicKey(k)} renamed\n`);
     await expect(file.add(k, 'has space')).rejects.toMatchObject({ code: 'ERR_CONFIG' });
     expect(await file.revoke('nobody')).toBe(0);
+  });
+});
+
+describe('authorized_services: strict keys, whole revocation, warnings', () => {
+  it('a key with trailing garbage is not a key: the line authorizes nothing', async () => {
+    const file = new AuthorizedServices(tempFile());
+    const k = generateStaticKeyPair().publicKey;
+    writeFileSync(file.path, `x25519 ${encodePublicKey(k)}AAAA garbage\nx25519 ${encodePublicKey(k).slice(0, -1)}!! bang\n`);
+    expect(await file.list()).toEqual([]);
+    expect(await file.find(k)).toBeUndefined();
+    // Unpadded and base64url forms of the same 32 bytes are still read.
+    writeFileSync(file.path, `x25519 ${encodePublicKey(k).replace(/=+$/, '')} a\nx25519 ${k.toString('base64url')} b\n`);
+    expect((await file.list()).map((e) => e.key.equals(k))).toEqual([true, true]);
+  });
+
+  it('revoke NAME takes away every line carrying that name\'s key, whatever they are named', async () => {
+    const file = new AuthorizedServices(tempFile());
+    const k = generateStaticKeyPair().publicKey;
+    const other = generateStaticKeyPair().publicKey;
+    writeFileSync(file.path, `x25519 ${encodePublicKey(k)} alice\nx25519 ${encodePublicKey(other)} bob\nx25519 ${encodePublicKey(k)} alice-laptop\n`);
+    expect(await file.revoke('alice')).toBe(2);
+    expect(await file.find(k)).toBeUndefined();
+    expect((await file.list()).map((e) => e.name)).toEqual(['bob']);
+  });
+
+  it('problems(): lines that do not parse, a file others can write', async () => {
+    const file = new AuthorizedServices(tempFile());
+    expect(await file.problems()).toEqual([]); // missing
+    const k = generateStaticKeyPair().publicKey;
+    writeFileSync(file.path, `# comment\nx25519 ${encodePublicKey(k)} ok\nssh-ed25519 AAAA nope\n`, { mode: 0o600 });
+    expect(await file.problems()).toEqual([expect.stringContaining('line 3 is not')]);
+    chmodSync(file.path, 0o666);
+    expect((await file.problems()).some((p) => p.includes('is writable by others (mode 666)'))).toBe(true);
+  });
+
+  it('device-proxy warns at start about a group-writable file and a line that does not parse', async () => {
+    const h = await startTestHub();
+    stops.push(() => h.close());
+    const home = mkdtempSync(join(tmpdir(), 'devstreams-keycli-'));
+    stops.push(() => rmSync(home, { recursive: true, force: true }));
+    const path = join(home, 'authorized_services');
+    writeFileSync(path, `x25519 ${encodePublicKey(generateStaticKeyPair().publicKey)} ok\nx25519 not-a-key bad\n`);
+    chmodSync(path, 0o620);
+    const p = startCli(['device-proxy', '--connection-string', h.addDevice('dev-strict'), '--allow', '127.0.0.1:1', '--authorized-services', path], { DEVSTREAMS_HOME: home });
+    stops.push(() => p.stop());
+    await p.waitFor('device proxy ready');
+    expect(p.stderr()).toContain('is writable by others (mode 620)');
+    expect(p.stderr()).toContain('line 2 is not');
+    await p.stop();
   });
 });
 

@@ -4,7 +4,7 @@
  * file is read on every handshake (a resume included), so authorizing or revoking a service takes
  * effect without a restart; sessions already open run on until they end.
  */
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { DevstreamsError } from '../errors.js';
 import { decodePublicKey, encodePublicKey } from './keys.js';
@@ -52,7 +52,11 @@ export class AuthorizedServices {
     return changed;
   }
 
-  /** Revokes every line whose key (base64) or name is `which`; returns how many went. */
+  /**
+   * Revokes `which`, a key (base64) or a name: every line carrying that key, or any key a line
+   * named `which` carries (a key written twice under two names would otherwise stay authorized
+   * through the other line). Returns how many lines went.
+   */
   async revoke(which: string): Promise<number> {
     let key: Buffer | undefined;
     try {
@@ -61,15 +65,47 @@ export class AuthorizedServices {
       key = undefined;
     }
     let removed = 0;
-    await this.update((lines) =>
-      lines.filter((l) => {
+    await this.update((lines) => {
+      const keys = lines.map(parseLine).filter((e): e is AuthorizedService => e !== undefined && ((key !== undefined && e.key.equals(key)) || (e.name !== '' && e.name === which))).map((e) => e.key);
+      return lines.filter((l) => {
         const e = parseLine(l);
-        const hit = e !== undefined && ((key !== undefined && e.key.equals(key)) || (e.name !== '' && e.name === which));
+        const hit = e !== undefined && keys.some((k) => k.equals(e.key));
         if (hit) removed++;
         return !hit;
-      }),
-    );
+      });
+    });
     return removed;
+  }
+
+  /**
+   * What is wrong with the file, one line each, for a warning at device start: lines that are not
+   * a key (they authorize nothing, which their author did not mean), and a file or directory
+   * others can write or that belongs to someone else (sshd's StrictModes refuses such a file:
+   * whoever can write it can let any service in). Empty when all is well or the file is missing.
+   */
+  async problems(): Promise<string[]> {
+    const out: string[] = [];
+    let text: string;
+    try {
+      text = await readFile(this.path, 'utf8');
+    } catch {
+      return out; // missing or unreadable: the start-up check and every handshake say so
+    }
+    text.split('\n').forEach((line, i) => {
+      const t = line.trim();
+      if (t !== '' && !t.startsWith('#') && parseLine(line) === undefined) out.push(`${this.path} line ${i + 1} is not 'x25519 KEY [NAME]' and authorizes nothing`);
+    });
+    if (process.platform !== 'win32') {
+      const uid = process.getuid?.();
+      for (const p of [this.path, dirname(this.path)]) {
+        const st = await stat(p);
+        if ((st.mode & 0o022) !== 0 && !((st.mode & 0o1000) !== 0 && p !== this.path)) {
+          out.push(`${p} is writable by others (mode ${(st.mode & 0o777).toString(8).padStart(3, '0')}): they can authorize any service; chmod go-w ${p}`);
+        }
+        if (uid !== undefined && st.uid !== uid && st.uid !== 0) out.push(`${p} belongs to another user (uid ${st.uid}), who can authorize any service`);
+      }
+    }
+    return out;
   }
 
   /** The authorized entry for `key`, if any. */

@@ -65,8 +65,15 @@ export function encodePublicKey(raw: Buffer): string {
 
 /** Parses a base64 (or base64url) public key; must decode to 32 bytes. */
 export function decodePublicKey(text: string): Buffer {
-  const raw = Buffer.from(text.trim(), text.includes('-') || text.includes('_') ? 'base64url' : 'base64');
-  if (raw.length !== 32) throw new DevstreamsError('ERR_CONFIG', 'a public key is 32 bytes in base64');
+  const t = text.trim();
+  const raw = Buffer.from(t, t.includes('-') || t.includes('_') ? 'base64url' : 'base64');
+  // Node's decoder skips what it cannot read (anything after the padding, stray characters), so
+  // a key is only taken when it encodes back to exactly what was written: a line with trailing
+  // garbage is not a key, whatever 32 bytes it happens to start with.
+  const canonical = raw.toString('base64');
+  if (raw.length !== 32 || (t !== canonical && t !== canonical.replace(/=+$/, '') && t !== raw.toString('base64url'))) {
+    throw new DevstreamsError('ERR_CONFIG', 'a public key is 32 bytes in base64');
+  }
   return raw;
 }
 

@@ -60,6 +60,7 @@ The device's public key is logged at start; give it to services that pin keys
     const { keys, created } = await loadOrCreateKeyPair(keyPath);
     const serviceKeys = parsePublicKeys(o.serviceKey, '--service-key');
     const authorized = new AuthorizedServices(o.authorizedServices ?? defaultAuthorizedServicesPath());
+    if (!o.acceptAnyService) for (const problem of await authorized.problems()) log.warn({ file: authorized.path }, problem);
     if (o.acceptAnyService) log.warn('--accept-any-service: any service key is let in; every holder of a service credential, and the hub itself, can reach the allowed targets');
     else if (serviceKeys.length === 0 && (await authorized.list()).length === 0) {
       log.warn({ file: authorized.path }, "no service is authorized: every session will be refused until one is ('devstreams key authorize KEY --name NAME', read at each session)");
