@@ -5,12 +5,17 @@
  * refused with ERR_HUB_CERT_MISMATCH before any request is sent.
  */
 import { X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import tls from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatConnectionString, parseConnectionString } from '../src/auth/index.js';
 import { ensureBuilt, runCli, startCli, type CliProcess } from './helpers/cli-process.js';
+import { fetchPinnedCertificate } from '../src/transport/index.js';
+import { describeHubConnectError } from '../src/sdk/connect-errors.js';
 
 const sha256Of = (pemPath: string): string => new X509Certificate(readFileSync(pemPath)).fingerprint256.replace(/:/g, '').toLowerCase();
 
@@ -69,6 +74,37 @@ describe('a self-signed hub trusted by the fingerprint in the string', () => {
     } finally {
       await service?.stop();
       await device.stop();
+    }
+  });
+
+  it('refuses to pin a CA-issued certificate: in registry strings, and when a string pins one', async () => {
+    // A CA and a leaf it issued for 127.0.0.1.
+    const ca = join(dir, 'ca');
+    mkdirSync(ca);
+    const run = (args: string[]): void => void execFileSync('openssl', args, { stdio: 'ignore', cwd: ca });
+    run(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=devstreams test CA']);
+    run(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'leaf.key', '-out', 'leaf.csr', '-subj', '/CN=127.0.0.1']);
+    writeFileSync(join(ca, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1\n');
+    run(['x509', '-req', '-in', 'leaf.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'leaf.pem', '-days', '1', '-extfile', 'ext.cnf']);
+    const r = runCli(['registry', 'add', 'dev-ca-pin', '--data', join(dir, 'hub'), '--hub-cert', join(ca, 'leaf.pem')]);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain('ERR_CONFIG');
+    expect(r.stderr).toContain('not self-signed');
+    // A string that pins one anyway (written by hand, or by an older version) fails at once with
+    // the same words instead of retrying forever on a verification that can never pass.
+    const server = tls.createServer({ key: readFileSync(join(ca, 'leaf.key')), cert: readFileSync(join(ca, 'leaf.pem')) }, (s) => s.destroy());
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      await expect(fetchPinnedCertificate(`127.0.0.1:${port}`, sha256Of(join(ca, 'leaf.pem')))).rejects.toMatchObject({ code: 'ERR_CONFIG', message: expect.stringContaining('not self-signed') });
+      // And a client given that leaf as its only CA (what a pin made of it) is told about the pin.
+      const err = await new Promise<Error>((resolve) => {
+        const c = tls.connect({ host: '127.0.0.1', port, ca: readFileSync(join(ca, 'leaf.pem')) }, () => resolve(new Error('connected')));
+        c.once('error', resolve);
+      });
+      expect(describeHubConnectError(`127.0.0.1:${port}`, err)).toContain('HubCertSha256');
+    } finally {
+      server.close();
     }
   });
 

@@ -25,7 +25,9 @@ export function describeHubConnectError(hostPort: string, err: unknown): string 
   if (code === 'ETIMEDOUT' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'ECONNRESET') return `cannot reach hub ${hostPort} (${code})`;
   if (code !== undefined && UNTRUSTED_CERT_CODES.has(code)) {
     const what = code === 'DEPTH_ZERO_SELF_SIGNED_CERT' || code === 'SELF_SIGNED_CERT_IN_CHAIN' ? 'is self-signed' : 'is not signed by a trusted CA';
-    return `hub ${hostPort} certificate ${what} (${code}): pass the hub's certificate as a CA (--ca FILE)`;
+    // The SDK does not know whether the CA it was given came from a pin: say both, since with a
+    // pin this means the hub's certificate is not the one pinned (or not a self-signed one).
+    return `hub ${hostPort} certificate ${what} (${code}): pass the hub's certificate as a CA (--ca FILE); if the connection string pins it (HubCertSha256), the hub shows a certificate other than the pinned one, or the pinned one is not self-signed (only a self-signed certificate can be pinned)`;
   }
   if (code === 'CERT_HAS_EXPIRED') return `hub ${hostPort} certificate has expired (${code})`;
   if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return `hub ${hostPort} certificate does not name this host (${code}): ${message}`;

@@ -30,9 +30,27 @@ export function pemCertificateSha256(pem: string | Buffer): string {
 }
 
 /**
+ * True when `cert` is self-signed (issued by itself, under its own key). Only such a certificate
+ * can be pinned: the pin makes it the only CA, and Node (20) accepts a CA-issued leaf as the only
+ * CA in no case; its verification fails with a misleading SELF_SIGNED_CERT_IN_CHAIN forever.
+ */
+export function isSelfSigned(cert: X509Certificate): boolean {
+  return cert.checkIssued(cert) && cert.verify(cert.publicKey);
+}
+
+/** The ERR_CONFIG for pinning a CA-issued certificate; `what` names it. */
+export function notSelfSignedError(what: string, cert: X509Certificate): DevstreamsError {
+  return new DevstreamsError(
+    'ERR_CONFIG',
+    `${what} is issued by ${cert.issuer.replace(/\n/g, ', ')}, not self-signed: pinning (HubCertSha256) is for a hub with a self-signed certificate; a hub with a CA-issued one needs no pin (clients verify it with the system CAs, or --ca with the CA's certificate)`,
+  );
+}
+
+/**
  * Connects to `hostPort` (`host:port`, IPv6 as `[::1]:port`), reads its certificate without
  * sending anything, and resolves with it as PEM when its SHA-256 is `sha256Hex`; rejects with
- * ERR_HUB_CERT_MISMATCH naming both fingerprints otherwise.
+ * ERR_HUB_CERT_MISMATCH naming both fingerprints otherwise, and with ERR_CONFIG when the pinned
+ * certificate is not self-signed (it could never verify as the only CA; retrying would not help).
  */
 export function fetchPinnedCertificate(hostPort: string, sha256Hex: string, timeoutMs = PIN_PROBE_TIMEOUT_MS): Promise<Buffer> {
   const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(hostPort);
@@ -50,7 +68,12 @@ export function fetchPinnedCertificate(hostPort: string, sha256Hex: string, time
         reject(new DevstreamsError('ERR_HUB_CERT_MISMATCH', `the hub at ${hostPort} shows a certificate with SHA-256 ${seen}, not the ${sha256Hex} the connection string pins (HubCertSha256): a different hub, a renewed certificate, or someone in between`));
         return;
       }
-      resolve(Buffer.from(new X509Certificate(der).toString()));
+      const cert = new X509Certificate(der);
+      if (!isSelfSigned(cert)) {
+        reject(notSelfSignedError(`the certificate the connection string pins (HubCertSha256=${sha256Hex}) for the hub at ${hostPort}`, cert));
+        return;
+      }
+      resolve(Buffer.from(cert.toString()));
     });
     socket.once('error', (err) => {
       clearTimeout(timer);

@@ -1,4 +1,5 @@
 /** `devstreams registry ...`: manage devices and print connection strings, straight on the data directory or the fleet's Redis. */
+import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -12,7 +13,7 @@ import { DeviceRegistry, type HubEndpoint } from '../../hub/registry.js';
 import type { RegistryStore } from '../../hub/registry-store.js';
 import { RedisRegistry } from '../../hub/fleet/redis-registry.js';
 import { closeRedis, connectRedis, DEFAULT_REDIS_KEY_PREFIX } from '../../hub/fleet/redis.js';
-import { pemCertificateSha256 } from '../../transport/index.js';
+import { certificateSha256, isSelfSigned, notSelfSignedError } from '../../transport/index.js';
 import { action } from '../fail.js';
 import { writeSecretFile } from '../secret-file.js';
 
@@ -36,11 +37,16 @@ function certPin(o: CommonOpts, transport: HubTransport): string | undefined {
   const path = o.hubCert ?? (o.data !== undefined ? join(o.data, 'tls', 'hub-cert.pem') : undefined);
   if (path === undefined || transport !== 'wss') return undefined;
   if (o.hubCert === undefined && !existsSync(path)) return undefined;
+  let cert: X509Certificate;
   try {
-    return pemCertificateSha256(readFileSync(path));
+    cert = new X509Certificate(readFileSync(path));
   } catch (err) {
     throw new DevstreamsError('ERR_CONFIG', `cannot read the hub certificate ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
+  // A pinned certificate becomes the clients' only CA, which only a self-signed one can be: a
+  // string pinning a CA-issued one would never connect.
+  if (!isSelfSigned(cert)) throw notSelfSignedError(`--hub-cert ${path}`, cert);
+  return certificateSha256(cert.raw);
 }
 
 /**
