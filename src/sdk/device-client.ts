@@ -137,7 +137,7 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
     try {
       const headers: Record<string, string> = { authorization: this.token() };
       if (this.o.publicKey) headers[DEVICE_KEY_HEADER] = this.o.publicKey.toString('base64');
-      ws = await openWebSocket(url, headers, { ...(this.o.ca !== undefined ? { ca: this.o.ca } : {}), maxMessageSize: CONTROL_MAX_MESSAGE }, (sock) => {
+      ws = await openWebSocket(url, headers, { ca: this.o.ca, maxMessageSize: CONTROL_MAX_MESSAGE }, (sock) => {
         // Listeners go on in the 'open' event itself, so no early message is lost.
         sock.on('message', (data: Buffer, isBinary: boolean) => this.onMessage(data, isBinary));
         sock.on('ping', () => this.heardHub());

@@ -84,7 +84,7 @@ export class ServiceClient {
   private tokenRenewAt = 0;
 
   private constructor(readonly cs: PolicyConnectionString, private readonly o: ServiceClientOptions) {
-    this.http = new HubHttp(httpBaseUrl(cs), o.ca !== undefined ? { ca: o.ca } : {});
+    this.http = new HubHttp(httpBaseUrl(cs), { ca: o.ca });
   }
 
   /** Builds a client from a `service` or `owner` connection string. */
@@ -163,7 +163,7 @@ export class ServiceClient {
           const next = await this.createStream(deviceId, resumeStreamName(r.sessionId!), { ...o, zeroMask: true });
           return (await secureLink(next.transport, 'initiator', next.streamId, e2e)).link;
         },
-        ...(o.onResumeAttemptFailed ? { onAttemptFailed: o.onResumeAttemptFailed } : {}),
+        onAttemptFailed: o.onResumeAttemptFailed,
       });
     }
     return ds;
