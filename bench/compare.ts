@@ -52,7 +52,10 @@ const cell = (s: Spread | undefined): string => (s === undefined ? '-' : `${num(
 /** Markdown table of the comparison. */
 export function renderCompare(now: BenchResults, before: BenchResults, label: string): string {
   const rows = compareRows(now, before).map((r) => {
-    const change = r.now !== undefined && r.before !== undefined && r.before.median !== 0 ? `${r.now.median >= r.before.median ? '+' : ''}${(100 * (r.now.median / r.before.median - 1)).toFixed(0)}%` : '-';
+    const change =
+      r.now !== undefined && r.before !== undefined && r.before.median !== 0
+        ? `${r.now.median >= r.before.median ? '+' : ''}${(100 * (r.now.median / r.before.median - 1)).toFixed(0)}%`
+        : '-';
     return `| ${r.scenario} | ${r.placement} | ${r.path} | ${r.metric} | ${cell(r.now)} | ${cell(r.before)} | ${change} | ${r.verdict} |`;
   });
   return [

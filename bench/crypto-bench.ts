@@ -80,7 +80,8 @@ async function runReceiver(spec: ReceiverSpec): Promise<void> {
   const socket = net.connect(spec.port, '127.0.0.1');
   await new Promise<void>((r, j) => socket.once('connect', r).once('error', j));
   let t: Transport = new TcpTransport(socket);
-  if (spec.secure) t = await secureResponder(t, { staticKeys: generateStaticKeyPair(), verifyPeer: acceptAnyKey, prologue: 'bench', ...spec.secure });
+  if (spec.secure)
+    t = await secureResponder(t, { staticKeys: generateStaticKeyPair(), verifyPeer: acceptAnyKey, prologue: 'bench', ...spec.secure });
   const cpu0 = process.cpuUsage();
   let bytes = 0;
   await new Promise<void>((resolve) => {
@@ -108,17 +109,24 @@ async function runReceiver(spec: ReceiverSpec): Promise<void> {
  * Sends 64 KiB messages for `seconds` from this process to a receiver child process over TCP,
  * with backpressure, then the end marker; the run ends when the receiver's count comes back.
  */
-export async function throughputCase(name: string, seconds: number, secure?: Partial<SecureTransportOptions>): Promise<Omit<ThroughputResult, 'ratio'>> {
+export async function throughputCase(
+  name: string,
+  seconds: number,
+  secure?: Partial<SecureTransportOptions>,
+): Promise<Omit<ThroughputResult, 'ratio'>> {
   const server = net.createServer();
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as net.AddressInfo).port;
   const accepted = new Promise<net.Socket>((r) => server.once('connection', r));
   const spec: ReceiverSpec = secure ? { port, secure } : { port };
-  const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--receiver', JSON.stringify(spec)], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--receiver', JSON.stringify(spec)], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   try {
     let tx: Transport = new TcpTransport(await accepted);
-    if (secure) tx = await secureInitiator(tx, { staticKeys: generateStaticKeyPair(), verifyPeer: acceptAnyKey, prologue: 'bench', ...secure });
+    if (secure)
+      tx = await secureInitiator(tx, { staticKeys: generateStaticKeyPair(), verifyPeer: acceptAnyKey, prologue: 'bench', ...secure });
     const payload = randomBytes(BENCH_MESSAGE_BYTES);
     let drainWaiter: (() => void) | undefined;
     let reply: ((m: Buffer) => void) | undefined;

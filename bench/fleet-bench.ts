@@ -60,12 +60,42 @@ async function runOne(nodes: number, o: Required<FleetBenchOptions>): Promise<Fl
     const serviceKey = reg.policyKey('service')!;
     await closeRedis(conn);
     const gw = (i: number): string => `127.0.0.1:${children[i % nodes]!.port}`;
-    const devices = recs.map((r, i) => formatConnectionString({ kind: 'device', hostName: PUBLIC_HOST, transport: 'ws', deviceId: r.deviceId, sharedAccessKey: r.key, gatewayHostName: gw(i) }));
+    const devices = recs.map((r, i) =>
+      formatConnectionString({
+        kind: 'device',
+        hostName: PUBLIC_HOST,
+        transport: 'ws',
+        deviceId: r.deviceId,
+        sharedAccessKey: r.key,
+        gatewayHostName: gw(i),
+      }),
+    );
     // Service i enters at node i+1: with several nodes most requests land away from the device.
-    const services = children.map((_, i) => formatConnectionString({ kind: 'policy', hostName: PUBLIC_HOST, transport: 'ws', policy: 'service', sharedAccessKey: serviceKey, gatewayHostName: gw(i + 1) }));
-    const m = await measureStreamSetups({ devices, services, hubPids: children.map((c) => c.proc.pid!), otherPids: [redis.pid] }, o.seconds, o.concurrency, o.warmupSeconds);
+    const services = children.map((_, i) =>
+      formatConnectionString({
+        kind: 'policy',
+        hostName: PUBLIC_HOST,
+        transport: 'ws',
+        policy: 'service',
+        sharedAccessKey: serviceKey,
+        gatewayHostName: gw(i + 1),
+      }),
+    );
+    const m = await measureStreamSetups(
+      { devices, services, hubPids: children.map((c) => c.proc.pid!), otherPids: [redis.pid] },
+      o.seconds,
+      o.concurrency,
+      o.warmupSeconds,
+    );
     const redisMs = m.otherCpuMs;
-    return { nodes, streamsPerSecond: Math.round(m.rate), completed: m.completed, failed: m.failed, hubCpuMsPerStream: Math.round(m.hubCpuMs * 100) / 100, redisCpuMsPerStream: Math.round(redisMs * 1000) / 1000 };
+    return {
+      nodes,
+      streamsPerSecond: Math.round(m.rate),
+      completed: m.completed,
+      failed: m.failed,
+      hubCpuMsPerStream: Math.round(m.hubCpuMs * 100) / 100,
+      redisCpuMsPerStream: Math.round(redisMs * 1000) / 1000,
+    };
   } finally {
     for (const c of children) await c.stop();
     await redis.stop();
@@ -84,7 +114,10 @@ export async function runFleetBench(options: FleetBenchOptions = {}): Promise<Fl
 
 export function fleetBenchMarkdown(r: FleetBenchResult): string {
   if (r.skipped) return `Not measured: ${r.skipped}.\n`;
-  const lines = r.rows.map((x) => `| ${x.nodes} | ${x.streamsPerSecond} | ${x.hubCpuMsPerStream} | ${x.redisCpuMsPerStream} | ${x.completed} (${x.failed} failed) |`);
+  const lines = r.rows.map(
+    (x) =>
+      `| ${x.nodes} | ${x.streamsPerSecond} | ${x.hubCpuMsPerStream} | ${x.redisCpuMsPerStream} | ${x.completed} (${x.failed} failed) |`,
+  );
   return `Stream setup (request, device accepts, both sides connect, one byte echoed, close) with the
 hub split over 1-3 node processes sharing one Redis; requests enter at a node other than the
 device's whenever there are several, so they are forwarded over Redis pub/sub. Clients, nodes

@@ -20,10 +20,22 @@ async function main(): Promise<void> {
     const hub = await Hub.start({ dataDir: process.argv[3]!, host: '127.0.0.1', port: 0, streamRatePerSecond: 0 });
     port = hub.port;
   } else if (mode === 'fleet') {
-    const hub = await Hub.start({ redis: { url: process.argv[3]!, keyPrefix: process.argv[4]! }, publicHost: process.argv[5]!, host: '127.0.0.1', port: 0, streamRatePerSecond: 0 });
+    const hub = await Hub.start({
+      redis: { url: process.argv[3]!, keyPrefix: process.argv[4]! },
+      publicHost: process.argv[5]!,
+      host: '127.0.0.1',
+      port: 0,
+      streamRatePerSecond: 0,
+    });
     port = hub.port;
   } else if (mode === 'bare') {
-    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false, maxPayload: DEFAULT_MAX_MESSAGE_SIZE, clientTracking: false });
+    const wss = new WebSocketServer({
+      host: '127.0.0.1',
+      port: 0,
+      perMessageDeflate: false,
+      maxPayload: DEFAULT_MAX_MESSAGE_SIZE,
+      clientTracking: false,
+    });
     await new Promise<void>((r) => wss.once('listening', () => r()));
     const waiting = new Map<string, WebSocket>();
     wss.on('connection', (ws, req) => {
@@ -43,14 +55,14 @@ async function main(): Promise<void> {
   } else {
     throw new Error(`unknown mode ${mode}`);
   }
-  process.stdout.write(JSON.stringify({ port }) + '\n');
+  process.stdout.write(`${JSON.stringify({ port })}\n`);
   const rl = createInterface({ input: process.stdin });
   rl.on('line', (line) => {
     if (line.trim() === 'rss') {
       const gc = (globalThis as { gc?: () => void }).gc;
       gc?.();
       gc?.();
-      process.stdout.write(JSON.stringify({ rss: process.memoryUsage().rss }) + '\n');
+      process.stdout.write(`${JSON.stringify({ rss: process.memoryUsage().rss })}\n`);
     }
   });
   rl.on('close', () => process.exit(0));

@@ -173,12 +173,20 @@ export interface SetupMeasurement {
  * echo. Only the last `seconds` count (setups, time and hub CPU from the moment the warm-up
  * ends). Shared by the hub and fleet benches.
  */
-export async function measureStreamSetups(t: SetupTarget, seconds: number, concurrency: number, warmupSeconds = 0): Promise<SetupMeasurement> {
+export async function measureStreamSetups(
+  t: SetupTarget,
+  seconds: number,
+  concurrency: number,
+  warmupSeconds = 0,
+): Promise<SetupMeasurement> {
   const devices: DeviceClient[] = [];
   for (const cs of t.devices) {
     const d = DeviceClient.fromConnectionString(cs);
     d.on('streamRequest', (req) => {
-      void req.accept().then((tr) => tr.attach({ onMessage: (m) => tr.send([m]), onDrain() {}, onClose() {} }), () => {});
+      void req.accept().then(
+        (tr) => tr.attach({ onMessage: (m) => tr.send([m]), onDrain() {}, onClose() {} }),
+        () => {},
+      );
     });
     await d.open();
     devices.push(d);
@@ -250,8 +258,17 @@ async function setupRate(o: Required<HubBenchOptions>): Promise<{ rate: number; 
   const dir = mkdtempSync(join(tmpdir(), 'devstreams-bench-'));
   const child = await startChild(['hub', dir]);
   const DEVICES = 8;
-  const s = hubStrings(dir, child.port, Array.from({ length: DEVICES }, (_, i) => `bench-${i}`));
-  const m = await measureStreamSetups({ devices: s.devices, services: [s.service], hubPids: [child.proc.pid!] }, o.setupSeconds, o.setupConcurrency, o.setupWarmupSeconds);
+  const s = hubStrings(
+    dir,
+    child.port,
+    Array.from({ length: DEVICES }, (_, i) => `bench-${i}`),
+  );
+  const m = await measureStreamSetups(
+    { devices: s.devices, services: [s.service], hubPids: [child.proc.pid!] },
+    o.setupSeconds,
+    o.setupConcurrency,
+    o.setupWarmupSeconds,
+  );
   await child.stop();
   rmSync(dir, { recursive: true, force: true });
   return m;
@@ -275,7 +292,16 @@ async function hubRun(seconds: number): Promise<number> {
   const s = hubStrings(dir, child.port, ['relay-dev']);
   const d = DeviceClient.fromConnectionString(s.devices[0]!);
   let deviceSide: Transport | undefined;
-  const got = new Promise<void>((resolve) => d.on('streamRequest', (req) => void req.accept().then((t) => { deviceSide = t; resolve(); })));
+  const got = new Promise<void>((resolve) =>
+    d.on(
+      'streamRequest',
+      (req) =>
+        void req.accept().then((t) => {
+          deviceSide = t;
+          resolve();
+        }),
+    ),
+  );
   await d.open();
   const svc = ServiceClient.fromConnectionString(s.service);
   const st = await svc.createStream('relay-dev', 'bulk');
@@ -316,7 +342,10 @@ async function idleMemory(o: Required<HubBenchOptions>): Promise<{ devices: numb
   const sockets: WebSocket[] = [];
   const connect = (deviceId: string, key: string): Promise<void> =>
     new Promise((resolve, reject) => {
-      const ws = new WebSocket(`ws://${host}/devices/${deviceId}/control`, { perMessageDeflate: false, headers: { authorization: createDeviceToken(host, deviceId, key) } });
+      const ws = new WebSocket(`ws://${host}/devices/${deviceId}/control`, {
+        perMessageDeflate: false,
+        headers: { authorization: createDeviceToken(host, deviceId, key) },
+      });
       ws.once('open', () => {
         sockets.push(ws);
         resolve();
@@ -328,12 +357,14 @@ async function idleMemory(o: Required<HubBenchOptions>): Promise<{ devices: numb
   const deadline = Date.now() + 120_000;
   let next = 50;
   const CONCURRENCY = 100;
-  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
-    while (next < recs.length && Date.now() < deadline) {
-      const r = recs[next++]!;
-      await connect(r.deviceId, r.key);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (next < recs.length && Date.now() < deadline) {
+        const r = recs[next++]!;
+        await connect(r.deviceId, r.key);
+      }
+    }),
+  );
   const connected = sockets.length - 50;
   await new Promise((r) => setTimeout(r, 500));
   const after = await child.rss();
@@ -345,7 +376,16 @@ async function idleMemory(o: Required<HubBenchOptions>): Promise<{ devices: numb
 
 /** Runs all three phases and returns the figures. */
 export async function runHubBench(options: HubBenchOptions = {}): Promise<HubBenchResult> {
-  const o: Required<HubBenchOptions> = { setupSeconds: 2, setupWarmupSeconds: 1, setupRuns: 3, setupConcurrency: 128, relaySeconds: 2, relayRuns: 3, idleDevices: 10_000, ...options };
+  const o: Required<HubBenchOptions> = {
+    setupSeconds: 2,
+    setupWarmupSeconds: 1,
+    setupRuns: 3,
+    setupConcurrency: 128,
+    relaySeconds: 2,
+    relayRuns: 3,
+    idleDevices: 10_000,
+    ...options,
+  };
   const setups = [];
   for (let i = 0; i < o.setupRuns; i++) setups.push(await setupRate(o));
   setups.sort((a, b) => a.rate - b.rate);

@@ -32,7 +32,13 @@ export async function startIperf3Server(): Promise<{ child: Child; port: number 
   // resetting the next real one.
   const child = spawnChild('iperf3', ['-s', '-B', '127.0.0.1', '-p', String(port), '--forceflush']);
   try {
-    await waitForLine(child, 'stdout', (line) => (line.includes('Server listening') ? true : undefined), undefined, 'iperf3 "Server listening"');
+    await waitForLine(
+      child,
+      'stdout',
+      (line) => (line.includes('Server listening') ? true : undefined),
+      undefined,
+      'iperf3 "Server listening"',
+    );
   } catch (err) {
     await child.stop();
     throw err;
@@ -67,7 +73,18 @@ export type Iperf3Amount = { readonly bytes: number } | { readonly seconds: numb
  */
 export async function iperf3Send(port: number, amount: Iperf3Amount, parallel: number, timeoutMs: number): Promise<Iperf3Result> {
   const size = 'bytes' in amount ? ['-n', String(amount.bytes)] : ['-t', String(amount.seconds)];
-  const args = ['-c', '127.0.0.1', '-p', String(port), ...size, '-P', String(parallel), '-J', '--connect-timeout', String(IPERF3_CONNECT_TIMEOUT_MS)];
+  const args = [
+    '-c',
+    '127.0.0.1',
+    '-p',
+    String(port),
+    ...size,
+    '-P',
+    String(parallel),
+    '-J',
+    '--connect-timeout',
+    String(IPERF3_CONNECT_TIMEOUT_MS),
+  ];
   let last = '';
   for (let attempt = 0; attempt <= IPERF3_BUSY_RETRIES; attempt++) {
     let stdout: string;
@@ -90,7 +107,8 @@ export async function iperf3Send(port: number, amount: Iperf3Amount, parallel: n
       throw new Error(`iperf3: ${j.error}`);
     }
     const got = j.end?.sum_received;
-    if (got?.bytes === undefined || got.seconds === undefined || got.seconds <= 0) throw new Error('iperf3: no receiver summary in its JSON');
+    if (got?.bytes === undefined || got.seconds === undefined || got.seconds <= 0)
+      throw new Error('iperf3: no receiver summary in its JSON');
     return { bytes: got.bytes, seconds: got.seconds, MBps: got.bytes / 1e6 / got.seconds };
   }
   throw new Error(`iperf3: ${last}`);
@@ -107,7 +125,17 @@ export interface Iperf3Load {
 }
 
 export function iperf3Load(port: number, seconds: number): Iperf3Load {
-  const child = spawnChild('iperf3', ['-c', '127.0.0.1', '-p', String(port), '-t', String(seconds), '-J', '--connect-timeout', String(IPERF3_CONNECT_TIMEOUT_MS)]);
+  const child = spawnChild('iperf3', [
+    '-c',
+    '127.0.0.1',
+    '-p',
+    String(port),
+    '-t',
+    String(seconds),
+    '-J',
+    '--connect-timeout',
+    String(IPERF3_CONNECT_TIMEOUT_MS),
+  ]);
   let out = '';
   child.proc.stdout?.on('data', (d: Buffer) => {
     out += d.toString();

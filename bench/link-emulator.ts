@@ -55,9 +55,7 @@ class DelayLine {
   ) {
     this.bytesPerMs = (leg.mbps * 1e6) / 8 / 1000;
     this.limit =
-      leg.mbps > 0
-        ? Math.ceil(this.bytesPerMs * (leg.oneWayMs + leg.jitterMs)) + LINK_QUEUE_SLACK_BYTES
-        : LINK_UNCAPPED_QUEUE_BYTES;
+      leg.mbps > 0 ? Math.ceil(this.bytesPerMs * (leg.oneWayMs + leg.jitterMs)) + LINK_QUEUE_SLACK_BYTES : LINK_UNCAPPED_QUEUE_BYTES;
     src.on('data', (chunk: Buffer) => this.onData(chunk));
     src.on('end', () => {
       this.srcEnded = true;
@@ -189,13 +187,15 @@ export class LinkEmulator {
     // (SYN out, SYN-ACK back: one round trip of the leg) is over, as a real connect would.
     client.pause();
     const handshakeMs = 2 * this.opts.leg.oneWayMs;
-    upstream.once('connect', () => setTimeout(() => {
-      const a = new DelayLine(client, upstream, this.opts.leg);
-      const b = new DelayLine(upstream, client, this.opts.leg);
-      this.lines.add(a);
-      this.lines.add(b);
-      client.resume();
-    }, handshakeMs));
+    upstream.once('connect', () =>
+      setTimeout(() => {
+        const a = new DelayLine(client, upstream, this.opts.leg);
+        const b = new DelayLine(upstream, client, this.opts.leg);
+        this.lines.add(a);
+        this.lines.add(b);
+        client.resume();
+      }, handshakeMs),
+    );
   }
 
   async close(): Promise<void> {

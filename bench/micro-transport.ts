@@ -2,7 +2,7 @@
 // the mux move 64 KiB messages in one process, over memory, length-prefixed TCP and ws on
 // loopback. The ceiling every layer above pays into.
 import net from 'node:net';
-import { WebSocketServer, WebSocket } from 'ws';
+import { WebSocketServer, type WebSocket } from 'ws';
 import {
   connectTcpTransport,
   connectWebSocketTransport,
@@ -57,7 +57,15 @@ async function tcpPair(): Promise<{ a: Transport; b: Transport; close: () => Pro
   const accepted = new Promise<net.Socket>((r) => server.once('connection', r));
   const a = await connectTcpTransport((server.address() as net.AddressInfo).port);
   const b = new TcpTransport(await accepted);
-  return { a, b, close: async () => { a.close(); b.close(); await new Promise<void>((r) => server.close(() => r())); } };
+  return {
+    a,
+    b,
+    close: async () => {
+      a.close();
+      b.close();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
 }
 
 async function wsPair(): Promise<{ a: Transport; b: Transport; close: () => Promise<void> }> {
@@ -66,7 +74,15 @@ async function wsPair(): Promise<{ a: Transport; b: Transport; close: () => Prom
   const accepted = new Promise<WebSocket>((r) => wss.once('connection', r));
   const a = await connectWebSocketTransport(`ws://127.0.0.1:${(wss.address() as net.AddressInfo).port}/`, webSocketClientOptions());
   const b = new WebSocketTransport(await accepted);
-  return { a, b, close: async () => { a.close(); b.close(); await new Promise<void>((r) => wss.close(() => r())); } };
+  return {
+    a,
+    b,
+    close: async () => {
+      a.close();
+      b.close();
+      await new Promise<void>((r) => wss.close(() => r()));
+    },
+  };
 }
 
 registerMicroModule({
@@ -81,7 +97,11 @@ registerMicroModule({
     const tcp = await tcpPair();
     const ws = await wsPair();
     return {
-      tasks: [batchTask('memory transport', ma, mb), batchTask('TCP transport (loopback)', tcp.a, tcp.b), batchTask('ws transport (loopback)', ws.a, ws.b)],
+      tasks: [
+        batchTask('memory transport', ma, mb),
+        batchTask('TCP transport (loopback)', tcp.a, tcp.b),
+        batchTask('ws transport (loopback)', ws.a, ws.b),
+      ],
       async teardown() {
         ma.close();
         await tcp.close();

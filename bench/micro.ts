@@ -43,7 +43,8 @@ async function runSuite(suite: MicroSuite, ctx: ModuleContext): Promise<MicroRow
   return bench.tasks.map((task, i): MicroRow => {
     const r = task.result;
     const bytes = suite.tasks[i]?.bytes ?? 0;
-    if (r.state !== 'completed') return { name: task.name, opsPerSec: NaN, meanUs: NaN, samples: 0, error: r.state === 'errored' ? String(r.error) : r.state };
+    if (r.state !== 'completed')
+      return { name: task.name, opsPerSec: NaN, meanUs: NaN, samples: 0, error: r.state === 'errored' ? String(r.error) : r.state };
     const ops = r.throughput.mean;
     return {
       name: task.name,
@@ -80,7 +81,9 @@ export function registerMicroModule(spec: MicroModuleSpec): void {
     },
     render(data) {
       if (!Array.isArray(data)) return `Not run: ${JSON.stringify(data)}`;
-      const rows = (data as MicroRow[]).map((r) => `| ${r.name} | ${fmt(r.opsPerSec, 0)} | ${fmt(r.meanUs, 1)} | ${fmt(r.MBps, 0)} | ${r.error ?? ''} |`);
+      const rows = (data as MicroRow[]).map(
+        (r) => `| ${r.name} | ${fmt(r.opsPerSec, 0)} | ${fmt(r.meanUs, 1)} | ${fmt(r.MBps, 0)} | ${r.error ?? ''} |`,
+      );
       return `${spec.description}\n\n| task | ops/s | mean us | MB/s | note |\n| --- | --- | --- | --- | --- |\n${rows.join('\n')}`;
     },
   });

@@ -8,7 +8,10 @@ import { registerGoal, registerModule, type GoalVerdict } from './report/registr
 import { findRecord, median, metric, roundRatios, type BenchResults } from './results.js';
 
 /** Bounds of the crypto module: seconds per throughput case, tinybench ms per micro task. */
-export const CRYPTO_MODULE_BUDGET = { quick: { secondsPerCase: 0.5, microTimeMs: 50 }, full: { secondsPerCase: 3, microTimeMs: 300 } } as const;
+export const CRYPTO_MODULE_BUDGET = {
+  quick: { secondsPerCase: 0.5, microTimeMs: 50 },
+  full: { secondsPerCase: 3, microTimeMs: 300 },
+} as const;
 /** Issue 5: encrypted tunnel throughput >= this fraction of the plaintext tunnel's. */
 export const CRYPTO_ON_OFF_GOAL = 0.85;
 const GIB = 1024 ** 3;
@@ -44,10 +47,14 @@ function ceilingText(r: BenchResults, cOff: number | undefined): string {
 function onVsOff(r: BenchResults): GoalVerdict {
   const on = metric(r, 'bulk-1', DEVSTREAMS_PATH_ID, 'loopback', 'MBps');
   const off = metric(r, 'bulk-1', DEVSTREAMS_PLAIN_PATH_ID, 'loopback', 'MBps');
-  if (on === undefined || off === undefined) return { status: 'not measured', detail: `needs bulk-1 on loopback for ${DEVSTREAMS_PATH_ID} and ${DEVSTREAMS_PLAIN_PATH_ID}` };
+  if (on === undefined || off === undefined)
+    return { status: 'not measured', detail: `needs bulk-1 on loopback for ${DEVSTREAMS_PATH_ID} and ${DEVSTREAMS_PLAIN_PATH_ID}` };
   const cOn = tunnelCpuPerGiB(r, DEVSTREAMS_PATH_ID);
   const cOff = tunnelCpuPerGiB(r, DEVSTREAMS_PLAIN_PATH_ID);
-  const cpu = cOn !== undefined && cOff !== undefined ? `; CPU ${cOn.toFixed(1)} vs ${cOff.toFixed(1)} s/GiB (all tunnel processes, first round)` : '';
+  const cpu =
+    cOn !== undefined && cOff !== undefined
+      ? `; CPU ${cOn.toFixed(1)} vs ${cOff.toFixed(1)} s/GiB (all tunnel processes, first round)`
+      : '';
   // Judged on the median of the per-round ratios: the two paths of one round ran side by side.
   const ratios = roundRatios(r, 'bulk-1', 'loopback', 'MBps', DEVSTREAMS_PATH_ID, DEVSTREAMS_PLAIN_PATH_ID);
   const m = median(ratios) ?? on / off;
@@ -63,14 +70,18 @@ function onVsOff(r: BenchResults): GoalVerdict {
 function inlineVsWorkers(r: BenchResults): GoalVerdict {
   const inline = metric(r, 'bulk-1', DEVSTREAMS_PATH_ID, 'loopback', 'MBps');
   const workers = metric(r, 'bulk-1', DEVSTREAMS_WORKERS_PATH_ID, 'loopback', 'MBps');
-  if (inline === undefined || workers === undefined) return { status: 'not measured', detail: `needs bulk-1 on loopback for ${DEVSTREAMS_PATH_ID} and ${DEVSTREAMS_WORKERS_PATH_ID}` };
+  if (inline === undefined || workers === undefined)
+    return { status: 'not measured', detail: `needs bulk-1 on loopback for ${DEVSTREAMS_PATH_ID} and ${DEVSTREAMS_WORKERS_PATH_ID}` };
   const cIn = tunnelCpuPerGiB(r, DEVSTREAMS_PATH_ID);
   const cW = tunnelCpuPerGiB(r, DEVSTREAMS_WORKERS_PATH_ID);
   const cpu = cIn !== undefined && cW !== undefined ? `; CPU ${cIn.toFixed(1)} vs ${cW.toFixed(1)} s/GiB` : '';
   const pair = r.modules.crypto as CryptoBenchResult | undefined;
   const pairText =
     pair?.throughput !== undefined
-      ? `; TCP pair: ${pair.throughput.filter((t) => t.name.startsWith('sealed')).map((t) => `${t.name.replace(/^sealed \S+ /, '')} ${t.mbPerSec.toFixed(0)} MB/s ${t.cpuSecPerGiB.toFixed(1)} s/GiB`).join(', ')}`
+      ? `; TCP pair: ${pair.throughput
+          .filter((t) => t.name.startsWith('sealed'))
+          .map((t) => `${t.name.replace(/^sealed \S+ /, '')} ${t.mbPerSec.toFixed(0)} MB/s ${t.cpuSecPerGiB.toFixed(1)} s/GiB`)
+          .join(', ')}`
       : '';
   return {
     status: 'met',
@@ -78,8 +89,18 @@ function inlineVsWorkers(r: BenchResults): GoalVerdict {
   };
 }
 
-registerGoal({ order: 40, id: 'crypto-on-vs-off', text: `Crypto: tunnel throughput encrypted >= ${CRYPTO_ON_OFF_GOAL}x unencrypted (loopback bulk-1, devstreams vs devstreams-plain)`, evaluate: onVsOff });
-registerGoal({ order: 40, id: 'crypto-inline-vs-workers', text: 'Crypto: inline vs workers throughput and CPU s/GiB measured in the same run (the faster is the right default)', evaluate: inlineVsWorkers });
+registerGoal({
+  order: 40,
+  id: 'crypto-on-vs-off',
+  text: `Crypto: tunnel throughput encrypted >= ${CRYPTO_ON_OFF_GOAL}x unencrypted (loopback bulk-1, devstreams vs devstreams-plain)`,
+  evaluate: onVsOff,
+});
+registerGoal({
+  order: 40,
+  id: 'crypto-inline-vs-workers',
+  text: 'Crypto: inline vs workers throughput and CPU s/GiB measured in the same run (the faster is the right default)',
+  evaluate: inlineVsWorkers,
+});
 
 registerModule({
   id: 'crypto',

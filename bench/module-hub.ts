@@ -31,7 +31,9 @@ registerModule({
   },
   render: (data) => {
     const d = data as HubBenchResult & { error?: string };
-    return d.error !== undefined ? `not measured: ${d.error}` : `Hub and bare relay in child processes, clients in the bench process (\`npm run bench:hub\`).\n\n${hubBenchMarkdown(d).trimEnd()}`;
+    return d.error !== undefined
+      ? `not measured: ${d.error}`
+      : `Hub and bare relay in child processes, clients in the bench process (\`npm run bench:hub\`).\n\n${hubBenchMarkdown(d).trimEnd()}`;
   },
   goals: [
     {

@@ -24,13 +24,18 @@ function muxGoal(streams: number, target: number) {
     const yamux = d.cases.find((c) => c.impl === 'yamux' && c.streams === streams)?.medianMBps;
     if (ours === undefined || yamux === undefined || yamux === 0) return { status: 'not measured', detail: `no ${streams}-stream case` };
     const ratio = ours / yamux;
-    return { status: ratio >= target ? 'met' : 'not met', detail: `${ours.toFixed(0)} vs yamux ${yamux.toFixed(0)} MB/s = ${ratio.toFixed(2)}x (TCP, one process each side)` };
+    return {
+      status: ratio >= target ? 'met' : 'not met',
+      detail: `${ours.toFixed(0)} vs yamux ${yamux.toFixed(0)} MB/s = ${ratio.toFixed(2)}x (TCP, one process each side)`,
+    };
   };
 }
 
 /** The section's body: renderMuxSection without its own heading. */
 function body(d: MuxBenchResult): string {
-  return renderMuxSection(d).replace(/^## [^\n]*\n\n?/, '').trimEnd();
+  return renderMuxSection(d)
+    .replace(/^## [^\n]*\n\n?/, '')
+    .trimEnd();
 }
 
 registerModule({
@@ -46,8 +51,16 @@ registerModule({
     return d.error !== undefined ? `not measured: ${d.error}` : body(d);
   },
   goals: [
-    { id: 'mux-1ch-vs-yamux', text: `Mux: one channel >= ${MUX_GOALS.single}x yamux's single stream`, evaluate: muxGoal(1, MUX_GOALS.single) },
-    { id: 'mux-8ch-vs-yamux', text: `Mux: 8 channels >= ${MUX_GOALS.eight.toFixed(1)}x yamux's 8 streams`, evaluate: muxGoal(8, MUX_GOALS.eight) },
+    {
+      id: 'mux-1ch-vs-yamux',
+      text: `Mux: one channel >= ${MUX_GOALS.single}x yamux's single stream`,
+      evaluate: muxGoal(1, MUX_GOALS.single),
+    },
+    {
+      id: 'mux-8ch-vs-yamux',
+      text: `Mux: 8 channels >= ${MUX_GOALS.eight.toFixed(1)}x yamux's 8 streams`,
+      evaluate: muxGoal(8, MUX_GOALS.eight),
+    },
   ],
 });
 
@@ -59,7 +72,16 @@ registerModule({
   render: (data) => {
     const d = data as MicroRow[] | { error: string };
     if (!Array.isArray(d)) return `not measured: ${d.error}`;
-    const rows = d.map((r) => `| ${r.name} | ${Math.round(r.opsPerSec).toLocaleString('en-US')} | ${r.mbPerSec === null ? '-' : r.mbPerSec.toFixed(0)} | ${r.meanNs.toFixed(0)} |`);
-    return ['tinybench, one process (`npm run bench:mux:micro`).', '', '| task | ops/s | MB/s | ns/op |', '| --- | ---: | ---: | ---: |', ...rows].join('\n');
+    const rows = d.map(
+      (r) =>
+        `| ${r.name} | ${Math.round(r.opsPerSec).toLocaleString('en-US')} | ${r.mbPerSec === null ? '-' : r.mbPerSec.toFixed(0)} | ${r.meanNs.toFixed(0)} |`,
+    );
+    return [
+      'tinybench, one process (`npm run bench:mux:micro`).',
+      '',
+      '| task | ops/s | MB/s | ns/op |',
+      '| --- | ---: | ---: | ---: |',
+      ...rows,
+    ].join('\n');
   },
 });

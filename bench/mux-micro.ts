@@ -104,14 +104,22 @@ export async function runMuxMicro(opts: { quick?: boolean } = {}): Promise<Micro
     // ops/s from the mean latency (tinybench's throughput.mean averages per-sample rates, which overstates).
     const opsPerSec = r.latency.mean > 0 ? 1000 / r.latency.mean : 0;
     const bytesPerOp = bytes[task.name] ?? 0;
-    return { name: task.name, opsPerSec, bytesPerOp, mbPerSec: bytesPerOp > 0 ? (opsPerSec * bytesPerOp) / 1e6 : null, meanNs: r.latency.mean * 1e6 };
+    return {
+      name: task.name,
+      opsPerSec,
+      bytesPerOp,
+      mbPerSec: bytesPerOp > 0 ? (opsPerSec * bytesPerOp) / 1e6 : null,
+      meanNs: r.latency.mean * 1e6,
+    };
   });
 }
 
 export function renderMicroTable(rows: MicroRow[]): string {
   const lines = [`${'task'.padEnd(64)}${'ops/s'.padStart(14)}${'MB/s'.padStart(10)}${'ns/op'.padStart(10)}`];
   for (const r of rows) {
-    lines.push(`${r.name.padEnd(64)}${Math.round(r.opsPerSec).toLocaleString('en-US').padStart(14)}${(r.mbPerSec === null ? '-' : r.mbPerSec.toFixed(0)).padStart(10)}${r.meanNs.toFixed(0).padStart(10)}`);
+    lines.push(
+      `${r.name.padEnd(64)}${Math.round(r.opsPerSec).toLocaleString('en-US').padStart(14)}${(r.mbPerSec === null ? '-' : r.mbPerSec.toFixed(0)).padStart(10)}${r.meanNs.toFixed(0).padStart(10)}`,
+    );
   }
   return lines.join('\n');
 }

@@ -229,40 +229,51 @@ function yamuxReply(stream: Stream): Promise<number> {
 }
 
 /** Sends on every stream and resolves when all replies are in; returns [sent, confirmed] bytes. */
-type CaseRunner = (port: number, streams: number, chunk: Buffer, budget: Budget) => Promise<{ sent: number; confirmed: number; cleanup: () => void }>;
+type CaseRunner = (
+  port: number,
+  streams: number,
+  chunk: Buffer,
+  budget: Budget,
+) => Promise<{ sent: number; confirmed: number; cleanup: () => void }>;
 
 const runners: Record<MuxImpl, CaseRunner> = {
   async raw(port, streams, chunk, budget) {
     const sockets = await Promise.all(Array.from({ length: streams }, () => connect(port)));
-    const results = await Promise.all(sockets.map(async (socket) => {
-      const reply = readReply(socket);
-      const sent = await pumpWritable(socket, chunk, budget);
-      return { sent, confirmed: await reply };
-    }));
+    const results = await Promise.all(
+      sockets.map(async (socket) => {
+        const reply = readReply(socket);
+        const sent = await pumpWritable(socket, chunk, budget);
+        return { sent, confirmed: await reply };
+      }),
+    );
     return { ...sum(results), cleanup: () => sockets.forEach((s) => s.destroy()) };
   },
 
   async mux(port, streams, chunk, budget) {
     const socket = await connect(port);
     const session = new Session(new TcpTransport(socket), { role: 'initiator' });
-    const results = await Promise.all(Array.from({ length: streams }, async (_, i) => {
-      const channel = session.openChannel({ host: '127.0.0.1', port: 9, service: `bench-${i}` });
-      const reply = readReply(channel);
-      const sent = await pumpWritable(channel, chunk, budget);
-      return { sent, confirmed: await reply };
-    }));
+    const results = await Promise.all(
+      Array.from({ length: streams }, async (_, i) => {
+        const channel = session.openChannel({ host: '127.0.0.1', port: 9, service: `bench-${i}` });
+        const reply = readReply(channel);
+        const sent = await pumpWritable(channel, chunk, budget);
+        return { sent, confirmed: await reply };
+      }),
+    );
     return { ...sum(results), cleanup: () => session.close() };
   },
 
   async yamux(port, streams, chunk, budget) {
     const socket = await connect(port);
     const muxer = yamux()().createStreamMuxer(new SocketMessageStream(socket, 'outbound'));
-    const results = await Promise.all(Array.from({ length: streams }, async () => {
-      const stream = await muxer.createStream();
-      const reply = yamuxReply(stream);
-      const sent = await pumpYamux(stream, chunk, budget);
-      return { sent, confirmed: await reply };
-    }));
+    const results = await Promise.all(
+      Array.from({ length: streams }, async () => {
+        const stream = await muxer.createStream();
+        const reply = yamuxReply(stream);
+        const sent = await pumpYamux(stream, chunk, budget);
+        return { sent, confirmed: await reply };
+      }),
+    );
     return {
       ...sum(results),
       cleanup: () => {
@@ -284,7 +295,10 @@ async function runCase(peer: Peer, impl: MuxImpl, streams: number, chunk: Buffer
   const budget: Budget = { bytesPerStream: Math.ceil(maxBytes / streams), deadline: start + maxMs };
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(peer.error ?? new Error(`${impl} x${streams} did not finish within ${maxMs + CASE_GRACE_MS} ms`)), maxMs + CASE_GRACE_MS);
+    timer = setTimeout(
+      () => reject(peer.error ?? new Error(`${impl} x${streams} did not finish within ${maxMs + CASE_GRACE_MS} ms`)),
+      maxMs + CASE_GRACE_MS,
+    );
   });
   let stopped = false;
   try {
@@ -296,7 +310,13 @@ async function runCase(peer: Peer, impl: MuxImpl, streams: number, chunk: Buffer
     stopped = true;
     const peerCpuMicros = await peer.stop();
     const mb = sent / MB;
-    return { bytes: sent, seconds, mbps: mb / seconds, senderCpuMsPerMB: (cpu.user + cpu.system) / 1000 / mb, peerCpuMsPerMB: peerCpuMicros / 1000 / mb };
+    return {
+      bytes: sent,
+      seconds,
+      mbps: mb / seconds,
+      senderCpuMsPerMB: (cpu.user + cpu.system) / 1000 / mb,
+      peerCpuMsPerMB: peerCpuMicros / 1000 / mb,
+    };
   } finally {
     clearTimeout(timer);
     if (!stopped) await peer.stop();
@@ -325,7 +345,8 @@ export async function runMuxBench(opts: MuxBenchOptions = {}): Promise<MuxBenchR
   const chunk = Buffer.alloc(MUX_BENCH_CHUNK, 0x5a);
 
   const cases: MuxCaseResult[] = [];
-  for (const streams of streamCounts) for (const impl of impls) cases.push({ impl, streams, runs: [], medianMBps: 0, medianSenderCpuMsPerMB: 0, medianPeerCpuMsPerMB: 0 });
+  for (const streams of streamCounts)
+    for (const impl of impls) cases.push({ impl, streams, runs: [], medianMBps: 0, medianSenderCpuMsPerMB: 0, medianPeerCpuMsPerMB: 0 });
 
   const peer = new Peer(opts.peerProfileDir);
   try {
@@ -335,7 +356,9 @@ export async function runMuxBench(opts: MuxBenchOptions = {}): Promise<MuxBenchR
       for (const c of cases) {
         const run = await runCase(peer, c.impl, c.streams, chunk, maxBytes, maxMs);
         c.runs.push(run);
-        log(`  run ${rep + 1}/${repeats} ${c.impl.padEnd(5)} x${c.streams}: ${run.mbps.toFixed(0).padStart(6)} MB/s (${(run.bytes / MB).toFixed(0)} MB in ${run.seconds.toFixed(2)} s; CPU ms/MB sender ${run.senderCpuMsPerMB.toFixed(2)}, peer ${run.peerCpuMsPerMB.toFixed(2)})`);
+        log(
+          `  run ${rep + 1}/${repeats} ${c.impl.padEnd(5)} x${c.streams}: ${run.mbps.toFixed(0).padStart(6)} MB/s (${(run.bytes / MB).toFixed(0)} MB in ${run.seconds.toFixed(2)} s; CPU ms/MB sender ${run.senderCpuMsPerMB.toFixed(2)}, peer ${run.peerCpuMsPerMB.toFixed(2)})`,
+        );
       }
     }
   } finally {
@@ -347,7 +370,8 @@ export async function runMuxBench(opts: MuxBenchOptions = {}): Promise<MuxBenchR
     c.medianPeerCpuMsPerMB = median(c.runs.map((r) => r.peerCpuMsPerMB));
   }
 
-  const get = (impl: MuxImpl, streams: number): number | undefined => cases.find((c) => c.impl === impl && c.streams === streams)?.medianMBps;
+  const get = (impl: MuxImpl, streams: number): number | undefined =>
+    cases.find((c) => c.impl === impl && c.streams === streams)?.medianMBps;
   const ratios = streamCounts.map((streams) => ({
     streams,
     oursOverYamux: ratio(get('mux', streams), get('yamux', streams)),
@@ -370,7 +394,10 @@ export async function runMuxBench(opts: MuxBenchOptions = {}): Promise<MuxBenchR
     chunkBytes: chunk.length,
     cases,
     ratios,
-    goals: [goal(`1 channel >= ${MUX_GOALS.single}x yamux 1 stream`, 1, MUX_GOALS.single), goal(`8 channels >= ${MUX_GOALS.eight}x yamux 8 streams`, 8, MUX_GOALS.eight)],
+    goals: [
+      goal(`1 channel >= ${MUX_GOALS.single}x yamux 1 stream`, 1, MUX_GOALS.single),
+      goal(`8 channels >= ${MUX_GOALS.eight}x yamux 8 streams`, 8, MUX_GOALS.eight),
+    ],
   };
   const outFile = opts.outFile === undefined ? fileURLToPath(new URL('../../bench/results/mux.json', import.meta.url)) : opts.outFile;
   if (outFile) {
@@ -403,15 +430,20 @@ export function renderMuxTable(result: MuxBenchResult): string {
   const streams = [...new Set(result.cases.map((c) => c.streams))];
   const impls = [...new Set(result.cases.map((c) => c.impl))];
   const lines: string[] = [];
-  lines.push(`mux throughput, MB/s (10^6 B/s), median of ${result.repeats}; ${result.maxMs} ms or ${result.maxBytes / 2 ** 20} MiB per case; node ${result.node}, ${result.cpus} CPUs`);
+  lines.push(
+    `mux throughput, MB/s (10^6 B/s), median of ${result.repeats}; ${result.maxMs} ms or ${result.maxBytes / 2 ** 20} MiB per case; node ${result.node}, ${result.cpus} CPUs`,
+  );
   lines.push(['case'.padEnd(16), ...streams.map((s) => `${s} stream${s > 1 ? 's' : ''}`.padStart(11))].join(''));
-  for (const impl of impls) lines.push([IMPL_LABEL[impl].padEnd(16), ...streams.map((s) => fmtMBps(result, impl, s).padStart(11))].join(''));
+  for (const impl of impls)
+    lines.push([IMPL_LABEL[impl].padEnd(16), ...streams.map((s) => fmtMBps(result, impl, s).padStart(11))].join(''));
   lines.push(['ours / yamux'.padEnd(16), ...result.ratios.map((r) => fmtRatio(r.oursOverYamux).padStart(11))].join(''));
   lines.push(['ours / raw'.padEnd(16), ...result.ratios.map((r) => fmtRatio(r.oursOverRaw).padStart(11))].join(''));
   lines.push(['yamux / raw'.padEnd(16), ...result.ratios.map((r) => fmtRatio(r.yamuxOverRaw).padStart(11))].join(''));
   lines.push('CPU ms per MB (sender + peer), median:');
-  for (const impl of impls) lines.push([`  ${IMPL_LABEL[impl]}`.padEnd(16), ...streams.map((s) => fmtCpu(result, impl, s).padStart(11))].join(''));
-  for (const g of result.goals) lines.push(`goal ${g.name}: ${g.met === null ? 'not measured' : `${fmtRatio(g.ratio)} -> ${g.met ? 'MET' : 'NOT MET'}`}`);
+  for (const impl of impls)
+    lines.push([`  ${IMPL_LABEL[impl]}`.padEnd(16), ...streams.map((s) => fmtCpu(result, impl, s).padStart(11))].join(''));
+  for (const g of result.goals)
+    lines.push(`goal ${g.name}: ${g.met === null ? 'not measured' : `${fmtRatio(g.ratio)} -> ${g.met ? 'MET' : 'NOT MET'}`}`);
   return lines.join('\n');
 }
 
@@ -438,7 +470,8 @@ export function renderMuxSection(result: MuxBenchResult): string {
   out.push(`|---|${streams.map(() => '---:').join('|')}|`);
   for (const impl of impls) out.push(`| ${IMPL_LABEL[impl]} | ${streams.map((s) => fmtCpu(result, impl, s)).join(' | ')} |`);
   out.push('');
-  for (const g of result.goals) out.push(`- Goal: ${g.name}: ${g.met === null ? 'not measured' : `${fmtRatio(g.ratio)}, **${g.met ? 'met' : 'not met'}**`}`);
+  for (const g of result.goals)
+    out.push(`- Goal: ${g.name}: ${g.met === null ? 'not measured' : `${fmtRatio(g.ratio)}, **${g.met ? 'met' : 'not met'}**`}`);
   out.push('');
   return out.join('\n');
 }
@@ -450,8 +483,13 @@ function parseArgs(argv: string[]): MuxBenchOptions {
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === '--quick') opts.quick = true;
-    else if (arg === '--only') opts.impls = (argv[++i] ?? '').split(',').filter((x): x is MuxImpl => (MUX_IMPLS as readonly string[]).includes(x));
-    else if (arg === '--streams') opts.streams = (argv[++i] ?? '').split(',').map(Number).filter((n) => Number.isInteger(n) && n > 0);
+    else if (arg === '--only')
+      opts.impls = (argv[++i] ?? '').split(',').filter((x): x is MuxImpl => (MUX_IMPLS as readonly string[]).includes(x));
+    else if (arg === '--streams')
+      opts.streams = (argv[++i] ?? '')
+        .split(',')
+        .map(Number)
+        .filter((n) => Number.isInteger(n) && n > 0);
     else if (arg === '--repeats') opts.repeats = Number(argv[++i]);
     else if (arg === '--ms') opts.maxMs = Number(argv[++i]);
     else if (arg === '--profile') opts.peerProfileDir = path.resolve(argv[++i] ?? 'bench/results/profiles');

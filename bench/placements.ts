@@ -83,7 +83,8 @@ export const PLACEMENTS: readonly Placement[] = [
   {
     id: 'cellular',
     title: 'device on LTE',
-    citation: 'device on an LTE link, hub and service in Frankfurt: about 50 ms RTT with 0-20 ms jitter and 20 Mbit/s on the device leg (OpenSignal 4G latency, Ookla mobile speeds), 1.5 ms hub-service',
+    citation:
+      'device on an LTE link, hub and service in Frankfurt: about 50 ms RTT with 0-20 ms jitter and 20 Mbit/s on the device leg (OpenSignal 4G latency, Ookla mobile speeds), 1.5 ms hub-service',
     loopback: false,
     deviceHub: leg(50, 20, 20),
     hubService: leg(1.5, 1000),

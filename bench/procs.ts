@@ -99,13 +99,30 @@ async function stopChild(proc: ChildProcess): Promise<void> {
  * Starts `node [nodeFlags] script args` (under clinic or --cpu-prof when the profile options ask
  * for this role).
  */
-export function spawnNode(script: string, args: readonly string[], role = roleOf(script), env: NodeJS.ProcessEnv = {}, nodeFlags: readonly string[] = []): Child {
+export function spawnNode(
+  script: string,
+  args: readonly string[],
+  role = roleOf(script),
+  env: NodeJS.ProcessEnv = {},
+  nodeFlags: readonly string[] = [],
+): Child {
   const prof = profileRequest();
   const profiled = prof !== undefined && prof.role === role;
   return profiled
     ? spawnChild(
         process.execPath,
-        [path.join(HERE, '..', '..', 'node_modules', 'clinic', 'bin.js'), prof.tool, '--open=false', '--dest', prof.dest, '--', process.execPath, ...nodeFlags, script, ...args],
+        [
+          path.join(HERE, '..', '..', 'node_modules', 'clinic', 'bin.js'),
+          prof.tool,
+          '--open=false',
+          '--dest',
+          prof.dest,
+          '--',
+          process.execPath,
+          ...nodeFlags,
+          script,
+          ...args,
+        ],
         { env: { ...process.env, ...env, NO_INSIGHT: '1' } },
         true,
       )
@@ -181,7 +198,11 @@ export function waitForLine<T>(
   });
 }
 
-export async function spawnNodeReady<T>(script: string, args: readonly string[], role = roleOf(script)): Promise<{ child: Child; ready: T }> {
+export async function spawnNodeReady<T>(
+  script: string,
+  args: readonly string[],
+  role = roleOf(script),
+): Promise<{ child: Child; ready: T }> {
   const child = spawnNode(script, args, role);
   const ready = await new Promise<T>((resolve, reject) => {
     let buf = '';

@@ -30,7 +30,11 @@ function freePort(): Promise<number> {
 /** Starts a redis-server; resolves once it accepts connections (at most 10 s). */
 export async function startRedis(port?: number): Promise<TestRedis> {
   const p = port ?? (await freePort());
-  const child: ChildProcess = spawn('redis-server', ['--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'yes'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: ChildProcess = spawn(
+    'redis-server',
+    ['--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'yes'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   await new Promise<void>((resolve, reject) => {
     let out = '';
     const timer = setTimeout(() => reject(new Error(`redis-server did not start on port ${p}: ${out.slice(-500)}`)), 10_000);

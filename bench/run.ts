@@ -49,7 +49,10 @@ class BenchUsageError extends Error {}
 
 function pickList<T extends { id: string }>(all: readonly T[], csv: string | undefined, what: string): T[] {
   if (csv === undefined) return [...all];
-  const ids = csv.split(',').map((s) => s.trim()).filter(Boolean);
+  const ids = csv
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   const unknown = ids.filter((id) => !all.some((x) => x.id === id));
   if (unknown.length > 0) throw new BenchUsageError(`unknown ${what}: ${unknown.join(', ')} (known: ${all.map((x) => x.id).join(', ')})`);
   return all.filter((x) => ids.includes(x.id));
@@ -95,7 +98,9 @@ function summarize(s: Scenario, rec: RunRecord): string {
 /** Scenarios a path runs at a placement: the scenario's own placements, narrowed by the path's `only`. */
 function applicableScenarios(p: BenchPath, placement: Placement, scenarios: readonly Scenario[]): Scenario[] {
   if (p.only?.placements !== undefined && !p.only.placements.includes(placement.id)) return [];
-  return scenarios.filter((s) => (s.placements === 'all' || placement.loopback) && (p.only?.scenarios === undefined || p.only.scenarios.includes(s.id)));
+  return scenarios.filter(
+    (s) => (s.placements === 'all' || placement.loopback) && (p.only?.scenarios === undefined || p.only.scenarios.includes(s.id)),
+  );
 }
 
 /** Rounds of a scenario at a placement (paired: every path once per round). */
@@ -165,17 +170,29 @@ export async function main(argv: readonly string[]): Promise<BenchResults> {
     .name('npm run bench --')
     .description('Latency tax and throughput of the devstreams tunnel against direct TCP and OpenSSH -L, across placements.')
     .option('--quick', 'CI smoke: small sizes, few samples, placements loopback + intercontinental (about a minute)', false)
-    .option('--scenarios <ids>', `comma-separated scenarios and report modules (${[...SCENARIOS.map((s) => s.id), ...allModules().map((m) => m.id)].join(', ')})`)
+    .option(
+      '--scenarios <ids>',
+      `comma-separated scenarios and report modules (${[...SCENARIOS.map((s) => s.id), ...allModules().map((m) => m.id)].join(', ')})`,
+    )
     .option('--placements <ids>', `comma-separated placements (${PLACEMENTS.map((p) => p.id).join(', ')})`)
     .option('--paths <ids>', `comma-separated paths (${PATHS.map((p) => p.id).join(', ')})`)
-    .option('--out <file>', `report file (default ${path.relative(REPO_ROOT, FULL_OUT)}; with --quick ${path.relative(REPO_ROOT, QUICK_OUT)})`)
-    .option('--json <dir>', `directory for raw JSON and charts (default ${path.relative(REPO_ROOT, FULL_JSON_DIR)}; with --quick ${path.relative(REPO_ROOT, QUICK_JSON_DIR)})`)
+    .option(
+      '--out <file>',
+      `report file (default ${path.relative(REPO_ROOT, FULL_OUT)}; with --quick ${path.relative(REPO_ROOT, QUICK_OUT)})`,
+    )
+    .option(
+      '--json <dir>',
+      `directory for raw JSON and charts (default ${path.relative(REPO_ROOT, FULL_JSON_DIR)}; with --quick ${path.relative(REPO_ROOT, QUICK_JSON_DIR)})`,
+    )
     .option('--rounds <n>', 'paired rounds per scenario on every placement (default: 5 loopback / 3 emulated; quick 2 / 1)', (v) => {
       const n = Number(v);
       if (!Number.isInteger(n) || n < 1) throw new BenchUsageError(`--rounds wants a whole number >= 1, got ${v}`);
       return n;
     })
-    .option('--compare <results.json>', 'print this run against an earlier raw result row by row, with both spreads (also added to the report)')
+    .option(
+      '--compare <results.json>',
+      'print this run against an earlier raw result row by row, with both spreads (also added to the report)',
+    )
     .addOption(new Option('--no-charts', 'skip drawing SVG charts'))
     .exitOverride();
   program.parse([...argv], { from: 'user' });
@@ -187,7 +204,10 @@ export async function main(argv: readonly string[]): Promise<BenchResults> {
   const earlier = opts.compare === undefined ? undefined : loadResults(path.resolve(opts.compare));
 
   const moduleIds = allModules().map((m) => m.id);
-  const wanted = opts.scenarios?.split(',').map((s) => s.trim()).filter(Boolean);
+  const wanted = opts.scenarios
+    ?.split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   const picked = pickList(SCENARIOS, wanted?.filter((id) => !moduleIds.includes(id)).join(','), 'scenario');
   const skippedScenarios: Record<string, string> = {};
   const scenarios: Scenario[] = [];
@@ -226,9 +246,14 @@ export async function main(argv: readonly string[]): Promise<BenchResults> {
   }
 
   const total =
-    runnable.reduce((n, p) => n + placements.reduce((m, pl) => m + roundsAt(pl, budget) * applicableScenarios(p, pl, scenarios).length, 0), 0) + modules.length;
+    runnable.reduce(
+      (n, p) => n + placements.reduce((m, pl) => m + roundsAt(pl, budget) * applicableScenarios(p, pl, scenarios).length, 0),
+      0,
+    ) + modules.length;
   const progress = new Progress(total);
-  progress.line(`bench ${opts.quick ? 'quick' : 'full'}: ${runnable.map((p) => p.id).join(', ')} x ${placements.map((p) => p.id).join(', ')} x ${scenarios.map((s) => s.id).join(', ') || '(no path scenarios)'}${modules.length > 0 ? ` + modules ${modules.map((m) => m.id).join(', ')}` : ''}`);
+  progress.line(
+    `bench ${opts.quick ? 'quick' : 'full'}: ${runnable.map((p) => p.id).join(', ')} x ${placements.map((p) => p.id).join(', ')} x ${scenarios.map((s) => s.id).join(', ') || '(no path scenarios)'}${modules.length > 0 ? ` + modules ${modules.map((m) => m.id).join(', ')}` : ''}`,
+  );
 
   const tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'devstreams-bench-'));
   const targets: Child[] = [];
@@ -245,7 +270,8 @@ export async function main(argv: readonly string[]): Promise<BenchResults> {
       iperfPort = srv.port;
     }
     const ports = { ...sink.ready.ports, ...rest.ready.ports, iperf: iperfPort } as TargetPorts;
-    for (const placement of placements) await runPlacement(runnable, placement, scenarios, ports, budget, progress, results.records, tmpDir);
+    for (const placement of placements)
+      await runPlacement(runnable, placement, scenarios, ports, budget, progress, results.records, tmpDir);
     for (const m of modules) {
       progress.step += 1;
       progress.line(`module ${m.id}: running`);
@@ -292,7 +318,8 @@ if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLTo
     () => process.exit(0),
     (err: unknown) => {
       const e = err as { code?: string; message?: string };
-      if (e.code?.startsWith('commander.') === true) process.exit(e.code === 'commander.helpDisplayed' || e.code === 'commander.version' ? 0 : 2);
+      if (e.code?.startsWith('commander.') === true)
+        process.exit(e.code === 'commander.helpDisplayed' || e.code === 'commander.version' ? 0 : 2);
       process.stderr.write(`bench failed: ${e.message ?? String(err)}\n`);
       process.exit(err instanceof BenchUsageError ? 2 : 1);
     },

@@ -156,7 +156,13 @@ async function hubQueues(hubPort: number): Promise<number | undefined> {
   }
 }
 
-async function underBulk(running: RunningPath, client: TraceClient, hubPort: number | undefined, samples: number, progress: (d: string) => void): Promise<LoadedRaw> {
+async function underBulk(
+  running: RunningPath,
+  client: TraceClient,
+  hubPort: number | undefined,
+  samples: number,
+  progress: (d: string) => void,
+): Promise<LoadedRaw> {
   progress(`${samples} traced round trips under iperf3 bulk`);
   const load = iperf3Load(running.ports.iperf, Math.ceil(TRACE_LOADED_TIMEOUT_MS / 1000) + 5);
   const queued: number[] = [];
@@ -190,8 +196,14 @@ async function underBulk(running: RunningPath, client: TraceClient, hubPort: num
 function analyseLoaded(events: readonly Event[], raw: LoadedRaw, echoPort: number): LoadedResult {
   const svcTag = `${raw.svcPort}:${raw.clientPort}`;
   const isSvc = (e: Event, point: string): boolean => e.role === 'service-proxy' && e.point === point && e.tag === svcTag;
-  const isDev = (e: Event, point: string): boolean => e.role === 'device-proxy' && e.point === point && e.tag?.endsWith(`:${echoPort}`) === true;
-  const steps: Array<(e: Event) => boolean> = [(e) => isSvc(e, 'sock.read'), (e) => isDev(e, 'sock.write'), (e) => isDev(e, 'sock.read'), (e) => isSvc(e, 'sock.write')];
+  const isDev = (e: Event, point: string): boolean =>
+    e.role === 'device-proxy' && e.point === point && e.tag?.endsWith(`:${echoPort}`) === true;
+  const steps: Array<(e: Event) => boolean> = [
+    (e) => isSvc(e, 'sock.read'),
+    (e) => isDev(e, 'sock.write'),
+    (e) => isDev(e, 'sock.read'),
+    (e) => isSvc(e, 'sock.write'),
+  ];
   const per: number[][] = LOADED_HOPS.map(() => []);
   const rtts: number[] = [];
   let from = 0;
@@ -223,10 +235,13 @@ function analyseLoaded(events: readonly Event[], raw: LoadedRaw, echoPort: numbe
 }
 
 const LOADED_HOPS: ReadonlyArray<readonly [string, string]> = [
-  ['kernel + event loop', 'bench client write -> service proxy socket read (its own TCP; the proxy\'s event loop is busy with the bulk)'],
-  ['stream, service -> device', 'service proxy socket read -> device proxy target write: mux and seal queues, websocket buffer, kernel queues of both legs, hub splice queue, open'],
+  ['kernel + event loop', "bench client write -> service proxy socket read (its own TCP; the proxy's event loop is busy with the bulk)"],
+  [
+    'stream, service -> device',
+    'service proxy socket read -> device proxy target write: mux and seal queues, websocket buffer, kernel queues of both legs, hub splice queue, open',
+  ],
   ['kernel + echo', 'device proxy target write -> echo server -> device proxy target read'],
-  ['stream, device -> service', 'device proxy target read -> service proxy socket write (against the bulk\'s ACKs only)'],
+  ['stream, device -> service', "device proxy target read -> service proxy socket write (against the bulk's ACKs only)"],
   ['kernel', 'service proxy socket write -> bench client read'],
 ];
 // Rows 1, 3 and 5 run from one process's socket write to another's read: the loopback TCP path
@@ -245,7 +260,8 @@ function readTraces(dir: string): Event[] {
   for (const f of fs.readdirSync(dir).filter((x) => x.endsWith('.trace'))) {
     const lines = fs.readFileSync(path.join(dir, f), 'utf8').split('\n');
     const cmd = (lines[0] ?? '').replace(/^# /, '').trim();
-    const role: Role | undefined = cmd === 'hub' ? 'hub' : cmd === 'device-proxy' ? 'device-proxy' : cmd === 'service-proxy' ? 'service-proxy' : undefined;
+    const role: Role | undefined =
+      cmd === 'hub' ? 'hub' : cmd === 'device-proxy' ? 'device-proxy' : cmd === 'service-proxy' ? 'service-proxy' : undefined;
     if (role === undefined) continue;
     for (const l of lines.slice(1)) {
       if (l === '' || l.startsWith('#')) continue;
@@ -263,7 +279,12 @@ function matchSequence(events: readonly Event[], from: number, t0: bigint, t1: b
   let i = from;
   let last = t0;
   for (const hop of SEQUENCE.slice(1, -1)) {
-    while (i < events.length && (events[i] as Event).t <= t1 && !((events[i] as Event).t >= last && (events[i] as Event).role === hop.role && (events[i] as Event).point === hop.point)) i++;
+    while (
+      i < events.length &&
+      (events[i] as Event).t <= t1 &&
+      !((events[i] as Event).t >= last && (events[i] as Event).role === hop.role && (events[i] as Event).point === hop.point)
+    )
+      i++;
     if (i >= events.length || (events[i] as Event).t > t1) return undefined;
     last = (events[i] as Event).t;
     times.push(last);
@@ -336,6 +357,7 @@ async function loop<T>(
       for (let i = 0; i < warmup; i++) await client.roundTrip();
       const windows: Array<[bigint, bigint]> = [];
       for (let i = 0; i < samples; i++) windows.push(await client.roundTrip());
+      // biome-ignore lint/suspicious/noThenProperty: a measured value, not a function, so never a thenable
       return { windows, then: await then(running, client, hubPort) };
     } finally {
       client.close();
@@ -363,15 +385,25 @@ async function collectTrace(quick: boolean, progress: (d: string) => void): Prom
     const targets = { ...t.ready.ports, iperf: iperfPort ?? 1 } as TargetPorts;
     progress(`${budget.samples} round trips untraced, then traced`);
     const { windows: plain } = await loop(targets, tmp, progress, budget.warmup, budget.samples, {}, async () => undefined);
-    const traced = await loop(targets, tmp, progress, budget.warmup, budget.samples, { [TRACE_ENV]: traceDir }, async (running, client, hubPort) =>
-      iperfPort === undefined ? undefined : underBulk(running, client, hubPort, budget.loaded, progress),
+    const traced = await loop(
+      targets,
+      tmp,
+      progress,
+      budget.warmup,
+      budget.samples,
+      { [TRACE_ENV]: traceDir },
+      async (running, client, hubPort) =>
+        iperfPort === undefined ? undefined : underBulk(running, client, hubPort, budget.loaded, progress),
     );
     const windows = traced.windows;
     await new Promise((r) => setTimeout(r, 3 * TRACE_FLUSH_MS));
     const events = readTraces(traceDir);
     const perHop: number[][] = HOPS.map(() => []);
     const rtts: number[] = [];
-    const cut = quantile(windows.map(([a, b]) => Number(b - a) / 1000), TRACE_KEEP_QUANTILE);
+    const cut = quantile(
+      windows.map(([a, b]) => Number(b - a) / 1000),
+      TRACE_KEEP_QUANTILE,
+    );
     let from = 0;
     for (const [t0, t1] of windows) {
       while (from < events.length && (events[from] as Event).t < t0) from++;
@@ -416,7 +448,7 @@ function renderTrace(data: unknown, results: Parameters<Parameters<typeof regist
       `same monotonic clock. ${d.matched} of ${d.samples} traced round trips had every point and were no slower than the loop's ` +
       `p${TRACE_KEEP_QUANTILE * 100} (the slowest are scheduling stalls; the untraced loop is trimmed alike); rows are means over them (so they add ` +
       'up) with the median beside. "kernel" rows are socket write to socket read between two processes: the loopback TCP path ' +
-      'and the reader\'s wake-up (its event loop\'s latency).',
+      "and the reader's wake-up (its event loop's latency).",
     '',
     '| # | where | what | mean us | p50 us |',
     '| --- | --- | --- | --- | --- |',
@@ -429,7 +461,9 @@ function renderTrace(data: unknown, results: Parameters<Parameters<typeof regist
       (untraced !== undefined ? ` The untraced \`rtt\` scenario's p50 through the tunnel in this run: ${f(untraced)} us.` : ''),
     '',
     'Per process (sum of its rows): ' +
-      ['service proxy', 'hub', 'device proxy', 'kernel', 'kernel + echo'].map((w) => `${w} ${f(d.rows.filter((r) => r.where === w).reduce((s, r) => s + r.meanUs, 0))} us`).join(', ') +
+      ['service proxy', 'hub', 'device proxy', 'kernel', 'kernel + echo']
+        .map((w) => `${w} ${f(d.rows.filter((r) => r.where === w).reduce((s, r) => s + r.meanUs, 0))} us`)
+        .join(', ') +
       '.',
   ];
   return [...lines, '', renderLoaded(d.loaded)].join('\n');
@@ -441,15 +475,16 @@ function renderLoaded(l: LoadedResult | undefined): string {
   if (l.matched === 0) return `${head}not measured: none of ${l.samples} loaded round trips had every point.`;
   const f = (v: number): string => (Number.isFinite(v) ? v.toFixed(0) : '-');
   const fwd = l.rows[1] as TraceHopRow;
-  const kernelUs = l.kernelQueuedBytes !== undefined && l.bulkMBps !== undefined && l.bulkMBps > 0 ? l.kernelQueuedBytes / l.bulkMBps : undefined;
+  const kernelUs =
+    l.kernelQueuedBytes !== undefined && l.bulkMBps !== undefined && l.bulkMBps > 0 ? l.kernelQueuedBytes / l.bulkMBps : undefined;
   const rows = l.rows.map((r, i) => `| ${i + 1} | ${r.where} | ${r.what} | ${f(r.meanUs)} | ${f(r.p50Us)} |`);
   const split =
     kernelUs === undefined
       ? '(kernel queues not read: `ss` missing or no samples)'
       : `Of row 2's mean ${f(fwd.meanUs)} us, the kernel's queues account for about ${f(Math.min(kernelUs, fwd.meanUs))} us: ` +
-        `${(l.kernelQueuedBytes as number / 1e3).toFixed(0)} kB on average in Send-Q + Recv-Q of the stream's four sockets (\`ss -tn\`, ${l.ssSamples} samples ` +
+        `${((l.kernelQueuedBytes as number) / 1e3).toFixed(0)} kB on average in Send-Q + Recv-Q of the stream's four sockets (\`ss -tn\`, ${l.ssSamples} samples ` +
         `every ${TRACE_SS_INTERVAL_MS} ms) drained at the bulk's ${(l.bulkMBps as number).toFixed(0)} MB/s; the rest, about ${f(Math.max(0, fwd.meanUs - kernelUs))} us, ` +
-        'waits in user space (the mux and seal queues and websocket buffer of the service proxy, the hub\'s splice queue, the device proxy\'s read).';
+        "waits in user space (the mux and seal queues and websocket buffer of the service proxy, the hub's splice queue, the device proxy's read).";
   return (
     head +
     `The interactive connection's 64-byte round trips (one every ${TRACE_LOADED_GAP_MS} ms) while iperf3 saturates the same stream, split at the ` +

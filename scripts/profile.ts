@@ -25,7 +25,11 @@ async function main(): Promise<void> {
     .name('npm run profile --')
     .description('Profile one bench child process with clinic while a scenario runs.')
     .addOption(new Option('--tool <tool>', 'clinic tool').choices(['flame', 'doctor']).default('flame'))
-    .option('--role <role>', 'which child to profile: links (relays and link emulators), targets, bulk, hub, device-proxy, service-proxy', 'links')
+    .option(
+      '--role <role>',
+      'which child to profile: links (relays and link emulators), targets, bulk, hub, device-proxy, service-proxy',
+      'links',
+    )
     .option('--dest <dir>', 'where clinic writes its report', path.join(ROOT, 'bench', 'results', 'profile'))
     .argument('[bench...]', 'bench arguments (after --)')
     .allowExcessArguments(true);

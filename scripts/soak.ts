@@ -67,7 +67,11 @@ async function waitPort(port: number, timeoutMs: number): Promise<void> {
 }
 
 function startHub(port: number, dir: string): ChildProcess {
-  const child = spawn(process.execPath, [MAIN, 'hub', '--listen', `127.0.0.1:${port}`, '--data', dir, '--log-level', 'warn', '--stream-rate', '1000'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const child = spawn(
+    process.execPath,
+    [MAIN, 'hub', '--listen', `127.0.0.1:${port}`, '--data', dir, '--log-level', 'warn', '--stream-rate', '1000'],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  );
   return child;
 }
 
@@ -103,7 +107,8 @@ type Kind = 'bulk' | 'interactive' | 'churn';
 function channel(port: number, kind: Kind): Promise<void> {
   const pieces: Buffer[] = [];
   if (kind === 'bulk') for (let i = 0, n = Math.floor(rand(16, 96)); i < n; i++) pieces.push(randomBytes(64 * 1024));
-  else if (kind === 'interactive') for (let i = 0, n = Math.floor(rand(20, 60)); i < n; i++) pieces.push(randomBytes(Math.floor(rand(1, 200))));
+  else if (kind === 'interactive')
+    for (let i = 0, n = Math.floor(rand(20, 60)); i < n; i++) pieces.push(randomBytes(Math.floor(rand(1, 200))));
   else pieces.push(randomBytes(Math.floor(rand(1, 4096))));
   const total = pieces.reduce((a, p) => a + p.length, 0);
   return new Promise((resolve) => {
@@ -191,7 +196,8 @@ async function main(): Promise<void> {
     resume: { giveUpMs: 60_000, reconnectInitialMs: 100, reconnectMaxMs: 1000 },
     onResume: (e) => {
       if (e.kind !== 'attemptFailed') events.push(e);
-      if (e.kind === 'suspended' || e.kind === 'resumed' || e.kind === 'lost') console.log(`[soak] ${e.kind}${e.kind === 'resumed' ? ` (resent ${e.info.resent} messages after ${e.info.downtimeMs} ms)` : ''}`);
+      if (e.kind === 'suspended' || e.kind === 'resumed' || e.kind === 'lost')
+        console.log(`[soak] ${e.kind}${e.kind === 'resumed' ? ` (resent ${e.info.resent} messages after ${e.info.downtimeMs} ms)` : ''}`);
     },
   });
   const port = (await app.proxy.start())[0]!.port;
@@ -242,7 +248,13 @@ async function main(): Promise<void> {
     const kind = kinds[i % kinds.length]!;
     while (Date.now() < deadline) await channel(port, kind);
   });
-  const progress = setInterval(() => console.log(`[soak] ${Math.round((Date.now() - started) / 1000)} s: ${totals.channels} channels, ${mib(totals.bytesEchoed)} echoed, ${totals.errors + totals.mismatches} failures`), 10_000);
+  const progress = setInterval(
+    () =>
+      console.log(
+        `[soak] ${Math.round((Date.now() - started) / 1000)} s: ${totals.channels} channels, ${mib(totals.bytesEchoed)} echoed, ${totals.errors + totals.mismatches} failures`,
+      ),
+    10_000,
+  );
   const all = Promise.all(workers);
   await Promise.race([all, sleep(durationS * 1000 + DRAIN_TIMEOUT_MS)]);
   const drained = await Promise.race([all.then(() => true), sleep(0).then(() => false)]);
@@ -265,11 +277,19 @@ async function main(): Promise<void> {
   console.log('\n=== devstreams soak summary ===');
   console.log(`duration:              ${durationS} s of traffic, concurrency ${concurrency}`);
   console.log(`channels:              ${totals.channels} (all half-closed, SHA-256 checked)`);
-  console.log(`bytes:                 ${totals.bytesSent} sent, ${totals.bytesEchoed} echoed (${mib(totals.bytesSent + totals.bytesEchoed)} through the tunnel)`);
-  console.log(`stream drops forced:   ${drops} drop events (${svcChaos.drops + devChaos.drops} TCP connections reset), hub SIGKILL+restart: ${hubRestarts}`);
+  console.log(
+    `bytes:                 ${totals.bytesSent} sent, ${totals.bytesEchoed} echoed (${mib(totals.bytesSent + totals.bytesEchoed)} through the tunnel)`,
+  );
+  console.log(
+    `stream drops forced:   ${drops} drop events (${svcChaos.drops + devChaos.drops} TCP connections reset), hub SIGKILL+restart: ${hubRestarts}`,
+  );
   console.log(`resumes:               ${resumes} service side, ${device.resumeCount} device side; sessions lost: ${lost}`);
-  console.log(`bytes lost:            ${totals.bytesLost}; failed channels: ${totals.errors + totals.mismatches}${totals.firstError ? ` (first: ${totals.firstError})` : ''}`);
-  console.log(`heap after warm-up:    ${mib(base)} -> ${mib(endHeap)} at the end (tolerance ${mib(LEAK_TOLERANCE_BYTES)})${leak ? ' LEAK' : ''}`);
+  console.log(
+    `bytes lost:            ${totals.bytesLost}; failed channels: ${totals.errors + totals.mismatches}${totals.firstError ? ` (first: ${totals.firstError})` : ''}`,
+  );
+  console.log(
+    `heap after warm-up:    ${mib(base)} -> ${mib(endHeap)} at the end (tolerance ${mib(LEAK_TOLERANCE_BYTES)})${leak ? ' LEAK' : ''}`,
+  );
   console.log(`RSS:                   ${mib(rssStart)} at start, ${mib(rssWarm)} after warm-up, ${mib(rssEnd)} at the end`);
   console.log(`drained in time:       ${drained}`);
   console.log(`result:                ${ok ? 'PASS' : 'FAIL'}`);

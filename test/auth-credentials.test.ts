@@ -1,8 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import {
-  parseConnectionString, formatConnectionString, parseDeviceConnectionString, type ConnectionString,
-  createSasToken, parseSasToken, verifySasToken, deviceResource, hubResource, nowSeconds,
+  parseConnectionString,
+  formatConnectionString,
+  parseDeviceConnectionString,
+  type ConnectionString,
+  createSasToken,
+  parseSasToken,
+  verifySasToken,
+  deviceResource,
+  hubResource,
+  nowSeconds,
 } from '../src/auth/index.js';
 import { DevstreamsError, hasCode } from '../src/errors.js';
 
@@ -21,7 +29,9 @@ describe('connection strings', () => {
   it('parses device, service and owner strings', () => {
     const d = parseConnectionString(`HostName=hub.example.com;DeviceId=dev-1;SharedAccessKey=${KEY}`);
     expect(d).toMatchObject({ kind: 'device', deviceId: 'dev-1', hostName: 'hub.example.com', transport: 'wss' });
-    const s = parseConnectionString(`HostName=127.0.0.1:8080;SharedAccessKeyName=service;SharedAccessKey=${KEY};Transport=ws;GatewayHostName=10.0.0.1:443`);
+    const s = parseConnectionString(
+      `HostName=127.0.0.1:8080;SharedAccessKeyName=service;SharedAccessKey=${KEY};Transport=ws;GatewayHostName=10.0.0.1:443`,
+    );
     expect(s).toMatchObject({ kind: 'policy', policy: 'service', transport: 'ws', gatewayHostName: '10.0.0.1:443' });
     expect(parseConnectionString(`HostName=h;SharedAccessKeyName=owner;SharedAccessKey=${KEY}`)).toMatchObject({ policy: 'owner' });
   });
@@ -50,29 +60,47 @@ describe('connection strings', () => {
       expect(hasCode(err, 'ERR_CONNECTION_STRING'), text).toBe(true);
       expect((err as Error).message, text).toContain(word);
     }
-    expect(codeOf(() => parseDeviceConnectionString(`HostName=h;SharedAccessKeyName=service;SharedAccessKey=${KEY}`))).toBe('ERR_CONNECTION_STRING');
+    expect(codeOf(() => parseDeviceConnectionString(`HostName=h;SharedAccessKeyName=service;SharedAccessKey=${KEY}`))).toBe(
+      'ERR_CONNECTION_STRING',
+    );
   });
 
   it('round-trips any valid string (property)', () => {
-    const host = fc.tuple(fc.stringMatching(/^[a-z0-9][a-z0-9.-]{0,20}$/), fc.option(fc.integer({ min: 1, max: 65535 }), { nil: undefined }))
+    const host = fc
+      .tuple(fc.stringMatching(/^[a-z0-9][a-z0-9.-]{0,20}$/), fc.option(fc.integer({ min: 1, max: 65535 }), { nil: undefined }))
       .map(([h, p]) => (p === undefined ? h : `${h}:${p}`));
     const key = fc.uint8Array({ minLength: 16, maxLength: 64 }).map((b) => Buffer.from(b).toString('base64'));
-    const common = fc.record({ hostName: host, sharedAccessKey: key, transport: fc.constantFrom('ws' as const, 'wss' as const), gatewayHostName: fc.option(host, { nil: undefined }) });
+    const common = fc.record({
+      hostName: host,
+      sharedAccessKey: key,
+      transport: fc.constantFrom('ws' as const, 'wss' as const),
+      gatewayHostName: fc.option(host, { nil: undefined }),
+    });
     const cs: fc.Arbitrary<ConnectionString> = fc.oneof(
-      fc.tuple(common, fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9._:@-]{0,30}$/)).map(([c, id]) => ({ kind: 'device' as const, deviceId: id, ...c })),
-      fc.tuple(common, fc.constantFrom('service' as const, 'owner' as const)).map(([c, p]) => ({ kind: 'policy' as const, policy: p, ...c })),
+      fc
+        .tuple(common, fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9._:@-]{0,30}$/))
+        .map(([c, id]) => ({ kind: 'device' as const, deviceId: id, ...c })),
+      fc
+        .tuple(common, fc.constantFrom('service' as const, 'owner' as const))
+        .map(([c, p]) => ({ kind: 'policy' as const, policy: p, ...c })),
     );
-    fc.assert(fc.property(cs, (c) => {
-      const clean = JSON.parse(JSON.stringify(c)) as ConnectionString;
-      expect(parseConnectionString(formatConnectionString(clean))).toEqual(clean);
-    }), { numRuns: 300 });
+    fc.assert(
+      fc.property(cs, (c) => {
+        const clean = JSON.parse(JSON.stringify(c)) as ConnectionString;
+        expect(parseConnectionString(formatConnectionString(clean))).toEqual(clean);
+      }),
+      { numRuns: 300 },
+    );
   });
 
   it('never throws anything but ERR_CONNECTION_STRING on arbitrary input (property)', () => {
-    fc.assert(fc.property(fc.string({ maxLength: 200 }), (s) => {
-      const c = codeOf(() => parseConnectionString(s));
-      expect(c === undefined || c === 'ERR_CONNECTION_STRING').toBe(true);
-    }), { numRuns: 500 });
+    fc.assert(
+      fc.property(fc.string({ maxLength: 200 }), (s) => {
+        const c = codeOf(() => parseConnectionString(s));
+        expect(c === undefined || c === 'ERR_CONNECTION_STRING').toBe(true);
+      }),
+      { numRuns: 500 },
+    );
   });
 });
 
@@ -98,26 +126,49 @@ describe('SAS tokens', () => {
     // tampered expiry breaks the signature
     const t = createSasToken('h', KEY, se).replace(`se=${se}`, `se=${se + 1000}`);
     expect(codeOf(() => verifySasToken(parseSasToken(t), KEY))).toBe('ERR_AUTH_INVALID');
-    for (const bad of ['', 'Bearer x', 'SharedAccessSignature ', 'SharedAccessSignature sr=h&se=1', 'SharedAccessSignature sr=%E0%A4%A&sig=x&se=1']) {
-      expect(codeOf(() => parseSasToken(bad)), bad).toBe('ERR_AUTH_INVALID');
+    for (const bad of [
+      '',
+      'Bearer x',
+      'SharedAccessSignature ',
+      'SharedAccessSignature sr=h&se=1',
+      'SharedAccessSignature sr=%E0%A4%A&sig=x&se=1',
+    ]) {
+      expect(
+        codeOf(() => parseSasToken(bad)),
+        bad,
+      ).toBe('ERR_AUTH_INVALID');
     }
   });
 
   it('round-trips resources and expiries (property)', () => {
-    fc.assert(fc.property(fc.string({ minLength: 1, maxLength: 80 }), fc.integer({ min: 0, max: 3600 }), fc.option(fc.constantFrom('service', 'owner'), { nil: undefined }), (resource, ttl, skn) => {
-      const se = nowSeconds() + ttl;
-      const p = parseSasToken(createSasToken(resource, KEY, se, skn));
-      expect(p.resource).toBe(resource);
-      expect(p.expiry).toBe(se);
-      expect(p.keyName).toBe(skn);
-      verifySasToken(p, KEY);
-    }), { numRuns: 300 });
+    fc.assert(
+      fc.property(
+        fc.string({ minLength: 1, maxLength: 80 }),
+        fc.integer({ min: 0, max: 3600 }),
+        fc.option(fc.constantFrom('service', 'owner'), { nil: undefined }),
+        (resource, ttl, skn) => {
+          const se = nowSeconds() + ttl;
+          const p = parseSasToken(createSasToken(resource, KEY, se, skn));
+          expect(p.resource).toBe(resource);
+          expect(p.expiry).toBe(se);
+          expect(p.keyName).toBe(skn);
+          verifySasToken(p, KEY);
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 
   it('never throws anything but ERR_AUTH_INVALID when parsing arbitrary input (property)', () => {
-    fc.assert(fc.property(fc.string({ maxLength: 300 }).map((s) => `SharedAccessSignature ${s}`), (s) => {
-      const c = codeOf(() => parseSasToken(s));
-      expect(c === undefined || c === 'ERR_AUTH_INVALID').toBe(true);
-    }), { numRuns: 500 });
+    fc.assert(
+      fc.property(
+        fc.string({ maxLength: 300 }).map((s) => `SharedAccessSignature ${s}`),
+        (s) => {
+          const c = codeOf(() => parseSasToken(s));
+          expect(c === undefined || c === 'ERR_AUTH_INVALID').toBe(true);
+        },
+      ),
+      { numRuns: 500 },
+    );
   });
 });

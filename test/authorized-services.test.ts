@@ -22,12 +22,22 @@ afterEach(async () => {
 
 let hub: TestHub;
 let echo: Target;
-async function setup(options: Omit<DeviceProxyOptions, 'connectionString' | 'allow' | 'staticKeys'>): Promise<{ device: DeviceProxy; deviceKeys: StaticKeyPair }> {
+async function setup(
+  options: Omit<DeviceProxyOptions, 'connectionString' | 'allow' | 'staticKeys'>,
+): Promise<{ device: DeviceProxy; deviceKeys: StaticKeyPair }> {
   hub = await startTestHub();
   echo = await startEchoServer();
-  stops.push(() => hub.close(), () => echo.close());
+  stops.push(
+    () => hub.close(),
+    () => echo.close(),
+  );
   const deviceKeys = generateStaticKeyPair();
-  const device = new DeviceProxy({ connectionString: hub.addDevice('dev-auth'), allow: new AllowList([`127.0.0.1:${echo.port}`]), staticKeys: deviceKeys, ...options });
+  const device = new DeviceProxy({
+    connectionString: hub.addDevice('dev-auth'),
+    allow: new AllowList([`127.0.0.1:${echo.port}`]),
+    staticKeys: deviceKeys,
+    ...options,
+  });
   device.on('sessionError', () => {});
   await device.start();
   stops.push(() => device.stop());
@@ -57,7 +67,9 @@ describe('device: authorized services', () => {
   it('by default no service gets in: the handshake fails with ERR_HANDSHAKE_PEER_UNKNOWN', async () => {
     const { deviceKeys } = await setup({});
     // The service learns it from the device's alert: its session ends naming the code.
-    await expect(reach(deviceKeys, generateStaticKeyPair())).rejects.toThrow(/ERR_HANDSHAKE_PEER_UNKNOWN \(the peer does not accept our key/);
+    await expect(reach(deviceKeys, generateStaticKeyPair())).rejects.toThrow(
+      /ERR_HANDSHAKE_PEER_UNKNOWN \(the peer does not accept our key/,
+    );
   });
 
   it('the file decides at every session: authorize, then revoke, without a restart', async () => {
@@ -135,11 +147,14 @@ describe('authorized_services: strict keys, whole revocation, warnings', () => {
     expect((await file.list()).map((e) => e.key.equals(k))).toEqual([true, true]);
   });
 
-  it('revoke NAME takes away every line carrying that name\'s key, whatever they are named', async () => {
+  it("revoke NAME takes away every line carrying that name's key, whatever they are named", async () => {
     const file = new AuthorizedServices(tempFile());
     const k = generateStaticKeyPair().publicKey;
     const other = generateStaticKeyPair().publicKey;
-    writeFileSync(file.path, `x25519 ${encodePublicKey(k)} alice\nx25519 ${encodePublicKey(other)} bob\nx25519 ${encodePublicKey(k)} alice-laptop\n`);
+    writeFileSync(
+      file.path,
+      `x25519 ${encodePublicKey(k)} alice\nx25519 ${encodePublicKey(other)} bob\nx25519 ${encodePublicKey(k)} alice-laptop\n`,
+    );
     expect(await file.revoke('alice')).toBe(2);
     expect(await file.find(k)).toBeUndefined();
     expect((await file.list()).map((e) => e.name)).toEqual(['bob']);
@@ -163,7 +178,10 @@ describe('authorized_services: strict keys, whole revocation, warnings', () => {
     const path = join(home, 'authorized_services');
     writeFileSync(path, `x25519 ${encodePublicKey(generateStaticKeyPair().publicKey)} ok\nx25519 not-a-key bad\n`);
     chmodSync(path, 0o620);
-    const p = startCli(['device-proxy', '--connection-string', h.addDevice('dev-strict'), '--allow', '127.0.0.1:1', '--authorized-services', path], { DEVSTREAMS_HOME: home });
+    const p = startCli(
+      ['device-proxy', '--connection-string', h.addDevice('dev-strict'), '--allow', '127.0.0.1:1', '--authorized-services', path],
+      { DEVSTREAMS_HOME: home },
+    );
     stops.push(() => p.stop());
     await p.waitFor('device proxy ready');
     expect(p.stderr()).toContain('is writable by others (mode 620)');

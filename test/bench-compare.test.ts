@@ -14,14 +14,23 @@ function run(records: RunRecord[]): BenchResults {
     argv: [],
     machine: { cpuModel: 'cpu', cpuCount: 2, ramBytes: 1, os: 'os', node: 'v20', openssh: undefined, gitCommit: 'abc123' },
     placements: PLACEMENTS.slice(0, 1),
-    paths: [{ id: 'direct', title: 'direct' }, { id: 'devstreams', title: 'tunnel' }],
+    paths: [
+      { id: 'direct', title: 'direct' },
+      { id: 'devstreams', title: 'tunnel' },
+    ],
     scenarios: ['bulk-1', 'rtt'],
     records,
     modules: {},
   };
 }
 
-const rec = (scenario: string, path: string, round: number, metrics: Record<string, number>): RunRecord => ({ scenario, path, placement: 'loopback', round, metrics });
+const rec = (scenario: string, path: string, round: number, metrics: Record<string, number>): RunRecord => ({
+  scenario,
+  path,
+  placement: 'loopback',
+  round,
+  metrics,
+});
 
 describe('bench --compare', () => {
   const before = run([
@@ -53,7 +62,9 @@ describe('bench --compare', () => {
   it('prints both medians with their min-max and round counts', () => {
     const md = renderCompare(now, before, 'old.json');
     expect(md).toContain('## Compared with old.json (2026-01-01T00:00:00Z, commit abc123)');
-    expect(md).toContain('| bulk-1 | loopback | devstreams | MBps | 350 (330-360, 3 rounds) | 320 (300-340, 3 rounds) | +9% | within noise |');
+    expect(md).toContain(
+      '| bulk-1 | loopback | devstreams | MBps | 350 (330-360, 3 rounds) | 320 (300-340, 3 rounds) | +9% | within noise |',
+    );
     expect(md).toContain('| rtt | loopback | devstreams | p50_us | 155 (150-160, 2 rounds) | 205 (200-210, 2 rounds) | -24% | better |');
   });
 });

@@ -29,7 +29,20 @@ describe('bench through the devstreams tunnel (--quick)', () => {
   beforeAll(async () => {
     ensureBuilt();
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-devstreams-test-'));
-    const args = ['--quick', '--paths', 'devstreams,devstreams-plain', '--placements', 'loopback,same-region', '--scenarios', 'bulk-1,ttfb,trace', '--no-charts', '--out', path.join(tmp, 'RESULTS.md'), '--json', path.join(tmp, 'json')];
+    const args = [
+      '--quick',
+      '--paths',
+      'devstreams,devstreams-plain',
+      '--placements',
+      'loopback,same-region',
+      '--scenarios',
+      'bulk-1,ttfb,trace',
+      '--no-charts',
+      '--out',
+      path.join(tmp, 'RESULTS.md'),
+      '--json',
+      path.join(tmp, 'json'),
+    ];
     code = await new Promise<number | null>((resolve, reject) => {
       const child = spawn(process.execPath, [RUN_JS, ...args], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
       child.stderr.on('data', (d: Buffer) => {
@@ -55,13 +68,21 @@ describe('bench through the devstreams tunnel (--quick)', () => {
   it('runs every scenario through the tunnel on loopback and through the emulated legs', () => {
     expect(code, stderr).toBe(0);
     const tunnel = records.filter((r) => r.path === 'devstreams');
-    expect([...new Set(tunnel.map((r) => `${r.placement}/${r.scenario}`))].sort()).toEqual(['loopback/bulk-1', 'loopback/ttfb', 'same-region/bulk-1', 'same-region/ttfb']);
+    expect([...new Set(tunnel.map((r) => `${r.placement}/${r.scenario}`))].sort()).toEqual([
+      'loopback/bulk-1',
+      'loopback/ttfb',
+      'same-region/bulk-1',
+      'same-region/ttfb',
+    ]);
     for (const r of tunnel) expect(r.error, `${r.placement}/${r.scenario}`).toBeUndefined();
     for (const r of tunnel.filter((x) => x.scenario === 'bulk-1')) expect(r.metrics.MBps).toBeGreaterThan(0);
   });
 
   it('samples the hub, both proxies and, on an emulated placement, the link emulator', () => {
-    const roles = (placement: string): string[] => (records.find((r) => r.path === 'devstreams' && r.placement === placement && r.scenario === 'bulk-1')?.usage ?? []).map((u) => u.role);
+    const roles = (placement: string): string[] =>
+      (records.find((r) => r.path === 'devstreams' && r.placement === placement && r.scenario === 'bulk-1')?.usage ?? []).map(
+        (u) => u.role,
+      );
     expect(roles('loopback')).toEqual(['hub', 'device proxy', 'service proxy']);
     expect(roles('same-region')).toEqual(['hub', 'device proxy', 'service proxy', 'link emulator']);
   });
@@ -77,18 +98,26 @@ describe('bench through the devstreams tunnel (--quick)', () => {
     const plain = records.filter((r) => r.path === 'devstreams-plain');
     expect([...new Set(plain.map((r) => `${r.placement}/${r.scenario}`))]).toEqual(['loopback/bulk-1']);
     expect(plain[0]?.error).toBeUndefined();
-    expect(report).toMatch(/^\| Crypto: tunnel throughput encrypted >= 0\.85x unencrypted .*\| (met|\*\*not met\*\*)(, \d+ of \d+ rounds)? \|/m);
+    expect(report).toMatch(
+      /^\| Crypto: tunnel throughput encrypted >= 0\.85x unencrypted .*\| (met|\*\*not met\*\*)(, \d+ of \d+ rounds)? \|/m,
+    );
     expect(report).toMatch(/^\| loopback \| devstreams-plain \| \d+ \| [\d,.]+ \|/m);
   });
 
-  it('breaks one round trip into hops per process and layer from the processes\' trace points', () => {
+  it("breaks one round trip into hops per process and layer from the processes' trace points", () => {
     const section = report.slice(report.indexOf('## Where the round trip goes'));
     expect(section.length).toBeGreaterThan(0);
     expect(section).toMatch(/(\d+) of \1 traced round trips had every point|[1-9]\d* of \d+ traced round trips had every point/);
-    for (const row of ['| 2 | service proxy | socket read -> mux', '| 3 | service proxy | seal', '| 6 | hub | read -> write', '| 9 | device proxy | open', '| 10 | device proxy | mux']) {
+    for (const row of [
+      '| 2 | service proxy | socket read -> mux',
+      '| 3 | service proxy | seal',
+      '| 6 | hub | read -> write',
+      '| 9 | device proxy | open',
+      '| 10 | device proxy | mux',
+    ]) {
       expect(section).toContain(row);
     }
-    expect(section).toMatch(/^\|  \| \*\*sum\*\* \|  \| \*\*[\d.]+\*\* \|  \|$/m);
+    expect(section).toMatch(/^\| {2}\| \*\*sum\*\* \| {2}\| \*\*[\d.]+\*\* \| {2}\|$/m);
     expect(section).toMatch(/without tracing: mean [\d.]+ us/);
     // Under iperf3 bulk: the interactive connection's own points, and the stream's kernel queues.
     const loaded = section.slice(section.indexOf('### Under bulk: where the interactive round trip waits'));

@@ -100,6 +100,11 @@ describe('link emulator', () => {
   });
 
   it('folds legs in series: delays add, the narrowest cap wins', () => {
-    expect(combineLegs([{ oneWayMs: 10, jitterMs: 1, mbps: 100 }, { oneWayMs: 5, jitterMs: 0, mbps: 0 }])).toEqual({ oneWayMs: 15, jitterMs: 1, mbps: 100 });
+    expect(
+      combineLegs([
+        { oneWayMs: 10, jitterMs: 1, mbps: 100 },
+        { oneWayMs: 5, jitterMs: 0, mbps: 0 },
+      ]),
+    ).toEqual({ oneWayMs: 15, jitterMs: 1, mbps: 100 });
   });
 });

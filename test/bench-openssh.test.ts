@@ -21,11 +21,16 @@ describe('openssh path', () => {
 
   it('runs bulk and round trips through ssh -L and the relay, or is skipped with a note', async () => {
     if (!fs.existsSync(RUN_JS)) {
-      execFileSync(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT });
+      execFileSync(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], {
+        cwd: ROOT,
+      });
     }
     const args = ['--quick', '--rounds', '1', '--paths', 'openssh', '--placements', 'loopback', '--scenarios', 'bulk-1,rtt', '--no-charts'];
     const code = await new Promise<number | null>((resolve, reject) => {
-      const child = spawn(process.execPath, [RUN_JS, ...args, '--out', path.join(tmp, 'R.md'), '--json', tmp], { cwd: ROOT, stdio: 'ignore' });
+      const child = spawn(process.execPath, [RUN_JS, ...args, '--out', path.join(tmp, 'R.md'), '--json', tmp], {
+        cwd: ROOT,
+        stdio: 'ignore',
+      });
       const timer = setTimeout(() => {
         child.kill('SIGKILL');
         reject(new Error('bench did not finish in time'));

@@ -32,12 +32,20 @@ async function runBench(args: string[]): Promise<RunOutput> {
 }
 
 /** The committed report of record and its files: a quick run must leave every one alone. */
-const COMMITTED = ['RESULTS.md', 'bench/results/results.json', 'bench/results/throughput.svg', 'bench/results/rtt-percentiles.svg', 'bench/results/interactive-p99.svg'];
+const COMMITTED = [
+  'RESULTS.md',
+  'bench/results/results.json',
+  'bench/results/throughput.svg',
+  'bench/results/rtt-percentiles.svg',
+  'bench/results/interactive-p99.svg',
+];
 const QUICK_REPORT = path.join(ROOT, 'RESULTS-quick.md');
 const QUICK_DIR = path.join(ROOT, 'bench', 'results', 'quick');
 
 function snapshot(): Record<string, string | undefined> {
-  return Object.fromEntries(COMMITTED.map((f) => [f, fs.existsSync(path.join(ROOT, f)) ? fs.readFileSync(path.join(ROOT, f), 'utf8') : undefined]));
+  return Object.fromEntries(
+    COMMITTED.map((f) => [f, fs.existsSync(path.join(ROOT, f)) ? fs.readFileSync(path.join(ROOT, f), 'utf8') : undefined]),
+  );
 }
 
 describe('npm run bench -- --quick', () => {
@@ -50,7 +58,15 @@ describe('npm run bench -- --quick', () => {
     fs.rmSync(QUICK_REPORT, { force: true });
     fs.rmSync(QUICK_DIR, { recursive: true, force: true });
     // Two paired rounds on loopback, one on the emulated placement: a few seconds of traffic.
-    run = await runBench(['--quick', '--paths', 'direct,emulator', '--placements', 'loopback,same-region', '--scenarios', 'bulk-1,rtt,ttfb']);
+    run = await runBench([
+      '--quick',
+      '--paths',
+      'direct,emulator',
+      '--placements',
+      'loopback,same-region',
+      '--scenarios',
+      'bulk-1,rtt,ttfb',
+    ]);
     report = fs.existsSync(QUICK_REPORT) ? fs.readFileSync(QUICK_REPORT, 'utf8') : '';
   }, 90_000);
 
@@ -107,7 +123,9 @@ describe('npm run bench -- --quick', () => {
     expect(new Set(json.records.map((r) => r.scenario))).toEqual(new Set(['bulk-1', 'rtt', 'ttfb']));
     expect(json.records.filter((r) => r.error !== undefined)).toEqual([]);
     expect(json.paths.map((p) => p.id)).toEqual(['direct', 'emulator']);
-    expect(json.records.filter((r) => r.path === 'direct' && r.placement === 'loopback' && r.scenario === 'rtt').map((r) => r.round)).toEqual([1, 2]);
+    expect(
+      json.records.filter((r) => r.path === 'direct' && r.placement === 'loopback' && r.scenario === 'rtt').map((r) => r.round),
+    ).toEqual([1, 2]);
     for (const m of report.matchAll(/!\[[^\]]*\]\(([^)]+\.svg)\)/g)) {
       const file = path.resolve(ROOT, m[1] as string);
       expect(fs.readFileSync(file, 'utf8')).toMatch(/^<svg/);

@@ -15,7 +15,7 @@ describe('--config FILE', () => {
   const env = (): NodeJS.ProcessEnv => ({ DEVSTREAMS_HOME: join(dir, 'home') });
   const file = (name: string, lines: string[]): string => {
     const path = join(dir, name);
-    writeFileSync(path, lines.join('\n') + '\n', { mode: 0o600 });
+    writeFileSync(path, `${lines.join('\n')}\n`, { mode: 0o600 });
     return path;
   };
 
@@ -23,7 +23,14 @@ describe('--config FILE', () => {
     ensureBuilt();
     dir = mkdtempSync(join(tmpdir(), 'devstreams-config-'));
     // The hub runs from its file alone: listen (a required flag), data, a limit.
-    hub = startCli(['hub', '--config', file('hub.toml', ['listen = "127.0.0.1:0"', `data = "${join(dir, 'hub')}"`, 'stream-rate = 50', 'log-level = "debug"'])], env());
+    hub = startCli(
+      [
+        'hub',
+        '--config',
+        file('hub.toml', ['listen = "127.0.0.1:0"', `data = "${join(dir, 'hub')}"`, 'stream-rate = 50', 'log-level = "debug"']),
+      ],
+      env(),
+    );
     await hub.waitFor('hub ready');
     expect(runCli(['registry', 'add', 'dev-config', '--data', join(dir, 'hub'), '--out', join(dir, 'device.cs')]).status).toBe(0);
     expect(runCli(['registry', 'service-string', '--data', join(dir, 'hub'), '--out', join(dir, 'service.cs')]).status).toBe(0);

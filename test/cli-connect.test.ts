@@ -52,17 +52,20 @@ describe.skipIf(noSsh !== undefined)(`devstreams connect as ssh ProxyCommand${no
     await device.waitFor('device proxy ready');
     // The README's ~/.ssh/config block, with this test's keys and paths.
     sshConfig = join(dir, 'ssh_config');
-    writeFileSync(sshConfig, [
-      'Host dev-*',
-      `  User ${sshd.user}`,
-      `  IdentityFile ${join(dir, 'client_key')}`,
-      '  StrictHostKeyChecking no',
-      `  UserKnownHostsFile ${join(dir, 'known_hosts')}`,
-      '  BatchMode yes',
-      '  LogLevel ERROR',
-      `  ProxyCommand ${process.execPath} ${CLI_MAIN} connect --connection-string-file ${serviceCs} --persist 20 %h 127.0.0.1:${sshd.port}`,
-      '',
-    ].join('\n'));
+    writeFileSync(
+      sshConfig,
+      [
+        'Host dev-*',
+        `  User ${sshd.user}`,
+        `  IdentityFile ${join(dir, 'client_key')}`,
+        '  StrictHostKeyChecking no',
+        `  UserKnownHostsFile ${join(dir, 'known_hosts')}`,
+        '  BatchMode yes',
+        '  LogLevel ERROR',
+        `  ProxyCommand ${process.execPath} ${CLI_MAIN} connect --connection-string-file ${serviceCs} --persist 20 %h 127.0.0.1:${sshd.port}`,
+        '',
+      ].join('\n'),
+    );
   }, 60_000);
 
   afterAll(async () => {
@@ -76,7 +79,10 @@ describe.skipIf(noSsh !== undefined)(`devstreams connect as ssh ProxyCommand${no
   it('two concurrent ssh sessions share one device stream through the control master', async () => {
     const before = metric(await (await fetch(`${hubUrl}/metrics`)).text(), 'devstreams_stream_requests_total');
     // The first session stays open (cat waits on stdin) while the second one runs.
-    const first = spawn('ssh', ['-F', sshConfig, 'dev-connect', 'echo first-ready; cat'], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...env() } });
+    const first = spawn('ssh', ['-F', sshConfig, 'dev-connect', 'echo first-ready; cat'], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: { ...process.env, ...env() },
+    });
     let out1 = '';
     let err1 = '';
     first.stdout.on('data', (c: Buffer) => (out1 += c.toString()));
@@ -85,7 +91,10 @@ describe.skipIf(noSsh !== undefined)(`devstreams connect as ssh ProxyCommand${no
     await until(() => out1.includes('first-ready') || first.exitCode !== null, 30_000, 'first ssh session');
     expect(out1, err1).toContain('first-ready');
 
-    const { stdout } = await run('ssh', ['-F', sshConfig, 'dev-connect', 'echo second-$((6*7))'], { timeout: 30_000, env: { ...process.env, ...env() } });
+    const { stdout } = await run('ssh', ['-F', sshConfig, 'dev-connect', 'echo second-$((6*7))'], {
+      timeout: 30_000,
+      env: { ...process.env, ...env() },
+    });
     expect(stdout.trim()).toBe('second-42');
 
     first.stdin.end('through-cat\n');
@@ -115,12 +124,28 @@ describe.skipIf(noSsh !== undefined)(`devstreams connect as ssh ProxyCommand${no
   });
 
   it('uses a running service-proxy --control as the master', async () => {
-    const service = startCli(['service-proxy', '--connection-string-file', serviceCs, '--device-id', 'dev-connect', '--forward', `0:127.0.0.1:${sshd.port}`, '--control', '--eager'], env());
+    const service = startCli(
+      [
+        'service-proxy',
+        '--connection-string-file',
+        serviceCs,
+        '--device-id',
+        'dev-connect',
+        '--forward',
+        `0:127.0.0.1:${sshd.port}`,
+        '--control',
+        '--eager',
+      ],
+      env(),
+    );
     try {
       await service.waitFor('control socket ready');
       await service.waitFor('"state":"open"');
       const before = metric(await (await fetch(`${hubUrl}/metrics`)).text(), 'devstreams_stream_requests_total');
-      const { stdout } = await run('ssh', ['-F', sshConfig, 'dev-connect', 'echo via-service-proxy'], { timeout: 30_000, env: { ...process.env, ...env() } });
+      const { stdout } = await run('ssh', ['-F', sshConfig, 'dev-connect', 'echo via-service-proxy'], {
+        timeout: 30_000,
+        env: { ...process.env, ...env() },
+      });
       expect(stdout.trim()).toBe('via-service-proxy');
       expect(metric(await (await fetch(`${hubUrl}/metrics`)).text(), 'devstreams_stream_requests_total') - before).toBe(0);
       expect(existsSync(join(dir, 'home', 'control'))).toBe(true);

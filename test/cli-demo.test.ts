@@ -29,14 +29,28 @@ describe('devstreams demo and proxy command errors', () => {
     const noCs = runCli(['service-proxy', '--device-id', 'x', '--forward', '2222:127.0.0.1:22'], { DEVSTREAMS_CONNECTION_STRING: '' });
     expect(noCs.status).toBe(2);
     expect(noCs.stderr).toMatch(/^devstreams: ERR_CONNECTION_STRING: .*--connection-string/m);
-    const badForward = runCli(['service-proxy', '--connection-string', 'HostName=h;SharedAccessKeyName=service;SharedAccessKey=AAAAAAAAAAAAAAAAAAAAAA==', '--device-id', 'x', '--forward', '2222:22']);
+    const badForward = runCli([
+      'service-proxy',
+      '--connection-string',
+      'HostName=h;SharedAccessKeyName=service;SharedAccessKey=AAAAAAAAAAAAAAAAAAAAAA==',
+      '--device-id',
+      'x',
+      '--forward',
+      '2222:22',
+    ]);
     expect(badForward.status).toBe(2);
     expect(badForward.stderr).toContain('expected [BIND:]LPORT:HOST:PORT');
     const badCs = runCli(['device-proxy', '--connection-string', 'HostName=h;DeviceId=;SharedAccessKey=x', '--allow', '127.0.0.1:22']);
     expect(badCs.status).toBe(2);
     expect(badCs.stderr.trim().split('\n')).toHaveLength(1);
     expect(badCs.stderr).toContain('ERR_CONNECTION_STRING');
-    const badAllow = runCli(['device-proxy', '--connection-string', 'HostName=h;DeviceId=d;SharedAccessKey=AAAAAAAAAAAAAAAAAAAAAA==', '--allow', 'nohost']);
+    const badAllow = runCli([
+      'device-proxy',
+      '--connection-string',
+      'HostName=h;DeviceId=d;SharedAccessKey=AAAAAAAAAAAAAAAAAAAAAA==',
+      '--allow',
+      'nohost',
+    ]);
     expect(badAllow.status).toBe(2);
     expect(badAllow.stderr).toContain('bad --allow entry "nohost"');
     const help = runCli(['service-proxy', '--help']);

@@ -131,7 +131,10 @@ describe('devstreams CLI: failures say why, at once, with one exit-code conventi
       const h = runCli(['hub', '--listen', `127.0.0.1:${port}`, '--data', join(dir, 'hub2')]);
       expect(h.status).toBe(2);
       expect(h.stderr).toMatch(new RegExp(`^devstreams: ERR_CONFIG: cannot listen on 127\\.0\\.0\\.1:${port}: EADDRINUSE$`, 'm'));
-      const s = runCli(['service-proxy', '--connection-string', serviceCs, '--device-id', 'op-dev', '--forward', `${port}:127.0.0.1:22`], env());
+      const s = runCli(
+        ['service-proxy', '--connection-string', serviceCs, '--device-id', 'op-dev', '--forward', `${port}:127.0.0.1:22`],
+        env(),
+      );
       expect(s.status).toBe(2);
       expect(s.stderr).toMatch(new RegExp(`^devstreams: ERR_CONFIG: cannot listen on 127\\.0\\.0\\.1:${port}: EADDRINUSE$`, 'm'));
     } finally {
@@ -166,7 +169,9 @@ describe('devstreams CLI: failures say why, at once, with one exit-code conventi
     const tlsHub = start(['hub', '--listen', '127.0.0.1:0', '--data', tdir, '--tls-self-signed']);
     await tlsHub.waitFor('hub ready');
     // A string without the certificate pin (HubCertSha256), as from --host or an older hub.
-    const cs = runCli(['registry', 'add', 'tls-dev', '--data', tdir]).stdout.trim().replace(/;HubCertSha256=[^;]*/, '');
+    const cs = runCli(['registry', 'add', 'tls-dev', '--data', tdir])
+      .stdout.trim()
+      .replace(/;HubCertSha256=[^;]*/, '');
     const device = start(['device-proxy', '--connection-string', cs, '--allow', '127.0.0.1:1', '--key', join(dir, 'k2')]);
     await device.waitFor('self-signed');
     expect(device.stderr()).toContain('--ca FILE');
@@ -180,7 +185,16 @@ describe('devstreams CLI: failures say why, at once, with one exit-code conventi
     expect(await exitCode(bad)).toBe(2);
     expect(bad.stderr()).toMatch(/^devstreams: ERR_AUTH_INVALID: .+$/m);
     expect(bad.stdout()).toBe(''); // never claimed to be ready
-    const typo = start(['service-proxy', '--connection-string', serviceCs, '--device-id', 'op-dve', '--forward', '0:127.0.0.1:22', '--eager']);
+    const typo = start([
+      'service-proxy',
+      '--connection-string',
+      serviceCs,
+      '--device-id',
+      'op-dve',
+      '--forward',
+      '0:127.0.0.1:22',
+      '--eager',
+    ]);
     expect(await exitCode(typo)).toBe(2);
     expect(typo.stderr()).toMatch(/^devstreams: ERR_DEVICE_NOT_FOUND: device op-dve is not registered$/m);
   });
@@ -198,7 +212,19 @@ describe('devstreams CLI: failures say why, at once, with one exit-code conventi
   });
 
   it('a first connection waits for a device proxy that is still connecting', async () => {
-    const svc = start(['service-proxy', '--connection-string', serviceCs, '--device-id', 'op-dev', '--forward', `0:127.0.0.1:${echo.port}`, '--device-wait', '60', '--metrics-listen', '127.0.0.1:0']);
+    const svc = start([
+      'service-proxy',
+      '--connection-string',
+      serviceCs,
+      '--device-id',
+      'op-dev',
+      '--forward',
+      `0:127.0.0.1:${echo.port}`,
+      '--device-wait',
+      '60',
+      '--metrics-listen',
+      '127.0.0.1:0',
+    ]);
     await svc.waitFor('service proxy ready');
     expect(svc.stderr()).toContain('device op-dev is registered but offline');
     const local = Number(/^forward 127\.0\.0\.1:(\d+)/m.exec(svc.stdout())![1]);
@@ -206,7 +232,15 @@ describe('devstreams CLI: failures say why, at once, with one exit-code conventi
     const result = echoRoundTrip(local, data);
     await svc.waitFor('device op-dev is offline; waiting up to 60 s');
     const serviceKey = runCli(['key', 'show'], env()).stdout.trim();
-    const device = start(['device-proxy', '--connection-string', deviceCs, '--allow', `127.0.0.1:${echo.port}`, '--service-key', serviceKey]);
+    const device = start([
+      'device-proxy',
+      '--connection-string',
+      deviceCs,
+      '--allow',
+      `127.0.0.1:${echo.port}`,
+      '--service-key',
+      serviceKey,
+    ]);
     expect((await result).hash).toBe(sha256(data));
     await svc.waitFor(`connection :${local} -> 127.0.0.1:${echo.port} opened`);
     await device.waitFor(`channel to 127.0.0.1:${echo.port} connected`);
@@ -219,7 +253,14 @@ describe('devstreams CLI: failures say why, at once, with one exit-code conventi
     expect(text).toMatch(/^devstreams_connections_total\{outcome="opened",code=""\} 1$/m);
     expect(text).toContain('nodejs_heap_size_used_bytes');
     // The hub's: process and runtime, the ring and pairing histograms, refusals by code.
-    const hubHost = (JSON.parse(hub.stderr().split('\n').find((l) => l.includes('hub ready'))!) as { hostName: string }).hostName;
+    const hubHost = (
+      JSON.parse(
+        hub
+          .stderr()
+          .split('\n')
+          .find((l) => l.includes('hub ready'))!,
+      ) as { hostName: string }
+    ).hostName;
     const hubText = await (await fetch(`http://${hubHost}/metrics`)).text();
     expect(hubText).toContain('process_cpu_user_seconds_total');
     expect(hubText).toContain('nodejs_eventloop_lag_seconds');
@@ -252,7 +293,9 @@ describe('devstreams CLI: failures say why, at once, with one exit-code conventi
     expect(remote.stdout).toMatch(/^DEVICE\s+STATE\s+NODE\s+LAST SEEN$/m);
     expect(remote.stdout).toMatch(/^op-list\s+online\s+\S+\s+\d{4}-\d\d-\d\dT/m);
     const local = runCli(['registry', 'list', '--data', join(dir, 'hub'), '--json']);
-    const rec = (JSON.parse(local.stdout) as { deviceId: string; connected: boolean; connectionString?: string }[]).find((d) => d.deviceId === 'op-list');
+    const rec = (JSON.parse(local.stdout) as { deviceId: string; connected: boolean; connectionString?: string }[]).find(
+      (d) => d.deviceId === 'op-list',
+    );
     expect(rec).toMatchObject({ connected: true });
     expect(rec).not.toHaveProperty('connectionString');
     await device.stop();
@@ -288,14 +331,29 @@ describe('devstreams CLI: failures say why, at once, with one exit-code conventi
     const text = await (await fetch(url)).text();
     expect(text).toContain('devstreams_connected_devices 0');
     expect(text).toContain('process_resident_memory_bytes');
-    const hubHost = (JSON.parse(mhub.stderr().split('\n').find((l) => l.includes('hub ready'))!) as { hostName: string }).hostName;
+    const hubHost = (
+      JSON.parse(
+        mhub
+          .stderr()
+          .split('\n')
+          .find((l) => l.includes('hub ready'))!,
+      ) as { hostName: string }
+    ).hostName;
     expect((await fetch(`http://${hubHost}/metrics`)).status).toBe(404);
     await mhub.stop();
   });
 
   it('SOCKS to localhost:PORT where only 127.0.0.1:PORT is allowed is refused, and the log says names are not resolved', async () => {
     const serviceKey = runCli(['key', 'show'], env()).stdout.trim();
-    const device = start(['device-proxy', '--connection-string', deviceCs, '--allow', `127.0.0.1:${echo.port}`, '--service-key', serviceKey]);
+    const device = start([
+      'device-proxy',
+      '--connection-string',
+      deviceCs,
+      '--allow',
+      `127.0.0.1:${echo.port}`,
+      '--service-key',
+      serviceKey,
+    ]);
     await device.waitFor('device proxy ready');
     const svc = start(['service-proxy', '--connection-string', serviceCs, '--device-id', 'op-dev', '--socks', '0']);
     await svc.waitFor('service proxy ready');

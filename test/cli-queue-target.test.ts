@@ -32,9 +32,25 @@ describe('--queue-target-ms', () => {
     expect(runCli(['registry', 'add', 'dev-qt', '--data', join(dir, 'hub'), '--out', deviceCs]).status).toBe(0);
     expect(runCli(['registry', 'service-string', '--data', join(dir, 'hub'), '--out', serviceCs]).status).toBe(0);
     expect(runCli(['key', 'authorize', runCli(['key', 'show'], env()).stdout.trim(), '--name', 'qt'], env()).status).toBe(0);
-    device = startCli(['device-proxy', '--connection-string-file', deviceCs, '--allow', `127.0.0.1:${echo.port}`, '--queue-target-ms', '1'], env());
+    device = startCli(
+      ['device-proxy', '--connection-string-file', deviceCs, '--allow', `127.0.0.1:${echo.port}`, '--queue-target-ms', '1'],
+      env(),
+    );
     await device.waitFor('device proxy ready');
-    service = startCli(['service-proxy', '--connection-string-file', serviceCs, '--device-id', 'dev-qt', '--forward', `0:127.0.0.1:${echo.port}`, '--queue-target-ms', '1'], env());
+    service = startCli(
+      [
+        'service-proxy',
+        '--connection-string-file',
+        serviceCs,
+        '--device-id',
+        'dev-qt',
+        '--forward',
+        `0:127.0.0.1:${echo.port}`,
+        '--queue-target-ms',
+        '1',
+      ],
+      env(),
+    );
     await service.waitFor('service proxy ready');
     port = Number(/^forward 127\.0\.0\.1:(\d+) -> /m.exec(service.stdout())![1]);
     // Both ends say the controller is on (the sender runs it, the receiver acknowledges by bytes).
@@ -59,9 +75,29 @@ describe('--queue-target-ms', () => {
   }, 90_000);
 
   it('is refused beside --no-resume and with a value that is not a positive integer', () => {
-    const noResume = runCli(['service-proxy', '--connection-string', 'HostName=127.0.0.1:9;SharedAccessKeyName=service;SharedAccessKey=AAAAAAAAAAAAAAAAAAAAAA==', '--device-id', 'x', '--forward', '0:127.0.0.1:9', '--no-resume', '--queue-target-ms', '1']);
-    expect([noResume.status, noResume.stderr.trim()]).toEqual([2, 'devstreams: ERR_USAGE: --queue-target-ms needs resumable sessions: drop --no-resume']);
-    const bad = runCli(['device-proxy', '--connection-string', 'HostName=127.0.0.1:9;DeviceId=d;SharedAccessKey=AAAAAAAAAAAAAAAAAAAAAA==', '--queue-target-ms', '0']);
+    const noResume = runCli([
+      'service-proxy',
+      '--connection-string',
+      'HostName=127.0.0.1:9;SharedAccessKeyName=service;SharedAccessKey=AAAAAAAAAAAAAAAAAAAAAA==',
+      '--device-id',
+      'x',
+      '--forward',
+      '0:127.0.0.1:9',
+      '--no-resume',
+      '--queue-target-ms',
+      '1',
+    ]);
+    expect([noResume.status, noResume.stderr.trim()]).toEqual([
+      2,
+      'devstreams: ERR_USAGE: --queue-target-ms needs resumable sessions: drop --no-resume',
+    ]);
+    const bad = runCli([
+      'device-proxy',
+      '--connection-string',
+      'HostName=127.0.0.1:9;DeviceId=d;SharedAccessKey=AAAAAAAAAAAAAAAAAAAAAA==',
+      '--queue-target-ms',
+      '0',
+    ]);
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(/--queue-target-ms.*positive/);
   });

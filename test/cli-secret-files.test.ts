@@ -74,7 +74,10 @@ describe('secret files', () => {
   it('takes the file from DEVSTREAMS_CONNECTION_STRING_FILE without a warning when it is 600', async () => {
     const file = join(dir, 'env.cs');
     expect(runCli(['registry', 'add', 'dev-env', '--data', join(dir, 'hub'), '--out', file]).status).toBe(0);
-    const device = startCli(['device-proxy', '--allow', '127.0.0.1:9', '--accept-any-service'], { ...env(), DEVSTREAMS_CONNECTION_STRING_FILE: file });
+    const device = startCli(['device-proxy', '--allow', '127.0.0.1:9', '--accept-any-service'], {
+      ...env(),
+      DEVSTREAMS_CONNECTION_STRING_FILE: file,
+    });
     try {
       await device.waitFor('device proxy ready');
       expect(device.stderr()).toContain('dev-env');
@@ -88,7 +91,10 @@ describe('secret files', () => {
     const both = runCli(['device-proxy', '--connection-string', 'x', '--connection-string-file', join(dir, 'device.cs')], env());
     expect(both.status).toBe(2);
     expect(both.stderr).toContain('give one of --connection-string and --connection-string-file');
-    const missing = runCli(['service-proxy', '--connection-string-file', join(dir, 'nope.cs'), '--device-id', 'd', '--forward', '0:127.0.0.1:9'], env());
+    const missing = runCli(
+      ['service-proxy', '--connection-string-file', join(dir, 'nope.cs'), '--device-id', 'd', '--forward', '0:127.0.0.1:9'],
+      env(),
+    );
     expect(missing.status).toBe(2);
     expect(missing.stderr).toContain(`cannot read connection string file ${join(dir, 'nope.cs')}: ENOENT`);
   });

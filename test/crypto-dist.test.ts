@@ -19,7 +19,11 @@ function ensureBuilt(): void {
     const out = join(root, 'dist', 'src', 'crypto', f.replace(/\.cts$/, '.cjs').replace(/\.ts$/, '.js'));
     return !existsSync(out) || statSync(out).mtimeMs < statSync(join(srcDir, f)).mtimeMs;
   });
-  if (stale) execFileSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.build.json')], { cwd: root, stdio: 'pipe' });
+  if (stale)
+    execFileSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.build.json')], {
+      cwd: root,
+      stdio: 'pipe',
+    });
 }
 
 describe('crypto worker from dist', () => {

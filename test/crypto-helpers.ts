@@ -88,7 +88,12 @@ interface Partial2 {
 }
 
 /** Handshakes a (initiator) and b (responder). */
-export async function securePair(a: Transport, b: Transport, ao: Partial = {}, bo: Partial = {}): Promise<[SecureTransport, SecureTransport]> {
+export async function securePair(
+  a: Transport,
+  b: Transport,
+  ao: Partial = {},
+  bo: Partial = {},
+): Promise<[SecureTransport, SecureTransport]> {
   return Promise.all([
     secureInitiator(a, { staticKeys: generateStaticKeyPair(), verifyPeer: acceptAnyKey, prologue: 'test-stream', ...ao }),
     secureResponder(b, { staticKeys: generateStaticKeyPair(), verifyPeer: acceptAnyKey, prologue: 'test-stream', ...bo }),

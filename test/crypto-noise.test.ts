@@ -28,7 +28,10 @@ const V = {
   respEphemeral: 'bbdb4cdbd309f1a1f2e1456967fe288cadd6f712d65dc7b7793d5e63da6b375b',
   handshakeHash: '1b7aefb1125762aa21a252890d00af54519638b76437444538f9a52f21e2e0dc',
   messages: [
-    ['4c756477696720766f6e204d69736573', 'ca35def5ae56cec33dc2036731ab14896bc4c75dbb07a61f879f8e3afa4c79444c756477696720766f6e204d69736573'],
+    [
+      '4c756477696720766f6e204d69736573',
+      'ca35def5ae56cec33dc2036731ab14896bc4c75dbb07a61f879f8e3afa4c79444c756477696720766f6e204d69736573',
+    ],
     [
       '4d757272617920526f746862617264',
       '95ebc60d2b1fa672c1f46a8aa265ef51bfe38e7ccb39ec5be34069f144808843757117acceb05bd7a45733bc22015c97a9d0cbaf41b80446d5988ff5127235d76b79eade70f473d6a4ef521fdcbeda5340d01e028ba793fc059f2724a83af05f12dda0448a7621a926b379a92477fd',
@@ -125,7 +128,9 @@ describe('static keys and trust', () => {
     await writeFile(ed, generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }), { mode: 0o600 });
     await expect(loadStaticKeyPair(ed)).rejects.toMatchObject({ code: 'ERR_CONFIG' });
     expect(() => keyPairFromPrivate(Buffer.alloc(31, 1))).toThrow(/32 bytes/);
-    expect(() => privateKeyObject({ publicKey: pair.publicKey, privateKey: Buffer.concat([pair.privateKey, Buffer.alloc(1)]) })).toThrow(/32 bytes/);
+    expect(() => privateKeyObject({ publicKey: pair.publicKey, privateKey: Buffer.concat([pair.privateKey, Buffer.alloc(1)]) })).toThrow(
+      /32 bytes/,
+    );
   });
 
   it('a generated key pair is consistent: its public key is the one node:crypto derives', () => {
@@ -156,7 +161,10 @@ describe('static keys and trust', () => {
     await Promise.all(keys.map((k, i) => known.verify(`dev-${i}`, k)));
     for (let i = 0; i < keys.length; i++) expect(await known.get(`dev-${i}`)).toEqual(keys[i]);
     const racing = await Promise.allSettled([known.verify('new', keys[0]!), known.verify('new', keys[1]!)]);
-    expect(racing.map((r) => (r.status === 'fulfilled' ? r.value : (r.reason as { code: string }).code))).toEqual(['pinned', 'ERR_HANDSHAKE_PEER_KEY_CHANGED']);
+    expect(racing.map((r) => (r.status === 'fulfilled' ? r.value : (r.reason as { code: string }).code))).toEqual([
+      'pinned',
+      'ERR_HANDSHAKE_PEER_KEY_CHANGED',
+    ]);
     await known.remove('dev-3');
     expect(await known.get('dev-3')).toBeUndefined();
     expect((await readFile(file, 'utf8')).startsWith('# operator notes\n')).toBe(true);

@@ -26,16 +26,22 @@ const nastyCuts = (m: Buffer, i: number): number[] => {
 describe('parts helpers', () => {
   it('sliceParts and gatherBytes match slicing the joined buffer', () => {
     fc.assert(
-      fc.property(fc.uint8Array({ minLength: 0, maxLength: 200 }), fc.array(fc.nat(200), { maxLength: 8 }), fc.nat(200), fc.nat(200), (bytes, cuts, x, y) => {
-        const m = Buffer.from(bytes);
-        const parts = splitBytesAt(m, cuts);
-        const [s, e] = [Math.min(x, y, m.length), Math.min(Math.max(x, y), m.length)];
-        expect(partsLength(parts)).toBe(m.length);
-        const views = sliceParts(parts, s, e);
-        expect(views.every((v) => v.length > 0)).toBe(true);
-        expect(Buffer.concat(views).equals(m.subarray(s, e))).toBe(true);
-        expect(gatherBytes(parts, s, e).equals(m.subarray(s, e))).toBe(true);
-      }),
+      fc.property(
+        fc.uint8Array({ minLength: 0, maxLength: 200 }),
+        fc.array(fc.nat(200), { maxLength: 8 }),
+        fc.nat(200),
+        fc.nat(200),
+        (bytes, cuts, x, y) => {
+          const m = Buffer.from(bytes);
+          const parts = splitBytesAt(m, cuts);
+          const [s, e] = [Math.min(x, y, m.length), Math.min(Math.max(x, y), m.length)];
+          expect(partsLength(parts)).toBe(m.length);
+          const views = sliceParts(parts, s, e);
+          expect(views.every((v) => v.length > 0)).toBe(true);
+          expect(Buffer.concat(views).equals(m.subarray(s, e))).toBe(true);
+          expect(gatherBytes(parts, s, e).equals(m.subarray(s, e))).toBe(true);
+        },
+      ),
       { numRuns: 300 },
     );
   });
@@ -50,7 +56,9 @@ describe.each(modes)('records split across reads ($name)', ({ opts }) => {
   it('arrive intact, as pieces to a handler that takes them and joined to one that does not', async () => {
     const [ra, rb] = createMemoryTransportPair();
     const [sa, sb] = await securePair(new SplittingTransport(ra, nastyCuts), new SplittingTransport(rb, nastyCuts), opts, opts);
-    const sent = Array.from({ length: 30 }, (_, i) => randomBytes(i === 0 ? MAX_RECORD_PLAINTEXT : 1 + ((i * 7919) % MAX_RECORD_PLAINTEXT)));
+    const sent = Array.from({ length: 30 }, (_, i) =>
+      randomBytes(i === 0 ? MAX_RECORD_PLAINTEXT : 1 + ((i * 7919) % MAX_RECORD_PLAINTEXT)),
+    );
     // b's handler takes pieces (as the mux does); a's only whole messages.
     const gotB: Buffer[] = [];
     let piecesSeen = 0;

@@ -74,14 +74,20 @@ describe('handshake', () => {
 
   it('times out with ERR_HANDSHAKE_TIMEOUT when the peer never answers', async () => {
     const { a } = await rawPair('memory');
-    await expect(secureInitiator(a, { staticKeys: generateStaticKeyPair(), verifyPeer: acceptAnyKey, handshakeTimeoutMs: 150 })).rejects.toMatchObject({
+    await expect(
+      secureInitiator(a, { staticKeys: generateStaticKeyPair(), verifyPeer: acceptAnyKey, handshakeTimeoutMs: 150 }),
+    ).rejects.toMatchObject({
       code: 'ERR_HANDSHAKE_TIMEOUT',
     });
     expect(a.closed).toBe(true);
   });
 
   it('fails with ERR_HANDSHAKE_FAILED on garbage', async () => {
-    for (const garbage of [randomBytes(100), Buffer.concat([Buffer.from([1, 1, 1]), randomBytes(10)]), Buffer.from([2, 1, 1, ...randomBytes(96)])]) {
+    for (const garbage of [
+      randomBytes(100),
+      Buffer.concat([Buffer.from([1, 1, 1]), randomBytes(10)]),
+      Buffer.from([2, 1, 1, ...randomBytes(96)]),
+    ]) {
       const { a, b } = await rawPair('memory');
       const responder = secureResponder(b, { staticKeys: generateStaticKeyPair(), verifyPeer: acceptAnyKey });
       a.attach({ onMessage: () => {}, onDrain: () => {}, onClose: () => {} });
@@ -91,13 +97,18 @@ describe('handshake', () => {
     // And the initiator, answered with garbage.
     const { a, b } = await rawPair('tcp');
     b.attach({ onMessage: () => b.send([randomBytes(200)]), onDrain: () => {}, onClose: () => {} });
-    await expect(secureInitiator(a, { staticKeys: generateStaticKeyPair(), verifyPeer: acceptAnyKey })).rejects.toMatchObject({ code: 'ERR_HANDSHAKE_FAILED' });
+    await expect(secureInitiator(a, { staticKeys: generateStaticKeyPair(), verifyPeer: acceptAnyKey })).rejects.toMatchObject({
+      code: 'ERR_HANDSHAKE_FAILED',
+    });
   });
 
   it('fails when the prologues differ (a hub splicing two streams) or the cipher is refused', async () => {
     let p = await rawPair('memory');
     let r = await Promise.allSettled(securePairSettled(p.a, p.b, { prologue: 'stream-A' }, { prologue: 'stream-B' }));
-    expect(r.map((x) => (x.status === 'rejected' ? (x.reason as { code: string }).code : 'ok'))).toEqual(['ERR_HANDSHAKE_FAILED', 'ERR_HANDSHAKE_FAILED']);
+    expect(r.map((x) => (x.status === 'rejected' ? (x.reason as { code: string }).code : 'ok'))).toEqual([
+      'ERR_HANDSHAKE_FAILED',
+      'ERR_HANDSHAKE_FAILED',
+    ]);
     p = await rawPair('memory');
     r = await Promise.allSettled(securePairSettled(p.a, p.b, { cipher: 'AESGCM' }, { acceptCiphers: ['ChaChaPoly'] }));
     expect(r.every((x) => x.status === 'rejected' && (x.reason as { code: string }).code === 'ERR_HANDSHAKE_FAILED')).toBe(true);
@@ -130,7 +141,12 @@ describe('handshake', () => {
         try {
           // service = initiator (it asked for the stream); device = responder, requiring the service key.
           return await Promise.allSettled(
-            securePairSettled(a, b, { staticKeys: service, verifyPeer: known.verifier('dev-1') }, { staticKeys: device, verifyPeer: allowKeys([service.publicKey]) }),
+            securePairSettled(
+              a,
+              b,
+              { staticKeys: service, verifyPeer: known.verifier('dev-1') },
+              { staticKeys: device, verifyPeer: allowKeys([service.publicKey]) },
+            ),
           );
         } finally {
           await cleanup();
@@ -140,7 +156,10 @@ describe('handshake', () => {
       expect(await known.get('dev-1')).toEqual(deviceOld.publicKey);
       const changed = await connect(deviceNew);
       expect(changed[0]).toMatchObject({ status: 'rejected', reason: { code: 'ERR_HANDSHAKE_PEER_KEY_CHANGED' } });
-      expect(changed[1]).toMatchObject({ status: 'rejected', reason: { code: 'ERR_HANDSHAKE_FAILED', message: expect.stringContaining('ERR_HANDSHAKE_PEER_KEY_CHANGED') } });
+      expect(changed[1]).toMatchObject({
+        status: 'rejected',
+        reason: { code: 'ERR_HANDSHAKE_FAILED', message: expect.stringContaining('ERR_HANDSHAKE_PEER_KEY_CHANGED') },
+      });
       expect((await connect(deviceOld)).map((x) => x.status)).toEqual(['fulfilled', 'fulfilled']);
       await known.pin('dev-1', deviceNew.publicKey); // operator re-pins after a re-enrollment
       expect((await connect(deviceNew)).map((x) => x.status)).toEqual(['fulfilled', 'fulfilled']);

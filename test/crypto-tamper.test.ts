@@ -6,7 +6,16 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeCryptoPools } from '../src/crypto/worker-pool.js';
 import { RECORD_HEADER_SIZE } from '../src/crypto/constants.js';
-import { collect, ensureCryptoWorkerBuilt, sameMessages, relayPair, securePair, until, type PairKind, type Tamper } from './crypto-helpers.js';
+import {
+  collect,
+  ensureCryptoWorkerBuilt,
+  sameMessages,
+  relayPair,
+  securePair,
+  until,
+  type PairKind,
+  type Tamper,
+} from './crypto-helpers.js';
 
 beforeAll(() => ensureCryptoWorkerBuilt());
 afterAll(async () => closeCryptoPools());
@@ -24,11 +33,13 @@ const onRecord = (k: number, f: (m: Buffer) => Buffer[]): Tamper => {
   return (dir, i, m) => (dir === 'ab' && i === FIRST_RECORD + k ? f(m) : [m]);
 };
 
-const flipBit = (at: (m: Buffer) => number, bit = 0): ((m: Buffer) => Buffer[]) => (m) => {
-  const c = Buffer.from(m);
-  c[at(c)]! ^= 1 << bit;
-  return [c];
-};
+const flipBit =
+  (at: (m: Buffer) => number, bit = 0): ((m: Buffer) => Buffer[]) =>
+  (m) => {
+    const c = Buffer.from(m);
+    c[at(c)]! ^= 1 << bit;
+    return [c];
+  };
 
 function swapRecords(k: number): Tamper {
   let held: Buffer | undefined;
@@ -44,10 +55,42 @@ function swapRecords(k: number): Tamper {
 }
 
 const cases: Array<{ name: string; tamper: Tamper; code: string; delivered: number }> = [
-  { name: 'flips one ciphertext bit', tamper: onRecord(BAD, flipBit((m) => RECORD_HEADER_SIZE + 5, 3)), code: 'ERR_RECORD_AUTH', delivered: BAD },
-  { name: 'flips one tag bit', tamper: onRecord(BAD, flipBit((m) => m.length - 1, 7)), code: 'ERR_RECORD_AUTH', delivered: BAD },
-  { name: 'flips the key epoch (AAD)', tamper: onRecord(BAD, flipBit(() => 3, 0)), code: 'ERR_RECORD_AUTH', delivered: BAD },
-  { name: 'flips a sequence bit', tamper: onRecord(BAD, flipBit(() => 11, 4)), code: 'ERR_RECORD_SEQUENCE', delivered: BAD },
+  {
+    name: 'flips one ciphertext bit',
+    tamper: onRecord(
+      BAD,
+      flipBit((_m) => RECORD_HEADER_SIZE + 5, 3),
+    ),
+    code: 'ERR_RECORD_AUTH',
+    delivered: BAD,
+  },
+  {
+    name: 'flips one tag bit',
+    tamper: onRecord(
+      BAD,
+      flipBit((m) => m.length - 1, 7),
+    ),
+    code: 'ERR_RECORD_AUTH',
+    delivered: BAD,
+  },
+  {
+    name: 'flips the key epoch (AAD)',
+    tamper: onRecord(
+      BAD,
+      flipBit(() => 3, 0),
+    ),
+    code: 'ERR_RECORD_AUTH',
+    delivered: BAD,
+  },
+  {
+    name: 'flips a sequence bit',
+    tamper: onRecord(
+      BAD,
+      flipBit(() => 11, 4),
+    ),
+    code: 'ERR_RECORD_SEQUENCE',
+    delivered: BAD,
+  },
   { name: 'drops a record', tamper: onRecord(BAD, () => []), code: 'ERR_RECORD_SEQUENCE', delivered: BAD },
   { name: 'replays a record', tamper: onRecord(BAD, (m) => [m, Buffer.from(m)]), code: 'ERR_RECORD_SEQUENCE', delivered: BAD + 1 },
   { name: 'swaps two records', tamper: swapRecords(BAD), code: 'ERR_RECORD_SEQUENCE', delivered: BAD },
@@ -84,7 +127,14 @@ describe('tampering relay, any bit', () => {
   it('flipping any single bit of a record is detected and nothing corrupted is delivered', async () => {
     await fc.assert(
       fc.asyncProperty(fc.nat(), fc.integer({ min: 0, max: 7 }), async (pos, bit) => {
-        const r = await runCase('memory', { crypto: 'inline' }, onRecord(BAD, flipBit((m) => pos % m.length, bit)));
+        const r = await runCase(
+          'memory',
+          { crypto: 'inline' },
+          onRecord(
+            BAD,
+            flipBit((m) => pos % m.length, bit),
+          ),
+        );
         expect(['ERR_RECORD_AUTH', 'ERR_RECORD_SEQUENCE']).toContain(r.err?.code);
         expect(sameMessages(r.delivered, messages.slice(0, BAD))).toBe(true);
       }),

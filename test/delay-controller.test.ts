@@ -112,15 +112,25 @@ describe('DelayController', () => {
 
   it('stays within [floor, ceiling] whatever the ACKs say', () => {
     fc.assert(
-      fc.property(fc.array(fc.tuple(fc.integer({ min: 1, max: 4 * MiB }), fc.double({ min: 0, max: 500, noNaN: true }), fc.double({ min: 0, max: 1, noNaN: true })), { maxLength: 300 }), (acks) => {
-        const c = new DelayController(config);
-        for (const [step, rtt, used] of acks) {
-          c.onAck(step, rtt, used * c.limit);
-          expect(c.limit).toBeGreaterThanOrEqual(config.floorBytes);
-          expect(c.limit).toBeLessThanOrEqual(config.ceilingBytes);
-          expect(Number.isInteger(c.limit)).toBe(true);
-        }
-      }),
+      fc.property(
+        fc.array(
+          fc.tuple(
+            fc.integer({ min: 1, max: 4 * MiB }),
+            fc.double({ min: 0, max: 500, noNaN: true }),
+            fc.double({ min: 0, max: 1, noNaN: true }),
+          ),
+          { maxLength: 300 },
+        ),
+        (acks) => {
+          const c = new DelayController(config);
+          for (const [step, rtt, used] of acks) {
+            c.onAck(step, rtt, used * c.limit);
+            expect(c.limit).toBeGreaterThanOrEqual(config.floorBytes);
+            expect(c.limit).toBeLessThanOrEqual(config.ceilingBytes);
+            expect(Number.isInteger(c.limit)).toBe(true);
+          }
+        },
+      ),
     );
   });
 });

@@ -49,6 +49,8 @@ describe.skipIf(unavailable !== undefined)(`deploy/ systemd units${unavailable ?
 
   it('the Dockerfile runs the hub with the same node flags', () => {
     const text = readFileSync(join(ROOT, 'deploy', 'Dockerfile'), 'utf8');
-    expect(text).toContain(`ENTRYPOINT ["node", ${RECOMMENDED_NODE_FLAGS.map((f) => JSON.stringify(f)).join(', ')}, "/usr/local/bin/devstreams", "hub",`);
+    expect(text).toContain(
+      `ENTRYPOINT ["node", ${RECOMMENDED_NODE_FLAGS.map((f) => JSON.stringify(f)).join(', ')}, "/usr/local/bin/devstreams", "hub",`,
+    );
   });
 });

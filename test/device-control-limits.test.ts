@@ -36,7 +36,13 @@ async function fakeHub(onControl: (ws: WebSocket) => void): Promise<{ port: numb
 }
 
 function client(port: number, backoff = { initialMs: 20, maxMs: 10_000 }): DeviceClient {
-  const cs = formatConnectionString({ kind: 'device', hostName: `127.0.0.1:${port}`, deviceId: 'dev-x', sharedAccessKey: Buffer.alloc(32, 1).toString('base64'), transport: 'ws' });
+  const cs = formatConnectionString({
+    kind: 'device',
+    hostName: `127.0.0.1:${port}`,
+    deviceId: 'dev-x',
+    sharedAccessKey: Buffer.alloc(32, 1).toString('base64'),
+    transport: 'ws',
+  });
   const c = DeviceClient.fromConnectionString(cs, { backoff });
   c.on('error', () => {});
   stops.push(() => c.close());
@@ -45,7 +51,17 @@ function client(port: number, backoff = { initialMs: 20, maxMs: 10_000 }): Devic
 
 function ring(ws: WebSocket, i: number, fields: Partial<Record<keyof typeof MAX_STREAM_REQUEST_FIELD, string>> = {}): void {
   // A URL elsewhere: the device rejects it, and that rejection is what queues up.
-  ws.send(JSON.stringify({ type: 'streamRequest', requestId: `r${i}`, streamName: 'devstreams', streamId: `s${i}`, url: 'wss://elsewhere.example/streams/x', authorizationToken: 't', ...fields }));
+  ws.send(
+    JSON.stringify({
+      type: 'streamRequest',
+      requestId: `r${i}`,
+      streamName: 'devstreams',
+      streamId: `s${i}`,
+      url: 'wss://elsewhere.example/streams/x',
+      authorizationToken: 't',
+      ...fields,
+    }),
+  );
 }
 
 describe('device control socket limits', () => {
@@ -81,9 +97,18 @@ describe('device control socket limits', () => {
   });
 
   it('a streamRequest with an oversize field is a protocol error: no answer, the socket closes with 4400', async () => {
-    expect(() => parseHubMessage(JSON.stringify({ type: 'streamRequest', requestId: 'x'.repeat(60_000), streamName: 's', streamId: 's', url: 'u', authorizationToken: 't' }))).toThrow(
-      /requestId of 60000 characters/,
-    );
+    expect(() =>
+      parseHubMessage(
+        JSON.stringify({
+          type: 'streamRequest',
+          requestId: 'x'.repeat(60_000),
+          streamName: 's',
+          streamId: 's',
+          url: 'u',
+          authorizationToken: 't',
+        }),
+      ),
+    ).toThrow(/requestId of 60000 characters/);
     const answers: string[] = [];
     const hub = await fakeHub((ws) => {
       ws.on('message', (d: Buffer) => answers.push(d.toString()));
@@ -116,7 +141,12 @@ describe('device control socket limits', () => {
     await c.open();
     await four;
     await c.close();
-    expect(retries.map((r) => r.error.code)).toEqual(['ERR_DEVICE_REPLACED', 'ERR_DEVICE_REPLACED', 'ERR_DEVICE_REPLACED', 'ERR_DEVICE_REPLACED']);
+    expect(retries.map((r) => r.error.code)).toEqual([
+      'ERR_DEVICE_REPLACED',
+      'ERR_DEVICE_REPLACED',
+      'ERR_DEVICE_REPLACED',
+      'ERR_DEVICE_REPLACED',
+    ]);
     expect(retries[0]!.error.message).toMatch(/another device proxy uses this id/);
     // Delays are uniform in [c/2, c] with the ceiling c doubling from 20 ms: the fourth is at
     // least 80 ms / 2 = 40 ms, above any first one (at most 20 ms), unless the backoff restarts.

@@ -54,11 +54,31 @@ describe.skipIf(noSsh !== undefined)(`tunnel end to end through the CLI${noSsh ?
     // The quickstart's authorize step: the device lets in the service key the operator shows.
     const authorized = runCli(['key', 'authorize', runCli(['key', 'show'], env()).stdout.trim(), '--name', 'e2e-operator'], env());
     expect(authorized.stderr).toContain('authorized');
-    deviceArgs = ['device-proxy', '--connection-string-file', deviceCs, '--allow', `127.0.0.1:${sshd.port}`, '--allow', `127.0.0.1:${echo.port}`];
+    deviceArgs = [
+      'device-proxy',
+      '--connection-string-file',
+      deviceCs,
+      '--allow',
+      `127.0.0.1:${sshd.port}`,
+      '--allow',
+      `127.0.0.1:${echo.port}`,
+    ];
     device = startCli(deviceArgs, env());
     await device.waitFor('device proxy ready');
     service = startCli(
-      ['service-proxy', '--connection-string-file', serviceCs, '--device-id', 'dev-e2e', '--forward', `0:127.0.0.1:${sshd.port}`, '--forward', `0:127.0.0.1:${echo.port}`, '--forward', `0:127.0.0.1:${forbidden.port}`],
+      [
+        'service-proxy',
+        '--connection-string-file',
+        serviceCs,
+        '--device-id',
+        'dev-e2e',
+        '--forward',
+        `0:127.0.0.1:${sshd.port}`,
+        '--forward',
+        `0:127.0.0.1:${echo.port}`,
+        '--forward',
+        `0:127.0.0.1:${forbidden.port}`,
+      ],
       env(),
     );
     await service.waitFor('service proxy ready');
@@ -76,7 +96,9 @@ describe.skipIf(noSsh !== undefined)(`tunnel end to end through the CLI${noSsh ?
   });
 
   it('logs in with a real ssh client and runs a command', async () => {
-    const { stdout } = await run('ssh', [...sshd.sshArgs(ports.get(`127.0.0.1:${sshd.port}`)!), 'echo tunnel-$((6*7))'], { timeout: 30_000 });
+    const { stdout } = await run('ssh', [...sshd.sshArgs(ports.get(`127.0.0.1:${sshd.port}`)!), 'echo tunnel-$((6*7))'], {
+      timeout: 30_000,
+    });
     expect(stdout.trim()).toBe('tunnel-42');
   });
 

@@ -49,7 +49,13 @@ describe('fleet bus messages: field checks', () => {
     expect(checkBusMessage({ t: 'ring', id: 'abc', from: 'n1', deviceId: 'dev-1', streamName: 'ssh', timeoutSeconds: 60 })).toBeDefined();
     expect(checkBusMessage({ t: 'evict', deviceId: 'dev-1', by: 'n2' })).toBeDefined();
     expect(checkBusMessage({ t: 'answer', id: 'abc', code: 'ERR_DEVICE_OFFLINE', message: 'x' })).toBeDefined();
-    expect(checkBusMessage({ t: 'answer', id: 'abc', body: { isAccepted: true, streamName: 's', url: 'ws://h/streams/x', authorizationToken: 't', streamId: 'x' } })).toBeDefined();
+    expect(
+      checkBusMessage({
+        t: 'answer',
+        id: 'abc',
+        body: { isAccepted: true, streamName: 's', url: 'ws://h/streams/x', authorizationToken: 't', streamId: 'x' },
+      }),
+    ).toBeDefined();
     for (const bad of [
       null,
       'ring',
@@ -83,7 +89,10 @@ describe.skipIf(!hasRedisServer)('fleet bus messages: signed with the fleet secr
     const seen: Array<{ channel: string; text: string }> = [];
     await spy.psubscribe(`${PREFIX}node:*`);
     spy.on('pmessage', (_p: string, channel: string, text: string) => seen.push({ channel, text }));
-    const legit = await fetch(`http://${addr(b)}/twins/dev-bus/streams/ssh`, { method: 'POST', headers: { authorization: service, 'iothub-streaming-response-timeout-in-seconds': '1' } });
+    const legit = await fetch(`http://${addr(b)}/twins/dev-bus/streams/ssh`, {
+      method: 'POST',
+      headers: { authorization: service, 'iothub-streaming-response-timeout-in-seconds': '1' },
+    });
     expect(((await legit.json()) as { code: string }).code).toBe('ERR_STREAM_TIMEOUT');
     expect(rings()).toBe(1);
     const ring = seen.find((m) => m.text.includes('"t":"ring"'))!;
@@ -93,13 +102,32 @@ describe.skipIf(!hasRedisServer)('fleet bus messages: signed with the fleet secr
     const pub = new Redis(redis.url);
     stops.push(() => pub.disconnect());
     await pub.publish(ring.channel, ring.text);
-    const forged = JSON.stringify({ t: 'ring', id: 'forged1', from: 'evil', deviceId: 'dev-bus', streamName: 'ssh', timeoutSeconds: 5, ts: Date.now() });
+    const forged = JSON.stringify({
+      t: 'ring',
+      id: 'forged1',
+      from: 'evil',
+      deviceId: 'dev-bus',
+      streamName: 'ssh',
+      timeoutSeconds: 5,
+      ts: Date.now(),
+    });
     await pub.publish(ring.channel, forged);
     const otherMac = createHmac('sha256', Buffer.alloc(32, 1)).update(ring.channel).update('\n').update(forged).digest('base64url');
     await pub.publish(ring.channel, `${otherMac}.${forged}`);
     // Signed with the right secret but stale: dropped too.
-    const stale = JSON.stringify({ t: 'ring', id: 'stale1', from: 'evil', deviceId: 'dev-bus', streamName: 'ssh', timeoutSeconds: 5, ts: Date.now() - 60_000 });
-    await pub.publish(ring.channel, `${createHmac('sha256', FLEET_SECRET).update(ring.channel).update('\n').update(stale).digest('base64url')}.${stale}`);
+    const stale = JSON.stringify({
+      t: 'ring',
+      id: 'stale1',
+      from: 'evil',
+      deviceId: 'dev-bus',
+      streamName: 'ssh',
+      timeoutSeconds: 5,
+      ts: Date.now() - 60_000,
+    });
+    await pub.publish(
+      ring.channel,
+      `${createHmac('sha256', FLEET_SECRET).update(ring.channel).update('\n').update(stale).digest('base64url')}.${stale}`,
+    );
     await settle(300);
     expect(rings()).toBe(1);
     expect(linesA).toContain('dropped a fleet bus message that does not verify or check out');
@@ -107,7 +135,10 @@ describe.skipIf(!hasRedisServer)('fleet bus messages: signed with the fleet secr
     // A node with another secret cannot get the device rung either: its request times out.
     const c = await startNode(redis.url, PREFIX, { redis: { url: redis.url, keyPrefix: PREFIX, secret: Buffer.alloc(32, 2) } });
     stops.push(() => c.close());
-    const viaC = await fetch(`http://${addr(c)}/twins/dev-bus/streams/ssh`, { method: 'POST', headers: { authorization: service, 'iothub-streaming-response-timeout-in-seconds': '1' } });
+    const viaC = await fetch(`http://${addr(c)}/twins/dev-bus/streams/ssh`, {
+      method: 'POST',
+      headers: { authorization: service, 'iothub-streaming-response-timeout-in-seconds': '1' },
+    });
     expect(((await viaC.json()) as { code: string }).code).toBe('ERR_STREAM_TIMEOUT');
     expect(rings()).toBe(1);
   });
@@ -115,7 +146,9 @@ describe.skipIf(!hasRedisServer)('fleet bus messages: signed with the fleet secr
 
 /** A redis-server with extra arguments (password, TLS); resolves once it accepts connections. */
 async function redisWith(args: string[]): Promise<() => Promise<void>> {
-  const child = spawn('redis-server', ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('redis-server', ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   await new Promise<void>((resolve, reject) => {
     let out = '';
     const timer = setTimeout(() => reject(new Error(`redis-server did not start: ${out.slice(-500)}`)), 10_000);
@@ -159,14 +192,49 @@ describe.skipIf(!hasRedisServer)("the fleet's Redis with a password and with TLS
     await expect(startNode(`redis://127.0.0.1:${port}`, PREFIX)).rejects.toMatchObject({ code: 'ERR_HUB_UNAVAILABLE' });
   });
 
-  it('rediss:// with the server\'s CA works; without the CA the node does not start', async () => {
+  it("rediss:// with the server's CA works; without the CA the node does not start", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'devstreams-redis-tls-'));
     stops.push(() => rmSync(dir, { recursive: true, force: true }));
     const cert = join(dir, 'cert.pem');
     const key = join(dir, 'key.pem');
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        key,
+        '-out',
+        cert,
+        '-days',
+        '1',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+      ],
+      { stdio: 'ignore' },
+    );
     const port = await freePort();
-    stops.push(await redisWith(['--port', '0', '--tls-port', String(port), '--tls-cert-file', cert, '--tls-key-file', key, '--tls-ca-cert-file', cert, '--tls-auth-clients', 'no']));
+    stops.push(
+      await redisWith([
+        '--port',
+        '0',
+        '--tls-port',
+        String(port),
+        '--tls-cert-file',
+        cert,
+        '--tls-key-file',
+        key,
+        '--tls-ca-cert-file',
+        cert,
+        '--tls-auth-clients',
+        'no',
+      ]),
+    );
     const url = `rediss://127.0.0.1:${port}`;
     const node = await startNode(url, PREFIX, { redis: { url, keyPrefix: PREFIX, redisCa: readFileSync(cert) } });
     stops.push(() => node.close());

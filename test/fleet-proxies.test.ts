@@ -45,21 +45,78 @@ describe.skipIf(missing !== undefined)(`fleet through the proxies${missing ? ` (
     echo = await startEchoServer();
     const secretFile = join(dir, 'fleet.secret');
     writeFileSync(secretFile, `${randomBytes(48).toString('base64')}\n`, { mode: 0o600 });
-    const hubArgs = ['hub', '--redis', redis.url, '--fleet-secret-file', secretFile, '--public-host', PUBLIC_HOST, '--listen', '127.0.0.1:0'];
+    const hubArgs = [
+      'hub',
+      '--redis',
+      redis.url,
+      '--fleet-secret-file',
+      secretFile,
+      '--public-host',
+      PUBLIC_HOST,
+      '--listen',
+      '127.0.0.1:0',
+    ];
     nodeA = startCli(hubArgs);
     nodeB = startCli(hubArgs);
     await Promise.all([nodeA.waitFor('hub ready'), nodeB.waitFor('hub ready')]);
     const a = `127.0.0.1:${portOf(nodeA)}`;
     const b = `127.0.0.1:${portOf(nodeB)}`;
     // The device prefers A and falls back to B; the service goes through B.
-    const deviceCs = runCli(['registry', 'add', 'fleet-dev', '--redis', redis.url, '--host', PUBLIC_HOST, '--plain', '--gateway', `${a},${b}`]).stdout.trim();
-    const serviceCs = runCli(['registry', 'service-string', '--redis', redis.url, '--host', PUBLIC_HOST, '--plain', '--gateway', b]).stdout.trim();
+    const deviceCs = runCli([
+      'registry',
+      'add',
+      'fleet-dev',
+      '--redis',
+      redis.url,
+      '--host',
+      PUBLIC_HOST,
+      '--plain',
+      '--gateway',
+      `${a},${b}`,
+    ]).stdout.trim();
+    const serviceCs = runCli([
+      'registry',
+      'service-string',
+      '--redis',
+      redis.url,
+      '--host',
+      PUBLIC_HOST,
+      '--plain',
+      '--gateway',
+      b,
+    ]).stdout.trim();
     expect(deviceCs).toContain('DeviceId=fleet-dev');
     const env = { DEVSTREAMS_HOME: join(dir, 'home') };
     const serviceKey = runCli(['key', 'show'], env).stdout.trim();
-    device = startCli(['device-proxy', '--connection-string', deviceCs, '--service-key', serviceKey, '--allow', `127.0.0.1:${sshd.port}`, '--allow', `127.0.0.1:${echo.port}`], env);
+    device = startCli(
+      [
+        'device-proxy',
+        '--connection-string',
+        deviceCs,
+        '--service-key',
+        serviceKey,
+        '--allow',
+        `127.0.0.1:${sshd.port}`,
+        '--allow',
+        `127.0.0.1:${echo.port}`,
+      ],
+      env,
+    );
     await device.waitFor('device proxy ready');
-    service = startCli(['service-proxy', '--connection-string', serviceCs, '--device-id', 'fleet-dev', '--forward', `0:127.0.0.1:${sshd.port}`, '--forward', `0:127.0.0.1:${echo.port}`], env);
+    service = startCli(
+      [
+        'service-proxy',
+        '--connection-string',
+        serviceCs,
+        '--device-id',
+        'fleet-dev',
+        '--forward',
+        `0:127.0.0.1:${sshd.port}`,
+        '--forward',
+        `0:127.0.0.1:${echo.port}`,
+      ],
+      env,
+    );
     await service.waitFor('service proxy ready');
     sshPort = Number(new RegExp(`forward 127\\.0\\.0\\.1:(\\d+) -> 127\\.0\\.0\\.1:${sshd.port}`).exec(service.stdout())![1]);
     echoPort = Number(new RegExp(`forward 127\\.0\\.0\\.1:(\\d+) -> 127\\.0\\.0\\.1:${echo.port}`).exec(service.stdout())![1]);

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { Hub } from '../src/hub/index.js';
+import type { Hub } from '../src/hub/index.js';
 import { DevstreamsError } from '../src/errors.js';
 import { createPolicyToken } from '../src/auth/sas.js';
 import { hasRedisServer, startRedis, type TestRedis } from './helpers/redis.js';
@@ -38,7 +38,8 @@ describe.skipIf(!hasRedisServer)('hub fleet: registry in Redis', () => {
 
   beforeAll(async () => {
     // The CLI runs from dist; build it when missing or older than the fleet code.
-    if (!existsSync(join(process.cwd(), 'dist/src/hub/fleet/fleet.js'))) spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit', timeout: 120_000 });
+    if (!existsSync(join(process.cwd(), 'dist/src/hub/fleet/fleet.js')))
+      spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit', timeout: 120_000 });
     redis = await startRedis();
     [a, b] = await Promise.all([startNode(redis.url, 'devstreams:'), startNode(redis.url, 'devstreams:')]);
   });
@@ -123,7 +124,11 @@ describe.skipIf(!hasRedisServer)('hub fleet: Redis unavailable', () => {
       expect([bad.status, ((await bad.json()) as { code: string }).code]).toEqual([401, 'ERR_AUTH_INVALID']);
       // A registry write needs Redis: 503.
       t0 = Date.now();
-      const put = await fetch(`http://${addr(b)}/devices/new-one`, { method: 'PUT', headers: { authorization: token, 'content-type': 'application/json' }, body: '{}' });
+      const put = await fetch(`http://${addr(b)}/devices/new-one`, {
+        method: 'PUT',
+        headers: { authorization: token, 'content-type': 'application/json' },
+        body: '{}',
+      });
       expect(put.status).toBe(503);
       expect(((await put.json()) as { code: string }).code).toBe('ERR_HUB_UNAVAILABLE');
       expect(Date.now() - t0).toBeLessThan(4000);

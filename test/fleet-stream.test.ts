@@ -65,10 +65,15 @@ describe.skipIf(!hasRedisServer)('hub fleet: streams across nodes', () => {
     const rec = await c.registry.addDevice('sensor-2');
     // Gateways: X first, then C. B is where the service asks.
     const x = await startNode(redis.url, PREFIX);
-    const device = DeviceClient.fromConnectionString(viaNodes(c.deviceConnectionString(rec), x, c), { backoff: { initialMs: 20, maxMs: 200 } });
+    const device = DeviceClient.fromConnectionString(viaNodes(c.deviceConnectionString(rec), x, c), {
+      backoff: { initialMs: 20, maxMs: 200 },
+    });
     clients.push(device);
     device.on('streamRequest', (req) => {
-      void req.accept().then((t) => t.attach({ onMessage: (m) => t.send([m]), onDrain() {}, onClose() {} }), () => {});
+      void req.accept().then(
+        (t) => t.attach({ onMessage: (m) => t.send([m]), onDrain() {}, onClose() {} }),
+        () => {},
+      );
     });
     await device.open();
     await until(() => x.connectedDevices === 1, 5000, 'device on X');

@@ -6,7 +6,7 @@
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DevstreamsError } from '../src/errors.js';
+import type { DevstreamsError } from '../src/errors.js';
 import { Session } from '../src/mux/index.js';
 import { CONTROL_FRAME_COST, DEFAULT_MUX_CONFIG } from '../src/mux/config.js';
 import { FrameType, INITIAL_SESSION_WINDOW, INITIAL_WINDOW, MAX_FRAME_PAYLOAD_LIMIT, PROTOCOL_VERSION } from '../src/mux/constants.js';
@@ -31,7 +31,12 @@ afterEach(() => {
 });
 
 const hello = (): Buffer =>
-  encodeStructured(FrameType.HELLO, 0, { version: PROTOCOL_VERSION, initialWindow: INITIAL_WINDOW, sessionWindow: INITIAL_SESSION_WINDOW, maxFramePayload: MAX_FRAME_PAYLOAD_LIMIT });
+  encodeStructured(FrameType.HELLO, 0, {
+    version: PROTOCOL_VERSION,
+    initialWindow: INITIAL_WINDOW,
+    sessionWindow: INITIAL_SESSION_WINDOW,
+    maxFramePayload: MAX_FRAME_PAYLOAD_LIMIT,
+  });
 
 const ping = (n: number): Buffer => {
   const opaque = Buffer.alloc(8);
@@ -43,7 +48,11 @@ const BACKLOG = 64 * 1024;
 const STUCK_HIGH_WATER = 64 * 1024;
 
 /** A responder session whose peer never reads; the test plays the peer. */
-function victim(extra: { onOpen?: boolean } = {}): { session: Session; link: StuckTransport; closed: Promise<DevstreamsError | undefined> } {
+function victim(extra: { onOpen?: boolean } = {}): {
+  session: Session;
+  link: StuckTransport;
+  closed: Promise<DevstreamsError | undefined>;
+} {
   const link = new StuckTransport(STUCK_HIGH_WATER);
   const session = new Session(link, { role: 'responder', keepaliveIntervalMs: 0, maxControlBacklog: BACKLOG });
   if (extra.onOpen) session.on('open', (req) => req.refuse('ERR_TARGET_NOT_ALLOWED', 'not on the allow list'));
@@ -100,7 +109,11 @@ describe('mux: answers the peer provokes are bounded', () => {
   it('OPENs this side refuses (each answered by a RESET): ERR_PROTOCOL_FLOOD', async () => {
     const v = victim({ onOpen: true });
     let id = -1;
-    const peak = await flood(v, () => Buffer.concat(Array.from({ length: 200 }, () => encodeStructured(FrameType.OPEN, (id += 2), { host: '10.0.0.1', port: 22 }))), 2000);
+    const peak = await flood(
+      v,
+      () => Buffer.concat(Array.from({ length: 200 }, () => encodeStructured(FrameType.OPEN, (id += 2), { host: '10.0.0.1', port: 22 }))),
+      2000,
+    );
     expect(v.session.closed).toBe(true);
     expect((await v.closed)?.code).toBe('ERR_PROTOCOL_FLOOD');
     expect(peak).toBeLessThanOrEqual(HOLD_BOUND);
@@ -152,7 +165,9 @@ describe('mux: answers the peer provokes are bounded', () => {
     }
     expect(session.closed).toBe(true);
     expect((await closed)?.code).toBe('ERR_PROTOCOL_FLOOD');
-    expect(peak).toBeLessThanOrEqual(DEFAULT_TRANSPORT_HIGH_WATER + DEFAULT_MUX_CONFIG.maxBatchBytes + DEFAULT_MUX_CONFIG.maxControlBacklog);
+    expect(peak).toBeLessThanOrEqual(
+      DEFAULT_TRANSPORT_HIGH_WATER + DEFAULT_MUX_CONFIG.maxBatchBytes + DEFAULT_MUX_CONFIG.maxControlBacklog,
+    );
     expect(socket.destroyed).toBe(true);
     attacker.destroy();
     await new Promise((r) => setTimeout(r, 50));

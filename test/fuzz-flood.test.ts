@@ -31,10 +31,33 @@ type Burst =
 const count = fc.integer({ min: 1, max: 3000 });
 const burstArb: fc.Arbitrary<Burst> = fc.oneof(
   { weight: 4, arbitrary: fc.record({ op: fc.constant('ping' as const), count }) },
-  { weight: 3, arbitrary: fc.record({ op: fc.constant('open' as const), count: fc.integer({ min: 1, max: 1500 }), port: fc.integer({ min: 1, max: 65535 }) }) },
-  { weight: 3, arbitrary: fc.record({ op: fc.constant('data' as const), count: fc.integer({ min: 1, max: 20 }), ch: fc.nat(40), bytes: fc.integer({ min: 0, max: 16 * 1024 }) }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      op: fc.constant('open' as const),
+      count: fc.integer({ min: 1, max: 1500 }),
+      port: fc.integer({ min: 1, max: 65535 }),
+    }),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      op: fc.constant('data' as const),
+      count: fc.integer({ min: 1, max: 20 }),
+      ch: fc.nat(40),
+      bytes: fc.integer({ min: 0, max: 16 * 1024 }),
+    }),
+  },
   { weight: 3, arbitrary: fc.record({ op: fc.constant('stray' as const), count, bytes: fc.integer({ min: 0, max: 64 }) }) },
-  { weight: 1, arbitrary: fc.record({ op: fc.constant('window' as const), count: fc.integer({ min: 1, max: 50 }), ch: fc.nat(40), inc: fc.integer({ min: 0, max: 1 << 16 }) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      op: fc.constant('window' as const),
+      count: fc.integer({ min: 1, max: 50 }),
+      ch: fc.nat(40),
+      inc: fc.integer({ min: 0, max: 1 << 16 }),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('close' as const), ch: fc.nat(40) }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('reset' as const), ch: fc.nat(40) }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('pong' as const), count }) },
@@ -42,7 +65,12 @@ const burstArb: fc.Arbitrary<Burst> = fc.oneof(
 );
 
 const hello = (): Buffer =>
-  encodeStructured(FrameType.HELLO, 0, { version: PROTOCOL_VERSION, initialWindow: INITIAL_WINDOW, sessionWindow: INITIAL_SESSION_WINDOW, maxFramePayload: MAX_FRAME_PAYLOAD_LIMIT });
+  encodeStructured(FrameType.HELLO, 0, {
+    version: PROTOCOL_VERSION,
+    initialWindow: INITIAL_WINDOW,
+    sessionWindow: INITIAL_SESSION_WINDOW,
+    maxFramePayload: MAX_FRAME_PAYLOAD_LIMIT,
+  });
 
 /** Turns bursts into messages (each at most one batch of frames), as the initiator would send them. */
 function* messages(bursts: readonly Burst[]): Generator<Buffer> {
@@ -103,64 +131,87 @@ function* messages(bursts: readonly Burst[]): Generator<Buffer> {
 }
 
 describe('fuzz: a peer that never reads', () => {
-  it('arbitrary frame sequences: what the session holds stays within its bound; a flood ends it with ERR_PROTOCOL_FLOOD', async () => {
-    await fc.assert(
-      fc.asyncProperty(fc.array(burstArb, { minLength: 1, maxLength: 30 }), fc.integer({ min: 1, max: 8 }), async (bursts, maxChannels) => {
-        const link = new StuckTransport(HIGH_WATER);
-        const sessionWindow = 4 * 1024 * 1024;
-        const session = new Session(link, { role: 'responder', keepaliveIntervalMs: 0, maxControlBacklog: BACKLOG, maxChannels, sessionWindow });
-        const accepted: Channel[] = [];
-        // Like a device proxy: accepts some, refuses others, and never reads (its target is slow).
-        session.on('open', (req) => {
-          if (req.target.port % 2 === 0) return req.refuse('ERR_TARGET_NOT_ALLOWED', 'not on the allow list');
-          const ch = req.accept();
-          ch.on('error', () => {});
-          ch.pause();
-          accepted.push(ch);
-        });
-        let closeError: DevstreamsError | undefined;
-        session.on('close', (e) => (closeError = e));
-        // Bound: what the transport took before it said stop (one batch may go past its mark),
-        // the control backlog, what channels hold within the session window, and one frame in the decoder.
-        const bound = HIGH_WATER + MAX_BATCH + BACKLOG + sessionWindow + MAX_FRAME_PAYLOAD_LIMIT;
-        for (const m of messages(bursts)) {
-          if (session.closed) break;
-          link.inject(m);
-          await Promise.resolve();
-          const unread = accepted.reduce((n, ch) => n + ch.readableLength, 0);
-          expect(link.unread + session.controlBacklog + unread).toBeLessThanOrEqual(bound);
-          expect(session.controlBacklog).toBeLessThanOrEqual(BACKLOG);
-        }
-        if (closeError) {
-          expect(closeError).toBeInstanceOf(DevstreamsError);
-          expect(closeError.code, closeError.message).toMatch(/^ERR_PROTOCOL_/);
-        }
-        session.close();
-        expect(session.controlBacklog).toBe(0);
-        expect(session.channelCount).toBe(0);
-        expect(link.closed).toBe(true);
-      }),
-      fuzzParams(150, 0.05),
-    );
-  }, FUZZ_TIMEOUT_MS);
+  it(
+    'arbitrary frame sequences: what the session holds stays within its bound; a flood ends it with ERR_PROTOCOL_FLOOD',
+    async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(burstArb, { minLength: 1, maxLength: 30 }),
+          fc.integer({ min: 1, max: 8 }),
+          async (bursts, maxChannels) => {
+            const link = new StuckTransport(HIGH_WATER);
+            const sessionWindow = 4 * 1024 * 1024;
+            const session = new Session(link, {
+              role: 'responder',
+              keepaliveIntervalMs: 0,
+              maxControlBacklog: BACKLOG,
+              maxChannels,
+              sessionWindow,
+            });
+            const accepted: Channel[] = [];
+            // Like a device proxy: accepts some, refuses others, and never reads (its target is slow).
+            session.on('open', (req) => {
+              if (req.target.port % 2 === 0) return req.refuse('ERR_TARGET_NOT_ALLOWED', 'not on the allow list');
+              const ch = req.accept();
+              ch.on('error', () => {});
+              ch.pause();
+              accepted.push(ch);
+            });
+            let closeError: DevstreamsError | undefined;
+            session.on('close', (e) => (closeError = e));
+            // Bound: what the transport took before it said stop (one batch may go past its mark),
+            // the control backlog, what channels hold within the session window, and one frame in the decoder.
+            const bound = HIGH_WATER + MAX_BATCH + BACKLOG + sessionWindow + MAX_FRAME_PAYLOAD_LIMIT;
+            for (const m of messages(bursts)) {
+              if (session.closed) break;
+              link.inject(m);
+              await Promise.resolve();
+              const unread = accepted.reduce((n, ch) => n + ch.readableLength, 0);
+              expect(link.unread + session.controlBacklog + unread).toBeLessThanOrEqual(bound);
+              expect(session.controlBacklog).toBeLessThanOrEqual(BACKLOG);
+            }
+            if (closeError) {
+              expect(closeError).toBeInstanceOf(DevstreamsError);
+              expect(closeError.code, closeError.message).toMatch(/^ERR_PROTOCOL_/);
+            }
+            session.close();
+            expect(session.controlBacklog).toBe(0);
+            expect(session.channelCount).toBe(0);
+            expect(link.closed).toBe(true);
+          },
+        ),
+        fuzzParams(150, 0.05),
+      );
+    },
+    FUZZ_TIMEOUT_MS,
+  );
 
-  it('a flood of any one kind of answer ends the session with ERR_PROTOCOL_FLOOD', async () => {
-    await fc.assert(
-      fc.asyncProperty(fc.constantFrom<Burst['op']>('ping', 'open', 'stray'), async (op) => {
-        const link = new StuckTransport(HIGH_WATER);
-        const session = new Session(link, { role: 'responder', keepaliveIntervalMs: 0, maxControlBacklog: BACKLOG });
-        session.on('open', (req) => req.refuse('ERR_TARGET_NOT_ALLOWED', 'no'));
-        let closeError: DevstreamsError | undefined;
-        session.on('close', (e) => (closeError = e));
-        const burst = op === 'open' ? { op, count: 1500, port: 2 } : op === 'stray' ? { op, count: 3000, bytes: 0 } : { op: 'ping' as const, count: 3000 };
-        for (const m of messages(Array.from({ length: 40 }, () => burst as Burst))) {
-          if (session.closed) break;
-          link.inject(m);
-          await Promise.resolve();
-        }
-        expect(closeError?.code).toBe('ERR_PROTOCOL_FLOOD');
-      }),
-      { numRuns: 3 },
-    );
-  }, FUZZ_TIMEOUT_MS);
+  it(
+    'a flood of any one kind of answer ends the session with ERR_PROTOCOL_FLOOD',
+    async () => {
+      await fc.assert(
+        fc.asyncProperty(fc.constantFrom<Burst['op']>('ping', 'open', 'stray'), async (op) => {
+          const link = new StuckTransport(HIGH_WATER);
+          const session = new Session(link, { role: 'responder', keepaliveIntervalMs: 0, maxControlBacklog: BACKLOG });
+          session.on('open', (req) => req.refuse('ERR_TARGET_NOT_ALLOWED', 'no'));
+          let closeError: DevstreamsError | undefined;
+          session.on('close', (e) => (closeError = e));
+          const burst =
+            op === 'open'
+              ? { op, count: 1500, port: 2 }
+              : op === 'stray'
+                ? { op, count: 3000, bytes: 0 }
+                : { op: 'ping' as const, count: 3000 };
+          for (const m of messages(Array.from({ length: 40 }, () => burst as Burst))) {
+            if (session.closed) break;
+            link.inject(m);
+            await Promise.resolve();
+          }
+          expect(closeError?.code).toBe('ERR_PROTOCOL_FLOOD');
+        }),
+        { numRuns: 3 },
+      );
+    },
+    FUZZ_TIMEOUT_MS,
+  );
 });

@@ -8,7 +8,14 @@ import { describe, expect, it } from 'vitest';
 import { DevstreamsError } from '../src/errors.js';
 import { Session } from '../src/mux/index.js';
 import { FrameDecoder } from '../src/mux/decoder.js';
-import { FrameType, HEADER_SIZE, INITIAL_SESSION_WINDOW, INITIAL_WINDOW, MAX_FRAME_PAYLOAD_LIMIT, PROTOCOL_VERSION } from '../src/mux/constants.js';
+import {
+  FrameType,
+  HEADER_SIZE,
+  INITIAL_SESSION_WINDOW,
+  INITIAL_WINDOW,
+  MAX_FRAME_PAYLOAD_LIMIT,
+  PROTOCOL_VERSION,
+} from '../src/mux/constants.js';
 import { encodeFrame, encodePing, encodeReset, encodeStructured, encodeWindow } from '../src/mux/frame.js';
 import { createMemoryTransportPair, TcpTransport } from '../src/transport/index.js';
 import { FUZZ_TIMEOUT_MS, fuzzParams, heapAfterGc, mutate, mutationArb, splitAt } from './helpers/fuzz.js';
@@ -29,24 +36,54 @@ type Op =
 
 const chRef = fc.oneof(fc.integer({ min: 0, max: 7 }), fc.constantFrom(-1, 0xfffffffe, 0xffffffff));
 const opArb: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 4, arbitrary: fc.record({ op: fc.constant('open' as const), port: fc.integer({ min: 0, max: 65535 }), service: fc.option(fc.string({ maxLength: 70 }), { nil: undefined }) }, { requiredKeys: ['op', 'port'] }) },
+  {
+    weight: 4,
+    arbitrary: fc.record(
+      {
+        op: fc.constant('open' as const),
+        port: fc.integer({ min: 0, max: 65535 }),
+        service: fc.option(fc.string({ maxLength: 70 }), { nil: undefined }),
+      },
+      { requiredKeys: ['op', 'port'] },
+    ),
+  },
   { weight: 6, arbitrary: fc.record({ op: fc.constant('data' as const), ch: chRef, bytes: fc.integer({ min: 0, max: 3000 }) }) },
-  { weight: 2, arbitrary: fc.record({ op: fc.constant('window' as const), ch: chRef, inc: fc.oneof(fc.integer({ min: 0, max: 1 << 20 }), fc.constantFrom(0x7fffffff, 0xffffffff)) }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      op: fc.constant('window' as const),
+      ch: chRef,
+      inc: fc.oneof(fc.integer({ min: 0, max: 1 << 20 }), fc.constantFrom(0x7fffffff, 0xffffffff)),
+    }),
+  },
   { weight: 2, arbitrary: fc.record({ op: fc.constant('close' as const), ch: chRef }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('reset' as const), ch: chRef, code: fc.integer({ min: 0, max: 0xffff }) }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('accept' as const), ch: chRef }) },
   { weight: 1, arbitrary: fc.constant({ op: 'ping' as const }) },
   { weight: 1, arbitrary: fc.constant({ op: 'pong' as const }) },
   { weight: 1, arbitrary: fc.constant({ op: 'hello' as const }) },
-  { weight: 1, arbitrary: fc.record({ op: fc.constant('goaway' as const), code: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 0xffff })) }) },
   {
     weight: 1,
-    arbitrary: fc.record({ op: fc.constant('raw' as const), type: fc.integer({ min: 0, max: 12 }), channel: fc.oneof(fc.integer({ min: 0, max: 9 }), fc.nat()), payload: fc.uint8Array({ maxLength: 64 }) }),
+    arbitrary: fc.record({ op: fc.constant('goaway' as const), code: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 0xffff })) }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      op: fc.constant('raw' as const),
+      type: fc.integer({ min: 0, max: 12 }),
+      channel: fc.oneof(fc.integer({ min: 0, max: 9 }), fc.nat()),
+      payload: fc.uint8Array({ maxLength: 64 }),
+    }),
   },
 );
 
 const hello = (): Buffer =>
-  encodeStructured(FrameType.HELLO, 0, { version: PROTOCOL_VERSION, initialWindow: INITIAL_WINDOW, sessionWindow: INITIAL_SESSION_WINDOW, maxFramePayload: MAX_FRAME_PAYLOAD_LIMIT });
+  encodeStructured(FrameType.HELLO, 0, {
+    version: PROTOCOL_VERSION,
+    initialWindow: INITIAL_WINDOW,
+    sessionWindow: INITIAL_SESSION_WINDOW,
+    maxFramePayload: MAX_FRAME_PAYLOAD_LIMIT,
+  });
 
 /** Encodes the script as the initiator would (odd channel ids), mostly valid, sometimes not. */
 function encodeScript(ops: readonly Op[]): Buffer {
@@ -165,60 +202,80 @@ function checkOutcome(o: Outcome): void {
 }
 
 describe('fuzz: mux frame decoder', () => {
-  it('random bytes in random chunks: only coded ERR_PROTOCOL_* errors, bounded buffering', () => {
-    fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 2048 }), fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { maxLength: 8 }), (bytes, cuts) => {
-        const decoder = new FrameDecoder(MAX_FRAME_PAYLOAD_LIMIT);
-        try {
-          for (const chunk of splitAt(Buffer.from(bytes), cuts)) {
-            decoder.push(chunk, (_t, _c, p) => expect(p.length).toBeLessThanOrEqual(MAX_FRAME_PAYLOAD_LIMIT));
-            expect(decoder.buffered).toBeLessThanOrEqual(FRAME_BOUND);
-          }
-        } catch (err) {
-          expect(err).toBeInstanceOf(DevstreamsError);
-          expect((err as DevstreamsError).code).toMatch(/^ERR_PROTOCOL_/);
-        }
-      }),
-      fuzzParams(2000),
-    );
-  }, FUZZ_TIMEOUT_MS);
+  it(
+    'random bytes in random chunks: only coded ERR_PROTOCOL_* errors, bounded buffering',
+    () => {
+      fc.assert(
+        fc.property(
+          fc.uint8Array({ maxLength: 2048 }),
+          fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { maxLength: 8 }),
+          (bytes, cuts) => {
+            const decoder = new FrameDecoder(MAX_FRAME_PAYLOAD_LIMIT);
+            try {
+              for (const chunk of splitAt(Buffer.from(bytes), cuts)) {
+                decoder.push(chunk, (_t, _c, p) => expect(p.length).toBeLessThanOrEqual(MAX_FRAME_PAYLOAD_LIMIT));
+                expect(decoder.buffered).toBeLessThanOrEqual(FRAME_BOUND);
+              }
+            } catch (err) {
+              expect(err).toBeInstanceOf(DevstreamsError);
+              expect((err as DevstreamsError).code).toMatch(/^ERR_PROTOCOL_/);
+            }
+          },
+        ),
+        fuzzParams(2000),
+      );
+    },
+    FUZZ_TIMEOUT_MS,
+  );
 
-  it('mutated valid streams: only coded errors, never a payload past the limit', () => {
-    fc.assert(
-      fc.property(inputArb, ({ ops, mutations, cuts }) => {
-        const bytes = mutate(encodeScript(ops), mutations);
-        const decoder = new FrameDecoder(MAX_FRAME_PAYLOAD_LIMIT);
-        try {
-          for (const chunk of splitAt(bytes, cuts)) decoder.push(chunk, () => {});
-        } catch (err) {
-          expect(err).toBeInstanceOf(DevstreamsError);
-          expect((err as DevstreamsError).code).toMatch(/^ERR_PROTOCOL_/);
-        }
-        expect(decoder.buffered).toBeLessThanOrEqual(FRAME_BOUND);
-      }),
-      fuzzParams(1500),
-    );
-  }, FUZZ_TIMEOUT_MS);
+  it(
+    'mutated valid streams: only coded errors, never a payload past the limit',
+    () => {
+      fc.assert(
+        fc.property(inputArb, ({ ops, mutations, cuts }) => {
+          const bytes = mutate(encodeScript(ops), mutations);
+          const decoder = new FrameDecoder(MAX_FRAME_PAYLOAD_LIMIT);
+          try {
+            for (const chunk of splitAt(bytes, cuts)) decoder.push(chunk, () => {});
+          } catch (err) {
+            expect(err).toBeInstanceOf(DevstreamsError);
+            expect((err as DevstreamsError).code).toMatch(/^ERR_PROTOCOL_/);
+          }
+          expect(decoder.buffered).toBeLessThanOrEqual(FRAME_BOUND);
+        }),
+        fuzzParams(1500),
+      );
+    },
+    FUZZ_TIMEOUT_MS,
+  );
 });
 
 describe('fuzz: live mux session', () => {
-  it('valid and mutated frame sequences end the session with a coded error or leave it working', async () => {
-    await fc.assert(
-      fc.asyncProperty(inputArb, async ({ ops, mutations, cuts }) => {
-        checkOutcome(await feedSession(splitAt(mutate(encodeScript(ops), mutations), cuts)));
-      }),
-      fuzzParams(700),
-    );
-  }, FUZZ_TIMEOUT_MS);
+  it(
+    'valid and mutated frame sequences end the session with a coded error or leave it working',
+    async () => {
+      await fc.assert(
+        fc.asyncProperty(inputArb, async ({ ops, mutations, cuts }) => {
+          checkOutcome(await feedSession(splitAt(mutate(encodeScript(ops), mutations), cuts)));
+        }),
+        fuzzParams(700),
+      );
+    },
+    FUZZ_TIMEOUT_MS,
+  );
 
-  it('pure garbage after a valid HELLO is rejected with ERR_PROTOCOL_*', async () => {
-    await fc.assert(
-      fc.asyncProperty(fc.uint8Array({ minLength: 1, maxLength: 512 }), async (garbage) => {
-        checkOutcome(await feedSession([hello(), Buffer.from(garbage)]));
-      }),
-      fuzzParams(300),
-    );
-  }, FUZZ_TIMEOUT_MS);
+  it(
+    'pure garbage after a valid HELLO is rejected with ERR_PROTOCOL_*',
+    async () => {
+      await fc.assert(
+        fc.asyncProperty(fc.uint8Array({ minLength: 1, maxLength: 512 }), async (garbage) => {
+          checkOutcome(await feedSession([hello(), Buffer.from(garbage)]));
+        }),
+        fuzzParams(300),
+      );
+    },
+    FUZZ_TIMEOUT_MS,
+  );
 
   it('a length field past the end leaves the session waiting with bounded buffering; huge lengths are refused', async () => {
     // Past the end: a 4 KiB control frame announced, 10 bytes sent. The session must not grow.
@@ -252,7 +309,11 @@ describe('fuzz: live mux session', () => {
     });
     const closed = new Promise<DevstreamsError | undefined>((r) => session.once('close', r));
     (attacker as unknown as { injectToPeer(m: Buffer): void }).injectToPeer(
-      Buffer.concat([hello(), encodeStructured(FrameType.GOAWAY, 0, { code: 1, message: 'bye' }), encodeStructured(FrameType.OPEN, 1, { host: 'h', port: 1 })]),
+      Buffer.concat([
+        hello(),
+        encodeStructured(FrameType.GOAWAY, 0, { code: 1, message: 'bye' }),
+        encodeStructured(FrameType.OPEN, 1, { host: 'h', port: 1 }),
+      ]),
     );
     expect((await closed)?.code).toBe('ERR_CHANNEL_RESET');
     expect(opens).toBe(0);
@@ -268,7 +329,15 @@ describe('fuzz: live mux session', () => {
       [[hello(), open(2)], 'ERR_PROTOCOL_CHANNEL'], // wrong parity
       [[hello(), open(3), open(1)], 'ERR_PROTOCOL_CHANNEL'], // going backwards
       [[hello(), open(1), encodeFrame(FrameType.CLOSE, 1), encodeFrame(FrameType.DATA, 1, Buffer.from('x'))], 'ERR_PROTOCOL_STATE'],
-      [[hello(), open(1), encodeFrame(FrameType.DATA, 1, Buffer.alloc(MAX_FRAME_PAYLOAD_LIMIT)), ...Array.from({ length: 4 }, () => encodeFrame(FrameType.DATA, 1, Buffer.alloc(MAX_FRAME_PAYLOAD_LIMIT)))], 'ERR_PROTOCOL_FLOW_CONTROL'],
+      [
+        [
+          hello(),
+          open(1),
+          encodeFrame(FrameType.DATA, 1, Buffer.alloc(MAX_FRAME_PAYLOAD_LIMIT)),
+          ...Array.from({ length: 4 }, () => encodeFrame(FrameType.DATA, 1, Buffer.alloc(MAX_FRAME_PAYLOAD_LIMIT))),
+        ],
+        'ERR_PROTOCOL_FLOW_CONTROL',
+      ],
       [[hello(), encodeWindow(0, 0x7fffffff)], 'ERR_PROTOCOL_FLOW_CONTROL'],
       [[hello(), encodeFrame(FrameType.WINDOW, 0, Buffer.alloc(3))], 'ERR_PROTOCOL_FRAME'],
       [[hello(), encodeFrame(FrameType.PING, 0, Buffer.alloc(7))], 'ERR_PROTOCOL_FRAME'],
@@ -281,51 +350,64 @@ describe('fuzz: live mux session', () => {
     }
   });
 
-  it('runs many hostile sessions without heap growth', async () => {
-    const batch = (n: number, seed: number) => fc.sample(inputArb, { numRuns: n, seed });
-    const run = async (inputs: ReturnType<typeof batch>): Promise<void> => {
-      for (const { ops, mutations, cuts } of inputs) await feedSession(splitAt(mutate(encodeScript(ops), mutations), cuts));
-    };
-    await run(batch(150, 1)); // warm-up: JIT, msgpackr caches
-    const before = heapAfterGc();
-    await run(batch(1000, 2));
-    const after = heapAfterGc();
-    // Sessions hold at most a frame each and are dropped after every run; leaking one session
-    // per run would add megabytes here.
-    expect(after - before).toBeLessThan(8 * 1024 * 1024);
-  }, FUZZ_TIMEOUT_MS);
+  it(
+    'runs many hostile sessions without heap growth',
+    async () => {
+      const batch = (n: number, seed: number) => fc.sample(inputArb, { numRuns: n, seed });
+      const run = async (inputs: ReturnType<typeof batch>): Promise<void> => {
+        for (const { ops, mutations, cuts } of inputs) await feedSession(splitAt(mutate(encodeScript(ops), mutations), cuts));
+      };
+      await run(batch(150, 1)); // warm-up: JIT, msgpackr caches
+      const before = heapAfterGc();
+      await run(batch(1000, 2));
+      const after = heapAfterGc();
+      // Sessions hold at most a frame each and are dropped after every run; leaking one session
+      // per run would add megabytes here.
+      expect(after - before).toBeLessThan(8 * 1024 * 1024);
+    },
+    FUZZ_TIMEOUT_MS,
+  );
 
-  it('a session over TCP survives a raw socket writing mutated, length-prefixed frames', async () => {
-    const server = net.createServer();
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const port = (server.address() as net.AddressInfo).port;
-    try {
-      await fc.assert(
-        fc.asyncProperty(inputArb, async ({ ops, mutations, cuts }) => {
-          const accepted = new Promise<net.Socket>((r) => server.once('connection', r));
-          const raw = net.connect(port, '127.0.0.1');
-          raw.on('error', () => {});
-          raw.resume();
-          const session = new Session(new TcpTransport(await accepted), { role: 'responder', keepaliveIntervalMs: 0 });
-          session.on('open', (req) => req.accept().on('error', () => {}).resume());
-          const closed = new Promise<DevstreamsError | undefined>((r) => session.once('close', r));
-          const frames = encodeScript(ops);
-          const prefix = Buffer.alloc(4);
-          prefix.writeUInt32BE(frames.length);
-          // Mutations may hit the transport's own length prefix too (a length past the end, huge).
-          for (const chunk of splitAt(mutate(Buffer.concat([prefix, frames]), mutations), cuts)) raw.write(chunk);
-          raw.end();
-          const err = await closed; // the raw side ends: the session must close, coded or clean
-          if (err) {
-            expect(err).toBeInstanceOf(DevstreamsError);
-            expect(isCodedRejection(err) || err.code === 'ERR_SESSION_CLOSED', `${err.code}: ${err.message}`).toBe(true);
-          }
-          raw.destroy();
-        }),
-        fuzzParams(60, 0.1),
-      );
-    } finally {
-      await new Promise<void>((r) => server.close(() => r()));
-    }
-  }, FUZZ_TIMEOUT_MS);
+  it(
+    'a session over TCP survives a raw socket writing mutated, length-prefixed frames',
+    async () => {
+      const server = net.createServer();
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      const port = (server.address() as net.AddressInfo).port;
+      try {
+        await fc.assert(
+          fc.asyncProperty(inputArb, async ({ ops, mutations, cuts }) => {
+            const accepted = new Promise<net.Socket>((r) => server.once('connection', r));
+            const raw = net.connect(port, '127.0.0.1');
+            raw.on('error', () => {});
+            raw.resume();
+            const session = new Session(new TcpTransport(await accepted), { role: 'responder', keepaliveIntervalMs: 0 });
+            session.on('open', (req) =>
+              req
+                .accept()
+                .on('error', () => {})
+                .resume(),
+            );
+            const closed = new Promise<DevstreamsError | undefined>((r) => session.once('close', r));
+            const frames = encodeScript(ops);
+            const prefix = Buffer.alloc(4);
+            prefix.writeUInt32BE(frames.length);
+            // Mutations may hit the transport's own length prefix too (a length past the end, huge).
+            for (const chunk of splitAt(mutate(Buffer.concat([prefix, frames]), mutations), cuts)) raw.write(chunk);
+            raw.end();
+            const err = await closed; // the raw side ends: the session must close, coded or clean
+            if (err) {
+              expect(err).toBeInstanceOf(DevstreamsError);
+              expect(isCodedRejection(err) || err.code === 'ERR_SESSION_CLOSED', `${err.code}: ${err.message}`).toBe(true);
+            }
+            raw.destroy();
+          }),
+          fuzzParams(60, 0.1),
+        );
+      } finally {
+        await new Promise<void>((r) => server.close(() => r()));
+      }
+    },
+    FUZZ_TIMEOUT_MS,
+  );
 });

@@ -48,7 +48,12 @@ function forged(hub: TestHub): string {
 }
 
 function serviceToken(hub: TestHub): string {
-  return createSasToken(hubResource(hub.hub.hostName), parseConnectionString(hub.serviceString).sharedAccessKey, nowSeconds() + 600, 'service');
+  return createSasToken(
+    hubResource(hub.hub.hostName),
+    parseConnectionString(hub.serviceString).sharedAccessKey,
+    nowSeconds() + 600,
+    'service',
+  );
 }
 
 async function hub(o: Partial<HubStartOptions>, logLines?: Array<{ fields: object; msg: string }>): Promise<TestHub> {
@@ -60,7 +65,9 @@ async function hub(o: Partial<HubStartOptions>, logLines?: Array<{ fields: objec
 describe('hub admission', () => {
   it('has documented defaults', () => {
     expect([DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS]).toEqual([10_000, 30_000, 10_000]);
-    expect([DEFAULT_MAX_CONNECTIONS, DEFAULT_REFUSALS_PER_ADDRESS, DEFAULT_REFUSAL_WINDOW_MS, DEFAULT_REFUSAL_LOG_LINES]).toEqual([10_000, 30, 10_000, 10]);
+    expect([DEFAULT_MAX_CONNECTIONS, DEFAULT_REFUSALS_PER_ADDRESS, DEFAULT_REFUSAL_WINDOW_MS, DEFAULT_REFUSAL_LOG_LINES]).toEqual([
+      10_000, 30, 10_000, 10,
+    ]);
   });
 
   it('idleTimeoutMs: a connection that sends nothing is closed', async () => {
@@ -91,7 +98,10 @@ describe('hub admission', () => {
     await new Promise<void>((r) => ws.once('open', () => r()));
     try {
       // The device never answers: the request waits its full second, well past the idle timeout.
-      const r = await httpCall(h.hub.port, 'POST', '/twins/dev-slow/streams/ssh', { authorization: serviceToken(h), 'iothub-streaming-response-timeout-in-seconds': '1' });
+      const r = await httpCall(h.hub.port, 'POST', '/twins/dev-slow/streams/ssh', {
+        authorization: serviceToken(h),
+        'iothub-streaming-response-timeout-in-seconds': '1',
+      });
       expect([r.status, r.body?.code]).toEqual([504, 'ERR_STREAM_TIMEOUT']);
       // And the device's control socket outlived it too.
       expect(ws.readyState).toBe(WebSocket.OPEN);
@@ -114,7 +124,8 @@ describe('hub admission', () => {
 
   it('refusalsPerAddress: past it, a forged token gets 429 without a registry re-read, until the window ends', async () => {
     const h = await hub({ refusalsPerAddress: 5, refusalWindowMs: 1000 });
-    for (let i = 0; i < 5; i++) expect((await httpCall(h.hub.port, 'POST', '/twins/d/streams/s', { authorization: forged(h) })).status).toBe(401);
+    for (let i = 0; i < 5; i++)
+      expect((await httpCall(h.hub.port, 'POST', '/twins/d/streams/s', { authorization: forged(h) })).status).toBe(401);
     const limited = await httpCall(h.hub.port, 'POST', '/twins/d/streams/s', { authorization: forged(h) });
     expect([limited.status, limited.body?.code]).toEqual([429, 'ERR_RATE_LIMITED']);
     expect(await metric(h, 'devstreams_refused_total{reason="address_limit"}')).toBeGreaterThanOrEqual(1);
@@ -128,7 +139,9 @@ describe('hub admission', () => {
     for (let i = 0; i < 8; i++) await httpCall(h.hub.port, 'POST', '/twins/d/streams/s', { authorization: forged(h) });
     expect((await httpCall(h.hub.port, 'POST', '/twins/d/streams/s', { authorization: forged(h) })).status).toBe(429);
     // A service's valid token: checked, and answered as usual.
-    expect((await httpCall(h.hub.port, 'POST', '/twins/d/streams/s', { authorization: serviceToken(h) })).body?.code).toBe('ERR_DEVICE_NOT_FOUND');
+    expect((await httpCall(h.hub.port, 'POST', '/twins/d/streams/s', { authorization: serviceToken(h) })).body?.code).toBe(
+      'ERR_DEVICE_NOT_FOUND',
+    );
     // A device's valid token: its control socket opens.
     const token = createSasToken(deviceResource(h.hub.hostName, 'dev-nat'), cs.sharedAccessKey, nowSeconds() + 600);
     const ws = new WebSocket(`ws://127.0.0.1:${h.hub.port}/devices/dev-nat/control`, { headers: { authorization: token } });
@@ -141,7 +154,12 @@ describe('hub admission', () => {
       ws.terminate();
     }
     // An expired token with a valid signature: 401 for what it is, not 429.
-    const expired = createSasToken(hubResource(h.hub.hostName), parseConnectionString(h.serviceString).sharedAccessKey, nowSeconds() - 3600, 'service');
+    const expired = createSasToken(
+      hubResource(h.hub.hostName),
+      parseConnectionString(h.serviceString).sharedAccessKey,
+      nowSeconds() - 3600,
+      'service',
+    );
     expect((await httpCall(h.hub.port, 'POST', '/twins/d/streams/s', { authorization: expired })).body?.code).toBe('ERR_AUTH_EXPIRED');
   });
 

@@ -108,11 +108,32 @@ describe('hub authentication and bad input', () => {
       ['PUT', '/devices/new-1', { authorization: owner }, '{not json', 400, 'ERR_BAD_REQUEST'],
       ['PUT', '/devices/new-1', { authorization: owner }, 'x'.repeat(100_000), 413, 'ERR_PAYLOAD_TOO_LARGE'],
       ['PUT', '/devices/bad%20id', { authorization: owner }, '{}', 400, 'ERR_BAD_REQUEST'],
-      ['POST', '/twins/dev-a/streams/s', { authorization: createSasToken(hubResource(host), serviceKey, later(), 'service'), 'iothub-streaming-response-timeout-in-seconds': 'soon' }, undefined, 400, 'ERR_BAD_REQUEST'],
-      ['POST', '/twins/dev-a/streams/bad%20name', { authorization: createSasToken(hubResource(host), serviceKey, later(), 'service') }, undefined, 400, 'ERR_BAD_REQUEST'],
+      [
+        'POST',
+        '/twins/dev-a/streams/s',
+        {
+          authorization: createSasToken(hubResource(host), serviceKey, later(), 'service'),
+          'iothub-streaming-response-timeout-in-seconds': 'soon',
+        },
+        undefined,
+        400,
+        'ERR_BAD_REQUEST',
+      ],
+      [
+        'POST',
+        '/twins/dev-a/streams/bad%20name',
+        { authorization: createSasToken(hubResource(host), serviceKey, later(), 'service') },
+        undefined,
+        400,
+        'ERR_BAD_REQUEST',
+      ],
     ];
     for (const [method, path, headers, body, status, code] of http) {
-      const r = await httpCall(th.hub.port, method, path, headers, body).catch(() => ({ status: -1, body: { code: 'reset' }, upgraded: false }));
+      const r = await httpCall(th.hub.port, method, path, headers, body).catch(() => ({
+        status: -1,
+        body: { code: 'reset' },
+        upgraded: false,
+      }));
       expect([r.status, r.body?.code], `${method} ${path}`).toEqual([status, code]);
     }
     for (const path of ['/', '/devices/dev-a', '/streams', '/devices/%ZZ/control', '/twins/dev-a/streams/s']) {
@@ -136,7 +157,9 @@ describe('hub authentication and bad input', () => {
   });
 
   it('closes a control socket that sends garbage, and serves the next device', async () => {
-    const d = DeviceClient.fromConnectionString(th.hub.deviceConnectionString(th.hub.registry.getDevice('dev-a')!), { backoff: { initialMs: 20, maxMs: 100 } });
+    const d = DeviceClient.fromConnectionString(th.hub.deviceConnectionString(th.hub.registry.getDevice('dev-a')!), {
+      backoff: { initialMs: 20, maxMs: 100 },
+    });
     await d.open();
     let dropped = 0;
     d.on('disconnected', () => dropped++);
@@ -202,7 +225,13 @@ describe('hub authentication and bad input', () => {
     expect(h.status).toBe(200);
     const res = await fetch(`http://127.0.0.1:${th.hub.port}/metrics`);
     const text = await res.text();
-    for (const name of ['devstreams_connected_devices', 'devstreams_active_streams', 'devstreams_stream_requests_total', 'devstreams_relayed_bytes_total', 'devstreams_auth_failures_total']) {
+    for (const name of [
+      'devstreams_connected_devices',
+      'devstreams_active_streams',
+      'devstreams_stream_requests_total',
+      'devstreams_relayed_bytes_total',
+      'devstreams_auth_failures_total',
+    ]) {
       expect(text).toContain(name);
     }
     expect(text).toMatch(/devstreams_auth_failures_total\{endpoint="devices",code="ERR_AUTH_EXPIRED"\} [1-9]/);

@@ -99,7 +99,11 @@ describe('devstreams CLI: hub and registry as child processes', () => {
 
   it('serves TLS with --tls-self-signed; clients trust it through the CA file', async () => {
     const tdir = tempDir();
-    const tls = spawn(process.execPath, [MAIN, 'hub', '--listen', '127.0.0.1:0', '--data', tdir, '--tls-self-signed', '--log-level', 'info'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const tls = spawn(
+      process.execPath,
+      [MAIN, 'hub', '--listen', '127.0.0.1:0', '--data', tdir, '--tls-self-signed', '--log-level', 'info'],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
     let err = '';
     tls.stderr!.on('data', (c: Buffer) => (err += c.toString()));
     try {

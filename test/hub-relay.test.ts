@@ -112,7 +112,9 @@ describe('hub relay', () => {
     await d.open();
     const svc = ServiceClient.fromConnectionString(th.serviceString);
     const s = await svc.createStream('dev-lonely', 's');
-    const closed = await new Promise<Error | undefined>((resolve) => s.transport.attach({ onMessage() {}, onDrain() {}, onClose: resolve }));
+    const closed = await new Promise<Error | undefined>((resolve) =>
+      s.transport.attach({ onMessage() {}, onDrain() {}, onClose: resolve }),
+    );
     expect(closed?.message).toContain('ERR_STREAM_PAIR_TIMEOUT');
     svc.close();
     await d.close();

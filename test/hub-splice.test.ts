@@ -15,7 +15,11 @@ import { Hub } from '../src/hub/index.js';
 type MaskKind = 'random' | 'zero' | 'none';
 
 /** A client-to-server frame as RFC 6455 lays it out. */
-function clientFrame(opcode: number, payload: Buffer, o: { fin?: boolean; rsv?: number; mask?: MaskKind; declaredLength?: number } = {}): Buffer {
+function clientFrame(
+  opcode: number,
+  payload: Buffer,
+  o: { fin?: boolean; rsv?: number; mask?: MaskKind; declaredLength?: number } = {},
+): Buffer {
   const fin = o.fin ?? true;
   const mask = o.mask ?? 'random';
   const length = o.declaredLength ?? payload.length;
@@ -68,9 +72,17 @@ class RawSide {
       socket.once('connect', () => resolve());
       socket.once('error', reject);
     });
-    const lines = [`GET ${u.pathname} HTTP/1.1`, `Host: ${u.host}`, 'Upgrade: websocket', 'Connection: Upgrade', 'Sec-WebSocket-Version: 13', `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`, `Authorization: Bearer ${token}`];
+    const lines = [
+      `GET ${u.pathname} HTTP/1.1`,
+      `Host: ${u.host}`,
+      'Upgrade: websocket',
+      'Connection: Upgrade',
+      'Sec-WebSocket-Version: 13',
+      `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`,
+      `Authorization: Bearer ${token}`,
+    ];
     for (const [k, v] of Object.entries(headers)) lines.push(`${k}: ${v}`);
-    socket.write(lines.join('\r\n') + '\r\n\r\n');
+    socket.write(`${lines.join('\r\n')}\r\n\r\n`);
     let got = Buffer.alloc(0);
     const rest = await new Promise<Buffer>((resolve, reject) => {
       const onData = (c: Buffer): void => {
@@ -121,7 +133,12 @@ class RawSide {
       }
       if (masked) at += 4;
       if (this.buf.length < at + len) return;
-      this.frames.push({ fin: (this.buf[0]! & 0x80) !== 0, opcode: this.buf[0]! & 0x0f, payload: Buffer.from(this.buf.subarray(at, at + len)), masked });
+      this.frames.push({
+        fin: (this.buf[0]! & 0x80) !== 0,
+        opcode: this.buf[0]! & 0x0f,
+        payload: Buffer.from(this.buf.subarray(at, at + len)),
+        masked,
+      });
       this.buf = this.buf.subarray(at + len);
     }
   }
@@ -148,7 +165,10 @@ describe('hub frame splice', () => {
   });
 
   /** A hub, a device whose stream side is a plain `ws` socket, and the service's grant. */
-  async function pair(id: string, opts: Parameters<typeof startTestHub>[0] = {}): Promise<{ th: TestHub; device: Promise<DeviceEnd>; url: string; token: string; streamId: string }> {
+  async function pair(
+    id: string,
+    opts: Parameters<typeof startTestHub>[0] = {},
+  ): Promise<{ th: TestHub; device: Promise<DeviceEnd>; url: string; token: string; streamId: string }> {
     const { th, device: g, service: grant } = await rawGrants(id, opts);
     // The device side is a plain `ws` client (not the SDK's binary-only transport), so text
     // frames and close reasons are seen as they arrive.
@@ -168,7 +188,14 @@ describe('hub frame splice', () => {
    * A hub and both sides' grants for one stream, neither side connected: the device accepts
    * without opening its socket, so a test can open either side raw, in either order.
    */
-  async function rawGrants(id: string, opts: Parameters<typeof startTestHub>[0] = {}): Promise<{ th: TestHub; device: { url: string; token: string }; service: { url: string; authorizationToken: string; streamId: string } }> {
+  async function rawGrants(
+    id: string,
+    opts: Parameters<typeof startTestHub>[0] = {},
+  ): Promise<{
+    th: TestHub;
+    device: { url: string; token: string };
+    service: { url: string; authorizationToken: string; streamId: string };
+  }> {
     const th = await startTestHub(opts);
     hubs.push(th);
     const d = DeviceClient.fromConnectionString(th.addDevice(id));
@@ -202,7 +229,11 @@ describe('hub frame splice', () => {
       clientFrame(0x2, Buffer.alloc(0)),
     ]);
     await raw.dribble(stream);
-    await until(() => dev.messages.length === 4, 5000, `four messages at the device (got ${JSON.stringify(dev.messages.map((m) => [m.isBinary, m.data.length]))})`);
+    await until(
+      () => dev.messages.length === 4,
+      5000,
+      `four messages at the device (got ${JSON.stringify(dev.messages.map((m) => [m.isBinary, m.data.length]))})`,
+    );
     expect(dev.messages[0]).toEqual({ data: Buffer.from('hello'), isBinary: false });
     expect(dev.messages[1]!.isBinary).toBe(true);
     expect(dev.messages[1]!.data.equals(big)).toBe(true);
@@ -264,7 +295,11 @@ describe('hub frame splice', () => {
     ['a control frame over 125 bytes', clientFrame(0x9, Buffer.alloc(126)), 1002],
     ['a frame over the relay limit (declared, never sent)', clientFrame(0x2, Buffer.alloc(0), { declaredLength: 200_000 }), 1009],
     ['a continuation frame outside a fragmented message', clientFrame(0x0, Buffer.from('x')), 1002],
-    ['a new message inside a fragmented one', Buffer.concat([clientFrame(0x2, Buffer.from('a'), { fin: false }), clientFrame(0x2, Buffer.from('b'))]), 1002],
+    [
+      'a new message inside a fragmented one',
+      Buffer.concat([clientFrame(0x2, Buffer.from('a'), { fin: false }), clientFrame(0x2, Buffer.from('b'))]),
+      1002,
+    ],
     ['a close frame with an invalid code', clientFrame(0x8, closePayload(1006)), 1002],
     ['a close frame with a 1-byte payload', clientFrame(0x8, Buffer.from([3])), 1002],
   ])('fails a side that sends %s, and tells the other side', async (_what, frame, code) => {
@@ -379,8 +414,10 @@ describe('hub frame splice', () => {
     ws.terminate();
   });
 
-  it('refuses a relay high-water mark below the socket\'s own (16 KiB)', async () => {
-    await expect(Hub.start({ dataDir: '/nonexistent-devstreams', host: '127.0.0.1', port: 0, relayHighWater: 1000 })).rejects.toMatchObject({ code: 'ERR_CONFIG' });
+  it("refuses a relay high-water mark below the socket's own (16 KiB)", async () => {
+    await expect(Hub.start({ dataDir: '/nonexistent-devstreams', host: '127.0.0.1', port: 0, relayHighWater: 1000 })).rejects.toMatchObject(
+      { code: 'ERR_CONFIG' },
+    );
   });
 
   it('never puts a pong inside a data frame it is still relaying to the same side', async () => {

@@ -24,11 +24,21 @@ describe('packed tarball installed without dev dependencies', () => {
     ensureBuilt();
     dir = mkdtempSync(join(tmpdir(), 'devstreams-install-'));
     // npm test has just built dist/; --ignore-scripts skips prepack's second build.
-    const name = execFileSync('npm', ['pack', '--ignore-scripts', '--silent', '--pack-destination', dir], { cwd: REPO_ROOT, encoding: 'utf8' }).trim().split('\n').pop()!;
+    const name = execFileSync('npm', ['pack', '--ignore-scripts', '--silent', '--pack-destination', dir], {
+      cwd: REPO_ROOT,
+      encoding: 'utf8',
+    })
+      .trim()
+      .split('\n')
+      .pop()!;
     tarball = join(dir, name);
     const app = join(dir, 'app');
     execFileSync('mkdir', ['-p', app]);
-    execFileSync('npm', ['install', '--omit=dev', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', tarball], { cwd: app, encoding: 'utf8', timeout: 180_000 });
+    execFileSync('npm', ['install', '--omit=dev', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', tarball], {
+      cwd: app,
+      encoding: 'utf8',
+      timeout: 180_000,
+    });
     bin = join(app, 'node_modules', '.bin', 'devstreams');
   }, 200_000);
 
@@ -40,7 +50,9 @@ describe('packed tarball installed without dev dependencies', () => {
   it('ships only what runs: dist/src, no TypeScript, no tests', () => {
     const files = execFileSync('tar', ['-tzf', tarball], { encoding: 'utf8' }).split('\n');
     expect(files).toContain('package/dist/src/cli/main.js');
-    expect(files.some((f) => f.startsWith('package/dist/test/') || f.startsWith('package/src/') || f.startsWith('package/dist/bench/'))).toBe(false);
+    expect(
+      files.some((f) => f.startsWith('package/dist/test/') || f.startsWith('package/src/') || f.startsWith('package/dist/bench/')),
+    ).toBe(false);
     expect(files).toContain('package/deploy/devstreams-device-proxy.service');
     const modules = join(dir, 'app', 'node_modules');
     expect(existsSync(join(modules, 'typescript'))).toBe(false);
@@ -58,7 +70,10 @@ describe('packed tarball installed without dev dependencies', () => {
     expect(runCli(['registry', 'add', 'dev-installed', '--data', join(dir, 'hub'), '--out', cs]).status).toBe(0);
     // The installed bin, not the repo's, with the example config the package ships, as the systemd unit runs it.
     const config = join(dir, 'app', 'node_modules', 'devstreams', 'deploy', 'device-proxy.toml');
-    const device = spawn(bin, ['device-proxy', '--config', config, '--connection-string-file', cs], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, DEVSTREAMS_HOME: home } });
+    const device = spawn(bin, ['device-proxy', '--config', config, '--connection-string-file', cs], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, DEVSTREAMS_HOME: home },
+    });
     let log = '';
     device.stderr.on('data', (c: Buffer) => (log += c.toString()));
     const exited = new Promise((resolve) => device.once('exit', resolve));

@@ -39,7 +39,10 @@ function policyToken(hub: TestHub, policy: 'service' | 'owner'): string {
 
 /** Sends a stream request that waits at most 1 s for the device. */
 function ask(hub: TestHub, deviceId: string, policy: 'service' | 'owner' = 'service'): Promise<RawAnswer> {
-  return httpCall(hub.hub.port, 'POST', `/twins/${deviceId}/streams/ssh`, { authorization: policyToken(hub, policy), 'iothub-streaming-response-timeout-in-seconds': '1' });
+  return httpCall(hub.hub.port, 'POST', `/twins/${deviceId}/streams/ssh`, {
+    authorization: policyToken(hub, policy),
+    'iothub-streaming-response-timeout-in-seconds': '1',
+  });
 }
 
 /** Resolves once the hub has rung the device `n` times (requests are pending). */

@@ -30,7 +30,9 @@ describe('channel states', () => {
   it('an opener that ends before the ACCEPT is half-closed once it comes, and the data arrives', async () => {
     const { initiator, responder, cleanup } = await sessionPair('memory');
     try {
-      const accepted = new Promise<Channel>((resolve) => responder.on('open', (request) => setTimeout(() => resolve(request.accept()), 20)));
+      const accepted = new Promise<Channel>((resolve) =>
+        responder.on('open', (request) => setTimeout(() => resolve(request.accept()), 20)),
+      );
       const channel = initiator.openChannel({ host: 'x', port: 1 });
       channel.end('all of it');
       await once(channel, 'finish');

@@ -20,7 +20,11 @@ function referenceDecode(bytes: Buffer): Frame[] {
   let at = 0;
   while (at < bytes.length) {
     const length = bytes.readUInt32BE(at + 6);
-    frames.push({ type: bytes[at]!, channel: bytes.readUInt32BE(at + 2), payload: bytes.subarray(at + HEADER_SIZE, at + HEADER_SIZE + length) });
+    frames.push({
+      type: bytes[at]!,
+      channel: bytes.readUInt32BE(at + 2),
+      payload: bytes.subarray(at + HEADER_SIZE, at + HEADER_SIZE + length),
+    });
     at += HEADER_SIZE + length;
   }
   return frames;
@@ -32,7 +36,9 @@ const frameArb = fc.record({
   payload: fc.uint8Array({ maxLength: 3000 }).map((a) => Buffer.from(a)),
 });
 
-function mergeData(frames: Array<{ type: number; channel: number; payload: string }>): Array<{ type: number; channel: number; payload: string }> {
+function mergeData(
+  frames: Array<{ type: number; channel: number; payload: string }>,
+): Array<{ type: number; channel: number; payload: string }> {
   const merged: Array<{ type: number; channel: number; payload: string }> = [];
   for (const f of frames) {
     const last = merged[merged.length - 1];
@@ -43,7 +49,10 @@ function mergeData(frames: Array<{ type: number; channel: number; payload: strin
 }
 
 function split(bytes: Buffer, cuts: number[]): Buffer[] {
-  return splitBytesAt(bytes, cuts.map((c) => c % (bytes.length + 1)));
+  return splitBytesAt(
+    bytes,
+    cuts.map((c) => c % (bytes.length + 1)),
+  );
 }
 
 describe('frame codec', () => {
@@ -53,7 +62,8 @@ describe('frame codec', () => {
         const bytes = Buffer.concat(frames.map((f) => encodeFrame(f.type, f.channel, f.payload)));
         const decoder = new FrameDecoder(MAX_FRAME_PAYLOAD_LIMIT);
         const out: Array<{ type: number; channel: number; payload: string }> = [];
-        for (const chunk of split(bytes, cuts)) decoder.push(chunk, (type, channel, payload) => out.push({ type, channel, payload: payload.toString('hex') }));
+        for (const chunk of split(bytes, cuts))
+          decoder.push(chunk, (type, channel, payload) => out.push({ type, channel, payload: payload.toString('hex') }));
         const expected = referenceDecode(bytes).map((f) => ({ type: f.type, channel: f.channel, payload: f.payload.toString('hex') }));
         // DATA may arrive in pieces: compare with consecutive DATA on one channel merged, on both sides.
         expect(mergeData(out)).toEqual(mergeData(expected));
@@ -113,7 +123,11 @@ describe('malformed input ends only that session', () => {
     ['garbage bytes', () => Buffer.from('GET / HTTP/1.1\r\n\r\n'), 'ERR_PROTOCOL'],
     ['a frame before HELLO', () => encodeFrame(FrameType.DATA, 1, Buffer.from('x')), 'ERR_PROTOCOL_STATE'],
     ['an oversized frame header', () => Buffer.from([3, 0, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff]), 'ERR_PROTOCOL_FRAME_TOO_LARGE'],
-    ['a HELLO of another version', () => encodeStructured(FrameType.HELLO, 0, { version: 99, initialWindow: 262144, sessionWindow: 1 << 20, maxFramePayload: 65536 }), 'ERR_PROTOCOL_VERSION'],
+    [
+      'a HELLO of another version',
+      () => encodeStructured(FrameType.HELLO, 0, { version: 99, initialWindow: 262144, sessionWindow: 1 << 20, maxFramePayload: 65536 }),
+      'ERR_PROTOCOL_VERSION',
+    ],
     ['a HELLO that is not msgpack', () => encodeFrame(FrameType.HELLO, 0, Buffer.from([0xc1, 0xc1])), 'ERR_PROTOCOL_FRAME'],
   ];
   it.each(cases)('%s', async (_name, make, codePrefix) => {
@@ -158,7 +172,9 @@ describe('malformed input ends only that session', () => {
         const victim = new Session(a, { role: 'responder', keepaliveIntervalMs: 0 });
         victim.on('open', (r) => r.accept().on('error', () => {}));
         b.attach({ onMessage: () => {}, onDrain: () => {}, onClose: () => {} });
-        b.send([encodeStructured(FrameType.HELLO, 0, { version: 1, initialWindow: 262144, sessionWindow: 1 << 20, maxFramePayload: 65536 })]);
+        b.send([
+          encodeStructured(FrameType.HELLO, 0, { version: 1, initialWindow: 262144, sessionWindow: 1 << 20, maxFramePayload: 65536 }),
+        ]);
         for (const m of messages) b.send([Buffer.from(m)]);
         await new Promise((r) => setImmediate(r));
         await new Promise((r) => setImmediate(r));

@@ -1,7 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import { FrameType, HEADER_SIZE, type Channel, type OpenRequest } from '../src/mux/index.js';
 import { DevstreamsError } from '../src/errors.js';
-import { digestStream, once, randomBytes, sessionPair, sha256, transportPair, writeChunked, type PipeKind } from './helpers/session-pair.js';
+import {
+  digestStream,
+  once,
+  randomBytes,
+  sessionPair,
+  sha256,
+  transportPair,
+  writeChunked,
+  type PipeKind,
+} from './helpers/session-pair.js';
 import { Session } from '../src/mux/index.js';
 import { createMemoryTransportPair } from '../src/transport/index.js';
 
@@ -71,7 +80,10 @@ describe.each<PipeKind>(['memory', 'tcp'])('mux session over %s', (kind) => {
     channel.write('first bytes');
     await new Promise((r) => setTimeout(r, 30)); // the OPEN now waits in the responder's transport
     let seen = '';
-    const responder = new Session(pair.b, { role: 'responder', onOpen: (r) => r.accept().on('data', (c: Buffer) => (seen += c.toString())) });
+    const responder = new Session(pair.b, {
+      role: 'responder',
+      onOpen: (r) => r.accept().on('data', (c: Buffer) => (seen += c.toString())),
+    });
     await new Promise((r) => setTimeout(r, 30));
     expect(seen).toBe('first bytes');
     initiator.close();
@@ -101,7 +113,9 @@ describe.each<PipeKind>(['memory', 'tcp'])('mux session over %s', (kind) => {
 
   it('surfaces a refusal code on the opener', async () => {
     const { initiator, responder, cleanup } = await sessionPair(kind);
-    responder.on('open', (request) => request.refuse('ERR_TARGET_NOT_ALLOWED', `${request.target.host}:${request.target.port} is not on the allow list`));
+    responder.on('open', (request) =>
+      request.refuse('ERR_TARGET_NOT_ALLOWED', `${request.target.host}:${request.target.port} is not on the allow list`),
+    );
     const channel = initiator.openChannel({ host: '10.0.0.1', port: 3389 });
     const error = await once<DevstreamsError>(channel, 'error');
     expect(error).toBeInstanceOf(DevstreamsError);
@@ -186,13 +200,13 @@ describe.each<PipeKind>(['memory', 'tcp'])('mux session over %s', (kind) => {
     const remote = new Promise<Channel>((resolve) => responder.on('open', (r) => resolve(r.accept())));
     const channel = initiator.openChannel({ host: 'slow', port: 1 });
     const chunk = Buffer.alloc(64 * 1024, 7);
-    let written = 0;
+    let _written = 0;
     // Write until the channel pushes back, then give the pipe time to settle.
-    for (let i = 0; i < 200 && channel.write(chunk); i++) written += chunk.length;
+    for (let i = 0; i < 200 && channel.write(chunk); i++) _written += chunk.length;
     const reader = await remote; // never reads
     for (let round = 0; round < 20; round++) {
       await new Promise((r) => setTimeout(r, 10));
-      if (channel.write(chunk)) written += chunk.length;
+      if (channel.write(chunk)) _written += chunk.length;
     }
     const received = reader.unreadBytes;
     // The receiver holds at most one window; the sender queues at most its send buffer plus one write.

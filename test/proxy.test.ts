@@ -10,7 +10,10 @@ import { randomBytes, sha256 } from './helpers/session-pair.js';
 async function startDevice(allow: string[]): Promise<{ port: number; sessions: Session[]; close(): Promise<void> }> {
   const sessions: Session[] = [];
   const server = net.createServer((socket) => {
-    const session = new Session(new TcpTransport(socket), { role: 'responder', onOpen: deviceChannelHandler({ allow: new AllowList(allow) }) });
+    const session = new Session(new TcpTransport(socket), {
+      role: 'responder',
+      onOpen: deviceChannelHandler({ allow: new AllowList(allow) }),
+    });
     sessions.push(session);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -179,7 +182,12 @@ describe('proxies when the device session ends', () => {
 describe('flag parsing', () => {
   it('parses forwards like ssh -L and rejects bad ones with the reason', () => {
     expect(parseForward('2222:127.0.0.1:22')).toEqual({ bindHost: '127.0.0.1', localPort: 2222, targetHost: '127.0.0.1', targetPort: 22 });
-    expect(parseForward('0.0.0.0:8080:web.local:80')).toEqual({ bindHost: '0.0.0.0', localPort: 8080, targetHost: 'web.local', targetPort: 80 });
+    expect(parseForward('0.0.0.0:8080:web.local:80')).toEqual({
+      bindHost: '0.0.0.0',
+      localPort: 8080,
+      targetHost: 'web.local',
+      targetPort: 80,
+    });
     expect(parseForward('[::1]:2222:[fe80::1]:22')).toEqual({ bindHost: '::1', localPort: 2222, targetHost: 'fe80::1', targetPort: 22 });
     expect(() => parseForward('2222:22')).toThrow(/expected \[BIND:\]LPORT:HOST:PORT/);
     expect(() => parseForward('2222:h:99999')).toThrow(/target port/);

@@ -81,7 +81,12 @@ describe.skipIf(noSsh !== undefined)(`README quickstart, pasted as one block${no
       cwd: work,
       detached: true, // its own process group, so that everything it started can be ended at once
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, PATH: `${bin}:${process.env['PATH'] ?? '/usr/bin:/bin'}`, DEVSTREAMS_HOME: join(dir, 'home'), USER: os.userInfo().username },
+      env: {
+        ...process.env,
+        PATH: `${bin}:${process.env.PATH ?? '/usr/bin:/bin'}`,
+        DEVSTREAMS_HOME: join(dir, 'home'),
+        USER: os.userInfo().username,
+      },
     });
     let out = '';
     let err = '';

@@ -94,7 +94,12 @@ describe('resumable layer: bytes in flight', () => {
 });
 
 /** The delay controller on, as a service and device would both configure it. */
-const DELAY = { targetQueueDelayMs: 1, minInFlight: 256 * 1024, initialInFlight: 1024 * 1024, ackEveryBytes: 128 * 1024 } satisfies Partial<ResumeConfig>;
+const DELAY = {
+  targetQueueDelayMs: 1,
+  minInFlight: 256 * 1024,
+  initialInFlight: 1024 * 1024,
+  ackEveryBytes: 128 * 1024,
+} satisfies Partial<ResumeConfig>;
 
 describe('resumable layer: the delay controller (targetQueueDelayMs > 0)', () => {
   it('shrinks the bound when the ACK path queues and grows it back when the queue drains; never more than the bound in flight', async () => {
@@ -108,7 +113,12 @@ describe('resumable layer: the delay controller (targetQueueDelayMs > 0)', () =>
       receiver.close();
     });
     let received = 0;
-    receiver.attach({ onMessage: (m) => (received += m.length), onMessageParts: (p) => p.forEach((x) => (received += x.length)), onDrain() {}, onClose() {} });
+    receiver.attach({
+      onMessage: (m) => (received += m.length),
+      onMessageParts: (p) => p.forEach((x) => (received += x.length)),
+      onDrain() {},
+      onClose() {},
+    });
     const chunk = Buffer.alloc(64 * 1024);
     let overshoot = 0;
     let running = true;
@@ -142,7 +152,10 @@ describe('resumable layer: the delay controller (targetQueueDelayMs > 0)', () =>
   it('starts from initialInFlight and never goes below minInFlight, whatever the ACKs say', async () => {
     const [a, b] = createMemoryTransportPair();
     b.attach({ onMessage() {}, onDrain() {}, onClose() {} });
-    const t = ResumableTransport.initiate({ transport: a, binding: randomBytes(32) }, { ...DELAY, minInFlight: 512 * 1024, initialInFlight: 64 * 1024 });
+    const t = ResumableTransport.initiate(
+      { transport: a, binding: randomBytes(32) },
+      { ...DELAY, minInFlight: 512 * 1024, initialInFlight: 64 * 1024 },
+    );
     cleanups.push(() => t.close());
     expect(t.inFlightLimit).toBe(512 * 1024); // the start is raised to the floor
     t.setPathRtt(Number.NaN);

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { DevstreamsError } from '../src/errors.js';
+import type { DevstreamsError } from '../src/errors.js';
 import { ResumableTransport, type Link } from '../src/resume/index.js';
 import { generateStaticKeyPair, acceptAnyKey, expectKey } from '../src/crypto/index.js';
 import type { Channel, OpenRequest } from '../src/mux/index.js';
@@ -27,7 +27,11 @@ class Recorder extends DelegatingTransport {
 async function connection(): Promise<{ i: Link; r: Link; cut(): Promise<void> }> {
   const raw = await rawPair('tcp');
   const [si, sr] = await securePair(raw.a, raw.b);
-  return { i: { transport: si, binding: si.session.handshakeHash }, r: { transport: sr, binding: sr.session.handshakeHash }, cut: raw.cleanup };
+  return {
+    i: { transport: si, binding: si.session.handshakeHash },
+    r: { transport: sr, binding: sr.session.handshakeHash },
+    cut: raw.cleanup,
+  };
 }
 
 describe('resume proofs', () => {
@@ -113,7 +117,11 @@ describe('give-up time', () => {
     await device.open();
     const svc = ServiceClient.fromConnectionString(hub.serviceString);
     cleanups.push(async () => svc.close());
-    const ds = await svc.connect('dev-gone', { staticKeys: serviceKeys, verifyPeer: expectKey(deviceKeys.publicKey), resume: { giveUpMs: 1500, reconnectInitialMs: 50, reconnectMaxMs: 200 } });
+    const ds = await svc.connect('dev-gone', {
+      staticKeys: serviceKeys,
+      verifyPeer: expectKey(deviceKeys.publicKey),
+      resume: { giveUpMs: 1500, reconnectInitialMs: 50, reconnectMaxMs: 200 },
+    });
     const ch = ds.session.openChannel({ host: '127.0.0.1', port: 9 });
     const echoed = new Promise<Buffer>((resolve) => ch.once('data', resolve));
     ch.write('hello');

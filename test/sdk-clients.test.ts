@@ -48,10 +48,14 @@ describe('SDK clients', () => {
     const cs = parseConnectionString(th.addDevice('typed'));
     const wrongKey = formatConnectionString({ ...cs, sharedAccessKey: Buffer.alloc(32, 3).toString('base64') });
     await expect(DeviceClient.fromConnectionString(wrongKey).open()).rejects.toMatchObject({ code: 'ERR_AUTH_INVALID' });
-    const svcWrong = ServiceClient.fromConnectionString(formatConnectionString({ ...parseConnectionString(th.serviceString), sharedAccessKey: Buffer.alloc(32, 4).toString('base64') }));
+    const svcWrong = ServiceClient.fromConnectionString(
+      formatConnectionString({ ...parseConnectionString(th.serviceString), sharedAccessKey: Buffer.alloc(32, 4).toString('base64') }),
+    );
     await expect(svcWrong.createStream('typed', 's')).rejects.toMatchObject({ code: 'ERR_AUTH_INVALID' });
     svcWrong.close();
-    const nowhere = ServiceClient.fromConnectionString(formatConnectionString({ ...parseConnectionString(th.serviceString), hostName: '127.0.0.1:1' }));
+    const nowhere = ServiceClient.fromConnectionString(
+      formatConnectionString({ ...parseConnectionString(th.serviceString), hostName: '127.0.0.1:1' }),
+    );
     const err = await nowhere.createStream('typed', 's').catch((e: unknown) => e);
     expect(hasCode(err, 'ERR_HUB_UNAVAILABLE')).toBe(true);
     nowhere.close();

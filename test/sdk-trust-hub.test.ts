@@ -16,7 +16,10 @@ afterEach(async () => {
 async function setup(): Promise<void> {
   hub = await startTestHub();
   echo = await startEchoServer();
-  stops.push(() => hub.close(), () => echo.close());
+  stops.push(
+    () => hub.close(),
+    () => echo.close(),
+  );
 }
 
 describe('service trusting the hub for device identity', () => {
@@ -24,7 +27,12 @@ describe('service trusting the hub for device identity', () => {
     await setup();
     const keys = generateStaticKeyPair();
     const serviceKeys = generateStaticKeyPair();
-    const device = new DeviceProxy({ connectionString: hub.addDevice('dev-th'), allow: new AllowList([`127.0.0.1:${echo.port}`]), staticKeys: keys, serviceKeys: [serviceKeys.publicKey] });
+    const device = new DeviceProxy({
+      connectionString: hub.addDevice('dev-th'),
+      allow: new AllowList([`127.0.0.1:${echo.port}`]),
+      staticKeys: keys,
+      serviceKeys: [serviceKeys.publicKey],
+    });
     await device.start();
     stops.push(() => device.stop());
     const svc = ServiceClient.fromConnectionString(hub.serviceString);
@@ -49,17 +57,24 @@ describe('service trusting the hub for device identity', () => {
     stops.push(() => client.close());
     const svc = ServiceClient.fromConnectionString(hub.serviceString);
     stops.push(() => svc.close());
-    await expect(svc.connect('dev-liar', { staticKeys: generateStaticKeyPair(), trustHub: true })).rejects.toMatchObject({ code: expect.stringMatching(/^ERR_HANDSHAKE_/) });
+    await expect(svc.connect('dev-liar', { staticKeys: generateStaticKeyPair(), trustHub: true })).rejects.toMatchObject({
+      code: expect.stringMatching(/^ERR_HANDSHAKE_/),
+    });
   });
 
   it('refuses when the device announced no key', async () => {
     await setup();
     const client = DeviceClient.fromConnectionString(hub.addDevice('dev-silent-key'));
-    client.on('streamRequest', (r) => void r.acceptSession({ staticKeys: generateStaticKeyPair(), verifyPeer: acceptAnyKey }).catch(() => {}));
+    client.on(
+      'streamRequest',
+      (r) => void r.acceptSession({ staticKeys: generateStaticKeyPair(), verifyPeer: acceptAnyKey }).catch(() => {}),
+    );
     await client.open();
     stops.push(() => client.close());
     const svc = ServiceClient.fromConnectionString(hub.serviceString);
     stops.push(() => svc.close());
-    await expect(svc.connect('dev-silent-key', { staticKeys: generateStaticKeyPair(), trustHub: true })).rejects.toMatchObject({ code: 'ERR_HANDSHAKE_PEER_UNKNOWN' });
+    await expect(svc.connect('dev-silent-key', { staticKeys: generateStaticKeyPair(), trustHub: true })).rejects.toMatchObject({
+      code: 'ERR_HANDSHAKE_PEER_UNKNOWN',
+    });
   });
 });

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import WebSocket from 'ws';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createSasToken, deviceResource, hubResource, nowSeconds, parseConnectionString } from '../src/auth/index.js';
-import { DeviceRegistry } from '../src/hub/registry.js';
+import type { DeviceRegistry } from '../src/hub/registry.js';
 import { ServiceClient } from '../src/sdk/index.js';
 import { ensureBuilt, runCli } from './helpers/cli-process.js';
 import { startTestHub, type TestHub } from './helpers/hub.js';
@@ -40,7 +40,10 @@ function tokenFor(hostName: string, policy: string, key: string): string {
 
 /** A stream request that waits at most 1 s for the device. */
 function ask(port: number, deviceId: string, token: string): Promise<RawAnswer> {
-  return httpCall(port, 'POST', `/twins/${deviceId}/streams/ssh`, { authorization: token, 'iothub-streaming-response-timeout-in-seconds': '1' });
+  return httpCall(port, 'POST', `/twins/${deviceId}/streams/ssh`, {
+    authorization: token,
+    'iothub-streaming-response-timeout-in-seconds': '1',
+  });
 }
 
 describe('service identities', () => {
@@ -57,7 +60,10 @@ describe('service identities', () => {
     const second = await ask(port, 'dev-a', tokenFor(host, 'alice', alice.key));
     expect([second.status, second.body?.code]).toEqual([429, 'ERR_RATE_LIMITED']);
     expect(second.body?.message).toContain('alice');
-    const others = await Promise.all([ask(port, 'dev-a', tokenFor(host, 'ci-bot', ci.key)), ask(port, 'dev-a', tokenFor(host, 'service', reg.policyKey('service')!))]);
+    const others = await Promise.all([
+      ask(port, 'dev-a', tokenFor(host, 'ci-bot', ci.key)),
+      ask(port, 'dev-a', tokenFor(host, 'service', reg.policyKey('service')!)),
+    ]);
     for (const r of others) expect(r.body?.code).toBe('ERR_STREAM_TIMEOUT'); // rung, the device stayed silent
     expect((await first).body?.code).toBe('ERR_STREAM_TIMEOUT');
   });
@@ -70,7 +76,9 @@ describe('service identities', () => {
     const answers = [];
     for (let i = 0; i < 3; i++) answers.push(await ask(th.hub.port, 'nobody', tokenFor(host, 'bot', bot.key)));
     expect(answers.map((a) => a.body?.code)).toEqual(['ERR_DEVICE_NOT_FOUND', 'ERR_DEVICE_NOT_FOUND', 'ERR_RATE_LIMITED']);
-    expect((await ask(th.hub.port, 'nobody', tokenFor(host, 'service', reg.policyKey('service')!))).body?.code).toBe('ERR_DEVICE_NOT_FOUND');
+    expect((await ask(th.hub.port, 'nobody', tokenFor(host, 'service', reg.policyKey('service')!))).body?.code).toBe(
+      'ERR_DEVICE_NOT_FOUND',
+    );
   });
 
   it('revocable on its own: a removed identity gets 401 at once, the others work; a rotated key replaces the old one', async () => {
@@ -92,10 +100,13 @@ describe('service identities', () => {
     expect(() => reg.addService('bob')).toThrow(/already exists/);
   });
 
-  it('the SDK speaks a service identity\'s string as it speaks the shared one', async () => {
+  it("the SDK speaks a service identity's string as it speaks the shared one", async () => {
     th = await startTestHub();
     const rec = await th.hub.registry.addService('alice');
-    const cs = th.hub.policyConnectionString('service').replace('SharedAccessKeyName=service', 'SharedAccessKeyName=alice').replace(/SharedAccessKey=[^;]+/, `SharedAccessKey=${rec.key}`);
+    const cs = th.hub
+      .policyConnectionString('service')
+      .replace('SharedAccessKeyName=service', 'SharedAccessKeyName=alice')
+      .replace(/SharedAccessKey=[^;]+/, `SharedAccessKey=${rec.key}`);
     const svc = ServiceClient.fromConnectionString(cs);
     stops.push(() => svc.close());
     await expect(svc.createStream('nobody', 'ssh')).rejects.toMatchObject({ code: 'ERR_DEVICE_NOT_FOUND' });
@@ -135,7 +146,8 @@ describe.skipIf(!hasRedisServer)('service identities in a fleet', () => {
     stops.push(() => Promise.all([a.close(), b.close()]));
     const rec = await a.registry.addService('alice', { maxPending: 3 });
     const token = tokenFor(FLEET_HOST, 'alice', rec.key);
-    const post = (): Promise<Response> => fetch(`http://${addr(b)}/twins/nobody/streams/ssh`, { method: 'POST', headers: { authorization: token } });
+    const post = (): Promise<Response> =>
+      fetch(`http://${addr(b)}/twins/nobody/streams/ssh`, { method: 'POST', headers: { authorization: token } });
     expect(((await (await post()).json()) as { code: string }).code).toBe('ERR_DEVICE_NOT_FOUND');
     await a.registry.removeService('alice');
     // B hears of it on the registry channel (as of a removed device): refused once it has.

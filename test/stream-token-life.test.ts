@@ -16,7 +16,12 @@ afterEach(async () => {
 const TTL_MS = 300;
 
 /** A device on its control socket that accepts every stream request after `delayMs`, handing the request to `onRing`. */
-async function slowDevice(hub: TestHub, id: string, delayMs: number, onRing: (m: { url: string; authorizationToken: string }) => void): Promise<WebSocket> {
+async function slowDevice(
+  hub: TestHub,
+  id: string,
+  delayMs: number,
+  onRing: (m: { url: string; authorizationToken: string }) => void,
+): Promise<WebSocket> {
   const cs = parseConnectionString(hub.addDevice(id));
   const token = createSasToken(deviceResource(hub.hub.hostName, id), cs.sharedAccessKey, nowSeconds() + 600);
   const ws = new WebSocket(`ws://127.0.0.1:${hub.hub.port}/devices/${id}/control`, { headers: { authorization: token } });
@@ -33,7 +38,9 @@ async function slowDevice(hub: TestHub, id: string, delayMs: number, onRing: (m:
 
 function ask(hub: TestHub, id: string): Promise<{ status: number; body: Record<string, unknown> | undefined }> {
   const key = parseConnectionString(hub.serviceString).sharedAccessKey;
-  return httpCall(hub.hub.port, 'POST', `/twins/${id}/streams/ssh`, { authorization: createSasToken(hubResource(hub.hub.hostName), key, nowSeconds() + 600, 'service') }) as never;
+  return httpCall(hub.hub.port, 'POST', `/twins/${id}/streams/ssh`, {
+    authorization: createSasToken(hubResource(hub.hub.hostName), key, nowSeconds() + 600, 'service'),
+  }) as never;
 }
 
 describe('stream token life', () => {
@@ -62,7 +69,9 @@ describe('stream token life', () => {
     try {
       const answer = await ask(th, 'dev-late');
       await new Promise((r) => setTimeout(r, TTL_MS + 200));
-      const late = await tryUpgrade(th.hub.port, new URL(String(answer.body?.url)).pathname, { authorization: `Bearer ${String(answer.body?.authorizationToken)}` });
+      const late = await tryUpgrade(th.hub.port, new URL(String(answer.body?.url)).pathname, {
+        authorization: `Bearer ${String(answer.body?.authorizationToken)}`,
+      });
       expect([late.status, late.body?.code]).toEqual([401, 'ERR_AUTH_EXPIRED']);
     } finally {
       ws.terminate();

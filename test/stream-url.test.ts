@@ -47,11 +47,26 @@ describe('stream URLs a device dials', () => {
     wss.on('connection', (ws: WebSocket) => {
       ws.on('message', (d: Buffer) => answers.push(JSON.parse(d.toString()) as { accept: boolean }));
       for (const [i, url] of [`ws://127.0.0.1:${insidePort}/streams/s1`, `wss://127.0.0.1:${hubPort}/streams/s2`].entries()) {
-        ws.send(JSON.stringify({ type: 'streamRequest', requestId: `r${i}`, streamName: 'devstreams.v1', streamId: `s${i}`, url, authorizationToken: 'x'.repeat(32) }));
+        ws.send(
+          JSON.stringify({
+            type: 'streamRequest',
+            requestId: `r${i}`,
+            streamName: 'devstreams.v1',
+            streamId: `s${i}`,
+            url,
+            authorizationToken: 'x'.repeat(32),
+          }),
+        );
       }
     });
 
-    const cs = formatConnectionString({ kind: 'device', hostName: `127.0.0.1:${hubPort}`, deviceId: 'dev-x', sharedAccessKey: Buffer.alloc(32, 1).toString('base64'), transport: 'ws' });
+    const cs = formatConnectionString({
+      kind: 'device',
+      hostName: `127.0.0.1:${hubPort}`,
+      deviceId: 'dev-x',
+      sharedAccessKey: Buffer.alloc(32, 1).toString('base64'),
+      transport: 'ws',
+    });
     const client = DeviceClient.fromConnectionString(cs);
     stops.push(() => client.close());
     const errors: Error[] = [];

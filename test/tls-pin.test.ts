@@ -21,12 +21,20 @@ const sha256Of = (pemPath: string): string => new X509Certificate(readFileSync(p
 
 describe('connection string field HubCertSha256', () => {
   it('accepts the openssl form (colons, upper case), formats it canonically and needs TLS', () => {
-    const hex = 'AB:'.repeat(31) + 'AB';
-    const cs = parseConnectionString(`HostName=hub:8443;SharedAccessKeyName=service;SharedAccessKey=${Buffer.alloc(32, 1).toString('base64')};HubCertSha256=${hex}`);
+    const hex = `${'AB:'.repeat(31)}AB`;
+    const cs = parseConnectionString(
+      `HostName=hub:8443;SharedAccessKeyName=service;SharedAccessKey=${Buffer.alloc(32, 1).toString('base64')};HubCertSha256=${hex}`,
+    );
     expect(cs.hubCertSha256).toBe('ab'.repeat(32));
     expect(formatConnectionString(cs)).toMatch(/;HubCertSha256=(ab){32}$/);
-    expect(() => parseConnectionString(`HostName=hub;DeviceId=d;SharedAccessKey=${Buffer.alloc(32, 1).toString('base64')};HubCertSha256=abc`)).toThrow(/HubCertSha256 is not a SHA-256/);
-    expect(() => parseConnectionString(`HostName=hub;DeviceId=d;SharedAccessKey=${Buffer.alloc(32, 1).toString('base64')};Transport=ws;HubCertSha256=${'ab'.repeat(32)}`)).toThrow(/cannot go with Transport=ws/);
+    expect(() =>
+      parseConnectionString(`HostName=hub;DeviceId=d;SharedAccessKey=${Buffer.alloc(32, 1).toString('base64')};HubCertSha256=abc`),
+    ).toThrow(/HubCertSha256 is not a SHA-256/);
+    expect(() =>
+      parseConnectionString(
+        `HostName=hub;DeviceId=d;SharedAccessKey=${Buffer.alloc(32, 1).toString('base64')};Transport=ws;HubCertSha256=${'ab'.repeat(32)}`,
+      ),
+    ).toThrow(/cannot go with Transport=ws/);
   });
 });
 
@@ -69,7 +77,19 @@ describe('a self-signed hub trusted by the fingerprint in the string', () => {
     try {
       await device.waitFor('device proxy ready');
       expect(device.stderr()).toContain('control socket connected');
-      service = startCli(['service-proxy', '--connection-string-file', join(dir, 'service.cs'), '--device-id', 'dev-pin', '--forward', '0:127.0.0.1:9', '--eager'], env());
+      service = startCli(
+        [
+          'service-proxy',
+          '--connection-string-file',
+          join(dir, 'service.cs'),
+          '--device-id',
+          'dev-pin',
+          '--forward',
+          '0:127.0.0.1:9',
+          '--eager',
+        ],
+        env(),
+      );
       await service.waitFor('"state":"open"');
     } finally {
       await service?.stop();
@@ -82,21 +102,56 @@ describe('a self-signed hub trusted by the fingerprint in the string', () => {
     const ca = join(dir, 'ca');
     mkdirSync(ca);
     const run = (args: string[]): void => void execFileSync('openssl', args, { stdio: 'ignore', cwd: ca });
-    run(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=devstreams test CA']);
+    run([
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      'ca.key',
+      '-out',
+      'ca.pem',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=devstreams test CA',
+    ]);
     run(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'leaf.key', '-out', 'leaf.csr', '-subj', '/CN=127.0.0.1']);
     writeFileSync(join(ca, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1\n');
-    run(['x509', '-req', '-in', 'leaf.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'leaf.pem', '-days', '1', '-extfile', 'ext.cnf']);
+    run([
+      'x509',
+      '-req',
+      '-in',
+      'leaf.csr',
+      '-CA',
+      'ca.pem',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-out',
+      'leaf.pem',
+      '-days',
+      '1',
+      '-extfile',
+      'ext.cnf',
+    ]);
     const r = runCli(['registry', 'add', 'dev-ca-pin', '--data', join(dir, 'hub'), '--hub-cert', join(ca, 'leaf.pem')]);
     expect(r.status).not.toBe(0);
     expect(r.stderr).toContain('ERR_CONFIG');
     expect(r.stderr).toContain('not self-signed');
     // A string that pins one anyway (written by hand, or by an older version) fails at once with
     // the same words instead of retrying forever on a verification that can never pass.
-    const server = tls.createServer({ key: readFileSync(join(ca, 'leaf.key')), cert: readFileSync(join(ca, 'leaf.pem')) }, (s) => s.destroy());
+    const server = tls.createServer({ key: readFileSync(join(ca, 'leaf.key')), cert: readFileSync(join(ca, 'leaf.pem')) }, (s) =>
+      s.destroy(),
+    );
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
     try {
       const port = (server.address() as AddressInfo).port;
-      await expect(fetchPinnedCertificate(`127.0.0.1:${port}`, sha256Of(join(ca, 'leaf.pem')))).rejects.toMatchObject({ code: 'ERR_CONFIG', message: expect.stringContaining('not self-signed') });
+      await expect(fetchPinnedCertificate(`127.0.0.1:${port}`, sha256Of(join(ca, 'leaf.pem')))).rejects.toMatchObject({
+        code: 'ERR_CONFIG',
+        message: expect.stringContaining('not self-signed'),
+      });
       // And a client given that leaf as its only CA (what a pin made of it) is told about the pin.
       const err = await new Promise<Error>((resolve) => {
         const c = tls.connect({ host: '127.0.0.1', port, ca: readFileSync(join(ca, 'leaf.pem')) }, () => resolve(new Error('connected')));

@@ -30,7 +30,13 @@ async function wsServer(onConnection: (ws: WebSocket) => void): Promise<string> 
  * A `ws` server whose socket does not read until `resume()`: what the client sends queues up.
  * Counts the message bytes it gets and remembers the close code.
  */
-async function pausedServer(): Promise<{ url: string; connected: () => Promise<void>; resume: () => void; received: () => number; closedWith: () => number | undefined }> {
+async function pausedServer(): Promise<{
+  url: string;
+  connected: () => Promise<void>;
+  resume: () => void;
+  received: () => number;
+  closedWith: () => number | undefined;
+}> {
   let socket: net.Socket | undefined;
   let received = 0;
   let closedWith: number | undefined;
@@ -85,7 +91,8 @@ async function rawServer(answer: (key: string) => Buffer | string | undefined, a
   return `ws://127.0.0.1:${(server.address() as net.AddressInfo).port}/`;
 }
 
-const upgraded = (key: string): string => `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptValue(key)}\r\n\r\n`;
+const upgraded = (key: string): string =>
+  `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptValue(key)}\r\n\r\n`;
 
 /** Collects what a transport delivers (parts joined) and how it closed. */
 function collect(t: Transport): { messages: Buffer[]; closed: Promise<Error | undefined>; drains: () => number } {
@@ -221,7 +228,7 @@ describe('WebSocket client transport against a ws server', () => {
     expect(codeOf(await gu.closed)).toBe('ERR_TRANSPORT_MESSAGE_TOO_LARGE');
   });
 
-  it('drains a sender blocked below the socket\'s own buffer mark (a small high-water mark)', async () => {
+  it("drains a sender blocked below the socket's own buffer mark (a small high-water mark)", async () => {
     const server = await pausedServer();
     const t = await connectWebSocket(server.url, { highWaterMark: 8 * 1024 });
     const got = collect(t);
@@ -275,29 +282,39 @@ describe('WebSocket client transport against raw servers', () => {
 
   it('hands the refusal status and body to the caller, or fails with ERR_TRANSPORT_HANDSHAKE', async () => {
     const body = JSON.stringify({ code: 'ERR_AUTH_INVALID', message: 'no' });
-    const url = await rawServer(() => `HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+    const url = await rawServer(
+      () => `HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+    );
     const seen: { status: number; body: string }[] = [];
-    const err = (await connectWebSocket(url, { refused: (status, b) => (seen.push({ status, body: b.toString() }), new Error('refused')) }).catch((e: Error) => e)) as Error;
+    const err = (await connectWebSocket(url, {
+      refused: (status, b) => (seen.push({ status, body: b.toString() }), new Error('refused')),
+    }).catch((e: Error) => e)) as Error;
     expect(err.message).toBe('refused');
     // Once, also after the refused connection has closed.
     await new Promise((r) => setTimeout(r, 100));
     expect(seen).toEqual([{ status: 401, body }]);
     expect(codeOf(await connectWebSocket(url).catch((e: unknown) => e))).toBe('ERR_TRANSPORT_HANDSHAKE');
     // A refusal without Content-Length ends with the connection.
-    const open = await rawServer(() => 'HTTP/1.1 503 Busy\r\n\r\nlater', (s) => s.end());
+    const open = await rawServer(
+      () => 'HTTP/1.1 503 Busy\r\n\r\nlater',
+      (s) => s.end(),
+    );
     const late: string[] = [];
     await connectWebSocket(open, { refused: (_s, b) => (late.push(b.toString()), new Error('refused')) }).catch(() => undefined);
     expect(late).toEqual(['later']);
     // One without a length on a connection kept open reports its status when the time is up.
     const kept = await rawServer(() => 'HTTP/1.1 403 Forbidden\r\n\r\nno');
     const statuses: number[] = [];
-    await connectWebSocket(kept, { timeoutMs: 300, refused: (status) => (statuses.push(status), new Error('refused')) }).catch(() => undefined);
+    await connectWebSocket(kept, { timeoutMs: 300, refused: (status) => (statuses.push(status), new Error('refused')) }).catch(
+      () => undefined,
+    );
     expect(statuses).toEqual([403]);
   });
 
   it('refuses answers that are not a valid handshake', async () => {
     const answers: ((key: string) => string)[] = [
-      () => 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n\r\n',
+      () =>
+        'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n\r\n',
       (key) => upgraded(key).replace('\r\n\r\n', '\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n'),
       (key) => upgraded(key).replace('Upgrade: websocket', 'Upgrade: h2c'),
       () => 'SSH-2.0-OpenSSH_9.2\r\n\r\n',
@@ -323,7 +340,9 @@ describe('WebSocket client transport against raw servers', () => {
   });
 
   it('fails a masked server frame with ERR_PROTOCOL_FRAME', async () => {
-    const url = await rawServer((key) => Buffer.concat([Buffer.from(upgraded(key)), frameHeader(true, 2, 3, Buffer.from([1, 2, 3, 4])), Buffer.from('abc')]));
+    const url = await rawServer((key) =>
+      Buffer.concat([Buffer.from(upgraded(key)), frameHeader(true, 2, 3, Buffer.from([1, 2, 3, 4])), Buffer.from('abc')]),
+    );
     const t = await connectWebSocket(url);
     expect(codeOf(await collect(t).closed)).toBe('ERR_PROTOCOL_FRAME');
   });

@@ -94,10 +94,22 @@ async function startTunnel(v: Variant, ctx: PathStartContext): Promise<RunningPa
   };
   try {
     const hubData = path.join(dir, 'hub');
-    const hub = spawnNode(CLI_MAIN, ['hub', '--listen', '127.0.0.1:0', '--data', hubData, '--log-level', CHILD_LOG_LEVEL], 'hub', { ...ctx.env }, RECOMMENDED_NODE_FLAGS);
+    const hub = spawnNode(
+      CLI_MAIN,
+      ['hub', '--listen', '127.0.0.1:0', '--data', hubData, '--log-level', CHILD_LOG_LEVEL],
+      'hub',
+      { ...ctx.env },
+      RECOMMENDED_NODE_FLAGS,
+    );
     stopAll.push(() => hub.stop());
     keepLog(hub, 'hub');
-    const hubPort = await waitForLine(hub, 'stderr', (_l, j) => (j?.msg === 'hub listening' && typeof j.port === 'number' ? j.port : undefined), undefined, 'hub listening line');
+    const hubPort = await waitForLine(
+      hub,
+      'stderr',
+      (_l, j) => (j?.msg === 'hub listening' && typeof j.port === 'number' ? j.port : undefined),
+      undefined,
+      'hub listening line',
+    );
     const deviceCs = await registry(['add', BENCH_DEVICE_ID, '--data', hubData]);
     const serviceCs = await registry(['service-string', '--data', hubData]); // after: both rewrite registry.json
 
@@ -122,30 +134,52 @@ async function startTunnel(v: Variant, ctx: PathStartContext): Promise<RunningPa
     const serviceKey = encodePublicKey((await loadOrCreateKeyPair(path.join(serviceHome, 'service.key'))).keys.publicKey);
     const device = spawnNode(
       CLI_MAIN,
-      ['device-proxy', ...TARGET_NAMES.flatMap((t) => ['--allow', `127.0.0.1:${ctx.targets[t]}`]), '--service-key', serviceKey, ...v.deviceArgs, '--log-level', CHILD_LOG_LEVEL],
+      [
+        'device-proxy',
+        ...TARGET_NAMES.flatMap((t) => ['--allow', `127.0.0.1:${ctx.targets[t]}`]),
+        '--service-key',
+        serviceKey,
+        ...v.deviceArgs,
+        '--log-level',
+        CHILD_LOG_LEVEL,
+      ],
       'device-proxy',
       { ...ctx.env, DEVSTREAMS_HOME: deviceHome, DEVSTREAMS_CONNECTION_STRING: withGateway(deviceCs, devicePort) },
       RECOMMENDED_NODE_FLAGS,
     );
     stopAll.push(() => device.stop());
     keepLog(device, 'device-proxy');
-    await waitForLine(device, 'stderr', (_l, j) => (j?.msg === 'control socket connected' ? true : undefined), undefined, 'device proxy connected');
+    await waitForLine(
+      device,
+      'stderr',
+      (_l, j) => (j?.msg === 'control socket connected' ? true : undefined),
+      undefined,
+      'device proxy connected',
+    );
     processes.push({ pid: device.pid, role: 'device proxy' });
     // The device proxy serves channels only once it has logged the stream open: an OPEN that
     // arrives right behind the handshake, before that, is refused ("this side accepts no
     // channels"; see the report). Warm measurements start after both ends are ready.
-    const deviceOpen = waitForLine(device, 'stderr', (_l, j) => (j?.msg === 'device stream open' ? true : undefined), undefined, 'device stream open (device side)');
+    const deviceOpen = waitForLine(
+      device,
+      'stderr',
+      (_l, j) => (j?.msg === 'device stream open' ? true : undefined),
+      undefined,
+      'device stream open (device side)',
+    );
     deviceOpen.catch(() => undefined); // awaited below; this only keeps an early failure from going unhandled
 
     const service = spawnNode(
       CLI_MAIN,
       [
         'service-proxy',
-        '--device-id', BENCH_DEVICE_ID,
+        '--device-id',
+        BENCH_DEVICE_ID,
         ...TARGET_NAMES.flatMap((t) => ['--forward', `0:127.0.0.1:${ctx.targets[t]}`]),
         '--eager',
         ...v.serviceArgs,
-        '--log-level', CHILD_LOG_LEVEL,
+        '--log-level',
+        CHILD_LOG_LEVEL,
       ],
       'service-proxy',
       { ...ctx.env, DEVSTREAMS_HOME: serviceHome, DEVSTREAMS_CONNECTION_STRING: withGateway(serviceCs, servicePort) },
@@ -154,7 +188,13 @@ async function startTunnel(v: Variant, ctx: PathStartContext): Promise<RunningPa
     stopAll.push(() => service.stop());
     keepLog(service, 'service-proxy');
     // Watch the stream state from the start: `--eager` opens it right after the listeners print.
-    const firstOpen = waitForLine(service, 'stderr', (_l, j) => (j?.msg === 'device stream' && j.state === 'open' ? true : undefined), undefined, 'device stream open');
+    const firstOpen = waitForLine(
+      service,
+      'stderr',
+      (_l, j) => (j?.msg === 'device stream' && j.state === 'open' ? true : undefined),
+      undefined,
+      'device stream open',
+    );
     firstOpen.catch(() => undefined); // awaited below
     const localPorts = new Map<number, number>();
     await waitForLine(
@@ -196,7 +236,13 @@ function reorder(ps: Array<{ pid: number; role: string }>): Array<{ pid: number;
 
 /** SIGUSR2 to the service proxy, then wait until it reports the stream closed. */
 async function makeCold(service: Child): Promise<void> {
-  const dropped = waitForLine(service, 'stderr', (_l, j) => (j?.msg === 'device stream dropped' ? true : undefined), MAKE_COLD_TIMEOUT_MS, 'device stream dropped');
+  const dropped = waitForLine(
+    service,
+    'stderr',
+    (_l, j) => (j?.msg === 'device stream dropped' ? true : undefined),
+    MAKE_COLD_TIMEOUT_MS,
+    'device stream dropped',
+  );
   service.proc.kill('SIGUSR2');
   await dropped;
 }
@@ -248,7 +294,8 @@ export const devstreamsWorkersPath = tunnelPath({
  */
 export const devstreamsQueueTargetPath = tunnelPath({
   id: DEVSTREAMS_QUEUE_TARGET_PATH_ID,
-  title: 'devstreams tunnel with --queue-target-ms 1 on both proxies (delay-based in-flight controller; loopback bulk and interactive only)',
+  title:
+    'devstreams tunnel with --queue-target-ms 1 on both proxies (delay-based in-flight controller; loopback bulk and interactive only)',
   serviceArgs: ['--queue-target-ms', '1'],
   deviceArgs: ['--queue-target-ms', '1'],
   only: { scenarios: ['bulk-1', 'interactive'], placements: ['loopback'] },

@@ -17,7 +17,10 @@ export const emulatorPath: BenchPath = {
     return undefined;
   },
   async start(ctx): Promise<RunningPath> {
-    const links = await startRelayedLegs(ctx.placement, TARGET_NAMES.map((t) => ctx.targets[t]));
+    const links = await startRelayedLegs(
+      ctx.placement,
+      TARGET_NAMES.map((t) => ctx.targets[t]),
+    );
     const ports = Object.fromEntries(TARGET_NAMES.map((t, i) => [t, links.ports[i] as number])) as Record<TargetName, number>;
     return {
       ports,

@@ -5,7 +5,15 @@ import { emulatorPath } from './emulator.js';
 import { opensshPath } from './openssh.js';
 import type { BenchPath } from './types.js';
 
-export const PATHS: BenchPath[] = [directPath, emulatorPath, devstreamsPath, opensshPath, devstreamsPlainPath, devstreamsWorkersPath, devstreamsQueueTargetPath];
+export const PATHS: BenchPath[] = [
+  directPath,
+  emulatorPath,
+  devstreamsPath,
+  opensshPath,
+  devstreamsPlainPath,
+  devstreamsWorkersPath,
+  devstreamsQueueTargetPath,
+];
 
 /** Registers (or replaces, by id) a path; other bench modules may call this. */
 export function registerPath(p: BenchPath): void {

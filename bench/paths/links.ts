@@ -9,7 +9,9 @@ export interface RunningLinks {
 }
 
 export async function startLinks(specs: readonly LinkEmulatorOptions[]): Promise<RunningLinks> {
-  const { child, ready } = await spawnNodeReady<{ ports: number[] }>(benchScript('procs/links-main.js'), [Buffer.from(JSON.stringify(specs)).toString('base64url')]);
+  const { child, ready } = await spawnNodeReady<{ ports: number[] }>(benchScript('procs/links-main.js'), [
+    Buffer.from(JSON.stringify(specs)).toString('base64url'),
+  ]);
   return { child, ports: ready.ports };
 }
 
@@ -22,7 +24,12 @@ export async function startLinks(specs: readonly LinkEmulatorOptions[]): Promise
 export async function startRelayedLegs(placement: Placement, targetPorts: readonly number[]): Promise<RunningLinks> {
   const inner = await Promise.all(targetPorts.map(() => freePort()));
   const specs: LinkEmulatorOptions[] = [
-    ...targetPorts.map((port, i) => ({ targetHost: '127.0.0.1', targetPort: port, leg: placement.deviceHub, listenPort: inner[i] as number })),
+    ...targetPorts.map((port, i) => ({
+      targetHost: '127.0.0.1',
+      targetPort: port,
+      leg: placement.deviceHub,
+      listenPort: inner[i] as number,
+    })),
     ...inner.map((port) => ({ targetHost: '127.0.0.1', targetPort: port, leg: placement.hubService })),
   ];
   const links = await startLinks(specs);

@@ -38,7 +38,13 @@ function ranPaths(r: BenchResults): string[] {
  * Faceted bars with min-max whiskers and the median printed above each bar. Each panel has its own
  * x (only the paths that ran in it: no empty slots) and its own y scale.
  */
-function barsSpec(title: string, yTitle: string, values: Bar[], panelOrder: readonly string[], pathOrder: readonly string[]): vl.TopLevelSpec {
+function barsSpec(
+  title: string,
+  yTitle: string,
+  values: Bar[],
+  panelOrder: readonly string[],
+  pathOrder: readonly string[],
+): vl.TopLevelSpec {
   const x = { field: 'path', type: 'nominal' as const, title: null, sort: pathOrder as string[], axis: { labelAngle: -30 } };
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
@@ -49,9 +55,19 @@ function barsSpec(title: string, yTitle: string, values: Bar[], panelOrder: read
       width: 200,
       height: 220,
       layer: [
-        { mark: 'bar', encoding: { x, y: { field: 'median', type: 'quantitative', title: yTitle }, color: { field: 'path', type: 'nominal', sort: pathOrder as string[], legend: null } } },
+        {
+          mark: 'bar',
+          encoding: {
+            x,
+            y: { field: 'median', type: 'quantitative', title: yTitle },
+            color: { field: 'path', type: 'nominal', sort: pathOrder as string[], legend: null },
+          },
+        },
         { mark: { type: 'rule', color: '#333' }, encoding: { x, y: { field: 'min', type: 'quantitative' }, y2: { field: 'max' } } },
-        { mark: { type: 'text', dy: -8, fontSize: 9 }, encoding: { x, y: { field: 'max', type: 'quantitative' }, text: { field: 'label', type: 'nominal' } } },
+        {
+          mark: { type: 'text', dy: -8, fontSize: 9 },
+          encoding: { x, y: { field: 'max', type: 'quantitative' }, text: { field: 'label', type: 'nominal' } },
+        },
       ],
     },
     resolve: { scale: { x: 'independent', y: 'independent' } },
@@ -62,7 +78,13 @@ function barsSpec(title: string, yTitle: string, values: Bar[], panelOrder: read
  * Faceted percentile dots: per path, one dot per percentile (median over rounds) on a whisker
  * (min-max over rounds), p50 printed. Dots need no zero baseline, and each panel has its own scale.
  */
-function percentileSpec(title: string, yTitle: string, values: Bar[], panelOrder: readonly string[], pathOrder: readonly string[]): vl.TopLevelSpec {
+function percentileSpec(
+  title: string,
+  yTitle: string,
+  values: Bar[],
+  panelOrder: readonly string[],
+  pathOrder: readonly string[],
+): vl.TopLevelSpec {
   const x = { field: 'path', type: 'nominal' as const, title: null, sort: pathOrder as string[], axis: { labelAngle: -30 } };
   const color = { field: 'series', type: 'nominal' as const, title: 'percentile', sort: ['p50', 'p90', 'p99'] };
   return {
@@ -74,9 +96,15 @@ function percentileSpec(title: string, yTitle: string, values: Bar[], panelOrder
       width: 150,
       height: 220,
       layer: [
-        { mark: { type: 'rule', opacity: 0.6 }, encoding: { x, y: { field: 'min', type: 'quantitative', title: yTitle, scale: { zero: true } }, y2: { field: 'max' }, color } },
+        {
+          mark: { type: 'rule', opacity: 0.6 },
+          encoding: { x, y: { field: 'min', type: 'quantitative', title: yTitle, scale: { zero: true } }, y2: { field: 'max' }, color },
+        },
         { mark: { type: 'point', filled: true, size: 60 }, encoding: { x, y: { field: 'median', type: 'quantitative' }, color } },
-        { mark: { type: 'text', dx: 14, fontSize: 9, align: 'left' }, encoding: { x, y: { field: 'median', type: 'quantitative' }, text: { field: 'label', type: 'nominal' } } },
+        {
+          mark: { type: 'text', dx: 14, fontSize: 9, align: 'left' },
+          encoding: { x, y: { field: 'median', type: 'quantitative' }, text: { field: 'label', type: 'nominal' } },
+        },
       ],
     },
     resolve: { scale: { x: 'independent', y: 'independent' } },
@@ -100,7 +128,13 @@ function throughputSpec(r: BenchResults): vl.TopLevelSpec | undefined {
     }
   }
   if (values.length === 0) return undefined;
-  return barsSpec('Bulk throughput on loopback, MB/s (median over rounds, whisker min-max; higher is better)', 'MB/s', values, panels.map((p) => p[1]), ranPaths(r));
+  return barsSpec(
+    'Bulk throughput on loopback, MB/s (median over rounds, whisker min-max; higher is better)',
+    'MB/s',
+    values,
+    panels.map((p) => p[1]),
+    ranPaths(r),
+  );
 }
 
 function rttSpec(r: BenchResults): vl.TopLevelSpec | undefined {
@@ -110,19 +144,41 @@ function rttSpec(r: BenchResults): vl.TopLevelSpec | undefined {
       for (const q of ['p50', 'p90', 'p99'] as const) {
         const s = metricSpread(r, 'rtt', p, pl.id, `${q}_us`);
         if (s === undefined || !(s.median > 0)) continue;
-        values.push({ panel: pl.id, path: p, series: q, median: s.median / 1000, min: s.min / 1000, max: s.max / 1000, label: q === 'p50' ? fmt(s.median / 1000) : '' });
+        values.push({
+          panel: pl.id,
+          path: p,
+          series: q,
+          median: s.median / 1000,
+          min: s.min / 1000,
+          max: s.max / 1000,
+          label: q === 'p50' ? fmt(s.median / 1000) : '',
+        });
       }
     }
   }
   if (values.length === 0) return undefined;
-  return percentileSpec('64-byte round trip per placement, ms (dot: median over rounds, whisker: min-max; own scale per panel; lower is better)', 'ms', values, r.placements.map((p) => p.id), ranPaths(r));
+  return percentileSpec(
+    '64-byte round trip per placement, ms (dot: median over rounds, whisker: min-max; own scale per panel; lower is better)',
+    'ms',
+    values,
+    r.placements.map((p) => p.id),
+    ranPaths(r),
+  );
 }
 
 function interactiveSpec(r: BenchResults): vl.TopLevelSpec | undefined {
   const values: Bar[] = [];
   for (const p of ranPaths(r)) {
     const s = metricSpread(r, 'interactive', p, 'loopback', 'p99_us');
-    if (s !== undefined) values.push({ panel: 'loopback, under iperf3 bulk', path: p, median: s.median / 1000, min: s.min / 1000, max: s.max / 1000, label: fmt(s.median / 1000) });
+    if (s !== undefined)
+      values.push({
+        panel: 'loopback, under iperf3 bulk',
+        path: p,
+        median: s.median / 1000,
+        min: s.min / 1000,
+        max: s.max / 1000,
+        label: fmt(s.median / 1000),
+      });
   }
   if (values.length === 0) return undefined;
   return barsSpec('Interactive p99 under bulk, ms (lower is better)', 'p99 ms', values, ['loopback, under iperf3 bulk'], ranPaths(r));

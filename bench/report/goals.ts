@@ -81,7 +81,9 @@ function evaluateWith(r: BenchResults, rule: GoalRule, withReference: boolean): 
   const refText = (): string => {
     if (!withReference || skipReason(r, REFERENCE) !== undefined) return '';
     const ref = judgeRounds(r, rule, REFERENCE);
-    return typeof ref === 'string' ? '' : ` (reference, OpenSSH: median ${rule.show(ref.median)}, ${rule.pass(ref.median) ? 'would meet' : 'would not meet'})`;
+    return typeof ref === 'string'
+      ? ''
+      : ` (reference, OpenSSH: median ${rule.show(ref.median)}, ${rule.pass(ref.median) ? 'would meet' : 'would not meet'})`;
   };
   const skipped = skipReason(r, SUBJECT);
   if (skipped !== undefined) return { status: 'not measured', detail: `${skipped}${refText()}` };
@@ -139,7 +141,10 @@ const ttfbOpen: GoalRule = {
       })
       .filter((x): x is { id: string; v: number; rtt: number } => x.v !== undefined && x.rtt !== undefined);
     if (rows.length === 0) return 'needs ttfb on an emulated placement';
-    return { value: Math.max(...rows.map((x) => x.v - x.rtt)), detail: rows.map((x) => `${x.id} ${f(x.v)} ms vs RTT ${f(x.rtt)} ms`).join('; ') };
+    return {
+      value: Math.max(...rows.map((x) => x.v - x.rtt)),
+      detail: rows.map((x) => `${x.id} ${f(x.v)} ms vs RTT ${f(x.rtt)} ms`).join('; '),
+    };
   },
   pass: (v) => v <= GOAL_THRESHOLDS.ttfbSlackMs,
   show: (v) => `${v >= 0 ? '+' : ''}${f(v, 1)} ms over the path RTT (worst placement)`,
@@ -150,7 +155,8 @@ const intercontinentalLink: GoalRule = {
     const pct = metric(r, 'bulk-1', path, 'intercontinental', 'link_pct');
     if (pct === undefined) return 'needs bulk-1 on the intercontinental placement';
     // A transfer cut short (time limit, reset) has no meaningful rate: bytes written, not received.
-    if (findRecord(r, 'bulk-1', path, 'intercontinental')?.partial === true) return { value: 0, detail: 'transfer cut short (partial): see the bulk-1 table' };
+    if (findRecord(r, 'bulk-1', path, 'intercontinental')?.partial === true)
+      return { value: 0, detail: 'transfer cut short (partial): see the bulk-1 table' };
     return { value: pct, detail: `${f(pct, 0)}% of the link` };
   },
   pass: (v) => v >= GOAL_THRESHOLDS.intercontinentalLinkFraction * 100,

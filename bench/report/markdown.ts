@@ -1,7 +1,6 @@
 // Renders RESULTS.md from a run's results: goals, machine, placements, one table per scenario with
 // ratio columns against direct TCP and OpenSSH, per-placement summary, resources, charts, modules.
 import { EMULATOR_PATH_ID } from '../paths/emulator.js';
-import { PATHS } from '../paths/index.js';
 import { directCapacityMBps, directRttMs, relayedCapacityMBps, relayedRttMs, type LegSpec } from '../placements.js';
 import { metric, metricSpread, roundRatios, spreadOf, type BenchResults, type Spread } from '../results.js';
 import { SCENARIOS } from '../scenarios/index.js';
@@ -25,10 +24,6 @@ function fmt(v: number | undefined, digits: number): string {
 function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
   const line = (cells: readonly string[]): string => `| ${cells.join(' | ')} |`;
   return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
-}
-
-function pathTitle(id: string): string {
-  return PATHS.find((p) => p.id === id)?.title ?? id;
 }
 
 function legText(l: LegSpec): string {
@@ -100,7 +95,7 @@ function placementsSection(r: BenchResults): string {
     '## Placements\n\nEach leg is emulated in user space by `bench/link-emulator.ts` (one-way delay, jitter that keeps order, ' +
     'bandwidth cap, queue bounded to one bandwidth-delay product). Relayed paths (tunnel, OpenSSH, emulator only) cross ' +
     'hub-service and device-hub as two delay lines in series, each path the same ones; direct TCP crosses device-service. ' +
-    'A packet-loss variant of the cellular leg (real TCP loss on a veth pair in network namespaces) is not built yet. Cloud figures are medians from the public clouds\' published inter-region round-trip tables; the cellular leg\'s sources are in its row.\n\n' +
+    "A packet-loss variant of the cellular leg (real TCP loss on a veth pair in network namespaces) is not built yet. Cloud figures are medians from the public clouds' published inter-region round-trip tables; the cellular leg's sources are in its row.\n\n" +
     `${table(['placement', 'device-hub', 'hub-service', 'device-service', 'relayed RTT ms', 'direct RTT ms', 'where'], rows)}\n`
   );
 }
@@ -176,7 +171,8 @@ function placementSummary(r: BenchResults): string {
       const cap = p.id === 'direct' ? directCapacityMBps(pl) : relayedCapacityMBps(pl);
       const p50ms = p50us === undefined ? undefined : p50us / 1000;
       const emu = metric(r, 'rtt', EMULATOR_PATH_ID, pl.id, 'p50_us');
-      const overEmu = p.id === 'direct' || p.id === EMULATOR_PATH_ID || p50us === undefined || emu === undefined ? undefined : (p50us - emu) / 1000;
+      const overEmu =
+        p.id === 'direct' || p.id === EMULATOR_PATH_ID || p50us === undefined || emu === undefined ? undefined : (p50us - emu) / 1000;
       rows.push([
         pl.id,
         p.id,
@@ -204,7 +200,14 @@ function placementSummary(r: BenchResults): string {
 function resourcesSection(r: BenchResults): string {
   const rows: string[][] = [];
   for (const rec of r.records) {
-    if (rec.usage === undefined || rec.usageBytes === undefined || rec.usageBytes === 0 || rec.placement !== 'loopback' || (rec.round ?? 1) !== 1) continue;
+    if (
+      rec.usage === undefined ||
+      rec.usageBytes === undefined ||
+      rec.usageBytes === 0 ||
+      rec.placement !== 'loopback' ||
+      (rec.round ?? 1) !== 1
+    )
+      continue;
     const gib = rec.usageBytes / GIB;
     for (const u of rec.usage) rows.push([rec.scenario, rec.path, u.role, fmt(u.cpuSeconds / gib, 2), fmt(u.peakRssBytes / 1e6, 1)]);
   }

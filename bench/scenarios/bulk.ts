@@ -27,7 +27,9 @@ async function runBulk(ctx: ScenarioContext, conns: number, bytesEach: number): 
   const t0 = performance.now();
   const ticker = setInterval(() => {
     const s = (performance.now() - t0) / 1000;
-    ctx.progress(`${(counter.written / MB).toFixed(0)} of ${(total / MB).toFixed(0)} MB sent in ${s.toFixed(0)} s (${(counter.written / MB / s).toFixed(0)} MB/s)`);
+    ctx.progress(
+      `${(counter.written / MB).toFixed(0)} of ${(total / MB).toFixed(0)} MB sent in ${s.toFixed(0)} s (${(counter.written / MB / s).toFixed(0)} MB/s)`,
+    );
   }, BULK_PROGRESS_INTERVAL_MS);
   const { result, usage } = await measureProcesses(ctx.path.processes, async () => {
     const runs: BulkResult[] = await Promise.all(
@@ -40,7 +42,7 @@ async function runBulk(ctx: ScenarioContext, conns: number, bytesEach: number): 
   // One connection: bytes over the sink's receive time (no setup, no round trip), which is what a
   // long transfer sees. Several connections: bytes over wall time of the whole batch.
   const only = result.runs.length === 1 ? result.runs[0] : undefined;
-  const seconds = only !== undefined && only.complete && only.receiveSeconds > 0 ? only.receiveSeconds : result.seconds;
+  const seconds = only?.complete && only.receiveSeconds > 0 ? only.receiveSeconds : result.seconds;
   const MBps = bytes / MB / seconds;
   const metrics: Record<string, number> = { MBps, bytes, seconds: result.seconds };
   if (ctx.path.capacityMBps > 0) {
@@ -68,7 +70,9 @@ async function runIperf3(ctx: ScenarioContext, conns: number, bytesTotal: number
   const capped = ctx.path.capacityMBps > 0;
   const amount: Iperf3Amount = capped ? { seconds: ctx.budget.bulkCappedSeconds } : { bytes: bytesTotal };
   ctx.progress(`iperf3 -P ${conns}, ${capped ? `${ctx.budget.bulkCappedSeconds} s` : `${(bytesTotal / MB).toFixed(0)} MB`}`);
-  const { result, usage } = await measureProcesses(ctx.path.processes, () => iperf3Send(ctx.path.ports.iperf, amount, conns, ctx.budget.bulkTimeoutMs));
+  const { result, usage } = await measureProcesses(ctx.path.processes, () =>
+    iperf3Send(ctx.path.ports.iperf, amount, conns, ctx.budget.bulkTimeoutMs),
+  );
   const metrics: Record<string, number> = { MBps: result.MBps, bytes: result.bytes, seconds: result.seconds };
   if (ctx.path.capacityMBps > 0) {
     metrics.link_MBps = ctx.path.capacityMBps;

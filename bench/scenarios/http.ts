@@ -18,7 +18,12 @@ export const httpLoad: Scenario = {
   primary: { metric: 'rps', higherIsBetter: true },
   async run(ctx) {
     // Warm-up: JIT of the target, the path and autocannon itself, and the path's connections.
-    await autocannon({ url: `http://127.0.0.1:${ctx.path.ports.http}/`, connections: ctx.budget.httpConnections, amount: HTTP_WARMUP_REQUESTS, timeout: 10 });
+    await autocannon({
+      url: `http://127.0.0.1:${ctx.path.ports.http}/`,
+      connections: ctx.budget.httpConnections,
+      amount: HTTP_WARMUP_REQUESTS,
+      timeout: 10,
+    });
     ctx.progress(`${ctx.budget.httpConnections} connections, ${ctx.budget.httpSeconds} s`);
     const r = await autocannon({
       url: `http://127.0.0.1:${ctx.path.ports.http}/`,

@@ -17,7 +17,13 @@ export const INTERACTIVE_GAP_MS = 1;
 export const TTFB_COLD_SAMPLES = 3;
 
 /** Up to `count` sequential round trips, bounded by the time limit; returns samples in us. */
-async function roundTrips(client: EchoClient, count: number, timeoutMs: number, gapMs = 0, onTick?: (i: number) => void): Promise<number[]> {
+async function roundTrips(
+  client: EchoClient,
+  count: number,
+  timeoutMs: number,
+  gapMs = 0,
+  onTick?: (i: number) => void,
+): Promise<number[]> {
   const deadline = Date.now() + timeoutMs;
   const out: number[] = [];
   for (let i = 0; i < count && Date.now() < deadline; i++) {
@@ -102,7 +108,8 @@ export const interactiveUnderBulk: Scenario = {
             buf += d.toString();
             const lines = buf.split('\n').filter(Boolean);
             const last = lines[lines.length - 1];
-            if (lines.length >= 1 && last !== undefined && last.includes('bytes')) resolve(JSON.parse(last) as { bytes: number; seconds: number });
+            if (lines.length >= 1 && last !== undefined && last.includes('bytes'))
+              resolve(JSON.parse(last) as { bytes: number; seconds: number });
           });
           bulk.child.proc.once('exit', () => resolve(undefined));
         });
@@ -163,7 +170,8 @@ export const ttfb: Scenario = {
       }
       if (cold.length > 0) metrics.cold_p50_ms = percentiles(cold).p50;
       metrics.cold_failures = failures.length;
-      if (failures.length > 0) note = `${failures.length} of ${cold.length + failures.length} first connections on a cold stream failed (${[...new Set(failures)].join('; ')})`;
+      if (failures.length > 0)
+        note = `${failures.length} of ${cold.length + failures.length} first connections on a cold stream failed (${[...new Set(failures)].join('; ')})`;
     }
     return { metrics, partial: open.length < n, ...(note !== undefined ? { note } : {}) };
   },

@@ -38,7 +38,13 @@ const CHUNK = Buffer.alloc(BULK_CHUNK_BYTES, 0x5a);
  * by `stop` (resolves early, complete=false, with the bytes written so far). `counter.written`, if
  * given, grows as bytes are handed to the socket (for progress lines).
  */
-export async function bulkSend(port: number, bytes: number, timeoutMs: number, stop?: AbortSignal, counter?: { written: number }): Promise<BulkResult> {
+export async function bulkSend(
+  port: number,
+  bytes: number,
+  timeoutMs: number,
+  stop?: AbortSignal,
+  counter?: { written: number },
+): Promise<BulkResult> {
   const sock = await connect(port);
   const start = performance.now();
   return new Promise<BulkResult>((resolve) => {

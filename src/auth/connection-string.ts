@@ -102,7 +102,8 @@ export function parseConnectionString(text: string): ConnectionString {
     throw bad('connection string field SharedAccessKey is not base64 of at least 16 bytes');
   }
   const transportText = fields.get('Transport') ?? 'wss';
-  if (transportText !== 'ws' && transportText !== 'wss') throw bad(`connection string field Transport must be ws or wss, not "${transportText}"`);
+  if (transportText !== 'ws' && transportText !== 'wss')
+    throw bad(`connection string field Transport must be ws or wss, not "${transportText}"`);
   const common: CommonFields = { hostName, transport: transportText, sharedAccessKey: key };
   if (gatewayHostName !== undefined) common.gatewayHostName = gatewayHostName;
   const pin = fields.get('HubCertSha256');
@@ -120,7 +121,8 @@ export function parseConnectionString(text: string): ConnectionString {
     return { kind: 'device', deviceId, ...common };
   }
   if (policy === undefined) throw bad('connection string lacks DeviceId or SharedAccessKeyName');
-  if (policy !== 'service' && policy !== 'owner' && !isValidServiceName(policy)) throw bad(`connection string field SharedAccessKeyName must be service, owner or a service name, not "${policy.slice(0, 70)}"`);
+  if (policy !== 'service' && policy !== 'owner' && !isValidServiceName(policy))
+    throw bad(`connection string field SharedAccessKeyName must be service, owner or a service name, not "${policy.slice(0, 70)}"`);
   return { kind: 'policy', policy, ...common };
 }
 

@@ -105,7 +105,8 @@ export function verifySasToken(token: SasToken, keyBase64: string, options: Veri
   const now = options.now ?? nowSeconds();
   const skew = options.clockSkewSeconds ?? DEFAULT_CLOCK_SKEW_SECONDS;
   if (token.expiry + skew < now) throw new DevstreamsError('ERR_AUTH_EXPIRED', `shared access signature expired at ${token.expiry}`);
-  if (token.expiry - skew - now > MAX_TOKEN_TTL_SECONDS) throw new DevstreamsError('ERR_AUTH_INVALID', 'shared access signature lifetime is too long');
+  if (token.expiry - skew - now > MAX_TOKEN_TTL_SECONDS)
+    throw new DevstreamsError('ERR_AUTH_INVALID', 'shared access signature lifetime is too long');
 }
 
 /** Creates a device token valid for `ttlSeconds`. */

@@ -58,16 +58,29 @@ export function connectionStringFrom(o: ConnectionStringFlags, warn: (line: stri
     throw new DevstreamsError('ERR_CONFIG', 'give one of --connection-string and --connection-string-file');
   }
   const file = o.connectionStringFile ?? (o.connectionString === undefined ? process.env[CONNECTION_STRING_FILE_ENV] : undefined);
-  const cs = file !== undefined && file !== '' ? readSecretFile(file, 'connection string file', warn) : o.connectionString ?? process.env[CONNECTION_STRING_ENV];
-  if (!cs) throw new DevstreamsError('ERR_CONNECTION_STRING', `no connection string: pass --connection-string-file FILE (or --connection-string), or set ${CONNECTION_STRING_FILE_ENV} or ${CONNECTION_STRING_ENV}`);
+  const cs =
+    file !== undefined && file !== ''
+      ? readSecretFile(file, 'connection string file', warn)
+      : (o.connectionString ?? process.env[CONNECTION_STRING_ENV]);
+  if (!cs)
+    throw new DevstreamsError(
+      'ERR_CONNECTION_STRING',
+      `no connection string: pass --connection-string-file FILE (or --connection-string), or set ${CONNECTION_STRING_FILE_ENV} or ${CONNECTION_STRING_ENV}`,
+    );
   return cs;
 }
 
 /** Adds --connection-string-file and --connection-string to `cmd`; `kind` is "device" or "service". */
 export function connectionStringOptions(cmd: Command, kind: string): Command {
   return cmd
-    .option('--connection-string-file <file>', `file holding the ${kind} connection string (or set ${CONNECTION_STRING_FILE_ENV}); keep it mode 600`)
-    .option('--connection-string <cs>', `the ${kind} connection string itself (or set ${CONNECTION_STRING_ENV}); other local users can read it in ps, prefer the file`);
+    .option(
+      '--connection-string-file <file>',
+      `file holding the ${kind} connection string (or set ${CONNECTION_STRING_FILE_ENV}); keep it mode 600`,
+    )
+    .option(
+      '--connection-string <cs>',
+      `the ${kind} connection string itself (or set ${CONNECTION_STRING_ENV}); other local users can read it in ps, prefer the file`,
+    );
 }
 
 /** Pause between probes for a pinned hub certificate while the hub cannot be reached (device proxy). */
@@ -79,7 +92,11 @@ export const PIN_PROBE_RETRY_MS = 5_000;
  * With `retry`, an unreachable hub is tried again every PIN_PROBE_RETRY_MS (a device proxy
  * waits for its hub as it does without a pin); a different certificate fails at once.
  */
-export async function hubTrust(connectionString: string, caPath: string | undefined, retry?: (err: Error) => void): Promise<{ ca?: Buffer }> {
+export async function hubTrust(
+  connectionString: string,
+  caPath: string | undefined,
+  retry?: (err: Error) => void,
+): Promise<{ ca?: Buffer }> {
   if (caPath !== undefined) return readCa(caPath);
   const cs = parseConnectionString(connectionString);
   if (cs.hubCertSha256 === undefined) return {};
@@ -129,7 +146,11 @@ export function onShutdown(log: Logger, stop: () => Promise<void>, openConnectio
     }
     stopping = true;
     const open = openConnections?.() ?? 0;
-    if (open > 0) log.warn({ signal, open }, `stopping: waiting for ${open} connection${open === 1 ? '' : 's'} to close; ${signal === 'SIGINT' ? 'Ctrl-C' : 'signal'} again to force`);
+    if (open > 0)
+      log.warn(
+        { signal, open },
+        `stopping: waiting for ${open} connection${open === 1 ? '' : 's'} to close; ${signal === 'SIGINT' ? 'Ctrl-C' : 'signal'} again to force`,
+      );
     else log.info({ signal }, 'stopping: closing channels gracefully (signal again to force)');
     stop().then(
       () => {

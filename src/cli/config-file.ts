@@ -9,7 +9,7 @@
  * none, since a repeatable flag's parser appends to what is there.
  */
 import { readFileSync } from 'node:fs';
-import { Command, InvalidArgumentError, type Option } from 'commander';
+import { type Command, InvalidArgumentError, type Option } from 'commander';
 import { parse } from 'smol-toml';
 import { DevstreamsError } from '../errors.js';
 import { collect } from './common.js';
@@ -51,7 +51,10 @@ function applyConfig(cmd: Command, path: string): (() => void)[] {
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new DevstreamsError('ERR_CONFIG', `cannot read --config ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new DevstreamsError(
+      'ERR_CONFIG',
+      `cannot read --config ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    );
   }
   let data: Record<string, unknown>;
   try {
@@ -60,7 +63,9 @@ function applyConfig(cmd: Command, path: string): (() => void)[] {
     throw bad(path, `not valid TOML: ${(err as Error).message.split('\n')[0]}`);
   }
   const deferred: (() => void)[] = [];
-  const names = cmd.options.filter((o) => !o.hidden && o.long !== undefined && !NOT_IN_FILE.has(o.long.slice(2))).map((o) => o.long!.slice(2).replace(/^no-/, ''));
+  const names = cmd.options
+    .filter((o) => !o.hidden && o.long !== undefined && !NOT_IN_FILE.has(o.long.slice(2)))
+    .map((o) => o.long!.slice(2).replace(/^no-/, ''));
   for (const [key, value] of Object.entries(data)) {
     const found = findOption(cmd, key);
     if (!found) throw bad(path, `unknown key "${key}"; devstreams ${cmd.name()} takes: ${names.join(', ')}`);
@@ -94,7 +99,10 @@ function applyConfig(cmd: Command, path: string): (() => void)[] {
 /** Adds `--config FILE` to a command. */
 export function withConfigFile(cmd: Command): Command {
   let deferred: (() => void)[] = [];
-  cmd.option('--config <file>', 'read options from a TOML file; its keys are these long flag names (allow = ["127.0.0.1:22"]); flags given here win');
+  cmd.option(
+    '--config <file>',
+    'read options from a TOML file; its keys are these long flag names (allow = ["127.0.0.1:22"]); flags given here win',
+  );
   cmd.on('option:config', (path: string) => {
     deferred = applyConfig(cmd, path);
   });

@@ -3,7 +3,7 @@
  * lines are for a person (time, level, message, fields on one line); piped or redirected they
  * are JSON lines for a log collector. `--log-format` picks either explicitly.
  */
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import { pino, type Logger } from 'pino';
 import pretty from 'pino-pretty';
 
@@ -30,7 +30,12 @@ export function parseLogLevel(value: string): LogLevel {
 export function withLogOptions(cmd: Command, defaultLevel: LogLevel = DEFAULT_LOG_LEVEL): Command {
   return cmd
     .option('--log-level <level>', `log level: ${LOG_LEVELS.join(', ')}`, parseLogLevel, defaultLevel)
-    .addOption(new Option('--log-format <format>', 'log lines on stderr: pretty (default at a terminal) or json (default otherwise)').choices(['pretty', 'json']));
+    .addOption(
+      new Option('--log-format <format>', 'log lines on stderr: pretty (default at a terminal) or json (default otherwise)').choices([
+        'pretty',
+        'json',
+      ]),
+    );
 }
 
 /** The format to use when none is asked for: pretty for a person at a terminal, JSON otherwise. */

@@ -8,7 +8,7 @@
  * proxy moving hundreds of MB/s runs many of them.
  */
 import { readFileSync } from 'node:fs';
-import { Command, CommanderError } from 'commander';
+import { Command, type CommanderError } from 'commander';
 import { EXIT_USAGE, fail } from './fail.js';
 
 interface CommandEntry {
@@ -19,13 +19,41 @@ interface CommandEntry {
 
 /** Subcommands, in help order. */
 const COMMANDS: CommandEntry[] = [
-  { name: 'hub', summary: 'run a hub: device control sockets, stream rendezvous and relay, registry API', load: async () => (await import('./commands/hub.js')).hubCommand() },
-  { name: 'registry', summary: 'manage devices and print connection strings', load: async () => (await import('./commands/registry.js')).registryCommand() },
-  { name: 'device-proxy', summary: 'device side: connect tunnelled channels to allowed local targets', load: async () => (await import('./commands/device-proxy.js')).deviceProxyCommand() },
-  { name: 'key', summary: 'show public keys; authorize or revoke services on a device', load: async () => (await import('./commands/key.js')).keyCommand() },
-  { name: 'service-proxy', summary: 'service side: listen on local ports, carry connections to the device', load: async () => (await import('./commands/service-proxy.js')).serviceProxyCommand() },
-  { name: 'connect', summary: 'join stdin/stdout to a port on a device (ssh ProxyCommand); shares one device stream per device', load: async () => (await import('./commands/connect.js')).connectCommand() },
-  { name: 'demo', summary: 'hub, both proxies and demo device services in one process, on loopback', load: async () => (await import('./commands/demo.js')).demoCommand() },
+  {
+    name: 'hub',
+    summary: 'run a hub: device control sockets, stream rendezvous and relay, registry API',
+    load: async () => (await import('./commands/hub.js')).hubCommand(),
+  },
+  {
+    name: 'registry',
+    summary: 'manage devices and print connection strings',
+    load: async () => (await import('./commands/registry.js')).registryCommand(),
+  },
+  {
+    name: 'device-proxy',
+    summary: 'device side: connect tunnelled channels to allowed local targets',
+    load: async () => (await import('./commands/device-proxy.js')).deviceProxyCommand(),
+  },
+  {
+    name: 'key',
+    summary: 'show public keys; authorize or revoke services on a device',
+    load: async () => (await import('./commands/key.js')).keyCommand(),
+  },
+  {
+    name: 'service-proxy',
+    summary: 'service side: listen on local ports, carry connections to the device',
+    load: async () => (await import('./commands/service-proxy.js')).serviceProxyCommand(),
+  },
+  {
+    name: 'connect',
+    summary: 'join stdin/stdout to a port on a device (ssh ProxyCommand); shares one device stream per device',
+    load: async () => (await import('./commands/connect.js')).connectCommand(),
+  },
+  {
+    name: 'demo',
+    summary: 'hub, both proxies and demo device services in one process, on loopback',
+    load: async () => (await import('./commands/demo.js')).demoCommand(),
+  },
 ];
 
 /** The version in package.json, three levels up from dist/src/cli in a clone and in an installed package alike. */
@@ -56,7 +84,9 @@ export async function buildProgram(only?: string): Promise<Command> {
   for (const entry of COMMANDS) {
     program.addCommand(only === undefined || entry.name === only ? await entry.load() : new Command(entry.name).description(entry.summary));
   }
-  program.addHelpText('after', `
+  program.addHelpText(
+    'after',
+    `
 Examples:
   $ devstreams demo
   $ devstreams hub --listen 127.0.0.1:8080 --data ./hubdata
@@ -65,7 +95,8 @@ Examples:
   $ devstreams service-proxy --connection-string-file service.cs --device-id sensor-17 --forward 2222:127.0.0.1:22
 
 Run 'devstreams <command> --help' for a command's options.
-Exit codes: 0 done; 1 a run-time failure (hub unreachable, ...); 2 fix the command (flags, config, credentials).`);
+Exit codes: 0 done; 1 a run-time failure (hub unreachable, ...); 2 fix the command (flags, config, credentials).`,
+  );
   usageConvention(program);
   return program;
 }

@@ -29,7 +29,10 @@ export function readSecretFile(path: string, what: string, warn: (line: string) 
   try {
     text = readFileSync(path, 'utf8').trim();
   } catch (err) {
-    throw new DevstreamsError('ERR_CONFIG', `cannot read ${what} ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new DevstreamsError(
+      'ERR_CONFIG',
+      `cannot read ${what} ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    );
   }
   const warning = othersCanRead(path);
   if (warning !== undefined) warn(warning);

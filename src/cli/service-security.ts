@@ -18,12 +18,24 @@ export type ServiceSecurity = { staticKeys: StaticKeyPair; trustHub: true } | { 
 export async function serviceSecurity(o: ServiceSecurityFlags, deviceId: string, log: Logger): Promise<ServiceSecurity> {
   const keyPath = o.key ?? defaultServiceKeyPath();
   const { keys } = await loadOrCreateKeyPair(keyPath);
-  if (o.trustHub && (o.deviceKey || o.knownDevices)) throw new DevstreamsError('ERR_CONFIG', '--trust-hub excludes --device-key and --known-devices');
+  if (o.trustHub && (o.deviceKey || o.knownDevices))
+    throw new DevstreamsError('ERR_CONFIG', '--trust-hub excludes --device-key and --known-devices');
   const expected = parsePublicKeys(o.deviceKey ? [o.deviceKey] : [], '--device-key')[0];
   const knownPath = o.knownDevices ?? defaultKnownDevicesPath();
-  log.info({ publicKey: encodePublicKey(keys.publicKey), keyFile: keyPath, deviceKey: o.trustHub ? 'from the hub (--trust-hub)' : expected ? 'pinned by flag' : knownPath }, 'service key');
+  log.info(
+    {
+      publicKey: encodePublicKey(keys.publicKey),
+      keyFile: keyPath,
+      deviceKey: o.trustHub ? 'from the hub (--trust-hub)' : expected ? 'pinned by flag' : knownPath,
+    },
+    'service key',
+  );
   if (o.trustHub) return { staticKeys: keys, trustHub: true };
   // First contact pins the device's key; say so, as ssh does for a new host.
-  const pinned = (key: Buffer): void => log.warn({ deviceId, deviceKey: encodePublicKey(key), knownDevices: knownPath }, `Permanently added device ${deviceId} (x25519 ${encodePublicKey(key)}) to the list of known devices (${knownPath})`);
+  const pinned = (key: Buffer): void =>
+    log.warn(
+      { deviceId, deviceKey: encodePublicKey(key), knownDevices: knownPath },
+      `Permanently added device ${deviceId} (x25519 ${encodePublicKey(key)}) to the list of known devices (${knownPath})`,
+    );
   return { staticKeys: keys, verifyDevice: expected ? expectKey(expected) : new KnownDevices(knownPath).verifier(deviceId, true, pinned) };
 }

@@ -42,7 +42,14 @@ const SMALL_PART = 4096;
  * with anything), small ones joined first. Appends the ciphertext pieces and then the tag to
  * `out` (returned), so the caller can pass `out = [header]` and send the result as it is.
  */
-export function sealParts(cipher: CipherName, key: Buffer, nonce: Buffer, header: Buffer, parts: readonly Uint8Array[], out: Buffer[] = []): Buffer[] {
+export function sealParts(
+  cipher: CipherName,
+  key: Buffer,
+  nonce: Buffer,
+  header: Buffer,
+  parts: readonly Uint8Array[],
+  out: Buffer[] = [],
+): Buffer[] {
   const c = createCipheriv(NODE_CIPHER[cipher] as 'aes-256-gcm', key, nonce, { authTagLength: TAG });
   c.setAAD(header);
   // Each update() is a native call with a fixed cost and an output allocation: small parts
@@ -75,7 +82,14 @@ export function openBody(cipher: CipherName, key: Buffer, nonce: Buffer, header:
  * pieces (empty ones dropped), or null when authentication fails; nothing is returned before
  * the tag has been checked.
  */
-export function openParts(cipher: CipherName, key: Buffer, nonce: Buffer, header: Uint8Array, ciphertext: readonly Uint8Array[], tag: Uint8Array): Buffer[] | null {
+export function openParts(
+  cipher: CipherName,
+  key: Buffer,
+  nonce: Buffer,
+  header: Uint8Array,
+  ciphertext: readonly Uint8Array[],
+  tag: Uint8Array,
+): Buffer[] | null {
   if (tag.length !== TAG) return null;
   const d = createDecipheriv(NODE_CIPHER[cipher] as 'aes-256-gcm', key, nonce, { authTagLength: TAG });
   d.setAAD(header);

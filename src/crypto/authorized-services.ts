@@ -37,13 +37,14 @@ export class AuthorizedServices {
 
   /** Authorizes `key` under `name` (replacing a line with the same key). Returns false if it was there already with that name. */
   async add(key: Buffer, name = ''): Promise<boolean> {
-    if (name !== '' && !NAME.test(name)) throw new DevstreamsError('ERR_CONFIG', `service name ${JSON.stringify(name)}: use 1-64 letters, digits and . _ : @ + -`);
+    if (name !== '' && !NAME.test(name))
+      throw new DevstreamsError('ERR_CONFIG', `service name ${JSON.stringify(name)}: use 1-64 letters, digits and . _ : @ + -`);
     const encoded = encodePublicKey(key);
     let changed = false;
     await this.update((lines) => {
       const same = lines.some((l) => {
         const e = parseLine(l);
-        return e !== undefined && e.key.equals(key) && e.name === name;
+        return e?.key.equals(key) && e.name === name;
       });
       if (same) return lines;
       changed = true;
@@ -66,7 +67,13 @@ export class AuthorizedServices {
     }
     let removed = 0;
     await this.update((lines) => {
-      const keys = lines.map(parseLine).filter((e): e is AuthorizedService => e !== undefined && ((key !== undefined && e.key.equals(key)) || (e.name !== '' && e.name === which))).map((e) => e.key);
+      const keys = lines
+        .map(parseLine)
+        .filter(
+          (e): e is AuthorizedService =>
+            e !== undefined && ((key !== undefined && e.key.equals(key)) || (e.name !== '' && e.name === which)),
+        )
+        .map((e) => e.key);
       return lines.filter((l) => {
         const e = parseLine(l);
         const hit = e !== undefined && keys.some((k) => k.equals(e.key));
@@ -93,16 +100,20 @@ export class AuthorizedServices {
     }
     text.split('\n').forEach((line, i) => {
       const t = line.trim();
-      if (t !== '' && !t.startsWith('#') && parseLine(line) === undefined) out.push(`${this.path} line ${i + 1} is not 'x25519 KEY [NAME]' and authorizes nothing`);
+      if (t !== '' && !t.startsWith('#') && parseLine(line) === undefined)
+        out.push(`${this.path} line ${i + 1} is not 'x25519 KEY [NAME]' and authorizes nothing`);
     });
     if (process.platform !== 'win32') {
       const uid = process.getuid?.();
       for (const p of [this.path, dirname(this.path)]) {
         const st = await stat(p);
         if ((st.mode & 0o022) !== 0 && !((st.mode & 0o1000) !== 0 && p !== this.path)) {
-          out.push(`${p} is writable by others (mode ${(st.mode & 0o777).toString(8).padStart(3, '0')}): they can authorize any service; chmod go-w ${p}`);
+          out.push(
+            `${p} is writable by others (mode ${(st.mode & 0o777).toString(8).padStart(3, '0')}): they can authorize any service; chmod go-w ${p}`,
+          );
         }
-        if (uid !== undefined && st.uid !== uid && st.uid !== 0) out.push(`${p} belongs to another user (uid ${st.uid}), who can authorize any service`);
+        if (uid !== undefined && st.uid !== uid && st.uid !== 0)
+          out.push(`${p} belongs to another user (uid ${st.uid}), who can authorize any service`);
       }
     }
     return out;
@@ -143,14 +154,18 @@ export class AuthorizedServices {
       return (await readFile(this.path, 'utf8')).split('\n').filter((l) => l.length > 0);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw new DevstreamsError('ERR_CONFIG', `cannot read authorized services ${this.path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+      throw new DevstreamsError(
+        'ERR_CONFIG',
+        `cannot read authorized services ${this.path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+        { cause: err },
+      );
     }
   }
 
   private async write(lines: string[]): Promise<void> {
     await mkdir(dirname(this.path), { recursive: true, mode: 0o700 });
     const tmp = `${this.path}.${process.pid}.tmp`;
-    await writeFile(tmp, lines.join('\n') + '\n', { mode: 0o600 });
+    await writeFile(tmp, `${lines.join('\n')}\n`, { mode: 0o600 });
     await rename(tmp, this.path); // atomic replace: a handshake never reads half a file
   }
 }

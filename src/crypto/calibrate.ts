@@ -70,7 +70,15 @@ async function measure(cipher: CipherName, threads: number): Promise<Calibration
 }
 
 /** Seals `records` records through the pool; false if it did not finish within `budgetMs`. */
-function runSeal(pool: ReturnType<typeof getCryptoPool>, cipher: CipherName, key: Buffer, iv: Buffer, payload: Buffer, records: number, budgetMs: number): Promise<boolean> {
+function runSeal(
+  pool: ReturnType<typeof getCryptoPool>,
+  cipher: CipherName,
+  key: Buffer,
+  iv: Buffer,
+  payload: Buffer,
+  records: number,
+  budgetMs: number,
+): Promise<boolean> {
   return new Promise((resolve, reject) => {
     if (budgetMs <= 0) {
       resolve(false);

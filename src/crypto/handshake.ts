@@ -53,7 +53,8 @@ function frame(type: number, cipher: CipherName, noise: Buffer): Buffer {
 
 /** Checks the 3-byte header; returns the cipher it names and the Noise bytes. */
 function unframe(message: Buffer, type: number): { cipher: CipherName; noise: Buffer } {
-  if (message.length < HEADER || message.length > MAX_HANDSHAKE_MESSAGE + HEADER) throw fail(`handshake message ${type} has a bad length (${message.length})`);
+  if (message.length < HEADER || message.length > MAX_HANDSHAKE_MESSAGE + HEADER)
+    throw fail(`handshake message ${type} has a bad length (${message.length})`);
   if (message[0] !== type) throw fail(`expected handshake message ${type}, got type 0x${message[0]!.toString(16)}`);
   if (message[1] !== PROTOCOL_VERSION) throw fail(`peer speaks record protocol version ${message[1]}, we speak ${PROTOCOL_VERSION}`);
   const cipher = message[2] === 1 ? 'AESGCM' : message[2] === 2 ? 'ChaChaPoly' : undefined;
@@ -77,7 +78,14 @@ export async function initiatorHandshake(o: ResolvedOptions, io: HandshakeIO): P
   await o.verifyPeer(noise.remoteStatic!);
   io.send(frame(3, cipher, noise.writeMessage()));
   const [i2r, r2i] = noise.split();
-  return { cipher, protocolName: noiseProtocolName(cipher), sendSecret: i2r, recvSecret: r2i, remoteStatic: noise.remoteStatic!, handshakeHash: noise.handshakeHash };
+  return {
+    cipher,
+    protocolName: noiseProtocolName(cipher),
+    sendSecret: i2r,
+    recvSecret: r2i,
+    remoteStatic: noise.remoteStatic!,
+    handshakeHash: noise.handshakeHash,
+  };
 }
 
 /** Runs the responder's side. */
@@ -93,7 +101,14 @@ export async function responderHandshake(o: ResolvedOptions, io: HandshakeIO): P
   checkPayload(noise.readMessage(m3.noise));
   await o.verifyPeer(noise.remoteStatic!);
   const [i2r, r2i] = noise.split();
-  return { cipher, protocolName: noiseProtocolName(cipher), sendSecret: r2i, recvSecret: i2r, remoteStatic: noise.remoteStatic!, handshakeHash: noise.handshakeHash };
+  return {
+    cipher,
+    protocolName: noiseProtocolName(cipher),
+    sendSecret: r2i,
+    recvSecret: i2r,
+    remoteStatic: noise.remoteStatic!,
+    handshakeHash: noise.handshakeHash,
+  };
 }
 
 /** Type byte of an alert: `0x15 ‖ version u8 ‖ ASCII error code` (at most 64 code bytes). */
@@ -110,8 +125,14 @@ export function encodeAlert(code: string): Buffer {
 
 /** The error a received alert turns into. */
 export function alertError(message: Buffer): DevstreamsError {
-  const code = message.subarray(2, 66).toString('ascii').replace(/[^A-Z0-9_]/g, '?');
+  const code = message
+    .subarray(2, 66)
+    .toString('ascii')
+    .replace(/[^A-Z0-9_]/g, '?');
   // The refusal an operator meets first: a device that does not authorize this service's key.
-  const hint = code === 'ERR_HANDSHAKE_PEER_UNKNOWN' ? " (the peer does not accept our key; a device lets in only the service keys it authorizes: 'devstreams key show' on the service, 'devstreams key authorize KEY' on the device)" : '';
+  const hint =
+    code === 'ERR_HANDSHAKE_PEER_UNKNOWN'
+      ? " (the peer does not accept our key; a device lets in only the service keys it authorizes: 'devstreams key show' on the service, 'devstreams key authorize KEY' on the device)"
+      : '';
   return new DevstreamsError('ERR_HANDSHAKE_FAILED', `peer ended the handshake: ${code || 'no reason given'}${hint}`);
 }

@@ -35,7 +35,8 @@ function fromPrivateKeyObject(privateKey: KeyObject): StaticKeyPair {
   if (privateKey.asymmetricKeyType !== 'x25519') throw new DevstreamsError('ERR_CONFIG', 'not an X25519 private key');
   const pkcs8 = privateKey.export({ format: 'der', type: 'pkcs8' });
   const spki = createPublicKey(privateKey).export({ format: 'der', type: 'spki' });
-  if (pkcs8.length !== PKCS8_PREFIX.length + 32 || spki.length !== SPKI_PREFIX.length + 32) throw new DevstreamsError('ERR_CONFIG', 'not an X25519 private key');
+  if (pkcs8.length !== PKCS8_PREFIX.length + 32 || spki.length !== SPKI_PREFIX.length + 32)
+    throw new DevstreamsError('ERR_CONFIG', 'not an X25519 private key');
   return { publicKey: Buffer.from(spki.subarray(SPKI_PREFIX.length)), privateKey: Buffer.from(pkcs8.subarray(PKCS8_PREFIX.length)) };
 }
 
@@ -91,7 +92,10 @@ export async function saveStaticKeyPair(path: string, pair: StaticKeyPair): Prom
 export async function loadStaticKeyPair(path: string): Promise<StaticKeyPair> {
   const info = await stat(path);
   if (process.platform !== 'win32' && (info.mode & 0o077) !== 0) {
-    throw new DevstreamsError('ERR_CONFIG', `key file ${path} is readable by others (mode ${(info.mode & 0o777).toString(8)}); chmod 600 it`);
+    throw new DevstreamsError(
+      'ERR_CONFIG',
+      `key file ${path} is readable by others (mode ${(info.mode & 0o777).toString(8)}); chmod 600 it`,
+    );
   }
   const text = (await readFile(path, 'utf8')).trim();
   if (text.startsWith('-----BEGIN')) return fromPrivateKeyObject(createPrivateKey(text));

@@ -51,7 +51,10 @@ class SymmetricState {
   private k: Buffer | undefined;
   private n = 0;
 
-  constructor(private readonly cipher: CipherName, protocolName: string) {
+  constructor(
+    private readonly cipher: CipherName,
+    protocolName: string,
+  ) {
     const name = Buffer.from(protocolName, 'ascii');
     this.h = name.length <= HASHLEN ? Buffer.concat([name, Buffer.alloc(HASHLEN - name.length)]) : sha256(name);
     this.ck = Buffer.from(this.h);

@@ -64,7 +64,8 @@ export class OrderedOffload {
 
   push(item: OffloadItem): void {
     if (this.stopped) return;
-    const batch = (this.current ??= { items: [], bytes: 0, done: false });
+    this.current ??= { items: [], bytes: 0, done: false };
+    const batch = this.current;
     batch.items.push(item);
     batch.bytes += item.size;
     this.pendingBytes += item.size;
@@ -160,7 +161,7 @@ export class OrderedOffload {
     const offsets = batch.offsets!;
     const results: Buffer[] = [];
     if (this.op === 'seal') {
-      batch.items.forEach((item, i) => results.push(out.subarray(offsets[i]!, offsets[i]! + item.size + TAG_SIZE)));
+      for (const [i, item] of batch.items.entries()) results.push(out.subarray(offsets[i]!, offsets[i]! + item.size + TAG_SIZE));
       return { results, authFailed: false };
     }
     const failedAt = out.readUInt32BE(0);

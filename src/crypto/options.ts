@@ -69,17 +69,19 @@ const positiveInt = (name: string, v: number): number => {
 
 /** Fills in defaults and validates; throws ERR_CONFIG. */
 export function resolveOptions(o: SecureTransportOptions): ResolvedOptions {
-  if (!o.staticKeys || o.staticKeys.publicKey.length !== 32 || o.staticKeys.privateKey.length !== 32) {
+  if (o.staticKeys?.publicKey.length !== 32 || o.staticKeys.privateKey.length !== 32) {
     throw new DevstreamsError('ERR_CONFIG', 'staticKeys must be an X25519 key pair (32-byte public and private keys)');
   }
-  if (typeof o.verifyPeer !== 'function') throw new DevstreamsError('ERR_CONFIG', 'verifyPeer is required (use expectKey, allowKeys or KnownDevices.verifier)');
+  if (typeof o.verifyPeer !== 'function')
+    throw new DevstreamsError('ERR_CONFIG', 'verifyPeer is required (use expectKey, allowKeys or KnownDevices.verifier)');
   const cipher = o.cipher ?? 'AESGCM';
   const acceptCiphers = o.acceptCiphers ?? ['AESGCM', 'ChaChaPoly'];
   for (const c of [cipher, ...acceptCiphers]) {
     if (c !== 'AESGCM' && c !== 'ChaChaPoly') throw new DevstreamsError('ERR_CONFIG', `unknown cipher ${String(c)}`);
   }
   const crypto = o.crypto ?? DEFAULT_CRYPTO_MODE;
-  if (!['inline', 'workers', 'auto'].includes(crypto)) throw new DevstreamsError('ERR_CONFIG', `crypto must be inline, workers or auto, got ${String(crypto)}`);
+  if (!['inline', 'workers', 'auto'].includes(crypto))
+    throw new DevstreamsError('ERR_CONFIG', `crypto must be inline, workers or auto, got ${String(crypto)}`);
   return {
     staticKeys: o.staticKeys,
     verifyPeer: o.verifyPeer,

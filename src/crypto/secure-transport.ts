@@ -12,7 +12,15 @@ import type { Transport } from '../transport/transport.js';
 import { openParts, recordNonce, sealParts, type CipherName } from './aead.js';
 import { chooseCryptoMode } from './calibrate.js';
 import { MAX_EARLY_BYTES, MAX_SEQUENCE, RECORD_HEADER_SIZE, RECORD_OVERHEAD, TAG_SIZE } from './constants.js';
-import { ALERT_TYPE, alertError, encodeAlert, initiatorHandshake, responderHandshake, type HandshakeIO, type HandshakeResult } from './handshake.js';
+import {
+  ALERT_TYPE,
+  alertError,
+  encodeAlert,
+  initiatorHandshake,
+  responderHandshake,
+  type HandshakeIO,
+  type HandshakeResult,
+} from './handshake.js';
 import { KeySchedule } from './key-schedule.js';
 import { OrderedOffload, type OffloadOutput } from './offload.js';
 import { resolveOptions, type ResolvedOptions, type SecureTransportOptions } from './options.js';
@@ -62,7 +70,10 @@ export class SecureTransport extends TransportBase implements Transport {
   /** Inline sealing: one nonce buffer reused for every record (createCipheriv copies it). */
   private readonly nonceScratch = Buffer.allocUnsafe(12);
 
-  private constructor(private readonly inner: Transport, private readonly o: ResolvedOptions) {
+  private constructor(
+    private readonly inner: Transport,
+    private readonly o: ResolvedOptions,
+  ) {
     super();
     this.maxMessageSize = Math.min(o.maxRecordPlaintext, inner.maxMessageSize - RECORD_OVERHEAD);
     inner.attach({
@@ -92,7 +103,12 @@ export class SecureTransport extends TransportBase implements Transport {
 
   /** Counters for metrics and tests. */
   get stats(): { recordsSent: number; recordsReceived: number; sendEpoch: number; recvEpoch: number } {
-    return { recordsSent: this.sendSeq, recordsReceived: this.recvSeq, sendEpoch: this.sendKeys?.keys.epoch ?? 0, recvEpoch: this.recvKeys?.keys.epoch ?? 0 };
+    return {
+      recordsSent: this.sendSeq,
+      recordsReceived: this.recvSeq,
+      sendEpoch: this.sendKeys?.keys.epoch ?? 0,
+      recvEpoch: this.recvKeys?.keys.epoch ?? 0,
+    };
   }
 
   get bufferedAmount(): number {
@@ -107,7 +123,9 @@ export class SecureTransport extends TransportBase implements Transport {
       next: () => this.nextHandshakeMessage(),
     };
     const timer = setTimeout(() => {
-      this.abortHandshake(new DevstreamsError('ERR_HANDSHAKE_TIMEOUT', `handshake did not complete within ${this.o.handshakeTimeoutMs} ms`));
+      this.abortHandshake(
+        new DevstreamsError('ERR_HANDSHAKE_TIMEOUT', `handshake did not complete within ${this.o.handshakeTimeoutMs} ms`),
+      );
     }, this.o.handshakeTimeoutMs);
     let result: HandshakeResult;
     try {
@@ -122,7 +140,8 @@ export class SecureTransport extends TransportBase implements Transport {
     } finally {
       clearTimeout(timer);
     }
-    if (this.phase !== 'handshake') throw this.handshakeError ?? new DevstreamsError('ERR_HANDSHAKE_FAILED', 'transport closed during the handshake');
+    if (this.phase !== 'handshake')
+      throw this.handshakeError ?? new DevstreamsError('ERR_HANDSHAKE_FAILED', 'transport closed during the handshake');
     this.startRecords(result, mode);
   }
 
@@ -141,7 +160,8 @@ export class SecureTransport extends TransportBase implements Transport {
   /** Ends the handshake; `tellPeer` sends an alert with our error code first (best effort). */
   private abortHandshake(error: Error, tellPeer = true): void {
     if (this.phase !== 'handshake') return;
-    if (tellPeer && !this.inner.closed) this.inner.send([encodeAlert(error instanceof DevstreamsError ? error.code : 'ERR_HANDSHAKE_FAILED')]);
+    if (tellPeer && !this.inner.closed)
+      this.inner.send([encodeAlert(error instanceof DevstreamsError ? error.code : 'ERR_HANDSHAKE_FAILED')]);
     this.handshakeError ??= error;
     const w = this.waiter;
     this.waiter = undefined;
@@ -158,10 +178,17 @@ export class SecureTransport extends TransportBase implements Transport {
     this.recvKeys = new KeySchedule(result.recvSecret);
     result.sendSecret.fill(0);
     result.recvSecret.fill(0);
-    this.info = { protocolName: result.protocolName, cipher: result.cipher, remoteStatic: result.remoteStatic, handshakeHash: result.handshakeHash, crypto: mode };
+    this.info = {
+      protocolName: result.protocolName,
+      cipher: result.cipher,
+      remoteStatic: result.remoteStatic,
+      handshakeHash: result.handshakeHash,
+      crypto: mode,
+    };
     if (mode === 'workers') {
       const pool = getCryptoPool(this.o.workerThreads);
-      const onError = (err: unknown): void => this.fail(new DevstreamsError('ERR_INTERNAL', `crypto worker failed: ${String(err)}`, { cause: err }));
+      const onError = (err: unknown): void =>
+        this.fail(new DevstreamsError('ERR_INTERNAL', `crypto worker failed: ${String(err)}`, { cause: err }));
       this.sealer = new OrderedOffload(pool, 'seal', this.cipher, this.o.workerBatchBytes, (out) => this.onSealed(out), onError);
       this.opener = new OrderedOffload(pool, 'open', this.cipher, this.o.workerBatchBytes, (out) => this.onOpened(out), onError);
     }
@@ -202,11 +229,17 @@ export class SecureTransport extends TransportBase implements Transport {
 
   private onInnerClose(error?: Error): void {
     if (this.phase === 'handshake') {
-      this.abortHandshake(new DevstreamsError('ERR_HANDSHAKE_FAILED', `transport closed during the handshake${error ? `: ${error.message}` : ''}`, { cause: error }), false);
+      this.abortHandshake(
+        new DevstreamsError('ERR_HANDSHAKE_FAILED', `transport closed during the handshake${error ? `: ${error.message}` : ''}`, {
+          cause: error,
+        }),
+        false,
+      );
       return;
     }
     this.innerClosedWith = error ? { error } : {};
-    if (this.phase === 'closed') this.deliverClose(error); // our own orderly close completing
+    if (this.phase === 'closed')
+      this.deliverClose(error); // our own orderly close completing
     else this.finishInnerClose();
   }
 
@@ -299,7 +332,9 @@ export class SecureTransport extends TransportBase implements Transport {
     const current = this.recvKeys.keys.epoch & 0xffff;
     if (header.epoch !== current) {
       if (header.epoch !== ((current + 1) & 0xffff)) {
-        this.rejectRecord(new DevstreamsError('ERR_RECORD_SEQUENCE', `record ${header.seq} has key epoch ${header.epoch}; expected ${current} or the next`));
+        this.rejectRecord(
+          new DevstreamsError('ERR_RECORD_SEQUENCE', `record ${header.seq} has key epoch ${header.epoch}; expected ${current} or the next`),
+        );
         return;
       }
       this.recvKeys.next();
@@ -308,7 +343,12 @@ export class SecureTransport extends TransportBase implements Transport {
     const { key, iv } = this.recvKeys.keys;
     if (this.opener) {
       if (this.opener.pendingBytes + length > this.o.maxOpenBacklog) {
-        this.fail(new DevstreamsError('ERR_PROTOCOL_FLOOD', `peer sent more than ${this.o.maxOpenBacklog} bytes of records faster than they could be opened`));
+        this.fail(
+          new DevstreamsError(
+            'ERR_PROTOCOL_FLOOD',
+            `peer sent more than ${this.o.maxOpenBacklog} bytes of records faster than they could be opened`,
+          ),
+        );
         return;
       }
       this.opener.push({ parts, size: length, key, nonce: recordNonce(iv, header.seq) });
@@ -317,7 +357,14 @@ export class SecureTransport extends TransportBase implements Transport {
     const plain =
       length < RECORD_OVERHEAD
         ? null
-        : openParts(this.cipher, key, recordNonce(iv, header.seq, this.nonceScratch), headerBytes, sliceParts(parts, RECORD_HEADER_SIZE, length - TAG_SIZE), gatherBytes(parts, length - TAG_SIZE, length));
+        : openParts(
+            this.cipher,
+            key,
+            recordNonce(iv, header.seq, this.nonceScratch),
+            headerBytes,
+            sliceParts(parts, RECORD_HEADER_SIZE, length - TAG_SIZE),
+            gatherBytes(parts, length - TAG_SIZE, length),
+          );
     if (!plain) {
       this.fail(new DevstreamsError('ERR_RECORD_AUTH', `record ${header.seq} failed authentication`));
       return;
@@ -397,7 +444,9 @@ export class SecureTransport extends TransportBase implements Transport {
 
 function asHandshakeError(err: unknown): Error {
   if (err instanceof DevstreamsError) return err;
-  return new DevstreamsError('ERR_HANDSHAKE_FAILED', `handshake failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  return new DevstreamsError('ERR_HANDSHAKE_FAILED', `handshake failed: ${err instanceof Error ? err.message : String(err)}`, {
+    cause: err,
+  });
 }
 
 /** Runs the initiator's handshake over `inner`; resolves with the sealed transport. */

@@ -17,7 +17,10 @@ export function expectKey(expected: Buffer | string): PeerVerifier {
   const want = typeof expected === 'string' ? decodePublicKey(expected) : expected;
   return (remote) => {
     if (!remote.equals(want)) {
-      throw new DevstreamsError('ERR_HANDSHAKE_PEER_UNKNOWN', `peer proved key ${encodePublicKey(remote)}, expected ${encodePublicKey(want)}`);
+      throw new DevstreamsError(
+        'ERR_HANDSHAKE_PEER_UNKNOWN',
+        `peer proved key ${encodePublicKey(remote)}, expected ${encodePublicKey(want)}`,
+      );
     }
   };
 }
@@ -87,8 +90,12 @@ export class KnownDevices {
 
   /** Pins (or re-pins, replacing the old line) `deviceId` to `key`. */
   async pin(deviceId: string, key: Buffer): Promise<void> {
-    if (!/^[A-Za-z0-9._:@-]+$/.test(deviceId)) throw new DevstreamsError('ERR_CONFIG', `device id ${JSON.stringify(deviceId)} has characters a known-devices line cannot hold`);
-    await this.update((lines) => [...lines.filter((line) => parseLine(line)?.id !== deviceId), `${deviceId} x25519 ${encodePublicKey(key)}`]);
+    if (!/^[A-Za-z0-9._:@-]+$/.test(deviceId))
+      throw new DevstreamsError('ERR_CONFIG', `device id ${JSON.stringify(deviceId)} has characters a known-devices line cannot hold`);
+    await this.update((lines) => [
+      ...lines.filter((line) => parseLine(line)?.id !== deviceId),
+      `${deviceId} x25519 ${encodePublicKey(key)}`,
+    ]);
   }
 
   /** Forgets `deviceId`; the next handshake pins again (when trust-on-first-use is on). */
@@ -124,7 +131,7 @@ export class KnownDevices {
   private async write(lines: string[]): Promise<void> {
     await mkdir(dirname(this.path), { recursive: true });
     const tmp = `${this.path}.${process.pid}.tmp`;
-    await writeFile(tmp, lines.join('\n') + '\n', { mode: 0o600 });
+    await writeFile(tmp, `${lines.join('\n')}\n`, { mode: 0o600 });
     await rename(tmp, this.path); // atomic replace: a reader never sees half a file
   }
 }

@@ -57,7 +57,9 @@ export const DEVICE_KEY_HEADER = 'x-devstreams-device-key';
 
 /** True when `value` is a base64 X25519 public key (32 bytes). */
 export function isDeviceKey(value: unknown): value is string {
-  return typeof value === 'string' && value.length <= 64 && /^[A-Za-z0-9+/]+={0,2}$/.test(value) && Buffer.from(value, 'base64').length === 32;
+  return (
+    typeof value === 'string' && value.length <= 64 && /^[A-Za-z0-9+/]+={0,2}$/.test(value) && Buffer.from(value, 'base64').length === 32
+  );
 }
 
 /** WebSocket close codes the hub uses on control and stream sockets. */
@@ -127,12 +129,27 @@ export const MAX_STREAM_REQUEST_FIELD: Readonly<Record<'requestId' | 'streamName
 export function parseHubMessage(text: string): HubToDevice | undefined {
   const o = parseJsonObject(text);
   if (!o) return undefined;
-  if (o.type === 'streamRequest' && typeof o.requestId === 'string' && typeof o.streamName === 'string' && typeof o.streamId === 'string' && typeof o.url === 'string' && typeof o.authorizationToken === 'string') {
+  if (
+    o.type === 'streamRequest' &&
+    typeof o.requestId === 'string' &&
+    typeof o.streamName === 'string' &&
+    typeof o.streamId === 'string' &&
+    typeof o.url === 'string' &&
+    typeof o.authorizationToken === 'string'
+  ) {
     for (const [field, max] of Object.entries(MAX_STREAM_REQUEST_FIELD)) {
       const length = (o[field] as string).length;
-      if (length > max) throw new DevstreamsError('ERR_PROTOCOL_FRAME_TOO_LARGE', `streamRequest ${field} of ${length} characters (at most ${max})`);
+      if (length > max)
+        throw new DevstreamsError('ERR_PROTOCOL_FRAME_TOO_LARGE', `streamRequest ${field} of ${length} characters (at most ${max})`);
     }
-    return { type: 'streamRequest', requestId: o.requestId, streamName: o.streamName, streamId: o.streamId, url: o.url, authorizationToken: o.authorizationToken };
+    return {
+      type: 'streamRequest',
+      requestId: o.requestId,
+      streamName: o.streamName,
+      streamId: o.streamId,
+      url: o.url,
+      authorizationToken: o.authorizationToken,
+    };
   }
   if (o.type === 'renewed' && typeof o.expiresAt === 'number') return { type: 'renewed', expiresAt: o.expiresAt };
   return undefined;

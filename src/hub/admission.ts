@@ -169,7 +169,9 @@ function refuseConnection(socket: Socket, tls: boolean, limit: number): void {
     return;
   }
   const body = JSON.stringify({ code: 'ERR_HUB_UNAVAILABLE', message: `hub is at its connection limit (${limit}); retry later` });
-  socket.end(`HTTP/1.1 503 ${STATUS_CODES[503]}\r\nConnection: close\r\nRetry-After: 1\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  socket.end(
+    `HTTP/1.1 503 ${STATUS_CODES[503]}\r\nConnection: close\r\nRetry-After: 1\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
   const timer = setTimeout(() => socket.destroy(), 1000);
   timer.unref();
   socket.once('close', () => clearTimeout(timer));

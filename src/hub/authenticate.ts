@@ -34,12 +34,19 @@ export function markAddressLimited(req: IncomingMessage, refuse: () => Devstream
 
 function headerToken(req: IncomingMessage): string {
   const value = req.headers.authorization;
-  if (value === undefined || value === '') throw new DevstreamsError('ERR_AUTH_MISSING', 'Authorization header with a SharedAccessSignature is required');
+  if (value === undefined || value === '')
+    throw new DevstreamsError('ERR_AUTH_MISSING', 'Authorization header with a SharedAccessSignature is required');
   return value;
 }
 
 /** Verifies a device token for `deviceId`. */
-export async function authenticateDevice(req: IncomingMessage, registry: RegistryStore, hostName: string, deviceId: string, skew: number): Promise<Extract<Principal, { kind: 'device' }>> {
+export async function authenticateDevice(
+  req: IncomingMessage,
+  registry: RegistryStore,
+  hostName: string,
+  deviceId: string,
+  skew: number,
+): Promise<Extract<Principal, { kind: 'device' }>> {
   const token = parseSasToken(headerToken(req));
   if (token.keyName !== undefined || token.resource.toLowerCase() !== deviceResource(hostName, deviceId).toLowerCase()) {
     throw new DevstreamsError('ERR_AUTH_SCOPE', `token is not scoped to device ${deviceId} on ${hostName}`);
@@ -49,7 +56,13 @@ export async function authenticateDevice(req: IncomingMessage, registry: Registr
 }
 
 /** Verifies a policy token; `allowed` lists the policies that may call this endpoint. */
-export async function authenticatePolicy(req: IncomingMessage, registry: RegistryStore, hostName: string, allowed: readonly ('service' | 'owner')[], skew: number): Promise<Principal> {
+export async function authenticatePolicy(
+  req: IncomingMessage,
+  registry: RegistryStore,
+  hostName: string,
+  allowed: readonly ('service' | 'owner')[],
+  skew: number,
+): Promise<Principal> {
   const token = parseSasToken(headerToken(req));
   const policy = token.keyName;
   if (policy === undefined || token.resource.toLowerCase() !== hubResource(hostName)) {
@@ -74,7 +87,14 @@ export async function authenticatePolicy(req: IncomingMessage, registry: Registr
  * With `limited` (the address is past its refused credentials) nothing is re-read: the local
  * copy decides, and a token it does not verify gets `limited()`'s error (429).
  */
-async function withFreshRegistry(registry: RegistryStore, lookup: () => string | undefined, token: SasToken, skew: number, limited: (() => DevstreamsError) | undefined, deviceId?: string): Promise<string> {
+async function withFreshRegistry(
+  registry: RegistryStore,
+  lookup: () => string | undefined,
+  token: SasToken,
+  skew: number,
+  limited: (() => DevstreamsError) | undefined,
+  deviceId?: string,
+): Promise<string> {
   // A store that cannot be reached (Redis down) leaves the local copy as it is: the token is
   // checked against it, and a bad one is still a 401, never a 503 about the store.
   if (!limited) await registry.refresh().catch(() => {});
@@ -102,7 +122,8 @@ async function withFreshRegistry(registry: RegistryStore, lookup: () => string |
 /** The bearer token of a streaming-endpoint request, decoded from base64url. */
 export function bearerToken(req: IncomingMessage): Buffer {
   const value = req.headers.authorization;
-  if (value === undefined || value === '') throw new DevstreamsError('ERR_AUTH_MISSING', 'Authorization: Bearer <stream token> is required');
+  if (value === undefined || value === '')
+    throw new DevstreamsError('ERR_AUTH_MISSING', 'Authorization: Bearer <stream token> is required');
   const m = /^Bearer ([A-Za-z0-9_-]{16,128})$/.exec(value);
   if (!m) throw new DevstreamsError('ERR_AUTH_INVALID', 'malformed bearer token');
   return Buffer.from(m[1]!, 'base64url');

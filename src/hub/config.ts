@@ -92,7 +92,10 @@ function positive(name: string, value: number, allowZero = false): number {
 /** Fills defaults and validates. */
 export function resolveHubConfig(o: HubOptions): HubConfig {
   const c: HubConfig = {
-    streamResponseTimeoutSeconds: positive('streamResponseTimeoutSeconds', o.streamResponseTimeoutSeconds ?? DEFAULT_STREAM_RESPONSE_TIMEOUT_SECONDS),
+    streamResponseTimeoutSeconds: positive(
+      'streamResponseTimeoutSeconds',
+      o.streamResponseTimeoutSeconds ?? DEFAULT_STREAM_RESPONSE_TIMEOUT_SECONDS,
+    ),
     streamTokenTtlMs: positive('streamTokenTtlMs', o.streamTokenTtlMs ?? DEFAULT_STREAM_TOKEN_TTL_MS),
     streamPairTimeoutMs: positive('streamPairTimeoutMs', o.streamPairTimeoutMs ?? DEFAULT_STREAM_PAIR_TIMEOUT_MS),
     relayHighWater: positive('relayHighWater', o.relayHighWater ?? DEFAULT_RELAY_HIGH_WATER),
@@ -115,7 +118,8 @@ export function resolveHubConfig(o: HubOptions): HubConfig {
     controlSendLimit: positive('controlSendLimit', o.controlSendLimit ?? DEFAULT_CONTROL_SEND_LIMIT),
   };
   // Node checks the header timeout only against a request's first byte, and a whole request includes its headers.
-  if (c.requestTimeoutMs < c.headersTimeoutMs) throw new DevstreamsError('ERR_CONFIG', 'hub option requestTimeoutMs must be at least headersTimeoutMs');
+  if (c.requestTimeoutMs < c.headersTimeoutMs)
+    throw new DevstreamsError('ERR_CONFIG', 'hub option requestTimeoutMs must be at least headersTimeoutMs');
   // Below the socket's own high-water mark (16 KiB) 'drain' may never fire for a paused side.
   if (c.relayHighWater < 16 * 1024) throw new DevstreamsError('ERR_CONFIG', 'hub option relayHighWater must be at least 16384 bytes');
   return c;

@@ -108,7 +108,8 @@ export class ControlPlane {
 
   /** A shared presence store may fail (Redis down): log it; the fleet's refresh loop repairs it. */
   private record(result: Promise<void> | void, deviceId: string): void {
-    if (result instanceof Promise) result.catch((err: unknown) => this.o.log.warn({ deviceId, err: (err as Error).message }, 'cannot record device presence'));
+    if (result instanceof Promise)
+      result.catch((err: unknown) => this.o.log.warn({ deviceId, err: (err as Error).message }, 'cannot record device presence'));
   }
 
   /** Takes over a freshly upgraded, authenticated control socket. */
@@ -133,7 +134,8 @@ export class ControlPlane {
   /** Rings the device; resolves with its answer or rejects on timeout / disconnect. */
   ring(deviceId: string, request: Omit<StreamRequestMessage, 'type' | 'requestId'>, timeoutMs: number): Promise<StreamAnswer> {
     const conn = this.conns.get(deviceId);
-    if (!conn || conn.ws.readyState !== WebSocket.OPEN) return Promise.reject(new DevstreamsError('ERR_DEVICE_OFFLINE', `device ${deviceId} is not connected`));
+    if (!conn || conn.ws.readyState !== WebSocket.OPEN)
+      return Promise.reject(new DevstreamsError('ERR_DEVICE_OFFLINE', `device ${deviceId} is not connected`));
     conn.pending ??= new Map();
     if (conn.pending.size >= this.o.maxPendingPerDevice) {
       return Promise.reject(new DevstreamsError('ERR_RATE_LIMITED', `device ${deviceId} has too many stream requests waiting`));
@@ -158,7 +160,10 @@ export class ControlPlane {
    */
   mayAnswer(conn: DeviceConnection): boolean {
     if (conn.ws.bufferedAmount <= this.o.controlSendLimit) return true;
-    this.o.log.warn({ deviceId: conn.deviceId, code: 'ERR_PROTOCOL_FLOOD', queued: conn.ws.bufferedAmount }, 'closing control socket: answers pile up unread');
+    this.o.log.warn(
+      { deviceId: conn.deviceId, code: 'ERR_PROTOCOL_FLOOD', queued: conn.ws.bufferedAmount },
+      'closing control socket: answers pile up unread',
+    );
     conn.ws.terminate();
     return false;
   }

@@ -3,7 +3,15 @@ export { Hub, isLoopback, type HubStartOptions, type HubLogger } from './server.
 export { STREAM_NAME_PATTERN, type StreamResponseBody } from './stream-request.js';
 export * from './config.js';
 export { DeviceRegistry, generateKey, REGISTRY_FILE, type DeviceRecord, type HubEndpoint } from './registry.js';
-export { MemoryPresenceStore, MemoryStreamRouter, type PresenceStore, type StreamRouter, type StreamTicket, type StreamSide, type ClaimResult } from './presence.js';
+export {
+  MemoryPresenceStore,
+  MemoryStreamRouter,
+  type PresenceStore,
+  type StreamRouter,
+  type StreamTicket,
+  type StreamSide,
+  type ClaimResult,
+} from './presence.js';
 export { CLOSE_CODES } from '../hub-api/control-protocol.js';
 export type { RelayStats } from './splice.js';
 export { createSelfSignedCertificate, type SelfSignedCertificate } from './tls.js';

@@ -32,7 +32,9 @@ export async function serveMetrics(registry: Registry, host: string, port: numbe
     );
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (err: NodeJS.ErrnoException) => reject(new DevstreamsError('ERR_CONFIG', `cannot listen on ${host}:${port}: ${err.code ?? err.message}`, { cause: err })));
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(new DevstreamsError('ERR_CONFIG', `cannot listen on ${host}:${port}: ${err.code ?? err.message}`, { cause: err })),
+    );
     server.listen(port, host, () => resolve());
   });
   return {

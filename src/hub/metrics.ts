@@ -37,14 +37,43 @@ export class HubMetrics {
 
   constructor(sources: HubGaugeSources) {
     const registers = [this.registry];
-    new Gauge({ name: 'devstreams_connected_devices', help: 'Devices with an open control socket', registers, collect() { this.set(sources.connectedDevices()); } });
-    new Gauge({ name: 'devstreams_active_streams', help: 'Streams with both sides paired and relaying', registers, collect() { this.set(sources.activeStreams()); } });
-    this.streamRequests = new Counter({ name: 'devstreams_stream_requests_total', help: 'Stream requests by outcome', labelNames: ['outcome'], registers });
-    this.authFailures = new Counter({ name: 'devstreams_auth_failures_total', help: 'Refused credentials by endpoint and code', labelNames: ['endpoint', 'code'], registers });
-    this.refusals = new Counter({ name: 'devstreams_refused_total', help: 'Clients turned away before their credentials were checked, by reason', labelNames: ['reason'], registers });
+    new Gauge({
+      name: 'devstreams_connected_devices',
+      help: 'Devices with an open control socket',
+      registers,
+      collect() {
+        this.set(sources.connectedDevices());
+      },
+    });
+    new Gauge({
+      name: 'devstreams_active_streams',
+      help: 'Streams with both sides paired and relaying',
+      registers,
+      collect() {
+        this.set(sources.activeStreams());
+      },
+    });
+    this.streamRequests = new Counter({
+      name: 'devstreams_stream_requests_total',
+      help: 'Stream requests by outcome',
+      labelNames: ['outcome'],
+      registers,
+    });
+    this.authFailures = new Counter({
+      name: 'devstreams_auth_failures_total',
+      help: 'Refused credentials by endpoint and code',
+      labelNames: ['endpoint', 'code'],
+      registers,
+    });
+    this.refusals = new Counter({
+      name: 'devstreams_refused_total',
+      help: 'Clients turned away before their credentials were checked, by reason',
+      labelNames: ['reason'],
+      registers,
+    });
     this.ringSeconds = new Histogram({
       name: 'devstreams_stream_ring_seconds',
-      help: "Stream requests: from ringing the device to its answer, by outcome (accepted, rejected, timeout, offline, error)",
+      help: 'Stream requests: from ringing the device to its answer, by outcome (accepted, rejected, timeout, offline, error)',
       labelNames: ['outcome'],
       buckets: SETUP_BUCKETS_SECONDS,
       registers,

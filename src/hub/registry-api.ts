@@ -35,7 +35,12 @@ export function only(method: string, path: string, m: string): void {
 async function deviceView(ctx: RegistryApiContext, rec: DeviceRecord, withSecret: boolean): Promise<Record<string, unknown>> {
   const node = await ctx.presence.nodeOf(rec.deviceId);
   const seen = ctx.control.lastSeen(rec.deviceId);
-  const view: Record<string, unknown> = { deviceId: rec.deviceId, createdAt: rec.createdAt, keyUpdatedAt: rec.keyUpdatedAt, connected: node !== undefined || ctx.control.isConnected(rec.deviceId) };
+  const view: Record<string, unknown> = {
+    deviceId: rec.deviceId,
+    createdAt: rec.createdAt,
+    keyUpdatedAt: rec.keyUpdatedAt,
+    connected: node !== undefined || ctx.control.isConnected(rec.deviceId),
+  };
   if (node !== undefined) view.node = node;
   if (seen !== undefined) view.lastSeen = new Date(seen).toISOString();
   if (withSecret) view.connectionString = ctx.deviceConnectionString(rec);
@@ -53,7 +58,14 @@ async function reader(ctx: RegistryApiContext, req: http.IncomingMessage): Promi
 }
 
 /** Serves `/devices` and `/devices/{id}[/rotate-key]`; false when the path is not one of them. */
-export async function handleRegistryApi(ctx: RegistryApiContext, req: http.IncomingMessage, res: http.ServerResponse, path: string, parts: string[], method: string): Promise<boolean> {
+export async function handleRegistryApi(
+  ctx: RegistryApiContext,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  path: string,
+  parts: string[],
+  method: string,
+): Promise<boolean> {
   if (path === '/devices') {
     only(method, path, 'GET');
     await reader(ctx, req);

@@ -7,7 +7,18 @@
  * against each other: last rename wins (the CLI and the hub API rarely write at the same moment).
  */
 import { randomBytes } from 'node:crypto';
-import { promises as fsp, watch, type FSWatcher, statSync, readFileSync, mkdirSync, writeFileSync, renameSync, chmodSync, existsSync } from 'node:fs';
+import {
+  promises as fsp,
+  watch,
+  type FSWatcher,
+  statSync,
+  readFileSync,
+  mkdirSync,
+  writeFileSync,
+  renameSync,
+  chmodSync,
+  existsSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { DevstreamsError } from '../errors.js';
 import { isValidDeviceId, isValidServiceName, type HubTransport } from '../auth/connection-string.js';
@@ -49,7 +60,8 @@ export interface ServiceRecord extends ServiceLimits {
 /** Checks limits given on the CLI or the API. */
 export function checkServiceLimits(l: ServiceLimits): void {
   for (const [k, v] of Object.entries(l)) {
-    if (v !== undefined && (!Number.isSafeInteger(v) || (v as number) < 1)) throw new DevstreamsError('ERR_BAD_REQUEST', `service limit ${k} must be a positive integer`);
+    if (v !== undefined && (!Number.isSafeInteger(v) || (v as number) < 1))
+      throw new DevstreamsError('ERR_BAD_REQUEST', `service limit ${k} must be a positive integer`);
   }
 }
 
@@ -133,7 +145,15 @@ export class DeviceRegistry implements RegistryStore {
       throw regError(`registry ${path} is not valid JSON`, err);
     }
     const f = parsed as Partial<RegistryFile>;
-    if (f === null || typeof f !== 'object' || f.version !== 1 || typeof f.policies?.service !== 'string' || typeof f.policies?.owner !== 'string' || typeof f.devices !== 'object' || f.devices === null) {
+    if (
+      f === null ||
+      typeof f !== 'object' ||
+      f.version !== 1 ||
+      typeof f.policies?.service !== 'string' ||
+      typeof f.policies?.owner !== 'string' ||
+      typeof f.devices !== 'object' ||
+      f.devices === null
+    ) {
       throw regError(`registry ${path} has an unknown layout`);
     }
     return f as RegistryFile;
@@ -142,7 +162,7 @@ export class DeviceRegistry implements RegistryStore {
   private writeSync(): void {
     const tmp = `${this.path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
     try {
-      writeFileSync(tmp, JSON.stringify(this.data, null, 2) + '\n', { mode: 0o600 });
+      writeFileSync(tmp, `${JSON.stringify(this.data, null, 2)}\n`, { mode: 0o600 });
       chmodSync(tmp, 0o600);
       renameSync(tmp, this.path);
       this.stamp = DeviceRegistry.stampOf(statSync(this.path));
@@ -163,7 +183,7 @@ export class DeviceRegistry implements RegistryStore {
       if (now - this.lastStat < WATCHED_STAT_INTERVAL_MS) return;
       this.lastStat = now;
     }
-    let st;
+    let st: Awaited<ReturnType<typeof fsp.stat>>;
     try {
       st = await fsp.stat(this.path);
     } catch {
@@ -236,7 +256,7 @@ export class DeviceRegistry implements RegistryStore {
 
   getService(name: string): ServiceRecord | undefined {
     const services = this.data.services ?? {};
-    return Object.prototype.hasOwnProperty.call(services, name) ? services[name] : undefined;
+    return Object.hasOwn(services, name) ? services[name] : undefined;
   }
 
   listServices(): ServiceRecord[] {
@@ -245,7 +265,11 @@ export class DeviceRegistry implements RegistryStore {
 
   /** Adds a service identity with a fresh key; `ERR_DEVICE_EXISTS` when the name is taken. */
   addService(name: string, limits: ServiceLimits = {}): ServiceRecord {
-    if (!isValidServiceName(name)) throw new DevstreamsError('ERR_BAD_REQUEST', `invalid service name "${name.slice(0, 40)}" (1-64 of A-Z a-z 0-9 . _ -; not service or owner)`);
+    if (!isValidServiceName(name))
+      throw new DevstreamsError(
+        'ERR_BAD_REQUEST',
+        `invalid service name "${name.slice(0, 40)}" (1-64 of A-Z a-z 0-9 . _ -; not service or owner)`,
+      );
     checkServiceLimits(limits);
     this.refreshSync();
     if (this.getService(name)) throw new DevstreamsError('ERR_DEVICE_EXISTS', `service ${name} already exists`);
@@ -286,7 +310,7 @@ export class DeviceRegistry implements RegistryStore {
   }
 
   getDevice(deviceId: string): DeviceRecord | undefined {
-    return Object.prototype.hasOwnProperty.call(this.data.devices, deviceId) ? this.data.devices[deviceId] : undefined;
+    return Object.hasOwn(this.data.devices, deviceId) ? this.data.devices[deviceId] : undefined;
   }
 
   listDevices(): DeviceRecord[] {

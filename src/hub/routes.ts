@@ -57,7 +57,12 @@ export class HubRoutes {
       const first = (req.url ?? '').split('/')[1] ?? '';
       const endpoint = first === 'devices' || first === 'twins' || first === 'streams' ? first : 'other';
       this.hub.metrics.authFailure(endpoint, e.code);
-      this.hub.admission.refusedCredentials(req.socket.remoteAddress, { code: e.code, method: req.method, path: (req.url ?? '').split('?')[0]!.slice(0, 200), remote: req.socket.remoteAddress });
+      this.hub.admission.refusedCredentials(req.socket.remoteAddress, {
+        code: e.code,
+        method: req.method,
+        path: (req.url ?? '').split('?')[0]!.slice(0, 200),
+        remote: req.socket.remoteAddress,
+      });
     }
     return e;
   }
@@ -87,7 +92,10 @@ export class HubRoutes {
     if (!this.hub.admission.blocked(address)) return;
     markAddressLimited(req, () => {
       this.hub.admission.addressLimited(address);
-      return new DevstreamsError('ERR_RATE_LIMITED', `too many refused credentials from this address; retry in ${Math.ceil(this.hub.config.refusalWindowMs / 1000)} s`);
+      return new DevstreamsError(
+        'ERR_RATE_LIMITED',
+        `too many refused credentials from this address; retry in ${Math.ceil(this.hub.config.refusalWindowMs / 1000)} s`,
+      );
     });
   }
 
@@ -142,7 +150,12 @@ export class HubRoutes {
     const method = req.method ?? 'GET';
     if (path === '/healthz') {
       only(method, path, 'GET');
-      sendJson(res, 200, { status: 'ok', connectedDevices: this.hub.control.connectedCount, activeStreams: this.hub.pairer.activeCount, waitingStreams: this.hub.pairer.waitingCount });
+      sendJson(res, 200, {
+        status: 'ok',
+        connectedDevices: this.hub.control.connectedCount,
+        activeStreams: this.hub.pairer.activeCount,
+        waitingStreams: this.hub.pairer.waitingCount,
+      });
       return;
     }
     if (path === '/metrics' && this.hub.metricsOnMainListener) {

@@ -91,7 +91,12 @@ export class Hub {
   private advertised = '';
   readonly nodeId: string;
 
-  private constructor(o: HubStartOptions, registry: RegistryStore, nodeId: string, private readonly fleet: Fleet | undefined) {
+  private constructor(
+    o: HubStartOptions,
+    registry: RegistryStore,
+    nodeId: string,
+    private readonly fleet: Fleet | undefined,
+  ) {
     this.config = resolveHubConfig(o);
     this.log = o.logger ?? SILENT_LOGGER;
     this.registry = registry;
@@ -111,7 +116,11 @@ export class Hub {
       controlSendLimit: this.config.controlSendLimit,
       log: this.log,
     });
-    this.metrics = new HubMetrics({ connectedDevices: () => this.control.connectedCount, activeStreams: () => this.pairer.activeCount, ...(o.processMetrics ? { processMetrics: true } : {}) });
+    this.metrics = new HubMetrics({
+      connectedDevices: () => this.control.connectedCount,
+      activeStreams: () => this.pairer.activeCount,
+      ...(o.processMetrics ? { processMetrics: true } : {}),
+    });
     this.metricsOnMainListener = o.metricsOnMainListener ?? true;
     this.pairer = new StreamPairer({
       pairTimeoutMs: this.config.streamPairTimeoutMs,
@@ -149,7 +158,12 @@ export class Hub {
     if (fleet) this.streamContext.fleet = { nodeId, forward: (node, deviceId, name, t) => fleet.forward(node, deviceId, name, t) };
     this.registry.onExternalChange = () => this.control.revokeStale();
     this.unwatch = this.registry.watch();
-    this.controlWss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: this.config.controlMaxMessage, clientTracking: false });
+    this.controlWss = new WebSocketServer({
+      noServer: true,
+      perMessageDeflate: false,
+      maxPayload: this.config.controlMaxMessage,
+      clientTracking: false,
+    });
     // A bad handshake header (key, version, protocol) would get ws's plain-text 400; answer it
     // like every other refusal, with a JSON {code, message}.
     const badHandshake = (err: Error, socket: Duplex): void => refuseUpgrade(socket, new DevstreamsError('ERR_BAD_REQUEST', err.message));
@@ -160,8 +174,14 @@ export class Hub {
     };
     const c = this.config;
     // Node checks the header and request timeouts every connectionsCheckingInterval (30 s by default).
-    const timeouts = { headersTimeout: c.headersTimeoutMs, requestTimeout: c.requestTimeoutMs, connectionsCheckingInterval: Math.min(1000, c.headersTimeoutMs) };
-    this.server = o.tls ? https.createServer({ cert: o.tls.cert, key: o.tls.key, handshakeTimeout: c.idleTimeoutMs, ...timeouts }, handler) : http.createServer(timeouts, handler);
+    const timeouts = {
+      headersTimeout: c.headersTimeoutMs,
+      requestTimeout: c.requestTimeoutMs,
+      connectionsCheckingInterval: Math.min(1000, c.headersTimeoutMs),
+    };
+    this.server = o.tls
+      ? https.createServer({ cert: o.tls.cert, key: o.tls.key, handshakeTimeout: c.idleTimeoutMs, ...timeouts }, handler)
+      : http.createServer(timeouts, handler);
     this.admission = new Admission({
       maxConnections: c.maxConnections,
       idleTimeoutMs: c.idleTimeoutMs,
@@ -197,7 +217,13 @@ export class Hub {
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
       if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
         this.metrics.refused('request_timeout');
-        refuseUpgrade(socket, new DevstreamsError('ERR_REQUEST_TIMEOUT', `request not received within ${c.headersTimeoutMs} ms (headers) / ${c.requestTimeoutMs} ms (whole)`));
+        refuseUpgrade(
+          socket,
+          new DevstreamsError(
+            'ERR_REQUEST_TIMEOUT',
+            `request not received within ${c.headersTimeoutMs} ms (headers) / ${c.requestTimeoutMs} ms (whole)`,
+          ),
+        );
         return;
       }
       refuseUpgrade(socket, new DevstreamsError('ERR_BAD_REQUEST', 'malformed HTTP request'));
@@ -250,7 +276,9 @@ export class Hub {
     const hostPart = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
     hub.publicHost = o.publicHost ?? `${hostPart === '0.0.0.0' || hostPart === '[::]' ? '127.0.0.1' : hostPart}:${hub.boundPort}`;
     // A fleet shares publicHost; each node's streams must point at the node itself.
-    hub.advertised = o.advertise ?? (fleet ? `${hostPart === '0.0.0.0' || hostPart === '[::]' ? '127.0.0.1' : hostPart}:${hub.boundPort}` : hub.publicHost);
+    hub.advertised =
+      o.advertise ??
+      (fleet ? `${hostPart === '0.0.0.0' || hostPart === '[::]' ? '127.0.0.1' : hostPart}:${hub.boundPort}` : hub.publicHost);
     try {
       await hub.registry.setEndpoint({ hostName: hub.publicHost, transport: hub.transport });
       if (fleet) {
@@ -265,7 +293,17 @@ export class Hub {
       await hub.close();
       throw err;
     }
-    hub.log.info({ hostName: hub.publicHost, advertise: hub.advertised, port: hub.boundPort, transport: hub.transport, nodeId, fleet: fleet !== undefined }, 'hub listening');
+    hub.log.info(
+      {
+        hostName: hub.publicHost,
+        advertise: hub.advertised,
+        port: hub.boundPort,
+        transport: hub.transport,
+        nodeId,
+        fleet: fleet !== undefined,
+      },
+      'hub listening',
+    );
     return hub;
   }
 
@@ -285,12 +323,24 @@ export class Hub {
 
   /** Connection string for a device (as the hub would print it). */
   deviceConnectionString(rec: DeviceRecord): string {
-    return formatConnectionString({ kind: 'device', hostName: this.publicHost, deviceId: rec.deviceId, sharedAccessKey: rec.key, transport: this.transport });
+    return formatConnectionString({
+      kind: 'device',
+      hostName: this.publicHost,
+      deviceId: rec.deviceId,
+      sharedAccessKey: rec.key,
+      transport: this.transport,
+    });
   }
 
   /** Connection string for a policy. */
   policyConnectionString(policy: 'service' | 'owner'): string {
-    return formatConnectionString({ kind: 'policy', hostName: this.publicHost, policy, sharedAccessKey: this.registry.policyKey(policy)!, transport: this.transport });
+    return formatConnectionString({
+      kind: 'policy',
+      hostName: this.publicHost,
+      policy,
+      sharedAccessKey: this.registry.policyKey(policy)!,
+      transport: this.transport,
+    });
   }
 
   /** Relay statistics of a paired stream (tests, diagnostics). */

@@ -14,7 +14,17 @@
  */
 import type { Socket } from 'node:net';
 import { coalesceSmall } from '../util/coalesce.js';
-import { FrameReader, CLOSE, closeFrame, controlFrame, frameHeader, isValidCloseCode, OPCODE, parseClosePayload, type FrameSink } from '../transport/ws-frame.js';
+import {
+  FrameReader,
+  CLOSE,
+  closeFrame,
+  controlFrame,
+  frameHeader,
+  isValidCloseCode,
+  OPCODE,
+  parseClosePayload,
+  type FrameSink,
+} from '../transport/ws-frame.js';
 import { trace } from '../util/trace.js';
 
 export interface SpliceLimits {
@@ -61,7 +71,10 @@ class Side {
   private out: Buffer[] = [];
   private reaper: NodeJS.Timeout | undefined;
 
-  constructor(readonly name: SideName, readonly socket: Socket) {
+  constructor(
+    readonly name: SideName,
+    readonly socket: Socket,
+  ) {
     socket.once('close', () => {
       this.ended = true;
       clearTimeout(this.reaper);
@@ -258,13 +271,23 @@ export class Splice {
     if (opcode !== OPCODE.close) return; // pong: nothing to do
     const { code, reason } = parseClosePayload(payload);
     if (payload.length === 1 || (code !== 1005 && !isValidCloseCode(code))) {
-      this.violation(src, dst, CLOSE.protocolError, payload.length === 1 ? 'close frame with a 1-byte payload' : `invalid close code ${code}`);
+      this.violation(
+        src,
+        dst,
+        CLOSE.protocolError,
+        payload.length === 1 ? 'close frame with a 1-byte payload' : `invalid close code ${code}`,
+      );
       return;
     }
     src.closeReceived = true;
-    if (src.closeSent) src.end(); // it answered our close
+    if (src.closeSent)
+      src.end(); // it answered our close
     else src.sendClose(code === 1005 ? CLOSE.normal : code, '');
-    this.finish(`${src.name} closed (${code}${reason ? ` ${reason}` : ''})`, dst, code === CLOSE.normal || code === 1005 ? CLOSE.normal : CLOSE.goingAway);
+    this.finish(
+      `${src.name} closed (${code}${reason ? ` ${reason}` : ''})`,
+      dst,
+      code === CLOSE.normal || code === 1005 ? CLOSE.normal : CLOSE.goingAway,
+    );
   }
 
   /** The stream is over: tell the other side why (once). */

@@ -74,25 +74,38 @@ function serviceBucket(ctx: StreamRequestContext, name: string, rate: number | u
   return b.bucket;
 }
 
-export async function handleStreamRequest(ctx: StreamRequestContext, req: http.IncomingMessage, res: http.ServerResponse, deviceId: string, streamName: string): Promise<void> {
+export async function handleStreamRequest(
+  ctx: StreamRequestContext,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  deviceId: string,
+  streamName: string,
+): Promise<void> {
   req.resume(); // a body, if any, is ignored
   const caller = await authenticatePolicy(req, ctx.registry, ctx.hostName(), ['service', 'owner'], ctx.config.clockSkewSeconds);
   const service = caller.kind === 'policy' ? caller.policy : 'unknown';
   const limits = caller.kind === 'policy' ? caller.limits : undefined;
-  if (!STREAM_NAME_PATTERN.test(streamName)) throw new DevstreamsError('ERR_BAD_REQUEST', 'stream name must be 1-64 characters of A-Z a-z 0-9 . _ -');
+  if (!STREAM_NAME_PATTERN.test(streamName))
+    throw new DevstreamsError('ERR_BAD_REQUEST', 'stream name must be 1-64 characters of A-Z a-z 0-9 . _ -');
   let timeoutSeconds = ctx.config.streamResponseTimeoutSeconds;
   const th = req.headers['iothub-streaming-response-timeout-in-seconds'];
   if (th !== undefined) {
     const v = Number(th);
     if (typeof th !== 'string' || !/^[0-9]{1,4}$/.test(th) || v < 1 || v > MAX_STREAM_RESPONSE_TIMEOUT_SECONDS) {
-      throw new DevstreamsError('ERR_BAD_REQUEST', `iothub-streaming-response-timeout-in-seconds must be an integer from 1 to ${MAX_STREAM_RESPONSE_TIMEOUT_SECONDS}`);
+      throw new DevstreamsError(
+        'ERR_BAD_REQUEST',
+        `iothub-streaming-response-timeout-in-seconds must be an integer from 1 to ${MAX_STREAM_RESPONSE_TIMEOUT_SECONDS}`,
+      );
     }
     timeoutSeconds = v;
   }
   // A service identity's own rate first: one that exceeds it must not use up the hub's.
   if (serviceBucket(ctx, service, limits?.ratePerSecond)?.take() === false) {
     ctx.metrics.streamRequest('rate_limited');
-    throw new DevstreamsError('ERR_RATE_LIMITED', `too many stream requests from service ${service} (at most ${limits!.ratePerSecond}/s); retry later`);
+    throw new DevstreamsError(
+      'ERR_RATE_LIMITED',
+      `too many stream requests from service ${service} (at most ${limits!.ratePerSecond}/s); retry later`,
+    );
   }
   if (!ctx.bucket.take()) {
     ctx.metrics.streamRequest('rate_limited');
@@ -108,7 +121,10 @@ export async function handleStreamRequest(ctx: StreamRequestContext, req: http.I
   const maxPending = limits?.maxPending ?? ctx.config.maxPendingPerService;
   if (pending >= maxPending) {
     ctx.metrics.streamRequest('rate_limited');
-    throw new DevstreamsError('ERR_RATE_LIMITED', `too many stream requests waiting for devices (at most ${maxPending} for credential ${service})`);
+    throw new DevstreamsError(
+      'ERR_RATE_LIMITED',
+      `too many stream requests waiting for devices (at most ${maxPending} for credential ${service})`,
+    );
   }
   ctx.pendingByService.set(service, pending + 1);
   let body: StreamResponseBody;
@@ -128,7 +144,12 @@ export async function handleStreamRequest(ctx: StreamRequestContext, req: http.I
 }
 
 /** Rings the device on this node, or forwards to the fleet node that holds it. */
-async function answerFromDevice(ctx: StreamRequestContext, deviceId: string, streamName: string, timeoutSeconds: number): Promise<StreamResponseBody> {
+async function answerFromDevice(
+  ctx: StreamRequestContext,
+  deviceId: string,
+  streamName: string,
+  timeoutSeconds: number,
+): Promise<StreamResponseBody> {
   if (ctx.control.isConnected(deviceId)) return ringLocal(ctx, deviceId, streamName, timeoutSeconds);
   const node = ctx.fleet ? await ctx.presence.nodeOf(deviceId) : undefined;
   if (node === undefined || !ctx.fleet || node === ctx.fleet.nodeId) {
@@ -152,7 +173,12 @@ async function answerFromDevice(ctx: StreamRequestContext, deviceId: string, str
  * Issues a stream to a device connected to this node: a ticket with one token per side, a URL
  * on this node's streaming endpoint, then the ring. Resolves with the answer body.
  */
-export async function ringLocal(ctx: StreamRequestContext, deviceId: string, streamName: string, timeoutSeconds: number): Promise<StreamResponseBody> {
+export async function ringLocal(
+  ctx: StreamRequestContext,
+  deviceId: string,
+  streamName: string,
+  timeoutSeconds: number,
+): Promise<StreamResponseBody> {
   // The id and both tokens from the pooled CSPRNG draw (each randomBytes call has a fixed cost).
   const random = randomFromPool(64);
   const streamId = random.subarray(0, 16).toString('base64url');
@@ -161,15 +187,33 @@ export async function ringLocal(ctx: StreamRequestContext, deviceId: string, str
   const url = `${ctx.transport}://${ctx.advertiseHost()}/streams/${streamId}`;
   // The device may use its token from the ring on; neither may expire while it decides (the
   // answer may take the whole timeout): the tokens' life is set again once it has answered.
-  await ctx.router.put({ streamId, deviceId, streamName, deviceToken, serviceToken, expiresAt: Date.now() + timeoutSeconds * 1000 + ctx.config.streamTokenTtlMs });
-  let answer;
+  await ctx.router.put({
+    streamId,
+    deviceId,
+    streamName,
+    deviceToken,
+    serviceToken,
+    expiresAt: Date.now() + timeoutSeconds * 1000 + ctx.config.streamTokenTtlMs,
+  });
+  let answer: Awaited<ReturnType<typeof ctx.control.ring>>;
   const rang = performance.now();
   try {
-    answer = await ctx.control.ring(deviceId, { streamName, streamId, url, authorizationToken: deviceToken.toString('base64url') }, timeoutSeconds * 1000);
+    answer = await ctx.control.ring(
+      deviceId,
+      { streamName, streamId, url, authorizationToken: deviceToken.toString('base64url') },
+      timeoutSeconds * 1000,
+    );
   } catch (err) {
     await ctx.router.drop(streamId);
     const e = toHubError(err);
-    const outcome = e.code === 'ERR_STREAM_TIMEOUT' ? 'timeout' : e.code === 'ERR_DEVICE_OFFLINE' ? 'offline' : e.code === 'ERR_RATE_LIMITED' ? 'rate_limited' : 'error';
+    const outcome =
+      e.code === 'ERR_STREAM_TIMEOUT'
+        ? 'timeout'
+        : e.code === 'ERR_DEVICE_OFFLINE'
+          ? 'offline'
+          : e.code === 'ERR_RATE_LIMITED'
+            ? 'rate_limited'
+            : 'error';
     ctx.metrics.streamRequest(outcome);
     ctx.metrics.ring(outcome, performance.now() - rang);
     throw e;
@@ -178,7 +222,13 @@ export async function ringLocal(ctx: StreamRequestContext, deviceId: string, str
   else await ctx.router.extend(streamId, Date.now() + ctx.config.streamTokenTtlMs); // handed out now
   ctx.metrics.streamRequest(answer.accept ? 'accepted' : 'rejected');
   ctx.metrics.ring(answer.accept ? 'accepted' : 'rejected', performance.now() - rang);
-  const body: StreamResponseBody = { isAccepted: answer.accept, streamName, url: answer.accept ? url : '', authorizationToken: answer.accept ? serviceToken.toString('base64url') : '', streamId };
+  const body: StreamResponseBody = {
+    isAccepted: answer.accept,
+    streamName,
+    url: answer.accept ? url : '',
+    authorizationToken: answer.accept ? serviceToken.toString('base64url') : '',
+    streamId,
+  };
   if (answer.reason !== undefined) body.reason = answer.reason;
   const devicePublicKey = answer.accept ? ctx.control.devicePublicKey(deviceId) : undefined;
   if (devicePublicKey !== undefined) body.devicePublicKey = devicePublicKey;

@@ -29,14 +29,34 @@ export function createSelfSignedCertificate(dir: string, host = 'localhost'): Se
     const sans = ['DNS:localhost', 'IP:127.0.0.1', 'IP:::1'];
     if (bare !== 'localhost') sans.push(isIP(bare) ? `IP:${bare}` : `DNS:${bare}`);
     try {
-      execFileSync('openssl', [
-        'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-        '-keyout', keyPath, '-out', certPath, '-days', String(SELF_SIGNED_DAYS),
-        '-subj', `/CN=${bare}`, '-addext', `subjectAltName=${sans.join(',')}`,
-      ], { stdio: ['ignore', 'ignore', 'pipe'] });
+      execFileSync(
+        'openssl',
+        [
+          'req',
+          '-x509',
+          '-newkey',
+          'ec',
+          '-pkeyopt',
+          'ec_paramgen_curve:prime256v1',
+          '-nodes',
+          '-keyout',
+          keyPath,
+          '-out',
+          certPath,
+          '-days',
+          String(SELF_SIGNED_DAYS),
+          '-subj',
+          `/CN=${bare}`,
+          '-addext',
+          `subjectAltName=${sans.join(',')}`,
+        ],
+        { stdio: ['ignore', 'ignore', 'pipe'] },
+      );
       chmodSync(keyPath, 0o600);
     } catch (err) {
-      throw new DevstreamsError('ERR_CONFIG', `cannot create a self-signed certificate with openssl: ${(err as Error).message}`, { cause: err });
+      throw new DevstreamsError('ERR_CONFIG', `cannot create a self-signed certificate with openssl: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
   }
   return { cert: readFileSync(certPath), key: readFileSync(keyPath), certPath, keyPath };

@@ -15,7 +15,7 @@ import { ChannelState, awaitingAccept, nextChannelState, peerMaySend, type Chann
 import type { MuxConfig } from './config.js';
 import { wireFromCode } from './constants.js';
 import type { ChannelTarget } from './frame.js';
-import { ReceiveWindow } from './flow.js';
+import type { ReceiveWindow } from './flow.js';
 import type { RingMember } from './ring.js';
 
 /** What a channel needs from its session. */
@@ -278,7 +278,12 @@ export class Channel extends Duplex implements RingMember {
   private onOpenTimeout(): void {
     this.openTimer = undefined;
     if (!awaitingAccept(this.phase) || this.destroyed) return;
-    this.destroy(new DevstreamsError('ERR_OPEN_TIMEOUT', `no answer to open of ${this.target.host}:${this.target.port} within ${this.host.config.openTimeoutMs} ms`));
+    this.destroy(
+      new DevstreamsError(
+        'ERR_OPEN_TIMEOUT',
+        `no answer to open of ${this.target.host}:${this.target.port} within ${this.host.config.openTimeoutMs} ms`,
+      ),
+    );
   }
 }
 

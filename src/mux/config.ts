@@ -79,7 +79,10 @@ export function resolveMuxConfig(overrides: Overrides<MuxConfig> = {}): MuxConfi
   check(c.schedulerSlice >= 512 && c.schedulerSlice <= c.maxFramePayload, 'schedulerSlice must be 512 B..maxFramePayload');
   check(c.maxBatchBytes >= c.schedulerSlice, 'maxBatchBytes must be at least schedulerSlice');
   check(c.maxWindow >= INITIAL_WINDOW && c.maxWindow <= 0x7fffffff, `maxWindow must be ${INITIAL_WINDOW}..2^31-1`);
-  check(c.sessionWindow >= INITIAL_SESSION_WINDOW && c.sessionWindow <= 0x7fffffff, `sessionWindow must be ${INITIAL_SESSION_WINDOW}..2^31-1`);
+  check(
+    c.sessionWindow >= INITIAL_SESSION_WINDOW && c.sessionWindow <= 0x7fffffff,
+    `sessionWindow must be ${INITIAL_SESSION_WINDOW}..2^31-1`,
+  );
   check(c.maxChannels >= 1 && c.maxChannels <= 1_000_000, 'maxChannels must be 1..1,000,000');
   check(c.openTimeoutMs >= 1, 'openTimeoutMs must be positive');
   check(c.keepaliveIntervalMs === 0 || c.keepaliveTimeoutMs >= 1, 'keepaliveTimeoutMs must be positive when keepalive is on');

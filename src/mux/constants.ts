@@ -44,7 +44,18 @@ export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 export const FRAME_TYPE_COUNT = 10;
 
 /** Frame type names by type, for errors and logs. */
-export const FRAME_TYPE_NAMES: readonly string[] = ['HELLO', 'OPEN', 'ACCEPT', 'DATA', 'WINDOW', 'CLOSE', 'RESET', 'PING', 'PONG', 'GOAWAY'];
+export const FRAME_TYPE_NAMES: readonly string[] = [
+  'HELLO',
+  'OPEN',
+  'ACCEPT',
+  'DATA',
+  'WINDOW',
+  'CLOSE',
+  'RESET',
+  'PING',
+  'PONG',
+  'GOAWAY',
+];
 
 /**
  * Reset and GOAWAY codes on the wire (u16), and the error code each surfaces as. Unknown wire

@@ -75,7 +75,8 @@ export class FrameDecoder {
         length = this.header.readUInt32BE(6);
       }
       if (type >= FRAME_TYPE_COUNT) throw new DevstreamsError('ERR_PROTOCOL_UNKNOWN_TYPE', `unknown frame type 0x${type.toString(16)}`);
-      if (length > this.maxPayload) throw new DevstreamsError('ERR_PROTOCOL_FRAME_TOO_LARGE', `frame payload of ${length} bytes exceeds ${this.maxPayload}`);
+      if (length > this.maxPayload)
+        throw new DevstreamsError('ERR_PROTOCOL_FRAME_TOO_LARGE', `frame payload of ${length} bytes exceeds ${this.maxPayload}`);
       if (end - at >= length) {
         // The common case: the whole frame is in this chunk.
         sink(type, channel, length === 0 ? EMPTY : chunk.subarray(at, at + length));

@@ -20,7 +20,11 @@ export class ReceiveWindow {
    * @param max ceiling for auto-tuning; equal to `initial` disables it
    * @param grantFraction grant once this fraction of the window was consumed (0.5 = half)
    */
-  constructor(initial: number, private readonly max: number, private readonly grantFraction: number) {
+  constructor(
+    initial: number,
+    private readonly max: number,
+    private readonly grantFraction: number,
+  ) {
     this.size = initial;
     this.credit = initial;
     this.lastGrantAt = performance.now();

@@ -103,7 +103,12 @@ function isUInt(v: unknown, max: number): v is number {
 export function decodeHello(payload: Buffer): HelloPayload {
   const o = unpackObject(payload, 'HELLO');
   const { version, initialWindow, sessionWindow, maxFramePayload } = o;
-  if (!isUInt(version, 0xffff) || !isUInt(initialWindow, 0x7fffffff) || !isUInt(sessionWindow, 0x7fffffff) || !isUInt(maxFramePayload, 0x7fffffff)) {
+  if (
+    !isUInt(version, 0xffff) ||
+    !isUInt(initialWindow, 0x7fffffff) ||
+    !isUInt(sessionWindow, 0x7fffffff) ||
+    !isUInt(maxFramePayload, 0x7fffffff)
+  ) {
     throw frameError('HELLO fields missing or out of range');
   }
   return { version, initialWindow, sessionWindow, maxFramePayload };
@@ -113,9 +118,11 @@ export function decodeHello(payload: Buffer): HelloPayload {
 export function decodeOpen(payload: Buffer): ChannelTarget {
   const o = unpackObject(payload, 'OPEN');
   const { host, port, service } = o;
-  if (typeof host !== 'string' || host.length === 0 || host.length > 255) throw frameError('OPEN host must be a string of 1..255 characters');
+  if (typeof host !== 'string' || host.length === 0 || host.length > 255)
+    throw frameError('OPEN host must be a string of 1..255 characters');
   if (!isUInt(port, 65535)) throw frameError('OPEN port must be 0..65535');
-  if (service !== undefined && (typeof service !== 'string' || service.length > 64)) throw frameError('OPEN service must be a string of at most 64 characters');
+  if (service !== undefined && (typeof service !== 'string' || service.length > 64))
+    throw frameError('OPEN service must be a string of at most 64 characters');
   return service === undefined ? { host, port } : { host, port, service };
 }
 

@@ -90,7 +90,14 @@ const MIN_PEER_FRAME_PAYLOAD = 16 * 1024;
 export class Session extends EventEmitter<SessionEvents> implements ChannelHost {
   readonly config: MuxConfig;
   readonly role: SessionRole;
-  readonly stats: SessionStats = { bytesSent: 0, bytesReceived: 0, messagesSent: 0, framesReceived: 0, channelsOpened: 0, channelsAccepted: 0 };
+  readonly stats: SessionStats = {
+    bytesSent: 0,
+    bytesReceived: 0,
+    messagesSent: 0,
+    framesReceived: 0,
+    channelsOpened: 0,
+    channelsAccepted: 0,
+  };
 
   private readonly transport: Transport;
   private readonly decoder: FrameDecoder;
@@ -181,7 +188,10 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
     this.rtt = new RttEstimator(
       {
         sendPing: (opaque) => this.queueControl(encodePing(FrameType.PING, opaque)),
-        pingTimedOut: () => this.close(new DevstreamsError('ERR_KEEPALIVE_TIMEOUT', `no answer to keepalive ping within ${this.config.keepaliveTimeoutMs} ms`)),
+        pingTimedOut: () =>
+          this.close(
+            new DevstreamsError('ERR_KEEPALIVE_TIMEOUT', `no answer to keepalive ping within ${this.config.keepaliveTimeoutMs} ms`),
+          ),
       },
       keepalive ? this.config.keepaliveTimeoutMs : 0,
     );
@@ -244,21 +254,29 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
    */
   openChannel(target: ChannelTarget): Channel {
     const id = this.nextChannelId;
-    const channel = new Channel(this, id, target, true, this.peerInitialWindow, new ReceiveWindow(INITIAL_WINDOW, this.config.maxWindow, CHANNEL_GRANT_FRACTION));
+    const channel = new Channel(
+      this,
+      id,
+      target,
+      true,
+      this.peerInitialWindow,
+      new ReceiveWindow(INITIAL_WINDOW, this.config.maxWindow, CHANNEL_GRANT_FRACTION),
+    );
     const refuse = (code: ErrorCode, message: string): Channel => {
       channel.onSessionEnd(new DevstreamsError(code, message));
       return channel;
     };
     if (this.isClosed) return refuse('ERR_SESSION_CLOSED', 'session is closed');
     if (this.goAwaySent || this.goAwayReceived) return refuse('ERR_SESSION_GOAWAY', 'session is going away; open a new one');
-    if (this.outboundCount >= this.config.maxChannels) return refuse('ERR_TOO_MANY_CHANNELS', `at most ${this.config.maxChannels} channels may be open`);
+    if (this.outboundCount >= this.config.maxChannels)
+      return refuse('ERR_TOO_MANY_CHANNELS', `at most ${this.config.maxChannels} channels may be open`);
     if (id > 0xfffffffd) return refuse('ERR_TOO_MANY_CHANNELS', 'channel ids exhausted; open a new session');
     this.nextChannelId += 2;
     this.outboundCount++;
     this.stats.channelsOpened++;
     this.channels.set(id, channel);
     const meta: Record<string, unknown> = { host: target.host, port: target.port };
-    if (target.service !== undefined) meta['service'] = target.service;
+    if (target.service !== undefined) meta.service = target.service;
     this.queueControl(encodeStructured(FrameType.OPEN, id, meta));
     this.startAtLearnedWindow(channel);
     return channel;
@@ -274,7 +292,10 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
     if (!this.goAwaySent) {
       this.goAwaySent = true;
       this.queueControl(encodeStructured(FrameType.GOAWAY, 0, { code: 0, message }));
-      this.goAwayTimer = setTimeout(() => this.close(new DevstreamsError('ERR_SESSION_GOAWAY', 'channels did not finish before the go-away timeout')), this.config.goAwayTimeoutMs);
+      this.goAwayTimer = setTimeout(
+        () => this.close(new DevstreamsError('ERR_SESSION_GOAWAY', 'channels did not finish before the go-away timeout')),
+        this.config.goAwayTimeoutMs,
+      );
       this.goAwayTimer.unref();
       this.closeIfDrained();
     }
@@ -350,15 +371,24 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
     try {
       this.decoder.push(message, this.onFrame);
     } catch (err) {
-      this.close(err instanceof DevstreamsError ? err : new DevstreamsError('ERR_INTERNAL', `frame handler failed: ${(err as Error).message}`, { cause: err }));
+      this.close(
+        err instanceof DevstreamsError
+          ? err
+          : new DevstreamsError('ERR_INTERNAL', `frame handler failed: ${(err as Error).message}`, { cause: err }),
+      );
     }
   }
 
   private handleHello(payload: Buffer): void {
     if (this.helloReceived) throw new DevstreamsError('ERR_PROTOCOL_STATE', 'HELLO received twice');
     const hello = decodeHello(payload);
-    if (hello.version !== PROTOCOL_VERSION) throw new DevstreamsError('ERR_PROTOCOL_VERSION', `peer speaks mux version ${hello.version}; this side speaks ${PROTOCOL_VERSION}`);
-    if (hello.initialWindow < INITIAL_WINDOW || hello.sessionWindow < INITIAL_SESSION_WINDOW || hello.maxFramePayload < MIN_PEER_FRAME_PAYLOAD) {
+    if (hello.version !== PROTOCOL_VERSION)
+      throw new DevstreamsError('ERR_PROTOCOL_VERSION', `peer speaks mux version ${hello.version}; this side speaks ${PROTOCOL_VERSION}`);
+    if (
+      hello.initialWindow < INITIAL_WINDOW ||
+      hello.sessionWindow < INITIAL_SESSION_WINDOW ||
+      hello.maxFramePayload < MIN_PEER_FRAME_PAYLOAD
+    ) {
       throw new DevstreamsError('ERR_PROTOCOL_FRAME', 'HELLO advertises windows or frame size below the protocol minimum');
     }
     this.helloReceived = true;
@@ -371,7 +401,8 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
 
   private handleOpen(id: number, payload: Buffer): void {
     const peerParity = this.role === 'initiator' ? 0 : 1;
-    if (id === 0 || id % 2 !== peerParity || id <= this.lastPeerChannelId) throw new DevstreamsError('ERR_PROTOCOL_CHANNEL', `peer opened channel ${id} out of order or with the wrong parity`);
+    if (id === 0 || id % 2 !== peerParity || id <= this.lastPeerChannelId)
+      throw new DevstreamsError('ERR_PROTOCOL_CHANNEL', `peer opened channel ${id} out of order or with the wrong parity`);
     this.lastPeerChannelId = id;
     const target = decodeOpen(payload);
     if (this.goAwaySent) {
@@ -382,7 +413,14 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
       this.queueControl(encodeReset(id, wireFromCode('ERR_TOO_MANY_CHANNELS'), `at most ${this.config.maxChannels} channels may be open`));
       return;
     }
-    const channel = new Channel(this, id, target, false, this.peerInitialWindow, new ReceiveWindow(INITIAL_WINDOW, this.config.maxWindow, CHANNEL_GRANT_FRACTION));
+    const channel = new Channel(
+      this,
+      id,
+      target,
+      false,
+      this.peerInitialWindow,
+      new ReceiveWindow(INITIAL_WINDOW, this.config.maxWindow, CHANNEL_GRANT_FRACTION),
+    );
     this.channels.set(id, channel);
     this.inboundCount++;
     // Until the application answers, nobody listens on the channel: a reset or a session end in
@@ -425,7 +463,8 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
 
   private handleData(id: number, payload: Buffer): void {
     const n = payload.length;
-    if (!this.sessionRecv.receive(n)) throw new DevstreamsError('ERR_PROTOCOL_FLOW_CONTROL', `peer sent ${n} bytes beyond the session window`);
+    if (!this.sessionRecv.receive(n))
+      throw new DevstreamsError('ERR_PROTOCOL_FLOW_CONTROL', `peer sent ${n} bytes beyond the session window`);
     const channel = this.channels.get(id);
     if (!channel) {
       // Data in flight when we closed: count it, give the credit back, answer only if we never knew the id.
@@ -433,7 +472,8 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
       if (!this.recentlyClosed.has(id)) this.queueControl(encodeReset(id, wireFromCode('ERR_CHANNEL_RESET'), 'no such channel'));
       return;
     }
-    if (!channel.recvWindow.receive(n)) throw new DevstreamsError('ERR_PROTOCOL_FLOW_CONTROL', `peer sent ${n} bytes beyond channel ${id}'s window`);
+    if (!channel.recvWindow.receive(n))
+      throw new DevstreamsError('ERR_PROTOCOL_FLOW_CONTROL', `peer sent ${n} bytes beyond channel ${id}'s window`);
     channel.onData(payload);
   }
 
@@ -497,7 +537,10 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
     if (this.isClosed) return;
     const drained = (this.goAwaySent || this.goAwayReceived) && this.channels.size === 0;
     if (drained && !error) this.finish();
-    else this.finish(new DevstreamsError('ERR_SESSION_CLOSED', error ? `transport closed: ${error.message}` : 'transport closed', { cause: error }));
+    else
+      this.finish(
+        new DevstreamsError('ERR_SESSION_CLOSED', error ? `transport closed: ${error.message}` : 'transport closed', { cause: error }),
+      );
   }
 
   // ---- outbound ----
@@ -519,7 +562,10 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
    * which also frees what it buffered.
    */
   private flooded(): void {
-    const error = new DevstreamsError('ERR_PROTOCOL_FLOOD', `peer provoked more than ${this.config.maxControlBacklog} bytes of control answers without reading them`);
+    const error = new DevstreamsError(
+      'ERR_PROTOCOL_FLOOD',
+      `peer provoked more than ${this.config.maxControlBacklog} bytes of control answers without reading them`,
+    );
     this.finish(error);
     this.transport.close(error);
   }
@@ -570,8 +616,6 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
       this.send(parts, size);
     }
   }
-
-
 
   private send(parts: Buffer[], size: number): void {
     this.stats.bytesSent += size;

@@ -5,7 +5,7 @@
  */
 import type net from 'node:net';
 import type { Channel } from '../mux/index.js';
-import { DevstreamsError } from '../errors.js';
+import type { DevstreamsError } from '../errors.js';
 import { trace } from '../util/trace.js';
 
 export interface BridgeEvents {
@@ -55,7 +55,8 @@ export function bridge(socket: net.Socket, channel: Channel, events: BridgeEvent
     // A socket that went away without a clean FIN both ways (destroyed locally, or it could no
     // longer take the channel's data) aborts the channel; after a clean close the channel
     // finishes on its own once its queued bytes and CLOSE are out.
-    if (!channel.destroyed && !(socket.readableEnded && socket.writableFinished)) channel.reset('ERR_CHANNEL_RESET', 'local connection closed');
+    if (!channel.destroyed && !(socket.readableEnded && socket.writableFinished))
+      channel.reset('ERR_CHANNEL_RESET', 'local connection closed');
     onClose();
   });
   channel.once('close', () => {

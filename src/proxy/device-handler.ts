@@ -5,7 +5,7 @@
  */
 import net from 'node:net';
 import type { OpenRequest, Session } from '../mux/index.js';
-import { AllowList } from './allow-list.js';
+import type { AllowList } from './allow-list.js';
 import { bridge, connectErrorCode } from './bridge.js';
 
 export interface DeviceHandlerOptions {
@@ -35,12 +35,18 @@ function handleOpen(request: OpenRequest, options: DeviceHandlerOptions): void {
     options.onChannel?.({ target: label, outcome: 'not-allowed' });
     // A name is matched as written, never resolved first (see AllowList): say so, since
     // "localhost:22 refused while 127.0.0.1:22 is allowed" looks like a bug otherwise.
-    const hint = net.isIP(host.replace(/^\[|\]$/g, '')) === 0 ? ` (names are matched as written, not resolved: allow ${label} itself, or ask for an allowed address)` : '';
+    const hint =
+      net.isIP(host.replace(/^\[|\]$/g, '')) === 0
+        ? ` (names are matched as written, not resolved: allow ${label} itself, or ask for an allowed address)`
+        : '';
     request.refuse('ERR_TARGET_NOT_ALLOWED', `${label} is not on the device's allow list${hint}`);
     return;
   }
   const socket = net.connect({ host, port, allowHalfOpen: true });
-  const timer = setTimeout(() => socket.destroy(Object.assign(new Error(`connect to ${label} timed out`), { code: 'ETIMEDOUT' })), options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
+  const timer = setTimeout(
+    () => socket.destroy(Object.assign(new Error(`connect to ${label} timed out`), { code: 'ETIMEDOUT' })),
+    options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+  );
   const onConnectError = (err: NodeJS.ErrnoException): void => {
     clearTimeout(timer);
     const code = connectErrorCode(err);

@@ -106,9 +106,11 @@ export class DeviceProxy extends EventEmitter<DeviceProxyEvents> {
     this.client = DeviceClient.fromConnectionString(connectionString, { ...clientOptions, publicKey: o.staticKeys.publicKey });
     this.verifyPeer = serviceVerifier(o);
     this.maxSessions = o.maxSessions ?? DEFAULT_MAX_DEVICE_SESSIONS;
-    if (!Number.isSafeInteger(this.maxSessions) || this.maxSessions < 1) throw new DevstreamsError('ERR_CONFIG', 'maxSessions must be a positive integer');
+    if (!Number.isSafeInteger(this.maxSessions) || this.maxSessions < 1)
+      throw new DevstreamsError('ERR_CONFIG', 'maxSessions must be a positive integer');
     this.maxStarting = o.maxStarting ?? DEFAULT_MAX_DEVICE_STARTING;
-    if (!Number.isSafeInteger(this.maxStarting) || this.maxStarting < 1) throw new DevstreamsError('ERR_CONFIG', 'maxStarting must be a positive integer');
+    if (!Number.isSafeInteger(this.maxStarting) || this.maxStarting < 1)
+      throw new DevstreamsError('ERR_CONFIG', 'maxStarting must be a positive integer');
     this.client.on('connected', () => this.emit('connected'));
     this.client.on('disconnected', (e) => this.emit('disconnected', e));
     this.client.on('error', () => {}); // retried by the client; 'retrying' tells the story
@@ -136,7 +138,10 @@ export class DeviceProxy extends EventEmitter<DeviceProxyEvents> {
         const oldest = this.starting.values().next().value as AbortController;
         this.starting.delete(oldest);
         oldest.abort(`${this.maxStarting} streams in their handshake (the limit); dropped the oldest`);
-        this.emit('sessionError', new DevstreamsError('ERR_RATE_LIMITED', `dropped the oldest of ${this.maxStarting} streams still in their handshake`));
+        this.emit(
+          'sessionError',
+          new DevstreamsError('ERR_RATE_LIMITED', `dropped the oldest of ${this.maxStarting} streams still in their handshake`),
+        );
       }
       const abort = new AbortController();
       this.starting.add(abort);

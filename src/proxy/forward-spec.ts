@@ -30,7 +30,10 @@ function splitColons(text: string): string[] {
 function port(text: string, what: string, spec: string, allowZero: boolean): number {
   const n = Number(text);
   if (!/^\d{1,5}$/.test(text) || n > 65535 || (!allowZero && n === 0)) {
-    throw new DevstreamsError('ERR_CONFIG', `bad --forward "${spec}": ${what} "${text}" must be a port number${allowZero ? ' (0 = any free port)' : ''}`);
+    throw new DevstreamsError(
+      'ERR_CONFIG',
+      `bad --forward "${spec}": ${what} "${text}" must be a port number${allowZero ? ' (0 = any free port)' : ''}`,
+    );
   }
   return n;
 }

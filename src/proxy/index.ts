@@ -5,8 +5,30 @@ export { serveDeviceChannels, deviceChannelHandler, DEFAULT_CONNECT_TIMEOUT_MS, 
 export { parseForward, parseListen, type ForwardSpec } from './forward-spec.js';
 export { SessionSource, type SessionSourceOptions } from './session-source.js';
 export { ServiceProxy, type ServiceProxyOptions, type BoundListener } from './service-proxy.js';
-export { DeviceProxy, DEFAULT_MAX_DEVICE_SESSIONS, DEFAULT_MAX_DEVICE_STARTING, type DeviceProxyOptions, type DeviceProxyEvents } from './device-proxy.js';
+export {
+  DeviceProxy,
+  DEFAULT_MAX_DEVICE_SESSIONS,
+  DEFAULT_MAX_DEVICE_STARTING,
+  type DeviceProxyOptions,
+  type DeviceProxyEvents,
+} from './device-proxy.js';
 export { createServiceApp, DEFAULT_DEVICE_WAIT_MS, type ServiceAppOptions, type ResumeEvent } from './service-app.js';
-export { devstreamsHome, defaultDeviceKeyPath, defaultServiceKeyPath, defaultKnownDevicesPath, defaultAuthorizedServicesPath, loadOrCreateKeyPair } from './key-files.js';
-export { ControlServer, defaultControlPath, requestChannel, requestExit, removeStaleSocket, masterListens, MAX_CONTROL_LINE, type ControlServerOptions } from './control-socket.js';
+export {
+  devstreamsHome,
+  defaultDeviceKeyPath,
+  defaultServiceKeyPath,
+  defaultKnownDevicesPath,
+  defaultAuthorizedServicesPath,
+  loadOrCreateKeyPair,
+} from './key-files.js';
+export {
+  ControlServer,
+  defaultControlPath,
+  requestChannel,
+  requestExit,
+  removeStaleSocket,
+  masterListens,
+  MAX_CONTROL_LINE,
+  type ControlServerOptions,
+} from './control-socket.js';
 export { ServiceProxyMetrics, OPEN_BUCKETS_SECONDS } from './metrics.js';

@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import { generateStaticKeyPair, loadStaticKeyPair, saveStaticKeyPair, type StaticKeyPair } from '../crypto/index.js';
 
 export function devstreamsHome(): string {
-  return process.env['DEVSTREAMS_HOME'] ?? join(homedir(), '.devstreams');
+  return process.env.DEVSTREAMS_HOME ?? join(homedir(), '.devstreams');
 }
 
 /** Default device key file for `deviceId`. */

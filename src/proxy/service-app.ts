@@ -86,16 +86,26 @@ export function createServiceApp(o: ServiceAppOptions): { proxy: ServiceProxy; s
   const source = new SessionSource({
     open: async () => {
       const waitMs = o.deviceWaitMs ?? DEFAULT_DEVICE_WAIT_MS;
-      const ds = await whileOffline(waitMs, () => client.connect(o.deviceId, {
-        ...(o.encrypt === false ? { encrypt: false } : {}),
-        ...(o.staticKeys ? { staticKeys: o.staticKeys } : {}),
-        ...(o.verifyDevice ? { verifyPeer: o.verifyDevice } : {}),
-        ...(o.trustHub ? { trustHub: true } : {}),
-        ...(o.crypto ? { crypto: o.crypto } : {}),
-        ...(o.mux ? { mux: o.mux } : {}),
-        ...(resume !== false ? { resume } : {}),
-        ...(o.onResume ? { onResumeAttemptFailed: (error: Error, attempt: number) => o.onResume!({ kind: 'attemptFailed', sessionId, error, attempt }) } : {}),
-      }), () => o.onDeviceWait?.(o.deviceId, waitMs));
+      const ds = await whileOffline(
+        waitMs,
+        () =>
+          client.connect(o.deviceId, {
+            ...(o.encrypt === false ? { encrypt: false } : {}),
+            ...(o.staticKeys ? { staticKeys: o.staticKeys } : {}),
+            ...(o.verifyDevice ? { verifyPeer: o.verifyDevice } : {}),
+            ...(o.trustHub ? { trustHub: true } : {}),
+            ...(o.crypto ? { crypto: o.crypto } : {}),
+            ...(o.mux ? { mux: o.mux } : {}),
+            ...(resume !== false ? { resume } : {}),
+            ...(o.onResume
+              ? {
+                  onResumeAttemptFailed: (error: Error, attempt: number) =>
+                    o.onResume!({ kind: 'attemptFailed', sessionId, error, attempt }),
+                }
+              : {}),
+          }),
+        () => o.onDeviceWait?.(o.deviceId, waitMs),
+      );
       const r = ds.resumable;
       if (r && o.onResume) {
         const tell = o.onResume;

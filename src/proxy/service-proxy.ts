@@ -111,7 +111,9 @@ export class ServiceProxy {
       (channel) => {
         if (this.options.onChannelOpen) channel.once('accepted', () => this.options.onChannelOpen?.(performance.now() - accepted));
         this.options.onConnection?.({ listener, target, outcome: 'opened' });
-        bridge(socket, channel, { onDone: (error) => this.options.onConnection?.({ listener, target, outcome: 'closed', ...(error ? { error } : {}) }) });
+        bridge(socket, channel, {
+          onDone: (error) => this.options.onConnection?.({ listener, target, outcome: 'closed', ...(error ? { error } : {}) }),
+        });
         socket.resume();
       },
       (err: Error) => {
@@ -138,7 +140,9 @@ export class ServiceProxy {
     // SOCKS clients wait for the reply before sending, so wait for the device's answer.
     const answer = await new Promise<DevstreamsError | undefined>((resolve) => {
       channel.once('accepted', () => resolve(undefined));
-      channel.once('error', (err: Error) => resolve(err instanceof DevstreamsError ? err : new DevstreamsError('ERR_CHANNEL_RESET', err.message)));
+      channel.once('error', (err: Error) =>
+        resolve(err instanceof DevstreamsError ? err : new DevstreamsError('ERR_CHANNEL_RESET', err.message)),
+      );
     });
     if (answer) {
       this.options.onConnection?.({ listener: 'socks', target, outcome: 'failed', error: answer });
@@ -147,7 +151,9 @@ export class ServiceProxy {
     }
     socket.write(socksReply(0x00));
     this.options.onConnection?.({ listener: 'socks', target, outcome: 'opened' });
-    bridge(socket, channel, { onDone: (error) => this.options.onConnection?.({ listener: 'socks', target, outcome: 'closed', ...(error ? { error } : {}) }) });
+    bridge(socket, channel, {
+      onDone: (error) => this.options.onConnection?.({ listener: 'socks', target, outcome: 'closed', ...(error ? { error } : {}) }),
+    });
     socket.resume();
   }
 }

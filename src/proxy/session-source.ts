@@ -27,7 +27,10 @@ export class SessionSource {
     this.opening ??= this.openNow();
     const timeoutMs = this.options.waitTimeoutMs ?? 30_000;
     return new Promise<Session>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new DevstreamsError('ERR_HUB_UNAVAILABLE', `device stream did not open within ${timeoutMs} ms`)), timeoutMs);
+      const timer = setTimeout(
+        () => reject(new DevstreamsError('ERR_HUB_UNAVAILABLE', `device stream did not open within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
       this.opening!.then(
         (session) => {
           clearTimeout(timer);

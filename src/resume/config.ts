@@ -109,11 +109,18 @@ export function resolveResumeConfig(overrides: Overrides<ResumeConfig> = {}): Re
   const c = withDefaults(DEFAULT_RESUME_CONFIG, overrides);
   for (const [key, value] of Object.entries(c)) {
     const least = OFF_WHEN_ZERO.has(key) ? 0 : 1;
-    if (!Number.isSafeInteger(value) || value < least) throw new DevstreamsError('ERR_CONFIG', `invalid resume config: ${key} must be a ${least === 0 ? "non-negative" : "positive"} integer (got ${String(value)})`);
+    if (!Number.isSafeInteger(value) || value < least)
+      throw new DevstreamsError(
+        'ERR_CONFIG',
+        `invalid resume config: ${key} must be a ${least === 0 ? 'non-negative' : 'positive'} integer (got ${String(value)})`,
+      );
   }
-  if (c.livenessTimeoutMs <= c.livenessIntervalMs) throw new DevstreamsError('ERR_CONFIG', 'invalid resume config: livenessTimeoutMs must exceed livenessIntervalMs');
-  if (c.maxReplayBytes < c.replayHighWater) throw new DevstreamsError('ERR_CONFIG', 'invalid resume config: maxReplayBytes must be at least replayHighWater');
-  if (c.reconnectMaxMs < c.reconnectInitialMs) throw new DevstreamsError('ERR_CONFIG', 'invalid resume config: reconnectMaxMs must be at least reconnectInitialMs');
+  if (c.livenessTimeoutMs <= c.livenessIntervalMs)
+    throw new DevstreamsError('ERR_CONFIG', 'invalid resume config: livenessTimeoutMs must exceed livenessIntervalMs');
+  if (c.maxReplayBytes < c.replayHighWater)
+    throw new DevstreamsError('ERR_CONFIG', 'invalid resume config: maxReplayBytes must be at least replayHighWater');
+  if (c.reconnectMaxMs < c.reconnectInitialMs)
+    throw new DevstreamsError('ERR_CONFIG', 'invalid resume config: reconnectMaxMs must be at least reconnectInitialMs');
   return c;
 }
 

@@ -29,7 +29,8 @@ export function checkResumeRequest(m: Buffer, keys: SessionKeys | undefined, bin
   if (m[0] !== MsgType.RESUME) throw refused('first message on a resume connection must be RESUME');
   const r = decodeResume(m);
   if (!keys || !r.sessionId.equals(keys.sessionId)) throw refused('unknown session');
-  if (!checkProof(keys.secret, 'initiator', keys.sessionId, binding, r.proof)) throw refused('resume proof does not match this connection (replayed or forged)');
+  if (!checkProof(keys.secret, 'initiator', keys.sessionId, binding, r.proof))
+    throw refused('resume proof does not match this connection (replayed or forged)');
   return r.received;
 }
 

@@ -16,7 +16,10 @@ import type { ResumeConfig } from './config.js';
 import { DelayController } from './delay-controller.js';
 
 /** The limits the bound is made of (see ResumeConfig for each). */
-export type InFlightConfig = Pick<ResumeConfig, 'replayHighWater' | 'inFlightRate' | 'minInFlight' | 'targetQueueDelayMs' | 'initialInFlight'>;
+export type InFlightConfig = Pick<
+  ResumeConfig,
+  'replayHighWater' | 'inFlightRate' | 'minInFlight' | 'targetQueueDelayMs' | 'initialInFlight'
+>;
 
 /** The in-flight bound of one resumable session (see the module comment). */
 export class InFlightBound {

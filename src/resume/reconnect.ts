@@ -8,7 +8,15 @@ import { DevstreamsError } from '../errors.js';
 import type { Link, ResumableTransport } from './resumable-transport.js';
 
 /** Dial failures that mean the session cannot come back: stop trying at once. */
-const FATAL_CODES = new Set(['ERR_STREAM_REJECTED', 'ERR_RESUME_REFUSED', 'ERR_DEVICE_NOT_FOUND', 'ERR_AUTH_INVALID', 'ERR_AUTH_SCOPE', 'ERR_HANDSHAKE_PEER_KEY_CHANGED', 'ERR_HANDSHAKE_PEER_UNKNOWN']);
+const FATAL_CODES = new Set([
+  'ERR_STREAM_REJECTED',
+  'ERR_RESUME_REFUSED',
+  'ERR_DEVICE_NOT_FOUND',
+  'ERR_AUTH_INVALID',
+  'ERR_AUTH_SCOPE',
+  'ERR_HANDSHAKE_PEER_KEY_CHANGED',
+  'ERR_HANDSHAKE_PEER_UNKNOWN',
+]);
 
 /** How the reconnect loop dials and reports. */
 export interface ReconnectOptions {
@@ -32,7 +40,9 @@ export function keepResumed(r: ResumableTransport, o: ReconnectOptions): void {
     running = true;
     try {
       for (let attempt = 0; r.state === 'suspended'; attempt++) {
-        await new Promise((resolve) => setTimeout(resolve, reconnectDelay(attempt, r.config.reconnectInitialMs, r.config.reconnectMaxMs)).unref());
+        await new Promise((resolve) =>
+          setTimeout(resolve, reconnectDelay(attempt, r.config.reconnectInitialMs, r.config.reconnectMaxMs)).unref(),
+        );
         if (r.state !== 'suspended') return;
         let link: Link;
         try {

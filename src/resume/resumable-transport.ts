@@ -29,7 +29,18 @@ import { checkPeerCount, checkResumeAnswer, checkResumeRequest, resumeAnswer, re
 import { InFlightBound } from './in-flight.js';
 import { newSessionKeys } from './proof.js';
 import { ReplayBuffer } from './replay-buffer.js';
-import { DATA_HEADER, DATA_OVERHEAD, CLOSE_MESSAGE, MsgType, decodeAck, decodeInit, encodeAck, encodeInit, encodePing, encodeRefuse } from './wire.js';
+import {
+  DATA_HEADER,
+  DATA_OVERHEAD,
+  CLOSE_MESSAGE,
+  MsgType,
+  decodeAck,
+  decodeInit,
+  encodeAck,
+  encodeInit,
+  encodePing,
+  encodeRefuse,
+} from './wire.js';
 
 /** One connection under the session: a transport and the channel binding of its handshake. */
 export interface Link {
@@ -99,7 +110,11 @@ export class ResumableTransport extends TransportBase implements Transport {
   private suspendedAt = 0;
   private resumeCount = 0;
 
-  private constructor(private readonly role: ResumeRole, link: Link, config: Partial<ResumeConfig>) {
+  private constructor(
+    private readonly role: ResumeRole,
+    link: Link,
+    config: Partial<ResumeConfig>,
+  ) {
     super();
     this.config = resolveResumeConfig(config);
     this.inFlight = new InFlightBound(this.config);
@@ -197,7 +212,10 @@ export class ResumableTransport extends TransportBase implements Transport {
   private answerPing(ls: LinkState, m: Buffer): void {
     if (!this.link.open) {
       if (++this.pingsUnanswered > this.config.maxPingsUnanswered) {
-        throw new DevstreamsError('ERR_PROTOCOL_FLOOD', `peer sent more than ${this.config.maxPingsUnanswered} PINGs without reading the answers`);
+        throw new DevstreamsError(
+          'ERR_PROTOCOL_FLOOD',
+          `peer sent more than ${this.config.maxPingsUnanswered} PINGs without reading the answers`,
+        );
       }
       return;
     }
@@ -249,7 +267,11 @@ export class ResumableTransport extends TransportBase implements Transport {
    */
   private ackLater(bytes: number): void {
     this.bytesUnacked += bytes;
-    if ((this.config.ackEveryBytes > 0 && this.bytesUnacked >= this.config.ackEveryBytes) || this.received - this.ackedToPeer >= this.config.ackEveryMessages) this.sendAck();
+    if (
+      (this.config.ackEveryBytes > 0 && this.bytesUnacked >= this.config.ackEveryBytes) ||
+      this.received - this.ackedToPeer >= this.config.ackEveryMessages
+    )
+      this.sendAck();
     else if (!this.ackTimer) {
       this.ackTimer = setTimeout(() => this.sendAck(), this.config.ackDelayMs);
       this.ackTimer.unref();
@@ -307,7 +329,8 @@ export class ResumableTransport extends TransportBase implements Transport {
   }
 
   private onAck(count: number): void {
-    if (count < this.replay.acknowledged || count > this.replay.sent) throw new DevstreamsError('ERR_PROTOCOL_STATE', `ACK of ${count} outside ${this.replay.acknowledged}..${this.replay.sent}`);
+    if (count < this.replay.acknowledged || count > this.replay.sent)
+      throw new DevstreamsError('ERR_PROTOCOL_STATE', `ACK of ${count} outside ${this.replay.acknowledged}..${this.replay.sent}`);
     if (count === this.replay.acknowledged) return;
     const inFlight = this.replay.bytes;
     const rttMs = performance.now() - this.replay.sentAtOf(count - 1);
@@ -319,7 +342,9 @@ export class ResumableTransport extends TransportBase implements Transport {
   private onLinkClose(ls: LinkState, err?: Error): void {
     if (ls.waiter) {
       clearTimeout(ls.waiter.timer);
-      ls.waiter.reject(new DevstreamsError('ERR_HUB_UNAVAILABLE', `connection closed during resume${err ? `: ${err.message}` : ''}`, { cause: err }));
+      ls.waiter.reject(
+        new DevstreamsError('ERR_HUB_UNAVAILABLE', `connection closed during resume${err ? `: ${err.message}` : ''}`, { cause: err }),
+      );
       ls.waiter = undefined;
     }
     if (ls !== this.current || this.phase === 'closed') return;
@@ -349,7 +374,9 @@ export class ResumableTransport extends TransportBase implements Transport {
     if (this.phase !== 'active' || !this.current) return;
     if (Date.now() - this.lastHeard > this.config.livenessTimeoutMs) {
       // Closing it delivers onClose, which suspends; the owner reconnects.
-      this.current.link.transport.close(new DevstreamsError('ERR_KEEPALIVE_TIMEOUT', `connection silent for ${this.config.livenessTimeoutMs} ms`));
+      this.current.link.transport.close(
+        new DevstreamsError('ERR_KEEPALIVE_TIMEOUT', `connection silent for ${this.config.livenessTimeoutMs} ms`),
+      );
       return;
     }
     this.current.link.transport.send([encodePing(MsgType.PING, ++this.pingsSent)]);

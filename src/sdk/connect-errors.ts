@@ -22,9 +22,11 @@ export function describeHubConnectError(hostPort: string, err: unknown): string 
   const message = e instanceof Error ? e.message : String(err);
   if (code === 'ECONNREFUSED') return `cannot reach hub ${hostPort} (ECONNREFUSED: nothing listens there)`;
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EAI_NONAME') return `cannot resolve hub host ${hostPort} (${code})`;
-  if (code === 'ETIMEDOUT' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'ECONNRESET') return `cannot reach hub ${hostPort} (${code})`;
+  if (code === 'ETIMEDOUT' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'ECONNRESET')
+    return `cannot reach hub ${hostPort} (${code})`;
   if (code !== undefined && UNTRUSTED_CERT_CODES.has(code)) {
-    const what = code === 'DEPTH_ZERO_SELF_SIGNED_CERT' || code === 'SELF_SIGNED_CERT_IN_CHAIN' ? 'is self-signed' : 'is not signed by a trusted CA';
+    const what =
+      code === 'DEPTH_ZERO_SELF_SIGNED_CERT' || code === 'SELF_SIGNED_CERT_IN_CHAIN' ? 'is self-signed' : 'is not signed by a trusted CA';
     // The SDK does not know whether the CA it was given came from a pin: say both, since with a
     // pin this means the hub's certificate is not the one pinned (or not a self-signed one).
     return `hub ${hostPort} certificate ${what} (${code}): pass the hub's certificate as a CA (--ca FILE); if the connection string pins it (HubCertSha256), the hub shows a certificate other than the pinned one, or the pinned one is not self-signed (only a self-signed certificate can be pinned)`;

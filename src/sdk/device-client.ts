@@ -16,7 +16,13 @@ import { DevstreamsError } from '../errors.js';
 import { dialHosts, parseDeviceConnectionString, type DeviceConnectionString } from '../auth/connection-string.js';
 import { createDeviceToken, DEFAULT_TOKEN_TTL_SECONDS } from '../auth/sas.js';
 import type { WebSocketClientTransport } from '../transport/index.js';
-import { CLOSE_CODES, DEVICE_KEY_HEADER, parseHubMessage, type HubToDevice, type StreamRequestMessage } from '../hub-api/control-protocol.js';
+import {
+  CLOSE_CODES,
+  DEVICE_KEY_HEADER,
+  parseHubMessage,
+  type HubToDevice,
+  type StreamRequestMessage,
+} from '../hub-api/control-protocol.js';
 import { Backoff, type BackoffOptions } from './backoff.js';
 import { openStreamTransport, openWebSocket, streamUrlProblem } from './stream-transport.js';
 import { TOKEN_RENEW_FRACTION } from './service-client.js';
@@ -30,7 +36,12 @@ export const DEFAULT_HUB_SILENCE_MS = 75_000;
  * Refusals that retrying cannot fix (a rotated key, a removed device, a token for the wrong
  * device): the client stops and emits 'refused' instead of retrying forever in silence.
  */
-export const PERMANENT_REFUSAL_CODES: readonly string[] = ['ERR_AUTH_INVALID', 'ERR_AUTH_SCOPE', 'ERR_AUTH_MISSING', 'ERR_DEVICE_NOT_FOUND'];
+export const PERMANENT_REFUSAL_CODES: readonly string[] = [
+  'ERR_AUTH_INVALID',
+  'ERR_AUTH_SCOPE',
+  'ERR_AUTH_MISSING',
+  'ERR_DEVICE_NOT_FOUND',
+];
 /** Largest control message the device accepts from the hub, bytes. */
 export const CONTROL_MAX_MESSAGE = 64 * 1024;
 /**
@@ -83,7 +94,10 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
   /** @internal Resumable sessions this device holds, by session id. */
   readonly resumeRegistry = new ResumeRegistry<HeldDeviceSession>();
 
-  private constructor(readonly cs: DeviceConnectionString, private readonly o: DeviceClientOptions) {
+  private constructor(
+    readonly cs: DeviceConnectionString,
+    private readonly o: DeviceClientOptions,
+  ) {
     super();
     this.backoff = new Backoff(o.backoff);
     this.gateways = dialHosts(cs);
@@ -189,10 +203,13 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
 
   private scheduleRenew(): void {
     if (this.renewTimer) clearTimeout(this.renewTimer);
-    this.renewTimer = setTimeout(() => {
-      this.sendControl({ type: 'renew', token: this.token() });
-      this.scheduleRenew();
-    }, this.ttl() * 1000 * TOKEN_RENEW_FRACTION);
+    this.renewTimer = setTimeout(
+      () => {
+        this.sendControl({ type: 'renew', token: this.token() });
+        this.scheduleRenew();
+      },
+      this.ttl() * 1000 * TOKEN_RENEW_FRACTION,
+    );
     this.renewTimer.unref();
   }
 
@@ -219,7 +236,10 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
     this.ws = undefined;
     if (this.renewTimer) clearTimeout(this.renewTimer);
     if (this.silenceTimer) clearTimeout(this.silenceTimer);
-    let error = code === 1000 ? undefined : new DevstreamsError('ERR_HUB_UNAVAILABLE', `control socket closed (${code}${reason ? ` ${reason}` : ''})`);
+    let error =
+      code === 1000
+        ? undefined
+        : new DevstreamsError('ERR_HUB_UNAVAILABLE', `control socket closed (${code}${reason ? ` ${reason}` : ''})`);
     if (this.dropReason) {
       error = this.dropReason;
       this.dropReason = undefined;
@@ -227,7 +247,10 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
     } else if (code === CLOSE_CODES.replaced) {
       // The hub keeps one control socket per device: a newer one replaced ours. When that is
       // another device proxy with the same id, both would replace each other forever.
-      error = new DevstreamsError('ERR_DEVICE_REPLACED', `control socket replaced by a newer one for device ${this.cs.deviceId} (${code}): another device proxy uses this id?`);
+      error = new DevstreamsError(
+        'ERR_DEVICE_REPLACED',
+        `control socket replaced by a newer one for device ${this.cs.deviceId} (${code}): another device proxy uses this id?`,
+      );
       this.keepBackoff = true;
     }
     this.emit('disconnected', error);
@@ -254,7 +277,12 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
     const ws = this.ws;
     if (ws?.readyState !== WebSocket.OPEN) return;
     if (ws.bufferedAmount > CONTROL_SEND_LIMIT) {
-      this.drop(new DevstreamsError('ERR_PROTOCOL_FLOOD', `control socket cut off: ${ws.bufferedAmount} bytes of answers queued unread by the hub (limit ${CONTROL_SEND_LIMIT})`));
+      this.drop(
+        new DevstreamsError(
+          'ERR_PROTOCOL_FLOOD',
+          `control socket cut off: ${ws.bufferedAmount} bytes of answers queued unread by the hub (limit ${CONTROL_SEND_LIMIT})`,
+        ),
+      );
       return;
     }
     ws.send(JSON.stringify(m));

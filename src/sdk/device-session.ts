@@ -87,7 +87,12 @@ export function resumeConfigOf(o: EndToEndOptions): Partial<ResumeConfig> | unde
 }
 
 /** Runs the record layer's handshake over `transport` and returns it as a link for resumption. */
-export async function secureLink(transport: Transport, role: SessionRole, streamId: string, o: EndToEndOptions): Promise<{ secure: SecureTransport; link: Link }> {
+export async function secureLink(
+  transport: Transport,
+  role: SessionRole,
+  streamId: string,
+  o: EndToEndOptions,
+): Promise<{ secure: SecureTransport; link: Link }> {
   if (!o.staticKeys || !o.verifyPeer) {
     transport.close();
     throw new DevstreamsError('ERR_CONFIG', 'an encrypted device session needs staticKeys and verifyPeer');
@@ -104,7 +109,13 @@ export async function secureLink(transport: Transport, role: SessionRole, stream
 }
 
 /** Wraps `transport` in the record layer (unless disabled), the resumable layer (if asked) and a mux session of `role`. */
-export async function startDeviceSession(transport: Transport, role: SessionRole, deviceId: string, streamId: string, o: EndToEndOptions): Promise<DeviceSession> {
+export async function startDeviceSession(
+  transport: Transport,
+  role: SessionRole,
+  deviceId: string,
+  streamId: string,
+  o: EndToEndOptions,
+): Promise<DeviceSession> {
   if (o.encrypt === false) {
     return { deviceId, streamId, session: new Session(transport, { ...o.mux, role }) };
   }
@@ -115,7 +126,10 @@ export async function startDeviceSession(transport: Transport, role: SessionRole
   const c = resumable.config;
   // The mux keepalive must not end a session that is only suspended: its timeout outlasts the
   // give-up time (liveness of each connection is the resumable layer's job).
-  const keepaliveTimeoutMs = Math.max(o.mux?.keepaliveTimeoutMs ?? DEFAULT_MUX_CONFIG.keepaliveTimeoutMs, c.giveUpMs + c.livenessTimeoutMs + c.resumeTimeoutMs);
+  const keepaliveTimeoutMs = Math.max(
+    o.mux?.keepaliveTimeoutMs ?? DEFAULT_MUX_CONFIG.keepaliveTimeoutMs,
+    c.giveUpMs + c.livenessTimeoutMs + c.resumeTimeoutMs,
+  );
   const session = new Session(resumable, { ...o.mux, keepaliveTimeoutMs, role });
   // A session given up ends its channels with ERR_SESSION_LOST (not a generic transport close).
   resumable.events.on('lost', (err) => session.close(err));
@@ -155,7 +169,10 @@ export interface DeviceStreamSide {
  * The device's answer to a stream request as a mux session: plaintext (only when allowed),
  * sealed, a new resumable session (held for later resumes), or the continuation of one held.
  */
-export async function acceptDeviceSession(side: DeviceStreamSide, o: EndToEndOptions & { allowPlaintext?: boolean }): Promise<DeviceSession> {
+export async function acceptDeviceSession(
+  side: DeviceStreamSide,
+  o: EndToEndOptions & { allowPlaintext?: boolean },
+): Promise<DeviceSession> {
   const kind = deviceStreamKind(side.streamName);
   if (kind === 'plain' && !o.allowPlaintext) {
     side.reject('this device requires end-to-end encryption');
@@ -165,7 +182,11 @@ export async function acceptDeviceSession(side: DeviceStreamSide, o: EndToEndOpt
   const transport = await side.accept(kind !== 'plain');
   if (kind === 'resumable') {
     // The device holds resumable sessions with its own limits (default ones unless given).
-    const ds = await startDeviceSession(transport, 'responder', side.deviceId, side.streamId, { ...o, encrypt: true, resume: o.resume || true });
+    const ds = await startDeviceSession(transport, 'responder', side.deviceId, side.streamId, {
+      ...o,
+      encrypt: true,
+      resume: o.resume || true,
+    });
     side.held.add(ds as HeldDeviceSession);
     return ds;
   }

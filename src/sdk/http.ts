@@ -48,35 +48,65 @@ export function errorFromBody(status: number, body: unknown): DevstreamsError {
 export class HubHttp {
   private readonly agent: http.Agent;
 
-  constructor(private readonly baseUrl: string, private readonly options: HubHttpOptions = {}) {
+  constructor(
+    private readonly baseUrl: string,
+    options: HubHttpOptions = {},
+  ) {
     const secure = baseUrl.startsWith('https:');
-    this.agent = secure ? new https.Agent({ keepAlive: true, ...(options.ca !== undefined ? { ca: options.ca } : {}) }) : new http.Agent({ keepAlive: true });
+    this.agent = secure
+      ? new https.Agent({ keepAlive: true, ...(options.ca !== undefined ? { ca: options.ca } : {}) })
+      : new http.Agent({ keepAlive: true });
   }
 
   /** Sends a request; resolves with status and parsed JSON body (or undefined), rejects on network errors. */
-  request(method: string, path: string, headers: Record<string, string>, body?: unknown, timeoutMs = DEFAULT_HTTP_TIMEOUT_MS): Promise<HttpResult> {
+  request(
+    method: string,
+    path: string,
+    headers: Record<string, string>,
+    body?: unknown,
+    timeoutMs = DEFAULT_HTTP_TIMEOUT_MS,
+  ): Promise<HttpResult> {
     const url = new URL(path, this.baseUrl);
     const lib = url.protocol === 'https:' ? https : http;
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     return new Promise((resolve, reject) => {
-      const req = lib.request(url, { method, agent: this.agent, headers: { ...headers, ...(payload ? { 'content-type': 'application/json', 'content-length': String(payload.length) } : { 'content-length': '0' }) } }, (res) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (c: Buffer) => {
-          size += c.length;
-          if (size > MAX_RESPONSE_BYTES) {
-            res.destroy(new DevstreamsError('ERR_HUB_UNAVAILABLE', 'hub response too large'));
-            return;
-          }
-          chunks.push(c);
-        });
-        res.on('error', reject);
-        res.on('end', () => {
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: parseJsonBody(Buffer.concat(chunks)) });
-        });
-      });
-      req.on('error', (err) => reject(err instanceof DevstreamsError ? err : new DevstreamsError('ERR_HUB_UNAVAILABLE', describeHubConnectError(url.host, err), { cause: err })));
-      req.setTimeout(timeoutMs, () => req.destroy(new DevstreamsError('ERR_HUB_UNAVAILABLE', `hub at ${this.baseUrl} did not answer within ${timeoutMs} ms`)));
+      const req = lib.request(
+        url,
+        {
+          method,
+          agent: this.agent,
+          headers: {
+            ...headers,
+            ...(payload ? { 'content-type': 'application/json', 'content-length': String(payload.length) } : { 'content-length': '0' }),
+          },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          let size = 0;
+          res.on('data', (c: Buffer) => {
+            size += c.length;
+            if (size > MAX_RESPONSE_BYTES) {
+              res.destroy(new DevstreamsError('ERR_HUB_UNAVAILABLE', 'hub response too large'));
+              return;
+            }
+            chunks.push(c);
+          });
+          res.on('error', reject);
+          res.on('end', () => {
+            resolve({ status: res.statusCode ?? 0, headers: res.headers, body: parseJsonBody(Buffer.concat(chunks)) });
+          });
+        },
+      );
+      req.on('error', (err) =>
+        reject(
+          err instanceof DevstreamsError
+            ? err
+            : new DevstreamsError('ERR_HUB_UNAVAILABLE', describeHubConnectError(url.host, err), { cause: err }),
+        ),
+      );
+      req.setTimeout(timeoutMs, () =>
+        req.destroy(new DevstreamsError('ERR_HUB_UNAVAILABLE', `hub at ${this.baseUrl} did not answer within ${timeoutMs} ms`)),
+      );
       req.end(payload);
     });
   }

@@ -7,7 +7,13 @@ import { DevstreamsError } from '../errors.js';
 import { MAX_REASON_LENGTH, type StreamRequestMessage, type StreamResponseMessage } from '../hub-api/control-protocol.js';
 import type { WebSocketClientTransport } from '../transport/index.js';
 import type { DeviceClient } from './device-client.js';
-import { STREAM_NAME_PLAIN, acceptDeviceSession, type DeviceSession, type DeviceStreamSide, type EndToEndOptions } from './device-session.js';
+import {
+  STREAM_NAME_PLAIN,
+  acceptDeviceSession,
+  type DeviceSession,
+  type DeviceStreamSide,
+  type EndToEndOptions,
+} from './device-session.js';
 
 /** A stream request from the hub; call exactly one of `accept`, `acceptSession` or `reject`. */
 export class IncomingStreamRequest {
@@ -60,7 +66,10 @@ export class IncomingStreamRequest {
         this.answer(true);
         const transport = await this.client.openDeviceSide(this.msg, zeroMask);
         if (signal) {
-          const abort = (): void => transport.close(new DevstreamsError('ERR_RATE_LIMITED', `stream dropped before its handshake ended: ${String(signal.reason ?? 'aborted')}`));
+          const abort = (): void =>
+            transport.close(
+              new DevstreamsError('ERR_RATE_LIMITED', `stream dropped before its handshake ended: ${String(signal.reason ?? 'aborted')}`),
+            );
           if (signal.aborted) {
             abort();
             throw new DevstreamsError('ERR_RATE_LIMITED', 'stream dropped before its handshake ended');

@@ -9,7 +9,17 @@ import type { WebSocketClientTransport } from '../transport/index.js';
 import { HubHttp, errorFromBody } from './http.js';
 import { openStreamTransport } from './stream-transport.js';
 import { expectKey } from '../crypto/index.js';
-import { STREAM_NAME_PLAIN, STREAM_NAME_RESUMABLE, STREAM_NAME_SEALED, resumeConfigOf, resumeStreamName, secureLink, startDeviceSession, type DeviceSession, type EndToEndOptions } from './device-session.js';
+import {
+  STREAM_NAME_PLAIN,
+  STREAM_NAME_RESUMABLE,
+  STREAM_NAME_SEALED,
+  resumeConfigOf,
+  resumeStreamName,
+  secureLink,
+  startDeviceSession,
+  type DeviceSession,
+  type EndToEndOptions,
+} from './device-session.js';
 import { keepResumed } from '../resume/index.js';
 
 /** The hub's default wait for a device's answer, seconds (mirrors the hub default; the SDK does not import the hub). */
@@ -83,7 +93,10 @@ export class ServiceClient {
   private token = '';
   private tokenRenewAt = 0;
 
-  private constructor(readonly cs: PolicyConnectionString, private readonly o: ServiceClientOptions) {
+  private constructor(
+    readonly cs: PolicyConnectionString,
+    private readonly o: ServiceClientOptions,
+  ) {
     this.http = new HubHttp(httpBaseUrl(cs), { ca: o.ca });
   }
 
@@ -108,10 +121,17 @@ export class ServiceClient {
     if (o.responseTimeoutSeconds !== undefined) headers['iothub-streaming-response-timeout-in-seconds'] = String(o.responseTimeoutSeconds);
     // The hub may wait for the device up to the response timeout (default 60 s): allow that plus slack.
     const waitMs = ((o.responseTimeoutSeconds ?? DEFAULT_STREAM_RESPONSE_TIMEOUT_SECONDS) + STREAM_REQUEST_SLACK_SECONDS) * 1000;
-    const r = await this.http.request('POST', `/twins/${encodeURIComponent(deviceId)}/streams/${encodeURIComponent(streamName)}`, headers, undefined, waitMs);
+    const r = await this.http.request(
+      'POST',
+      `/twins/${encodeURIComponent(deviceId)}/streams/${encodeURIComponent(streamName)}`,
+      headers,
+      undefined,
+      waitMs,
+    );
     if (r.status !== 200) throw errorFromBody(r.status, r.body);
     const b = r.body as Partial<StreamGrant> | undefined;
-    if (!b || typeof b.isAccepted !== 'boolean' || typeof b.streamId !== 'string') throw new DevstreamsError('ERR_HUB_UNAVAILABLE', 'hub sent a malformed stream answer');
+    if (!b || typeof b.isAccepted !== 'boolean' || typeof b.streamId !== 'string')
+      throw new DevstreamsError('ERR_HUB_UNAVAILABLE', 'hub sent a malformed stream answer');
     return b as StreamGrant;
   }
 
@@ -123,14 +143,23 @@ export class ServiceClient {
   async createStream(deviceId: string, streamName: string, o: CreateStreamOptions = {}): Promise<ServiceStream> {
     const grant = await this.requestStream(deviceId, streamName, o);
     if (!grant.isAccepted) {
-      throw new DevstreamsError('ERR_STREAM_REJECTED', `device ${deviceId} rejected stream ${streamName}${grant.reason ? `: ${grant.reason}` : ''}`);
+      throw new DevstreamsError(
+        'ERR_STREAM_REJECTED',
+        `device ${deviceId} rejected stream ${streamName}${grant.reason ? `: ${grant.reason}` : ''}`,
+      );
     }
     const transport = await openStreamTransport(grant.url, grant.authorizationToken, {
       zeroMask: o.zeroMask === true,
       ca: this.o.ca,
       ...(this.cs.gatewayHostName !== undefined ? { gatewayHost: dialHost(this.cs), hostName: this.cs.hostName } : {}),
     });
-    return { deviceId, streamName: grant.streamName, streamId: grant.streamId, transport, ...(grant.devicePublicKey ? { devicePublicKey: grant.devicePublicKey } : {}) };
+    return {
+      deviceId,
+      streamName: grant.streamName,
+      streamId: grant.streamId,
+      transport,
+      ...(grant.devicePublicKey ? { devicePublicKey: grant.devicePublicKey } : {}),
+    };
   }
 
   /**
@@ -138,7 +167,10 @@ export class ServiceClient {
    * open channels on `result.session`. Rejects like `createStream`, and with
    * ERR_HANDSHAKE_* when the device's key is not the one expected.
    */
-  async connect(deviceId: string, o: EndToEndOptions & CreateStreamOptions & ResumeHooks & { trustHub?: boolean } = {}): Promise<DeviceSession> {
+  async connect(
+    deviceId: string,
+    o: EndToEndOptions & CreateStreamOptions & ResumeHooks & { trustHub?: boolean } = {},
+  ): Promise<DeviceSession> {
     const sealed = o.encrypt !== false;
     const resume = resumeConfigOf(o) !== undefined;
     const name = !sealed ? STREAM_NAME_PLAIN : resume ? STREAM_NAME_RESUMABLE : STREAM_NAME_SEALED;
@@ -149,7 +181,10 @@ export class ServiceClient {
       // (and, after a drop, that same key again on every resumed stream).
       if (!stream.devicePublicKey) {
         stream.transport.close();
-        throw new DevstreamsError('ERR_HANDSHAKE_PEER_UNKNOWN', `the hub knows no public key for device ${deviceId} (it announces one when it connects)`);
+        throw new DevstreamsError(
+          'ERR_HANDSHAKE_PEER_UNKNOWN',
+          `the hub knows no public key for device ${deviceId} (it announces one when it connects)`,
+        );
       }
       e2e = { ...o, verifyPeer: expectKey(stream.devicePublicKey) };
     }

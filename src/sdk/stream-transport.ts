@@ -38,7 +38,12 @@ export interface OpenStreamOptions {
  * before anything else runs: a message may arrive in the same read as the 101 response, and
  * would be emitted (and lost) before a promise continuation could attach a listener.
  */
-export function openWebSocket<T>(url: string, headers: Record<string, string>, o: { ca?: string | Buffer; connectTimeoutMs?: number; maxMessageSize?: number }, onOpen: (ws: WebSocket) => T): Promise<T> {
+export function openWebSocket<T>(
+  url: string,
+  headers: Record<string, string>,
+  o: { ca?: string | Buffer; connectTimeoutMs?: number; maxMessageSize?: number },
+  onOpen: (ws: WebSocket) => T,
+): Promise<T> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, {
       ...webSocketClientOptions(o.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE),
@@ -61,7 +66,9 @@ export function openWebSocket<T>(url: string, headers: Record<string, string>, o
       res.on('end', () => fail(errorFromBody(res.statusCode ?? 0, parseJsonBody(Buffer.concat(chunks)))));
       res.on('error', () => fail(new DevstreamsError('ERR_HUB_UNAVAILABLE', `hub refused the WebSocket with HTTP ${res.statusCode}`)));
     });
-    ws.once('error', (err) => fail(new DevstreamsError('ERR_HUB_UNAVAILABLE', describeHubConnectError(new URL(url).host, err), { cause: err })));
+    ws.once('error', (err) =>
+      fail(new DevstreamsError('ERR_HUB_UNAVAILABLE', describeHubConnectError(new URL(url).host, err), { cause: err })),
+    );
     ws.once('open', () => {
       if (settled) return;
       settled = true;
@@ -95,7 +102,11 @@ export async function openStreamTransport(url: string, token: string, o: OpenStr
   } catch (err) {
     if (err === refusal || (err instanceof DevstreamsError && err.code === 'ERR_CONFIG')) throw err;
     const cause = (err as { cause?: unknown }).cause ?? err;
-    throw new DevstreamsError('ERR_HUB_UNAVAILABLE', (cause as { code?: unknown }).code !== undefined ? describeHubConnectError(new URL(target).host, cause) : (err as Error).message, { cause: err });
+    throw new DevstreamsError(
+      'ERR_HUB_UNAVAILABLE',
+      (cause as { code?: unknown }).code !== undefined ? describeHubConnectError(new URL(target).host, cause) : (err as Error).message,
+      { cause: err },
+    );
   }
 }
 
@@ -115,7 +126,8 @@ export function streamUrlProblem(url: string, transport: 'ws' | 'wss', hosts: re
   }
   if (u.protocol !== `${transport}:`) return `stream URL scheme ${u.protocol.slice(0, 8)} is not this device's ${transport}`;
   if (u.username !== '' || u.password !== '') return 'stream URL carries credentials';
-  if (!hosts.some((h) => sameHost(u.host, h, u.protocol))) return `stream URL host ${u.host.slice(0, 100)} is not this device's hub (${hosts.join(', ')})`;
+  if (!hosts.some((h) => sameHost(u.host, h, u.protocol)))
+    return `stream URL host ${u.host.slice(0, 100)} is not this device's hub (${hosts.join(', ')})`;
   return undefined;
 }
 

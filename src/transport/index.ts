@@ -5,4 +5,11 @@ export { TcpTransport, connectTcpTransport, type TcpTransportOptions } from './t
 export { WebSocketTransport, connectWebSocketTransport, webSocketClientOptions, type WebSocketTransportOptions } from './websocket.js';
 export { WebSocketClientTransport, type WebSocketClientTransportOptions } from './ws-client-transport.js';
 export { connectWebSocket, type WebSocketConnectOptions } from './ws-connect.js';
-export { fetchPinnedCertificate, certificateSha256, isSelfSigned, notSelfSignedError, pemCertificateSha256, PIN_PROBE_TIMEOUT_MS } from './pinned-cert.js';
+export {
+  fetchPinnedCertificate,
+  certificateSha256,
+  isSelfSigned,
+  notSelfSignedError,
+  pemCertificateSha256,
+  PIN_PROBE_TIMEOUT_MS,
+} from './pinned-cert.js';

@@ -40,7 +40,9 @@ class MemoryTransport extends TransportBase implements Transport {
     if (this.isClosed) return false;
     const message = parts.length === 1 ? Buffer.from(parts[0]!) : Buffer.concat(parts);
     if (message.length > this.maxMessageSize) {
-      this.close(new DevstreamsError('ERR_TRANSPORT_MESSAGE_TOO_LARGE', `message of ${message.length} bytes exceeds ${this.maxMessageSize}`));
+      this.close(
+        new DevstreamsError('ERR_TRANSPORT_MESSAGE_TOO_LARGE', `message of ${message.length} bytes exceeds ${this.maxMessageSize}`),
+      );
       return false;
     }
     this.queue.push(message);

@@ -58,26 +58,42 @@ export function fetchPinnedCertificate(hostPort: string, sha256Hex: string, time
   const port = m ? Number(m[2]) : 443;
   return new Promise((resolve, reject) => {
     const socket = tls.connect({ host, port, rejectUnauthorized: false, ...(net.isIP(host) === 0 ? { servername: host } : {}) });
-    const timer = setTimeout(() => socket.destroy(new DevstreamsError('ERR_HUB_UNAVAILABLE', `no TLS handshake with ${hostPort} within ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(
+      () => socket.destroy(new DevstreamsError('ERR_HUB_UNAVAILABLE', `no TLS handshake with ${hostPort} within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
     socket.once('secureConnect', () => {
       clearTimeout(timer);
       const der = socket.getPeerCertificate().raw;
       socket.destroy();
       const seen = der ? certificateSha256(der) : '(none)';
       if (seen !== sha256Hex) {
-        reject(new DevstreamsError('ERR_HUB_CERT_MISMATCH', `the hub at ${hostPort} shows a certificate with SHA-256 ${seen}, not the ${sha256Hex} the connection string pins (HubCertSha256): a different hub, a renewed certificate, or someone in between`));
+        reject(
+          new DevstreamsError(
+            'ERR_HUB_CERT_MISMATCH',
+            `the hub at ${hostPort} shows a certificate with SHA-256 ${seen}, not the ${sha256Hex} the connection string pins (HubCertSha256): a different hub, a renewed certificate, or someone in between`,
+          ),
+        );
         return;
       }
       const cert = new X509Certificate(der);
       if (!isSelfSigned(cert)) {
-        reject(notSelfSignedError(`the certificate the connection string pins (HubCertSha256=${sha256Hex}) for the hub at ${hostPort}`, cert));
+        reject(
+          notSelfSignedError(`the certificate the connection string pins (HubCertSha256=${sha256Hex}) for the hub at ${hostPort}`, cert),
+        );
         return;
       }
       resolve(Buffer.from(cert.toString()));
     });
     socket.once('error', (err) => {
       clearTimeout(timer);
-      reject(err instanceof DevstreamsError ? err : new DevstreamsError('ERR_HUB_UNAVAILABLE', `cannot reach hub at ${hostPort} to check its certificate: ${err.message}`, { cause: err }));
+      reject(
+        err instanceof DevstreamsError
+          ? err
+          : new DevstreamsError('ERR_HUB_UNAVAILABLE', `cannot reach hub at ${hostPort} to check its certificate: ${err.message}`, {
+              cause: err,
+            }),
+      );
     });
   });
 }

@@ -20,7 +20,10 @@ export class TcpTransport extends TransportBase implements Transport {
   private readonly highWaterMark: number;
   private readonly input = new ByteQueue();
 
-  constructor(private readonly socket: net.Socket, options: TcpTransportOptions = {}) {
+  constructor(
+    private readonly socket: net.Socket,
+    options: TcpTransportOptions = {},
+  ) {
     super();
     this.maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
     this.highWaterMark = options.highWaterMark ?? DEFAULT_TRANSPORT_HIGH_WATER;
@@ -72,7 +75,9 @@ export class TcpTransport extends TransportBase implements Transport {
     while (this.input.length >= 4) {
       const size = this.input.peekUInt32BE(0);
       if (size > this.maxMessageSize) {
-        this.fail(new DevstreamsError('ERR_TRANSPORT_MESSAGE_TOO_LARGE', `peer sent a message of ${size} bytes; limit ${this.maxMessageSize}`));
+        this.fail(
+          new DevstreamsError('ERR_TRANSPORT_MESSAGE_TOO_LARGE', `peer sent a message of ${size} bytes; limit ${this.maxMessageSize}`),
+        );
         return;
       }
       if (this.input.length < 4 + size) return;

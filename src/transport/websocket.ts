@@ -29,7 +29,10 @@ export class WebSocketTransport extends TransportBase implements Transport {
   private readonly highWaterMark: number;
   private readonly onSent = (): void => this.drainedTo(this.ws.bufferedAmount, this.highWaterMark);
 
-  constructor(private readonly ws: WebSocket, options: WebSocketTransportOptions = {}) {
+  constructor(
+    private readonly ws: WebSocket,
+    options: WebSocketTransportOptions = {},
+  ) {
     super();
     this.maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
     this.highWaterMark = options.highWaterMark ?? DEFAULT_TRANSPORT_HIGH_WATER;
@@ -41,10 +44,16 @@ export class WebSocketTransport extends TransportBase implements Transport {
       }
       this.deliverMessage(data);
     });
-    ws.on('error', (err) => this.deliverClose(new DevstreamsError('ERR_TRANSPORT_CLOSED', `websocket error: ${err.message}`, { cause: err })));
+    ws.on('error', (err) =>
+      this.deliverClose(new DevstreamsError('ERR_TRANSPORT_CLOSED', `websocket error: ${err.message}`, { cause: err })),
+    );
     ws.on('close', (code, reason) => {
       const normal = code === 1000 || code === 1005;
-      this.deliverClose(normal ? undefined : new DevstreamsError('ERR_TRANSPORT_CLOSED', `websocket closed with ${code}${reason.length ? `: ${reason.toString()}` : ''}`));
+      this.deliverClose(
+        normal
+          ? undefined
+          : new DevstreamsError('ERR_TRANSPORT_CLOSED', `websocket closed with ${code}${reason.length ? `: ${reason.toString()}` : ''}`),
+      );
     });
   }
 
@@ -83,7 +92,10 @@ export class WebSocketTransport extends TransportBase implements Transport {
 }
 
 /** Opens a WebSocket client with devstreams' options and resolves once it is open. */
-export function connectWebSocketTransport(url: string, options: WebSocket.ClientOptions & WebSocketTransportOptions = {}): Promise<WebSocketTransport> {
+export function connectWebSocketTransport(
+  url: string,
+  options: WebSocket.ClientOptions & WebSocketTransportOptions = {},
+): Promise<WebSocketTransport> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, { ...webSocketClientOptions(options.maxMessageSize), ...options });
     ws.once('open', () => {

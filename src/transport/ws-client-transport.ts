@@ -11,7 +11,18 @@ import { isUtf8 } from 'node:buffer';
 import type { Socket } from 'node:net';
 import { DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_TRANSPORT_HIGH_WATER, type Transport } from './transport.js';
 import { TransportBase } from './base.js';
-import { CLOSE, closeFrame, controlFrame, FrameReader, frameHeader, isValidCloseCode, maskInto, OPCODE, parseClosePayload, type FrameSink } from './ws-frame.js';
+import {
+  CLOSE,
+  closeFrame,
+  controlFrame,
+  FrameReader,
+  frameHeader,
+  isValidCloseCode,
+  maskInto,
+  OPCODE,
+  parseClosePayload,
+  type FrameSink,
+} from './ws-frame.js';
 import { coalesceSmall } from '../util/coalesce.js';
 import { randomFromPool } from '../util/random-pool.js';
 import { DevstreamsError } from '../errors.js';
@@ -65,7 +76,12 @@ export class WebSocketClientTransport extends TransportBase implements Transport
    * `url` is what was dialled (for messages and callers); `head` holds bytes that arrived after
    * the handshake answer in the same read.
    */
-  constructor(private readonly sock: Socket, readonly url: string, head: Buffer, options: WebSocketClientTransportOptions = {}) {
+  constructor(
+    private readonly sock: Socket,
+    readonly url: string,
+    head: Buffer,
+    options: WebSocketClientTransportOptions = {},
+  ) {
     super();
     this.maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
     this.highWaterMark = options.highWaterMark ?? DEFAULT_TRANSPORT_HIGH_WATER;
@@ -75,7 +91,12 @@ export class WebSocketClientTransport extends TransportBase implements Transport
       dataPiece: (piece) => this.onDataPiece(piece),
       control: (opcode, payload) => this.onControl(opcode, payload),
       violation: (code, message) =>
-        this.fail(code, code === CLOSE.tooBig ? new DevstreamsError('ERR_TRANSPORT_MESSAGE_TOO_LARGE', message) : new DevstreamsError('ERR_PROTOCOL_FRAME', `server broke the WebSocket protocol: ${message}`)),
+        this.fail(
+          code,
+          code === CLOSE.tooBig
+            ? new DevstreamsError('ERR_TRANSPORT_MESSAGE_TOO_LARGE', message)
+            : new DevstreamsError('ERR_PROTOCOL_FRAME', `server broke the WebSocket protocol: ${message}`),
+        ),
     };
     this.reader = new FrameReader(this.sink, this.maxMessageSize, 'client');
     const socket = sock;
@@ -243,6 +264,10 @@ export class WebSocketClientTransport extends TransportBase implements Transport
     this.startClose(code === 1005 ? CLOSE.normal : code, '');
     if (this.isClosed) return;
     const normal = code === CLOSE.normal || code === 1005;
-    this.deliverClose(normal ? undefined : new DevstreamsError('ERR_TRANSPORT_CLOSED', `websocket closed with ${code}${reason.length ? `: ${reason}` : ''}`));
+    this.deliverClose(
+      normal
+        ? undefined
+        : new DevstreamsError('ERR_TRANSPORT_CLOSED', `websocket closed with ${code}${reason.length ? `: ${reason}` : ''}`),
+    );
   }
 }

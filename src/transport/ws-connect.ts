@@ -39,7 +39,8 @@ export function connectWebSocket(url: string, o: WebSocketConnectOptions = {}): 
     return Promise.reject(new DevstreamsError('ERR_CONFIG', `not a URL: ${JSON.stringify(url.slice(0, 100))}`));
   }
   const secure = u.protocol === 'wss:' || u.protocol === 'https:';
-  if (!secure && u.protocol !== 'ws:' && u.protocol !== 'http:') return Promise.reject(new DevstreamsError('ERR_CONFIG', `unsupported WebSocket URL scheme ${u.protocol}`));
+  if (!secure && u.protocol !== 'ws:' && u.protocol !== 'http:')
+    return Promise.reject(new DevstreamsError('ERR_CONFIG', `unsupported WebSocket URL scheme ${u.protocol}`));
   const host = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
   const port = u.port !== '' ? Number(u.port) : secure ? 443 : 80;
   const where = `${u.protocol}//${u.host}${u.pathname}`;
@@ -61,7 +62,13 @@ export function connectWebSocket(url: string, o: WebSocketConnectOptions = {}): 
     let refusal: Refusal | undefined;
     const timeoutMs = o.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
     // A refusal whose body never ends (no length, connection kept open) still reports its status.
-    const timer = setTimeout(() => (state === 'reading-refusal' ? finishRefusal() : fail(new DevstreamsError('ERR_TRANSPORT_CLOSED', `cannot open ${where}: no WebSocket handshake within ${timeoutMs} ms`))), timeoutMs);
+    const timer = setTimeout(
+      () =>
+        state === 'reading-refusal'
+          ? finishRefusal()
+          : fail(new DevstreamsError('ERR_TRANSPORT_CLOSED', `cannot open ${where}: no WebSocket handshake within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
     const done = (): void => {
       state = 'done';
       clearTimeout(timer);
@@ -75,14 +82,24 @@ export function connectWebSocket(url: string, o: WebSocketConnectOptions = {}): 
       socket.destroy();
       reject(err);
     };
-    const onError = (err: Error): void => (state === 'reading-refusal' ? finishRefusal() : fail(new DevstreamsError('ERR_TRANSPORT_CLOSED', `cannot open ${where}: ${err.message}`, { cause: err })));
+    const onError = (err: Error): void =>
+      state === 'reading-refusal'
+        ? finishRefusal()
+        : fail(new DevstreamsError('ERR_TRANSPORT_CLOSED', `cannot open ${where}: ${err.message}`, { cause: err }));
     // A refusal without a declared length ends with the connection.
-    const onClose = (): void => (state === 'reading-refusal' ? finishRefusal() : fail(new DevstreamsError('ERR_TRANSPORT_CLOSED', `cannot open ${where}: the server closed the connection during the handshake`)));
+    const onClose = (): void =>
+      state === 'reading-refusal'
+        ? finishRefusal()
+        : fail(new DevstreamsError('ERR_TRANSPORT_CLOSED', `cannot open ${where}: the server closed the connection during the handshake`));
     const finishRefusal = (): void => {
       if (state !== 'reading-refusal') return;
       const r = refusal!;
       const body = Buffer.concat(r.body).subarray(0, MAX_REFUSAL_BODY);
-      fail(o.refused ? o.refused(r.status, body) : new DevstreamsError('ERR_TRANSPORT_HANDSHAKE', `${where} refused the WebSocket upgrade with HTTP ${r.status}`));
+      fail(
+        o.refused
+          ? o.refused(r.status, body)
+          : new DevstreamsError('ERR_TRANSPORT_HANDSHAKE', `${where} refused the WebSocket upgrade with HTTP ${r.status}`),
+      );
     };
     const readRefusal = (chunk: Buffer): void => {
       const r = refusal!;
@@ -94,7 +111,8 @@ export function connectWebSocket(url: string, o: WebSocketConnectOptions = {}): 
       head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);
       const end = head.indexOf('\r\n\r\n');
       if (end < 0) {
-        if (head.length > MAX_HEAD_BYTES) fail(new DevstreamsError('ERR_TRANSPORT_HANDSHAKE', `${where} sent a response head over ${MAX_HEAD_BYTES} bytes`));
+        if (head.length > MAX_HEAD_BYTES)
+          fail(new DevstreamsError('ERR_TRANSPORT_HANDSHAKE', `${where} sent a response head over ${MAX_HEAD_BYTES} bytes`));
         return;
       }
       const answer = parseResponseHead(head.subarray(0, end).toString('latin1'));

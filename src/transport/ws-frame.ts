@@ -168,7 +168,11 @@ export class FrameReader {
   /** Inside a fragmented message: the next data frame must be a continuation. */
   private fragmented = false;
 
-  constructor(private readonly sink: FrameSink, private readonly maxFramePayload: number, private readonly role: FrameReaderRole = 'server') {}
+  constructor(
+    private readonly sink: FrameSink,
+    private readonly maxFramePayload: number,
+    private readonly role: FrameReaderRole = 'server',
+  ) {}
 
   push(chunk: Buffer): void {
     let at = 0;
@@ -238,7 +242,8 @@ export class FrameReader {
     const isControl = opcode >= 0x8;
     if (isControl ? opcode > OPCODE.pong : opcode > OPCODE.binary) return this.fail(CLOSE.protocolError, `unknown opcode ${opcode}`);
     if (isControl && (!fin || length > 125)) return this.fail(CLOSE.protocolError, 'control frames must be whole and at most 125 bytes');
-    if (length > this.maxFramePayload) return this.fail(CLOSE.tooBig, `frame of ${length} bytes exceeds the relay limit of ${this.maxFramePayload}`);
+    if (length > this.maxFramePayload)
+      return this.fail(CLOSE.tooBig, `frame of ${length} bytes exceeds the relay limit of ${this.maxFramePayload}`);
     if (this.masked) {
       h.copy(this.maskKey, 0, at, at + 4);
       // An all-zero key (what devstreams uses for sealed records) leaves the payload as it is.
@@ -248,7 +253,8 @@ export class FrameReader {
     this.opcode = opcode;
     this.remaining = length;
     if (!isControl) {
-      if (opcode === OPCODE.continuation && !this.fragmented) return this.fail(CLOSE.protocolError, 'continuation frame outside a fragmented message');
+      if (opcode === OPCODE.continuation && !this.fragmented)
+        return this.fail(CLOSE.protocolError, 'continuation frame outside a fragmented message');
       if (opcode !== OPCODE.continuation && this.fragmented) return this.fail(CLOSE.protocolError, 'new message inside a fragmented one');
       this.fragmented = !fin;
     }

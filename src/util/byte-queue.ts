@@ -56,7 +56,10 @@ export class ByteQueue {
     const chunk = this.chunks[this.head]!;
     const at = this.offset + index;
     if (at + 4 <= chunk.length) return chunk.readUInt32BE(at);
-    return ((this.peekUInt8(index) << 24) | (this.peekUInt8(index + 1) << 16) | (this.peekUInt8(index + 2) << 8) | this.peekUInt8(index + 3)) >>> 0;
+    return (
+      ((this.peekUInt8(index) << 24) | (this.peekUInt8(index + 1) << 16) | (this.peekUInt8(index + 2) << 8) | this.peekUInt8(index + 3)) >>>
+      0
+    );
   }
 
   /** Consumes `n` bytes (n <= length) and returns them: a view when they lie in one chunk. */

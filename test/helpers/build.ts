@@ -22,5 +22,8 @@ function newestMtime(dir: string): number {
 export function ensureBuilt(): void {
   const built = Math.min(...[RUN_JS, CLI_MAIN].map((f) => (fs.existsSync(f) ? fs.statSync(f).mtimeMs : 0)));
   if (built >= Math.max(newestMtime(path.join(ROOT, 'bench')), newestMtime(path.join(ROOT, 'src')))) return;
-  execFileSync(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'inherit' });
+  execFileSync(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], {
+    cwd: ROOT,
+    stdio: 'inherit',
+  });
 }

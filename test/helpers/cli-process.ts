@@ -26,9 +26,11 @@ export function startCli(args: string[], env: NodeJS.ProcessEnv = {}): CliProces
     proc,
     stdout: () => out,
     stderr: () => err,
-    waitFor: (text, timeoutMs = 15_000) => until(() => out.includes(text) || err.includes(text) || proc.exitCode !== null, timeoutMs, text).then(() => {
-      if (!out.includes(text) && !err.includes(text)) throw new Error(`process exited (${proc.exitCode}) before "${text}": ${err.slice(-2000)}`);
-    }),
+    waitFor: (text, timeoutMs = 15_000) =>
+      until(() => out.includes(text) || err.includes(text) || proc.exitCode !== null, timeoutMs, text).then(() => {
+        if (!out.includes(text) && !err.includes(text))
+          throw new Error(`process exited (${proc.exitCode}) before "${text}": ${err.slice(-2000)}`);
+      }),
     stop: async () => {
       if (proc.exitCode !== null || proc.signalCode !== null) return;
       proc.kill('SIGTERM');

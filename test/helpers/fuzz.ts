@@ -36,10 +36,31 @@ export type Mutation =
 
 /** Positions are fractions (0..1) of the length at the time the mutation applies. */
 export const mutationArb: fc.Arbitrary<Mutation> = fc.oneof(
-  { weight: 4, arbitrary: fc.record({ kind: fc.constant('flip' as const), at: fc.double({ min: 0, max: 1, noNaN: true }), bit: fc.integer({ min: 0, max: 7 }) }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('set' as const), at: fc.double({ min: 0, max: 1, noNaN: true }), value: fc.integer({ min: 0, max: 255 }) }) },
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      kind: fc.constant('flip' as const),
+      at: fc.double({ min: 0, max: 1, noNaN: true }),
+      bit: fc.integer({ min: 0, max: 7 }),
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant('set' as const),
+      at: fc.double({ min: 0, max: 1, noNaN: true }),
+      value: fc.integer({ min: 0, max: 255 }),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('truncate' as const), at: fc.double({ min: 0, max: 1, noNaN: true }) }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('insert' as const), at: fc.double({ min: 0, max: 1, noNaN: true }), bytes: fc.uint8Array({ minLength: 1, maxLength: 24 }) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant('insert' as const),
+      at: fc.double({ min: 0, max: 1, noNaN: true }),
+      bytes: fc.uint8Array({ minLength: 1, maxLength: 24 }),
+    }),
+  },
   {
     weight: 2,
     arbitrary: fc.record({
@@ -84,7 +105,10 @@ export function mutate(input: Buffer, mutations: readonly Mutation[]): Buffer {
 
 /** Splits `data` at the given fractional cut points (0..1 of its length). */
 export function splitAt(data: Buffer, cuts: readonly number[]): Buffer[] {
-  return splitBytesAt(data, cuts.map((c) => Math.floor(c * data.length)));
+  return splitBytesAt(
+    data,
+    cuts.map((c) => Math.floor(c * data.length)),
+  );
 }
 
 let gcFn: (() => void) | undefined;

@@ -28,11 +28,18 @@ export class HubProcess {
   private child: ChildProcess | undefined;
   starts = 0;
 
-  constructor(readonly port: number, readonly dataDir: string) {}
+  constructor(
+    readonly port: number,
+    readonly dataDir: string,
+  ) {}
 
   /** Starts the hub and resolves once it logged that it is ready (bounded). */
   async start(timeoutMs = 15_000): Promise<void> {
-    const child = spawn(process.execPath, [CLI_MAIN, 'hub', '--listen', `127.0.0.1:${this.port}`, '--data', this.dataDir, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      [CLI_MAIN, 'hub', '--listen', `127.0.0.1:${this.port}`, '--data', this.dataDir, '--log-level', 'warn'],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
     this.child = child;
     this.starts++;
     child.stderr!.on('data', () => {});

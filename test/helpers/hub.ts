@@ -43,9 +43,12 @@ export async function startTestHub(o: Partial<HubStartOptions> = {}): Promise<Te
 export async function echoDevice(cs: string): Promise<DeviceClient> {
   const d = DeviceClient.fromConnectionString(cs, { backoff: { initialMs: 50, maxMs: 500 } });
   d.on('streamRequest', (req) => {
-    void req.accept().then((t) => {
-      t.attach({ onMessage: (m) => t.send([m]), onDrain() {}, onClose() {} });
-    }, () => {});
+    void req.accept().then(
+      (t) => {
+        t.attach({ onMessage: (m) => t.send([m]), onDrain() {}, onClose() {} });
+      },
+      () => {},
+    );
   });
   await d.open();
   return d;

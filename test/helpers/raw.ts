@@ -12,8 +12,17 @@ export interface RawAnswer {
 export function tryUpgrade(port: number, path: string, headers: Record<string, string> = {}): Promise<RawAnswer> {
   return new Promise((resolve, reject) => {
     const req = http.request({
-      host: '127.0.0.1', port, path, method: 'GET',
-      headers: { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', ...headers },
+      host: '127.0.0.1',
+      port,
+      path,
+      method: 'GET',
+      headers: {
+        connection: 'Upgrade',
+        upgrade: 'websocket',
+        'sec-websocket-version': '13',
+        'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
+        ...headers,
+      },
     });
     req.on('upgrade', (_res, socket) => {
       socket.destroy();
@@ -38,7 +47,13 @@ export function tryUpgrade(port: number, path: string, headers: Record<string, s
 }
 
 /** Plain HTTP request with a string body. */
-export async function httpCall(port: number, method: string, path: string, headers: Record<string, string> = {}, body?: string): Promise<RawAnswer> {
+export async function httpCall(
+  port: number,
+  method: string,
+  path: string,
+  headers: Record<string, string> = {},
+  body?: string,
+): Promise<RawAnswer> {
   return new Promise((resolve, reject) => {
     const req = http.request({ host: '127.0.0.1', port, path, method, headers }, (res) => {
       const chunks: Buffer[] = [];
@@ -75,11 +90,26 @@ export function rawBytes(port: number, bytes: Buffer | string, timeoutMs = 3000)
 }
 
 /** Completes a WebSocket upgrade by hand, then writes `junk` as raw bytes; resolves when the hub closes the socket. */
-export function upgradeThenJunk(port: number, path: string, headers: Record<string, string>, junk: Buffer, timeoutMs = 5000): Promise<boolean> {
+export function upgradeThenJunk(
+  port: number,
+  path: string,
+  headers: Record<string, string>,
+  junk: Buffer,
+  timeoutMs = 5000,
+): Promise<boolean> {
   return new Promise((resolve, reject) => {
     const req = http.request({
-      host: '127.0.0.1', port, path, method: 'GET',
-      headers: { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', ...headers },
+      host: '127.0.0.1',
+      port,
+      path,
+      method: 'GET',
+      headers: {
+        connection: 'Upgrade',
+        upgrade: 'websocket',
+        'sec-websocket-version': '13',
+        'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
+        ...headers,
+      },
     });
     req.on('upgrade', (_res, socket) => {
       const t = setTimeout(() => {

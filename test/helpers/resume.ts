@@ -16,7 +16,15 @@ export interface Tunnel {
   close(): Promise<void>;
 }
 
-export async function startTunnel(o: { serviceString: string; deviceString: string; deviceId: string; targetPort: number; serviceGateway?: number; deviceGateway?: number; resume?: Partial<ResumeConfig> }): Promise<Tunnel> {
+export async function startTunnel(o: {
+  serviceString: string;
+  deviceString: string;
+  deviceId: string;
+  targetPort: number;
+  serviceGateway?: number;
+  deviceGateway?: number;
+  resume?: Partial<ResumeConfig>;
+}): Promise<Tunnel> {
   const deviceKeys = generateStaticKeyPair();
   const serviceKeys = generateStaticKeyPair();
   const device = new DeviceProxy({

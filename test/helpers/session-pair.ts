@@ -43,7 +43,11 @@ export interface SessionPair {
   cleanup(): Promise<void>;
 }
 
-export async function sessionPair(kind: PipeKind, options: Partial<SessionOptions> = {}, responderOptions: Partial<SessionOptions> = {}): Promise<SessionPair> {
+export async function sessionPair(
+  kind: PipeKind,
+  options: Partial<SessionOptions> = {},
+  responderOptions: Partial<SessionOptions> = {},
+): Promise<SessionPair> {
   const pair = await transportPair(kind);
   const transport = pair.a;
   const initiator = new Session(transport, { ...options, role: 'initiator' });
@@ -87,18 +91,19 @@ export async function writeChunked(stream: Duplex, data: Buffer, maxChunk = 100_
     at += n;
     // Each wait takes its listeners off again: one 'error' listener per drain piled up past
     // Node's limit of 10 (MaxListenersExceededWarning) on every long write.
-    if (!ok) await new Promise<void>((resolve, reject) => {
-      const onDrain = (): void => {
-        stream.off('error', onError);
-        resolve();
-      };
-      const onError = (err: Error): void => {
-        stream.off('drain', onDrain);
-        reject(err);
-      };
-      stream.once('drain', onDrain);
-      stream.once('error', onError);
-    });
+    if (!ok)
+      await new Promise<void>((resolve, reject) => {
+        const onDrain = (): void => {
+          stream.off('error', onError);
+          resolve();
+        };
+        const onError = (err: Error): void => {
+          stream.off('drain', onDrain);
+          reject(err);
+        };
+        stream.once('drain', onDrain);
+        stream.once('error', onError);
+      });
   }
   stream.end();
 }

@@ -31,4 +31,3 @@ export class SplittingTransport extends DelegatingTransport {
     });
   }
 }
-

@@ -85,7 +85,23 @@ export async function startSshd(dir: string): Promise<Sshd> {
   return {
     port,
     user,
-    sshArgs: (p) => ['-F', '/dev/null', '-i', join(dir, 'client_key'), '-p', String(p), '-o', 'StrictHostKeyChecking=no', '-o', `UserKnownHostsFile=${join(dir, 'known_hosts')}`, '-o', 'BatchMode=yes', '-o', 'LogLevel=ERROR', `${user}@127.0.0.1`],
+    sshArgs: (p) => [
+      '-F',
+      '/dev/null',
+      '-i',
+      join(dir, 'client_key'),
+      '-p',
+      String(p),
+      '-o',
+      'StrictHostKeyChecking=no',
+      '-o',
+      `UserKnownHostsFile=${join(dir, 'known_hosts')}`,
+      '-o',
+      'BatchMode=yes',
+      '-o',
+      'LogLevel=ERROR',
+      `${user}@127.0.0.1`,
+    ],
     stop: async () => {
       if (proc.exitCode !== null) return;
       const exited = new Promise((r) => proc.once('exit', r));

@@ -15,11 +15,27 @@ import type { Duplex } from 'node:stream';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { Logger } from 'pino';
 import { parsePolicyConnectionString } from '../../auth/index.js';
-import { ControlServer, createServiceApp, defaultControlPath, masterListens, removeStaleSocket, requestChannel, requestExit, type SessionSource } from '../../proxy/index.js';
+import {
+  ControlServer,
+  createServiceApp,
+  defaultControlPath,
+  masterListens,
+  removeStaleSocket,
+  requestChannel,
+  requestExit,
+  type SessionSource,
+} from '../../proxy/index.js';
 import { DevstreamsError } from '../../errors.js';
 import { LOG_LEVELS, createLogger, parseLogLevel } from '../log.js';
 import { action } from '../fail.js';
-import { connectionStringFrom, connectionStringOptions, onShutdown, parsePositiveMs, hubTrust, type ConnectionStringFlags } from '../common.js';
+import {
+  connectionStringFrom,
+  connectionStringOptions,
+  onShutdown,
+  parsePositiveMs,
+  hubTrust,
+  type ConnectionStringFlags,
+} from '../common.js';
 import { serviceSecurity, type ServiceSecurityFlags } from '../service-security.js';
 
 /** How long a master keeps an unused device stream open, seconds (ssh's ControlPersist). */
@@ -43,7 +59,8 @@ interface ConnectCliOpts extends ConnectionStringFlags, ServiceSecurityFlags {
 function parseTarget(value: string): { host: string; port: number } {
   const m = /^(\[[0-9a-fA-F:.]+\]|[^\s:]+):(\d{1,5})$/.exec(value);
   const port = m ? Number(m[2]) : NaN;
-  if (!m || port < 1 || port > 65535) throw new DevstreamsError('ERR_CONFIG', `bad target "${value}": expected HOST:PORT as seen from the device, e.g. 127.0.0.1:22`);
+  if (!m || port < 1 || port > 65535)
+    throw new DevstreamsError('ERR_CONFIG', `bad target "${value}": expected HOST:PORT as seen from the device, e.g. 127.0.0.1:22`);
   return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
 }
 
@@ -82,7 +99,8 @@ async function sessionSource(o: ConnectCliOpts, cs: string, deviceId: string, lo
     ...security,
     ...(o.waitTimeout !== undefined ? { waitTimeoutMs: o.waitTimeout } : {}),
     ...(await hubTrust(cs, o.ca)),
-    onState: (state, err) => (state === 'closed' && err ? log.warn({ err: err.message }, 'device stream closed') : log.info({ state }, 'device stream')),
+    onState: (state, err) =>
+      state === 'closed' && err ? log.warn({ err: err.message }, 'device stream closed') : log.info({ state }, 'device stream'),
   });
   return source;
 }
@@ -133,10 +151,13 @@ async function runMaster(o: ConnectCliOpts, cs: string, deviceId: string, path: 
 
 /** Starts a master in the background; its log goes to `<path>.log` (mode 600). */
 function startMaster(path: string): { exited: () => number | null; logPath: string } {
-  const logPath = path.replace(/\.sock$/, '') + '.log';
+  const logPath = `${path.replace(/\.sock$/, '')}.log`;
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   const fd = openSync(logPath, 'w', 0o600);
-  const child = spawn(process.execPath, [process.argv[1]!, ...process.argv.slice(2), '--master'], { detached: true, stdio: ['ignore', 'ignore', fd] });
+  const child = spawn(process.execPath, [process.argv[1]!, ...process.argv.slice(2), '--master'], {
+    detached: true,
+    stdio: ['ignore', 'ignore', fd],
+  });
   closeSync(fd);
   let code: number | null = null;
   child.once('exit', (c) => (code = c ?? 1));
@@ -175,19 +196,31 @@ async function channelViaMaster(path: string, host: string, port: number, log: L
       }
       throw new DevstreamsError('ERR_HUB_UNAVAILABLE', `the control master exited (${code}); its log ${master.logPath}:\n${tail}`);
     }
-    if (Date.now() > deadline) throw new DevstreamsError('ERR_HUB_UNAVAILABLE', `the control master did not listen on ${path} within ${MASTER_START_TIMEOUT_MS} ms; see ${master.logPath}`);
+    if (Date.now() > deadline)
+      throw new DevstreamsError(
+        'ERR_HUB_UNAVAILABLE',
+        `the control master did not listen on ${path} within ${MASTER_START_TIMEOUT_MS} ms; see ${master.logPath}`,
+      );
     await new Promise((resolve) => setTimeout(resolve, MASTER_POLL_MS));
   }
 }
 
 export function connectCommand(): Command {
-  const cmd = connectionStringOptions(new Command('connect')
-    .description('join stdin/stdout to HOST:PORT on the device (an ssh ProxyCommand); connections to one device share one device stream')
-    .argument('<device>', 'the device id (ssh passes it as %h)')
-    .argument('[target]', 'HOST:PORT as seen from the device', '127.0.0.1:22'), 'service')
+  const cmd = connectionStringOptions(
+    new Command('connect')
+      .description('join stdin/stdout to HOST:PORT on the device (an ssh ProxyCommand); connections to one device share one device stream')
+      .argument('<device>', 'the device id (ssh passes it as %h)')
+      .argument('[target]', 'HOST:PORT as seen from the device', '127.0.0.1:22'),
+    'service',
+  )
     .option('--control-path <file>', 'the control socket (default $DEVSTREAMS_HOME/control/<hash of hub and device>.sock)')
     .option('--no-control', 'open a device stream of its own instead of sharing one through the control socket')
-    .option('--persist <seconds>', 'how long the background master keeps an unused device stream open', parseSeconds, DEFAULT_PERSIST_SECONDS)
+    .option(
+      '--persist <seconds>',
+      'how long the background master keeps an unused device stream open',
+      parseSeconds,
+      DEFAULT_PERSIST_SECONDS,
+    )
     .option('--exit', "stop the device's control master (like ssh -O exit), then exit")
     .option('--key <file>', 'service key file (created on first use; default $DEVSTREAMS_HOME/service.key)')
     .option('--known-devices <file>', 'pinned device keys, trust on first use (default $DEVSTREAMS_HOME/known_devices)')
@@ -197,7 +230,9 @@ export function connectCommand(): Command {
     .option('--ca <file>', 'extra CA certificate (PEM) for a hub with a self-signed certificate')
     .option('--log-level <level>', `log level (stderr; stdout is the channel): ${LOG_LEVELS.join(', ')}`, parseLogLevel, 'warn');
   cmd.addOption(new Option('--master', 'run as the background control master').hideHelp());
-  cmd.addHelpText('after', `
+  cmd.addHelpText(
+    'after',
+    `
 Examples:
   $ ssh -o ProxyCommand='devstreams connect --connection-string-file ~/.devstreams/service.cs %h 127.0.0.1:22' user@sensor-17
   $ rsync -e "ssh -o ProxyCommand='devstreams connect %h'" -a ./logs/ user@sensor-17:/tmp/logs/
@@ -207,27 +242,30 @@ In ~/.ssh/config:
   Host sensor-*
     ProxyCommand devstreams connect --connection-string-file ~/.devstreams/service.cs %h 127.0.0.1:22
 
-The background master logs to the control socket's path with .log instead of .sock.`);
-  cmd.action(action(async (device: string, targetText: string, o: ConnectCliOpts) => {
-    const log = createLogger(o.master ? 'info' : o.logLevel);
-    const target = parseTarget(targetText);
-    const cs = connectionStringFrom(o, (line) => log.warn(line));
-    const hostName = parsePolicyConnectionString(cs).hostName;
-    const path = o.controlPath ?? defaultControlPath(hostName, device);
-    if (o.exit) {
-      const stopped = await requestExit(path);
-      process.stderr.write(stopped ? `control master for ${device} stopped\n` : `no control master for ${device} (${path})\n`);
-      return;
-    }
-    if (o.master) return runMaster(o, cs, device, path, log);
-    if (!o.control) {
-      const source = await sessionSource(o, cs, device, log);
-      const session = await source.get();
-      const channel = session.openChannel(target);
-      channel.once('close', () => void source.close());
-      return joinStdio(channel, log);
-    }
-    joinStdio(await channelViaMaster(path, target.host, target.port, log), log);
-  }));
+The background master logs to the control socket's path with .log instead of .sock.`,
+  );
+  cmd.action(
+    action(async (device: string, targetText: string, o: ConnectCliOpts) => {
+      const log = createLogger(o.master ? 'info' : o.logLevel);
+      const target = parseTarget(targetText);
+      const cs = connectionStringFrom(o, (line) => log.warn(line));
+      const hostName = parsePolicyConnectionString(cs).hostName;
+      const path = o.controlPath ?? defaultControlPath(hostName, device);
+      if (o.exit) {
+        const stopped = await requestExit(path);
+        process.stderr.write(stopped ? `control master for ${device} stopped\n` : `no control master for ${device} (${path})\n`);
+        return;
+      }
+      if (o.master) return runMaster(o, cs, device, path, log);
+      if (!o.control) {
+        const source = await sessionSource(o, cs, device, log);
+        const session = await source.get();
+        const channel = session.openChannel(target);
+        channel.once('close', () => void source.close());
+        return joinStdio(channel, log);
+      }
+      joinStdio(await channelViaMaster(path, target.host, target.port, log), log);
+    }),
+  );
   return cmd;
 }

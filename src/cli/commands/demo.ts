@@ -71,7 +71,7 @@ function reachable(hostPort: string): Promise<boolean> {
 
 /** True when `command` is an executable file in a PATH directory (no shell, no child process). */
 function onPath(command: string): boolean {
-  return (process.env['PATH'] ?? '').split(delimiter).some((dir) => {
+  return (process.env.PATH ?? '').split(delimiter).some((dir) => {
     try {
       accessSync(join(dir, command), constants.X_OK);
       return true;
@@ -91,69 +91,91 @@ function echoService(): net.Server {
 export function demoCommand(): Command {
   const cmd = new Command('demo')
     .description('run a hub, a device proxy, a service proxy and demo device services in one process, on loopback')
-    .option('--ssh-port <port>', 'local port forwarded to the device\'s ssh (0 = any free port)', port, 2222)
+    .option('--ssh-port <port>', "local port forwarded to the device's ssh (0 = any free port)", port, 2222)
     .option('--ssh-target <host:port>', 'where the "device" finds its sshd', '127.0.0.1:22')
-    .option('--web-port <port>', 'local port for the device\'s diagnostics page (0 = any free port)', port, 0);
+    .option('--web-port <port>', "local port for the device's diagnostics page (0 = any free port)", port, 0);
   withLogOptions(cmd, 'warn');
-  cmd.addHelpText('after', `
+  cmd.addHelpText(
+    'after',
+    `
 Example:
   $ devstreams demo
-  then, in another terminal:  curl http://127.0.0.1:<web port>/   or   ssh -p 2222 $USER@127.0.0.1`);
-  cmd.action(action(async (o: DemoOpts) => {
-    const log = createLogger(o);
-    const dataDir = mkdtempSync(join(tmpdir(), 'devstreams-demo-'));
-    const web = diagnosticsPage();
-    const echo = echoService();
-    const webTarget = await listen(web);
-    const echoTarget = await listen(echo);
-    const hub = await Hub.start({ dataDir, host: '127.0.0.1', port: 0, logger: log });
-    const record = await hub.registry.addDevice(DEMO_DEVICE_ID);
-    const deviceKeys = generateStaticKeyPair();
-    const serviceKeys = generateStaticKeyPair();
-    const device = new DeviceProxy({
-      connectionString: hub.deviceConnectionString(record),
-      allow: new AllowList([`127.0.0.1:${webTarget}`, `127.0.0.1:${echoTarget}`, o.sshTarget]),
-      staticKeys: deviceKeys,
-      // The device lets in only the service below (in a real setup: 'devstreams key authorize').
-      serviceKeys: [serviceKeys.publicKey],
-    });
-    await device.start();
-    const sshTarget = o.sshTarget.replace(/^\[|\](?=:)/g, '');
-    const { proxy } = createServiceApp({
-      connectionString: hub.policyConnectionString('service'),
-      deviceId: DEMO_DEVICE_ID,
-      forwards: [parseForward(`${o.webPort}:127.0.0.1:${webTarget}`), parseForward(`0:127.0.0.1:${echoTarget}`), parseForward(`${o.sshPort}:${sshTarget}`)],
-      staticKeys: serviceKeys,
-      // Both ends live in this process, so the service can pin the device key it just made.
-      verifyDevice: expectKey(deviceKeys.publicKey),
-      onConnection: (e) => {
-        if (e.error) log.warn({ target: e.target, code: (e.error as { code?: string }).code, error: e.error.message }, 'connection refused or reset');
-      },
-    });
-    const listeners = await proxy.start();
-    const [webL, echoL, sshL] = listeners;
-    process.stdout.write(
-      [
-        `devstreams demo: hub on 127.0.0.1:${hub.port}, device "${DEMO_DEVICE_ID}" (key ${encodePublicKey(deviceKeys.publicKey)})`,
-        '',
-        `  device web page   http://127.0.0.1:${webL!.port}/`,
-        `  device echo       nc 127.0.0.1 ${echoL!.port}${onPath('nc') ? '' : '   (nc is not installed here: apt-get install netcat-openbsd)'}`,
-        `  device ssh        ssh -p ${sshL!.port} ${process.env['USER'] ?? 'user'}@127.0.0.1   (reaches ${o.sshTarget} on the "device")`,
-        '',
-        ...((await reachable(o.sshTarget)) ? [] : [`  note: nothing listens on ${o.sshTarget} here, so ssh will be refused (ERR_TARGET_REFUSED); start sshd or pass --ssh-target`, '']),
-        'Every connection is a channel in one end-to-end encrypted device stream through the hub.',
-        'Ctrl-C stops everything.',
-        '',
-      ].join('\n'),
-    );
-    onShutdown(log, async () => {
-      await proxy.stop();
-      await device.stop();
-      await hub.close();
-      web.close();
-      echo.close();
-      rmSync(dataDir, { recursive: true, force: true });
-    }, () => proxy.connectionCount);
-  }));
+  then, in another terminal:  curl http://127.0.0.1:<web port>/   or   ssh -p 2222 $USER@127.0.0.1`,
+  );
+  cmd.action(
+    action(async (o: DemoOpts) => {
+      const log = createLogger(o);
+      const dataDir = mkdtempSync(join(tmpdir(), 'devstreams-demo-'));
+      const web = diagnosticsPage();
+      const echo = echoService();
+      const webTarget = await listen(web);
+      const echoTarget = await listen(echo);
+      const hub = await Hub.start({ dataDir, host: '127.0.0.1', port: 0, logger: log });
+      const record = await hub.registry.addDevice(DEMO_DEVICE_ID);
+      const deviceKeys = generateStaticKeyPair();
+      const serviceKeys = generateStaticKeyPair();
+      const device = new DeviceProxy({
+        connectionString: hub.deviceConnectionString(record),
+        allow: new AllowList([`127.0.0.1:${webTarget}`, `127.0.0.1:${echoTarget}`, o.sshTarget]),
+        staticKeys: deviceKeys,
+        // The device lets in only the service below (in a real setup: 'devstreams key authorize').
+        serviceKeys: [serviceKeys.publicKey],
+      });
+      await device.start();
+      const sshTarget = o.sshTarget.replace(/^\[|\](?=:)/g, '');
+      const { proxy } = createServiceApp({
+        connectionString: hub.policyConnectionString('service'),
+        deviceId: DEMO_DEVICE_ID,
+        forwards: [
+          parseForward(`${o.webPort}:127.0.0.1:${webTarget}`),
+          parseForward(`0:127.0.0.1:${echoTarget}`),
+          parseForward(`${o.sshPort}:${sshTarget}`),
+        ],
+        staticKeys: serviceKeys,
+        // Both ends live in this process, so the service can pin the device key it just made.
+        verifyDevice: expectKey(deviceKeys.publicKey),
+        onConnection: (e) => {
+          if (e.error)
+            log.warn(
+              { target: e.target, code: (e.error as { code?: string }).code, error: e.error.message },
+              'connection refused or reset',
+            );
+        },
+      });
+      const listeners = await proxy.start();
+      const [webL, echoL, sshL] = listeners;
+      process.stdout.write(
+        [
+          `devstreams demo: hub on 127.0.0.1:${hub.port}, device "${DEMO_DEVICE_ID}" (key ${encodePublicKey(deviceKeys.publicKey)})`,
+          '',
+          `  device web page   http://127.0.0.1:${webL!.port}/`,
+          `  device echo       nc 127.0.0.1 ${echoL!.port}${onPath('nc') ? '' : '   (nc is not installed here: apt-get install netcat-openbsd)'}`,
+          `  device ssh        ssh -p ${sshL!.port} ${process.env.USER ?? 'user'}@127.0.0.1   (reaches ${o.sshTarget} on the "device")`,
+          '',
+          ...((await reachable(o.sshTarget))
+            ? []
+            : [
+                `  note: nothing listens on ${o.sshTarget} here, so ssh will be refused (ERR_TARGET_REFUSED); start sshd or pass --ssh-target`,
+                '',
+              ]),
+          'Every connection is a channel in one end-to-end encrypted device stream through the hub.',
+          'Ctrl-C stops everything.',
+          '',
+        ].join('\n'),
+      );
+      onShutdown(
+        log,
+        async () => {
+          await proxy.stop();
+          await device.stop();
+          await hub.close();
+          web.close();
+          echo.close();
+          rmSync(dataDir, { recursive: true, force: true });
+        },
+        () => proxy.connectionCount,
+      );
+    }),
+  );
   return cmd;
 }

@@ -41,7 +41,10 @@ function certPin(o: CommonOpts, transport: HubTransport): string | undefined {
   try {
     cert = new X509Certificate(readFileSync(path));
   } catch (err) {
-    throw new DevstreamsError('ERR_CONFIG', `cannot read the hub certificate ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new DevstreamsError(
+      'ERR_CONFIG',
+      `cannot read the hub certificate ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    );
   }
   // A pinned certificate becomes the clients' only CA, which only a self-signed one can be: a
   // string pinning a CA-issued one would never connect.
@@ -54,8 +57,8 @@ function certPin(o: CommonOpts, transport: HubTransport): string | undefined {
  * redirect (`> device.cs`) creates the file with the umask's mode, usually readable by everyone.
  */
 function emitString(o: CommonOpts, text: string): void {
-  if (o.out !== undefined) writeSecretFile(o.out, text + '\n');
-  else process.stdout.write(text + '\n');
+  if (o.out !== undefined) writeSecretFile(o.out, `${text}\n`);
+  else process.stdout.write(`${text}\n`);
 }
 
 /** Adds --out to a command that prints a secret. */
@@ -115,7 +118,11 @@ function endpointWithoutPin(reg: RegistryStore, o: CommonOpts): HubEndpoint {
     return o.gateway !== undefined ? { hostName: o.host, transport, gatewayHostName: o.gateway } : { hostName: o.host, transport };
   }
   const ep = reg.endpoint;
-  if (!ep) throw new DevstreamsError('ERR_CONFIG', `no hub address recorded in ${o.data ?? 'Redis'}${o.data !== undefined ? ` after waiting ${Math.round((o.wait ?? DEFAULT_HUB_ADDRESS_WAIT_MS) / 1000)} s` : ''}: start the hub once with this ${o.data !== undefined ? '--data' : '--redis'}, or pass --host HOST:PORT [--plain]`);
+  if (!ep)
+    throw new DevstreamsError(
+      'ERR_CONFIG',
+      `no hub address recorded in ${o.data ?? 'Redis'}${o.data !== undefined ? ` after waiting ${Math.round((o.wait ?? DEFAULT_HUB_ADDRESS_WAIT_MS) / 1000)} s` : ''}: start the hub once with this ${o.data !== undefined ? '--data' : '--redis'}, or pass --host HOST:PORT [--plain]`,
+    );
   return o.gateway !== undefined ? { ...ep, gatewayHostName: o.gateway } : ep;
 }
 
@@ -127,7 +134,8 @@ function deviceString(reg: RegistryStore, o: CommonOpts, deviceId: string, key: 
 function policyString(reg: RegistryStore, o: CommonOpts, policy: string): string {
   const ep = endpointOf(reg, o);
   const key = reg.policyKey(policy);
-  if (key === undefined) throw new DevstreamsError('ERR_NOT_FOUND', `service ${policy} does not exist (devstreams registry add-service ${policy})`);
+  if (key === undefined)
+    throw new DevstreamsError('ERR_NOT_FOUND', `service ${policy} does not exist (devstreams registry add-service ${policy})`);
   return formatConnectionString({ kind: 'policy', policy, sharedAccessKey: key, ...ep });
 }
 
@@ -142,7 +150,8 @@ function positiveInt(value: string): number {
  * Redis fails within the connect timeout (2 s) with one line, ERR_HUB_UNAVAILABLE.
  */
 async function withRegistry(o: CommonOpts, fn: (reg: RegistryStore) => Promise<void> | void, needsHubAddress = true): Promise<void> {
-  if ((o.data === undefined) === (o.redis === undefined)) throw new DevstreamsError('ERR_CONFIG', 'give exactly one of --data DIR or --redis URL');
+  if ((o.data === undefined) === (o.redis === undefined))
+    throw new DevstreamsError('ERR_CONFIG', 'give exactly one of --data DIR or --redis URL');
   if (needsHubAddress) await waitForHubAddress(o);
   if (o.data !== undefined) {
     await fn(DeviceRegistry.open(o.data));
@@ -153,7 +162,10 @@ async function withRegistry(o: CommonOpts, fn: (reg: RegistryStore) => Promise<v
     try {
       ca = readFileSync(o.redisCa);
     } catch (err) {
-      throw new DevstreamsError('ERR_CONFIG', `cannot read --redis-ca ${o.redisCa}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      throw new DevstreamsError(
+        'ERR_CONFIG',
+        `cannot read --redis-ca ${o.redisCa}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      );
     }
   }
   const redis = await connectRedis(o.redis!, { reconnect: false, ...(ca ? { ca } : {}) });
@@ -172,8 +184,15 @@ function withCommon(c: Command): Command {
     .option('--host <host:port>', 'hub address for printed strings (default: the one the hub recorded)')
     .option('--plain', 'with --host: the hub serves plain ws (adds Transport=ws)')
     .option('--gateway <host:port>', 'add GatewayHostName: connect here, tokens stay scoped to HostName')
-    .option('--hub-cert <file>', "pin this hub certificate (PEM) in printed strings (HubCertSha256; default: DATA/tls/hub-cert.pem when the hub runs with --tls-self-signed)")
-    .option('--wait <seconds>', `with --data: how long to wait for a starting hub to record its address (default ${DEFAULT_HUB_ADDRESS_WAIT_MS / 1000})`, parsePositiveMs);
+    .option(
+      '--hub-cert <file>',
+      'pin this hub certificate (PEM) in printed strings (HubCertSha256; default: DATA/tls/hub-cert.pem when the hub runs with --tls-self-signed)',
+    )
+    .option(
+      '--wait <seconds>',
+      `with --data: how long to wait for a starting hub to record its address (default ${DEFAULT_HUB_ADDRESS_WAIT_MS / 1000})`,
+      parsePositiveMs,
+    );
 }
 
 interface ListOpts extends ConnectionStringFlags {
@@ -194,7 +213,10 @@ async function fromHub(cs: string, ca: { ca?: Buffer }): Promise<DeviceInfo[]> {
     return await Promise.race([
       client.listDevices(),
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new DevstreamsError('ERR_HUB_UNAVAILABLE', `hub did not answer within ${LIST_HUB_TIMEOUT_MS / 1000} s`)), LIST_HUB_TIMEOUT_MS);
+        timer = setTimeout(
+          () => reject(new DevstreamsError('ERR_HUB_UNAVAILABLE', `hub did not answer within ${LIST_HUB_TIMEOUT_MS / 1000} s`)),
+          LIST_HUB_TIMEOUT_MS,
+        );
       }),
     ]);
   } finally {
@@ -205,12 +227,15 @@ async function fromHub(cs: string, ca: { ca?: Buffer }): Promise<DeviceInfo[]> {
 
 function printDevices(devices: DeviceInfo[], json: boolean | undefined, stateKnown: boolean): void {
   if (json) {
-    process.stdout.write(JSON.stringify(devices.map(({ connectionString: _secret, ...d }) => d)) + '\n');
+    process.stdout.write(`${JSON.stringify(devices.map(({ connectionString: _secret, ...d }) => d))}\n`);
     return;
   }
-  const rows = [['DEVICE', 'STATE', 'NODE', 'LAST SEEN'], ...devices.map((d) => [d.deviceId, stateKnown ? (d.connected ? 'online' : 'offline') : 'unknown', d.node ?? '-', d.lastSeen ?? '-'])];
+  const rows = [
+    ['DEVICE', 'STATE', 'NODE', 'LAST SEEN'],
+    ...devices.map((d) => [d.deviceId, stateKnown ? (d.connected ? 'online' : 'offline') : 'unknown', d.node ?? '-', d.lastSeen ?? '-']),
+  ];
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  for (const r of rows) process.stdout.write(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ') + '\n');
+  for (const r of rows) process.stdout.write(`${r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')}\n`);
 }
 
 /**
@@ -223,61 +248,90 @@ async function listDevices(o: ListOpts): Promise<void> {
     printDevices(await fromHub(cs, await hubTrust(cs, o.ca)), o.json, true);
     return;
   }
-  await withRegistry(o, async (reg) => {
-    const records = reg.listDevices().map((d) => ({ deviceId: d.deviceId, createdAt: d.createdAt, keyUpdatedAt: d.keyUpdatedAt, connected: false }));
-    if (!reg.endpoint) {
-      process.stderr.write('devstreams: no hub has run with this registry yet; state unknown\n');
-      printDevices(records, o.json, false);
-      return;
-    }
-    try {
-      const cs = policyString(reg, o, 'service');
-      printDevices(await fromHub(cs, await hubTrust(cs, o.ca)), o.json, true);
-    } catch (err) {
-      process.stderr.write(`devstreams: cannot ask the hub for device state: ${(err as Error).message}\n`);
-      printDevices(records, o.json, false);
-    }
-  }, false);
+  await withRegistry(
+    o,
+    async (reg) => {
+      const records = reg
+        .listDevices()
+        .map((d) => ({ deviceId: d.deviceId, createdAt: d.createdAt, keyUpdatedAt: d.keyUpdatedAt, connected: false }));
+      if (!reg.endpoint) {
+        process.stderr.write('devstreams: no hub has run with this registry yet; state unknown\n');
+        printDevices(records, o.json, false);
+        return;
+      }
+      try {
+        const cs = policyString(reg, o, 'service');
+        printDevices(await fromHub(cs, await hubTrust(cs, o.ca)), o.json, true);
+      } catch (err) {
+        process.stderr.write(`devstreams: cannot ask the hub for device state: ${(err as Error).message}\n`);
+        printDevices(records, o.json, false);
+      }
+    },
+    false,
+  );
 }
 
 export function registryCommand(): Command {
   const cmd = new Command('registry').description('manage devices and print connection strings');
-  cmd.addHelpText('after', `
+  cmd.addHelpText(
+    'after',
+    `
 Examples:
   $ devstreams registry add sensor-17 --data ./hubdata --out sensor-17.cs
   $ devstreams registry service-string --data ./hubdata --out service.cs
   $ devstreams registry rotate-key sensor-17 --data ./hubdata
   $ devstreams registry add sensor-18 --redis redis://10.0.0.5:6379
   $ devstreams registry list --connection-string-file service.cs   # from an operator's laptop
-Changes take effect in a running hub at once.`);
+Changes take effect in a running hub at once.`,
+  );
 
-  withOut(withCommon(cmd.command('add <deviceId>').description('register a device; prints only its connection string')))
-    .action(action((deviceId: string, o: CommonOpts) => withRegistry(o, async (reg) => {
-      endpointOf(reg, o); // fail before writing when no address is known
-      const rec = await reg.addDevice(deviceId);
-      emitString(o, deviceString(reg, o, rec.deviceId, rec.key));
-    })));
+  withOut(withCommon(cmd.command('add <deviceId>').description('register a device; prints only its connection string'))).action(
+    action((deviceId: string, o: CommonOpts) =>
+      withRegistry(o, async (reg) => {
+        endpointOf(reg, o); // fail before writing when no address is known
+        const rec = await reg.addDevice(deviceId);
+        emitString(o, deviceString(reg, o, rec.deviceId, rec.key));
+      }),
+    ),
+  );
 
-  withCommon(cmd.command('remove <deviceId>').description('unregister a device; its sockets are closed at once'))
-    .action(action((deviceId: string, o: CommonOpts) => withRegistry(o, async (reg) => {
-      await reg.removeDevice(deviceId);
-    }, false)));
+  withCommon(cmd.command('remove <deviceId>').description('unregister a device; its sockets are closed at once')).action(
+    action((deviceId: string, o: CommonOpts) =>
+      withRegistry(
+        o,
+        async (reg) => {
+          await reg.removeDevice(deviceId);
+        },
+        false,
+      ),
+    ),
+  );
 
-  withOut(withCommon(cmd.command('rotate-key <deviceId>').description('give a device a new key; prints its new connection string')))
-    .action(action((deviceId: string, o: CommonOpts) => withRegistry(o, async (reg) => {
-      const rec = await reg.rotateDeviceKey(deviceId);
-      emitString(o, deviceString(reg, o, rec.deviceId, rec.key));
-    })));
+  withOut(withCommon(cmd.command('rotate-key <deviceId>').description('give a device a new key; prints its new connection string'))).action(
+    action((deviceId: string, o: CommonOpts) =>
+      withRegistry(o, async (reg) => {
+        const rec = await reg.rotateDeviceKey(deviceId);
+        emitString(o, deviceString(reg, o, rec.deviceId, rec.key));
+      }),
+    ),
+  );
 
-  withOut(withCommon(cmd.command('device-string <deviceId>').description('print a registered device\'s connection string')))
-    .action(action((deviceId: string, o: CommonOpts) => withRegistry(o, (reg) => {
-      const rec = reg.getDevice(deviceId);
-      if (!rec) throw new DevstreamsError('ERR_DEVICE_NOT_FOUND', `device ${deviceId} is not registered`);
-      emitString(o, deviceString(reg, o, rec.deviceId, rec.key));
-    })));
+  withOut(withCommon(cmd.command('device-string <deviceId>').description("print a registered device's connection string"))).action(
+    action((deviceId: string, o: CommonOpts) =>
+      withRegistry(o, (reg) => {
+        const rec = reg.getDevice(deviceId);
+        if (!rec) throw new DevstreamsError('ERR_DEVICE_NOT_FOUND', `device ${deviceId} is not registered`);
+        emitString(o, deviceString(reg, o, rec.deviceId, rec.key));
+      }),
+    ),
+  );
 
   connectionStringOptions(
-    cmd.command('list').description('list devices with their state (online, hub node, last seen), from the hub machine or any machine with a connection string'),
+    cmd
+      .command('list')
+      .description(
+        'list devices with their state (online, hub node, last seen), from the hub machine or any machine with a connection string',
+      ),
     'service (or owner)',
   )
     .option('--data <dir>', 'hub data directory: list its devices and ask its hub for their state')
@@ -286,43 +340,86 @@ Changes take effect in a running hub at once.`);
     .option('--json', 'print JSON: [{deviceId, createdAt, keyUpdatedAt, connected, node, lastSeen}]')
     .action(action((o: ListOpts) => listDevices(o)));
 
-  withOut(withCommon(cmd.command('service-string').description('print only the service connection string (the shared one, or a service identity\'s with --name)')))
+  withOut(
+    withCommon(
+      cmd
+        .command('service-string')
+        .description("print only the service connection string (the shared one, or a service identity's with --name)"),
+    ),
+  )
     .option('--name <service>', 'the string of this service identity (see add-service)')
-    .action(action((o: CommonOpts & { name?: string }) => withRegistry(o, (reg) => {
-      emitString(o, policyString(reg, o, o.name ?? 'service'));
-    })));
+    .action(
+      action((o: CommonOpts & { name?: string }) =>
+        withRegistry(o, (reg) => {
+          emitString(o, policyString(reg, o, o.name ?? 'service'));
+        }),
+      ),
+    );
 
-  withOut(withCommon(cmd.command('add-service <name>').description('add a service identity (one per operator or tool) with limits of its own; prints its connection string')))
-    .option('--max-pending <n>', 'stream requests it may have waiting for devices at once (default: the hub\'s 1024)', positiveInt)
+  withOut(
+    withCommon(
+      cmd
+        .command('add-service <name>')
+        .description('add a service identity (one per operator or tool) with limits of its own; prints its connection string'),
+    ),
+  )
+    .option('--max-pending <n>', "stream requests it may have waiting for devices at once (default: the hub's 1024)", positiveInt)
     .option('--rate <perSecond>', 'stream requests per second it may make (default: only the hub-wide rate)', positiveInt)
-    .action(action((name: string, o: CommonOpts & { maxPending?: number; rate?: number }) => withRegistry(o, async (reg) => {
-      endpointOf(reg, o); // fail before writing when no address is known
-      const rec = await reg.addService(name, { ...(o.maxPending !== undefined ? { maxPending: o.maxPending } : {}), ...(o.rate !== undefined ? { ratePerSecond: o.rate } : {}) });
-      emitString(o, policyString(reg, o, rec.name));
-    })));
+    .action(
+      action((name: string, o: CommonOpts & { maxPending?: number; rate?: number }) =>
+        withRegistry(o, async (reg) => {
+          endpointOf(reg, o); // fail before writing when no address is known
+          const rec = await reg.addService(name, {
+            ...(o.maxPending !== undefined ? { maxPending: o.maxPending } : {}),
+            ...(o.rate !== undefined ? { ratePerSecond: o.rate } : {}),
+          });
+          emitString(o, policyString(reg, o, rec.name));
+        }),
+      ),
+    );
 
-  withCommon(cmd.command('remove-service <name>').description('revoke a service identity: its tokens stop working at once; other services are unaffected'))
-    .action(action((name: string, o: CommonOpts) => withRegistry(o, async (reg) => {
-      await reg.removeService(name);
-    })));
+  withCommon(
+    cmd
+      .command('remove-service <name>')
+      .description('revoke a service identity: its tokens stop working at once; other services are unaffected'),
+  ).action(
+    action((name: string, o: CommonOpts) =>
+      withRegistry(o, async (reg) => {
+        await reg.removeService(name);
+      }),
+    ),
+  );
 
-  withOut(withCommon(cmd.command('rotate-service-key <name>').description('give a service identity a new key; prints its new connection string')))
-    .action(action((name: string, o: CommonOpts) => withRegistry(o, async (reg) => {
-      await reg.rotateServiceKey(name);
-      emitString(o, policyString(reg, o, name));
-    })));
+  withOut(
+    withCommon(cmd.command('rotate-service-key <name>').description('give a service identity a new key; prints its new connection string')),
+  ).action(
+    action((name: string, o: CommonOpts) =>
+      withRegistry(o, async (reg) => {
+        await reg.rotateServiceKey(name);
+        emitString(o, policyString(reg, o, name));
+      }),
+    ),
+  );
 
-  withCommon(cmd.command('list-services').description('list service identities, one "NAME [maxPending=N] [rate=N/s]" line each'))
-    .action(action((o: CommonOpts) => withRegistry(o, (reg) => {
-      for (const s of reg.listServices()) {
-        process.stdout.write(`${s.name}${s.maxPending !== undefined ? ` maxPending=${s.maxPending}` : ''}${s.ratePerSecond !== undefined ? ` rate=${s.ratePerSecond}/s` : ''}\n`);
-      }
-    })));
+  withCommon(cmd.command('list-services').description('list service identities, one "NAME [maxPending=N] [rate=N/s]" line each')).action(
+    action((o: CommonOpts) =>
+      withRegistry(o, (reg) => {
+        for (const s of reg.listServices()) {
+          process.stdout.write(
+            `${s.name}${s.maxPending !== undefined ? ` maxPending=${s.maxPending}` : ''}${s.ratePerSecond !== undefined ? ` rate=${s.ratePerSecond}/s` : ''}\n`,
+          );
+        }
+      }),
+    ),
+  );
 
-  withOut(withCommon(cmd.command('owner-string').description('print only the owner (registry admin) connection string')))
-    .action(action((o: CommonOpts) => withRegistry(o, (reg) => {
-      emitString(o, policyString(reg, o, 'owner'));
-    })));
+  withOut(withCommon(cmd.command('owner-string').description('print only the owner (registry admin) connection string'))).action(
+    action((o: CommonOpts) =>
+      withRegistry(o, (reg) => {
+        emitString(o, policyString(reg, o, 'owner'));
+      }),
+    ),
+  );
 
   return cmd;
 }

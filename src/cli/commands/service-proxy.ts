@@ -1,7 +1,18 @@
 /** `devstreams service-proxy`: the service-side local proxy. */
 import { Command } from 'commander';
 import type { CryptoMode } from '../../crypto/index.js';
-import { ControlServer, createServiceApp, DEFAULT_DEVICE_WAIT_MS, ServiceProxyMetrics, defaultControlPath, parseForward, parseListen, removeStaleSocket, masterListens, type SessionSource } from '../../proxy/index.js';
+import {
+  ControlServer,
+  createServiceApp,
+  DEFAULT_DEVICE_WAIT_MS,
+  ServiceProxyMetrics,
+  defaultControlPath,
+  parseForward,
+  parseListen,
+  removeStaleSocket,
+  masterListens,
+  type SessionSource,
+} from '../../proxy/index.js';
 import { parsePolicyConnectionString } from '../../auth/index.js';
 import type { Logger } from 'pino';
 import { serveMetrics, type MetricsListener } from '../../hub/metrics-listener.js';
@@ -12,7 +23,18 @@ import { action, fail } from '../fail.js';
 import type { ServiceClient } from '../../sdk/index.js';
 import { withConfigFile } from '../config-file.js';
 import { serviceSecurity } from '../service-security.js';
-import { collect, connectionStringFrom, formatSeconds, onShutdown, parseCryptoMode, parsePositiveInt, parsePositiveMs, hubTrust, connectionStringOptions, type ConnectionStringFlags } from '../common.js';
+import {
+  collect,
+  connectionStringFrom,
+  formatSeconds,
+  onShutdown,
+  parseCryptoMode,
+  parsePositiveInt,
+  parsePositiveMs,
+  hubTrust,
+  connectionStringOptions,
+  type ConnectionStringFlags,
+} from '../common.js';
 
 interface ServiceProxyCliOpts extends ConnectionStringFlags {
   control?: boolean;
@@ -42,7 +64,13 @@ interface ServiceProxyCliOpts extends ConnectionStringFlags {
  * id the hub does not know. At start they end the command (exit 2) instead of a ready proxy
  * that resets every connection.
  */
-const PERMANENT_CODES: readonly string[] = ['ERR_AUTH_INVALID', 'ERR_AUTH_SCOPE', 'ERR_AUTH_MISSING', 'ERR_DEVICE_NOT_FOUND', 'ERR_CONNECTION_STRING'];
+const PERMANENT_CODES: readonly string[] = [
+  'ERR_AUTH_INVALID',
+  'ERR_AUTH_SCOPE',
+  'ERR_AUTH_MISSING',
+  'ERR_DEVICE_NOT_FOUND',
+  'ERR_CONNECTION_STRING',
+];
 /** How long the start-up check of credentials and device may take before the proxy starts anyway, ms. */
 const PREFLIGHT_TIMEOUT_MS = 5_000;
 
@@ -58,12 +86,19 @@ function isPermanent(err: unknown): err is DevstreamsError {
 async function preflight(client: ServiceClient, deviceId: string, deviceWaitMs: number, log: Logger): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new DevstreamsError('ERR_HUB_UNAVAILABLE', `hub did not answer within ${formatSeconds(PREFLIGHT_TIMEOUT_MS)}`)), PREFLIGHT_TIMEOUT_MS);
+    timer = setTimeout(
+      () => reject(new DevstreamsError('ERR_HUB_UNAVAILABLE', `hub did not answer within ${formatSeconds(PREFLIGHT_TIMEOUT_MS)}`)),
+      PREFLIGHT_TIMEOUT_MS,
+    );
   });
   try {
     const info = await Promise.race([client.getDevice(deviceId), timeout]);
     if (info.connected) log.info({ deviceId, node: info.node }, `device ${deviceId} is online`);
-    else log.warn({ deviceId, lastSeen: info.lastSeen }, `device ${deviceId} is registered but offline (last seen ${info.lastSeen ?? 'never, by this hub'}); connections will wait up to ${formatSeconds(deviceWaitMs)} for it`);
+    else
+      log.warn(
+        { deviceId, lastSeen: info.lastSeen },
+        `device ${deviceId} is registered but offline (last seen ${info.lastSeen ?? 'never, by this hub'}); connections will wait up to ${formatSeconds(deviceWaitMs)} for it`,
+      );
   } catch (err) {
     if (isPermanent(err)) throw err;
     log.warn({ code: (err as DevstreamsError).code }, `${(err as Error).message}; starting anyway, each connection tries again`);
@@ -74,13 +109,21 @@ async function preflight(client: ServiceClient, deviceId: string, deviceWaitMs: 
 
 /** Serves `devstreams connect` clients from this proxy's device stream; returns the stop function. */
 async function serveControl(path: string, source: SessionSource, log: Logger): Promise<() => Promise<void>> {
-  const server = new ControlServer({ path, source, onChannel: (e) => log.debug({ target: e.target, outcome: e.outcome, err: e.error?.message }, 'control channel') });
+  const server = new ControlServer({
+    path,
+    source,
+    onChannel: (e) => log.debug({ target: e.target, outcome: e.outcome, err: e.error?.message }, 'control channel'),
+  });
   try {
     await server.listen();
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
     // A master killed without cleanup leaves its socket file; a live one answers.
-    if (await masterListens(path)) throw new DevstreamsError('ERR_CONFIG', `a control master already listens on ${path}; stop it first (devstreams connect DEVICE --exit)`);
+    if (await masterListens(path))
+      throw new DevstreamsError(
+        'ERR_CONFIG',
+        `a control master already listens on ${path}; stop it first (devstreams connect DEVICE --exit)`,
+      );
     removeStaleSocket(path);
     await server.listen();
   }
@@ -92,10 +135,18 @@ async function serveControl(path: string, source: SessionSource, log: Logger): P
 }
 
 export function serviceProxyCommand(): Command {
-  const cmd = connectionStringOptions(new Command('service-proxy')
-    .description('service side: listen on local ports and carry each connection to the device through one device stream'), 'service')
+  const cmd = connectionStringOptions(
+    new Command('service-proxy').description(
+      'service side: listen on local ports and carry each connection to the device through one device stream',
+    ),
+    'service',
+  )
     .requiredOption('--device-id <id>', 'the device to reach')
-    .option('--forward <[bind:]lport:host:port>', 'listen on lport and forward to host:port as seen from the device; repeatable (bind defaults to 127.0.0.1; lport 0 picks a free port)', collect)
+    .option(
+      '--forward <[bind:]lport:host:port>',
+      'listen on lport and forward to host:port as seen from the device; repeatable (bind defaults to 127.0.0.1; lport 0 picks a free port)',
+      collect,
+    )
     .option('--socks <[bind:]port>', 'also offer a SOCKS5 (CONNECT) proxy to any target the device allows')
     .option('--eager', 'open the device stream at start instead of on the first connection')
     .option('--key <file>', 'service key file (created on first use; default $DEVSTREAMS_HOME/service.key)')
@@ -105,16 +156,30 @@ export function serviceProxyCommand(): Command {
     .option('--plaintext', 'no end-to-end encryption: the hub can read the traffic (for measurement; the device must --allow-plaintext)')
     .option('--no-resume', 'do not keep the device session across dropped streams (open connections then end with the stream)')
     .option('--crypto <mode>', 'where records are sealed: inline, workers or auto', parseCryptoMode)
-    .option('--queue-target-ms <ms>', 'interactive first: keep at most about this much queueing delay on the path (a delay-based controller; 1 suits loopback and LANs) at some cost in bulk throughput; set it on both proxies. Default off', parsePositiveInt)
+    .option(
+      '--queue-target-ms <ms>',
+      'interactive first: keep at most about this much queueing delay on the path (a delay-based controller; 1 suits loopback and LANs) at some cost in bulk throughput; set it on both proxies. Default off',
+      parsePositiveInt,
+    )
     .option('--wait-timeout <seconds>', 'how long a connection waits for the device stream to open (default 30)', parsePositiveMs)
-    .option('--metrics-listen <host:port>', 'serve Prometheus metrics (channel and stream open times, connections by outcome, process) at GET /metrics here', (v: string) => parseListen(v, '--metrics-listen'))
-    .option('--device-wait <seconds>', `how long opening the stream waits for an offline device to connect (default ${DEFAULT_DEVICE_WAIT_MS / 1000})`, parsePositiveMs)
+    .option(
+      '--metrics-listen <host:port>',
+      'serve Prometheus metrics (channel and stream open times, connections by outcome, process) at GET /metrics here',
+      (v: string) => parseListen(v, '--metrics-listen'),
+    )
+    .option(
+      '--device-wait <seconds>',
+      `how long opening the stream waits for an offline device to connect (default ${DEFAULT_DEVICE_WAIT_MS / 1000})`,
+      parsePositiveMs,
+    )
     .option('--ca <file>', 'extra CA certificate (PEM) for a hub with a self-signed certificate')
     .option('--control', "also be the control master for 'devstreams connect' to this device: its connections use this device stream")
     .option('--control-path <file>', 'the control socket for --control (default: the one devstreams connect uses)');
   withLogOptions(cmd);
   withConfigFile(cmd);
-  cmd.addHelpText('after', `
+  cmd.addHelpText(
+    'after',
+    `
 Examples:
   $ devstreams service-proxy --connection-string-file service.cs --device-id sensor-17 --forward 2222:127.0.0.1:22
   $ ssh -p 2222 user@127.0.0.1
@@ -128,91 +193,114 @@ it with exit code 2; an unreachable hub or an offline device is logged and retri
 Signals: SIGINT/SIGTERM stop gracefully (again to force). SIGUSR2 starts afresh without
 dropping anyone: open connections finish on the current device stream, the next connection
 opens a new one (new hub rendezvous and handshake). Use it after re-pinning a device key, or
-to move to another hub node; "device stream dropped" is logged once the old stream is closed.`);
-  cmd.action(action(async (o: ServiceProxyCliOpts) => {
-    if (!o.resume && o.queueTargetMs !== undefined) throw new DevstreamsError('ERR_USAGE', '--queue-target-ms needs resumable sessions: drop --no-resume');
-    const log = createLogger(o);
-    const cs = connectionStringFrom(o, (line) => log.warn(line));
-    const forwards = (o.forward ?? []).map(parseForward);
-    const socks = o.socks !== undefined ? parseListen(o.socks, '--socks') : undefined;
-    if (forwards.length === 0 && !socks) throw new DevstreamsError('ERR_CONFIG', 'nothing to do: give at least one --forward or --socks');
-    let security = {};
-    if (!o.plaintext) security = await serviceSecurity(o, o.deviceId, log);
-    else log.warn('--plaintext: no end-to-end encryption; the hub can read this traffic');
-    const metrics = o.metricsListen ? new ServiceProxyMetrics() : undefined;
-    let streamOpening: number | undefined;
-    const logState = (state: string, err?: Error): void => {
-      if (state === 'closed' && err) log.warn({ err: err.message }, 'device stream closed');
-      else log.info({ state }, 'device stream'); // the bench matches this message exactly
-    };
-    const { proxy, source, client } = createServiceApp({
-      connectionString: cs,
-      deviceId: o.deviceId,
-      forwards,
-      ...(socks ? { socks } : {}),
-      ...(o.plaintext ? { encrypt: false } : {}),
-      ...security,
-      ...(o.crypto ? { crypto: o.crypto } : {}),
-      ...(o.resume ? (o.queueTargetMs !== undefined ? { resume: delayControlledResume(o.queueTargetMs) } : {}) : { resume: false }),
-      ...(o.waitTimeout !== undefined ? { waitTimeoutMs: o.waitTimeout } : {}),
-      ...(await hubTrust(cs, o.ca)),
-      ...(o.deviceWait !== undefined ? { deviceWaitMs: o.deviceWait } : {}),
-      onDeviceWait: (deviceId, waitMs) => log.warn({ deviceId }, `device ${deviceId} is offline; waiting up to ${formatSeconds(waitMs)} for it to connect`),
-      ...(metrics ? { onChannelOpen: (ms: number) => metrics.channelOpened(ms) } : {}),
-      onState: (state, err) => {
-        if (state === 'opening') streamOpening = performance.now();
-        else if (state === 'open' && streamOpening !== undefined) metrics?.streamOpened(performance.now() - streamOpening);
-        if (state !== 'opening') streamOpening = undefined;
-        logState(state, err);
-      },
-      onResume: (e) => {
-        if (e.kind === 'resumed') log.info({ sessionId: e.sessionId, ...e.info }, 'device session resumed on a new stream');
-        else if (e.kind === 'suspended') log.warn({ sessionId: e.sessionId, err: e.error?.message }, 'device stream dropped; resuming');
-        else if (e.kind === 'attemptFailed') log.debug({ sessionId: e.sessionId, attempt: e.attempt, err: e.error.message }, 'resume attempt failed');
-        else log.warn({ sessionId: e.sessionId, err: e.error.message }, 'device session lost');
-      },
-      onConnection: (e) => {
-        const code = (e.error as { code?: string } | undefined)?.code;
-        metrics?.connection(e.outcome, code);
-        const fields = { listener: e.listener, target: e.target, outcome: e.outcome, code };
-        const where = `${e.listener === 'socks' ? 'socks' : `:${e.listener}`} -> ${e.target}`;
-        if (e.error) log[isPermanent(e.error) ? 'error' : 'warn'](fields, `connection ${where} ${e.outcome === 'failed' ? 'refused' : 'ended'}: ${e.error.message}${code ? ` (${code})` : ''}`);
-        else log.info(fields, `connection ${where} ${e.outcome}`);
-      },
-    });
-    await preflight(client, o.deviceId, o.deviceWait ?? DEFAULT_DEVICE_WAIT_MS, log);
-    const listeners = await proxy.start();
-    for (const l of listeners) process.stdout.write(l.kind === 'forward' ? `forward ${l.host}:${l.port} -> ${l.target}\n` : `socks ${l.host}:${l.port}\n`);
-    log.info({ deviceId: o.deviceId, listeners, ...(o.queueTargetMs !== undefined ? { queueTargetMs: o.queueTargetMs } : {}) }, 'service proxy ready');
-    const control = o.control ? await serveControl(o.controlPath ?? defaultControlPath(parsePolicyConnectionString(cs).hostName, o.deviceId), source, log) : undefined;
-    let metricsListener: MetricsListener | undefined;
-    if (metrics && o.metricsListen) {
-      metricsListener = await serveMetrics(metrics.registry, o.metricsListen.host, o.metricsListen.port);
-      process.stdout.write(`metrics ${o.metricsListen.host}:${metricsListener.port}\n`);
-    }
-    onShutdown(log, async () => {
-      await control?.();
-      await proxy.stop();
-      await metricsListener?.close();
-    }, () => proxy.connectionCount);
-    process.on('SIGUSR2', () => {
-      const had = source.peek() !== undefined;
-      source.close().then(
-        () => log.info({ signal: 'SIGUSR2', hadStream: had }, 'device stream dropped'),
-        (err: Error) => log.warn({ signal: 'SIGUSR2', err: err.message }, 'device stream drop failed'),
-      );
-    });
-    if (o.eager) {
-      // Opening early is a convenience: a failure here is logged and retried by the next connection.
-      await proxy.warmUp().catch(async (err: Error) => {
-        if (!isPermanent(err)) {
-          log.warn({ code: (err as DevstreamsError).code }, `device stream did not open at start: ${err.message}; the next connection tries again`);
-          return;
-        }
-        await proxy.stop();
-        fail(err);
+to move to another hub node; "device stream dropped" is logged once the old stream is closed.`,
+  );
+  cmd.action(
+    action(async (o: ServiceProxyCliOpts) => {
+      if (!o.resume && o.queueTargetMs !== undefined)
+        throw new DevstreamsError('ERR_USAGE', '--queue-target-ms needs resumable sessions: drop --no-resume');
+      const log = createLogger(o);
+      const cs = connectionStringFrom(o, (line) => log.warn(line));
+      const forwards = (o.forward ?? []).map(parseForward);
+      const socks = o.socks !== undefined ? parseListen(o.socks, '--socks') : undefined;
+      if (forwards.length === 0 && !socks) throw new DevstreamsError('ERR_CONFIG', 'nothing to do: give at least one --forward or --socks');
+      let security = {};
+      if (!o.plaintext) security = await serviceSecurity(o, o.deviceId, log);
+      else log.warn('--plaintext: no end-to-end encryption; the hub can read this traffic');
+      const metrics = o.metricsListen ? new ServiceProxyMetrics() : undefined;
+      let streamOpening: number | undefined;
+      const logState = (state: string, err?: Error): void => {
+        if (state === 'closed' && err) log.warn({ err: err.message }, 'device stream closed');
+        else log.info({ state }, 'device stream'); // the bench matches this message exactly
+      };
+      const { proxy, source, client } = createServiceApp({
+        connectionString: cs,
+        deviceId: o.deviceId,
+        forwards,
+        ...(socks ? { socks } : {}),
+        ...(o.plaintext ? { encrypt: false } : {}),
+        ...security,
+        ...(o.crypto ? { crypto: o.crypto } : {}),
+        ...(o.resume ? (o.queueTargetMs !== undefined ? { resume: delayControlledResume(o.queueTargetMs) } : {}) : { resume: false }),
+        ...(o.waitTimeout !== undefined ? { waitTimeoutMs: o.waitTimeout } : {}),
+        ...(await hubTrust(cs, o.ca)),
+        ...(o.deviceWait !== undefined ? { deviceWaitMs: o.deviceWait } : {}),
+        onDeviceWait: (deviceId, waitMs) =>
+          log.warn({ deviceId }, `device ${deviceId} is offline; waiting up to ${formatSeconds(waitMs)} for it to connect`),
+        ...(metrics ? { onChannelOpen: (ms: number) => metrics.channelOpened(ms) } : {}),
+        onState: (state, err) => {
+          if (state === 'opening') streamOpening = performance.now();
+          else if (state === 'open' && streamOpening !== undefined) metrics?.streamOpened(performance.now() - streamOpening);
+          if (state !== 'opening') streamOpening = undefined;
+          logState(state, err);
+        },
+        onResume: (e) => {
+          if (e.kind === 'resumed') log.info({ sessionId: e.sessionId, ...e.info }, 'device session resumed on a new stream');
+          else if (e.kind === 'suspended') log.warn({ sessionId: e.sessionId, err: e.error?.message }, 'device stream dropped; resuming');
+          else if (e.kind === 'attemptFailed')
+            log.debug({ sessionId: e.sessionId, attempt: e.attempt, err: e.error.message }, 'resume attempt failed');
+          else log.warn({ sessionId: e.sessionId, err: e.error.message }, 'device session lost');
+        },
+        onConnection: (e) => {
+          const code = (e.error as { code?: string } | undefined)?.code;
+          metrics?.connection(e.outcome, code);
+          const fields = { listener: e.listener, target: e.target, outcome: e.outcome, code };
+          const where = `${e.listener === 'socks' ? 'socks' : `:${e.listener}`} -> ${e.target}`;
+          if (e.error)
+            log[isPermanent(e.error) ? 'error' : 'warn'](
+              fields,
+              `connection ${where} ${e.outcome === 'failed' ? 'refused' : 'ended'}: ${e.error.message}${code ? ` (${code})` : ''}`,
+            );
+          else log.info(fields, `connection ${where} ${e.outcome}`);
+        },
       });
-    }
-  }));
+      await preflight(client, o.deviceId, o.deviceWait ?? DEFAULT_DEVICE_WAIT_MS, log);
+      const listeners = await proxy.start();
+      for (const l of listeners)
+        process.stdout.write(l.kind === 'forward' ? `forward ${l.host}:${l.port} -> ${l.target}\n` : `socks ${l.host}:${l.port}\n`);
+      log.info(
+        { deviceId: o.deviceId, listeners, ...(o.queueTargetMs !== undefined ? { queueTargetMs: o.queueTargetMs } : {}) },
+        'service proxy ready',
+      );
+      const control = o.control
+        ? await serveControl(o.controlPath ?? defaultControlPath(parsePolicyConnectionString(cs).hostName, o.deviceId), source, log)
+        : undefined;
+      let metricsListener: MetricsListener | undefined;
+      if (metrics && o.metricsListen) {
+        metricsListener = await serveMetrics(metrics.registry, o.metricsListen.host, o.metricsListen.port);
+        process.stdout.write(`metrics ${o.metricsListen.host}:${metricsListener.port}\n`);
+      }
+      onShutdown(
+        log,
+        async () => {
+          await control?.();
+          await proxy.stop();
+          await metricsListener?.close();
+        },
+        () => proxy.connectionCount,
+      );
+      process.on('SIGUSR2', () => {
+        const had = source.peek() !== undefined;
+        source.close().then(
+          () => log.info({ signal: 'SIGUSR2', hadStream: had }, 'device stream dropped'),
+          (err: Error) => log.warn({ signal: 'SIGUSR2', err: err.message }, 'device stream drop failed'),
+        );
+      });
+      if (o.eager) {
+        // Opening early is a convenience: a failure here is logged and retried by the next connection.
+        await proxy.warmUp().catch(async (err: Error) => {
+          if (!isPermanent(err)) {
+            log.warn(
+              { code: (err as DevstreamsError).code },
+              `device stream did not open at start: ${err.message}; the next connection tries again`,
+            );
+            return;
+          }
+          await proxy.stop();
+          fail(err);
+        });
+      }
+    }),
+  );
   return cmd;
 }

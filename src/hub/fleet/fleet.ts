@@ -76,9 +76,19 @@ export class Fleet {
       lastLog = now;
       log('warn', 'Redis connection error', { redis: safeUrl(o.url), err: err.message });
     };
-    if (o.secret !== undefined && o.secret.length < MIN_FLEET_SECRET_BYTES) throw new DevstreamsError('ERR_CONFIG', `the fleet secret must be at least ${MIN_FLEET_SECRET_BYTES} bytes`);
-    if (o.secret === undefined) log('warn', 'no fleet secret: messages between hub nodes are not signed, so whoever can write to Redis can make nodes ring and evict devices');
-    const common = { reconnect: true, onError, ...(o.commandTimeoutMs !== undefined ? { commandTimeoutMs: o.commandTimeoutMs } : {}), ...(o.redisCa !== undefined ? { ca: o.redisCa } : {}) };
+    if (o.secret !== undefined && o.secret.length < MIN_FLEET_SECRET_BYTES)
+      throw new DevstreamsError('ERR_CONFIG', `the fleet secret must be at least ${MIN_FLEET_SECRET_BYTES} bytes`);
+    if (o.secret === undefined)
+      log(
+        'warn',
+        'no fleet secret: messages between hub nodes are not signed, so whoever can write to Redis can make nodes ring and evict devices',
+      );
+    const common = {
+      reconnect: true,
+      onError,
+      ...(o.commandTimeoutMs !== undefined ? { commandTimeoutMs: o.commandTimeoutMs } : {}),
+      ...(o.redisCa !== undefined ? { ca: o.redisCa } : {}),
+    };
     const redis = await connectRedis(o.url, common);
     let subscriber: Redis;
     try {
@@ -90,8 +100,21 @@ export class Fleet {
     try {
       const registry = await RedisRegistry.open({ redis, subscriber, keyPrefix });
       let fleet: Fleet | undefined;
-      const presence = new RedisPresenceStore({ redis, keyPrefix, presenceTtlMs: ttlMs, onMoved: (deviceId, from) => fleet?.moved(deviceId, from) });
-      const bus = new NodeBus({ redis, subscriber, keyPrefix, nodeId, forwardSlackMs: o.forwardSlackMs ?? DEFAULT_FORWARD_SLACK_MS, log, ...(o.secret ? { secret: o.secret } : {}) });
+      const presence = new RedisPresenceStore({
+        redis,
+        keyPrefix,
+        presenceTtlMs: ttlMs,
+        onMoved: (deviceId, from) => fleet?.moved(deviceId, from),
+      });
+      const bus = new NodeBus({
+        redis,
+        subscriber,
+        keyPrefix,
+        nodeId,
+        forwardSlackMs: o.forwardSlackMs ?? DEFAULT_FORWARD_SLACK_MS,
+        log,
+        ...(o.secret ? { secret: o.secret } : {}),
+      });
       fleet = new Fleet(nodeId, redis, subscriber, registry, presence, bus, ttlMs, log);
       return fleet;
     } catch (err) {

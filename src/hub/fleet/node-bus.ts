@@ -81,15 +81,30 @@ export function checkBusMessage(v: unknown): BusMessage | undefined {
   const m = v as Record<string, unknown>;
   if (m.t === 'ring') {
     const ok =
-      str(m.id, 32) && ID.test(m.id) && str(m.from, 64) && NODE_ID.test(m.from) && str(m.deviceId, 128) && isValidDeviceId(m.deviceId) && str(m.streamName, 64) &&
-      STREAM_NAME_PATTERN.test(m.streamName) && Number.isInteger(m.timeoutSeconds) && (m.timeoutSeconds as number) >= 1 && (m.timeoutSeconds as number) <= MAX_STREAM_RESPONSE_TIMEOUT_SECONDS;
+      str(m.id, 32) &&
+      ID.test(m.id) &&
+      str(m.from, 64) &&
+      NODE_ID.test(m.from) &&
+      str(m.deviceId, 128) &&
+      isValidDeviceId(m.deviceId) &&
+      str(m.streamName, 64) &&
+      STREAM_NAME_PATTERN.test(m.streamName) &&
+      Number.isInteger(m.timeoutSeconds) &&
+      (m.timeoutSeconds as number) >= 1 &&
+      (m.timeoutSeconds as number) <= MAX_STREAM_RESPONSE_TIMEOUT_SECONDS;
     return ok ? (m as BusMessage) : undefined;
   }
   if (m.t === 'answer') {
-    const ok = str(m.id, 32) && ID.test(m.id) && (m.body === undefined || isAnswerBody(m.body)) && (m.code === undefined || (str(m.code, 64) && CODE.test(m.code))) && (m.message === undefined || str(m.message, 1024));
+    const ok =
+      str(m.id, 32) &&
+      ID.test(m.id) &&
+      (m.body === undefined || isAnswerBody(m.body)) &&
+      (m.code === undefined || (str(m.code, 64) && CODE.test(m.code))) &&
+      (m.message === undefined || str(m.message, 1024));
     return ok ? (m as BusMessage) : undefined;
   }
-  if (m.t === 'evict') return str(m.deviceId, 128) && isValidDeviceId(m.deviceId) && str(m.by, 64) && NODE_ID.test(m.by) ? (m as BusMessage) : undefined;
+  if (m.t === 'evict')
+    return str(m.deviceId, 128) && isValidDeviceId(m.deviceId) && str(m.by, 64) && NODE_ID.test(m.by) ? (m as BusMessage) : undefined;
   return undefined;
 }
 
@@ -177,10 +192,15 @@ export class NodeBus {
     const id = randomBytes(9).toString('base64url');
     const msg: BusMessage = { t: 'ring', id, from: this.o.nodeId, deviceId, streamName, timeoutSeconds };
     const answer = new Promise<StreamResponseBody>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiting.delete(id);
-        reject(new DevstreamsError('ERR_STREAM_TIMEOUT', `device ${deviceId} did not answer within ${timeoutSeconds} s (via node ${nodeId})`));
-      }, timeoutSeconds * 1000 + this.o.forwardSlackMs);
+      const timer = setTimeout(
+        () => {
+          this.waiting.delete(id);
+          reject(
+            new DevstreamsError('ERR_STREAM_TIMEOUT', `device ${deviceId} did not answer within ${timeoutSeconds} s (via node ${nodeId})`),
+          );
+        },
+        timeoutSeconds * 1000 + this.o.forwardSlackMs,
+      );
       this.waiting.set(id, { resolve, reject, timer });
     });
     let receivers: number;
@@ -222,11 +242,13 @@ export class NodeBus {
     const msg = this.decode(channel, text);
     if (!msg) {
       // Whoever sends them decides how many: the first, then every 1,000th, is logged.
-      if (++this.dropped === 1 || this.dropped % 1000 === 0) this.o.log('warn', 'dropped a fleet bus message that does not verify or check out', { channel, dropped: this.dropped });
+      if (++this.dropped === 1 || this.dropped % 1000 === 0)
+        this.o.log('warn', 'dropped a fleet bus message that does not verify or check out', { channel, dropped: this.dropped });
       return;
     }
     if (msg.t === 'answer') {
-      const err = msg.code !== undefined ? new DevstreamsError(msg.code, msg.message ?? 'stream request failed at the device node') : undefined;
+      const err =
+        msg.code !== undefined ? new DevstreamsError(msg.code, msg.message ?? 'stream request failed at the device node') : undefined;
       this.settle(msg.id, msg.body, err);
       return;
     }

@@ -13,7 +13,8 @@ import { guard } from './redis.js';
 const SET_ONLINE = "local old = redis.call('GET', KEYS[1]) redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return old";
 const SET_OFFLINE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
 // Refreshes (or restores, after a Redis restart) an entry this node owns; returns the other owner if any.
-const KEEP = "local v = redis.call('GET', KEYS[1]) if v == false or v == ARGV[1] then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return '' end return v";
+const KEEP =
+  "local v = redis.call('GET', KEYS[1]) if v == false or v == ARGV[1] then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return '' end return v";
 
 export interface RedisPresenceOptions {
   redis: Redis;

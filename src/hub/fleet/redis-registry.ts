@@ -13,12 +13,20 @@
 import type { Redis } from 'ioredis';
 import { DevstreamsError } from '../../errors.js';
 import { isValidDeviceId, isValidServiceName } from '../../auth/connection-string.js';
-import { checkServiceLimits, generateKey, type DeviceRecord, type HubEndpoint, type ServiceLimits, type ServiceRecord } from '../registry.js';
+import {
+  checkServiceLimits,
+  generateKey,
+  type DeviceRecord,
+  type HubEndpoint,
+  type ServiceLimits,
+  type ServiceRecord,
+} from '../registry.js';
 import type { RegistryStore } from '../registry-store.js';
 import { guard } from './redis.js';
 
 // Sets a field only when it exists: a rotation must not bring back a device removed meanwhile.
-const SET_IF_EXISTS = "if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) return 1 end return 0";
+const SET_IF_EXISTS =
+  "if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) return 1 end return 0";
 
 function parseRecord(text: string | null): DeviceRecord | undefined {
   if (text === null) return undefined;
@@ -63,7 +71,13 @@ export class RedisRegistry implements RegistryStore {
   private constructor(private readonly o: RedisRegistryOptions) {
     this.redis = o.redis;
     const p = o.keyPrefix;
-    this.keys = { policies: `${p}policies`, devices: `${p}devices`, services: `${p}services`, endpoint: `${p}endpoint`, channel: `${p}registry` };
+    this.keys = {
+      policies: `${p}policies`,
+      devices: `${p}devices`,
+      services: `${p}services`,
+      endpoint: `${p}endpoint`,
+      channel: `${p}registry`,
+    };
   }
 
   /** Opens the registry (creating the policy keys on first use) and loads the local copy. */
@@ -77,7 +91,12 @@ export class RedisRegistry implements RegistryStore {
 
   private async reloadAll(): Promise<void> {
     const [pol, devs, ep, svcs] = await guard(
-      Promise.all([this.redis.hgetall(this.keys.policies), this.redis.hgetall(this.keys.devices), this.redis.get(this.keys.endpoint), this.redis.hgetall(this.keys.services)]),
+      Promise.all([
+        this.redis.hgetall(this.keys.policies),
+        this.redis.hgetall(this.keys.devices),
+        this.redis.get(this.keys.endpoint),
+        this.redis.hgetall(this.keys.services),
+      ]),
     );
     this.setPolicies(pol);
     this.services = parseServices(svcs);
@@ -103,7 +122,11 @@ export class RedisRegistry implements RegistryStore {
   async refresh(force = false, deviceId?: string): Promise<void> {
     if (!force) return; // pub/sub keeps the copy current
     const [pol, dev, svcs] = await guard(
-      Promise.all([this.redis.hgetall(this.keys.policies), deviceId !== undefined ? this.redis.hget(this.keys.devices, deviceId) : Promise.resolve(null), this.redis.hgetall(this.keys.services)]),
+      Promise.all([
+        this.redis.hgetall(this.keys.policies),
+        deviceId !== undefined ? this.redis.hget(this.keys.devices, deviceId) : Promise.resolve(null),
+        this.redis.hgetall(this.keys.services),
+      ]),
     );
     this.setPolicies(pol);
     this.services = parseServices(svcs);
@@ -119,7 +142,11 @@ export class RedisRegistry implements RegistryStore {
     if (!sub) return () => {};
     const onMessage = (channel: string, message: string): void => {
       if (channel !== this.keys.channel) return;
-      const apply = message.startsWith('d:') ? this.reloadDevice(message.slice(2)) : message === 'p' ? this.refresh(true) : this.reloadAll();
+      const apply = message.startsWith('d:')
+        ? this.reloadDevice(message.slice(2))
+        : message === 'p'
+          ? this.refresh(true)
+          : this.reloadAll();
       apply.then(
         () => this.onExternalChange?.(),
         () => {}, // Redis gone for a moment: the reload on resubscribe catches up
@@ -160,7 +187,11 @@ export class RedisRegistry implements RegistryStore {
   }
 
   async addService(name: string, limits: ServiceLimits = {}): Promise<ServiceRecord> {
-    if (!isValidServiceName(name)) throw new DevstreamsError('ERR_BAD_REQUEST', `invalid service name "${name.slice(0, 40)}" (1-64 of A-Z a-z 0-9 . _ -; not service or owner)`);
+    if (!isValidServiceName(name))
+      throw new DevstreamsError(
+        'ERR_BAD_REQUEST',
+        `invalid service name "${name.slice(0, 40)}" (1-64 of A-Z a-z 0-9 . _ -; not service or owner)`,
+      );
     checkServiceLimits(limits);
     const now = new Date().toISOString();
     const rec: ServiceRecord = { name, key: generateKey(), createdAt: now, keyUpdatedAt: now, ...limits };
@@ -218,7 +249,8 @@ export class RedisRegistry implements RegistryStore {
   }
 
   async addDevices(deviceIds: readonly string[]): Promise<DeviceRecord[]> {
-    for (const id of deviceIds) if (!isValidDeviceId(id)) throw new DevstreamsError('ERR_BAD_REQUEST', `invalid device id "${id.slice(0, 40)}"`);
+    for (const id of deviceIds)
+      if (!isValidDeviceId(id)) throw new DevstreamsError('ERR_BAD_REQUEST', `invalid device id "${id.slice(0, 40)}"`);
     if (deviceIds.length === 0) return [];
     const existing = await guard(this.redis.hmget(this.keys.devices, ...deviceIds));
     const dup = existing.findIndex((v) => v !== null);

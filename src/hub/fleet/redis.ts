@@ -49,7 +49,8 @@ export function safeUrl(url: string): string {
 
 /** Opens a connection and resolves once it is ready; rejects with ERR_HUB_UNAVAILABLE. */
 export async function connectRedis(url: string, o: RedisConnectOptions): Promise<Redis> {
-  if (!/^rediss?:\/\//.test(url)) throw new DevstreamsError('ERR_CONFIG', `Redis URL must start with redis:// or rediss://, got "${safeUrl(url).slice(0, 80)}"`);
+  if (!/^rediss?:\/\//.test(url))
+    throw new DevstreamsError('ERR_CONFIG', `Redis URL must start with redis:// or rediss://, got "${safeUrl(url).slice(0, 80)}"`);
   const connectTimeout = o.connectTimeoutMs ?? DEFAULT_REDIS_CONNECT_TIMEOUT_MS;
   const opts: RedisOptions = {
     lazyConnect: true,
