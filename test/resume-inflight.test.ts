@@ -93,9 +93,13 @@ describe('resumable layer: bytes in flight', () => {
   });
 });
 
-/** The delay controller on, as a service and device would both configure it. */
+/**
+ * The delay controller on, as a service and device would both configure it, with a target of
+ * 20 ms so that a loaded test machine's scheduling stalls are not taken for the queue the test
+ * makes (200 ms).
+ */
 const DELAY = {
-  targetQueueDelayMs: 1,
+  targetQueueDelayMs: 20,
   minInFlight: 256 * 1024,
   initialInFlight: 1024 * 1024,
   ackEveryBytes: 128 * 1024,
@@ -131,23 +135,30 @@ describe('resumable layer: the delay controller (targetQueueDelayMs > 0)', () =>
     expect(sender.inFlightLimit).toBe(DELAY.initialInFlight);
     pump();
 
-    await settle(400); // no queue on the path: the bound grows
-    const grown = sender.inFlightLimit;
-    expect(grown).toBeGreaterThan(DELAY.initialInFlight);
+    /** Waits until `pred` holds, for a bounded time; false if it never did. */
+    const eventually = async (pred: () => boolean, ms: number): Promise<boolean> => {
+      for (const end = Date.now() + ms; !pred(); ) {
+        if (Date.now() > end) return false;
+        await settle(10);
+      }
+      return true;
+    };
 
-    ackPath.delayMs = 40; // 40 ms of queue on the way back
-    await settle(1500);
+    // No queue on the path: the bound grows.
+    expect(await eventually(() => sender.inFlightLimit > DELAY.initialInFlight, 10_000)).toBe(true);
+    const grown = sender.inFlightLimit;
+
+    ackPath.delayMs = 200; // 200 ms of queue on the way back: the bound falls back below its start
+    expect(await eventually(() => sender.inFlightLimit <= DELAY.initialInFlight, 20_000)).toBe(true);
     const shrunk = sender.inFlightLimit;
     expect(shrunk).toBeLessThan(grown);
-    expect(shrunk).toBeLessThanOrEqual(DELAY.initialInFlight);
 
-    ackPath.delayMs = 0; // the queue drains
-    await settle(800);
-    expect(sender.inFlightLimit).toBeGreaterThan(shrunk);
+    ackPath.delayMs = 0; // the queue drains: the bound grows again
+    expect(await eventually(() => sender.inFlightLimit > shrunk, 20_000)).toBe(true);
     running = false;
     expect(received).toBeGreaterThan(0);
     expect(overshoot).toBeLessThanOrEqual(0);
-  });
+  }, 60_000);
 
   it('starts from initialInFlight and never goes below minInFlight, whatever the ACKs say', async () => {
     const [a, b] = createMemoryTransportPair();
