@@ -2,6 +2,8 @@
 import type { Logger } from 'pino';
 import { KnownDevices, encodePublicKey, expectKey, type PeerVerifier, type StaticKeyPair } from '../crypto/index.js';
 import { defaultKnownDevicesPath, defaultServiceKeyPath, loadOrCreateKeyPair } from '../proxy/index.js';
+import { resolve } from 'node:path';
+import type { ControlIdentity } from '../proxy/control-socket.js';
 import { DevstreamsError } from '../errors.js';
 import { parsePublicKeys } from './common.js';
 
@@ -38,4 +40,16 @@ export async function serviceSecurity(o: ServiceSecurityFlags, deviceId: string,
       `Permanently added device ${deviceId} (x25519 ${encodePublicKey(key)}) to the list of known devices (${knownPath})`,
     );
   return { staticKeys: keys, verifyDevice: expected ? expectKey(expected) : new KnownDevices(knownPath).verifier(deviceId, true, pinned) };
+}
+
+/** The control identity of a client with these flags and service identity: the default control path hashes it. */
+export function controlIdentity(o: ServiceSecurityFlags & { plaintext?: boolean }, keyName: string): ControlIdentity {
+  return {
+    keyName,
+    keyFile: resolve(o.key ?? defaultServiceKeyPath()),
+    knownDevices: resolve(o.knownDevices ?? defaultKnownDevicesPath()),
+    ...(o.deviceKey ? { deviceKey: o.deviceKey } : {}),
+    ...(o.trustHub ? { trustHub: true } : {}),
+    ...(o.plaintext ? { plaintext: true } : {}),
+  };
 }

@@ -11,7 +11,7 @@
  * client as its code; ssh, scp, git and rsync wait for the server's first bytes anyway.
  */
 import net from 'node:net';
-import { chmodSync, mkdirSync, unlinkSync } from 'node:fs';
+import { chmodSync, linkSync, lstatSync, mkdirSync, unlinkSync, type Stats } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { once } from 'node:events';
@@ -24,9 +24,39 @@ import { devstreamsHome } from './key-files.js';
 /** Longest request line a master reads before it drops the connection. */
 export const MAX_CONTROL_LINE = 512;
 
+/**
+ * What a client expects of the device stream it joins, besides hub and device: the service
+ * identity and every end-to-end security choice. A master serves whoever reaches its socket, so
+ * two clients that differ in any of these must not share one (ssh's %C hashes its identity in
+ * the same way); undefined fields mean the defaults.
+ */
+export interface ControlIdentity {
+  /** SharedAccessKeyName of the connection string. */
+  keyName: string;
+  /** The service key file, resolved. */
+  keyFile?: string;
+  /** The known-devices file, resolved. */
+  knownDevices?: string;
+  /** A pinned device key (base64). */
+  deviceKey?: string;
+  trustHub?: boolean;
+  /** No end-to-end security at all (service-proxy --plaintext): never a default connect's master. */
+  plaintext?: boolean;
+}
+
 /** The control socket for `deviceId` on the hub `hostName`: short, since a Unix socket path is limited to about 104 bytes. */
-export function defaultControlPath(hostName: string, deviceId: string): string {
-  const digest = createHash('sha256').update(`${hostName}\0${deviceId}`).digest('hex').slice(0, 16);
+export function defaultControlPath(hostName: string, deviceId: string, identity: ControlIdentity): string {
+  const fields = [
+    hostName,
+    deviceId,
+    identity.keyName,
+    identity.keyFile ?? '',
+    identity.knownDevices ?? '',
+    identity.deviceKey ?? '',
+    identity.trustHub ? 'trust-hub' : '',
+    identity.plaintext ? 'plaintext' : '',
+  ];
+  const digest = createHash('sha256').update(fields.join('\0')).digest('hex').slice(0, 16);
   return join(devstreamsHome(), 'control', `${digest}.sock`);
 }
 
@@ -55,6 +85,8 @@ export interface ControlServerOptions {
   source: SessionSource;
   /** Told about each channel, for logs. */
   onChannel?(event: { target: string; outcome: 'opened' | 'failed' | 'closed'; error?: Error }): void;
+  /** A channel was asked for (before it opens or fails). */
+  onRequest?(): void;
   /** An `exit` request arrived. */
   onExit?(): void;
 }
@@ -65,6 +97,8 @@ export class ControlServer {
   private readonly sockets = new Set<net.Socket>();
   private active = 0;
   private idleListeners: (() => void)[] = [];
+  /** The socket file this server put at the path (device and inode), so it never removes another's. */
+  private owned: { dev: number; ino: number } | undefined;
 
   constructor(private readonly options: ControlServerOptions) {
     this.server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => {
@@ -81,21 +115,43 @@ export class ControlServer {
   }
 
   /**
-   * Listens on the path in a directory of mode 700, the socket itself mode 600. Throws
-   * EADDRINUSE (as a Node error) when another master holds the path.
+   * Listens on the path, the socket mode 600, in a directory of mode 700 (created so if missing).
+   * Throws EADDRINUSE (as a Node error) when a file is at the path already: a live master, or one
+   * killed without cleanup (see removeStaleSocket).
+   *
+   * The listener is bound to a name of its own and then hard-linked to the path: link() fails
+   * when the path exists, and libuv unlinks the name it bound when the listener closes, which at
+   * the path itself would remove a successor's socket; this way it removes only the private name.
    */
   async listen(): Promise<void> {
-    mkdirSync(dirname(this.options.path), { recursive: true, mode: 0o700 });
-    chmodSync(dirname(this.options.path), 0o700);
+    prepareControlDir(dirname(this.options.path));
+    const bound = `${this.options.path}.${process.pid}.tmp`;
+    removeOwnSocket(bound);
     // The umask applies to the socket file while it is created; chmod follows at once.
     const oldMask = process.umask(0o177);
     try {
-      this.server.listen(this.options.path);
+      this.server.listen(bound);
       await Promise.race([once(this.server, 'listening'), once(this.server, 'error').then(([err]) => Promise.reject(err as Error))]);
     } finally {
       process.umask(oldMask);
     }
-    chmodSync(this.options.path, 0o600);
+    try {
+      chmodSync(bound, 0o600);
+      linkSync(bound, this.options.path);
+    } catch (err) {
+      await new Promise<void>((resolve) => this.server.close(() => resolve()));
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST')
+        throw Object.assign(new Error(`${this.options.path} exists`), { code: 'EADDRINUSE' });
+      throw err;
+    } finally {
+      try {
+        unlinkSync(bound);
+      } catch {
+        // closed above already
+      }
+    }
+    const st = lstatSync(this.options.path);
+    this.owned = { dev: st.dev, ino: st.ino };
   }
 
   /** Calls `fn` each time the last channel ends. */
@@ -103,10 +159,24 @@ export class ControlServer {
     this.idleListeners.push(fn);
   }
 
-  /** Stops listening, removes the socket file and ends every channel. */
+  /**
+   * Removes the socket file (only if it is still the one this server made: a successor's stays),
+   * stops listening and ends every channel. The channels end first: server.close() waits for
+   * every connection, so awaiting it before would wait for the channels' users.
+   */
   async close(): Promise<void> {
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    if (this.owned) {
+      try {
+        const st = lstatSync(this.options.path);
+        if (st.dev === this.owned.dev && st.ino === this.owned.ino) unlinkSync(this.options.path);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+      this.owned = undefined;
+    }
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const s of this.sockets) s.destroy();
+    await closed;
   }
 
   private async serve(socket: net.Socket): Promise<void> {
@@ -122,6 +192,7 @@ export class ControlServer {
     const host = m[1]!.replace(/^\[|\]$/g, '');
     const port = Number(m[2]);
     const target = `${host}:${port}`;
+    this.options.onRequest?.();
     this.active++;
     let channel: Channel;
     try {
@@ -202,11 +273,58 @@ export async function masterListens(path: string): Promise<boolean> {
   });
 }
 
-/** Removes a socket file no master listens on any more (a master killed without cleanup). */
-export function removeStaleSocket(path: string): void {
+/**
+ * Creates the control directory (mode 700) if missing. An existing one keeps its mode (it may be
+ * a shared directory such as /tmp under --control-path), but one that others can write to and
+ * that is not sticky is refused: anyone could replace the socket there.
+ */
+export function prepareControlDir(dir: string): void {
+  try {
+    mkdirSync(dir, { mode: 0o700 });
+    chmodSync(dir, 0o700); // the umask may have narrowed it further, or widened nothing
+    return;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      chmodSync(dir, 0o700);
+      return;
+    }
+    if (code !== 'EEXIST') throw err;
+  }
+  const st = lstatSync(dir);
+  if (!st.isDirectory()) throw new DevstreamsError('ERR_CONFIG', `control socket directory ${dir} is not a directory`);
+  if ((st.mode & 0o022) !== 0 && (st.mode & 0o1000) === 0) {
+    throw new DevstreamsError(
+      'ERR_CONFIG',
+      `control socket directory ${dir} is writable by others and not sticky (mode ${(st.mode & 0o7777).toString(8)}): anyone could replace the socket; use a private directory`,
+    );
+  }
+}
+
+/** Removes `path` only if it is a socket owned by this user; anything else there is not ours to delete. */
+function removeOwnSocket(path: string): void {
+  let st: Stats;
+  try {
+    st = lstatSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  if (!st.isSocket() || (process.getuid !== undefined && st.uid !== process.getuid())) {
+    throw new DevstreamsError('ERR_CONFIG', `${path} exists and is not a control socket of this user; refusing to replace it`);
+  }
   try {
     unlinkSync(path);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
+}
+
+/**
+ * Removes a socket file no master listens on any more (a master killed without cleanup). Only a
+ * socket of this user: a --control-path that names some other file is refused, not deleted.
+ */
+export function removeStaleSocket(path: string): void {
+  removeOwnSocket(path);
 }

@@ -36,7 +36,7 @@ import {
   hubTrust,
   type ConnectionStringFlags,
 } from '../common.js';
-import { serviceSecurity, type ServiceSecurityFlags } from '../service-security.js';
+import { controlIdentity, serviceSecurity, type ServiceSecurityFlags } from '../service-security.js';
 
 /** How long a master keeps an unused device stream open, seconds (ssh's ControlPersist). */
 export const DEFAULT_PERSIST_SECONDS = 600;
@@ -109,11 +109,24 @@ async function sessionSource(o: ConnectCliOpts, cs: string, deviceId: string, lo
 async function runMaster(o: ConnectCliOpts, cs: string, deviceId: string, path: string, log: Logger): Promise<void> {
   process.on('SIGHUP', () => {}); // detached already; a stray hangup must not end others' channels
   const source = await sessionSource(o, cs, deviceId, log);
+  // One persist timer: every channel request disarms it, the last channel's end re-arms it, and
+  // it stops the master only if no channel is open when it fires (a timer left armed by an
+  // earlier idle spell must not end a channel that opened since).
   let timer: NodeJS.Timeout | undefined;
+  const arm = (ms: number): void => {
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      timer = undefined;
+      if (server.activeChannels === 0) void stop(`no channel for ${o.persist} s`);
+    }, ms);
+  };
+  let stopping = false;
   const stop = async (why: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    clearTimeout(timer);
     log.info({ why }, 'control master stopping');
-    await server.close();
-    removeStaleSocket(path);
+    await server.close(); // removes the socket file first, if still ours; ends the channels
     await source.close();
     log.flush();
     process.exit(0);
@@ -121,15 +134,13 @@ async function runMaster(o: ConnectCliOpts, cs: string, deviceId: string, path: 
   const server = new ControlServer({
     path,
     source,
-    onChannel: (e) => {
-      if (e.outcome === 'opened' && timer) clearTimeout(timer);
-      log.info({ target: e.target, outcome: e.outcome, err: e.error?.message }, 'channel');
-    },
+    onRequest: () => clearTimeout(timer),
+    onChannel: (e) => log.info({ target: e.target, outcome: e.outcome, err: e.error?.message }, 'channel'),
     onExit: () => void stop('exit requested'),
   });
   server.onIdle(() => {
     if (source.peek() === undefined) return void stop('no device stream to keep');
-    timer = setTimeout(() => void stop(`no channel for ${o.persist} s`), o.persist * 1000);
+    arm(o.persist * 1000);
   });
   try {
     await server.listen();
@@ -141,17 +152,16 @@ async function runMaster(o: ConnectCliOpts, cs: string, deviceId: string, path: 
     await server.listen();
   }
   log.info({ deviceId, controlPath: path, persist: o.persist }, 'control master ready');
-  timer = setTimeout(() => void stop(`no channel for ${o.persist} s`), MASTER_START_TIMEOUT_MS + o.persist * 1000);
+  arm(MASTER_START_TIMEOUT_MS + o.persist * 1000);
   onShutdown(log, async () => {
     await server.close();
-    removeStaleSocket(path);
     await source.close();
   });
 }
 
 /** Starts a master in the background; its log goes to `<path>.log` (mode 600). */
 function startMaster(path: string): { exited: () => number | null; logPath: string } {
-  const logPath = `${path.replace(/\.sock$/, '')}.log`;
+  const logPath = path.replace(/\.sock$/, '') + '.log';
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   const fd = openSync(logPath, 'w', 0o600);
   const child = spawn(process.execPath, [process.argv[1]!, ...process.argv.slice(2), '--master'], {
@@ -213,7 +223,10 @@ export function connectCommand(): Command {
       .argument('[target]', 'HOST:PORT as seen from the device', '127.0.0.1:22'),
     'service',
   )
-    .option('--control-path <file>', 'the control socket (default $DEVSTREAMS_HOME/control/<hash of hub and device>.sock)')
+    .option(
+      '--control-path <file>',
+      'the control socket (default $DEVSTREAMS_HOME/control/<hash of hub, device, service identity and key options>.sock)',
+    )
     .option('--no-control', 'open a device stream of its own instead of sharing one through the control socket')
     .option(
       '--persist <seconds>',
@@ -249,8 +262,9 @@ The background master logs to the control socket's path with .log instead of .so
       const log = createLogger(o.master ? 'info' : o.logLevel);
       const target = parseTarget(targetText);
       const cs = connectionStringFrom(o, (line) => log.warn(line));
-      const hostName = parsePolicyConnectionString(cs).hostName;
-      const path = o.controlPath ?? defaultControlPath(hostName, device);
+      const policy = parsePolicyConnectionString(cs);
+      // Clients that differ in identity or in how they check the device get masters of their own.
+      const path = o.controlPath ?? defaultControlPath(policy.hostName, device, controlIdentity(o, policy.policy));
       if (o.exit) {
         const stopped = await requestExit(path);
         process.stderr.write(stopped ? `control master for ${device} stopped\n` : `no control master for ${device} (${path})\n`);

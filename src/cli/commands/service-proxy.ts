@@ -22,7 +22,7 @@ import { createLogger, withLogOptions, type LogFormat } from '../log.js';
 import { action, fail } from '../fail.js';
 import type { ServiceClient } from '../../sdk/index.js';
 import { withConfigFile } from '../config-file.js';
-import { serviceSecurity } from '../service-security.js';
+import { controlIdentity, serviceSecurity } from '../service-security.js';
 import {
   collect,
   connectionStringFrom,
@@ -107,6 +107,12 @@ async function preflight(client: ServiceClient, deviceId: string, deviceWaitMs: 
   }
 }
 
+/** The control path `devstreams connect` with the same identity and key options uses for this device. */
+function controlPathFor(cs: string, deviceId: string, o: ServiceProxyCliOpts): string {
+  const policy = parsePolicyConnectionString(cs);
+  return defaultControlPath(policy.hostName, deviceId, controlIdentity(o, policy.policy));
+}
+
 /** Serves `devstreams connect` clients from this proxy's device stream; returns the stop function. */
 async function serveControl(path: string, source: SessionSource, log: Logger): Promise<() => Promise<void>> {
   const server = new ControlServer({
@@ -129,8 +135,7 @@ async function serveControl(path: string, source: SessionSource, log: Logger): P
   }
   log.info({ controlPath: path }, 'control socket ready: devstreams connect uses this device stream');
   return async () => {
-    await server.close();
-    removeStaleSocket(path);
+    await server.close(); // removes the socket file, if still ours
   };
 }
 
@@ -262,9 +267,7 @@ to move to another hub node; "device stream dropped" is logged once the old stre
         { deviceId: o.deviceId, listeners, ...(o.queueTargetMs !== undefined ? { queueTargetMs: o.queueTargetMs } : {}) },
         'service proxy ready',
       );
-      const control = o.control
-        ? await serveControl(o.controlPath ?? defaultControlPath(parsePolicyConnectionString(cs).hostName, o.deviceId), source, log)
-        : undefined;
+      const control = o.control ? await serveControl(o.controlPath ?? controlPathFor(cs, o.deviceId, o), source, log) : undefined;
       let metricsListener: MetricsListener | undefined;
       if (metrics && o.metricsListen) {
         metricsListener = await serveMetrics(metrics.registry, o.metricsListen.host, o.metricsListen.port);
