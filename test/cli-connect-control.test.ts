@@ -99,6 +99,9 @@ describe('devstreams connect control master lifecycle', () => {
     await until(() => first.out().includes('a\n'), 30_000, 'echo through the first channel');
     first.proc.kill('SIGTERM'); // the channel ends; the master's first idle spell begins
     await first.exited;
+    // The master's first idle spell begins when it has seen that channel close.
+    const log = join(dir, 'ctl', 'persist.log');
+    await until(() => readFileSync(log, 'utf8').includes('"outcome":"closed"'), 10_000, 'the master to see the first channel close');
     // A refused request in between: it must not leave the first idle spell's timer armed.
     const refused = once(args(`127.0.0.1:${await closedPort()}`), '');
     expect(refused.status).toBe(1);
