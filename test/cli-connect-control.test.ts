@@ -15,12 +15,16 @@ import { startEchoServer, closedPort, type Target } from './helpers/targets.js';
 import { until } from './helpers/hub.js';
 
 /** A connect client whose stdin stays open: a live channel. */
-function holdChannel(args: string[], env: NodeJS.ProcessEnv): { proc: ChildProcess; out: () => string; exited: Promise<number | null> } {
+function holdChannel(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): { proc: ChildProcess; out: () => string; err: () => string; exited: Promise<number | null> } {
   const proc = spawn(process.execPath, [CLI_MAIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let out = '';
   proc.stdout!.on('data', (c: Buffer) => (out += c.toString()));
-  proc.stderr!.on('data', () => {});
-  return { proc, out: () => out, exited: new Promise((resolve) => proc.once('exit', resolve)) };
+  let err = '';
+  proc.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+  return { proc, out: () => out, err: () => err, exited: new Promise((resolve) => proc.once('exit', resolve)) };
 }
 
 describe('devstreams connect control master lifecycle', () => {
@@ -70,6 +74,8 @@ describe('devstreams connect control master lifecycle', () => {
     held.push(channel.proc);
     channel.proc.stdin!.write('before-exit\n');
     await until(() => channel.out().includes('before-exit'), 30_000, 'echo through the channel');
+    // The first contact pinned the device key: the client says so (the master's log is not read).
+    expect(channel.err()).toContain('Permanently added device dev-ctl');
     const r = runCli(connectArgs('dev-ctl', '--control-path', path, '--exit'), env());
     expect(r.stderr).toContain('control master for dev-ctl stopped');
     // The master ends its channels when it stops: the client's next write fails and it exits.

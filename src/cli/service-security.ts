@@ -17,7 +17,13 @@ export interface ServiceSecurityFlags {
 export type ServiceSecurity = { staticKeys: StaticKeyPair; trustHub: true } | { staticKeys: StaticKeyPair; verifyDevice: PeerVerifier };
 
 /** Loads (or creates) the service key and picks the device-key check the flags ask for. */
-export async function serviceSecurity(o: ServiceSecurityFlags, deviceId: string, log: Logger): Promise<ServiceSecurity> {
+export async function serviceSecurity(
+  o: ServiceSecurityFlags,
+  deviceId: string,
+  log: Logger,
+  /** Also told notices meant for the user (a control master passes them to its client). */
+  onNotice?: (text: string) => void,
+): Promise<ServiceSecurity> {
   const keyPath = o.key ?? defaultServiceKeyPath();
   const { keys } = await loadOrCreateKeyPair(keyPath);
   if (o.trustHub && (o.deviceKey || o.knownDevices))
@@ -34,11 +40,11 @@ export async function serviceSecurity(o: ServiceSecurityFlags, deviceId: string,
   );
   if (o.trustHub) return { staticKeys: keys, trustHub: true };
   // First contact pins the device's key; say so, as ssh does for a new host.
-  const pinned = (key: Buffer): void =>
-    log.warn(
-      { deviceId, deviceKey: encodePublicKey(key), knownDevices: knownPath },
-      `Permanently added device ${deviceId} (x25519 ${encodePublicKey(key)}) to the list of known devices (${knownPath})`,
-    );
+  const pinned = (key: Buffer): void => {
+    const text = `Permanently added device ${deviceId} (x25519 ${encodePublicKey(key)}) to the list of known devices (${knownPath})`;
+    log.warn({ deviceId, deviceKey: encodePublicKey(key), knownDevices: knownPath }, text);
+    onNotice?.(text);
+  };
   return { staticKeys: keys, verifyDevice: expected ? expectKey(expected) : new KnownDevices(knownPath).verifier(deviceId, true, pinned) };
 }
 

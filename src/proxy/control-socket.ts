@@ -6,7 +6,8 @@
  *
  * Wire, one exchange per Unix connection, then raw bytes both ways (the channel):
  *   client -> master   `open HOST:PORT\n`  (or `exit\n`: the master stops)
- *   master -> client   `ok\n` once the device accepted, or `err CODE message\n` and close
+ *   master -> client   `ok\n` once the device accepted, or `err CODE message\n` and close;
+ *                      before either, `note TEXT\n` lines for the user (a newly pinned device key)
  * The master waits for the device's answer before `ok` so that a refused target reaches the
  * client as its code; ssh, scp, git and rsync wait for the server's first bytes anyway.
  */
@@ -20,6 +21,9 @@ import type { Channel } from '../mux/index.js';
 import { bridge } from './bridge.js';
 import type { SessionSource } from './session-source.js';
 import { devstreamsHome } from './key-files.js';
+
+/** Most `note` lines a client reads before its answer. */
+const MAX_NOTES = 16;
 
 /** Longest request line a master reads before it drops the connection. */
 export const MAX_CONTROL_LINE = 512;
@@ -95,6 +99,8 @@ export interface ControlServerOptions {
 export class ControlServer {
   private readonly server: net.Server;
   private readonly sockets = new Set<net.Socket>();
+  /** Clients waiting for their channel's answer: they are told notices. */
+  private readonly waiting = new Set<net.Socket>();
   private active = 0;
   private idleListeners: (() => void)[] = [];
   /** The socket file this server put at the path (device and inode), so it never removes another's. */
@@ -154,6 +160,12 @@ export class ControlServer {
     this.owned = { dev: st.dev, ino: st.ino };
   }
 
+  /** Sends `text` as a `note` line to every client still waiting for its channel's answer. */
+  notify(text: string): void {
+    const line = `note ${text.replace(/\n/g, ' ').slice(0, MAX_CONTROL_LINE - 6)}\n`;
+    for (const s of this.waiting) s.write(line);
+  }
+
   /** Calls `fn` each time the last channel ends. */
   onIdle(fn: () => void): void {
     this.idleListeners.push(fn);
@@ -194,11 +206,13 @@ export class ControlServer {
     const target = `${host}:${port}`;
     this.options.onRequest?.();
     this.active++;
+    this.waiting.add(socket);
     let channel: Channel;
     try {
       const session = await this.options.source.get();
       channel = session.openChannel({ host, port });
     } catch (err) {
+      this.waiting.delete(socket);
       this.refuse(socket, target, err as Error);
       return;
     }
@@ -206,6 +220,7 @@ export class ControlServer {
       channel.once('accepted', () => resolve(undefined));
       channel.once('error', (err: Error) => resolve(err));
     });
+    this.waiting.delete(socket);
     if (answer) return this.refuse(socket, target, answer);
     this.options.onChannel?.({ target, outcome: 'opened' });
     socket.write('ok\n');
@@ -235,11 +250,16 @@ export class ControlServer {
  * socket (now carrying the channel) after `ok`; rejects with the master's code after `err`, or
  * with the Node error (ENOENT, ECONNREFUSED) when no master listens.
  */
-export async function requestChannel(path: string, host: string, port: number): Promise<net.Socket> {
+export async function requestChannel(path: string, host: string, port: number, onNotice?: (text: string) => void): Promise<net.Socket> {
   const socket = net.createConnection({ path, allowHalfOpen: true });
   await Promise.race([once(socket, 'connect'), once(socket, 'error').then(([err]) => Promise.reject(err as Error))]);
   socket.write(`open ${host.includes(':') ? `[${host}]` : host}:${port}\n`);
-  const line = await readLine(socket);
+  let line = await readLine(socket);
+  // `note TEXT` lines (for the user) may precede the answer; a bounded number of them.
+  for (let notes = 0; line?.startsWith('note ') && notes < MAX_NOTES; notes++) {
+    onNotice?.(line.slice(5));
+    line = await readLine(socket);
+  }
   if (line === 'ok') return socket;
   socket.destroy();
   const m = /^err (\S+) (.*)$/.exec(line ?? '');

@@ -90,8 +90,14 @@ function joinStdio(stream: Duplex, log: Logger): void {
 }
 
 /** Builds the one-device session source the master (or --no-control) uses. */
-async function sessionSource(o: ConnectCliOpts, cs: string, deviceId: string, log: Logger): Promise<SessionSource> {
-  const security = await serviceSecurity(o, deviceId, log);
+async function sessionSource(
+  o: ConnectCliOpts,
+  cs: string,
+  deviceId: string,
+  log: Logger,
+  onNotice?: (text: string) => void,
+): Promise<SessionSource> {
+  const security = await serviceSecurity(o, deviceId, log, onNotice);
   const { source } = createServiceApp({
     connectionString: cs,
     deviceId,
@@ -108,7 +114,9 @@ async function sessionSource(o: ConnectCliOpts, cs: string, deviceId: string, lo
 /** The background master: holds the device stream, serves channels on the control socket. */
 async function runMaster(o: ConnectCliOpts, cs: string, deviceId: string, path: string, log: Logger): Promise<void> {
   process.on('SIGHUP', () => {}); // detached already; a stray hangup must not end others' channels
-  const source = await sessionSource(o, cs, deviceId, log);
+  // The master's log is a file nobody reads: notices (a newly pinned device key) go to the
+  // clients waiting for a channel, which print them on stderr as ssh does.
+  const source = await sessionSource(o, cs, deviceId, log, (text) => server.notify(text));
   // One persist timer: every channel request disarms it, the last channel's end re-arms it, and
   // it stops the master only if no channel is open when it fires (a timer left armed by an
   // earlier idle spell must not end a channel that opened since).
@@ -180,10 +188,15 @@ function isNoMaster(err: unknown): boolean {
   return code === 'ENOENT' || code === 'ECONNREFUSED';
 }
 
+/** A notice from the master, for the user: on stderr, like ssh's "Permanently added". */
+function printNotice(text: string): void {
+  process.stderr.write(`${text}\n`);
+}
+
 /** A channel from the master at `path`, starting one when none listens. */
 async function channelViaMaster(path: string, host: string, port: number, log: Logger): Promise<Duplex> {
   try {
-    return await requestChannel(path, host, port);
+    return await requestChannel(path, host, port, printNotice);
   } catch (err) {
     if (!isNoMaster(err)) throw err;
   }
@@ -192,7 +205,7 @@ async function channelViaMaster(path: string, host: string, port: number, log: L
   const deadline = Date.now() + MASTER_START_TIMEOUT_MS;
   for (;;) {
     try {
-      return await requestChannel(path, host, port);
+      return await requestChannel(path, host, port, printNotice);
     } catch (err) {
       if (!isNoMaster(err)) throw err;
     }
