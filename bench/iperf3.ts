@@ -8,7 +8,11 @@ import { freePort, spawnChild, waitForLine, type Child } from './procs.js';
 
 const run = promisify(execFile);
 
-/** Retries when the server still reports the previous test ("the server is busy"). */
+/**
+ * Retries when the server is still in the previous test: it answers "the server is busy", or,
+ * when it is still tearing that test down (a load client killed a moment ago), closes the new
+ * control connection, which the client reports as "control socket has closed unexpectedly".
+ */
 export const IPERF3_BUSY_RETRIES = 5;
 /** Pause between those retries. */
 export const IPERF3_BUSY_RETRY_MS = 300;
@@ -100,7 +104,7 @@ export async function iperf3Send(port: number, amount: Iperf3Amount, parallel: n
     const j = JSON.parse(stdout) as Iperf3Json;
     if (j.error !== undefined) {
       last = j.error;
-      if (/busy|reset by peer/i.test(j.error)) {
+      if (/busy|reset by peer|control socket has closed/i.test(j.error)) {
         await new Promise((r) => setTimeout(r, IPERF3_BUSY_RETRY_MS));
         continue;
       }
