@@ -2,14 +2,13 @@
 // mutated raw requests; random WebSocket upgrades; random frames on control and streaming
 // sockets. The hub must always answer an HTTP status with a JSON {code} (or close cleanly),
 // never crash, and keep serving (/healthz OK after every run).
-import http from 'node:http';
 import net from 'node:net';
 import fc from 'fast-check';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSasToken, deviceResource, hubResource, nowSeconds, parseConnectionString } from '../src/auth/index.js';
 import { startTestHub, type TestHub } from './helpers/hub.js';
-import { httpCall, tryUpgrade, type RawAnswer } from './helpers/raw.js';
+import { httpCall, tryUpgrade, upgradeRequest, type RawAnswer } from './helpers/raw.js';
 import { FUZZ_TIMEOUT_MS, fuzzParams, mutate, mutationArb } from './helpers/fuzz.js';
 
 let th: TestHub;
@@ -225,19 +224,7 @@ function upgradeAndSend(
   timeoutMs = 4000,
 ): Promise<{ upgraded: boolean; status: number; closed: boolean }> {
   return new Promise((resolve, reject) => {
-    const req = http.request({
-      host: '127.0.0.1',
-      port,
-      path,
-      method: 'GET',
-      headers: {
-        connection: 'Upgrade',
-        upgrade: 'websocket',
-        'sec-websocket-version': '13',
-        'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
-        authorization: auth,
-      },
-    });
+    const req = upgradeRequest(port, path, { authorization: auth });
     req.on('upgrade', (_res, socket) => {
       const t = setTimeout(() => {
         socket.destroy();

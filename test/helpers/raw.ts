@@ -8,22 +8,27 @@ export interface RawAnswer {
   upgraded: boolean;
 }
 
+/** A WebSocket upgrade request to 127.0.0.1:`port` with a fixed key; `headers` add to or override it. */
+export function upgradeRequest(port: number, path: string, headers: Record<string, string> = {}): http.ClientRequest {
+  return http.request({
+    host: '127.0.0.1',
+    port,
+    path,
+    method: 'GET',
+    headers: {
+      connection: 'Upgrade',
+      upgrade: 'websocket',
+      'sec-websocket-version': '13',
+      'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
+      ...headers,
+    },
+  });
+}
+
 /** Tries a WebSocket upgrade; resolves with the refusal status and JSON body, or `upgraded`. */
 export function tryUpgrade(port: number, path: string, headers: Record<string, string> = {}): Promise<RawAnswer> {
   return new Promise((resolve, reject) => {
-    const req = http.request({
-      host: '127.0.0.1',
-      port,
-      path,
-      method: 'GET',
-      headers: {
-        connection: 'Upgrade',
-        upgrade: 'websocket',
-        'sec-websocket-version': '13',
-        'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
-        ...headers,
-      },
-    });
+    const req = upgradeRequest(port, path, headers);
     req.on('upgrade', (_res, socket) => {
       socket.destroy();
       resolve({ status: 101, body: undefined, upgraded: true });
@@ -98,19 +103,7 @@ export function upgradeThenJunk(
   timeoutMs = 5000,
 ): Promise<boolean> {
   return new Promise((resolve, reject) => {
-    const req = http.request({
-      host: '127.0.0.1',
-      port,
-      path,
-      method: 'GET',
-      headers: {
-        connection: 'Upgrade',
-        upgrade: 'websocket',
-        'sec-websocket-version': '13',
-        'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
-        ...headers,
-      },
-    });
+    const req = upgradeRequest(port, path, headers);
     req.on('upgrade', (_res, socket) => {
       const t = setTimeout(() => {
         socket.destroy();
