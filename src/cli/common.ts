@@ -70,6 +70,11 @@ export function connectionStringFrom(o: ConnectionStringFlags, warn: (line: stri
   return cs;
 }
 
+/** The proxies' delay-controller option (both ends set it: one runs the controller, the other ACKs by bytes). */
+export const QUEUE_TARGET_FLAG = '--queue-target-ms <ms>';
+export const QUEUE_TARGET_HELP =
+  'interactive first: keep at most about this much queueing delay on the path (a delay-based controller; 1 suits loopback and LANs) at some cost in bulk throughput; set it on both proxies. Default off';
+
 /** Adds --connection-string-file and --connection-string to `cmd`; `kind` is "device" or "service". */
 export function connectionStringOptions(cmd: Command, kind: string): Command {
   return cmd

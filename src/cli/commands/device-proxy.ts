@@ -20,6 +20,8 @@ import {
   onShutdown,
   parseCryptoMode,
   parsePositiveInt,
+  QUEUE_TARGET_FLAG,
+  QUEUE_TARGET_HELP,
   parsePositiveMs,
   parsePublicKeys,
   hubTrust,
@@ -76,11 +78,7 @@ export function deviceProxyCommand(): Command {
     .option('--allow-plaintext', 'also accept streams without end-to-end encryption (the hub could read them)')
     .option('--crypto <mode>', 'where records are sealed: inline, workers or auto', parseCryptoMode)
     .option('--connect-timeout <seconds>', 'how long a connect to a target may take (default 10)', parsePositiveMs)
-    .option(
-      '--queue-target-ms <ms>',
-      'interactive first: keep at most about this much queueing delay on the path (a delay-based controller; 1 suits loopback and LANs) at some cost in bulk throughput; set it on both proxies. Default off',
-      parsePositiveInt,
-    )
+    .option(QUEUE_TARGET_FLAG, QUEUE_TARGET_HELP, parsePositiveInt)
     .option('--ca <file>', 'extra CA certificate (PEM) for a hub with a self-signed certificate');
   withLogOptions(cmd);
   withConfigFile(cmd);

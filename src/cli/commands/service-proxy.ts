@@ -30,6 +30,8 @@ import {
   onShutdown,
   parseCryptoMode,
   parsePositiveInt,
+  QUEUE_TARGET_FLAG,
+  QUEUE_TARGET_HELP,
   parsePositiveMs,
   hubTrust,
   connectionStringOptions,
@@ -161,11 +163,7 @@ export function serviceProxyCommand(): Command {
     .option('--plaintext', 'no end-to-end encryption: the hub can read the traffic (for measurement; the device must --allow-plaintext)')
     .option('--no-resume', 'do not keep the device session across dropped streams (open connections then end with the stream)')
     .option('--crypto <mode>', 'where records are sealed: inline, workers or auto', parseCryptoMode)
-    .option(
-      '--queue-target-ms <ms>',
-      'interactive first: keep at most about this much queueing delay on the path (a delay-based controller; 1 suits loopback and LANs) at some cost in bulk throughput; set it on both proxies. Default off',
-      parsePositiveInt,
-    )
+    .option(QUEUE_TARGET_FLAG, QUEUE_TARGET_HELP, parsePositiveInt)
     .option('--wait-timeout <seconds>', 'how long a connection waits for the device stream to open (default 30)', parsePositiveMs)
     .option(
       '--metrics-listen <host:port>',
