@@ -7,6 +7,7 @@ import { decodePublicKey } from '../crypto/index.js';
 import { DevstreamsError } from '../errors.js';
 import { dialHost, parseConnectionString } from '../auth/index.js';
 import { fetchPinnedCertificate } from '../transport/index.js';
+import { delayControlledResume, type ResumeConfig } from '../resume/index.js';
 import { readSecretFile, warnLine } from './secret-file.js';
 
 /** Environment variable that may hold the connection string instead of the flag. */
@@ -74,6 +75,11 @@ export function connectionStringFrom(o: ConnectionStringFlags, warn: (line: stri
 export const QUEUE_TARGET_FLAG = '--queue-target-ms <ms>';
 export const QUEUE_TARGET_HELP =
   'interactive first: keep at most about this much queueing delay on the path (a delay-based controller; 1 suits loopback and LANs) at some cost in bulk throughput; set it on both proxies. Default off';
+
+/** The resume limits `--queue-target-ms` asks for; undefined (the defaults) when it is not given. */
+export function queueTargetResume(queueTargetMs: number | undefined): Partial<ResumeConfig> | undefined {
+  return queueTargetMs === undefined ? undefined : delayControlledResume(queueTargetMs);
+}
 
 /** Adds --connection-string-file and --connection-string to `cmd`; `kind` is "device" or "service". */
 export function connectionStringOptions(cmd: Command, kind: string): Command {

@@ -54,8 +54,8 @@ export function controlIdentity(o: ServiceSecurityFlags & { plaintext?: boolean 
     keyName,
     keyFile: resolve(o.key ?? defaultServiceKeyPath()),
     knownDevices: resolve(o.knownDevices ?? defaultKnownDevicesPath()),
-    ...(o.deviceKey ? { deviceKey: o.deviceKey } : {}),
-    ...(o.trustHub ? { trustHub: true } : {}),
-    ...(o.plaintext ? { plaintext: true } : {}),
+    deviceKey: o.deviceKey,
+    trustHub: o.trustHub,
+    plaintext: o.plaintext,
   };
 }

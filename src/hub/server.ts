@@ -119,7 +119,7 @@ export class Hub {
     this.metrics = new HubMetrics({
       connectedDevices: () => this.control.connectedCount,
       activeStreams: () => this.pairer.activeCount,
-      ...(o.processMetrics ? { processMetrics: true } : {}),
+      processMetrics: o.processMetrics,
     });
     this.metricsOnMainListener = o.metricsOnMainListener ?? true;
     this.pairer = new StreamPairer({

@@ -226,7 +226,7 @@ export class ControlServer {
     socket.write('ok\n');
     bridge(socket, channel, {
       onDone: (error) => {
-        this.options.onChannel?.({ target, outcome: 'closed', ...(error ? { error } : {}) });
+        this.options.onChannel?.({ target, outcome: 'closed', error });
         this.release();
       },
     });

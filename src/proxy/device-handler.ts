@@ -59,6 +59,6 @@ function handleOpen(request: OpenRequest, options: DeviceHandlerOptions): void {
     socket.off('error', onConnectError);
     const channel = request.accept();
     options.onChannel?.({ target: label, outcome: 'connected' });
-    bridge(socket, channel, { onDone: (error) => options.onChannel?.({ target: label, outcome: 'closed', ...(error ? { error } : {}) }) });
+    bridge(socket, channel, { onDone: (error) => options.onChannel?.({ target: label, outcome: 'closed', error }) });
   });
 }

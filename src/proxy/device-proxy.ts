@@ -120,7 +120,7 @@ export class DeviceProxy extends EventEmitter<DeviceProxyEvents> {
     // the handshake, before anything could attach to a session handed back later.
     const onOpen = deviceChannelHandler({
       allow: o.allow,
-      ...(o.connectTimeoutMs !== undefined ? { connectTimeoutMs: o.connectTimeoutMs } : {}),
+      connectTimeoutMs: o.connectTimeoutMs,
       onChannel: (event) => this.emit('channel', event),
     });
     this.client.on('streamRequest', (request) => {
@@ -149,10 +149,10 @@ export class DeviceProxy extends EventEmitter<DeviceProxyEvents> {
         .acceptSession({
           staticKeys: o.staticKeys,
           verifyPeer: this.verifyPeer,
-          ...(o.allowPlaintext ? { allowPlaintext: true } : {}),
-          ...(o.crypto ? { crypto: o.crypto } : {}),
+          allowPlaintext: o.allowPlaintext,
+          crypto: o.crypto,
           mux: { onOpen },
-          ...(o.resume ? { resume: o.resume } : {}),
+          resume: o.resume,
           signal: abort.signal,
         })
         .finally(() => this.starting.delete(abort))
@@ -168,7 +168,7 @@ export class DeviceProxy extends EventEmitter<DeviceProxyEvents> {
             }
             const r = ds.resumable;
             if (r) {
-              r.events.on('suspended', (error) => this.emit('suspended', { sessionId: r.sessionId ?? '?', ...(error ? { error } : {}) }));
+              r.events.on('suspended', (error) => this.emit('suspended', { sessionId: r.sessionId ?? '?', error }));
               r.events.on('resumed', (info) => {
                 this.resumeTotal++;
                 this.emit('resumed', { sessionId: r.sessionId ?? '?', streamId: ds.streamId, ...info });
@@ -179,7 +179,8 @@ export class DeviceProxy extends EventEmitter<DeviceProxyEvents> {
             ds.session.once('close', () => this.sessions.delete(ds.session));
             this.emit('session', {
               streamId: ds.streamId,
-              ...(ds.secure ? { peerKey: ds.secure.session.remoteStatic, cipher: ds.secure.session.cipher } : {}),
+              peerKey: ds.secure?.session.remoteStatic,
+              cipher: ds.secure?.session.cipher,
             });
           },
           (err: Error) => this.emit('sessionError', err),

@@ -80,7 +80,7 @@ async function whileOffline<T>(waitMs: number, open: () => Promise<T>, onWait: (
 
 /** Builds (does not start) a service proxy for one device. */
 export function createServiceApp(o: ServiceAppOptions): { proxy: ServiceProxy; source: SessionSource; client: ServiceClient } {
-  const client = ServiceClient.fromConnectionString(o.connectionString, o.ca !== undefined ? { ca: o.ca } : {});
+  const client = ServiceClient.fromConnectionString(o.connectionString, { ca: o.ca });
   const resume = o.resume ?? true;
   let sessionId = '?';
   const source = new SessionSource({
@@ -90,19 +90,14 @@ export function createServiceApp(o: ServiceAppOptions): { proxy: ServiceProxy; s
         waitMs,
         () =>
           client.connect(o.deviceId, {
-            ...(o.encrypt === false ? { encrypt: false } : {}),
-            ...(o.staticKeys ? { staticKeys: o.staticKeys } : {}),
-            ...(o.verifyDevice ? { verifyPeer: o.verifyDevice } : {}),
-            ...(o.trustHub ? { trustHub: true } : {}),
-            ...(o.crypto ? { crypto: o.crypto } : {}),
-            ...(o.mux ? { mux: o.mux } : {}),
-            ...(resume !== false ? { resume } : {}),
-            ...(o.onResume
-              ? {
-                  onResumeAttemptFailed: (error: Error, attempt: number) =>
-                    o.onResume!({ kind: 'attemptFailed', sessionId, error, attempt }),
-                }
-              : {}),
+            encrypt: o.encrypt,
+            staticKeys: o.staticKeys,
+            verifyPeer: o.verifyDevice,
+            trustHub: o.trustHub,
+            crypto: o.crypto,
+            mux: o.mux,
+            resume,
+            onResumeAttemptFailed: (error: Error, attempt: number) => o.onResume?.({ kind: 'attemptFailed', sessionId, error, attempt }),
           }),
         () => o.onDeviceWait?.(o.deviceId, waitMs),
       );
@@ -111,21 +106,21 @@ export function createServiceApp(o: ServiceAppOptions): { proxy: ServiceProxy; s
         const tell = o.onResume;
         sessionId = r.sessionId ?? '?';
         const id = sessionId;
-        r.events.on('suspended', (error) => tell({ kind: 'suspended', sessionId: id, ...(error ? { error } : {}) }));
+        r.events.on('suspended', (error) => tell({ kind: 'suspended', sessionId: id, error }));
         r.events.on('resumed', (info) => tell({ kind: 'resumed', sessionId: id, info }));
         r.events.on('lost', (error) => tell({ kind: 'lost', sessionId: id, error }));
       }
       return ds.session;
     },
-    ...(o.waitTimeoutMs !== undefined ? { waitTimeoutMs: o.waitTimeoutMs } : {}),
-    ...(o.onState ? { onState: o.onState } : {}),
+    waitTimeoutMs: o.waitTimeoutMs,
+    onState: o.onState,
   });
   const proxy = new ServiceProxy({
     source,
     forwards: o.forwards,
-    ...(o.socks ? { socks: o.socks } : {}),
-    ...(o.onConnection ? { onConnection: o.onConnection } : {}),
-    ...(o.onChannelOpen ? { onChannelOpen: o.onChannelOpen } : {}),
+    socks: o.socks,
+    onConnection: o.onConnection,
+    onChannelOpen: o.onChannelOpen,
   });
   return { proxy, source, client };
 }

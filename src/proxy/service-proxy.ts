@@ -112,7 +112,7 @@ export class ServiceProxy {
         if (this.options.onChannelOpen) channel.once('accepted', () => this.options.onChannelOpen?.(performance.now() - accepted));
         this.options.onConnection?.({ listener, target, outcome: 'opened' });
         bridge(socket, channel, {
-          onDone: (error) => this.options.onConnection?.({ listener, target, outcome: 'closed', ...(error ? { error } : {}) }),
+          onDone: (error) => this.options.onConnection?.({ listener, target, outcome: 'closed', error }),
         });
         socket.resume();
       },
@@ -152,7 +152,7 @@ export class ServiceProxy {
     socket.write(socksReply(0x00));
     this.options.onConnection?.({ listener: 'socks', target, outcome: 'opened' });
     bridge(socket, channel, {
-      onDone: (error) => this.options.onConnection?.({ listener: 'socks', target, outcome: 'closed', ...(error ? { error } : {}) }),
+      onDone: (error) => this.options.onConnection?.({ listener: 'socks', target, outcome: 'closed', error }),
     });
     socket.resume();
   }

@@ -158,7 +158,7 @@ export class ServiceClient {
       streamName: grant.streamName,
       streamId: grant.streamId,
       transport,
-      ...(grant.devicePublicKey ? { devicePublicKey: grant.devicePublicKey } : {}),
+      devicePublicKey: grant.devicePublicKey,
     };
   }
 

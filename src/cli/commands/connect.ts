@@ -103,7 +103,7 @@ async function sessionSource(
     deviceId,
     forwards: [],
     ...security,
-    ...(o.waitTimeout !== undefined ? { waitTimeoutMs: o.waitTimeout } : {}),
+    waitTimeoutMs: o.waitTimeout,
     ...(await hubTrust(cs, o.ca)),
     onState: (state, err) =>
       state === 'closed' && err ? log.warn({ err: err.message }, 'device stream closed') : log.info({ state }, 'device stream'),

@@ -22,6 +22,7 @@ import {
   parsePositiveInt,
   QUEUE_TARGET_FLAG,
   QUEUE_TARGET_HELP,
+  queueTargetResume,
   parsePositiveMs,
   parsePublicKeys,
   hubTrust,
@@ -30,7 +31,6 @@ import {
 } from '../common.js';
 import { withConfigFile } from '../config-file.js';
 import type { CryptoMode } from '../../crypto/index.js';
-import { delayControlledResume } from '../../resume/index.js';
 
 interface DeviceProxyCliOpts extends ConnectionStringFlags {
   allow?: string[];
@@ -121,12 +121,12 @@ The device's public key is logged at start; give it to services that pin keys
         staticKeys: keys,
         serviceKeys,
         authorizedServices: authorized,
-        ...(o.acceptAnyService ? { acceptAnyService: true } : {}),
-        ...(o.maxSessions !== undefined ? { maxSessions: o.maxSessions } : {}),
-        ...(o.allowPlaintext ? { allowPlaintext: true } : {}),
-        ...(o.crypto ? { crypto: o.crypto } : {}),
-        ...(o.connectTimeout !== undefined ? { connectTimeoutMs: o.connectTimeout } : {}),
-        ...(o.queueTargetMs !== undefined ? { resume: delayControlledResume(o.queueTargetMs) } : {}),
+        acceptAnyService: o.acceptAnyService,
+        maxSessions: o.maxSessions,
+        allowPlaintext: o.allowPlaintext,
+        crypto: o.crypto,
+        connectTimeoutMs: o.connectTimeout,
+        resume: queueTargetResume(o.queueTargetMs),
         ...(await hubTrust(cs, o.ca, (err) => log.warn({ err: err.message }, 'cannot check the hub certificate yet; retrying'))),
       });
       proxy.on('connected', () => log.info({ deviceId, gateway: proxy.client.gateway }, 'control socket connected'));
@@ -170,7 +170,7 @@ The device's public key is logged at start; give it to services that pin keys
           publicKey: encodePublicKey(keys.publicKey),
           keyFile: keyPath,
           keyCreated: created,
-          ...(o.queueTargetMs !== undefined ? { queueTargetMs: o.queueTargetMs } : {}),
+          queueTargetMs: o.queueTargetMs,
         },
         'device proxy ready',
       );

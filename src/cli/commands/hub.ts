@@ -132,7 +132,7 @@ Examples:
             );
           }
         }
-        opts.redis = { url: o.redis, secret, ...(redisCa ? { redisCa } : {}) };
+        opts.redis = { url: o.redis, secret, redisCa };
       } else if (o.fleetSecretFile !== undefined || o.redisCa !== undefined)
         throw new DevstreamsError('ERR_CONFIG', '--fleet-secret-file and --redis-ca go with --redis');
       if (o.advertise !== undefined) opts.advertise = o.advertise;

@@ -168,7 +168,7 @@ async function withRegistry(o: CommonOpts, fn: (reg: RegistryStore) => Promise<v
       );
     }
   }
-  const redis = await connectRedis(o.redis!, { reconnect: false, ...(ca ? { ca } : {}) });
+  const redis = await connectRedis(o.redis!, { reconnect: false, ca });
   try {
     await fn(await RedisRegistry.open({ redis, keyPrefix: DEFAULT_REDIS_KEY_PREFIX }));
   } finally {
@@ -370,8 +370,8 @@ Changes take effect in a running hub at once.`,
         withRegistry(o, async (reg) => {
           endpointOf(reg, o); // fail before writing when no address is known
           const rec = await reg.addService(name, {
-            ...(o.maxPending !== undefined ? { maxPending: o.maxPending } : {}),
-            ...(o.rate !== undefined ? { ratePerSecond: o.rate } : {}),
+            maxPending: o.maxPending,
+            ratePerSecond: o.rate,
           });
           emitString(o, policyString(reg, o, rec.name));
         }),

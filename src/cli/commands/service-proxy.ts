@@ -17,7 +17,6 @@ import { parsePolicyConnectionString } from '../../auth/index.js';
 import type { Logger } from 'pino';
 import { serveMetrics, type MetricsListener } from '../../hub/metrics-listener.js';
 import { DevstreamsError } from '../../errors.js';
-import { delayControlledResume } from '../../resume/index.js';
 import { createLogger, withLogOptions, type LogFormat } from '../log.js';
 import { action, fail } from '../fail.js';
 import type { ServiceClient } from '../../sdk/index.js';
@@ -32,6 +31,7 @@ import {
   parsePositiveInt,
   QUEUE_TARGET_FLAG,
   QUEUE_TARGET_HELP,
+  queueTargetResume,
   parsePositiveMs,
   hubTrust,
   connectionStringOptions,
@@ -220,17 +220,17 @@ to move to another hub node; "device stream dropped" is logged once the old stre
         connectionString: cs,
         deviceId: o.deviceId,
         forwards,
-        ...(socks ? { socks } : {}),
-        ...(o.plaintext ? { encrypt: false } : {}),
+        socks,
+        encrypt: !o.plaintext,
         ...security,
-        ...(o.crypto ? { crypto: o.crypto } : {}),
-        ...(o.resume ? (o.queueTargetMs !== undefined ? { resume: delayControlledResume(o.queueTargetMs) } : {}) : { resume: false }),
-        ...(o.waitTimeout !== undefined ? { waitTimeoutMs: o.waitTimeout } : {}),
+        crypto: o.crypto,
+        resume: o.resume ? queueTargetResume(o.queueTargetMs) : false,
+        waitTimeoutMs: o.waitTimeout,
         ...(await hubTrust(cs, o.ca)),
-        ...(o.deviceWait !== undefined ? { deviceWaitMs: o.deviceWait } : {}),
+        deviceWaitMs: o.deviceWait,
         onDeviceWait: (deviceId, waitMs) =>
           log.warn({ deviceId }, `device ${deviceId} is offline; waiting up to ${formatSeconds(waitMs)} for it to connect`),
-        ...(metrics ? { onChannelOpen: (ms: number) => metrics.channelOpened(ms) } : {}),
+        onChannelOpen: metrics && ((ms: number) => metrics.channelOpened(ms)),
         onState: (state, err) => {
           if (state === 'opening') streamOpening = performance.now();
           else if (state === 'open' && streamOpening !== undefined) metrics?.streamOpened(performance.now() - streamOpening);
@@ -261,10 +261,7 @@ to move to another hub node; "device stream dropped" is logged once the old stre
       const listeners = await proxy.start();
       for (const l of listeners)
         process.stdout.write(l.kind === 'forward' ? `forward ${l.host}:${l.port} -> ${l.target}\n` : `socks ${l.host}:${l.port}\n`);
-      log.info(
-        { deviceId: o.deviceId, listeners, ...(o.queueTargetMs !== undefined ? { queueTargetMs: o.queueTargetMs } : {}) },
-        'service proxy ready',
-      );
+      log.info({ deviceId: o.deviceId, listeners, queueTargetMs: o.queueTargetMs }, 'service proxy ready');
       const control = o.control ? await serveControl(o.controlPath ?? controlPathFor(cs, o.deviceId, o), source, log) : undefined;
       let metricsListener: MetricsListener | undefined;
       if (metrics && o.metricsListen) {

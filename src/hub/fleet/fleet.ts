@@ -86,8 +86,8 @@ export class Fleet {
     const common = {
       reconnect: true,
       onError,
-      ...(o.commandTimeoutMs !== undefined ? { commandTimeoutMs: o.commandTimeoutMs } : {}),
-      ...(o.redisCa !== undefined ? { ca: o.redisCa } : {}),
+      commandTimeoutMs: o.commandTimeoutMs,
+      ca: o.redisCa,
     };
     const redis = await connectRedis(o.url, common);
     let subscriber: Redis;
@@ -113,7 +113,7 @@ export class Fleet {
         nodeId,
         forwardSlackMs: o.forwardSlackMs ?? DEFAULT_FORWARD_SLACK_MS,
         log,
-        ...(o.secret ? { secret: o.secret } : {}),
+        secret: o.secret,
       });
       fleet = new Fleet(nodeId, redis, subscriber, registry, presence, bus, ttlMs, log);
       return fleet;
