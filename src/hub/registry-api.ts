@@ -6,20 +6,12 @@
 import type http from 'node:http';
 import { DevstreamsError } from '../errors.js';
 import type { DeviceRecord } from './registry.js';
-import type { RegistryStore } from './registry-store.js';
 import { authenticatePolicy } from './authenticate.js';
 import { readJson, segment, sendJson } from './http-util.js';
-import type { PresenceStore } from './presence.js';
+import type { HubContext } from './context.js';
 
 /** What the registry routes need from the hub. */
-export interface RegistryApiContext {
-  registry: RegistryStore;
-  control: { isConnected(deviceId: string): boolean; lastSeen(deviceId: string): number | undefined; revokeStale(): void };
-  /** Which node holds each device's control socket (the whole fleet's view). */
-  presence: PresenceStore;
-  hostName(): string;
-  clockSkewSeconds: number;
-  maxBodyBytes: number;
+export interface RegistryApiContext extends Pick<HubContext, 'config' | 'registry' | 'presence' | 'control' | 'hostName'> {
   deviceConnectionString(rec: DeviceRecord): string;
 }
 
@@ -48,12 +40,12 @@ async function deviceView(ctx: RegistryApiContext, rec: DeviceRecord, withSecret
 }
 
 async function owner(ctx: RegistryApiContext, req: http.IncomingMessage): Promise<void> {
-  await authenticatePolicy(req, ctx.registry, ctx.hostName(), ['owner'], ctx.clockSkewSeconds);
+  await authenticatePolicy(req, ctx.registry, ctx.hostName(), ['owner'], ctx.config.clockSkewSeconds);
 }
 
 /** Reading device status: owner or service; true when the caller is the owner. */
 async function reader(ctx: RegistryApiContext, req: http.IncomingMessage): Promise<boolean> {
-  const who = await authenticatePolicy(req, ctx.registry, ctx.hostName(), ['owner', 'service'], ctx.clockSkewSeconds);
+  const who = await authenticatePolicy(req, ctx.registry, ctx.hostName(), ['owner', 'service'], ctx.config.clockSkewSeconds);
   return who.kind === 'policy' && who.policy === 'owner';
 }
 
@@ -76,7 +68,7 @@ export async function handleRegistryApi(
     const deviceId = segment(parts[2]!);
     if (method === 'PUT') {
       await owner(ctx, req);
-      const body = await readJson(req, ctx.maxBodyBytes);
+      const body = await readJson(req, ctx.config.maxBodyBytes);
       const key = body.key;
       if (key !== undefined && (typeof key !== 'string' || !/^[A-Za-z0-9+/]+={0,2}$/.test(key) || Buffer.from(key, 'base64').length < 16)) {
         throw new DevstreamsError('ERR_BAD_REQUEST', 'key must be base64 of at least 16 bytes');

@@ -9,12 +9,9 @@ import type { Socket } from 'node:net';
 import type { WebSocket, WebSocketServer } from 'ws';
 import { DevstreamsError } from '../errors.js';
 import { isValidDeviceId } from '../auth/connection-string.js';
-import type { HubConfig } from './config.js';
-import type { StreamRouter } from './presence.js';
-import type { ControlPlane } from './control.js';
 import { DEVICE_KEY_HEADER, isDeviceKey } from '../hub-api/control-protocol.js';
 import type { StreamPairer } from './streams.js';
-import type { HubMetrics } from './metrics.js';
+import type { HubContext } from './context.js';
 import type { Admission } from './admission.js';
 import { authenticateDevice, bearerToken, markAddressLimited } from './authenticate.js';
 import { refuseUpgrade, sendError, toHubError } from './http-errors.js';
@@ -22,26 +19,17 @@ import { firstSubprotocol, handshakeKey, handshakeResponse } from '../transport/
 import { segment, sendJson } from './http-util.js';
 import { handleRegistryApi, only, type RegistryApiContext } from './registry-api.js';
 import { handleStreamRequest, type StreamRequestContext } from './stream-request.js';
-import type { RegistryStore } from './registry-store.js';
-import type { HubLogger } from './log.js';
 
-/** What the routes need from the hub that wired them. */
-export interface HubRouteContext {
-  readonly config: HubConfig;
-  readonly registry: RegistryStore;
-  readonly log: HubLogger;
-  readonly metrics: HubMetrics;
+/**
+ * What the routes need from the hub that wired them: the shared facts (HubContext), what the
+ * stream-request and registry routes add of their own, and the router's own parts.
+ */
+export interface HubRouteContext extends HubContext, StreamRequestContext, RegistryApiContext {
   readonly admission: Admission;
-  readonly control: ControlPlane;
   readonly controlWss: WebSocketServer;
   readonly pairer: StreamPairer;
-  readonly router: StreamRouter;
   /** Serve `GET /metrics` here (false when a separate listener serves them). */
   readonly metricsOnMainListener: boolean;
-  readonly streams: StreamRequestContext;
-  readonly api: RegistryApiContext;
-  /** The host name credentials are scoped to. */
-  hostName(): string;
   isClosed(): boolean;
 }
 
@@ -168,10 +156,10 @@ export class HubRoutes {
     this.checkAddress(req); // health and metrics above carry no credentials
     if (parts.length === 5 && parts[1] === 'twins' && parts[3] === 'streams') {
       only(method, path, 'POST');
-      await handleStreamRequest(this.hub.streams, req, res, segment(parts[2]!), segment(parts[4]!));
+      await handleStreamRequest(this.hub, req, res, segment(parts[2]!), segment(parts[4]!));
       return;
     }
-    if (await handleRegistryApi(this.hub.api, req, res, path, parts, method)) return;
+    if (await handleRegistryApi(this.hub, req, res, path, parts, method)) return;
     if (parts.length === 4 && parts[1] === 'devices' && parts[3] === 'control') {
       throw new DevstreamsError('ERR_BAD_REQUEST', 'the control endpoint needs a WebSocket upgrade');
     }

@@ -22,9 +22,8 @@ import { TokenBucket } from './rate-limit.js';
 import { Admission } from './admission.js';
 import { refuseUpgrade } from './http-errors.js';
 import type { RelayStats } from './splice.js';
-import type { RegistryApiContext } from './registry-api.js';
-import { ringLocal, type StreamRequestContext } from './stream-request.js';
-import { HubRoutes } from './routes.js';
+import { ringLocal } from './stream-request.js';
+import { HubRoutes, type HubRouteContext } from './routes.js';
 import type { RegistryStore } from './registry-store.js';
 import type { Fleet, FleetOptions } from './fleet/fleet.js';
 import { SILENT_LOGGER, type HubLogger } from './log.js';
@@ -84,8 +83,8 @@ export class Hub {
   readonly transport: HubTransport;
   private boundPort = 0;
   private readonly unwatch: () => void;
-  private readonly apiContext: RegistryApiContext;
-  private readonly streamContext: StreamRequestContext;
+  /** The one context every route works from (routes.ts). */
+  private readonly context: HubRouteContext;
   private readonly routes: HubRoutes;
 
   private advertised = '';
@@ -131,31 +130,6 @@ export class Hub {
       onPaired: (ms) => this.metrics.paired(ms),
       log: this.log,
     });
-    this.apiContext = {
-      registry: this.registry,
-      control: this.control,
-      presence: this.presence,
-      hostName: () => this.publicHost,
-      clockSkewSeconds: this.config.clockSkewSeconds,
-      maxBodyBytes: this.config.maxBodyBytes,
-      deviceConnectionString: (rec) => this.deviceConnectionString(rec),
-    };
-    this.streamContext = {
-      config: this.config,
-      registry: this.registry,
-      presence: this.presence,
-      router: this.router,
-      control: this.control,
-      metrics: this.metrics,
-      bucket: this.bucket,
-      transport: this.transport,
-      hostName: () => this.publicHost,
-      advertiseHost: () => this.advertised,
-      log: this.log,
-      pendingByService: new Map(),
-      serviceBuckets: new Map(),
-    };
-    if (fleet) this.streamContext.fleet = { nodeId, forward: (node, deviceId, name, t) => fleet.forward(node, deviceId, name, t) };
     this.registry.onExternalChange = () => this.control.revokeStale();
     this.unwatch = this.registry.watch();
     this.controlWss = new WebSocketServer({
@@ -193,22 +167,29 @@ export class Hub {
       log: (fields, msg) => this.log.warn(fields, msg),
     });
     this.admission.attach(this.server);
-    this.routes = new HubRoutes({
+    this.context = {
       config: this.config,
       registry: this.registry,
-      log: this.log,
-      metrics: this.metrics,
-      admission: this.admission,
+      presence: this.presence,
+      router: this.router,
       control: this.control,
+      metrics: this.metrics,
+      log: this.log,
+      hostName: () => this.publicHost,
+      bucket: this.bucket,
+      transport: this.transport,
+      advertiseHost: () => this.advertised,
+      fleet: fleet && { nodeId, forward: (node, deviceId, name, t) => fleet.forward(node, deviceId, name, t) },
+      pendingByService: new Map(),
+      serviceBuckets: new Map(),
+      deviceConnectionString: (rec) => this.deviceConnectionString(rec),
+      admission: this.admission,
       controlWss: this.controlWss,
       pairer: this.pairer,
-      router: this.router,
       metricsOnMainListener: this.metricsOnMainListener,
-      streams: this.streamContext,
-      api: this.apiContext,
-      hostName: () => this.publicHost,
       isClosed: () => this.closed,
-    });
+    };
+    this.routes = new HubRoutes(this.context);
     this.server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
       socket.on('error', () => {});
       this.admission.requestStarted(req.socket);
@@ -286,7 +267,7 @@ export class Hub {
         await fleet.start({
           deviceIds: () => h.control.deviceIds(),
           evict: (deviceId) => h.control.evict(deviceId),
-          ring: (deviceId, name, t) => ringLocal(h.streamContext, deviceId, name, t),
+          ring: (deviceId, name, t) => ringLocal(h.context, deviceId, name, t),
         });
       }
     } catch (err) {

@@ -9,11 +9,8 @@ import type http from 'node:http';
 import { randomFromPool } from '../util/random-pool.js';
 import { DevstreamsError } from '../errors.js';
 import type { HubTransport } from '../auth/connection-string.js';
-import { MAX_STREAM_RESPONSE_TIMEOUT_SECONDS, type HubConfig } from './config.js';
-import type { RegistryStore } from './registry-store.js';
-import type { PresenceStore, StreamRouter } from './presence.js';
-import type { ControlPlane } from './control.js';
-import type { HubMetrics } from './metrics.js';
+import { MAX_STREAM_RESPONSE_TIMEOUT_SECONDS } from './config.js';
+import type { HubContext } from './context.js';
 import { TokenBucket } from './rate-limit.js';
 import { authenticatePolicy } from './authenticate.js';
 import { toHubError } from './http-errors.js';
@@ -36,19 +33,13 @@ export interface StreamResponseBody {
 }
 
 /** What the stream-request route needs from the hub. */
-export interface StreamRequestContext {
-  config: HubConfig;
-  registry: RegistryStore;
-  presence: PresenceStore;
-  router: StreamRouter;
-  control: ControlPlane;
-  metrics: HubMetrics;
+export interface StreamRequestContext
+  extends Pick<HubContext, 'config' | 'registry' | 'presence' | 'router' | 'control' | 'metrics' | 'log' | 'hostName'> {
+  /** The hub-wide stream request rate. */
   bucket: TokenBucket;
   transport: HubTransport;
-  hostName(): string;
   /** `host:port` of this node's streaming endpoint, put in stream URLs. */
   advertiseHost(): string;
-  log: { info(obj: object, msg?: string): void };
   /** Fleet routing: set when the node is one of several sharing presence. */
   fleet?: {
     nodeId: string;
