@@ -242,8 +242,11 @@ describe('devstreams CLI: failures say why, at once, with one exit-code conventi
       serviceKey,
     ]);
     expect((await result).hash).toBe(sha256(data));
-    await svc.waitFor(`connection :${local} -> 127.0.0.1:${echo.port} opened`);
-    await device.waitFor(`channel to 127.0.0.1:${echo.port} connected`);
+    // One info line per connection, when it ends, with what it carried (50,000 bytes each way).
+    await svc.waitFor(`connection :${local} -> 127.0.0.1:${echo.port} closed after`);
+    expect(svc.stderr()).toMatch(/connection :\d+ -> 127\.0\.0\.1:\d+ closed after [\d.]+ m?s, 50\.0 kB in, 50\.0 kB out/);
+    await device.waitFor(`channel to 127.0.0.1:${echo.port} closed after`);
+    expect(device.stderr()).toMatch(/channel to 127\.0\.0\.1:\d+ closed after [\d.]+ m?s, 50\.0 kB in, 50\.0 kB out/);
     // The service proxy's own metrics: the channel's open time, the stream's, the connection.
     await svc.waitFor('metrics 127.0.0.1:');
     const metricsPort = Number(/^metrics 127\.0\.0\.1:(\d+)$/m.exec(svc.stdout())![1]);

@@ -40,6 +40,25 @@ export function formatSeconds(ms: number): string {
   return ms < 1000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms / 1000)} s`;
 }
 
+/** A byte count as a person reads it: 512 B, 12.3 kB, 4.1 MB, 2.00 GB (decimal units). */
+export function formatBytes(n: number): string {
+  if (n < 1000) return `${n} B`;
+  const units = ['kB', 'MB', 'GB', 'TB'];
+  let v = n;
+  let u = -1;
+  while (v >= 1000 && u < units.length - 1) {
+    v /= 1000;
+    u++;
+  }
+  return `${v < 10 ? v.toFixed(2) : v < 100 ? v.toFixed(1) : v.toFixed(0)} ${units[u]}`;
+}
+
+/** A connection's closing summary: how long it lasted and what it carried each way. */
+export function connectionSummary(stats: { durationMs: number; bytesIn: number; bytesOut: number }): string {
+  const d = stats.durationMs < 1000 ? `${Math.round(stats.durationMs)} ms` : `${(stats.durationMs / 1000).toFixed(1)} s`;
+  return `after ${d}, ${formatBytes(stats.bytesIn)} in, ${formatBytes(stats.bytesOut)} out`;
+}
+
 /** Environment variable that may name a file holding the connection string. */
 export const CONNECTION_STRING_FILE_ENV = 'DEVSTREAMS_CONNECTION_STRING_FILE';
 

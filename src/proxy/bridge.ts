@@ -8,18 +8,29 @@ import type { Channel } from '../mux/index.js';
 import type { DevstreamsError } from '../errors.js';
 import { trace } from '../util/trace.js';
 
+/** What one bridged connection carried, for a closing log line. */
+export interface BridgeStats {
+  /** From the bridge's start to its end, ms. */
+  durationMs: number;
+  /** Bytes read from the local socket (sent into the tunnel). */
+  bytesIn: number;
+  /** Bytes written to the local socket (received from the tunnel). */
+  bytesOut: number;
+}
+
 export interface BridgeEvents {
   /** Called once when both sides are gone, with the error that ended it, if any. */
-  onDone?(error?: Error): void;
+  onDone?(error: Error | undefined, stats: BridgeStats): void;
 }
 
 export function bridge(socket: net.Socket, channel: Channel, events: BridgeEvents = {}): void {
   socket.setNoDelay(true);
+  const started = performance.now();
   let done = false;
   const finish = (error?: Error): void => {
     if (done) return;
     done = true;
-    events.onDone?.(error);
+    events.onDone?.(error, { durationMs: performance.now() - started, bytesIn: socket.bytesRead, bytesOut: socket.bytesWritten });
   };
   if (channel.destroyed) {
     // Reset or gone while the connection was being set up (the device was still connecting).

@@ -6,14 +6,22 @@
 import net from 'node:net';
 import type { OpenRequest, Session } from '../mux/index.js';
 import type { AllowList } from './allow-list.js';
-import { bridge, connectErrorCode } from './bridge.js';
+import { type BridgeStats, bridge, connectErrorCode } from './bridge.js';
 
 export interface DeviceHandlerOptions {
   allow: AllowList;
   /** How long a connect to a target may take. Default 10 s. */
   connectTimeoutMs?: number;
-  /** Told about each channel's fate, for logs and metrics. */
-  onChannel?(event: { target: string; outcome: 'connected' | 'refused' | 'unreachable' | 'not-allowed' | 'closed'; error?: Error }): void;
+  /** Told about each channel's fate, for logs and metrics; a closed one with what it carried. */
+  onChannel?(event: ChannelEvent): void;
+}
+
+/** One channel's fate on the device: connected to its target, refused, or closed with its stats. */
+export interface ChannelEvent {
+  target: string;
+  outcome: 'connected' | 'refused' | 'unreachable' | 'not-allowed' | 'closed';
+  error?: Error;
+  stats?: BridgeStats;
 }
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
@@ -58,7 +66,9 @@ function handleOpen(request: OpenRequest, options: DeviceHandlerOptions): void {
     clearTimeout(timer);
     socket.off('error', onConnectError);
     const channel = request.accept();
+    // Bridged first: data the service sent behind its OPEN goes to the target before anything
+    // is told about the channel (a log line costs more than the write).
+    bridge(socket, channel, { onDone: (error, stats) => options.onChannel?.({ target: label, outcome: 'closed', error, stats }) });
     options.onChannel?.({ target: label, outcome: 'connected' });
-    bridge(socket, channel, { onDone: (error) => options.onChannel?.({ target: label, outcome: 'closed', error }) });
   });
 }

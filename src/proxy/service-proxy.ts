@@ -7,7 +7,7 @@ import net from 'node:net';
 import { once } from 'node:events';
 import type { Channel } from '../mux/index.js';
 import { DevstreamsError } from '../errors.js';
-import { bridge } from './bridge.js';
+import { type BridgeStats, bridge } from './bridge.js';
 import type { ForwardSpec } from './forward-spec.js';
 import type { SessionSource } from './session-source.js';
 import { readSocksRequest, socksReply, socksReplyCode } from './socks5.js';
@@ -16,10 +16,19 @@ export interface ServiceProxyOptions {
   source: SessionSource;
   forwards: ForwardSpec[];
   socks?: { host: string; port: number };
-  /** Told about each connection, for logs. */
-  onConnection?(event: { listener: string; target: string; outcome: 'opened' | 'failed' | 'closed'; error?: Error }): void;
+  /** Told about each connection, for logs; a closed one with what it carried. */
+  onConnection?(event: ConnectionEvent): void;
   /** Told, per forwarded connection, how long after it was accepted the device accepted its channel, ms. */
   onChannelOpen?(ms: number): void;
+}
+
+/** One local connection's fate: opened, refused on the way (failed), or closed with its stats. */
+export interface ConnectionEvent {
+  listener: string;
+  target: string;
+  outcome: 'opened' | 'failed' | 'closed';
+  error?: Error;
+  stats?: BridgeStats;
 }
 
 export interface BoundListener {
@@ -112,7 +121,7 @@ export class ServiceProxy {
         if (this.options.onChannelOpen) channel.once('accepted', () => this.options.onChannelOpen?.(performance.now() - accepted));
         this.options.onConnection?.({ listener, target, outcome: 'opened' });
         bridge(socket, channel, {
-          onDone: (error) => this.options.onConnection?.({ listener, target, outcome: 'closed', error }),
+          onDone: (error, stats) => this.options.onConnection?.({ listener, target, outcome: 'closed', error, stats }),
         });
         socket.resume();
       },
@@ -152,7 +161,7 @@ export class ServiceProxy {
     socket.write(socksReply(0x00));
     this.options.onConnection?.({ listener: 'socks', target, outcome: 'opened' });
     bridge(socket, channel, {
-      onDone: (error) => this.options.onConnection?.({ listener: 'socks', target, outcome: 'closed', error }),
+      onDone: (error, stats) => this.options.onConnection?.({ listener: 'socks', target, outcome: 'closed', error, stats }),
     });
     socket.resume();
   }

@@ -28,6 +28,7 @@ import {
   hubTrust,
   connectionStringOptions,
   type ConnectionStringFlags,
+  connectionSummary,
 } from '../common.js';
 import { withConfigFile } from '../config-file.js';
 import type { CryptoMode } from '../../crypto/index.js';
@@ -157,7 +158,10 @@ The device's public key is logged at start; give it to services that pin keys
       proxy.on('lost', (e) => log.warn({ sessionId: e.sessionId, err: e.error.message }, 'device session given up'));
       proxy.on('channel', (e) => {
         const fields = { target: e.target, outcome: e.outcome, err: e.error?.message };
-        if (e.outcome === 'connected' || (e.outcome === 'closed' && !e.error)) log.info(fields, `channel to ${e.target} ${e.outcome}`);
+        // One line per channel at info, when it ends; its start is debug (see the service proxy).
+        if (e.outcome === 'connected') log.debug(fields, `channel to ${e.target} connected`);
+        else if (e.outcome === 'closed' && !e.error)
+          log.info({ ...fields, ...e.stats }, `channel to ${e.target} closed${e.stats ? ` ${connectionSummary(e.stats)}` : ''}`);
         else if (e.outcome === 'not-allowed') log.warn(fields, `channel to ${e.target} refused: not on the allow list (--allow)`);
         else log.warn(fields, `channel to ${e.target} ${e.outcome}${e.error ? `: ${e.error.message}` : ''}`);
       });

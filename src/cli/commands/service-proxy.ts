@@ -36,6 +36,7 @@ import {
   hubTrust,
   connectionStringOptions,
   type ConnectionStringFlags,
+  connectionSummary,
 } from '../common.js';
 
 interface ServiceProxyCliOpts extends ConnectionStringFlags {
@@ -254,7 +255,11 @@ to move to another hub node; "device stream dropped" is logged once the old stre
               fields,
               `connection ${where} ${e.outcome === 'failed' ? 'refused' : 'ended'}: ${e.error.message}${code ? ` (${code})` : ''}`,
             );
-          else log.info(fields, `connection ${where} ${e.outcome}`);
+          // One line per connection at info, when it ends (an access log); its start is debug, so
+          // a new connection's first bytes never wait behind a log write.
+          else if (e.outcome === 'closed' && e.stats)
+            log.info({ ...fields, ...e.stats }, `connection ${where} closed ${connectionSummary(e.stats)}`);
+          else log.debug(fields, `connection ${where} ${e.outcome}`);
         },
       });
       await preflight(client, o.deviceId, o.deviceWait ?? DEFAULT_DEVICE_WAIT_MS, log);
