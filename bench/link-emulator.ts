@@ -132,11 +132,13 @@ export interface LinkEmulatorOptions {
   readonly targetPort: number;
   /** Leg applied client -> target and target -> client (symmetric). */
   readonly leg: LegSpec;
-  /** Port to listen on, 127.0.0.1; 0 = ephemeral. */
+  /** Port to listen on; 0 = ephemeral. */
   readonly listenPort?: number;
+  /** Address to listen on; default 127.0.0.1 (a lossy link's relays listen on its veth addresses). */
+  readonly listenHost?: string;
 }
 
-/** A listening relay on 127.0.0.1 that emulates one (possibly folded) link to a target. */
+/** A listening relay (127.0.0.1 unless listenHost says otherwise) that emulates one (possibly folded) link to a target. */
 export class LinkEmulator {
   private readonly server: net.Server;
   private readonly sockets = new Set<net.Socket>();
@@ -150,7 +152,7 @@ export class LinkEmulator {
   async listen(): Promise<number> {
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
-      this.server.listen(this.opts.listenPort ?? 0, '127.0.0.1', () => resolve());
+      this.server.listen(this.opts.listenPort ?? 0, this.opts.listenHost ?? '127.0.0.1', () => resolve());
     });
     const addr = this.server.address();
     if (addr === null || typeof addr === 'string') throw new Error('link emulator: no port');

@@ -14,6 +14,16 @@
 // The leg here: 50 ms RTT, 0-20 ms jitter per direction (order kept, as the radio link's
 // retransmission layer keeps it), and a symmetric 20 Mbit/s cap (the emulator caps both directions
 // alike; 20 sits between the typical up- and downlink).
+// Cellular with loss (`cellular-lossy`, opt-in): the same LTE leg, and 1 % of TCP segments lost
+// each way on it. LTE hides most radio loss below IP: HARQ and RLC acknowledged mode retransmit,
+// and 3GPP TS 23.203 (policy and charging control, table 6.1.7) sets a packet error loss rate of
+// 10^-6 for the default bearer of TCP traffic (QCI 8/9). What reaches TCP comes from congestion on
+// a loaded cell and from handovers: Nguyen et al., "Towards Understanding TCP Performance on
+// LTE/EPC Mobile Networks" (AllThingsCellular 2014, AT&T Labs and Utah), measured TCP losses as
+// cell load rises and in seamless handovers, without one figure for all cells. 1 % each way is
+// our stress setting for such a cell, not a measured median. The loss is real TCP
+// loss on a veth pair in a network namespace (bench/netns.ts); delay, jitter and cap stay the
+// user-space emulator's.
 // One-way delay is half the RTT. The bandwidth cap models the slowest hop an operator usually
 // pays for (a 100 Mbit/s site uplink); an uncapped leg is limited only by this machine.
 
@@ -25,6 +35,11 @@ export interface LegSpec {
   readonly jitterMs: number;
   /** Bandwidth cap in Mbit/s per direction; 0 = uncapped. */
   readonly mbps: number;
+  /**
+   * Share of TCP segments lost each way, in percent (absent or 0: none). Not the user-space
+   * emulator's doing: bench/paths/links.ts puts a veth crossing with real drops on the leg.
+   */
+  readonly lossPercent?: number;
 }
 
 /** Where the three parties sit. Legs: device-hub and hub-service for relayed paths, device-service for direct. */
@@ -38,6 +53,11 @@ export interface Placement {
   readonly deviceHub: LegSpec;
   readonly hubService: LegSpec;
   readonly deviceService: LegSpec;
+  /**
+   * Runs only when named in --placements (too long for the full run's budget, or needs the
+   * machine's consent: root, network namespaces, nftables).
+   */
+  readonly optIn?: boolean;
 }
 
 const NONE: LegSpec = { oneWayMs: 0, jitterMs: 0, mbps: 0 };
@@ -91,6 +111,17 @@ export const PLACEMENTS: readonly Placement[] = [
     deviceService: leg(51.5, 20, 20),
   },
   {
+    id: 'cellular-lossy',
+    title: 'device on LTE, 1 % loss',
+    citation:
+      'the cellular placement with 1 % of TCP segments lost each way on the device leg, real loss on a veth pair in a network namespace (a busy cell or handovers: 3GPP TS 23.203 QCI 8/9 targets 10^-6 after link-layer retransmission; Nguyen et al. 2014 measured TCP losses with cell load and handovers); opt-in, root only',
+    loopback: false,
+    deviceHub: { ...leg(50, 20, 20), lossPercent: 1 },
+    hubService: leg(1.5, 1000),
+    deviceService: { ...leg(51.5, 20, 20), lossPercent: 1 },
+    optIn: true,
+  },
+  {
     id: 'hub-near-device',
     title: 'hub near the device',
     citation: 'device and hub in Frankfurt, service in London: about 1.5, 15 and 15 ms RTT',
@@ -119,6 +150,11 @@ export function relayedCapacityMBps(p: Placement): number {
 
 export function directCapacityMBps(p: Placement): number {
   return p.deviceService.mbps / 8;
+}
+
+/** True when a leg of the placement loses packets (it then needs lossUnavailableReason() to pass). */
+export function hasLoss(p: Placement): boolean {
+  return [p.deviceHub, p.hubService, p.deviceService].some((l) => (l.lossPercent ?? 0) > 0);
 }
 
 export function findPlacement(id: string): Placement | undefined {

@@ -49,6 +49,8 @@ export interface BenchResults {
   readonly records: RunRecord[];
   /** Scenarios that did not run here, with why (e.g. iperf3 not installed). */
   readonly skippedScenarios?: Record<string, string>;
+  /** Placements selected but not run here, with why (cellular-lossy without root or nftables). */
+  readonly skippedPlacements?: Record<string, string>;
   /** Data collected by report modules (mux, hub, crypto micro-benches), by module id. */
   readonly modules: Record<string, unknown>;
 }

@@ -11,7 +11,8 @@ import { loadResults, renderCompare } from './compare.js';
 import { machineInfo } from './machine.js';
 import './modules.js';
 import { PATHS, type BenchPath, type RunningPath } from './paths/index.js';
-import { PLACEMENTS, type Placement } from './placements.js';
+import { lossUnavailableReason } from './netns.js';
+import { hasLoss, PLACEMENTS, type Placement } from './placements.js';
 import { iperf3Unavailable, startIperf3Server } from './iperf3.js';
 import { benchScript, freePort, spawnNodeReady, type Child } from './procs.js';
 import { writeCharts } from './report/charts.js';
@@ -174,7 +175,10 @@ export async function main(argv: readonly string[]): Promise<BenchResults> {
       '--scenarios <ids>',
       `comma-separated scenarios and report modules (${[...SCENARIOS.map((s) => s.id), ...allModules().map((m) => m.id)].join(', ')})`,
     )
-    .option('--placements <ids>', `comma-separated placements (${PLACEMENTS.map((p) => p.id).join(', ')})`)
+    .option(
+      '--placements <ids>',
+      `comma-separated placements (${PLACEMENTS.map((p) => `${p.id}${p.optIn === true ? ' [opt-in]' : ''}`).join(', ')}); opt-in ones run only when named`,
+    )
     .option('--paths <ids>', `comma-separated paths (${PATHS.map((p) => p.id).join(', ')})`)
     .option(
       '--out <file>',
@@ -220,7 +224,19 @@ export async function main(argv: readonly string[]): Promise<BenchResults> {
     }
   }
   const modules = allModules().filter((m) => m.collect !== undefined && (wanted === undefined || wanted.includes(m.id)));
-  const placements = pickList(PLACEMENTS, opts.placements ?? (opts.quick ? QUICK_PLACEMENTS.join(',') : undefined), 'placement');
+  const placementCsv = opts.placements ?? (opts.quick ? QUICK_PLACEMENTS.join(',') : undefined);
+  // Opt-in placements (cellular-lossy) run only when --placements names them.
+  const chosen = pickList(placementCsv === undefined ? PLACEMENTS.filter((p) => p.optIn !== true) : PLACEMENTS, placementCsv, 'placement');
+  const skippedPlacements: Record<string, string> = {};
+  const placements: Placement[] = [];
+  for (const p of chosen) {
+    const why = hasLoss(p) ? await lossUnavailableReason() : undefined;
+    if (why === undefined) placements.push(p);
+    else {
+      skippedPlacements[p.id] = why;
+      process.stderr.write(`skipping placement ${p.id}: ${why}\n`);
+    }
+  }
   const paths = pickList(PATHS, opts.paths, 'path');
 
   const results: BenchResults = {
@@ -235,6 +251,7 @@ export async function main(argv: readonly string[]): Promise<BenchResults> {
     scenarios: picked.map((s) => s.id),
     records: [],
     skippedScenarios,
+    ...(Object.keys(skippedPlacements).length > 0 ? { skippedPlacements } : {}),
     modules: {},
   };
   const runnable: BenchPath[] = [];

@@ -30,7 +30,8 @@ function legText(l: LegSpec): string {
   if (l.oneWayMs === 0 && l.mbps === 0) return 'none';
   const bw = l.mbps > 0 ? `, ${l.mbps} Mbit/s` : '';
   const jit = l.jitterMs > 0 ? ` +0-${l.jitterMs} ms jitter` : '';
-  return `${(2 * l.oneWayMs).toFixed(1)} ms RTT${jit}${bw}`;
+  const loss = (l.lossPercent ?? 0) > 0 ? `, ${l.lossPercent} % loss each way` : '';
+  return `${(2 * l.oneWayMs).toFixed(1)} ms RTT${jit}${bw}${loss}`;
 }
 
 /** Median of the per-round ratios a/b, with their range: `0.83x (0.79-0.88)`. */
@@ -95,8 +96,11 @@ function placementsSection(r: BenchResults): string {
     '## Placements\n\nEach leg is emulated in user space by `bench/link-emulator.ts` (one-way delay, jitter that keeps order, ' +
     'bandwidth cap, queue bounded to one bandwidth-delay product). Relayed paths (tunnel, OpenSSH, emulator only) cross ' +
     'hub-service and device-hub as two delay lines in series, each path the same ones; direct TCP crosses device-service. ' +
-    "A packet-loss variant of the cellular leg (real TCP loss on a veth pair in network namespaces) is not built yet. Cloud figures are medians from the public clouds' published inter-region round-trip tables; the cellular leg's sources are in its row.\n\n" +
-    `${table(['placement', 'device-hub', 'hub-service', 'device-service', 'relayed RTT ms', 'direct RTT ms', 'where'], rows)}\n`
+    "A leg with loss (`cellular-lossy`, opt-in) also crosses a veth pair into a network namespace, where nftables drops that share of TCP segments each way (`bench/netns.ts`), for every path alike. Cloud figures are medians from the public clouds' published inter-region round-trip tables; the cellular leg's sources are in its row.\n\n" +
+    `${table(['placement', 'device-hub', 'hub-service', 'device-service', 'relayed RTT ms', 'direct RTT ms', 'where'], rows)}\n` +
+    Object.entries(r.skippedPlacements ?? {})
+      .map(([id, why]) => `\nPlacement \`${id}\` skipped: ${why}.\n`)
+      .join('')
   );
 }
 
