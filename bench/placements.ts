@@ -14,7 +14,7 @@
 // The leg here: 50 ms RTT, 0-20 ms jitter per direction (order kept, as the radio link's
 // retransmission layer keeps it), and a symmetric 20 Mbit/s cap (the emulator caps both directions
 // alike; 20 sits between the typical up- and downlink).
-// Cellular with loss (`cellular-lossy`, opt-in): the same LTE leg, and 1 % of TCP segments lost
+// Cellular with loss (`cellular-lossy`): the same LTE leg, and 1 % of TCP segments lost
 // each way on it. LTE hides most radio loss below IP: HARQ and RLC acknowledged mode retransmit,
 // and 3GPP TS 23.203 (policy and charging control, table 6.1.7) sets a packet error loss rate of
 // 10^-6 for the default bearer of TCP traffic (QCI 8/9). What reaches TCP comes from congestion on
@@ -53,11 +53,6 @@ export interface Placement {
   readonly deviceHub: LegSpec;
   readonly hubService: LegSpec;
   readonly deviceService: LegSpec;
-  /**
-   * Runs only when named in --placements (too long for the full run's budget, or needs the
-   * machine's consent: root, network namespaces, nftables).
-   */
-  readonly optIn?: boolean;
 }
 
 const NONE: LegSpec = { oneWayMs: 0, jitterMs: 0, mbps: 0 };
@@ -114,12 +109,11 @@ export const PLACEMENTS: readonly Placement[] = [
     id: 'cellular-lossy',
     title: 'device on LTE, 1 % loss',
     citation:
-      'the cellular placement with 1 % of TCP segments lost each way on the device leg, real loss on a veth pair in a network namespace (a busy cell or handovers: 3GPP TS 23.203 QCI 8/9 targets 10^-6 after link-layer retransmission; Nguyen et al. 2014 measured TCP losses with cell load and handovers); opt-in, root only',
+      'the cellular placement with 1 % of TCP segments lost each way on the device leg, real loss on a veth pair in a network namespace (a busy cell or handovers: 3GPP TS 23.203 QCI 8/9 targets 10^-6 after link-layer retransmission; Nguyen et al. 2014 measured TCP losses with cell load and handovers); needs root, skipped with a note elsewhere',
     loopback: false,
     deviceHub: { ...leg(50, 20, 20), lossPercent: 1 },
     hubService: leg(1.5, 1000),
     deviceService: { ...leg(51.5, 20, 20), lossPercent: 1 },
-    optIn: true,
   },
   {
     id: 'hub-near-device',

@@ -175,10 +175,7 @@ export async function main(argv: readonly string[]): Promise<BenchResults> {
       '--scenarios <ids>',
       `comma-separated scenarios and report modules (${[...SCENARIOS.map((s) => s.id), ...allModules().map((m) => m.id)].join(', ')})`,
     )
-    .option(
-      '--placements <ids>',
-      `comma-separated placements (${PLACEMENTS.map((p) => `${p.id}${p.optIn === true ? ' [opt-in]' : ''}`).join(', ')}); opt-in ones run only when named`,
-    )
+    .option('--placements <ids>', `comma-separated placements (${PLACEMENTS.map((p) => p.id).join(', ')})`)
     .option('--paths <ids>', `comma-separated paths (${PATHS.map((p) => p.id).join(', ')})`)
     .option(
       '--out <file>',
@@ -225,8 +222,7 @@ export async function main(argv: readonly string[]): Promise<BenchResults> {
   }
   const modules = allModules().filter((m) => m.collect !== undefined && (wanted === undefined || wanted.includes(m.id)));
   const placementCsv = opts.placements ?? (opts.quick ? QUICK_PLACEMENTS.join(',') : undefined);
-  // Opt-in placements (cellular-lossy) run only when --placements names them.
-  const chosen = pickList(placementCsv === undefined ? PLACEMENTS.filter((p) => p.optIn !== true) : PLACEMENTS, placementCsv, 'placement');
+  const chosen = pickList(PLACEMENTS, placementCsv, 'placement');
   const skippedPlacements: Record<string, string> = {};
   const placements: Placement[] = [];
   for (const p of chosen) {

@@ -150,3 +150,33 @@ describe.skipIf(why !== undefined)(`lossy veth link${why === undefined ? '' : ` 
     expect(await leftovers(child.pid)).toEqual([]);
   });
 });
+
+describe('lossy placement in the report', () => {
+  it('shows its loss, and a machine that cannot run it gets a note instead of rows', async () => {
+    const { renderReport } = await import('../bench/report/markdown.js');
+    const { PLACEMENTS, findPlacement, hasLoss } = await import('../bench/placements.js');
+    const lossy = findPlacement('cellular-lossy');
+    expect(lossy !== undefined && hasLoss(lossy)).toBe(true);
+    // Only the lossy variant loses packets; the plain cellular placement stays lossless.
+    expect(PLACEMENTS.filter(hasLoss).map((p) => p.id)).toEqual(['cellular-lossy']);
+    const base = {
+      version: 1 as const,
+      startedAt: 'a',
+      finishedAt: 'b',
+      quick: false,
+      argv: [],
+      machine: { cpuModel: 'cpu', cpuCount: 1, ramBytes: 1, os: 'os', node: 'v20', openssh: undefined, gitCommit: undefined },
+      paths: [{ id: 'direct', title: 'direct TCP' }],
+      scenarios: ['rtt'],
+      records: [],
+      modules: {},
+    };
+    const ran = renderReport({ ...base, placements: lossy === undefined ? [] : [lossy] }, { charts: {}, jsonRel: 'x.json' });
+    expect(ran).toMatch(/^\| cellular-lossy \| 50\.0 ms RTT \+0-20 ms jitter, 20 Mbit\/s, 1 % loss each way \|/m);
+    const skipped = renderReport(
+      { ...base, placements: [], skippedPlacements: { 'cellular-lossy': 'needs root (network namespaces, veth, nftables)' } },
+      { charts: {}, jsonRel: 'x.json' },
+    );
+    expect(skipped).toContain('Placement `cellular-lossy` skipped: needs root (network namespaces, veth, nftables).');
+  });
+});

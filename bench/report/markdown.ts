@@ -96,7 +96,7 @@ function placementsSection(r: BenchResults): string {
     '## Placements\n\nEach leg is emulated in user space by `bench/link-emulator.ts` (one-way delay, jitter that keeps order, ' +
     'bandwidth cap, queue bounded to one bandwidth-delay product). Relayed paths (tunnel, OpenSSH, emulator only) cross ' +
     'hub-service and device-hub as two delay lines in series, each path the same ones; direct TCP crosses device-service. ' +
-    "A leg with loss (`cellular-lossy`, opt-in) also crosses a veth pair into a network namespace, where nftables drops that share of TCP segments each way (`bench/netns.ts`), for every path alike. Cloud figures are medians from the public clouds' published inter-region round-trip tables; the cellular leg's sources are in its row.\n\n" +
+    "A leg with loss (`cellular-lossy`) also crosses a veth pair into a network namespace, where nftables drops that share of TCP segments each way (`bench/netns.ts`), for every path alike. Cloud figures are medians from the public clouds' published inter-region round-trip tables; the cellular leg's sources are in its row.\n\n" +
     `${table(['placement', 'device-hub', 'hub-service', 'device-service', 'relayed RTT ms', 'direct RTT ms', 'where'], rows)}\n` +
     Object.entries(r.skippedPlacements ?? {})
       .map(([id, why]) => `\nPlacement \`${id}\` skipped: ${why}.\n`)
