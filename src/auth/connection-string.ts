@@ -46,16 +46,19 @@ interface CommonFields {
   hubCertSha256?: string;
 }
 
+/** A device's own connection string: its id and shared access key (`DeviceId=`). */
 export interface DeviceConnectionString extends CommonFields {
   kind: 'device';
   deviceId: string;
 }
 
+/** A policy connection string (`SharedAccessKeyName=`): `service`, `owner` or a named service identity. */
 export interface PolicyConnectionString extends CommonFields {
   kind: 'policy';
   policy: PolicyName;
 }
 
+/** Either kind, as `parseConnectionString` returns it. */
 export type ConnectionString = DeviceConnectionString | PolicyConnectionString;
 
 /** Device ids: letters, digits and `._:@-`, 1 to 128 characters, starting with a letter or digit. */

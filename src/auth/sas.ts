@@ -85,6 +85,7 @@ export function parseSasToken(token: string): SasToken {
   return out;
 }
 
+/** The clock a token check uses: now, and how much skew to forgive. */
 export interface VerifyOptions {
   /** Current time in unix seconds (tests pass their own). */
   now?: number;

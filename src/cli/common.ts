@@ -18,17 +18,20 @@ export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
 
+/** `--crypto` parser: where records are sealed. */
 export function parseCryptoMode(value: string): CryptoMode {
   if (value !== 'inline' && value !== 'workers' && value !== 'auto') throw new InvalidArgumentError('expected inline, workers or auto');
   return value;
 }
 
+/** Parses a positive number of seconds (fractions allowed), as milliseconds. */
 export function parsePositiveMs(value: string): number {
   const n = Number(value);
   if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a positive number of seconds');
   return Math.round(n * 1000);
 }
 
+/** Parses a positive safe integer; commander shows the message on a bad value. */
 export function parsePositiveInt(value: string): number {
   const n = Number(value);
   if (!Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');
@@ -92,6 +95,7 @@ export function connectionStringFrom(o: ConnectionStringFlags, warn: (line: stri
 
 /** The proxies' delay-controller option (both ends set it: one runs the controller, the other ACKs by bytes). */
 export const QUEUE_TARGET_FLAG = '--queue-target-ms <ms>';
+/** `--queue-target-ms`'s help text, the same for both proxies. */
 export const QUEUE_TARGET_HELP =
   'interactive first: keep at most about this much queueing delay on the path (a delay-based controller; 1 suits loopback and LANs) at some cost in bulk throughput; set it on both proxies. Default off';
 
@@ -141,6 +145,7 @@ export async function hubTrust(
   }
 }
 
+/** Reads a `--ca` file as the `ca` option of a hub client; ERR_CONFIG naming the file when it cannot. */
 export function readCa(path: string | undefined): { ca?: Buffer } {
   if (path === undefined) return {};
   try {
@@ -150,6 +155,7 @@ export function readCa(path: string | undefined): { ca?: Buffer } {
   }
 }
 
+/** Decodes repeated base64 X25519 key flags; ERR_CONFIG names the flag and the bad value. */
 export function parsePublicKeys(values: string[] | undefined, flag: string): Buffer[] {
   return (values ?? []).map((v) => {
     try {

@@ -11,15 +11,18 @@ import pretty from 'pino-pretty';
 export const DEFAULT_LOG_LEVEL = 'info';
 /** The levels `--log-level` accepts, quietest last. */
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+/** One of `LOG_LEVELS`. */
 export type LogLevel = (typeof LOG_LEVELS)[number];
 /** `pretty`: one readable line per record; `json`: one JSON object per line. */
 export type LogFormat = 'pretty' | 'json';
 
+/** The parsed `--log-level` and `--log-format` flags. */
 export interface LogOptions {
   logLevel?: string;
   logFormat?: LogFormat;
 }
 
+/** `--log-level` parser: one of `LOG_LEVELS`, case-insensitive. */
 export function parseLogLevel(value: string): LogLevel {
   const v = value.toLowerCase();
   if (!(LOG_LEVELS as readonly string[]).includes(v)) throw new InvalidArgumentError(`expected one of ${LOG_LEVELS.join(', ')}`);
@@ -43,6 +46,7 @@ export function defaultLogFormat(): LogFormat {
   return process.stderr.isTTY ? 'pretty' : 'json';
 }
 
+/** The pino logger on stderr for these flags (or a level): pretty or JSON lines (see the module comment). */
 export function createLogger(o: LogOptions | string = {}): Logger {
   const opts: LogOptions = typeof o === 'string' ? { logLevel: o } : o;
   const level = opts.logLevel ?? DEFAULT_LOG_LEVEL;

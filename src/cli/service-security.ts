@@ -7,6 +7,7 @@ import type { ControlIdentity } from '../proxy/control-socket.js';
 import { DevstreamsError } from '../errors.js';
 import { parsePublicKeys } from './common.js';
 
+/** The service commands' key flags: the service key file and how the device's key is checked. */
 export interface ServiceSecurityFlags {
   key?: string;
   knownDevices?: string;
@@ -14,6 +15,7 @@ export interface ServiceSecurityFlags {
   trustHub?: boolean;
 }
 
+/** The service key and the one device-key check the flags chose: trust the hub, or verify against a pinned or known key. */
 export type ServiceSecurity = { staticKeys: StaticKeyPair; trustHub: true } | { staticKeys: StaticKeyPair; verifyDevice: PeerVerifier };
 
 /** Loads (or creates) the service key and picks the device-key check the flags ask for. */

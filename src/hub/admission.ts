@@ -13,6 +13,7 @@ import { STATUS_CODES } from 'node:http';
 /** Why the hub turned a client away, the `reason` label of `devstreams_refused_total`. */
 export type RefusalReason = 'connection_limit' | 'idle_timeout' | 'request_timeout' | 'address_limit';
 
+/** Limits of `Admission`, taken from the resolved hub config. */
 export interface AdmissionOptions {
   maxConnections: number;
   idleTimeoutMs: number;
@@ -59,6 +60,7 @@ interface Window {
   refusals: number;
 }
 
+/** Guards the hub's listener: the connection limit, the idle timeout and the per-address refusal budget (see the module comment). */
 export class Admission {
   private connections = 0;
   private readonly windows = new Map<string, Window>();

@@ -52,6 +52,7 @@ export const DEFAULT_CONTROL_SEND_LIMIT = 1024 * 1024;
 /** Interval between control-socket pings; a socket silent for two intervals is dropped (ms). */
 export const DEFAULT_CONTROL_PING_INTERVAL_MS = 30_000;
 
+/** Hub limits and timeouts as given; every one left out takes its `DEFAULT_*` above. */
 export interface HubOptions {
   /** Name tokens are scoped to and URLs are built from: `host` or `host:port`. Defaults to the listen address. */
   publicHost?: string;
@@ -80,6 +81,7 @@ export interface HubOptions {
   controlSendLimit?: number;
 }
 
+/** The hub's options after `resolveHubConfig`: every limit set and checked (the public host and scheme are resolved at listen time). */
 export type HubConfig = Required<Omit<HubOptions, 'publicHost' | 'publicTransport'>>;
 
 function positive(name: string, value: number, allowZero = false): number {

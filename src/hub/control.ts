@@ -47,6 +47,7 @@ class DeviceConnection {
 const CONN = Symbol('devstreams.control');
 type TaggedSocket = WebSocket & { [CONN]?: DeviceConnection };
 
+/** What the control plane needs from the hub that wires it: stores, identity, limits and logger. */
 export interface ControlPlaneOptions {
   registry: RegistryStore;
   presence: PresenceStore;
@@ -60,6 +61,7 @@ export interface ControlPlaneOptions {
   log: HubLogger;
 }
 
+/** The hub node's device control sockets: attaches them, rings devices and sweeps them for liveness and token expiry. */
 export class ControlPlane {
   private readonly conns = new Map<string, DeviceConnection>();
   /**

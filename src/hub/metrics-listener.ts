@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { DevstreamsError } from '../errors.js';
 
+/** A running metrics listener: the port it bound and how to stop it. */
 export interface MetricsListener {
   port: number;
   close(): Promise<void>;

@@ -14,6 +14,7 @@ export const SETUP_BUCKETS_SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0
 /** Outcomes of a stream request, the `outcome` label of `devstreams_stream_requests_total`. */
 export type StreamOutcome = 'accepted' | 'rejected' | 'offline' | 'not_found' | 'timeout' | 'rate_limited' | 'error';
 
+/** Where the gauges read their values at scrape time (live counts the hub keeps anyway), plus the opt-in process metrics. */
 export interface HubGaugeSources {
   connectedDevices(): number;
   activeStreams(): number;
@@ -24,6 +25,7 @@ export interface HubGaugeSources {
   processMetrics?: boolean;
 }
 
+/** One hub's Prometheus counters, histograms and gauges, on a registry of its own. */
 export class HubMetrics {
   readonly registry = new Registry();
   /** Bytes relayed by the streaming endpoint, both directions; read on scrape. */

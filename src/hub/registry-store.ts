@@ -5,6 +5,7 @@
  */
 import type { DeviceRecord, HubEndpoint, ServiceLimits, ServiceRecord } from './registry.js';
 
+/** The device registry as the hub sees it, whether a file (one node) or Redis (a fleet): reads from a local copy, writes through. */
 export interface RegistryStore {
   /**
    * Brings the local copy up to date. Without `force` it may do nothing (the store keeps

@@ -31,6 +31,7 @@ export const WATCHED_STAT_INTERVAL_MS = 200;
 /** Bytes of a generated shared access key. */
 export const KEY_BYTES = 32;
 
+/** A registered device as the registry stores it, with its shared access key. */
 export interface DeviceRecord {
   deviceId: string;
   /** Base64 shared access key. */

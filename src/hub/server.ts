@@ -30,6 +30,7 @@ import { SILENT_LOGGER, type HubLogger } from './log.js';
 
 export type { HubLogger } from './log.js';
 
+/** What `Hub.start` takes: the hub's limits plus where it listens, where its registry lives (directory or Redis), TLS and logger. */
 export interface HubStartOptions extends HubOptions {
   /** Registry directory (one node); required unless `redis` is given. */
   dataDir?: string;
@@ -64,6 +65,7 @@ export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
+/** One hub node: wires the stores, control plane, pairer and routes to its listener (routing itself is in routes.ts). */
 export class Hub {
   readonly config: HubConfig;
   readonly registry: RegistryStore;

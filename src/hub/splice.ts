@@ -27,12 +27,14 @@ import {
 } from '../transport/ws-frame.js';
 import { trace } from '../util/trace.js';
 
+/** Bounds of one splice; `highWater` is the bytes queued towards a side before its peer is paused. */
 export interface SpliceLimits {
   highWater: number;
   /** Largest frame payload relayed. */
   maxFramePayload: number;
 }
 
+/** One spliced stream's queues at the hub, as `Hub.streamStats` reports them: shows whether backpressure holds. */
 export interface RelayStats {
   /** Bytes queued at the hub towards the device and the service now. */
   bufferedToDevice: number;

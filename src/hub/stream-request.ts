@@ -65,6 +65,7 @@ function serviceBucket(ctx: StreamRequestContext, name: string, rate: number | u
   return b.bucket;
 }
 
+/** Serves one `POST /twins/{id}/streams/{name}`: caller, rate limits, pending limit, then the ring (here or at the device's node). */
 export async function handleStreamRequest(
   ctx: StreamRequestContext,
   req: http.IncomingMessage,

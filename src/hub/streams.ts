@@ -25,6 +25,7 @@ interface Waiting {
   onGone: () => void;
 }
 
+/** Timeout, relay limits and the counters the pairer reports to. */
 export interface StreamPairerOptions {
   pairTimeoutMs: number;
   limits: SpliceLimits;
@@ -42,6 +43,7 @@ function refuse(socket: Socket, code: number, reason: string): void {
   setTimeout(() => socket.destroy(), CLOSE_ANSWER_MS).unref();
 }
 
+/** Meets a stream's two sides at the streaming endpoint and splices them (see the module comment). */
 export class StreamPairer {
   private readonly waiting = new Map<string, Waiting>();
   private readonly splices = new Map<string, Splice>();

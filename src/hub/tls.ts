@@ -12,6 +12,7 @@ import { DevstreamsError } from '../errors.js';
 /** Lifetime of a generated certificate, days. */
 export const SELF_SIGNED_DAYS = 365;
 
+/** A generated certificate and key, in memory and where they were written (reused on the next start). */
 export interface SelfSignedCertificate {
   cert: Buffer;
   key: Buffer;

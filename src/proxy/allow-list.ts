@@ -30,6 +30,7 @@ interface Rule {
 const IPV4_MAPPED = new net.BlockList();
 IPV4_MAPPED.addSubnet('::ffff:0:0', 96, 'ipv6');
 
+/** The parsed allow list (see the module comment); `allows` answers for one target. */
 export class AllowList {
   private readonly rules: Rule[];
 

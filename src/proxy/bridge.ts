@@ -18,11 +18,13 @@ export interface BridgeStats {
   bytesOut: number;
 }
 
+/** What a bridge tells its owner, for logs and metrics. */
 export interface BridgeEvents {
   /** Called once when both sides are gone, with the error that ended it, if any. */
   onDone?(error: Error | undefined, stats: BridgeStats): void;
 }
 
+/** Joins `socket` and `channel` until both are done (see the module comment); never throws, reports through `events`. */
 export function bridge(socket: net.Socket, channel: Channel, events: BridgeEvents = {}): void {
   socket.setNoDelay(true);
   const started = performance.now();

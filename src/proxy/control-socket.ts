@@ -84,6 +84,7 @@ async function readLine(socket: net.Socket): Promise<string | undefined> {
   }
 }
 
+/** Where a control master listens, the device stream it shares, and what it reports. */
 export interface ControlServerOptions {
   path: string;
   source: SessionSource;

@@ -8,6 +8,7 @@ import type { OpenRequest, Session } from '../mux/index.js';
 import type { AllowList } from './allow-list.js';
 import { type BridgeStats, bridge, connectErrorCode } from './bridge.js';
 
+/** What the device's channel handler checks targets against, how long it waits for them, and what it reports. */
 export interface DeviceHandlerOptions {
   allow: AllowList;
   /** How long a connect to a target may take. Default 10 s. */
@@ -24,6 +25,7 @@ export interface ChannelEvent {
   stats?: BridgeStats;
 }
 
+/** Default of `connectTimeoutMs`: how long the device waits for a target to accept, ms. */
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 
 /** Serves every channel the peer opens on `session` from now on. */

@@ -13,6 +13,7 @@ import type { ResumeConfig } from '../resume/index.js';
 import type { AllowList } from './allow-list.js';
 import { deviceChannelHandler, type DeviceHandlerOptions } from './device-handler.js';
 
+/** The device proxy's client options plus what it lets through: targets, service keys and session limits. */
 export interface DeviceProxyOptions extends DeviceClientOptions {
   connectionString: string;
   allow: AllowList;
@@ -52,6 +53,7 @@ export interface DeviceProxyOptions extends DeviceClientOptions {
   resume?: Partial<ResumeConfig>;
 }
 
+/** Events a DeviceProxy emits, with their arguments: the control socket, sessions, resumption and channels. */
 export interface DeviceProxyEvents {
   connected: [];
   disconnected: [error: DevstreamsError | undefined];
@@ -86,6 +88,10 @@ function serviceVerifier(o: DeviceProxyOptions): PeerVerifier {
   };
 }
 
+/**
+ * The device side as a whole: a DeviceClient's control socket, and a mux session per accepted stream
+ * whose channels go to allowed targets.
+ */
 export class DeviceProxy extends EventEmitter<DeviceProxyEvents> {
   readonly client: DeviceClient;
   private readonly sessions = new Set<Session>();

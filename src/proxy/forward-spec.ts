@@ -3,6 +3,7 @@
  */
 import { DevstreamsError } from '../errors.js';
 
+/** One `--forward`: a local listener and the target the device connects it to. */
 export interface ForwardSpec {
   bindHost: string;
   localPort: number;
@@ -40,6 +41,7 @@ function port(text: string, what: string, spec: string, allowZero: boolean): num
 
 const unbracket = (h: string): string => (h.startsWith('[') && h.endsWith(']') ? h.slice(1, -1) : h);
 
+/** Parses `[BIND:]LPORT:HOST:PORT` (IPv6 in brackets); the bind address defaults to loopback. */
 export function parseForward(spec: string): ForwardSpec {
   const parts = splitColons(spec);
   if (parts.length !== 3 && parts.length !== 4) {

@@ -7,6 +7,7 @@ import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { generateStaticKeyPair, loadStaticKeyPair, saveStaticKeyPair, type StaticKeyPair } from '../crypto/index.js';
 
+/** Where keys, known devices and control sockets live: `$DEVSTREAMS_HOME`, else `~/.devstreams`. */
 export function devstreamsHome(): string {
   return process.env.DEVSTREAMS_HOME ?? join(homedir(), '.devstreams');
 }

@@ -8,6 +8,7 @@ import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client
 /** Buckets of the open-time histograms, seconds: a warm channel on loopback to a cold stream over a slow link. */
 export const OPEN_BUCKETS_SECONDS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
+/** The service proxy's metrics (see the module comment) on a registry of its own. */
 export class ServiceProxyMetrics {
   readonly registry = new Registry();
   private readonly channelOpen: Histogram;

@@ -13,6 +13,7 @@ import type { ForwardSpec } from './forward-spec.js';
 import { ServiceProxy, type ServiceProxyOptions } from './service-proxy.js';
 import { SessionSource, type SessionSourceOptions } from './session-source.js';
 
+/** Everything `createServiceApp` needs: the hub, the device, the listeners, the end-to-end security and what to report. */
 export interface ServiceAppOptions extends ServiceClientOptions {
   connectionString: string;
   deviceId: string;

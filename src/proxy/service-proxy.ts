@@ -12,6 +12,7 @@ import type { ForwardSpec } from './forward-spec.js';
 import type { SessionSource } from './session-source.js';
 import { readSocksRequest, socksReply, socksReplyCode } from './socks5.js';
 
+/** Where the service proxy gets its device session, what it listens on, and what it reports. */
 export interface ServiceProxyOptions {
   source: SessionSource;
   forwards: ForwardSpec[];
@@ -31,6 +32,7 @@ export interface ConnectionEvent {
   stats?: BridgeStats;
 }
 
+/** A listener the proxy bound, with the port it got (0 asks for any); `target` for forwards. */
 export interface BoundListener {
   kind: 'forward' | 'socks';
   host: string;
@@ -38,6 +40,7 @@ export interface BoundListener {
   target?: string;
 }
 
+/** Local listeners (forwards and SOCKS5) whose connections each become a channel on the shared device session. */
 export class ServiceProxy {
   private readonly servers: net.Server[] = [];
   private readonly sockets = new Set<net.Socket>();

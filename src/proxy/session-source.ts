@@ -6,6 +6,7 @@
 import type { Session } from '../mux/index.js';
 import { DevstreamsError } from '../errors.js';
 
+/** How the source opens a session, how long callers wait for it, and who hears its state. */
 export interface SessionSourceOptions {
   /** Opens a new session (hub round trip, handshake). */
   open(): Promise<Session>;
@@ -15,6 +16,7 @@ export interface SessionSourceOptions {
   onState?(state: 'opening' | 'open' | 'closed', error?: Error): void;
 }
 
+/** The one shared, reopened-on-demand session to a device (see the module comment). */
 export class SessionSource {
   private current: Session | undefined;
   private opening: Promise<Session> | undefined;

@@ -6,6 +6,7 @@
 import type net from 'node:net';
 import type { ErrorCode } from '../errors.js';
 
+/** The target a SOCKS5 client asked to CONNECT to. */
 export interface SocksRequest {
   host: string;
   port: number;

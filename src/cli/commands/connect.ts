@@ -228,6 +228,7 @@ async function channelViaMaster(path: string, host: string, port: number, log: L
   }
 }
 
+/** `devstreams connect`: an ssh ProxyCommand that shares one device stream per device through a control master. */
 export function connectCommand(): Command {
   const cmd = connectionStringOptions(
     new Command('connect')

@@ -88,6 +88,7 @@ function echoService(): net.Server {
   });
 }
 
+/** `devstreams demo`: the whole tunnel in one process on loopback, to try it without a second machine. */
 export function demoCommand(): Command {
   const cmd = new Command('demo')
     .description('run a hub, a device proxy, a service proxy and demo device services in one process, on loopback')

@@ -49,6 +49,7 @@ interface DeviceProxyCliOpts extends ConnectionStringFlags {
   logFormat?: LogFormat;
 }
 
+/** `devstreams device-proxy`: runs a DeviceProxy from flags, a config file and key files. */
 export function deviceProxyCommand(): Command {
   const cmd = connectionStringOptions(
     new Command('device-proxy').description(

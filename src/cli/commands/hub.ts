@@ -44,6 +44,7 @@ interface HubCliOpts {
   logFormat?: LogFormat;
 }
 
+/** `devstreams hub`: runs one hub node (file registry) or a fleet node (Redis). */
 export function hubCommand(): Command {
   const cmd = new Command('hub')
     .description('run a hub: device control sockets, stream rendezvous and relay, registry API')

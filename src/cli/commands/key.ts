@@ -23,6 +23,7 @@ function authorizedFile(o: FileOpts): AuthorizedServices {
   return new AuthorizedServices(o.file ?? defaultAuthorizedServicesPath());
 }
 
+/** `devstreams key`: shows public keys and edits a device's authorized services. */
 export function keyCommand(): Command {
   const cmd = new Command('key').description(
     "show public keys; authorize or revoke services on a device (the device's authorized_services file)",

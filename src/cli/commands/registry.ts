@@ -271,6 +271,10 @@ async function listDevices(o: ListOpts): Promise<void> {
   );
 }
 
+/**
+ * `devstreams registry`: devices, service identities and connection strings, written straight into the
+ * registry (`--data` directory or `--redis`).
+ */
 export function registryCommand(): Command {
   const cmd = new Command('registry').description('manage devices and print connection strings');
   cmd.addHelpText(

@@ -142,6 +142,7 @@ async function serveControl(path: string, source: SessionSource, log: Logger): P
   };
 }
 
+/** `devstreams service-proxy`: runs a service app from flags, with an optional control master and metrics listener. */
 export function serviceProxyCommand(): Command {
   const cmd = connectionStringOptions(
     new Command('service-proxy').description(

@@ -19,6 +19,7 @@ export const PRESENCE_REFRESH_FRACTION = 1 / 3;
 /** At most one Redis connection error is logged per this interval (ms). */
 const ERROR_LOG_INTERVAL_MS = 10_000;
 
+/** How a hub node joins a fleet: Redis URL, key prefix, presence TTL, the bus's signing secret and timeouts. */
 export interface FleetOptions {
   /** `redis://[user:pass@]host:port[/db]` or `rediss://...`. */
   url: string;
@@ -49,6 +50,7 @@ export interface FleetHooks {
 
 type Log = (level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => void;
 
+/** One node's membership in a fleet (see the module comment); `Fleet.connect` builds it, `start` begins its refresh loop. */
 export class Fleet {
   private timer: NodeJS.Timeout | undefined;
   private hooks: FleetHooks | undefined;

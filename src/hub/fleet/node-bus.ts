@@ -36,6 +36,7 @@ type BusMessage =
   | { t: 'answer'; id: string; body?: StreamResponseBody; code?: ErrorCode; message?: string }
   | { t: 'evict'; deviceId: string; by: string };
 
+/** What the bus calls on this node when another node asks it to act. */
 export interface NodeBusHandlers {
   /** Issues a stream to a device connected here and rings it. */
   ring(deviceId: string, streamName: string, timeoutSeconds: number): Promise<StreamResponseBody>;
@@ -43,6 +44,7 @@ export interface NodeBusHandlers {
   evict(deviceId: string): void;
 }
 
+/** Connections, channel naming, timing slack and the optional signing secret of a node bus. */
 export interface NodeBusOptions {
   redis: Redis;
   subscriber: Redis;
@@ -114,6 +116,7 @@ interface Waiting {
   timer: NodeJS.Timeout;
 }
 
+/** Forwards stream requests to the device's node and answers those forwarded here (see the module comment). */
 export class NodeBus {
   private readonly waiting = new Map<string, Waiting>();
   /** Ring ids seen recently, with when: a replayed ring is dropped. */

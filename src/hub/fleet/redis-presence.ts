@@ -16,6 +16,7 @@ const SET_OFFLINE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.
 const KEEP =
   "local v = redis.call('GET', KEYS[1]) if v == false or v == ARGV[1] then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return '' end return v";
 
+/** Connection, key prefix and expiry of Redis presence, and who to tell when a device moved here. */
 export interface RedisPresenceOptions {
   redis: Redis;
   keyPrefix: string;
@@ -24,6 +25,7 @@ export interface RedisPresenceOptions {
   onMoved?: (deviceId: string, fromNode: string) => void;
 }
 
+/** Presence shared by a fleet: which node holds each device, kept in Redis with an expiry (see the module comment). */
 export class RedisPresenceStore implements PresenceStore {
   constructor(private readonly o: RedisPresenceOptions) {}
 

@@ -51,6 +51,7 @@ function parseServices(all: Record<string, string>): Map<string, ServiceRecord> 
   return out;
 }
 
+/** Connections and key prefix of the Redis registry. */
 export interface RedisRegistryOptions {
   /** Connection for commands. */
   redis: Redis;
@@ -59,6 +60,7 @@ export interface RedisRegistryOptions {
   keyPrefix: string;
 }
 
+/** The fleet's registry: a local copy of the Redis hashes, kept current by pub/sub (see the module comment). */
 export class RedisRegistry implements RegistryStore {
   private policies = { service: '', owner: '' };
   private devices = new Map<string, DeviceRecord>();

@@ -15,6 +15,7 @@ export const REDIS_RECONNECT_MAX_DELAY_MS = 2_000;
 /** Prefix of every key and channel the fleet uses, so one Redis can serve other things too. */
 export const DEFAULT_REDIS_KEY_PREFIX = 'devstreams:';
 
+/** How `connectRedis` connects: reconnect or fail, timeouts, a private CA, and an error callback. */
 export interface RedisConnectOptions {
   /** Keep reconnecting after the first connection (hub nodes); the CLI fails instead. */
   reconnect: boolean;
