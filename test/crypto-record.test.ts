@@ -247,7 +247,7 @@ describe('records', () => {
       sa.close();
       sb.close(); // racing our own close with the peer's: still exactly one onClose
       expect(await closed).toBeUndefined();
-      await new Promise((r) => setTimeout(r, 20));
+      await new Promise((r) => setTimeout(r, 20)); // kept: a second onClose, if any, has no event to wait for
       expect(closes).toBe(1);
       expect(sb.closed).toBe(true);
     } finally {

@@ -169,8 +169,9 @@ describe('mux: answers the peer provokes are bounded', () => {
       DEFAULT_TRANSPORT_HIGH_WATER + DEFAULT_MUX_CONFIG.maxBatchBytes + DEFAULT_MUX_CONFIG.maxControlBacklog,
     );
     expect(socket.destroyed).toBe(true);
+    const attackerClosed = new Promise((r) => attacker.once('close', r)); // its buffers are released
     attacker.destroy();
-    await new Promise((r) => setTimeout(r, 50));
+    await attackerClosed;
     const after = heapAfterGc() + process.memoryUsage().arrayBuffers;
     expect(after - before).toBeLessThan(16 * 1024 * 1024);
   });

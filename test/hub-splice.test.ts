@@ -431,6 +431,8 @@ describe('hub frame splice', () => {
     dev.write(frame.subarray(0, 20_000));
     await until(() => th.hub.streamStats(grant.streamId)!.bytesRelayed > 0, 5000, 'half a frame relayed');
     service.write(clientFrame(0x9, Buffer.from('mid-frame')));
+    // Kept: the ping must reach the hub before the rest of the frame, and the only sign it has
+    // (the pong) is what the hub must hold back until the frame is done.
     await new Promise((r) => setTimeout(r, 50));
     dev.write(frame.subarray(20_000));
     const data = await service.nextFrame(0x2);

@@ -30,13 +30,17 @@ describe('channel states', () => {
   it('an opener that ends before the ACCEPT is half-closed once it comes, and the data arrives', async () => {
     const { initiator, responder, cleanup } = await sessionPair('memory');
     try {
+      // The responder accepts only once the opener has ended: the order under test, by event.
+      let openerEnded!: () => void;
+      const ended = new Promise<void>((resolve) => (openerEnded = resolve));
       const accepted = new Promise<Channel>((resolve) =>
-        responder.on('open', (request) => setTimeout(() => resolve(request.accept()), 20)),
+        responder.on('open', (request) => void ended.then(() => resolve(request.accept()))),
       );
       const channel = initiator.openChannel({ host: 'x', port: 1 });
       channel.end('all of it');
       await once(channel, 'finish');
       expect(channel.state).toBe(ChannelState.OpeningHalfClosedLocal);
+      openerEnded();
       const remote = await accepted;
       const chunks: Buffer[] = [];
       remote.on('data', (c: Buffer) => chunks.push(c));

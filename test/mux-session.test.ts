@@ -12,6 +12,7 @@ import {
   type PipeKind,
 } from './helpers/session-pair.js';
 import { Session } from '../src/mux/index.js';
+import { until } from './helpers/until.js';
 import { createMemoryTransportPair } from '../src/transport/index.js';
 
 /** Echo every accepted channel back to its opener. */
@@ -78,14 +79,15 @@ describe.each<PipeKind>(['memory', 'tcp'])('mux session over %s', (kind) => {
     const initiator = new Session(pair.a, { role: 'initiator' });
     const channel = initiator.openChannel({ host: 'early', port: 1 });
     channel.write('first bytes');
-    await new Promise((r) => setTimeout(r, 30)); // the OPEN now waits in the responder's transport
+    // Kept: no session is attached yet to announce the OPEN's arrival. The pause lets it arrive
+    // first, which is the case under test (an OPEN arriving later would pass as well).
+    await new Promise((r) => setTimeout(r, 30));
     let seen = '';
     const responder = new Session(pair.b, {
       role: 'responder',
       onOpen: (r) => r.accept().on('data', (c: Buffer) => (seen += c.toString())),
     });
-    await new Promise((r) => setTimeout(r, 30));
-    expect(seen).toBe('first bytes');
+    await until(() => seen === 'first bytes', 5000, 'the early bytes');
     initiator.close();
     responder.close();
     await pair.cleanup();
@@ -95,17 +97,21 @@ describe.each<PipeKind>(['memory', 'tcp'])('mux session over %s', (kind) => {
     const { initiator, responder, cleanup } = await sessionPair(kind);
     const pending: OpenRequest[] = [];
     responder.on('open', (r) => pending.push(r)); // answered later, as a device still connecting would
+    const firstOpen = once(responder, 'open');
     const first = initiator.openChannel({ host: 'slow', port: 1 });
     first.on('error', () => {});
-    await new Promise((r) => setTimeout(r, 30));
+    await firstOpen;
+    const framesBefore = responder.stats.framesReceived;
     first.reset('ERR_CHANNEL_RESET', 'client gone');
-    await new Promise((r) => setTimeout(r, 30));
+    await until(() => responder.stats.framesReceived > framesBefore, 5000, 'the reset to arrive');
     expect(pending[0]!.accept().destroyed).toBe(true);
+    const secondOpen = once(responder, 'open');
     const second = initiator.openChannel({ host: 'slow', port: 2 });
     second.on('error', () => {});
-    await new Promise((r) => setTimeout(r, 30));
+    await secondOpen;
+    const responderClosed = once(responder, 'close');
     initiator.close(new DevstreamsError('ERR_INTERNAL', 'link lost'));
-    await new Promise((r) => setTimeout(r, 30));
+    await responderClosed;
     expect(responder.closed).toBe(true);
     expect(pending[1]!.accept().destroyed).toBe(true);
     await cleanup();
@@ -204,6 +210,8 @@ describe.each<PipeKind>(['memory', 'tcp'])('mux session over %s', (kind) => {
     // Write until the channel pushes back, then give the pipe time to settle.
     for (let i = 0; i < 200 && channel.write(chunk); i++) _written += chunk.length;
     const reader = await remote; // never reads
+    // About time passing: the writer keeps trying for a while and the bound must hold throughout
+    // (no event marks "nothing more got through").
     for (let round = 0; round < 20; round++) {
       await new Promise((r) => setTimeout(r, 10));
       if (channel.write(chunk)) _written += chunk.length;
@@ -256,7 +264,7 @@ describe.each<PipeKind>(['memory', 'tcp'])('mux session over %s', (kind) => {
       }
     })();
     const interactive = initiator.openChannel({ host: 'x', port: 2, service: 'ping' });
-    await new Promise((r) => setTimeout(r, 50)); // bulk is flowing and has megabytes queued
+    await until(() => bulkSent >= 4 * 1024 * 1024 && bulk.writableLength > 0, 10_000, 'bulk flowing with data queued');
     const ahead: number[] = [];
     for (let i = 0; i < 20; i++) {
       interactiveSentAt = undefined;
@@ -348,7 +356,7 @@ describe('window auto-tuning on a long link', () => {
     expect(grown).toBeLessThanOrEqual(responder.config.maxWindow);
     const second = initiator.openChannel({ host: 'x', port: 2 });
     second.end('x');
-    await new Promise((r) => setTimeout(r, 100));
+    await until(() => readers[1] !== undefined, 5000, 'the second channel');
     expect(readers[1]!.recvWindow.size).toBe(grown);
     readers[1]!.resume();
     initiator.close();
@@ -358,7 +366,7 @@ describe('window auto-tuning on a long link', () => {
   it('does not grow windows on a short link, where round trips are not what limits throughput', async () => {
     const { initiator, responder } = longLink(0);
     const reader = new Promise<Channel>((resolve) => responder.on('open', (r) => resolve(r.accept())));
-    await new Promise((r) => setTimeout(r, 20));
+    await once(initiator, 'rtt'); // the first ping has measured the round trip, as in the long-link case
     const channel = initiator.openChannel({ host: 'x', port: 1 });
     const r = await reader;
     // A reader slower than the link: it drains 64 KiB every 5 ms, far below what one window allows.

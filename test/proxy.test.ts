@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { once } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Session } from '../src/mux/index.js';
 import { TcpTransport, connectTcpTransport } from '../src/transport/index.js';
@@ -37,11 +38,12 @@ async function setup(allow: (echo: Target) => string[], extraForwards: string[] 
   cleanups.push(() => echo.close());
   const device = await startDevice(allow(echo));
   cleanups.push(() => device.close());
-  let opens = 0;
+  const sessions: Session[] = [];
   const source = new SessionSource({
     open: async () => {
-      opens++;
-      return new Session(await connectTcpTransport(device.port), { role: 'initiator' });
+      const session = new Session(await connectTcpTransport(device.port), { role: 'initiator' });
+      sessions.push(session);
+      return session;
     },
   });
   const proxy = new ServiceProxy({
@@ -51,7 +53,7 @@ async function setup(allow: (echo: Target) => string[], extraForwards: string[] 
   });
   const listeners = await proxy.start();
   cleanups.push(() => proxy.stop());
-  return { echo, device, proxy, listeners, opens: () => opens };
+  return { echo, device, proxy, listeners, sessions, opens: () => sessions.length };
 }
 
 describe('local proxies over one device session', () => {
@@ -126,12 +128,13 @@ describe('local proxies over one device session', () => {
   });
 
   it('opens a new session on the next connection after the device session dies', async () => {
-    const { listeners, device, opens } = await setup((e) => [`127.0.0.1:${e.port}`]);
+    const { listeners, device, sessions, opens } = await setup((e) => [`127.0.0.1:${e.port}`]);
     const port = listeners[0]!.port;
     const data = randomBytes(10_000);
     expect((await echoRoundTrip(port, data)).hash).toBe(sha256(data));
+    const gone = once(sessions[0]!, 'close'); // the service side sees the device end it
     for (const s of device.sessions) s.close();
-    await new Promise((r) => setTimeout(r, 50));
+    await gone;
     expect((await echoRoundTrip(port, data)).hash).toBe(sha256(data));
     expect(opens()).toBe(2);
   });
@@ -163,15 +166,16 @@ describe('proxies when the device session ends', () => {
   });
 
   it('opens a fresh session for new connections while a retiring one (GOAWAY) drains', async () => {
-    const { listeners, device, opens } = await setup((e) => [`127.0.0.1:${e.port}`]);
+    const { listeners, device, sessions, opens } = await setup((e) => [`127.0.0.1:${e.port}`]);
     const port = listeners[0]!.port;
     const held = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
     held.on('error', () => {});
     const first = new Promise<void>((resolve) => held.once('data', () => resolve()));
     held.write('keep me open');
     await first;
+    const retiring = once(sessions[0]!, 'goaway'); // the service side has heard it
     void device.sessions[0]!.goAway('redeploy');
-    await new Promise((r) => setTimeout(r, 50));
+    await retiring;
     const data = randomBytes(20_000);
     expect((await echoRoundTrip(port, data)).hash).toBe(sha256(data));
     expect(opens()).toBe(2);

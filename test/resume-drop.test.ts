@@ -31,10 +31,11 @@ describe('resumption across dropped WebSockets', () => {
 
     const runs = Array.from({ length: 16 }, () => pacedEcho(tunnel.port, 1024 * 1024, 32 * 1024, 25));
     await until(() => tunnel.device.sessionCount === 1, 10_000, 'device session');
+    // About time: the paced runs take about 0.8 s, and the drop must land in the middle of them.
     await new Promise((r) => setTimeout(r, 300));
     expect(svcChaos.dropAll()).toBeGreaterThan(0); // the service's stream (and HTTP) sockets
     await until(() => tunnel.events.some((e) => e.kind === 'resumed'), 10_000, 'first resume');
-    await new Promise((r) => setTimeout(r, 200));
+    await new Promise((r) => setTimeout(r, 200)); // the same: some traffic on the resumed stream first
     expect(devChaos.dropAll()).toBeGreaterThan(0); // the device's stream and control sockets
     const results = await Promise.all(runs);
     for (const r of results) {

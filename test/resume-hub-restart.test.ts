@@ -28,6 +28,8 @@ describe('resumption across a hub restart', () => {
 
     const runs = Array.from({ length: 16 }, () => pacedEcho(tunnel.port, 1024 * 1024, 32 * 1024, 25));
     await until(() => tunnel.device.sessionCount === 1, 10_000, 'device session');
+    // About time: the paced runs take about 0.8 s; the hub dies in the middle of them and stays
+    // down for a while (an outage, not an instant restart).
     await new Promise((r) => setTimeout(r, 300));
     await hub.kill();
     await new Promise((r) => setTimeout(r, 300));

@@ -11,7 +11,7 @@ import { createSasToken, deviceResource, hubResource, nowSeconds, parseConnectio
 import type { DeviceRegistry } from '../src/hub/registry.js';
 import { ServiceClient } from '../src/sdk/index.js';
 import { ensureBuilt, runCli } from './helpers/cli-process.js';
-import { startTestHub, type TestHub } from './helpers/hub.js';
+import { startTestHub, until, type TestHub } from './helpers/hub.js';
 import { httpCall, type RawAnswer } from './helpers/raw.js';
 import { hasRedisServer, startRedis } from './helpers/redis.js';
 import { FLEET_HOST, addr, startNode } from './helpers/fleet.js';
@@ -25,13 +25,19 @@ afterEach(async () => {
 });
 
 /** A device on the control socket that never answers stream requests. */
-async function silentDevice(hub: TestHub, id: string): Promise<void> {
+/** A device on its control socket that never answers; resolves with the count of rings it got. */
+async function silentDevice(hub: TestHub, id: string): Promise<() => number> {
   const cs = parseConnectionString(hub.addDevice(id));
   const token = createSasToken(deviceResource(hub.hub.hostName, id), cs.sharedAccessKey, nowSeconds() + 600);
   const ws = new WebSocket(`ws://127.0.0.1:${hub.hub.port}/devices/${id}/control`, { headers: { authorization: token } });
   ws.on('error', () => {});
+  let rings = 0;
+  ws.on('message', (m: Buffer) => {
+    if ((JSON.parse(m.toString()) as { type?: string }).type === 'streamRequest') rings++;
+  });
   stops.push(() => ws.terminate());
   await new Promise<void>((r) => ws.once('open', () => r()));
+  return () => rings;
 }
 
 function tokenFor(hostName: string, policy: string, key: string): string {
@@ -52,11 +58,11 @@ describe('service identities', () => {
     const reg = th.hub.registry;
     const alice = await reg.addService('alice', { maxPending: 1 });
     const ci = await reg.addService('ci-bot');
-    await silentDevice(th, 'dev-a');
+    const rings = await silentDevice(th, 'dev-a');
     const port = th.hub.port;
     const host = th.hub.hostName;
     const first = ask(port, 'dev-a', tokenFor(host, 'alice', alice.key));
-    await new Promise((r) => setTimeout(r, 100)); // the first is ringing
+    await until(() => rings() === 1, 5000, 'the first to ring'); // so it is pending
     const second = await ask(port, 'dev-a', tokenFor(host, 'alice', alice.key));
     expect([second.status, second.body?.code]).toEqual([429, 'ERR_RATE_LIMITED']);
     expect(second.body?.message).toContain('alice');

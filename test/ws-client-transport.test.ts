@@ -9,6 +9,7 @@ import { connectWebSocket, type Transport, type WebSocketClientTransport } from 
 import { acceptValue } from '../src/transport/ws-handshake.js';
 import { frameHeader } from '../src/transport/ws-frame.js';
 import { DevstreamsError } from '../src/errors.js';
+import { until } from './helpers/until.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -107,14 +108,6 @@ function collect(t: Transport): { messages: Buffer[]; closed: Promise<Error | un
     onClose: (e) => onClosed(e),
   });
   return { messages, closed, drains: () => drains };
-}
-
-async function until(cond: () => boolean, ms = 5000, what = 'condition'): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }
 
 function codeOf(err: unknown): string | undefined {
@@ -249,6 +242,7 @@ describe('WebSocket client transport against a ws server', () => {
     const total = 64 * 60 * 1024; // far more than loopback socket buffers hold
     for (let i = 0; i < 60; i++) t.send([Buffer.alloc(64 * 1024, i)]);
     t.close();
+    // About time: the server stays paused a while, so a close sent ahead of the queue would get there first.
     await new Promise((r) => setTimeout(r, 300));
     server.resume();
     await until(() => server.closedWith() !== undefined, 10_000, 'server close');
@@ -290,7 +284,7 @@ describe('WebSocket client transport against raw servers', () => {
       refused: (status, b) => (seen.push({ status, body: b.toString() }), new Error('refused')),
     }).catch((e: Error) => e)) as Error;
     expect(err.message).toBe('refused');
-    // Once, also after the refused connection has closed.
+    // Once, also after the refused connection has closed (kept: a second call would have no event to wait for).
     await new Promise((r) => setTimeout(r, 100));
     expect(seen).toEqual([{ status: 401, body }]);
     expect(codeOf(await connectWebSocket(url).catch((e: unknown) => e))).toBe('ERR_TRANSPORT_HANDSHAKE');

@@ -72,13 +72,6 @@ export function nextMessage(t: Transport, timeoutMs = 5000): Promise<Buffer> {
   });
 }
 
-/** Waits until `cond()` holds, polling, bounded by `timeoutMs`. */
-export async function until(cond: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+export { until } from './until.js';
 
 export { ServiceClient, DeviceClient };
