@@ -21,7 +21,8 @@ import { secureInitiator, secureResponder } from '../src/crypto/secure-transport
 import { generateStaticKeyPair } from '../src/crypto/keys.js';
 import { acceptAnyKey } from '../src/crypto/trust.js';
 import { closeCryptoPools } from '../src/crypto/worker-pool.js';
-import { openBody, recordNonce, sealParts, type CipherName } from '../src/crypto/aead.js';
+import { RECORD_SUITES, SUITE_KEY_SIZE, openBody, recordNonce, sealParts, type RecordSuite } from '../src/crypto/aead.js';
+import { DEFAULT_RECORD_SUITES } from '../src/crypto/constants.js';
 import { encodeRecordHeader } from '../src/crypto/record-format.js';
 import type { SecureTransportOptions } from '../src/crypto/options.js';
 
@@ -52,7 +53,8 @@ export interface CryptoBenchResult {
 export interface CryptoBenchOptions {
   /** Time per throughput case. Default 5 s. */
   secondsPerCase?: number;
-  cipher?: CipherName;
+  /** Record suite of the throughput cases. Default the first of DEFAULT_RECORD_SUITES. */
+  suite?: RecordSuite;
   /** tinybench time per micro task, ms. Default 300. */
   microTimeMs?: number;
 }
@@ -164,21 +166,21 @@ export async function throughputCase(
   }
 }
 
-async function micro(cipher: CipherName, timeMs: number): Promise<MicroResult[]> {
+async function micro(suite: RecordSuite, timeMs: number): Promise<MicroResult[]> {
   const bench = new Bench({ time: timeMs, warmupTime: 50 });
-  const key = randomBytes(32);
+  const key = randomBytes(SUITE_KEY_SIZE[suite]);
   const iv = randomBytes(12);
   const sizes = [1024, 16 * 1024, 64 * 1024];
   for (const size of sizes) {
     const plain = randomBytes(size);
     const header = encodeRecordHeader(0, 1);
     const nonce = recordNonce(iv, 1);
-    const sealed = Buffer.concat(sealParts(cipher, key, nonce, header, [plain]));
+    const sealed = Buffer.concat(sealParts(suite, key, nonce, header, [plain]));
     bench.add(`seal ${size / 1024} KiB`, () => {
-      sealParts(cipher, key, recordNonce(iv, 1), header, [plain]);
+      sealParts(suite, key, recordNonce(iv, 1), header, [plain]);
     });
     bench.add(`open ${size / 1024} KiB`, () => {
-      if (!openBody(cipher, key, recordNonce(iv, 1), header, sealed)) throw new Error('open failed');
+      if (!openBody(suite, key, recordNonce(iv, 1), header, sealed)) throw new Error('open failed');
     });
   }
   await bench.run();
@@ -186,25 +188,26 @@ async function micro(cipher: CipherName, timeMs: number): Promise<MicroResult[]>
     const r = t.result as { period?: number };
     const period = r.period ?? NaN;
     const size = Number(t.name.split(' ')[1]) * 1024;
-    return { name: `${cipher} ${t.name}`, usPerOp: period * 1000, mbPerSec: size / (period / 1000) / 1e6 };
+    return { name: `${suite} ${t.name}`, usPerOp: period * 1000, mbPerSec: size / (period / 1000) / 1e6 };
   });
 }
 
 /** Runs the whole benchmark; returns the figures (also printed by the standalone entry). */
 export async function runCryptoBench(options: CryptoBenchOptions = {}): Promise<CryptoBenchResult> {
   const seconds = options.secondsPerCase ?? 5;
-  const cipher = options.cipher ?? 'AESGCM';
+  const suite = options.suite ?? DEFAULT_RECORD_SUITES[0]!;
   const cases: Array<[string, Partial<SecureTransportOptions> | undefined]> = [
     ['plaintext (no record layer)', undefined],
-    [`sealed ${cipher} inline`, { cipher, crypto: 'inline' }],
-    [`sealed ${cipher} workers x1`, { cipher, crypto: 'workers', workerThreads: 1 }],
-    [`sealed ${cipher} workers x2`, { cipher, crypto: 'workers', workerThreads: 2 }],
+    [`sealed ${suite} inline`, { suites: [suite], crypto: 'inline' }],
+    [`sealed ${suite} workers x1`, { suites: [suite], crypto: 'workers', workerThreads: 1 }],
+    [`sealed ${suite} workers x2`, { suites: [suite], crypto: 'workers', workerThreads: 2 }],
   ];
   const raw: Array<Omit<ThroughputResult, 'ratio'>> = [];
   for (const [name, secure] of cases) raw.push(await throughputCase(name, seconds, secure));
   const base = raw[0]!.mbPerSec;
   const throughput = raw.map((r) => ({ ...r, ratio: r.mbPerSec / base }));
-  const microResults = [...(await micro('AESGCM', options.microTimeMs ?? 300)), ...(await micro('ChaChaPoly', options.microTimeMs ?? 300))];
+  const microResults: MicroResult[] = [];
+  for (const s of RECORD_SUITES) microResults.push(...(await micro(s, options.microTimeMs ?? 300)));
   return { throughput, micro: microResults };
 }
 

@@ -6,15 +6,24 @@
 import { createCipheriv, createDecipheriv } from 'node:crypto';
 import { coalesceSmall } from '../util/coalesce.js';
 
-/** AEAD algorithms a session can use; the value is the Noise cipher name. */
+/** The handshake's AEAD; the value is the Noise cipher name (AESGCM is AES-256-GCM). */
 export type CipherName = 'AESGCM' | 'ChaChaPoly';
 
-/** node:crypto algorithm string for each cipher. */
-// The cast at each call site picks the GCM overload; chacha20-poly1305 has the same API shape.
-export const NODE_CIPHER: Record<CipherName, 'aes-256-gcm' | 'chacha20-poly1305'> = {
-  AESGCM: 'aes-256-gcm',
-  ChaChaPoly: 'chacha20-poly1305',
-};
+/**
+ * The AEAD that seals records, negotiated in the handshake (docs/PROTOCOL.md, "Record suites");
+ * the value is the node:crypto algorithm name. A peer that does not negotiate (record protocol
+ * before suites) uses the handshake's cipher: `LEGACY_SUITE`.
+ */
+export type RecordSuite = 'aes-128-gcm' | 'aes-256-gcm' | 'chacha20-poly1305';
+
+/** Every record suite this implementation knows. */
+export const RECORD_SUITES: readonly RecordSuite[] = ['aes-128-gcm', 'aes-256-gcm', 'chacha20-poly1305'];
+
+/** Key bytes of each suite. */
+export const SUITE_KEY_SIZE: Record<RecordSuite, number> = { 'aes-128-gcm': 16, 'aes-256-gcm': 32, 'chacha20-poly1305': 32 };
+
+/** The record suite a peer that does not negotiate uses: the handshake's cipher. */
+export const LEGACY_SUITE: Record<CipherName, RecordSuite> = { AESGCM: 'aes-256-gcm', ChaChaPoly: 'chacha20-poly1305' };
 
 const TAG = 16;
 
@@ -43,14 +52,15 @@ const SMALL_PART = 4096;
  * `out` (returned), so the caller can pass `out = [header]` and send the result as it is.
  */
 export function sealParts(
-  cipher: CipherName,
+  suite: RecordSuite,
   key: Buffer,
   nonce: Buffer,
   header: Buffer,
   parts: readonly Uint8Array[],
   out: Buffer[] = [],
 ): Buffer[] {
-  const c = createCipheriv(NODE_CIPHER[cipher] as 'aes-256-gcm', key, nonce, { authTagLength: TAG });
+  // The cast picks the GCM overload; chacha20-poly1305 has the same API shape.
+  const c = createCipheriv(suite as 'aes-256-gcm', key, nonce, { authTagLength: TAG });
   c.setAAD(header);
   // Each update() is a native call with a fixed cost and an output allocation: small parts
   // (frame headers, a ping) are joined first, so a small message costs one call, a bulk one two.
@@ -62,9 +72,9 @@ export function sealParts(
 }
 
 /** Opens `body` (ciphertext ‖ tag); returns the plaintext, or null when authentication fails. */
-export function openBody(cipher: CipherName, key: Buffer, nonce: Buffer, header: Uint8Array, body: Uint8Array): Buffer | null {
+export function openBody(suite: RecordSuite, key: Buffer, nonce: Buffer, header: Uint8Array, body: Uint8Array): Buffer | null {
   if (body.length < TAG) return null;
-  const d = createDecipheriv(NODE_CIPHER[cipher] as 'aes-256-gcm', key, nonce, { authTagLength: TAG });
+  const d = createDecipheriv(suite as 'aes-256-gcm', key, nonce, { authTagLength: TAG });
   d.setAAD(header);
   d.setAuthTag(body.subarray(body.length - TAG));
   const plain = d.update(body.subarray(0, body.length - TAG));
@@ -83,7 +93,7 @@ export function openBody(cipher: CipherName, key: Buffer, nonce: Buffer, header:
  * the tag has been checked.
  */
 export function openParts(
-  cipher: CipherName,
+  suite: RecordSuite,
   key: Buffer,
   nonce: Buffer,
   header: Uint8Array,
@@ -91,7 +101,7 @@ export function openParts(
   tag: Uint8Array,
 ): Buffer[] | null {
   if (tag.length !== TAG) return null;
-  const d = createDecipheriv(NODE_CIPHER[cipher] as 'aes-256-gcm', key, nonce, { authTagLength: TAG });
+  const d = createDecipheriv(suite as 'aes-256-gcm', key, nonce, { authTagLength: TAG });
   d.setAAD(header);
   d.setAuthTag(tag);
   const plain: Buffer[] = [];

@@ -1,11 +1,11 @@
 /**
- * `crypto: 'auto'`: a short start-up measurement (well under 200 ms, once per process per cipher
+ * `crypto: 'auto'`: a short start-up measurement (well under 200 ms, once per process per suite
  * and thread count) of sealing 16 full records (about 1 MiB) inline against the worker pool, picking
  * the faster. The pool's thread start-up is paid once before timing, since a long-lived process
  * pays it once too.
  */
 import { randomBytes } from 'node:crypto';
-import { recordNonce, sealParts, type CipherName } from './aead.js';
+import { SUITE_KEY_SIZE, recordNonce, sealParts, type RecordSuite } from './aead.js';
 import { AUTO_CALIBRATION_BUDGET_MS, DEFAULT_WORKER_BATCH_BYTES, MAX_RECORD_PLAINTEXT, RECORD_HEADER_SIZE } from './constants.js';
 import { OrderedOffload } from './offload.js';
 import { encodeRecordHeader } from './record-format.js';
@@ -23,30 +23,30 @@ export interface CalibrationResult {
 const cache = new Map<string, Promise<CalibrationResult>>();
 
 /** Measures (once) and returns the faster mode. */
-export async function chooseCryptoMode(cipher: CipherName, threads: number): Promise<'inline' | 'workers'> {
-  return (await calibrate(cipher, threads)).mode;
+export async function chooseCryptoMode(suite: RecordSuite, threads: number): Promise<'inline' | 'workers'> {
+  return (await calibrate(suite, threads)).mode;
 }
 
-/** The measurement behind `auto`, cached per cipher and thread count. */
-export function calibrate(cipher: CipherName, threads: number): Promise<CalibrationResult> {
-  const id = `${cipher}/${threads}`;
+/** The measurement behind `auto`, cached per suite and thread count. */
+export function calibrate(suite: RecordSuite, threads: number): Promise<CalibrationResult> {
+  const id = `${suite}/${threads}`;
   let p = cache.get(id);
   if (!p) {
-    p = measure(cipher, threads);
+    p = measure(suite, threads);
     cache.set(id, p);
   }
   return p;
 }
 
-async function measure(cipher: CipherName, threads: number): Promise<CalibrationResult> {
-  const key = randomBytes(32);
+async function measure(suite: RecordSuite, threads: number): Promise<CalibrationResult> {
+  const key = randomBytes(SUITE_KEY_SIZE[suite]);
   const iv = randomBytes(12);
   const payload = randomBytes(MAX_RECORD_PLAINTEXT);
   const records = 16; // 1 MiB
   const deadline = performance.now() + AUTO_CALIBRATION_BUDGET_MS;
 
   const sealInline = (n: number): void => {
-    for (let i = 0; i < n; i++) sealParts(cipher, key, recordNonce(iv, i), encodeRecordHeader(0, i), [payload]);
+    for (let i = 0; i < n; i++) sealParts(suite, key, recordNonce(iv, i), encodeRecordHeader(0, i), [payload]);
   };
   sealInline(4); // warm-up: JIT and OpenSSL context set-up, as the workers get theirs
   const t0 = performance.now();
@@ -58,9 +58,9 @@ async function measure(cipher: CipherName, threads: number): Promise<Calibration
     const pool = getCryptoPool(threads);
     const timeLeft = (): number => deadline - performance.now();
     // Warm-up: starts the threads and loads the worker module.
-    await runSeal(pool, cipher, key, iv, payload, threads, timeLeft());
+    await runSeal(pool, suite, key, iv, payload, threads, timeLeft());
     const t1 = performance.now();
-    if (await runSeal(pool, cipher, key, iv, payload, records, timeLeft())) {
+    if (await runSeal(pool, suite, key, iv, payload, records, timeLeft())) {
       workers = (records * payload.length) / ((performance.now() - t1) / 1000);
     }
   } catch {
@@ -72,7 +72,7 @@ async function measure(cipher: CipherName, threads: number): Promise<Calibration
 /** Seals `records` records through the pool; false if it did not finish within `budgetMs`. */
 function runSeal(
   pool: ReturnType<typeof getCryptoPool>,
-  cipher: CipherName,
+  suite: RecordSuite,
   key: Buffer,
   iv: Buffer,
   payload: Buffer,
@@ -92,7 +92,7 @@ function runSeal(
     const offload = new OrderedOffload(
       pool,
       'seal',
-      cipher,
+      suite,
       DEFAULT_WORKER_BATCH_BYTES,
       (out) => {
         left -= out.results.length;

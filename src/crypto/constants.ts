@@ -3,6 +3,8 @@
  * objects elsewhere default to these; docs/PROTOCOL.md ("Record layer and handshake") lists the same values.
  */
 
+import type { RecordSuite } from './aead.js';
+
 /**
  * Largest plaintext one record carries (one `send` of the layer above = one record): 64 KiB + 1 KiB
  * (66,560), so one mux batch (a full 64 KiB DATA frame, its 10-byte header and a few control
@@ -14,7 +16,14 @@ export const MAX_RECORD_PLAINTEXT = 64 * 1024 + 1024;
 /** Record header: type u8, reserved u8, key epoch u16, sequence u64 (big-endian). */
 export const RECORD_HEADER_SIZE = 12;
 
-/** AEAD tag length for both AES-256-GCM and ChaCha20-Poly1305. */
+/**
+ * Record suites offered and allowed by default, in preference order. AES-128-GCM first: TLS 1.3's
+ * mandatory suite and OpenSSH's first AES-GCM choice; see docs/PROTOCOL.md ("Record suites")
+ * for the measurement behind the order.
+ */
+export const DEFAULT_RECORD_SUITES: readonly RecordSuite[] = ['aes-128-gcm', 'aes-256-gcm', 'chacha20-poly1305'];
+
+/** AEAD tag length of every record suite (AES-GCM and ChaCha20-Poly1305). */
 export const TAG_SIZE = 16;
 
 /** Bytes a sealed record adds to its plaintext. */

@@ -1,7 +1,7 @@
 /** The record layer: Noise XX handshake, sealed records, rekey, worker offload, peer trust. */
 export { secureInitiator, secureResponder, SecureTransport, type SecureSessionInfo } from './secure-transport.js';
 export { type SecureTransportOptions, type CryptoMode, DEFAULT_CRYPTO_MODE } from './options.js';
-export type { CipherName } from './aead.js';
+export type { CipherName, RecordSuite } from './aead.js';
 export {
   generateStaticKeyPair,
   saveStaticKeyPair,

@@ -5,6 +5,7 @@
  * cannot be recovered from new ones.
  */
 import { hkdfSync } from 'node:crypto';
+import { SUITE_KEY_SIZE, type RecordSuite } from './aead.js';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -19,12 +20,25 @@ export interface EpochKeys {
   iv: Buffer;
 }
 
+/**
+ * The HKDF label of each suite's key. The suites from before negotiation keep theirs; AES-128-GCM
+ * names itself, so its 16-byte key is not the first half of the AES-256 key the same secret gives.
+ */
+const KEY_LABEL: Record<RecordSuite, string> = {
+  'aes-128-gcm': 'key aes-128-gcm',
+  'aes-256-gcm': 'key',
+  'chacha20-poly1305': 'key',
+};
+
 /** Walks one direction's epochs forward. Holds only the current secret. */
 export class KeySchedule {
   private secret: Buffer;
   private current: EpochKeys;
 
-  constructor(trafficSecret: Buffer) {
+  constructor(
+    trafficSecret: Buffer,
+    private readonly suite: RecordSuite,
+  ) {
     this.secret = Buffer.from(trafficSecret);
     this.current = this.derive(0);
   }
@@ -43,6 +57,6 @@ export class KeySchedule {
   }
 
   private derive(epoch: number): EpochKeys {
-    return { epoch, key: expand(this.secret, 'key', 32), iv: expand(this.secret, 'iv', 12) };
+    return { epoch, key: expand(this.secret, KEY_LABEL[this.suite], SUITE_KEY_SIZE[this.suite]), iv: expand(this.secret, 'iv', 12) };
   }
 }

@@ -8,7 +8,7 @@
  */
 import { createCipheriv, createDecipheriv, createHash, createHmac, type KeyObject } from 'node:crypto';
 import { DevstreamsError } from '../errors.js';
-import { NODE_CIPHER, type CipherName } from './aead.js';
+import { LEGACY_SUITE, type CipherName } from './aead.js';
 import { dh, generateStaticKeyPair, privateKeyObject, type StaticKeyPair } from './keys.js';
 
 const HASHLEN = 32;
@@ -83,7 +83,7 @@ class SymmetricState {
       this.mixHash(plaintext);
       return plaintext;
     }
-    const c = createCipheriv(NODE_CIPHER[this.cipher] as 'aes-256-gcm', this.k, this.nonce(), { authTagLength: TAG });
+    const c = createCipheriv(LEGACY_SUITE[this.cipher] as 'aes-256-gcm', this.k, this.nonce(), { authTagLength: TAG });
     c.setAAD(this.h);
     const out = Buffer.concat([c.update(plaintext), c.final(), c.getAuthTag()]);
     this.n++;
@@ -97,7 +97,7 @@ class SymmetricState {
       return ciphertext;
     }
     if (ciphertext.length < TAG) throw fail('handshake ciphertext shorter than its tag');
-    const d = createDecipheriv(NODE_CIPHER[this.cipher] as 'aes-256-gcm', this.k, this.nonce(), { authTagLength: TAG });
+    const d = createDecipheriv(LEGACY_SUITE[this.cipher] as 'aes-256-gcm', this.k, this.nonce(), { authTagLength: TAG });
     d.setAAD(this.h);
     d.setAuthTag(ciphertext.subarray(ciphertext.length - TAG));
     const plain = d.update(ciphertext.subarray(0, ciphertext.length - TAG));

@@ -6,7 +6,7 @@
  * finish out of order.
  */
 import type { Piscina } from 'piscina';
-import type { CipherName } from './aead.js';
+import type { RecordSuite } from './aead.js';
 import type { CryptoTask } from './seal-worker.js';
 import { RECORD_HEADER_SIZE, TAG_SIZE } from './constants.js';
 
@@ -51,7 +51,7 @@ export class OrderedOffload {
   constructor(
     private readonly pool: Piscina,
     private readonly op: 'seal' | 'open',
-    private readonly cipher: CipherName,
+    private readonly suite: RecordSuite,
     private readonly batchBytes: number,
     private readonly onOutput: (output: OffloadOutput) => void,
     private readonly onError: (error: unknown) => void,
@@ -105,7 +105,7 @@ export class OrderedOffload {
     const keys: Buffer[] = [];
     const task: CryptoTask = {
       op: this.op,
-      cipher: this.cipher,
+      suite: this.suite,
       data: data.buffer as ArrayBuffer,
       offsets: [],
       lengths: [],

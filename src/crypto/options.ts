@@ -3,11 +3,12 @@
  * anything is sent.
  */
 import { DevstreamsError } from '../errors.js';
-import type { CipherName } from './aead.js';
+import { RECORD_SUITES, type CipherName, type RecordSuite } from './aead.js';
 import type { StaticKeyPair } from './keys.js';
 import type { PeerVerifier } from './trust.js';
 import {
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
+  DEFAULT_RECORD_SUITES,
   DEFAULT_REKEY_BYTES,
   DEFAULT_REKEY_RECORDS,
   DEFAULT_SEAL_HIGH_WATER,
@@ -39,6 +40,11 @@ export interface SecureTransportOptions {
   cipher?: CipherName;
   /** Responder: AEADs it accepts from the initiator. Default both. */
   acceptCiphers?: readonly CipherName[];
+  /**
+   * Record suites this side allows, in preference order: the initiator offers them in this order
+   * and the responder takes the first it also allows. Default DEFAULT_RECORD_SUITES.
+   */
+  suites?: readonly RecordSuite[];
   /** Default DEFAULT_HANDSHAKE_TIMEOUT_MS (10 s). */
   handshakeTimeoutMs?: number;
   /** Records per key epoch before the sender rekeys. Default 2^20. */
@@ -79,6 +85,12 @@ export function resolveOptions(o: SecureTransportOptions): ResolvedOptions {
   for (const c of [cipher, ...acceptCiphers]) {
     if (c !== 'AESGCM' && c !== 'ChaChaPoly') throw new DevstreamsError('ERR_CONFIG', `unknown cipher ${String(c)}`);
   }
+  const suites = o.suites ?? DEFAULT_RECORD_SUITES;
+  if (suites.length === 0) throw new DevstreamsError('ERR_CONFIG', 'suites must name at least one record suite');
+  for (const s of suites) {
+    if (!RECORD_SUITES.includes(s))
+      throw new DevstreamsError('ERR_CONFIG', `unknown record suite ${String(s)} (known: ${RECORD_SUITES.join(', ')})`);
+  }
   const crypto = o.crypto ?? DEFAULT_CRYPTO_MODE;
   if (!['inline', 'workers', 'auto'].includes(crypto))
     throw new DevstreamsError('ERR_CONFIG', `crypto must be inline, workers or auto, got ${String(crypto)}`);
@@ -88,6 +100,7 @@ export function resolveOptions(o: SecureTransportOptions): ResolvedOptions {
     prologue: typeof o.prologue === 'string' ? Buffer.from(o.prologue, 'utf8') : (o.prologue ?? Buffer.alloc(0)),
     cipher,
     acceptCiphers,
+    suites,
     handshakeTimeoutMs: positiveInt('handshakeTimeoutMs', o.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS),
     rekeyRecords: positiveInt('rekeyRecords', o.rekeyRecords ?? DEFAULT_REKEY_RECORDS),
     rekeyBytes: positiveInt('rekeyBytes', o.rekeyBytes ?? DEFAULT_REKEY_BYTES),

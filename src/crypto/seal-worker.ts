@@ -6,7 +6,7 @@
  * node:crypto (via aead.ts) and piscina, and runs as compiled JS (dist/src/crypto/seal-worker.js).
  */
 import { move } from 'piscina';
-import { openBody, sealParts, type CipherName } from './aead.js';
+import { openBody, sealParts, type RecordSuite } from './aead.js';
 
 /**
  * One batch. Item i spans data[offsets[i], offsets[i] + lengths[i]) and uses keys[keyIndex[i]].
@@ -17,7 +17,7 @@ import { openBody, sealParts, type CipherName } from './aead.js';
  */
 export interface CryptoTask {
   op: 'seal' | 'open';
-  cipher: CipherName;
+  suite: RecordSuite;
   data: ArrayBuffer;
   offsets: number[];
   lengths: number[];
@@ -43,12 +43,12 @@ export default function runCryptoTask(task: CryptoTask): ArrayBuffer {
     if (task.op === 'seal') {
       // update() returns the ciphertext in a new buffer, so writing it over the plaintext is safe.
       let at = off + HEADER;
-      for (const piece of sealParts(task.cipher, key, nonce, header, [data.subarray(at, end - TAG)])) {
+      for (const piece of sealParts(task.suite, key, nonce, header, [data.subarray(at, end - TAG)])) {
         data.set(piece, at);
         at += piece.length;
       }
     } else {
-      const plain = openBody(task.cipher, key, nonce, header, data.subarray(off + HEADER, end));
+      const plain = openBody(task.suite, key, nonce, header, data.subarray(off + HEADER, end));
       if (!plain) {
         data.writeUInt32BE(i + 1, 0);
         break;

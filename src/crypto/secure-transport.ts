@@ -9,7 +9,7 @@
 import { DevstreamsError } from '../errors.js';
 import { TransportBase } from '../transport/base.js';
 import type { Transport } from '../transport/transport.js';
-import { openParts, recordNonce, sealParts, type CipherName } from './aead.js';
+import { openParts, recordNonce, sealParts, type CipherName, type RecordSuite } from './aead.js';
 import { chooseCryptoMode } from './calibrate.js';
 import { MAX_EARLY_BYTES, MAX_SEQUENCE, RECORD_HEADER_SIZE, RECORD_OVERHEAD, TAG_SIZE } from './constants.js';
 import {
@@ -34,6 +34,8 @@ export interface SecureSessionInfo {
   /** e.g. Noise_XX_25519_AESGCM_SHA256 */
   protocolName: string;
   cipher: CipherName;
+  /** The AEAD that seals records (negotiated; the handshake's cipher with a peer from before suites). */
+  suite: RecordSuite;
   /** The peer's proven static public key (32 bytes). */
   remoteStatic: Buffer;
   /** Noise handshake hash, usable as a channel binding. */
@@ -55,7 +57,7 @@ export class SecureTransport extends TransportBase implements Transport {
   private waiter: { resolve: (m: Buffer) => void; reject: (e: Error) => void } | undefined;
   private handshakeError: Error | undefined;
   // record state
-  private cipher: CipherName = 'AESGCM';
+  private suite: RecordSuite = 'aes-256-gcm';
   private sendKeys!: KeySchedule;
   private recvKeys!: KeySchedule;
   private sendSeq = 0;
@@ -89,7 +91,7 @@ export class SecureTransport extends TransportBase implements Transport {
   static async establish(inner: Transport, role: 'initiator' | 'responder', options: SecureTransportOptions): Promise<SecureTransport> {
     const o = resolveOptions(options);
     // Decide `auto` before attaching, so no record piles up while we measure.
-    const mode = o.crypto === 'auto' ? await chooseCryptoMode(o.cipher, o.workerThreads) : o.crypto;
+    const mode = o.crypto === 'auto' ? await chooseCryptoMode(o.suites[0]!, o.workerThreads) : o.crypto;
     const t = new SecureTransport(inner, o);
     await t.handshake(role, mode);
     return t;
@@ -173,14 +175,15 @@ export class SecureTransport extends TransportBase implements Transport {
   }
 
   private startRecords(result: HandshakeResult, mode: 'inline' | 'workers'): void {
-    this.cipher = result.cipher;
-    this.sendKeys = new KeySchedule(result.sendSecret);
-    this.recvKeys = new KeySchedule(result.recvSecret);
+    this.suite = result.suite;
+    this.sendKeys = new KeySchedule(result.sendSecret, result.suite);
+    this.recvKeys = new KeySchedule(result.recvSecret, result.suite);
     result.sendSecret.fill(0);
     result.recvSecret.fill(0);
     this.info = {
       protocolName: result.protocolName,
       cipher: result.cipher,
+      suite: result.suite,
       remoteStatic: result.remoteStatic,
       handshakeHash: result.handshakeHash,
       crypto: mode,
@@ -189,8 +192,8 @@ export class SecureTransport extends TransportBase implements Transport {
       const pool = getCryptoPool(this.o.workerThreads);
       const onError = (err: unknown): void =>
         this.fail(new DevstreamsError('ERR_INTERNAL', `crypto worker failed: ${String(err)}`, { cause: err }));
-      this.sealer = new OrderedOffload(pool, 'seal', this.cipher, this.o.workerBatchBytes, (out) => this.onSealed(out), onError);
-      this.opener = new OrderedOffload(pool, 'open', this.cipher, this.o.workerBatchBytes, (out) => this.onOpened(out), onError);
+      this.sealer = new OrderedOffload(pool, 'seal', this.suite, this.o.workerBatchBytes, (out) => this.onSealed(out), onError);
+      this.opener = new OrderedOffload(pool, 'open', this.suite, this.o.workerBatchBytes, (out) => this.onOpened(out), onError);
     }
     this.phase = 'open';
     // Records that arrived right behind the last handshake message (held until the peer was verified).
@@ -282,7 +285,7 @@ export class SecureTransport extends TransportBase implements Transport {
       return this.acceptsMore(this.bufferedAmount, this.o.sealHighWater);
     }
     // [header, ciphertext pieces..., tag]: handed to the inner transport as they are (one writev).
-    const sealed = sealParts(this.cipher, key, recordNonce(iv, seq, this.nonceScratch), header, parts, [header]);
+    const sealed = sealParts(this.suite, key, recordNonce(iv, seq, this.nonceScratch), header, parts, [header]);
     trace?.('sealed');
     return this.admit(this.inner.send(sealed));
   }
@@ -358,7 +361,7 @@ export class SecureTransport extends TransportBase implements Transport {
       length < RECORD_OVERHEAD
         ? null
         : openParts(
-            this.cipher,
+            this.suite,
             key,
             recordNonce(iv, header.seq, this.nonceScratch),
             headerBytes,

@@ -61,7 +61,7 @@ export interface DeviceProxyEvents {
   retrying: [info: { error: DevstreamsError; delayMs: number; gateway: string }];
   /** The hub refused the device's credentials, or no longer knows it: the proxy has stopped reconnecting. */
   refused: [error: DevstreamsError];
-  session: [info: { streamId: string; peerKey?: Buffer; cipher?: string }];
+  session: [info: { streamId: string; peerKey?: Buffer; cipher?: string; suite?: string }];
   sessionError: [error: Error];
   channel: [event: Parameters<NonNullable<DeviceHandlerOptions['onChannel']>>[0]];
   /** A resumable session lost its stream and waits for the service to come back. */
@@ -187,6 +187,7 @@ export class DeviceProxy extends EventEmitter<DeviceProxyEvents> {
               streamId: ds.streamId,
               peerKey: ds.secure?.session.remoteStatic,
               cipher: ds.secure?.session.cipher,
+              suite: ds.secure?.session.suite,
             });
           },
           (err: Error) => this.emit('sessionError', err),

@@ -147,7 +147,7 @@ The device's public key is logged at start; give it to services that pin keys
       });
       proxy.on('session', (s) =>
         log.info(
-          { streamId: s.streamId, cipher: s.cipher, serviceKey: s.peerKey ? encodePublicKey(s.peerKey) : undefined },
+          { streamId: s.streamId, cipher: s.cipher, suite: s.suite, serviceKey: s.peerKey ? encodePublicKey(s.peerKey) : undefined },
           'device stream open',
         ),
       );
