@@ -76,11 +76,23 @@ function namesOf(pid: number, n: number): Names {
 
 const NS_TABLE = 'dsbench_loss';
 const live = new Map<string, Names>();
+/** Processes started inside each live namespace (by netns name): a namespace lives while one runs. */
+const nsChildren = new Map<string, Set<number>>();
 let counter = 0;
 let handlersInstalled = false;
 
 /** Synchronous removal by name (exit and signal handlers cannot wait); errors are ignored. */
 function removeSync(n: Names): void {
+  // Our own children inside the namespace first, by pid: a namespace outlives its name while a
+  // process still runs in it.
+  for (const pid of nsChildren.get(n.netns) ?? []) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already exited
+    }
+  }
+  nsChildren.delete(n.netns);
   for (const args of [
     ['ip', 'link', 'del', n.hostIf],
     ['ip', 'netns', 'del', n.netns],
@@ -197,6 +209,7 @@ export async function createLossyLink(lossPercent: number): Promise<LossyLink> {
   live.set(names.netns, names);
   const destroy = async (): Promise<void> => {
     if (!live.delete(names.netns)) return;
+    nsChildren.delete(names.netns);
     await removeNames(names);
   };
   try {
@@ -236,7 +249,11 @@ export async function createLossyLink(lossPercent: number): Promise<LossyLink> {
         return { toNs: await dropCount(names.netns, NS_TABLE), toHost: await dropCount(undefined, names.hostTable) };
       },
       async spawnNodeReady<T>(script: string, args: readonly string[]) {
+        // `ip netns exec` execs the command, so the pid is node's.
         const child = spawnChild('ip', ['netns', 'exec', names.netns, process.execPath, script, ...args]);
+        const pids = nsChildren.get(names.netns) ?? new Set<number>();
+        nsChildren.set(names.netns, pids.add(child.pid));
+        child.proc.once('exit', () => pids.delete(child.pid));
         try {
           const ready = await waitForLine(child, 'stdout', (_l, j) => j as T | undefined, PROCESS_READY_TIMEOUT_MS, 'ready line');
           return { child, ready };

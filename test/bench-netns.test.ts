@@ -3,6 +3,7 @@
 // namespace, veth pair and nftables tables are gone afterwards: after stop(), after SIGINT, and
 // (via the stale sweep) after the process was killed outright.
 import { execFile, spawn } from 'node:child_process';
+import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -64,6 +65,21 @@ async function echoThrough(port: number, data: Buffer): Promise<Buffer> {
   });
 }
 
+/** True once `pid` no longer runs (gone, or a zombie its new parent has not reaped yet), polled for a bounded time. */
+async function exitedSoon(pid: number): Promise<boolean> {
+  for (let i = 0; i < 100; i++) {
+    let stat: string;
+    try {
+      stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    } catch {
+      return true;
+    }
+    if (/^\d+ \(.*\) Z/.test(stat)) return true;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return false;
+}
+
 /** Every name of ours (this test's or its children's pids) in netns, links and nft tables. */
 async function leftovers(pid: number): Promise<string[]> {
   const [ns, links, tables] = await Promise.all([
@@ -84,11 +100,18 @@ async function nstat(netns: string, counter: string): Promise<number> {
   return Number(new RegExp(`${counter}\\s+(\\d+)`).exec(stdout)?.[1] ?? 0);
 }
 
-/** Starts a child node that makes one lossy link, prints its namespace, then idles. */
-function childWithLink(): Promise<{ pid: number; netns: string; exited: Promise<NodeJS.Signals | null> }> {
+const DIST_LINKS_MAIN = path.join(ROOT, 'dist', 'bench', 'procs', 'links-main.js');
+
+/**
+ * Starts a child node that makes one lossy link and starts a link emulator (one idle relay) inside
+ * its namespace, prints both, then idles.
+ */
+function childWithLink(): Promise<{ pid: number; netns: string; nsPid: number; exited: Promise<NodeJS.Signals | null> }> {
   const code = `import { createLossyLink } from ${JSON.stringify(DIST_NETNS)};
 const l = await createLossyLink(1);
-process.stdout.write(JSON.stringify({ netns: l.netns }) + '\\n');
+const spec = [{ targetHost: '127.0.0.1', targetPort: 9, leg: { oneWayMs: 0, jitterMs: 0, mbps: 0 } }];
+const r = await l.spawnNodeReady(${JSON.stringify(DIST_LINKS_MAIN)}, [Buffer.from(JSON.stringify(spec)).toString('base64url')]);
+process.stdout.write(JSON.stringify({ netns: l.netns, nsPid: r.child.pid }) + '\\n');
 setInterval(() => {}, 1000);`;
   const c = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
   const exited = new Promise<NodeJS.Signals | null>((r) => c.once('exit', (_code, sig) => r(sig)));
@@ -96,7 +119,7 @@ setInterval(() => {}, 1000);`;
     let buf = '';
     c.stdout.on('data', (d: Buffer) => {
       buf += d.toString();
-      if (buf.includes('\n')) resolve({ pid: c.pid as number, netns: (JSON.parse(buf) as { netns: string }).netns, exited });
+      if (buf.includes('\n')) resolve({ pid: c.pid as number, ...(JSON.parse(buf) as { netns: string; nsPid: number }), exited });
     });
     c.once('exit', (n) => reject(new Error(`child exited (${n}) before making its link`)));
   });
@@ -138,12 +161,16 @@ describe.skipIf(why !== undefined)(`lossy veth link${why === undefined ? '' : ` 
     process.kill(child.pid, 'SIGINT');
     expect(await child.exited).toBe('SIGINT');
     expect(await leftovers(child.pid)).toEqual([]);
+    // Its process inside the namespace is gone too (it would keep the unnamed namespace alive).
+    expect(await exitedSoon(child.nsPid)).toBe(true);
   });
 
   it('sweeps the link of a process killed outright (SIGKILL) before making a new one', async () => {
     const child = await childWithLink();
     process.kill(child.pid, 'SIGKILL');
     await child.exited;
+    // The orphan in the namespace is ours (this test started its parent): end it by pid.
+    process.kill(child.nsPid, 'SIGKILL');
     expect((await leftovers(child.pid)).length).toBeGreaterThan(0);
     const removed = await removeStale();
     expect(removed).toContain(child.netns);
