@@ -25,7 +25,7 @@ import {
   parseClosePayload,
   type FrameSink,
 } from '../transport/ws-frame.js';
-import { trace } from '../util/trace.js';
+import { trace, traceWritten } from '../util/trace.js';
 
 /** Bounds of one splice; `highWater` is the bytes queued towards a side before its peer is paused. */
 export interface SpliceLimits {
@@ -72,6 +72,9 @@ class Side {
   /** Writes produced by the read being processed, flushed together (see flush()). */
   private out: Buffer[] = [];
   private reaper: NodeJS.Timeout | undefined;
+  /** Trace only: data frames passed to this side, and flushes to it (counted only when tracing). */
+  private tracedFrames = 0;
+  private tracedFlushes = 0;
 
   constructor(
     readonly name: SideName,
@@ -95,7 +98,10 @@ class Side {
   /** Accounts for payload bytes queued for the current data frame; sends a waiting pong after it. */
   paid(n: number): void {
     this.owed -= n;
-    if (this.owed === 0 && this.deferredPong) {
+    if (this.owed !== 0) return;
+    // The frame's last byte is queued: its number matches the sender's and the receiver's message count.
+    trace?.(`hub.frame.${this.name} ${this.socket.remotePort} ${++this.tracedFrames}`);
+    if (this.deferredPong) {
       this.out.push(this.deferredPong);
       this.deferredPong = undefined;
     }
@@ -120,10 +126,11 @@ class Side {
     if (out.length === 0) return;
     this.out = [];
     if (this.ended || this.socket.destroyed) return;
-    trace?.(`hub.write.${this.name}`);
+    trace?.(`hub.write.${this.name} ${this.socket.remotePort} ${++this.tracedFlushes}`);
     this.socket.cork();
     coalesceSmall(out, JOIN_BELOW, (chunk) => this.socket.write(chunk));
     this.socket.uncork();
+    if (trace !== undefined) traceWritten(trace, this.socket, `hub.written.${this.name} ${this.socket.remotePort} ${this.tracedFlushes}`);
   }
 
   /** Sends a close frame (once) and ends the socket when the peer has answered, or after a while. */
@@ -221,7 +228,7 @@ export class Splice {
     };
     src.reader = new FrameReader(sink, this.limits.maxFramePayload, 'server');
     src.socket.on('data', (chunk: Buffer) => {
-      trace?.(`hub.read.${src.name}`);
+      trace?.(`hub.read.${src.name} ${src.socket.remotePort}`);
       this.onChunk(src, dst, chunk);
     });
     // TCP ended without a close handshake, or failed: the other side hears 1001.

@@ -10,6 +10,7 @@ import type { Channel } from './channel.js';
 import { FrameType, HEADER_SIZE } from './constants.js';
 import { writeHeader } from './frame.js';
 import { ReadyRing } from './ring.js';
+import { trace } from '../util/trace.js';
 
 /** What one fill took: the batch's new size and the DATA bytes (session credit) it used. */
 export interface FillResult {
@@ -64,6 +65,8 @@ export class DataScheduler {
         const header = Buffer.allocUnsafe(HEADER_SIZE);
         parts.push(header);
         const n = channel.takeData(room, parts);
+        // The channel's bytes leave its queue for a batch (the round-trip breakdown's 'mux queue').
+        trace?.(`mux.take ${channel.id} ${n}`);
         writeHeader(header, 0, FrameType.DATA, channel.id, n);
         taken += n;
         size += HEADER_SIZE + n;

@@ -45,6 +45,7 @@ export function bridge(socket: net.Socket, channel: Channel, events: BridgeEvent
     // Tagged with the socket's ports, so one connection's points can be told from another's.
     const t = trace;
     const tag = `${socket.localPort}:${socket.remotePort}`;
+    t(`chan ${channel.id} ${tag}`);
     socket.on('data', () => t(`sock.read ${tag}`));
     channel.on('data', () => t(`sock.write ${tag}`));
   }

@@ -23,6 +23,7 @@
 import { EventEmitter } from 'node:events';
 import { DevstreamsError } from '../errors.js';
 import { DrainGate, TransportBase } from '../transport/base.js';
+import { trace } from '../util/trace.js';
 import type { Transport } from '../transport/transport.js';
 import { resolveResumeConfig, type ResumeConfig } from './config.js';
 import { checkPeerCount, checkResumeAnswer, checkResumeRequest, resumeAnswer, resumeRequest, type SessionKeys } from './handshake.js';
@@ -188,11 +189,16 @@ export class ResumableTransport extends TransportBase implements Transport {
       return false;
     }
     if (this.phase === 'active') this.link.sent(this.current!.link.transport.send(message));
-    return this.admit(this.phase === 'active' && this.link.open && this.replay.bytes <= this.inFlightLimit);
+    const ok = this.phase === 'active' && this.link.open && this.replay.bytes <= this.inFlightLimit;
+    // Why the layer above must wait: the in-flight bound, the connection below, or no connection.
+    if (!ok && trace !== undefined) trace(`rs.hold ${this.phase !== 'active' ? 'suspended' : this.link.open ? 'inflight' : 'link'}`);
+    return this.admit(ok);
   }
 
   private maybeDrain(): void {
-    this.wakeSender(this.phase === 'active' && this.link.open && this.replay.bytes <= this.inFlightLimit);
+    const ready = this.phase === 'active' && this.link.open && this.replay.bytes <= this.inFlightLimit;
+    if (trace !== undefined && ready && this.senderWaiting) trace('rs.go');
+    this.wakeSender(ready);
   }
 
   /**

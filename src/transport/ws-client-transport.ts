@@ -26,7 +26,7 @@ import {
 import { coalesceSmall } from '../util/coalesce.js';
 import { randomFromPool } from '../util/random-pool.js';
 import { DevstreamsError } from '../errors.js';
-import { trace } from '../util/trace.js';
+import { trace, traceWritten } from '../util/trace.js';
 
 /** Options of our own RFC 6455 client transport. */
 export interface WebSocketClientTransportOptions {
@@ -71,6 +71,10 @@ export class WebSocketClientTransport extends TransportBase implements Transport
   private messageBytes = 0;
   private frameLeft = 0;
   private frameFin = false;
+  /** Trace only: the socket's local port, and messages sent and received (counted only when tracing). */
+  private readonly traceTag: string;
+  private tracedSent = 0;
+  private tracedReceived = 0;
 
   /**
    * `url` is what was dialled (for messages and callers); `head` holds bytes that arrived after
@@ -100,9 +104,10 @@ export class WebSocketClientTransport extends TransportBase implements Transport
     };
     this.reader = new FrameReader(this.sink, this.maxMessageSize, 'client');
     const socket = sock;
+    this.traceTag = trace === undefined ? '' : String(sock.localPort);
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => {
-      trace?.('ws.read');
+      trace?.(`ws.read ${this.traceTag}`);
       this.reader.push(chunk);
     });
     socket.on('drain', this.onWritten);
@@ -127,10 +132,11 @@ export class WebSocketClientTransport extends TransportBase implements Transport
   }
 
   send(parts: readonly Buffer[]): boolean {
-    trace?.('ws.send');
     if (this.isClosed || this.closeSent || this.sock.destroyed) return false;
     let size = 0;
     for (const part of parts) size += part.length;
+    // Message number on this connection (the hub counts the same frames), bytes queued ahead of it here, its size.
+    trace?.(`ws.send ${this.traceTag} ${++this.tracedSent} ${this.sock.writableLength} ${size}`);
     if (size > this.maxMessageSize) {
       this.close(new DevstreamsError('ERR_TRANSPORT_MESSAGE_TOO_LARGE', `message of ${size} bytes exceeds ${this.maxMessageSize}`));
       return false;
@@ -160,6 +166,7 @@ export class WebSocketClientTransport extends TransportBase implements Transport
       }
       this.sock.write(out, onWritten);
     }
+    if (trace !== undefined) traceWritten(trace, this.sock, `ws.written ${this.traceTag} ${this.tracedSent}`);
     return this.acceptsMore(this.sock.writableLength, this.highWaterMark);
   }
 
@@ -235,6 +242,7 @@ export class WebSocketClientTransport extends TransportBase implements Transport
   }
 
   private endMessage(): void {
+    trace?.(`ws.msg ${this.traceTag} ${++this.tracedReceived}`);
     const parts = this.parts;
     this.parts = [];
     if (parts.length === 0) this.deliverMessage(Buffer.alloc(0));

@@ -7,6 +7,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import type { Writable } from 'node:stream';
 
 /** Environment variable naming the directory trace files are written to. */
 export const TRACE_ENV = 'DEVSTREAMS_TRACE';
@@ -46,3 +47,15 @@ function makeTrace(dir: string): (point: string) => void {
 const dir = process.env[TRACE_ENV];
 /** Records a named point in time, when tracing is on; undefined (no cost) when it is off. */
 export const trace: ((point: string) => void) | undefined = dir === undefined || dir === '' ? undefined : makeTrace(dir);
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * Stamps `point` once everything written to `socket` so far has reached the kernel: at once when
+ * its user-space buffer is empty (the write went through), else from the callback of an empty
+ * write queued behind it (the stream keeps order). For trace hooks only: `t` is `trace`, defined.
+ */
+export function traceWritten(t: (point: string) => void, socket: Writable, point: string): void {
+  if (socket.writableLength === 0) t(point);
+  else socket.write(EMPTY, () => t(point));
+}
