@@ -11,8 +11,6 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { RTT_PAYLOAD_BYTES } from './config.js';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { iperf3Load, iperf3Unavailable, startIperf3Server } from './iperf3.js';
 import { devstreamsPath } from './paths/devstreams.js';
 import type { RunningPath } from './paths/types.js';
@@ -23,15 +21,11 @@ import { metric } from './results.js';
 import type { TargetPorts } from './targets.js';
 import { TRACE_ENV, TRACE_FLUSH_MS } from '../src/util/trace.js';
 
-const runFile = promisify(execFile);
-
 /** Round trips thrown away first (JIT, windows), traced round trips kept, pause between them. */
 export const TRACE_BUDGET = { quick: { warmup: 300, samples: 50, loaded: 50 }, full: { warmup: 2000, samples: 500, loaded: 200 } } as const;
 /** Pause between interactive round trips under bulk (a typist), and the bulk's head start (ms). */
 export const TRACE_LOADED_GAP_MS = 1;
 export const TRACE_BULK_LEAD_MS = 300;
-/** How often the kernel's socket queues of the stream are read with `ss` under bulk (ms). */
-export const TRACE_SS_INTERVAL_MS = 50;
 /** Longest the loaded loop may take (ms). */
 export const TRACE_LOADED_TIMEOUT_MS = 15_000;
 /**
@@ -121,59 +115,43 @@ export interface TraceResult {
   readonly loaded?: LoadedResult;
 }
 
-/** The interactive round trip under iperf3 bulk: its segments, and the stream's kernel queues. */
+/**
+ * The interactive round trip under iperf3 bulk, one row per queue it waits in (see LOADED_ROWS):
+ * means over the round trips whose every point was found, so the rows add up to their mean.
+ */
 export interface LoadedResult {
   readonly rows: TraceHopRow[];
   readonly matched: number;
   readonly samples: number;
+  /** Mean of the client's own timing over the matched round trips (= the rows' sum), and its p50 (us). */
   readonly measuredMeanUs: number;
-  /** Mean bytes in the kernel queues (Send-Q + Recv-Q) of the stream's four sockets, from `ss`. */
-  readonly kernelQueuedBytes: number | undefined;
-  readonly ssSamples: number;
+  readonly measuredP50Us: number;
+  /** Mean over every traced loaded round trip, matched or not (us). */
+  readonly allMeanUs: number;
+  /** The same loaded loop through a tunnel started without tracing: mean and p50 (us); undefined if it did not run. */
+  readonly untracedMeanUs: number | undefined;
+  readonly untracedP50Us: number | undefined;
+  /** Mean bytes already in the sending proxy's websocket socket buffer when the record was handed to it, per direction. */
+  readonly queuedAheadBytes: { readonly toDevice: number; readonly toService: number };
+  /**
+   * Mean bytes of earlier records the next process had not finished reading when the record reached the kernel: in the kernel's
+   * queues ahead of it (sent minus read, from the stamps), on each of the four socket hops in round-trip order.
+   */
+  readonly kernelAheadBytes: readonly number[];
   readonly bulkMBps: number | undefined;
+  readonly untracedBulkMBps: number | undefined;
 }
 
 interface LoadedRaw {
   readonly windows: Array<[bigint, bigint]>;
   readonly clientPort: number;
   readonly svcPort: number;
-  readonly queued: number[];
   readonly bulkMBps: number | undefined;
 }
 
-/** Send-Q + Recv-Q of every established socket to or from the hub's port, from `ss -tnH`. */
-async function hubQueues(hubPort: number): Promise<number | undefined> {
-  try {
-    const { stdout } = await runFile('ss', ['-tnH', 'state', 'established', `( sport = :${hubPort} or dport = :${hubPort} )`]);
-    let total = 0;
-    for (const line of stdout.split('\n')) {
-      const [recvQ, sendQ] = line.trim().split(/\s+/);
-      if (recvQ !== undefined && sendQ !== undefined && /^\d+$/.test(recvQ) && /^\d+$/.test(sendQ)) total += Number(recvQ) + Number(sendQ);
-    }
-    return total;
-  } catch {
-    return undefined;
-  }
-}
-
-async function underBulk(
-  running: RunningPath,
-  client: TraceClient,
-  hubPort: number | undefined,
-  samples: number,
-  progress: (d: string) => void,
-): Promise<LoadedRaw> {
-  progress(`${samples} traced round trips under iperf3 bulk`);
+async function underBulk(running: RunningPath, client: TraceClient, samples: number, progress: (d: string) => void): Promise<LoadedRaw> {
+  progress(`${samples} round trips under iperf3 bulk`);
   const load = iperf3Load(running.ports.iperf, Math.ceil(TRACE_LOADED_TIMEOUT_MS / 1000) + 5);
-  const queued: number[] = [];
-  let sampling = true;
-  const sampler = (async () => {
-    while (sampling && hubPort !== undefined) {
-      const q = await hubQueues(hubPort);
-      if (q !== undefined) queued.push(q);
-      await new Promise((r) => setTimeout(r, TRACE_SS_INTERVAL_MS));
-    }
-  })();
   try {
     await new Promise((r) => setTimeout(r, TRACE_BULK_LEAD_MS));
     const windows: Array<[bigint, bigint]> = [];
@@ -182,77 +160,290 @@ async function underBulk(
       windows.push(await client.roundTrip());
       await new Promise((r) => setTimeout(r, TRACE_LOADED_GAP_MS));
     }
-    sampling = false;
-    await sampler;
     const rate = await load.finish();
-    return { windows, clientPort: client.localPort, svcPort: running.ports.echo, queued, bulkMBps: rate?.MBps };
+    return { windows, clientPort: client.localPort, svcPort: running.ports.echo, bulkMBps: rate?.MBps };
   } finally {
-    sampling = false;
     await load.child.stop();
   }
 }
-
-/** The interactive connection's own points (tagged with its ports) in each loaded round trip. */
-function analyseLoaded(events: readonly Event[], raw: LoadedRaw, echoPort: number): LoadedResult {
-  const svcTag = `${raw.svcPort}:${raw.clientPort}`;
-  const isSvc = (e: Event, point: string): boolean => e.role === 'service-proxy' && e.point === point && e.tag === svcTag;
-  const isDev = (e: Event, point: string): boolean =>
-    e.role === 'device-proxy' && e.point === point && e.tag?.endsWith(`:${echoPort}`) === true;
-  const steps: Array<(e: Event) => boolean> = [
-    (e) => isSvc(e, 'sock.read'),
-    (e) => isDev(e, 'sock.write'),
-    (e) => isDev(e, 'sock.read'),
-    (e) => isSvc(e, 'sock.write'),
-  ];
-  const per: number[][] = LOADED_HOPS.map(() => []);
-  const rtts: number[] = [];
-  let from = 0;
-  for (const [t0, t1] of raw.windows) {
-    while (from < events.length && (events[from] as Event).t < t0) from++;
-    const times: bigint[] = [t0];
-    let i = from;
-    for (const step of steps) {
-      while (i < events.length && (events[i] as Event).t <= t1 && !step(events[i] as Event)) i++;
-      if (i >= events.length || (events[i] as Event).t > t1) break;
-      times.push((events[i] as Event).t);
-      i++;
-    }
-    if (times.length !== steps.length + 1) continue;
-    times.push(t1);
-    for (let h = 0; h < LOADED_HOPS.length; h++) (per[h] as number[]).push(Number((times[h + 1] as bigint) - (times[h] as bigint)) / 1000);
-    rtts.push(Number(t1 - t0) / 1000);
-  }
-  const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
-  return {
-    rows: LOADED_HOPS.map(([where, what], h) => ({ where, what, meanUs: mean(per[h] as number[]), p50Us: median(per[h] as number[]) })),
-    matched: rtts.length,
-    samples: raw.windows.length,
-    measuredMeanUs: mean(rtts),
-    kernelQueuedBytes: raw.queued.length > 0 ? mean(raw.queued) : undefined,
-    ssSamples: raw.queued.length,
-    bulkMBps: raw.bulkMBps,
-  };
-}
-
-const LOADED_HOPS: ReadonlyArray<readonly [string, string]> = [
-  ['kernel + event loop', "bench client write -> service proxy socket read (its own TCP; the proxy's event loop is busy with the bulk)"],
-  [
-    'stream, service -> device',
-    'service proxy socket read -> device proxy target write: mux and seal queues, websocket buffer, kernel queues of both legs, hub splice queue, open',
-  ],
-  ['kernel + echo', 'device proxy target write -> echo server -> device proxy target read'],
-  ['stream, device -> service', "device proxy target read -> service proxy socket write (against the bulk's ACKs only)"],
-  ['kernel', 'service proxy socket write -> bench client read'],
-];
-// Rows 1, 3 and 5 run from one process's socket write to another's read: the loopback TCP path
-// and the reader's event-loop latency, which grows when the reader is busy moving bulk.
 
 interface Event {
   readonly t: bigint;
   readonly role: Role;
   readonly point: string;
-  /** `localPort:remotePort` of the socket, on the proxies' socket points. */
+  /** What follows the point name: ports, channel ids, message numbers (see the hooks). */
+  readonly args: readonly string[];
+  /** args[0]: `localPort:remotePort` on the proxies' socket points. */
   readonly tag?: string;
+}
+
+/** One process's events in time order, with the searches the matching needs. */
+class Timeline {
+  /** Intervals in which the resumable layer held the mux (rs.hold -> rs.go), with the reason. */
+  readonly holds: Array<{ from: bigint; to: bigint; reason: string }> = [];
+
+  constructor(readonly events: readonly Event[]) {
+    let open: { from: bigint; reason: string } | undefined;
+    for (const e of events) {
+      if (e.point === 'rs.hold' && open === undefined) open = { from: e.t, reason: e.args[0] ?? '' };
+      else if (e.point === 'rs.go' && open !== undefined) {
+        this.holds.push({ ...open, to: e.t });
+        open = undefined;
+      }
+    }
+  }
+
+  private readonly sent = new Map<string, number[]>();
+
+  /** Bytes of the websocket messages 1..k sent on the connection from `port`: prefix[k] (from `ws.send`). */
+  sentPrefix(port: string): number[] {
+    let prefix = this.sent.get(port);
+    if (prefix === undefined) {
+      prefix = [0];
+      for (const e of this.events)
+        if (e.point === 'ws.send' && e.args[0] === port)
+          prefix[Number(e.args[1])] = (prefix[prefix.length - 1] ?? 0) + Number(e.args[3] ?? 0);
+      this.sent.set(port, prefix);
+    }
+    return prefix;
+  }
+
+  /** Index of the first event at or after `t`. */
+  at(t: bigint): number {
+    let lo = 0;
+    let hi = this.events.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if ((this.events[mid] as Event).t < t) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /** Index of the first event from `i` on that `ok` accepts, no later than `until`; -1 if none. */
+  next(i: number, until: bigint, ok: (e: Event) => boolean): number {
+    for (; i < this.events.length && (this.events[i] as Event).t <= until; i++) if (ok(this.events[i] as Event)) return i;
+    return -1;
+  }
+
+  /** Index of the last event before `i` that `ok` accepts, no earlier than `since`; -1 if none. */
+  prev(i: number, since: bigint, ok: (e: Event) => boolean): number {
+    for (i--; i >= 0 && (this.events[i] as Event).t >= since; i--) if (ok(this.events[i] as Event)) return i;
+    return -1;
+  }
+
+  t(i: number): bigint {
+    return (this.events[i] as Event).t;
+  }
+
+  /** Time (ns) within [a, b] the resumable layer held the mux, per reason. */
+  held(a: bigint, b: bigint): Map<string, bigint> {
+    const out = new Map<string, bigint>();
+    for (const h of this.holds) {
+      const from = h.from > a ? h.from : a;
+      const to = h.to < b ? h.to : b;
+      if (to > from) out.set(h.reason, (out.get(h.reason) ?? 0n) + (to - from));
+    }
+    return out;
+  }
+}
+
+/**
+ * One direction of the interactive message through the tunnel, as the times of its points:
+ * sending proxy socket read -> mux take -> sealed and handed to the websocket -> written to the
+ * kernel -> hub read of the chunk that ends its record's frame -> hub write -> written -> receiving
+ * proxy read of the chunk that ends the message -> message -> opened -> target socket write.
+ * The record is found by its frame: the mux stamps the channel whose bytes it takes into a batch,
+ * the batch is sealed and sent in the same call (so the next `seal`/`ws.send` of that process are
+ * its record's), and the websocket message number `k` is counted alike by the sender, the hub
+ * (frames it passes on) and the receiver, which ties the three processes' points to that record.
+ */
+interface Leg {
+  read: bigint;
+  take: bigint;
+  send: bigint;
+  queuedAhead: number;
+  written: bigint;
+  hubRead: bigint;
+  hubWrite: bigint;
+  hubWritten: bigint;
+  recvRead: bigint;
+  recvMsg: bigint;
+  opened: bigint;
+  targetWrite: bigint;
+  heldInflight: bigint;
+  heldLink: bigint;
+  /** Bytes of the records sent before it that the hub, then the receiver, had not finished reading when it was handed over. */
+  kernelAheadToHub: number;
+  kernelAheadToReceiver: number;
+}
+
+function matchLeg(
+  from: Timeline,
+  hub: Timeline,
+  to: Timeline,
+  start: bigint,
+  end: bigint,
+  fromTag: string,
+  fromChan: string,
+  toTag: string,
+  toSide: 'device' | 'service',
+): Leg | undefined {
+  const fromSide = toSide === 'device' ? 'service' : 'device';
+  const iRead = from.next(from.at(start), end, (e) => e.point === 'sock.read' && e.tag === fromTag);
+  if (iRead < 0) return undefined;
+  const iTake = from.next(iRead, end, (e) => e.point === 'mux.take' && e.args[0] === fromChan);
+  if (iTake < 0) return undefined;
+  const iSend = from.next(iTake, end, (e) => e.point === 'ws.send');
+  if (iSend < 0) return undefined;
+  const [port, k, queued] = (from.events[iSend] as Event).args;
+  const iWritten = from.next(iSend, end, (e) => e.point === 'ws.written' && e.args[0] === port && e.args[1] === k);
+  const iFrame = hub.next(hub.at(from.t(iSend)), end, (e) => e.point === `hub.frame.${toSide}` && e.args[1] === k);
+  if (iWritten < 0 || iFrame < 0) return undefined;
+  const iHubRead = hub.prev(iFrame, start, (e) => e.point === `hub.read.${fromSide}` && e.args[0] === port);
+  const iHubWrite = hub.next(iFrame, end, (e) => e.point === `hub.write.${toSide}`);
+  if (iHubRead < 0 || iHubWrite < 0) return undefined;
+  const [toPort, flush] = (hub.events[iHubWrite] as Event).args;
+  const iHubWritten = hub.next(iHubWrite, end, (e) => e.point === `hub.written.${toSide}` && e.args[0] === toPort && e.args[1] === flush);
+  const iMsg = to.next(to.at(hub.t(iHubWrite)), end, (e) => e.point === 'ws.msg' && e.args[0] === toPort && e.args[1] === k);
+  if (iHubWritten < 0 || iMsg < 0) return undefined;
+  const iRecvRead = to.prev(iMsg, start, (e) => e.point === 'ws.read' && e.args[0] === toPort);
+  const iOpened = to.next(iMsg, end, (e) => e.point === 'opened');
+  const iTarget = iOpened < 0 ? -1 : to.next(iOpened, end, (e) => e.point === 'sock.write' && e.tag === toTag);
+  if (iRecvRead < 0 || iTarget < 0) return undefined;
+  // The target write must come from this record: no other message between it and the one matched.
+  if (to.prev(iTarget, to.t(iMsg), (e) => e.point === 'ws.msg' && e.args[0] === toPort) !== iMsg) return undefined;
+  const held = from.held(from.t(iRead), from.t(iTake));
+  // Records still in the kernel ahead of it at each hand-over: those the next process had not finished reading.
+  const prefix = from.sentPrefix(port as string);
+  const kn = Number(k);
+  const hubDone = hub.prev(hub.at(from.t(iWritten) + 1n), start, (e) => e.point === `hub.frame.${toSide}` && e.args[0] === toPort);
+  const recvDone = to.prev(to.at(hub.t(iHubWritten) + 1n), start, (e) => e.point === 'ws.msg' && e.args[0] === toPort);
+  const ahead = (tl: Timeline, done: number): number =>
+    done < 0 ? Number.NaN : Math.max(0, (prefix[kn - 1] ?? 0) - (prefix[Number((tl.events[done] as Event).args[1])] ?? 0));
+  return {
+    read: from.t(iRead),
+    take: from.t(iTake),
+    send: from.t(iSend),
+    queuedAhead: Number(queued ?? 0),
+    written: from.t(iWritten),
+    hubRead: hub.t(iHubRead),
+    hubWrite: hub.t(iHubWrite),
+    hubWritten: hub.t(iHubWritten),
+    recvRead: to.t(iRecvRead),
+    recvMsg: to.t(iMsg),
+    opened: to.t(iOpened),
+    targetWrite: to.t(iTarget),
+    heldInflight: held.get('inflight') ?? 0n,
+    heldLink: (held.get('link') ?? 0n) + (held.get('suspended') ?? 0n),
+    kernelAheadToHub: ahead(hub, hubDone),
+    kernelAheadToReceiver: ahead(to, recvDone),
+  };
+}
+
+/** The rows of one direction, from its leg's points: [where, what, ns]. */
+function legRows(leg: Leg, sender: string, receiver: string): Array<[string, string, bigint]> {
+  const inMux = leg.take - leg.read;
+  return [
+    [sender, 'mux queue, held by the resumable layer: in-flight bound reached (rs.hold -> rs.go)', leg.heldInflight],
+    [sender, 'mux queue, held by the connection below: websocket socket buffer past its high-water mark', leg.heldLink],
+    [
+      sender,
+      'mux queue, the rest: scheduler turns behind bulk, flush microtask, event loop busy (socket read -> frame taken into a batch)',
+      inMux - leg.heldInflight - leg.heldLink,
+    ],
+    [sender, 'record layer: batch -> sealed (AES-GCM over the whole batch) -> resumable layer -> websocket framing', leg.send - leg.take],
+    [
+      sender,
+      'websocket socket buffer in user space: socket.write -> bytes accepted by the kernel (write callback)',
+      leg.written - leg.send,
+    ],
+    [
+      'kernel',
+      `${sender} socket -> hub read of the chunk ending the record: kernel send + receive queues, hub wake-up`,
+      leg.hubRead - leg.written,
+    ],
+    ['hub', 'splice: read -> frame passed on -> socket write', leg.hubWrite - leg.hubRead],
+    ['hub', 'socket buffer in user space: socket.write -> bytes accepted by the kernel', leg.hubWritten - leg.hubWrite],
+    [
+      'kernel',
+      `hub socket -> ${receiver} read of the chunk ending the message: kernel send + receive queues, wake-up`,
+      leg.recvRead - leg.hubWritten,
+    ],
+    [receiver, 'the same read: records ahead of it unframed, opened and delivered first', leg.recvMsg - leg.recvRead],
+    [receiver, 'record layer: open (AES-GCM over the whole record)', leg.opened - leg.recvMsg],
+    [receiver, 'resumable layer, mux: frames decoded, channel delivery -> target socket write', leg.targetWrite - leg.opened],
+  ];
+}
+
+/** Splits each loaded round trip at its interactive message's points, both ways. */
+function analyseLoaded(events: readonly Event[], raw: LoadedRaw, echoPort: number, untraced: LoadedRaw | undefined): LoadedResult {
+  const timeline = (role: Role): Timeline => new Timeline(events.filter((e) => e.role === role));
+  const svc = timeline('service-proxy');
+  const hub = timeline('hub');
+  const dev = timeline('device-proxy');
+  const svcTag = `${raw.svcPort}:${raw.clientPort}`;
+  const svcChan = svc.events.find((e) => e.point === 'chan' && e.args[1] === svcTag)?.args[0];
+  const devChans = dev.events.filter((e) => e.point === 'chan' && e.args[1]?.endsWith(`:${echoPort}`) === true);
+  const per: bigint[][] = [];
+  const rtts: number[] = [];
+  const ahead = { toDevice: [] as number[], toService: [] as number[] };
+  const kernelAhead: number[][] = [[], [], [], []];
+  let names: Array<[string, string]> = [];
+  for (const [t0, t1] of raw.windows) {
+    if (svcChan === undefined) break;
+    const out = matchDevice(devChans, (devTag, devChan) => {
+      const fwd = matchLeg(svc, hub, dev, t0, t1, svcTag, svcChan, devTag, 'device');
+      if (fwd === undefined) return undefined;
+      const back = matchLeg(dev, hub, svc, fwd.targetWrite, t1, devTag, devChan, svcTag, 'service');
+      return back === undefined ? undefined : { fwd, back };
+    });
+    if (out === undefined) continue;
+    const { fwd, back } = out;
+    const rows: Array<[string, string, bigint]> = [
+      ['kernel', 'bench client write -> service proxy socket read (wake-up of a proxy busy with the bulk)', fwd.read - t0],
+      ...legRows(fwd, 'service proxy', 'device proxy'),
+      ['kernel + echo', 'device proxy target write -> echo server -> device proxy target read', back.read - fwd.targetWrite],
+      ...legRows(back, 'device proxy', 'service proxy'),
+      ['kernel', 'service proxy socket write -> bench client read', t1 - back.targetWrite],
+    ];
+    names = rows.map(([w, what]) => [w, what]);
+    rows.forEach(([, , ns], i) => {
+      (per[i] ??= []).push(ns);
+    });
+    ahead.toDevice.push(fwd.queuedAhead);
+    ahead.toService.push(back.queuedAhead);
+    [fwd.kernelAheadToHub, fwd.kernelAheadToReceiver, back.kernelAheadToHub, back.kernelAheadToReceiver].forEach((b, i) => {
+      if (Number.isFinite(b)) (kernelAhead[i] as number[]).push(b);
+    });
+    rtts.push(Number(t1 - t0) / 1000);
+  }
+  const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const us = (xs: bigint[]): number[] => xs.map((x) => Number(x) / 1000);
+  const untracedUs = untraced?.windows.map(([a, b]) => Number(b - a) / 1000) ?? [];
+  return {
+    rows: names.map(([where, what], i) => ({ where, what, meanUs: mean(us(per[i] ?? [])), p50Us: median(us(per[i] ?? [])) })),
+    matched: rtts.length,
+    samples: raw.windows.length,
+    measuredMeanUs: mean(rtts),
+    measuredP50Us: median(rtts),
+    allMeanUs: mean(raw.windows.map(([a, b]) => Number(b - a) / 1000)),
+    untracedMeanUs: untracedUs.length > 0 ? mean(untracedUs) : undefined,
+    untracedP50Us: untracedUs.length > 0 ? median(untracedUs) : undefined,
+    queuedAheadBytes: { toDevice: mean(ahead.toDevice), toService: mean(ahead.toService) },
+    kernelAheadBytes: kernelAhead.map(mean),
+    bulkMBps: raw.bulkMBps,
+    untracedBulkMBps: untraced?.bulkMBps,
+  };
+}
+
+/** Tries each of the device proxy's channels to the echo target (normally one) until one matches. */
+function matchDevice<T>(chans: readonly Event[], f: (devTag: string, devChan: string) => T | undefined): T | undefined {
+  for (const c of chans) {
+    const got = f(c.args[1] as string, c.args[0] as string);
+    if (got !== undefined) return got;
+  }
+  return undefined;
 }
 
 function readTraces(dir: string): Event[] {
@@ -265,9 +456,9 @@ function readTraces(dir: string): Event[] {
     if (role === undefined) continue;
     for (const l of lines.slice(1)) {
       if (l === '' || l.startsWith('#')) continue;
-      const [t, point, tag] = l.split(' ');
+      const [t, point, ...args] = l.split(' ');
       if (t === undefined || point === undefined) continue;
-      out.push({ t: BigInt(t), role, point, ...(tag !== undefined ? { tag } : {}) });
+      out.push({ t: BigInt(t), role, point, args, ...(args[0] !== undefined ? { tag: args[0] } : {}) });
     }
   }
   return out.sort((a, b) => (a.t < b.t ? -1 : a.t > b.t ? 1 : 0));
@@ -343,14 +534,15 @@ async function loop<T>(
   warmup: number,
   samples: number,
   env: Record<string, string>,
-  then: (running: RunningPath, client: TraceClient, hubPort: number | undefined) => Promise<T>,
+  then: (running: RunningPath, client: TraceClient) => Promise<T>,
 ): Promise<{ windows: Array<[bigint, bigint]>; then: T }> {
-  let hubPort: number | undefined;
-  const log = (l: string): void => {
-    hubPort ??= Number(/hub :(\d+)/.exec(l)?.[1]) || undefined;
-    progress(l);
-  };
-  const running = await devstreamsPath.start({ targets, placement: findPlacement('loopback') as Placement, tmpDir: tmp, log, env });
+  const running = await devstreamsPath.start({
+    targets,
+    placement: findPlacement('loopback') as Placement,
+    tmpDir: tmp,
+    log: progress,
+    env,
+  });
   try {
     const client = await echoClient(running.ports.echo);
     try {
@@ -358,7 +550,7 @@ async function loop<T>(
       const windows: Array<[bigint, bigint]> = [];
       for (let i = 0; i < samples; i++) windows.push(await client.roundTrip());
       // biome-ignore lint/suspicious/noThenProperty: a measured value, not a function, so never a thenable
-      return { windows, then: await then(running, client, hubPort) };
+      return { windows, then: await then(running, client) };
     } finally {
       client.close();
     }
@@ -384,16 +576,11 @@ async function collectTrace(quick: boolean, progress: (d: string) => void): Prom
     }
     const targets = { ...t.ready.ports, iperf: iperfPort ?? 1 } as TargetPorts;
     progress(`${budget.samples} round trips untraced, then traced`);
-    const { windows: plain } = await loop(targets, tmp, progress, budget.warmup, budget.samples, {}, async () => undefined);
-    const traced = await loop(
-      targets,
-      tmp,
-      progress,
-      budget.warmup,
-      budget.samples,
-      { [TRACE_ENV]: traceDir },
-      async (running, client, hubPort) =>
-        iperfPort === undefined ? undefined : underBulk(running, client, hubPort, budget.loaded, progress),
+    const plain = await loop(targets, tmp, progress, budget.warmup, budget.samples, {}, async (running, client) =>
+      iperfPort === undefined ? undefined : underBulk(running, client, budget.loaded, progress),
+    );
+    const traced = await loop(targets, tmp, progress, budget.warmup, budget.samples, { [TRACE_ENV]: traceDir }, async (running, client) =>
+      iperfPort === undefined ? undefined : underBulk(running, client, budget.loaded, progress),
     );
     const windows = traced.windows;
     await new Promise((r) => setTimeout(r, 3 * TRACE_FLUSH_MS));
@@ -414,7 +601,7 @@ async function collectTrace(quick: boolean, progress: (d: string) => void): Prom
       rtts.push(Number(t1 - t0) / 1000);
     }
     const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
-    const allPlain = plain.map(([a, b]) => Number(b - a) / 1000);
+    const allPlain = plain.windows.map(([a, b]) => Number(b - a) / 1000);
     const plainCut = quantile(allPlain, TRACE_KEEP_QUANTILE);
     const plainUs = allPlain.filter((x) => x <= plainCut);
     return {
@@ -425,7 +612,7 @@ async function collectTrace(quick: boolean, progress: (d: string) => void): Prom
       measuredP50Us: median(rtts),
       untracedMeanUs: mean(plainUs),
       untracedP50Us: median(plainUs),
-      ...(traced.then === undefined ? {} : { loaded: analyseLoaded(events, traced.then, targets.echo) }),
+      ...(traced.then === undefined ? {} : { loaded: analyseLoaded(events, traced.then, targets.echo, plain.then) }),
     };
   } finally {
     for (const c of children) await c.stop();
@@ -474,24 +661,50 @@ function renderLoaded(l: LoadedResult | undefined): string {
   if (l === undefined) return `${head}not measured: iperf3 not installed.`;
   if (l.matched === 0) return `${head}not measured: none of ${l.samples} loaded round trips had every point.`;
   const f = (v: number): string => (Number.isFinite(v) ? v.toFixed(0) : '-');
-  const fwd = l.rows[1] as TraceHopRow;
-  const kernelUs =
-    l.kernelQueuedBytes !== undefined && l.bulkMBps !== undefined && l.bulkMBps > 0 ? l.kernelQueuedBytes / l.bulkMBps : undefined;
+  const mbps = (v: number | undefined): string => (v !== undefined ? `${v.toFixed(0)} MB/s` : 'a rate not read');
+  const sum = l.rows.reduce((s, r) => s + r.meanUs, 0);
   const rows = l.rows.map((r, i) => `| ${i + 1} | ${r.where} | ${r.what} | ${f(r.meanUs)} | ${f(r.p50Us)} |`);
-  const split =
-    kernelUs === undefined
-      ? '(kernel queues not read: `ss` missing or no samples)'
-      : `Of row 2's mean ${f(fwd.meanUs)} us, the kernel's queues account for about ${f(Math.min(kernelUs, fwd.meanUs))} us: ` +
-        `${((l.kernelQueuedBytes as number) / 1e3).toFixed(0)} kB on average in Send-Q + Recv-Q of the stream's four sockets (\`ss -tn\`, ${l.ssSamples} samples ` +
-        `every ${TRACE_SS_INTERVAL_MS} ms) drained at the bulk's ${(l.bulkMBps as number).toFixed(0)} MB/s; the rest, about ${f(Math.max(0, fwd.meanUs - kernelUs))} us, ` +
-        "waits in user space (the mux and seal queues and websocket buffer of the service proxy, the hub's splice queue, the device proxy's read).";
+  const off = (ref: number): string => `${((Math.abs(sum - ref) / ref) * 100).toFixed(1)} % apart`;
+  const within = (ref: number): string => (Math.abs(sum - ref) / ref <= TRACE_SUM_TOLERANCE ? 'within' : '**not within**');
+  const total = (pick: (r: TraceHopRow) => boolean): string => f(l.rows.filter(pick).reduce((s, r) => s + r.meanUs, 0));
+  const isQueue = (r: TraceHopRow): boolean => /mux queue|socket buffer/.test(r.what);
+  // The four socket hops between tunnel processes, in round-trip order (kernelAheadBytes follows it).
+  const kernel = l.rows.filter((r) => r.where === 'kernel' && r.what.includes('hub'));
+  const kB = (b: number | undefined): string => (b !== undefined && Number.isFinite(b) ? `${(b / 1e3).toFixed(0)} kB` : '-');
   return (
     head +
-    `The interactive connection's 64-byte round trips (one every ${TRACE_LOADED_GAP_MS} ms) while iperf3 saturates the same stream, split at the ` +
-    `points the proxies stamp on that connection's own sockets (tagged by port): ${l.matched} of ${l.samples} round trips matched, mean ` +
-    `${f(l.measuredMeanUs)} us. Past the mux the records of both connections share every queue, so row 2 is all the queues ahead of it.\n\n` +
+    `The interactive connection's ${RTT_PAYLOAD_BYTES}-byte round trips (one every ${TRACE_LOADED_GAP_MS} ms) while iperf3 saturates the same stream ` +
+    `(${mbps(l.bulkMBps)}), split at every queue the message waits in, both ways. ` +
+    "The proxies stamp the interactive connection's socket points (tagged by port) and the mux stamps the channel whose bytes it takes into a " +
+    'batch; the batch is sealed and handed to the websocket in the same call, and the websocket message number is counted alike by the ' +
+    'sending proxy, the hub (frames it passes on) and the receiving proxy, so the record that carries the interactive bytes is followed ' +
+    `through all three processes, bulk records around it. ${l.matched} of ${l.samples} round trips had every point; rows are means over them ` +
+    "(so they add up), median beside; no round trip is dropped. The mux queue is split by what held it: the resumable layer's hold " +
+    '(its in-flight bound reached, or the connection below past its high-water mark) from its `rs.hold` to its `rs.go`, and the rest. ' +
+    '"kernel" rows are measured, not estimated: from the moment the sending process\'s socket buffer handed the record\'s last byte to the ' +
+    "kernel (Node's write callback, or at once when the write went straight through) to the next process's read of the chunk holding that byte: " +
+    "the kernel's send and receive queues plus the reader's wake-up (Node has no SO_TIMESTAMPING to split the two).\n\n" +
     '| # | where | what | mean us | p50 us |\n| --- | --- | --- | --- | --- |\n' +
-    `${rows.join('\n')}\n\n${split}`
+    `${rows.join('\n')}\n|  | **sum** |  | **${f(sum)}** |  |\n\n` +
+    `Sum of the rows ${f(sum)} us = the matched round trips' mean at the client (p50 ${f(l.measuredP50Us)} us). Against every traced loaded ` +
+    `round trip, matched or not (mean ${f(l.allMeanUs)} us): ${within(l.allMeanUs)} ${TRACE_SUM_TOLERANCE * 100} %, ${off(l.allMeanUs)}. ` +
+    (l.untracedMeanUs !== undefined
+      ? `Against the same loaded loop through a tunnel started without tracing (mean ${f(l.untracedMeanUs)} us, p50 ${f(l.untracedP50Us ?? Number.NaN)} us, ` +
+        `${mbps(l.untracedBulkMBps)} of bulk beside it): ${within(l.untracedMeanUs)} ${TRACE_SUM_TOLERANCE * 100} %, ${off(l.untracedMeanUs)} ` +
+        "(the trace's cost under bulk, a few stamps per 64 KiB record in every process, plus the run-to-run swing of a loaded round trip)."
+      : 'The untraced loaded loop did not run.') +
+    '\n\n' +
+    `In user-space queues (mux and socket buffers, both proxies and the hub): ${total(isQueue)} us; kernel queues and wake-ups: ` +
+    `${total((r) => r.where === 'kernel')} us; the rest (sealing, opening, splicing, delivery, echo): ${total((r) => !isQueue(r) && r.where !== 'kernel')} us. ` +
+    `Bytes already in the sending proxy's websocket socket buffer when the record was handed to it: ${f(l.queuedAheadBytes.toDevice)} ` +
+    `(service proxy, towards the device) and ${f(l.queuedAheadBytes.toService)} (device proxy, back). ` +
+    "Bytes of earlier records in the kernel's queues ahead of it when it reached the kernel (sent by the writer, not yet read by the next " +
+    'process, from the stamps: a measured `SIOCOUTQ` + `SIOCINQ` for this record), mean over the kernel rows in order: ' +
+    `${kernel.map((r, i) => `row ${l.rows.indexOf(r) + 1} ${kB(l.kernelAheadBytes[i])}`).join(', ')}` +
+    (l.bulkMBps !== undefined
+      ? `; at the bulk's ${mbps(l.bulkMBps)} those bytes drain in ${kernel.map((_, i) => `${f((l.kernelAheadBytes[i] ?? Number.NaN) / (l.bulkMBps as number))} us`).join(', ')}: ` +
+        'where that is close to the row, the row is queueing; the rest is wake-up.'
+      : '.')
   );
 }
 

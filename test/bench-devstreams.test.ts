@@ -119,10 +119,43 @@ describe('bench through the devstreams tunnel (--quick)', () => {
     }
     expect(section).toMatch(/^\| {2}\| \*\*sum\*\* \| {2}\| \*\*[\d.]+\*\* \| {2}\|$/m);
     expect(section).toMatch(/without tracing: mean [\d.]+ us/);
-    // Under iperf3 bulk: the interactive connection's own points, and the stream's kernel queues.
+    // Under iperf3 bulk: the interactive message followed through every queue, both ways.
     const loaded = section.slice(section.indexOf('### Under bulk: where the interactive round trip waits'));
-    expect(loaded).toMatch(/[1-9]\d* of \d+ round trips matched/);
-    expect(loaded).toContain('| 2 | stream, service -> device |');
-    expect(loaded).toMatch(/kernel's queues account for about \d+ us|kernel queues not read/);
+    expect(loaded).toMatch(/[1-9]\d* of \d+ round trips had every point/);
+    const rows = [...loaded.matchAll(/^\| (\d+) \| ([^|]+) \| ([^|]+) \| (-?\d+) \| (-?\d+) \|$/gm)];
+    expect(rows.map((r) => Number(r[1]))).toEqual(Array.from({ length: 27 }, (_, i) => i + 1));
+    for (const [n, where, what] of [
+      [1, 'kernel', 'bench client write -> service proxy socket read'],
+      [2, 'service proxy', 'mux queue, held by the resumable layer: in-flight bound reached'],
+      [3, 'service proxy', 'mux queue, held by the connection below'],
+      [4, 'service proxy', 'mux queue, the rest'],
+      [5, 'service proxy', 'record layer: batch -> sealed'],
+      [6, 'service proxy', 'websocket socket buffer in user space'],
+      [7, 'kernel', 'service proxy socket -> hub read'],
+      [8, 'hub', 'splice'],
+      [9, 'hub', 'socket buffer in user space'],
+      [10, 'kernel', 'hub socket -> device proxy read'],
+      [11, 'device proxy', 'the same read: records ahead of it'],
+      [12, 'device proxy', 'record layer: open'],
+      [14, 'kernel + echo', 'device proxy target write -> echo server'],
+      [15, 'device proxy', 'mux queue, held by the resumable layer'],
+      [20, 'kernel', 'device proxy socket -> hub read'],
+      [23, 'kernel', 'hub socket -> service proxy read'],
+      [27, 'kernel', 'service proxy socket write -> bench client read'],
+    ] as const) {
+      const row = rows[n - 1];
+      expect(row?.[2]).toBe(where);
+      expect(row?.[3]).toContain(what);
+    }
+    // The rows add up to the bold sum (each is rounded to 1 us), and the text says how close that is to the measured round trips.
+    const sum = Number(/^\| {2}\| \*\*sum\*\* \| {2}\| \*\*(\d+)\*\* \| {2}\|$/m.exec(loaded)?.[1]);
+    const added = rows.reduce((s, r) => s + Number(r[4]), 0);
+    expect(Math.abs(added - sum)).toBeLessThanOrEqual(rows.length);
+    expect(loaded).toMatch(new RegExp(`Sum of the rows ${sum} us = the matched round trips' mean`));
+    expect(loaded).toMatch(
+      /Against every traced loaded round trip, matched or not \(mean \d+ us\): (within|\*\*not within\*\*) 10 %, [\d.]+ % apart/,
+    );
+    expect(loaded).toMatch(/without tracing \(mean \d+ us, p50 \d+ us, .*\): (within|\*\*not within\*\*) 10 %, [\d.]+ % apart/);
+    expect(loaded).toMatch(/kernel's queues ahead of it .*row 7 \d+ kB, row 10 \d+ kB, row 20 \d+ kB, row 23 \d+ kB/);
   });
 });
