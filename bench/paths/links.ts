@@ -40,7 +40,7 @@ async function startLossyLinks(specs: readonly LinkEmulatorOptions[], link: Loss
     // One line per link on the bench's progress stream: the loss it really applied.
     const d = await link.drops();
     process.stderr.write(
-      `lossy link ${link.netns} (${link.lossPercent} % each way): dropped ${d.toNs} segments to the device side, ${d.toHost} back\n`,
+      `lossy link ${link.netns} (${link.lossPercent} % each way): dropped ${d.toNs} segments towards the legs' targets, ${d.toHost} back\n`,
     );
   };
   const stops: Array<() => Promise<void>> = [() => link.destroy(), report];
