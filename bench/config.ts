@@ -31,6 +31,15 @@ export interface BenchBudget {
   readonly httpConnections: number;
   /** Time limit of any single latency loop, in ms. */
   readonly latencyTimeoutMs: number;
+  /**
+   * Bound on one scenario run (one path, one round), setup and teardown included: past it the run
+   * is recorded as failed ("timed out: ...") and the bench goes on. Far above a healthy run.
+   */
+  readonly scenarioRunTimeoutMs: number;
+  /** Bound on one report module (mux, hub, crypto, trace, ...), the same way. */
+  readonly moduleTimeoutMs: number;
+  /** Bound on starting one path (its processes, their ready lines, the first stream). */
+  readonly pathStartTimeoutMs: number;
 }
 
 // Per round: a full run repeats these 5 times on loopback and 3 times per emulated placement, in
@@ -49,6 +58,9 @@ export const FULL_BUDGET: BenchBudget = {
   httpSeconds: 3,
   httpConnections: 16,
   latencyTimeoutMs: 10_000,
+  scenarioRunTimeoutMs: 120_000,
+  moduleTimeoutMs: 300_000,
+  pathStartTimeoutMs: 60_000,
 };
 
 export const QUICK_BUDGET: BenchBudget = {
@@ -65,6 +77,9 @@ export const QUICK_BUDGET: BenchBudget = {
   httpSeconds: 1,
   httpConnections: 8,
   latencyTimeoutMs: 8_000,
+  scenarioRunTimeoutMs: 60_000,
+  moduleTimeoutMs: 120_000,
+  pathStartTimeoutMs: 60_000,
 };
 
 /** Size of one write of the bulk sender (a typical socket read/write chunk). */
@@ -81,6 +96,10 @@ export const RTT_WARMUP = 2000;
 export const PROCESS_READY_TIMEOUT_MS = 15_000;
 /** How long a child process gets to exit after SIGTERM before SIGKILL. */
 export const PROCESS_STOP_TIMEOUT_MS = 5_000;
+/** How long a child gets to be reaped after SIGKILL before the bench stops waiting for it (and says so). */
+export const PROCESS_KILL_WAIT_MS = 5_000;
+/** Bound on stopping one path or target (each of its children gets SIGTERM, then SIGKILL). */
+export const PATH_STOP_TIMEOUT_MS = 30_000;
 /** Interval of /proc sampling of path processes (peak RSS between endpoint readings). */
 export const SAMPLE_INTERVAL_MS = 200;
 /** How long a profiled (clinic) child gets to write its report after SIGINT. */

@@ -55,6 +55,8 @@ export interface CryptoBenchOptions {
   secondsPerCase?: number;
   /** Record suite of the throughput cases. Default the first of DEFAULT_RECORD_SUITES. */
   suite?: RecordSuite;
+  /** Aborting stops the case that runs (kills its receiver) and rejects. */
+  signal?: AbortSignal;
   /** tinybench time per micro task, ms. Default 300. */
   microTimeMs?: number;
 }
@@ -63,20 +65,37 @@ export interface CryptoBenchOptions {
 interface ReceiverSpec {
   port: number;
   secure?: Partial<SecureTransportOptions>;
+  /** Bytes between the receiver's acknowledgements. */
+  ackEveryBytes: number;
 }
 
 const END_MARKER = Buffer.from([0xee]);
+/** Length of an acknowledgement: the receiver's byte count so far, u64 big-endian. */
+const ACK_BYTES = 8;
 
 /**
  * Bytes per message in the throughput cases: fixed at 64 KiB (a full mux DATA frame), not tied to
  * MAX_RECORD_PLAINTEXT, so figures stay comparable when the record limit changes.
  */
 export const BENCH_MESSAGE_BYTES = 64 * 1024;
+/**
+ * Most bytes the sender has out beyond the receiver's last acknowledgement: the mux's largest
+ * channel window (MuxConfig.maxWindow), which bounds what a peer may send through the tunnel.
+ * Without it the pair has no flow control but TCP's, and a receiver whose records wait for its
+ * workers fails with ERR_PROTOCOL_FLOOD (maxOpenBacklog) while the sender waits for a count that
+ * never comes: the hang of the crypto module in a full run.
+ */
+export const PAIR_WINDOW_BYTES = 16 * 1024 * 1024;
+/** The receiver acknowledges every this many bytes (a sixteenth of the window, as the mux grants). */
+export const PAIR_ACK_EVERY_BYTES = 1024 * 1024;
+/** How long the receiver child gets to exit once the sender closed, before SIGKILL. */
+export const RECEIVER_EXIT_WAIT_MS = 5_000;
 
 /**
  * The receiving end, run in a child process (as the device side would be): connects, completes
- * the responder handshake when sealed, counts bytes, and on the 1-byte end marker replies with
- * `{ bytes, cpu }` (its own CPU seconds, all threads).
+ * the responder handshake when sealed, counts bytes and acknowledges them every `ackEveryBytes`,
+ * and on the 1-byte end marker replies with `{ bytes, cpu }` (its own CPU seconds, all threads).
+ * A transport that ends with an error is reported on stderr and in the exit code.
  */
 async function runReceiver(spec: ReceiverSpec): Promise<void> {
   const socket = net.connect(spec.port, '127.0.0.1');
@@ -86,7 +105,16 @@ async function runReceiver(spec: ReceiverSpec): Promise<void> {
     t = await secureResponder(t, { staticKeys: generateStaticKeyPair(), verifyPeer: acceptAnyKey, prologue: 'bench', ...spec.secure });
   const cpu0 = process.cpuUsage();
   let bytes = 0;
-  await new Promise<void>((resolve) => {
+  let acked = 0;
+  const count = (n: number): void => {
+    bytes += n;
+    if (bytes - acked < spec.ackEveryBytes) return;
+    acked = bytes;
+    const ack = Buffer.alloc(ACK_BYTES);
+    ack.writeBigUInt64BE(BigInt(bytes));
+    t.send([ack]);
+  };
+  const closeError = await new Promise<Error | undefined>((resolve) => {
     t.attach({
       onMessage: (m) => {
         if (m.length === 1 && m[0] === END_MARKER[0]) {
@@ -94,76 +122,187 @@ async function runReceiver(spec: ReceiverSpec): Promise<void> {
           t.send([Buffer.from(JSON.stringify({ bytes, cpu: (c.user + c.system) / 1e6 }))]);
           return;
         }
-        bytes += m.length;
+        count(m.length);
       },
       // Like the mux, take a message that spans socket reads as pieces (no join), in both cases.
       onMessageParts: (parts) => {
-        for (const p of parts) bytes += p.length;
+        let n = 0;
+        for (const p of parts) n += p.length;
+        count(n);
       },
       onDrain: () => {},
-      onClose: () => resolve(),
+      onClose: (err) => resolve(err),
     });
   });
   await closeCryptoPools();
+  if (closeError !== undefined) {
+    process.stderr.write(`crypto-bench receiver: ${closeError.message}\n`);
+    process.exitCode = 1;
+  }
+}
+
+/** Options of one throughput case beyond its record-layer settings. */
+export interface PairOptions {
+  /** Sender's window beyond the last acknowledgement. Default PAIR_WINDOW_BYTES. */
+  readonly windowBytes?: number;
+  /** Receiver's acknowledgement step. Default PAIR_ACK_EVERY_BYTES. */
+  readonly ackEveryBytes?: number;
+  /** Aborting kills the receiver and rejects (the bench's time bound on the module). */
+  readonly signal?: AbortSignal;
 }
 
 /**
  * Sends 64 KiB messages for `seconds` from this process to a receiver child process over TCP,
- * with backpressure, then the end marker; the run ends when the receiver's count comes back.
+ * with backpressure and a window of acknowledged bytes (as the mux keeps), then the end marker;
+ * the run ends when the receiver's count comes back. Rejects, naming the case, when the receiver
+ * closes or exits first.
  */
 export async function throughputCase(
   name: string,
   seconds: number,
   secure?: Partial<SecureTransportOptions>,
+  pair: PairOptions = {},
 ): Promise<Omit<ThroughputResult, 'ratio'>> {
+  const windowBytes = pair.windowBytes ?? PAIR_WINDOW_BYTES;
   const server = net.createServer();
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as net.AddressInfo).port;
-  const accepted = new Promise<net.Socket>((r) => server.once('connection', r));
-  const spec: ReceiverSpec = secure ? { port, secure } : { port };
+  const spec: ReceiverSpec = { port, ackEveryBytes: pair.ackEveryBytes ?? PAIR_ACK_EVERY_BYTES, ...(secure ? { secure } : {}) };
   const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--receiver', JSON.stringify(spec)], {
-    stdio: ['ignore', 'inherit', 'inherit'],
+    stdio: ['ignore', 'inherit', 'pipe'],
   });
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  let stderrTail = '';
+  child.stderr?.on('data', (d: Buffer) => {
+    stderrTail = (stderrTail + d.toString()).slice(-1000);
+  });
+  let exitCode: number | null | undefined;
+  const exited = new Promise<void>((r) =>
+    child.once('exit', (code, sig) => {
+      exitCode = code ?? (sig === null ? null : -1);
+      r();
+    }),
+  );
+  // Every wait below ends on one of these: its own event, the receiver's close or exit, or abort.
+  let failure: Error | undefined;
+  let wake: (() => void) | undefined;
+  const poke = (): void => {
+    const w = wake;
+    wake = undefined;
+    w?.();
+  };
+  const fail = (why: string): void => {
+    failure ??= new Error(`crypto case "${name}": ${why}`);
+    poke();
+  };
+  const next = (): Promise<void> => new Promise<void>((r) => (wake = r));
+  const check = (): void => {
+    if (failure !== undefined) throw failure;
+  };
+  void exited.then(() => fail(`receiver exited (${exitCode}) before its count came back`));
+  const onAbort = (): void => {
+    child.kill('SIGKILL');
+    fail(`aborted (${errorMessage(pair.signal?.reason)})`);
+  };
+  pair.signal?.addEventListener('abort', onAbort, { once: true });
+  let tx: Transport | undefined;
+  let socket: net.Socket | undefined;
   try {
-    let tx: Transport = new TcpTransport(await accepted);
-    if (secure)
-      tx = await secureInitiator(tx, { staticKeys: generateStaticKeyPair(), verifyPeer: acceptAnyKey, prologue: 'bench', ...secure });
+    const accepted = new Promise<net.Socket>((r) => server.once('connection', r));
+    void accepted.then((s) => {
+      socket = s;
+      poke();
+    });
+    while (socket === undefined) {
+      check();
+      await next();
+    }
+    tx = new TcpTransport(socket);
+    if (secure) {
+      const handshake = secureInitiator(tx, {
+        staticKeys: generateStaticKeyPair(),
+        verifyPeer: acceptAnyKey,
+        prologue: 'bench',
+        ...secure,
+      });
+      let done: Transport | undefined;
+      handshake.then(
+        (t) => {
+          done = t;
+          poke();
+        },
+        (err: unknown) => fail(`handshake failed: ${errorMessage(err)}`),
+      );
+      while (done === undefined) {
+        check();
+        await next();
+      }
+      tx = done;
+    }
+    const sender = tx;
     const payload = randomBytes(BENCH_MESSAGE_BYTES);
-    let drainWaiter: (() => void) | undefined;
-    let reply: ((m: Buffer) => void) | undefined;
-    tx.attach({
-      onMessage: (m) => reply?.(m),
-      onDrain: () => drainWaiter?.(),
-      onClose: () => drainWaiter?.(),
+    let sent = 0;
+    let acked = 0;
+    let blocked = false;
+    let reply: Buffer | undefined;
+    sender.attach({
+      onMessage: (m) => {
+        if (m.length === ACK_BYTES) acked = Number(m.readBigUInt64BE(0));
+        else reply = m;
+        poke();
+      },
+      onDrain: () => {
+        blocked = false;
+        poke();
+      },
+      onClose: (err) => fail(`the receiver's connection closed${err === undefined ? '' : ` (${err.message})`}`),
     });
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     const end = t0 + seconds * 1000;
-    while (performance.now() < end && !tx.closed) {
+    while (performance.now() < end) {
+      check();
+      if (blocked || sent - acked >= windowBytes) {
+        await next();
+        continue;
+      }
       // A burst per turn, as the mux flushes its queue, then yield to I/O.
-      for (let i = 0; i < 16; i++) {
-        if (!tx.send([payload])) {
-          await new Promise<void>((r) => (drainWaiter = r));
-          drainWaiter = undefined;
+      for (let i = 0; i < 16 && sent - acked < windowBytes; i++) {
+        sent += payload.length;
+        if (!sender.send([payload])) {
+          blocked = true;
           break;
         }
       }
       await new Promise<void>((r) => setImmediate(r));
     }
-    const answer = new Promise<Buffer>((r) => (reply = r));
-    tx.send([END_MARKER]);
-    const got = JSON.parse((await answer).toString()) as { bytes: number; cpu: number };
+    sender.send([END_MARKER]);
+    while (reply === undefined) {
+      check();
+      await next();
+    }
+    const got = JSON.parse(reply.toString()) as { bytes: number; cpu: number };
     const elapsed = (performance.now() - t0) / 1000;
     const c = process.cpuUsage(cpu0);
     const cpu = (c.user + c.system) / 1e6 + got.cpu;
-    tx.close();
     return { name, bytes: got.bytes, seconds: elapsed, mbPerSec: got.bytes / elapsed / 1e6, cpuSecPerGiB: cpu / (got.bytes / 2 ** 30) };
   } finally {
+    pair.signal?.removeEventListener('abort', onAbort);
+    tx?.close();
     await closeCryptoPools();
+    // The receiver ends when its connection does; one that does not is killed, not waited for.
+    const timer = setTimeout(() => child.kill('SIGKILL'), RECEIVER_EXIT_WAIT_MS);
     await exited;
+    clearTimeout(timer);
+    socket?.destroy();
+    // The receiver's own account of why it ended (e.g. ERR_PROTOCOL_FLOOD) goes with the error.
+    const said = stderrTail.trim().split('\n').pop();
+    if (failure !== undefined && said !== undefined && said !== '') failure.message += `; receiver: ${said}`;
     await new Promise<void>((r) => server.close(() => r()));
   }
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }
 
 async function micro(suite: RecordSuite, timeMs: number): Promise<MicroResult[]> {
@@ -203,7 +342,8 @@ export async function runCryptoBench(options: CryptoBenchOptions = {}): Promise<
     [`sealed ${suite} workers x2`, { suites: [suite], crypto: 'workers', workerThreads: 2 }],
   ];
   const raw: Array<Omit<ThroughputResult, 'ratio'>> = [];
-  for (const [name, secure] of cases) raw.push(await throughputCase(name, seconds, secure));
+  for (const [name, secure] of cases)
+    raw.push(await throughputCase(name, seconds, secure, options.signal === undefined ? {} : { signal: options.signal }));
   const base = raw[0]!.mbPerSec;
   const throughput = raw.map((r) => ({ ...r, ratio: r.mbPerSec / base }));
   const microResults: MicroResult[] = [];

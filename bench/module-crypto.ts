@@ -2,7 +2,8 @@
 // over a TCP pair, seal/open micro-benchmarks (crypto-bench.ts); and the goal rows measured
 // through the whole tunnel: the devstreams path (encrypted) against devstreams-plain, and the
 // inline path against devstreams-workers, on loopback bulk-1, with CPU seconds per GiB.
-import { formatCryptoBench, runCryptoBench, type CryptoBenchResult } from './crypto-bench.js';
+import { DEFAULT_RECORD_SUITES } from '../src/crypto/constants.js';
+import { PAIR_WINDOW_BYTES, formatCryptoBench, runCryptoBench, type CryptoBenchResult } from './crypto-bench.js';
 import { DEVSTREAMS_PATH_ID, DEVSTREAMS_PLAIN_PATH_ID, DEVSTREAMS_WORKERS_PATH_ID } from './paths/devstreams.js';
 import { registerGoal, registerModule, type GoalVerdict } from './report/registry.js';
 import { findRecord, median, metric, roundRatios, type BenchResults } from './results.js';
@@ -26,7 +27,9 @@ export function tunnelCpuPerGiB(r: BenchResults, path: string): number | undefin
 /** CPU seconds per GiB to seal and open 64 KiB records (one of each), from the micro-benchmark. */
 export function sealOpenCpuPerGiB(r: BenchResults): number | undefined {
   const d = r.modules.crypto as CryptoBenchResult | undefined;
-  const us = (name: string): number | undefined => d?.micro?.find((m) => m.name === `AESGCM ${name} 64 KiB`)?.usPerOp;
+  // The suite the tunnel negotiates by default, as the micro-benchmark names it.
+  const suite = DEFAULT_RECORD_SUITES[0];
+  const us = (name: string): number | undefined => d?.micro?.find((m) => m.name === `${suite} ${name} 64 KiB`)?.usPerOp;
   const seal = us('seal');
   const open = us('open');
   if (seal === undefined || open === undefined) return undefined;
@@ -106,10 +109,14 @@ registerModule({
   id: 'crypto',
   title: 'Record layer: plaintext, sealed inline and on workers; seal/open micro-benchmarks (`crypto`)',
   order: 70,
-  collect: (ctx) => runCryptoBench(ctx.quick ? CRYPTO_MODULE_BUDGET.quick : CRYPTO_MODULE_BUDGET.full),
+  collect: (ctx) =>
+    runCryptoBench({
+      ...(ctx.quick ? CRYPTO_MODULE_BUDGET.quick : CRYPTO_MODULE_BUDGET.full),
+      ...(ctx.signal ? { signal: ctx.signal } : {}),
+    }),
   render: (data) => {
     const d = data as CryptoBenchResult & { error?: string };
     if (d.error !== undefined) return `not measured: ${d.error}`;
-    return `Sender in the bench process, receiver in a child process, over one TCP connection (\`node dist/bench/crypto-bench.js\`); the tunnel-level comparison is in the bulk tables (paths ${DEVSTREAMS_PATH_ID}, ${DEVSTREAMS_PLAIN_PATH_ID}, ${DEVSTREAMS_WORKERS_PATH_ID}) and the Goals.\n\n${formatCryptoBench(d)}`;
+    return `Sender in the bench process, receiver in a child process, over one TCP connection (\`node dist/bench/crypto-bench.js\`), the sender at most ${PAIR_WINDOW_BYTES / 1024 / 1024} MiB ahead of the receiver's acknowledgements (the mux's largest window); the tunnel-level comparison is in the bulk tables (paths ${DEVSTREAMS_PATH_ID}, ${DEVSTREAMS_PLAIN_PATH_ID}, ${DEVSTREAMS_WORKERS_PATH_ID}) and the Goals.\n\n${formatCryptoBench(d)}`;
   },
 });

@@ -6,7 +6,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { FULL_BUDGET, QUICK_BUDGET, type BenchBudget } from './config.js';
+import { FULL_BUDGET, PATH_STOP_TIMEOUT_MS, QUICK_BUDGET, type BenchBudget } from './config.js';
+import { withDeadline } from './deadline.js';
 import { loadResults, renderCompare } from './compare.js';
 import { machineInfo } from './machine.js';
 import './modules.js';
@@ -21,6 +22,7 @@ import { renderReport } from './report/markdown.js';
 import { allModules } from './report/registry.js';
 import type { BenchResults, RunRecord } from './results.js';
 import { SCENARIOS, type Scenario } from './scenarios/index.js';
+import { collectModuleBounded, errorText, moduleError, runScenarioBounded } from './steps.js';
 import type { TargetPorts } from './targets.js';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -131,9 +133,15 @@ async function runPlacement(
       if (applicable.length === 0) continue;
       try {
         progress.line(`${p.id} · ${placement.id}: starting path`);
-        started.push({ p, running: await p.start({ targets, placement, tmpDir, log: (l) => progress.line(l) }) });
+        const running = await withDeadline(`starting path ${p.id} · ${placement.id}`, budget.pathStartTimeoutMs, (signal) => {
+          const starting = p.start({ targets, placement, tmpDir, log: (l) => progress.line(l) });
+          // A start that finishes after its bound still gets its processes stopped.
+          signal.addEventListener('abort', () => void starting.then((r) => r.stop()).catch(() => undefined), { once: true });
+          return starting;
+        });
+        started.push({ p, running });
       } catch (err) {
-        const msg = (err as Error).message.split('\n')[0] ?? 'failed';
+        const msg = errorText(err);
         for (const s of applicable) {
           progress.step += roundsAt(placement, budget);
           records.push({ path: p.id, placement: placement.id, scenario: s.id, round: 1, metrics: {}, error: `path did not start: ${msg}` });
@@ -149,20 +157,28 @@ async function runPlacement(
           progress.step += 1;
           const label = `${p.id} · ${placement.id} · ${s.id} · round ${round}/${rounds}`;
           progress.line(`${label}: running`);
-          let rec: RunRecord;
-          try {
-            const o = await s.run({ pathId: p.id, path: running, placement, budget, progress: (d) => progress.line(`${label}: ${d}`) });
-            rec = { path: p.id, placement: placement.id, scenario: s.id, round, ...o };
-          } catch (err) {
-            rec = { path: p.id, placement: placement.id, scenario: s.id, round, metrics: {}, error: (err as Error).message };
-          }
+          const rec = await runScenarioBounded(
+            s,
+            { pathId: p.id, path: running, placement, budget, progress: (d) => progress.line(`${label}: ${d}`) },
+            round,
+            budget.scenarioRunTimeoutMs,
+          );
           records.push(rec);
           progress.line(`${label}: ${summarize(s, rec)}`);
         }
       }
     }
   } finally {
-    for (const { running } of started) await running.stop();
+    for (const { p, running } of started) await stopBounded(`stopping path ${p.id} · ${placement.id}`, () => running.stop(), progress);
+  }
+}
+
+/** Stops a path or target within PATH_STOP_TIMEOUT_MS; past it, says so and goes on. */
+async function stopBounded(name: string, stop: () => Promise<void>, progress: Progress): Promise<void> {
+  try {
+    await withDeadline(name, PATH_STOP_TIMEOUT_MS, stop);
+  } catch (err) {
+    progress.line(`${name}: ${errorText(err)}`);
   }
 }
 
@@ -288,14 +304,17 @@ export async function main(argv: readonly string[]): Promise<BenchResults> {
     for (const m of modules) {
       progress.step += 1;
       progress.line(`module ${m.id}: running`);
-      try {
-        results.modules[m.id] = await m.collect?.({ quick: opts.quick, budget, progress: (d) => progress.line(`module ${m.id}: ${d}`) });
-      } catch (err) {
-        results.modules[m.id] = { error: (err as Error).message };
-      }
+      const data = await collectModuleBounded(
+        m,
+        { quick: opts.quick, budget, progress: (d) => progress.line(`module ${m.id}: ${d}`) },
+        budget.moduleTimeoutMs,
+      );
+      results.modules[m.id] = data;
+      const failed = moduleError(data);
+      if (failed !== undefined) progress.line(`module ${m.id}: failed: ${failed}`);
     }
   } finally {
-    for (const t of targets) await t.stop();
+    for (const t of targets) await stopBounded(`stopping target ${t.pid}`, () => t.stop(), progress);
     fs.rmSync(tmpDir, { recursive: true, force: true });
   }
   results.finishedAt = new Date().toISOString();

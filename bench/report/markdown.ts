@@ -4,6 +4,7 @@ import { EMULATOR_PATH_ID } from '../paths/emulator.js';
 import { directCapacityMBps, directRttMs, relayedCapacityMBps, relayedRttMs, type LegSpec } from '../placements.js';
 import { metric, metricSpread, roundRatios, spreadOf, type BenchResults, type Spread } from '../results.js';
 import { SCENARIOS } from '../scenarios/index.js';
+import { moduleError } from '../steps.js';
 import { allGoals, allModules } from './registry.js';
 
 export interface ReportOptions {
@@ -136,7 +137,7 @@ function scenarioSections(r: BenchResults): string {
         const errors = [...new Set(recs.filter((x) => x.error !== undefined).map((x) => x.error as string))];
         const partial = ok.filter((x) => x.partial === true).length;
         const notes = [
-          errors.length > 0 ? `error in ${recs.length - ok.length} of ${recs.length} rounds: ${errors.join('; ')}` : '',
+          errors.length > 0 ? `**failed** in ${recs.length - ok.length} of ${recs.length} rounds: ${errors.join('; ')}` : '',
           partial > 0 ? `partial in ${partial} rounds` : '',
           ...new Set(ok.map((x) => x.note ?? '').filter(Boolean)),
         ].filter(Boolean);
@@ -239,7 +240,9 @@ function moduleSections(r: BenchResults): string {
   const out: string[] = [];
   for (const m of allModules()) {
     if (!(m.id in r.modules)) continue;
-    const body = m.render(r.modules[m.id], r);
+    // A module that failed or passed its time bound is marked failed, whatever its own renderer says.
+    const failed = moduleError(r.modules[m.id]);
+    const body = failed !== undefined ? `**failed**: ${failed}` : m.render(r.modules[m.id], r);
     if (body !== undefined) out.push(`## ${m.title}\n\n${body}\n`);
   }
   return out.join('\n');

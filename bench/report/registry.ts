@@ -33,6 +33,8 @@ export interface ModuleContext {
   readonly quick: boolean;
   readonly budget: BenchBudget;
   readonly progress: (detail: string) => void;
+  /** Aborted when the module passes its bound (`moduleTimeoutMs`): stop the children it started. */
+  readonly signal?: AbortSignal;
 }
 
 export interface ReportModule {

@@ -118,6 +118,8 @@ export const interactiveUnderBulk: Scenario = {
           return bulkDone;
         };
       }
+      // Past the run's bound the load stops at once, not when a stuck wait below returns.
+      ctx.signal?.addEventListener('abort', () => void stopLoad?.(), { once: true });
       await new Promise((r) => setTimeout(r, INTERACTIVE_BULK_LEAD_MS));
       const n = ctx.budget.interactiveSamples;
       const loaded = await roundTrips(client, n, ctx.budget.latencyTimeoutMs, INTERACTIVE_GAP_MS, (i) => {

@@ -11,6 +11,8 @@ export interface ScenarioContext {
   readonly budget: BenchBudget;
   /** Live progress detail for the current step (stderr). */
   readonly progress: (detail: string) => void;
+  /** Aborted when the run passes its bound (`scenarioRunTimeoutMs`): stop the children it started. */
+  readonly signal?: AbortSignal;
 }
 
 /** Numeric results keyed by metric id (units in the id: _MBps, _us, _ms, _rps, ...). */
