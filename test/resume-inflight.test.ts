@@ -87,7 +87,7 @@ describe('resumable layer: bytes in flight', () => {
     // A loopback round trip: 200 KB, below the floor.
     t.setPathRtt(0.4);
     expect(t.inFlightLimit).toBe(DEFAULT_RESUME_CONFIG.minInFlight);
-    await settle(50);
+    await settle(50); // kept: a wake-up that should not happen has no event to wait for
     expect(drains()).toBe(blocked); // nobody is woken while still above the bound
     expect(t.send([Buffer.alloc(1)])).toBe(false);
   });
