@@ -2,8 +2,8 @@
 // DEVSTREAMS_TRACE set (src/util/trace.ts: each process stamps points on the monotonic clock
 // every process shares), sends idle 64-byte round trips a few ms apart, stamps the bench client's
 // own write and read on the same clock, and splits each round trip into the hops between
-// consecutive points: client -> service proxy socket read -> mux -> seal -> resume layer ->
-// stream socket write -> hub read -> hub write -> device proxy read -> open -> mux -> target
+// consecutive points: client -> service proxy socket read -> mux -> resume layer -> seal ->
+// stream socket write -> hub read -> hub write -> device proxy read -> open -> resume layer, mux -> target
 // write -> echo -> and the same way back. The rows are means over round trips, so they add up to
 // the mean traced round trip; the check line compares that sum with the client's own timing.
 import fs from 'node:fs';
@@ -72,25 +72,28 @@ const SEQUENCE: readonly Hop[] = [
 /** What happens between point i and point i+1, and where. */
 const HOPS: ReadonlyArray<readonly [string, string]> = [
   ['kernel', 'bench client write -> service proxy socket read (loopback TCP, wake-up)'],
-  ['service proxy', 'socket read -> mux: channel write, DATA frame'],
+  ['service proxy', 'socket read -> mux: channel write, flush at the end of the loop turn, DATA frame -> resumable layer (replay buffer)'],
   ['service proxy', 'seal (AES-GCM record)'],
-  ['service proxy', 'resume layer (replay buffer) -> stream socket write'],
+  ['service proxy', 'sealed record -> websocket send'],
   ['kernel', 'service proxy stream write -> hub read'],
   ['hub', 'read -> write (frame splice)'],
   ['kernel', 'hub write -> device proxy stream read'],
-  ['device proxy', 'stream read -> websocket unframe, resume layer -> open'],
+  ['device proxy', 'stream read -> websocket unframe -> record layer'],
   ['device proxy', 'open (AES-GCM record)'],
-  ['device proxy', 'mux: frame decode, channel delivery -> target socket write'],
+  ['device proxy', 'resumable layer, mux: frame decode, channel delivery -> target socket write'],
   ['kernel + echo', 'device proxy target write -> echo server -> device proxy target read'],
-  ['device proxy', 'target socket read -> mux: channel write, DATA frame'],
+  [
+    'device proxy',
+    'target socket read -> mux: channel write, flush at the end of the loop turn, DATA frame -> resumable layer (replay buffer)',
+  ],
   ['device proxy', 'seal (AES-GCM record)'],
-  ['device proxy', 'resume layer (replay buffer) -> stream socket write'],
+  ['device proxy', 'sealed record -> websocket send'],
   ['kernel', 'device proxy stream write -> hub read'],
   ['hub', 'read -> write (frame splice)'],
   ['kernel', 'hub write -> service proxy stream read'],
-  ['service proxy', 'stream read -> websocket unframe, resume layer -> open'],
+  ['service proxy', 'stream read -> websocket unframe -> record layer'],
   ['service proxy', 'open (AES-GCM record)'],
-  ['service proxy', 'mux: frame decode, channel delivery -> client socket write'],
+  ['service proxy', 'resumable layer, mux: frame decode, channel delivery -> client socket write'],
   ['kernel', 'service proxy client write -> bench client read (loopback TCP, wake-up)'],
 ];
 
@@ -349,7 +352,7 @@ function legRows(leg: Leg, sender: string, receiver: string): Array<[string, str
     [sender, 'mux queue, held by the connection below: websocket socket buffer past its high-water mark', leg.heldLink],
     [
       sender,
-      'mux queue, the rest: scheduler turns behind bulk, flush microtask, event loop busy (socket read -> frame taken into a batch)',
+      "mux queue, the rest: the flush waiting for the end of the loop turn (setImmediate) behind the turn's other I/O, scheduler turns behind bulk (socket read -> frame taken into a batch)",
       inMux - leg.heldInflight - leg.heldLink,
     ],
     [sender, 'record layer: batch -> sealed (AES-GCM over the whole batch) -> resumable layer -> websocket framing', leg.send - leg.take],

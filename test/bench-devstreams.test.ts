@@ -113,7 +113,7 @@ describe('bench through the devstreams tunnel (--quick)', () => {
       '| 3 | service proxy | seal',
       '| 6 | hub | read -> write',
       '| 9 | device proxy | open',
-      '| 10 | device proxy | mux',
+      '| 10 | device proxy | resumable layer, mux',
     ]) {
       expect(section).toContain(row);
     }
