@@ -119,3 +119,23 @@ export function roundRatios(r: BenchResults, scenario: string, placement: string
   }
   return out;
 }
+
+const GIB = 1024 ** 3;
+
+/** CPU seconds per GiB of one process (by role) in one record, if it was sampled. */
+export function cpuPerGiB(rec: RunRecord, role: string): number | undefined {
+  if (rec.usageBytes === undefined || rec.usageBytes === 0) return undefined;
+  const u = rec.usage?.find((x) => x.role === role);
+  return u === undefined ? undefined : u.cpuSeconds / (rec.usageBytes / GIB);
+}
+
+/** CPU seconds per GiB of all of a record's sampled processes together. */
+export function totalCpuPerGiB(rec: RunRecord): number | undefined {
+  if (rec.usage === undefined || rec.usageBytes === undefined || rec.usageBytes === 0) return undefined;
+  return rec.usage.reduce((s, u) => s + u.cpuSeconds, 0) / (rec.usageBytes / GIB);
+}
+
+/** A process's CPU seconds per GiB over the rounds of a scenario/path/placement: median and min-max. */
+export function cpuSpread(r: BenchResults, scenario: string, path: string, placement: string, role: string): Spread | undefined {
+  return spreadOf(findRecords(r, scenario, path, placement).map((x) => cpuPerGiB(x, role) ?? NaN));
+}

@@ -169,3 +169,53 @@ describe('report registry', () => {
     expect(md).toMatch(/^\| loopback \| direct \| 1 \| 50 \| 60 \| 70 \|/m);
   });
 });
+
+describe('CPU per GiB over rounds', () => {
+  it('reports each process median and min-max over rounds, and judges issue 18 goal 2 per round', async () => {
+    const { registerBuiltinGoals } = await import('../bench/report/goals.js');
+    const { renderReport } = await import('../bench/report/markdown.js');
+    const { PLACEMENTS } = await import('../bench/placements.js');
+    registerBuiltinGoals();
+    const GIB = 1024 ** 3;
+    // CPU seconds per GiB moved, per round: hub, device proxy, service proxy.
+    const perRound = [
+      [1.0, 1.9, 1.8],
+      [1.4, 1.5, 1.6], // the hub over its bound in this round
+      [0.9, 1.7, 1.9],
+    ];
+    const records = perRound.map(([hub, dev, svc], i) => ({
+      path: 'devstreams',
+      placement: 'loopback',
+      scenario: 'bulk-1',
+      round: i + 1,
+      metrics: { MBps: 200 },
+      usageBytes: 2 * GIB,
+      usage: [
+        { role: 'hub', cpuSeconds: (hub as number) * 2, peakRssBytes: 100e6 },
+        { role: 'device proxy', cpuSeconds: (dev as number) * 2, peakRssBytes: 110e6 + i * 1e6 },
+        { role: 'service proxy', cpuSeconds: (svc as number) * 2, peakRssBytes: 120e6 },
+      ],
+    }));
+    const md = renderReport(
+      {
+        version: 1,
+        startedAt: 'a',
+        finishedAt: 'b',
+        quick: true,
+        argv: [],
+        machine: { cpuModel: 'cpu', cpuCount: 1, ramBytes: 1, os: 'os', node: 'v20', openssh: undefined, gitCommit: undefined },
+        placements: PLACEMENTS.slice(0, 1),
+        paths: [{ id: 'devstreams', title: 'tunnel' }],
+        scenarios: ['bulk-1'],
+        records,
+        modules: {},
+      },
+      { charts: {}, jsonRel: 'x.json' },
+    );
+    expect(md).toMatch(/^\| bulk-1 \| devstreams \| hub \| 3 \| 1\.00 \| 0\.90-1\.40 \| 100\.0 \| 100\.0 \|$/m);
+    expect(md).toMatch(/^\| bulk-1 \| devstreams \| device proxy \| 3 \| 1\.70 \| 1\.50-1\.90 \| 111\.0 \| 112\.0 \|$/m);
+    expect(md).toMatch(/^\| bulk-1 \| devstreams \| service proxy \| 3 \| 1\.80 \| 1\.60-1\.90 \|/m);
+    // Every median within bound; the hub's 1.4 breaks round 2.
+    expect(md).toMatch(/^\| CPU per GiB, sealed loopback bulk-1 \(iperf3\).*\| met, 2 of 3 rounds \| .*hub 1\.00 \(0\.90-1\.40\) <= 1\.1/m);
+  });
+});

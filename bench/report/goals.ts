@@ -4,7 +4,7 @@
 // the tunnel runs.
 import { DEVSTREAMS_PATH_ID } from '../paths/devstreams.js';
 import { hasLoss } from '../placements.js';
-import { findRecord, median, metric, roundsOf, roundView, type BenchResults } from '../results.js';
+import { cpuPerGiB, cpuSpread, findRecord, findRecords, median, metric, roundsOf, roundView, type BenchResults } from '../results.js';
 import { registerGoal, type GoalVerdict } from './registry.js';
 
 const SUBJECT = DEVSTREAMS_PATH_ID;
@@ -18,6 +18,8 @@ export const GOAL_THRESHOLDS = {
   interactiveP99Us: 2000,
   ttfbSlackMs: 1,
   intercontinentalLinkFraction: 0.9,
+  /** Issue 18 goal 2: CPU seconds per GiB in sealed loopback bulk-1 (iperf3), per process. */
+  cpuSecPerGiB: { hub: 1.1, 'device proxy': 2.0, 'service proxy': 2.0 },
 } as const;
 
 /**
@@ -166,12 +168,46 @@ const intercontinentalLink: GoalRule = {
   show: (v) => `${f(v, 0)}% of the link`,
 };
 
+/**
+ * Issue 18 goal 2: each tunnel process's CPU seconds per GiB in loopback bulk-1 (iperf3, sealed),
+ * judged on each process's median over rounds; a round holds when all of them are within their
+ * bound in that round.
+ */
+function cpuPerGiBGoal(r: BenchResults): GoalVerdict {
+  const skipped = skipReason(r, SUBJECT);
+  if (skipped !== undefined) return { status: 'not measured', detail: skipped };
+  const bounds = Object.entries(GOAL_THRESHOLDS.cpuSecPerGiB);
+  const spreads = bounds.map(([role, bound]) => ({ role, bound, s: cpuSpread(r, 'bulk-1', SUBJECT, 'loopback', role) }));
+  if (spreads.some((x) => x.s === undefined)) return { status: 'not measured', detail: 'needs bulk-1 (iperf3) on loopback for devstreams' };
+  const recs = findRecords(r, 'bulk-1', SUBJECT, 'loopback');
+  const rounds = recs.map((rec) => bounds.every(([role, bound]) => (cpuPerGiB(rec, role) ?? Infinity) <= bound));
+  const ok = spreads.every((x) => (x.s?.median ?? Infinity) <= x.bound);
+  const text = spreads
+    .map(({ role, bound, s }) => {
+      const v = s as { median: number; min: number; max: number; n: number };
+      const range = v.n > 1 ? ` (${f(v.min, 2)}-${f(v.max, 2)})` : '';
+      return `${role} ${f(v.median, 2)}${range} ${v.median <= bound ? '<=' : '>'} ${f(bound, 1)}`;
+    })
+    .join('; ');
+  return {
+    status: ok ? 'met' : 'not met',
+    rounds: `${rounds.filter(Boolean).length} of ${rounds.length}`,
+    detail: `median CPU s/GiB (rounds min-max): ${text}; a round holds when all three are within bound`,
+  };
+}
+
 export function registerBuiltinGoals(): void {
   registerGoal({
     order: 10,
     id: 'throughput-vs-openssh',
     text: `One-connection throughput >= ${GOAL_THRESHOLDS.throughputVsOpenssh.toFixed(1)}x OpenSSH -L (loopback)`,
     evaluate: (r) => evaluateWith(r, throughputVsOpenssh, false),
+  });
+  registerGoal({
+    order: 10,
+    id: 'cpu-per-gib',
+    text: `CPU per GiB, sealed loopback bulk-1 (iperf3): hub <= ${GOAL_THRESHOLDS.cpuSecPerGiB.hub}, device proxy and service proxy <= ${GOAL_THRESHOLDS.cpuSecPerGiB['device proxy'].toFixed(1)} s/GiB each`,
+    evaluate: cpuPerGiBGoal,
   });
   registerGoal({
     order: 10,

@@ -2,7 +2,7 @@
 // ratio columns against direct TCP and OpenSSH, per-placement summary, resources, charts, modules.
 import { EMULATOR_PATH_ID } from '../paths/emulator.js';
 import { directCapacityMBps, directRttMs, relayedCapacityMBps, relayedRttMs, type LegSpec } from '../placements.js';
-import { metric, metricSpread, roundRatios, spreadOf, type BenchResults, type Spread } from '../results.js';
+import { cpuSpread, findRecords, metric, metricSpread, roundRatios, spreadOf, type BenchResults, type Spread } from '../results.js';
 import { SCENARIOS } from '../scenarios/index.js';
 import { moduleError } from '../steps.js';
 import { allGoals, allModules } from './registry.js';
@@ -204,24 +204,35 @@ function placementSummary(r: BenchResults): string {
 
 function resourcesSection(r: BenchResults): string {
   const rows: string[][] = [];
+  const seen = new Set<string>();
   for (const rec of r.records) {
-    if (
-      rec.usage === undefined ||
-      rec.usageBytes === undefined ||
-      rec.usageBytes === 0 ||
-      rec.placement !== 'loopback' ||
-      (rec.round ?? 1) !== 1
-    )
-      continue;
-    const gib = rec.usageBytes / GIB;
-    for (const u of rec.usage) rows.push([rec.scenario, rec.path, u.role, fmt(u.cpuSeconds / gib, 2), fmt(u.peakRssBytes / 1e6, 1)]);
+    if (rec.usage === undefined || rec.placement !== 'loopback' || rec.error !== undefined) continue;
+    const key = `${rec.scenario}\u0000${rec.path}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    const recs = findRecords(r, rec.scenario, rec.path, 'loopback');
+    for (const u of rec.usage) {
+      const cpu = cpuSpread(r, rec.scenario, rec.path, 'loopback', u.role);
+      if (cpu === undefined) continue;
+      const rss = spreadOf(recs.map((x) => x.usage?.find((y) => y.role === u.role)?.peakRssBytes ?? NaN));
+      rows.push([
+        rec.scenario,
+        rec.path,
+        u.role,
+        `${cpu.n}`,
+        fmt(cpu.median, 2),
+        rangeCell(cpu, 2),
+        fmt(rss === undefined ? undefined : rss.median / 1e6, 1),
+        fmt(rss === undefined ? undefined : rss.max / 1e6, 1),
+      ]);
+    }
   }
   if (rows.length === 0) return '';
   return (
     '## CPU and memory per GiB (loopback bulk)\n\n' +
-    'From the first round. CPU is user + system seconds from /proc/PID/stat during the transfer, divided by GiB moved; peak RSS is VmHWM ' +
+    'Median and min-max over the paired rounds. CPU is user + system seconds from /proc/PID/stat during the transfer (10 ms ticks), divided by GiB moved in that round; peak RSS is VmHWM ' +
     '(sshd includes its per-connection children). Direct TCP has no process of its own on loopback.\n\n' +
-    `${table(['scenario', 'path', 'process', 'CPU s / GiB', 'peak RSS MB'], rows)}\n`
+    `${table(['scenario', 'path', 'process', 'rounds', 'CPU s / GiB', 'CPU min-max', 'peak RSS MB', 'peak RSS max MB'], rows)}\n`
   );
 }
 
