@@ -32,8 +32,12 @@ export const MUX_BENCH_MAX_BYTES = 1024 * 1024 * 1024;
 export const MUX_BENCH_MAX_MS = 5_000;
 /** Time budget per case with `quick`. */
 export const MUX_BENCH_QUICK_MS = 1_000;
-/** Repetitions per case; the median is reported. */
-export const MUX_BENCH_REPEATS = 3;
+/**
+ * Paired rounds: every case once per round, mux and yamux back to back (their order swapped every
+ * other round, so neither always runs on the machine the other left behind); the goals judge the
+ * median of the per-round ratios mux / yamux.
+ */
+export const MUX_BENCH_REPEATS = 5;
 /** Size of each application write. */
 export const MUX_BENCH_CHUNK = 64 * 1024;
 /** Stream counts measured. */
@@ -56,6 +60,8 @@ export interface MuxBenchOptions {
   peerProfileDir?: string;
   /** Where the JSON goes; null to skip writing. */
   outFile?: string | null;
+  /** Aborting kills the peer process, which fails the case that runs (the bench's module bound). */
+  signal?: AbortSignal;
   log?: (line: string) => void;
 }
 
@@ -82,8 +88,14 @@ export interface MuxCaseResult {
 export interface MuxGoal {
   name: string;
   target: number;
+  /** Median of the per-round ratios. */
   ratio: number | null;
   met: boolean | null;
+  /** Rounds in which the ratio alone met the target, and rounds measured. */
+  held: number;
+  rounds: number;
+  min: number | null;
+  max: number | null;
 }
 
 export interface MuxBenchResult {
@@ -97,8 +109,17 @@ export interface MuxBenchResult {
   maxMs: number;
   chunkBytes: number;
   cases: MuxCaseResult[];
-  /** ours / yamux and ours / raw, per stream count, when both were measured. */
-  ratios: Array<{ streams: number; oursOverYamux: number | null; oursOverRaw: number | null; yamuxOverRaw: number | null }>;
+  /**
+   * Per stream count: ours / yamux as the median of the per-round ratios (with those ratios, in
+   * round order), ours / raw and yamux / raw from the medians.
+   */
+  ratios: Array<{
+    streams: number;
+    oursOverYamux: number | null;
+    oursOverYamuxRounds: number[];
+    oursOverRaw: number | null;
+    yamuxOverRaw: number | null;
+  }>;
   goals: MuxGoal[];
 }
 
@@ -156,6 +177,10 @@ class Peer {
   async stop(): Promise<number> {
     const report = await this.request({ type: 'stop' });
     return report.type === 'stopped' ? report.cpuMicros : 0;
+  }
+
+  kill(): void {
+    if (this.child.exitCode === null) this.child.kill('SIGKILL');
   }
 
   async exit(): Promise<void> {
@@ -333,7 +358,33 @@ function ratio(a: number | undefined, b: number | undefined): number | null {
   return a === undefined || b === undefined || b === 0 ? null : a / b;
 }
 
-/** Runs every case, repeats interleaved (so drift hits all implementations alike). */
+/**
+ * The cases of round `rep` (0-based): every case once, grouped by stream count, with the order of
+ * the implementations reversed every other round (raw mux yamux, then yamux mux raw), so mux and
+ * yamux always run back to back and each goes first in half the rounds.
+ */
+export function roundOrder<T extends { impl: MuxImpl; streams: number }>(cases: readonly T[], rep: number): T[] {
+  const out: T[] = [];
+  for (const streams of [...new Set(cases.map((c) => c.streams))]) {
+    const group = cases.filter((c) => c.streams === streams);
+    out.push(...(rep % 2 === 0 ? group : [...group].reverse()));
+  }
+  return out;
+}
+
+/** mux / yamux per round at a stream count: run k of each ran back to back in round k. */
+export function roundRatios(cases: readonly MuxCaseResult[], streams: number): number[] {
+  const mux = cases.find((c) => c.impl === 'mux' && c.streams === streams)?.runs ?? [];
+  const yamux = cases.find((c) => c.impl === 'yamux' && c.streams === streams)?.runs ?? [];
+  const out: number[] = [];
+  for (let k = 0; k < Math.min(mux.length, yamux.length); k++) {
+    const y = yamux[k]?.mbps ?? 0;
+    if (y > 0) out.push((mux[k]?.mbps ?? 0) / y);
+  }
+  return out;
+}
+
+/** Runs every case in paired rounds (see roundOrder), so drift hits all implementations alike. */
 export async function runMuxBench(opts: MuxBenchOptions = {}): Promise<MuxBenchResult> {
   const quick = opts.quick ?? false;
   const repeats = opts.repeats ?? MUX_BENCH_REPEATS;
@@ -349,11 +400,13 @@ export async function runMuxBench(opts: MuxBenchOptions = {}): Promise<MuxBenchR
     for (const impl of impls) cases.push({ impl, streams, runs: [], medianMBps: 0, medianSenderCpuMsPerMB: 0, medianPeerCpuMsPerMB: 0 });
 
   const peer = new Peer(opts.peerProfileDir);
+  const onAbort = (): void => peer.kill();
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
   try {
     // One short warm-up per implementation so JIT and socket buffers settle before timing.
     for (const impl of impls) await runCase(peer, impl, 1, chunk, maxBytes, Math.min(300, maxMs));
     for (let rep = 0; rep < repeats; rep++) {
-      for (const c of cases) {
+      for (const c of roundOrder(cases, rep)) {
         const run = await runCase(peer, c.impl, c.streams, chunk, maxBytes, maxMs);
         c.runs.push(run);
         log(
@@ -362,6 +415,7 @@ export async function runMuxBench(opts: MuxBenchOptions = {}): Promise<MuxBenchR
       }
     }
   } finally {
+    opts.signal?.removeEventListener('abort', onAbort);
     await peer.exit();
   }
   for (const c of cases) {
@@ -372,15 +426,29 @@ export async function runMuxBench(opts: MuxBenchOptions = {}): Promise<MuxBenchR
 
   const get = (impl: MuxImpl, streams: number): number | undefined =>
     cases.find((c) => c.impl === impl && c.streams === streams)?.medianMBps;
-  const ratios = streamCounts.map((streams) => ({
-    streams,
-    oursOverYamux: ratio(get('mux', streams), get('yamux', streams)),
-    oursOverRaw: ratio(get('mux', streams), get('raw', streams)),
-    yamuxOverRaw: ratio(get('yamux', streams), get('raw', streams)),
-  }));
+  const ratios = streamCounts.map((streams) => {
+    const rounds = roundRatios(cases, streams);
+    return {
+      streams,
+      oursOverYamux: rounds.length > 0 ? median(rounds) : null,
+      oursOverYamuxRounds: rounds,
+      oursOverRaw: ratio(get('mux', streams), get('raw', streams)),
+      yamuxOverRaw: ratio(get('yamux', streams), get('raw', streams)),
+    };
+  });
   const goal = (name: string, streams: number, target: number): MuxGoal => {
-    const r = ratio(get('mux', streams), get('yamux', streams));
-    return { name, target, ratio: r, met: r === null ? null : r >= target };
+    const rounds = roundRatios(cases, streams);
+    const r = rounds.length > 0 ? median(rounds) : null;
+    return {
+      name,
+      target,
+      ratio: r,
+      met: r === null ? null : r >= target,
+      held: rounds.filter((x) => x >= target).length,
+      rounds: rounds.length,
+      min: rounds.length > 0 ? Math.min(...rounds) : null,
+      max: rounds.length > 0 ? Math.max(...rounds) : null,
+    };
   };
   const result: MuxBenchResult = {
     date: new Date().toISOString(),
@@ -415,6 +483,11 @@ function fmtRatio(r: number | null): string {
   return r === null ? 'n/a' : `${r.toFixed(2)}x`;
 }
 
+/** The range of per-round ratios: `1.05-1.31x`. */
+function ratioRange(rounds: readonly number[]): string {
+  return rounds.length === 0 ? 'n/a' : `${Math.min(...rounds).toFixed(2)}-${Math.max(...rounds).toFixed(2)}x`;
+}
+
 function fmtMBps(result: MuxBenchResult, impl: MuxImpl, streams: number): string {
   const c = result.cases.find((x) => x.impl === impl && x.streams === streams);
   return c ? c.medianMBps.toFixed(0) : 'n/a';
@@ -437,13 +510,16 @@ export function renderMuxTable(result: MuxBenchResult): string {
   for (const impl of impls)
     lines.push([IMPL_LABEL[impl].padEnd(16), ...streams.map((s) => fmtMBps(result, impl, s).padStart(11))].join(''));
   lines.push(['ours / yamux'.padEnd(16), ...result.ratios.map((r) => fmtRatio(r.oursOverYamux).padStart(11))].join(''));
+  lines.push(['  rounds'.padEnd(16), ...result.ratios.map((r) => ratioRange(r.oursOverYamuxRounds).padStart(11))].join(''));
   lines.push(['ours / raw'.padEnd(16), ...result.ratios.map((r) => fmtRatio(r.oursOverRaw).padStart(11))].join(''));
   lines.push(['yamux / raw'.padEnd(16), ...result.ratios.map((r) => fmtRatio(r.yamuxOverRaw).padStart(11))].join(''));
   lines.push('CPU ms per MB (sender + peer), median:');
   for (const impl of impls)
     lines.push([`  ${IMPL_LABEL[impl]}`.padEnd(16), ...streams.map((s) => fmtCpu(result, impl, s).padStart(11))].join(''));
   for (const g of result.goals)
-    lines.push(`goal ${g.name}: ${g.met === null ? 'not measured' : `${fmtRatio(g.ratio)} -> ${g.met ? 'MET' : 'NOT MET'}`}`);
+    lines.push(
+      `goal ${g.name}: ${g.met === null ? 'not measured' : `median ${fmtRatio(g.ratio)} -> ${g.met ? 'MET' : 'NOT MET'}, ${g.held} of ${g.rounds} rounds`}`,
+    );
   return lines.join('\n');
 }
 
@@ -455,13 +531,14 @@ export function renderMuxSection(result: MuxBenchResult): string {
   out.push('## Mux bulk throughput (TCP, 127.0.0.1)');
   out.push('');
   out.push(
-    `Sender in the bench process, receiver in a child process; each case moves ${result.chunkBytes / 1024} KiB writes for ${result.maxMs} ms or ${result.maxBytes / 2 ** 20} MiB (whichever comes first) and is timed until every stream's "done" reply arrives. Median of ${result.repeats} runs, MB/s = 10^6 bytes/s. ${result.date}, node ${result.node}, ${result.cpus} x ${result.cpuModel}${result.quick ? ', quick mode' : ''}. Command: \`npm run bench:mux\`.`,
+    `Sender in the bench process, receiver in a child process; each case moves ${result.chunkBytes / 1024} KiB writes for ${result.maxMs} ms or ${result.maxBytes / 2 ** 20} MiB (whichever comes first) and is timed until every stream's "done" reply arrives. ${result.repeats} paired rounds: every case once per round, mux and yamux back to back (which goes first alternates by round); MB/s figures are medians over rounds, ours / yamux is the median of the per-round ratios. MB/s = 10^6 bytes/s. ${result.date}, node ${result.node}, ${result.cpus} x ${result.cpuModel}${result.quick ? ', quick mode' : ''}. Command: \`npm run bench:mux\`.`,
   );
   out.push('');
   out.push(`| implementation | ${streams.map((s) => `${s} stream${s > 1 ? 's' : ''} (MB/s)`).join(' | ')} |`);
   out.push(`|---|${streams.map(() => '---:').join('|')}|`);
   for (const impl of impls) out.push(`| ${IMPL_LABEL[impl]} | ${streams.map((s) => fmtMBps(result, impl, s)).join(' | ')} |`);
-  out.push(`| ours / yamux | ${result.ratios.map((r) => fmtRatio(r.oursOverYamux)).join(' | ')} |`);
+  out.push(`| ours / yamux, median of per-round ratios | ${result.ratios.map((r) => fmtRatio(r.oursOverYamux)).join(' | ')} |`);
+  out.push(`| ours / yamux, rounds min-max | ${result.ratios.map((r) => ratioRange(r.oursOverYamuxRounds)).join(' | ')} |`);
   out.push(`| ours / raw TCP | ${result.ratios.map((r) => fmtRatio(r.oursOverRaw)).join(' | ')} |`);
   out.push('');
   out.push('CPU cost, ms of CPU per MB moved (sender + receiver), median; less sensitive to a busy machine than MB/s:');
@@ -471,7 +548,9 @@ export function renderMuxSection(result: MuxBenchResult): string {
   for (const impl of impls) out.push(`| ${IMPL_LABEL[impl]} | ${streams.map((s) => fmtCpu(result, impl, s)).join(' | ')} |`);
   out.push('');
   for (const g of result.goals)
-    out.push(`- Goal: ${g.name}: ${g.met === null ? 'not measured' : `${fmtRatio(g.ratio)}, **${g.met ? 'met' : 'not met'}**`}`);
+    out.push(
+      `- Goal: ${g.name}: ${g.met === null ? 'not measured' : `median ${fmtRatio(g.ratio)} (rounds ${ratioRange(result.ratios.find((r) => g.name.startsWith(`${r.streams} `))?.oursOverYamuxRounds ?? [])}), **${g.met ? 'met' : 'not met'}**, ${g.held} of ${g.rounds} rounds`}`,
+    );
   out.push('');
   return out.join('\n');
 }

@@ -219,3 +219,20 @@ describe('CPU per GiB over rounds', () => {
     expect(md).toMatch(/^\| CPU per GiB, sealed loopback bulk-1 \(iperf3\).*\| met, 2 of 3 rounds \| .*hub 1\.00 \(0\.90-1\.40\) <= 1\.1/m);
   });
 });
+
+describe('mux vs yamux in paired rounds', () => {
+  it('runs mux and yamux back to back, each first in every other round, and takes the ratio per round', async () => {
+    const { roundOrder, roundRatios } = await import('../bench/mux-throughput.js');
+    const cases = (['raw', 'mux', 'yamux'] as const).flatMap((impl) => [1, 8].map((streams) => ({ impl, streams })));
+    const order = (rep: number): string[] => roundOrder(cases, rep).map((c) => `${c.impl}x${c.streams}`);
+    expect(order(0)).toEqual(['rawx1', 'muxx1', 'yamuxx1', 'rawx8', 'muxx8', 'yamuxx8']);
+    expect(order(1)).toEqual(['yamuxx1', 'muxx1', 'rawx1', 'yamuxx8', 'muxx8', 'rawx8']);
+    const run = (mbps: number) => ({ bytes: 1, seconds: 1, mbps, senderCpuMsPerMB: 0, peerCpuMsPerMB: 0 });
+    const result = [
+      { impl: 'mux' as const, streams: 1, runs: [run(100), run(300)], medianMBps: 0, medianSenderCpuMsPerMB: 0, medianPeerCpuMsPerMB: 0 },
+      { impl: 'yamux' as const, streams: 1, runs: [run(200), run(150)], medianMBps: 0, medianSenderCpuMsPerMB: 0, medianPeerCpuMsPerMB: 0 },
+    ];
+    expect(roundRatios(result, 1)).toEqual([0.5, 2]);
+    expect(roundRatios(result, 8)).toEqual([]);
+  });
+});
