@@ -70,7 +70,7 @@ async function flood(v: ReturnType<typeof victim>, message: (i: number) => Buffe
   let peak = 0;
   for (let i = 0; i < limit && !v.session.closed; i++) {
     v.link.inject(message(i));
-    await Promise.resolve(); // the session flushes in a microtask
+    await Promise.resolve(); // past the backlog the session offers its answers at once
     peak = Math.max(peak, v.link.unread + v.session.controlBacklog);
   }
   return peak;

@@ -44,6 +44,15 @@ export interface MuxConfig {
    * ERR_PROTOCOL_FLOOD. Default 1 MiB.
    */
   maxControlBacklog: number;
+  /**
+   * Bytes of light frames that may go out while the transport reports backpressure, between two
+   * of its drains: control frames, and DATA (with its CLOSE) of channels that have at most
+   * `LIGHT_CHANNEL_PENDING` bytes queued, taken whole. Under a bulk transfer the transport below
+   * is blocked most of the time, until an acknowledgement frees room; an interactive channel's
+   * keystroke then waits only behind what is already on the path, not for that acknowledgement
+   * as well. 0 turns the lane off. Default 64 KiB.
+   */
+  lightLaneBytes: number;
 }
 
 /** The defaults of MuxConfig. */
@@ -60,7 +69,11 @@ export const DEFAULT_MUX_CONFIG: Readonly<MuxConfig> = Object.freeze({
   channelSendBuffer: 256 * 1024,
   goAwayTimeoutMs: 30_000,
   maxControlBacklog: 1024 * 1024,
+  lightLaneBytes: 64 * 1024,
 });
+
+/** A channel with at most this many bytes queued counts as light (see `lightLaneBytes`). */
+export const LIGHT_CHANNEL_PENDING = 4096;
 
 /** What one queued control frame costs beyond its bytes (the Buffer object, the queue slot). */
 export const CONTROL_FRAME_COST = 64;

@@ -82,4 +82,42 @@ export class DataScheduler {
     }
     return { size, taken };
   }
+
+  /**
+   * Appends the whole queue (and CLOSE) of every channel that has at most `maxPending` bytes
+   * queued and fits, within `limit`; the others keep their place in the ring, in their order.
+   * For the light lane: frames that pass a blocked transport (see MuxConfig.lightLaneBytes).
+   */
+  fillLight(parts: Buffer[], size: number, limit: number, sessionCredit: number, maxPending: number): FillResult {
+    let taken = 0;
+    for (let n = this.ring.size; n > 0; n--) {
+      const channel = this.ring.shift()!;
+      if (channel.destroyed) continue;
+      const pending = channel.pendingBytes;
+      const fits =
+        pending <= maxPending &&
+        pending <= channel.sendCredit &&
+        pending <= sessionCredit - taken &&
+        size + 2 * HEADER_SIZE + pending <= limit;
+      if (!fits) {
+        this.ring.push(channel);
+        continue;
+      }
+      if (pending > 0) {
+        const header = Buffer.allocUnsafe(HEADER_SIZE);
+        parts.push(header);
+        const got = channel.takeData(pending, parts);
+        writeHeader(header, 0, FrameType.DATA, channel.id, got);
+        taken += got;
+        size += HEADER_SIZE + got;
+      }
+      if (channel.takeClose()) {
+        const close = Buffer.allocUnsafe(HEADER_SIZE);
+        writeHeader(close, 0, FrameType.CLOSE, channel.id, 0);
+        parts.push(close);
+        size += HEADER_SIZE;
+      }
+    }
+    return { size, taken };
+  }
 }

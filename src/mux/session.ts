@@ -16,7 +16,7 @@ import { DevstreamsError, type ErrorCode } from '../errors.js';
 import { DrainGate } from '../transport/base.js';
 import type { Transport } from '../transport/transport.js';
 import { Channel, type ChannelHost } from './channel.js';
-import { CONTROL_FRAME_COST, resolveMuxConfig, type MuxConfig } from './config.js';
+import { CONTROL_FRAME_COST, LIGHT_CHANNEL_PENDING, resolveMuxConfig, type MuxConfig } from './config.js';
 import { FrameType, INITIAL_SESSION_WINDOW, INITIAL_WINDOW, PROTOCOL_VERSION, codeFromWire, wireFromCode } from './constants.js';
 import { FrameDecoder } from './decoder.js';
 import { ReceiveWindow } from './flow.js';
@@ -123,6 +123,10 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
   private flushScheduled = false;
   /** A flush is writing batches now (a transport may answer synchronously, back into this session). */
   private flushing = false;
+  /** Light-lane bytes left until the transport's next drain (see MuxConfig.lightLaneBytes). */
+  private laneLeft: number;
+  /** A light frame waits while the transport is blocked. */
+  private laneWanted = false;
   /** The transport's backpressure: after a refused send, nothing more until its onDrain. */
   private readonly gate = new DrainGate();
   private isClosed = false;
@@ -157,6 +161,7 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
     if (onOpen) this.on('open', onOpen);
     this.config = resolveMuxConfig(overrides);
     this.batchLimit = Math.max(this.config.schedulerSlice, Math.min(this.config.maxBatchBytes, transport.maxMessageSize));
+    this.laneLeft = this.config.lightLaneBytes;
     this.role = role;
     this.transport = transport;
     this.nextChannelId = role === 'initiator' ? 1 : 2;
@@ -213,6 +218,7 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
       },
       onDrain: () => {
         this.gate.drained();
+        this.laneLeft = this.config.lightLaneBytes;
         this.flush();
       },
       onClose: (error) => this.onTransportClose(error),
@@ -329,6 +335,7 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
   scheduleSend(channel: Channel): void {
     if (this.isClosed) return;
     this.scheduler.ready(channel);
+    if (!this.gate.open && channel.pendingBytes <= Math.min(LIGHT_CHANNEL_PENDING, this.peerFramePayload)) this.wantLane();
     this.scheduleFlush();
   }
 
@@ -563,6 +570,7 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
         return;
       }
     }
+    if (!this.gate.open) this.wantLane();
     this.scheduleFlush();
   }
 
@@ -591,16 +599,50 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
     if (grant > 0) this.queueControl(encodeWindow(0, grant));
   }
 
+  private wantLane(): void {
+    if (this.laneLeft > 0) this.laneWanted = true;
+  }
+
   private scheduleFlush(): void {
-    if (this.flushScheduled || !this.gate.open) return;
+    if (this.flushScheduled || !(this.gate.open || this.laneWanted)) return;
     this.flushScheduled = true;
     setImmediate(this.flushLater);
   }
 
   private readonly flushLater = (): void => {
     this.flushScheduled = false;
-    this.flush();
+    if (this.gate.open) this.flush();
+    else if (this.laneWanted) this.flushLane();
   };
+
+  /**
+   * The transport is blocked: sends what is light (control frames, then channels with little
+   * queued) within what is left of the lane, as one message. The transport takes it (a send past
+   * backpressure is buffered, not refused); its answer changes nothing, the gate is closed already.
+   */
+  private flushLane(): void {
+    this.laneWanted = false;
+    if (this.transport.closed) return;
+    const limit = Math.min(this.batchLimit, this.laneLeft);
+    const parts: Buffer[] = [];
+    let size = 0;
+    let c = 0;
+    while (c < this.control.length && size + this.control[c]!.length <= limit) {
+      const frame = this.control[c++]!;
+      parts.push(frame);
+      size += frame.length;
+    }
+    this.controlBytes -= size + c * CONTROL_FRAME_COST;
+    this.control = c === this.control.length ? [] : this.control.slice(c);
+    const light = Math.min(LIGHT_CHANNEL_PENDING, this.peerFramePayload);
+    const filled = this.scheduler.fillLight(parts, size, limit, this.sessionSendCredit, light);
+    this.sessionSendCredit -= filled.taken;
+    if (parts.length === 0) return;
+    this.laneLeft -= filled.size;
+    this.stats.bytesSent += filled.size;
+    this.stats.messagesSent++;
+    this.transport.send(parts);
+  }
 
   /** Writes batches while there is work and the transport takes it. */
   private flush(): void {

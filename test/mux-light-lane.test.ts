@@ -1,0 +1,114 @@
+// The light lane: while the transport below reports backpressure (a bulk transfer keeps it full
+// until an acknowledgement frees room), control frames and channels with little queued still go
+// out, up to lightLaneBytes between two drains; heavy channels wait for the drain as before.
+import { afterEach, describe, expect, it } from 'vitest';
+import { type Channel, Session } from '../src/mux/index.js';
+import { FrameType, INITIAL_SESSION_WINDOW, INITIAL_WINDOW, MAX_FRAME_PAYLOAD_LIMIT, PROTOCOL_VERSION } from '../src/mux/constants.js';
+import { encodeStructured } from '../src/mux/frame.js';
+import { StuckTransport } from './helpers/stuck-transport.js';
+
+const HIGH_WATER = 64 * 1024;
+
+/** A transport that keeps what the session handed it, and says stop past HIGH_WATER unread. */
+class RecordingTransport extends StuckTransport {
+  readonly sent: Buffer[] = [];
+  override send(parts: readonly Buffer[]): boolean {
+    this.sent.push(Buffer.concat(parts));
+    return super.send(parts);
+  }
+  /** Everything sent so far contains `pattern`. */
+  carried(pattern: Buffer): boolean {
+    return Buffer.concat(this.sent).includes(pattern);
+  }
+}
+
+const nextTurn = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+const cleanups: Array<() => void> = [];
+afterEach(() => {
+  for (const c of cleanups.splice(0)) c();
+});
+
+/** A responder session, its two channels (bulk, interactive) opened by the test playing the peer. */
+async function setUp(lightLaneBytes?: number): Promise<{ link: RecordingTransport; session: Session; bulk: Channel; key: Channel }> {
+  const link = new RecordingTransport(HIGH_WATER);
+  const channels: Channel[] = [];
+  const session = new Session(link, {
+    role: 'responder',
+    keepaliveIntervalMs: 0,
+    ...(lightLaneBytes === undefined ? {} : { lightLaneBytes }),
+    onOpen: (request) => channels.push(request.accept()),
+  });
+  cleanups.push(() => session.close());
+  link.inject(
+    encodeStructured(FrameType.HELLO, 0, {
+      version: PROTOCOL_VERSION,
+      initialWindow: INITIAL_WINDOW,
+      sessionWindow: INITIAL_SESSION_WINDOW,
+      maxFramePayload: MAX_FRAME_PAYLOAD_LIMIT,
+    }),
+  );
+  link.inject(encodeStructured(FrameType.OPEN, 1, { host: '127.0.0.1', port: 1 }));
+  link.inject(encodeStructured(FrameType.OPEN, 3, { host: '127.0.0.1', port: 2 }));
+  await nextTurn();
+  expect(channels).toHaveLength(2);
+  return { link, session, bulk: channels[0]!, key: channels[1]! };
+}
+
+/** Fills the transport past its high-water mark with the bulk channel's data. */
+async function block(link: RecordingTransport, bulk: Channel): Promise<void> {
+  bulk.write(Buffer.alloc(200 * 1024, 0x62));
+  await nextTurn();
+  expect(link.unread).toBeGreaterThan(HIGH_WATER); // the transport said stop
+}
+
+describe('the light lane past a blocked transport', () => {
+  it('a keystroke on a light channel goes out while a bulk channel keeps the transport blocked', async () => {
+    const { link, bulk, key } = await setUp();
+    await block(link, bulk);
+    const bulkBefore = link.unread;
+    const keystroke = Buffer.from('keystroke-0123456789-keystroke');
+    key.write(keystroke);
+    await nextTurn();
+    expect(link.carried(keystroke)).toBe(true);
+    // Only the keystroke's frame went: the bulk channel still waits for the drain.
+    expect(link.unread - bulkBefore).toBeLessThan(1024);
+    link.readAll();
+    await nextTurn();
+    expect(link.unread).toBeGreaterThan(HIGH_WATER); // the drain lets the bulk channel go on
+  });
+
+  it('with lightLaneBytes 0 the keystroke waits for the drain, as before the lane', async () => {
+    const { link, bulk, key } = await setUp(0);
+    await block(link, bulk);
+    const keystroke = Buffer.from('keystroke-0123456789-keystroke');
+    key.write(keystroke);
+    await nextTurn();
+    expect(link.carried(keystroke)).toBe(false);
+    link.readAll();
+    await nextTurn();
+    expect(link.carried(keystroke)).toBe(true);
+  });
+
+  it('sends at most lightLaneBytes past backpressure until the next drain', async () => {
+    const lane = 16 * 1024;
+    const { link, bulk, key } = await setUp(lane);
+    await block(link, bulk);
+    const before = link.unread;
+    for (let i = 0; i < 40; i++) {
+      key.write(Buffer.alloc(1000, 0x6b));
+      await nextTurn();
+    }
+    expect(link.unread - before).toBeLessThanOrEqual(lane);
+    expect(link.unread - before).toBeGreaterThan(lane / 2);
+  });
+
+  it('a channel with more than a few KiB queued is not light: it waits for the drain', async () => {
+    const { link, bulk, key } = await setUp();
+    await block(link, bulk);
+    const before = link.unread;
+    key.write(Buffer.alloc(32 * 1024, 0x6b));
+    await nextTurn();
+    expect(link.unread - before).toBe(0);
+  });
+});
