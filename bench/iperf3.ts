@@ -128,7 +128,11 @@ export interface Iperf3Load {
   finish(): Promise<Iperf3Result | undefined>;
 }
 
-export function iperf3Load(port: number, seconds: number): Iperf3Load {
+/**
+ * Starts `iperf3 -c` through `port` for at most `seconds`; `bitrate` (iperf3's `-b`, e.g. `800M` =
+ * 800 Mbit/s = 100 MB/s) paces it at a fixed rate, else it sends as fast as the path takes.
+ */
+export function iperf3Load(port: number, seconds: number, bitrate?: string): Iperf3Load {
   const child = spawnChild('iperf3', [
     '-c',
     '127.0.0.1',
@@ -136,6 +140,7 @@ export function iperf3Load(port: number, seconds: number): Iperf3Load {
     String(port),
     '-t',
     String(seconds),
+    ...(bitrate === undefined ? [] : ['-b', bitrate]),
     '-J',
     '--connect-timeout',
     String(IPERF3_CONNECT_TIMEOUT_MS),

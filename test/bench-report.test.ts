@@ -236,3 +236,61 @@ describe('mux vs yamux in paired rounds', () => {
     expect(roundRatios(result, 8)).toEqual([]);
   });
 });
+
+describe('issue 19 goals 1a and 1b', () => {
+  it('judges the fixed-load row against direct per round, and the saturating row against OpenSSH per round', async () => {
+    const { registerBuiltinGoals } = await import('../bench/report/goals.js');
+    const { renderReport } = await import('../bench/report/markdown.js');
+    const { PLACEMENTS } = await import('../bench/placements.js');
+    registerBuiltinGoals();
+    const rec = (scenario: string, path: string, round: number, metrics: Record<string, number>) => ({
+      scenario,
+      path,
+      round,
+      placement: 'loopback',
+      metrics,
+    });
+    const records = [
+      // Round 1: +1.5 ms over direct, 95 % kept: holds. Round 2: +2.5 ms: does not. Round 3: +1 ms but 80 % kept: does not.
+      rec('interactive-100', 'direct', 1, { p99_us: 300 }),
+      rec('interactive-100', 'devstreams', 1, { p99_us: 1800, kept_pct: 95 }),
+      rec('interactive-100', 'direct', 2, { p99_us: 200 }),
+      rec('interactive-100', 'devstreams', 2, { p99_us: 2700, kept_pct: 99 }),
+      rec('interactive-100', 'direct', 3, { p99_us: 250 }),
+      rec('interactive-100', 'devstreams', 3, { p99_us: 1250, kept_pct: 80 }),
+      // Saturating: below OpenSSH in rounds 1 and 3.
+      rec('interactive', 'openssh', 1, { p99_us: 10_000 }),
+      rec('interactive', 'devstreams', 1, { p99_us: 8_000 }),
+      rec('interactive', 'openssh', 2, { p99_us: 10_000 }),
+      rec('interactive', 'devstreams', 2, { p99_us: 12_000 }),
+      rec('interactive', 'openssh', 3, { p99_us: 10_000 }),
+      rec('interactive', 'devstreams', 3, { p99_us: 9_000 }),
+    ];
+    const md = renderReport(
+      {
+        version: 1,
+        startedAt: 'a',
+        finishedAt: 'b',
+        quick: true,
+        argv: [],
+        machine: { cpuModel: 'cpu', cpuCount: 1, ramBytes: 1, os: 'os', node: 'v20', openssh: undefined, gitCommit: undefined },
+        placements: PLACEMENTS.slice(0, 1),
+        paths: [
+          { id: 'direct', title: 'direct' },
+          { id: 'devstreams', title: 'tunnel' },
+          { id: 'openssh', title: 'ssh' },
+        ],
+        scenarios: ['interactive', 'interactive-100'],
+        records,
+        modules: {},
+      },
+      { charts: {}, jsonRel: 'x.json' },
+    );
+    // Medians: +1.50 ms over direct, 95 % kept: met; held in round 1 only.
+    expect(md).toMatch(/^\| Interactive p99 beside a fixed 100 MB\/s .*\| met, 1 of 3 rounds \| p99 over direct's: median \+1\.50 ms/m);
+    // Ratios 0.8, 1.2, 0.9: median 0.90x, below OpenSSH in 2 of 3 rounds.
+    expect(md).toMatch(
+      /^\| Interactive p99 under saturating iperf3 bulk below OpenSSH .*\| met, 2 of 3 rounds \| .*median 0\.90x \(0\.80x to 1\.20x\)/m,
+    );
+  });
+});

@@ -298,5 +298,5 @@ export const devstreamsQueueTargetPath = tunnelPath({
     'devstreams tunnel with --queue-target-ms 1 on both proxies (delay-based in-flight controller; loopback bulk and interactive only)',
   serviceArgs: ['--queue-target-ms', '1'],
   deviceArgs: ['--queue-target-ms', '1'],
-  only: { scenarios: ['bulk-1', 'interactive'], placements: ['loopback'] },
+  only: { scenarios: ['bulk-1', 'interactive', 'interactive-100'], placements: ['loopback'] },
 });

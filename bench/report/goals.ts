@@ -2,9 +2,10 @@
 // row; other bench modules add theirs through registerGoal (report/registry.ts). Where it means
 // something, the same measure is shown for OpenSSH as a reference, so the row reads even before
 // the tunnel runs.
-import { DEVSTREAMS_PATH_ID } from '../paths/devstreams.js';
+import { DEVSTREAMS_PATH_ID, DEVSTREAMS_QUEUE_TARGET_PATH_ID } from '../paths/devstreams.js';
 import { hasLoss } from '../placements.js';
 import { cpuPerGiB, cpuSpread, findRecord, findRecords, median, metric, roundsOf, roundView, type BenchResults } from '../results.js';
+import { FIXED_LOAD_MBPS } from '../scenarios/latency.js';
 import { registerGoal, type GoalVerdict } from './registry.js';
 
 const SUBJECT = DEVSTREAMS_PATH_ID;
@@ -18,6 +19,12 @@ export const GOAL_THRESHOLDS = {
   interactiveP99Us: 2000,
   ttfbSlackMs: 1,
   intercontinentalLinkFraction: 0.9,
+  /** Issue 19 goal 1a: interactive p99 beside a fixed 100 MB/s load within this of direct's p99. */
+  fixedLoadP99OverDirectUs: 2000,
+  /** Issue 19 goal 1: the bulk load keeps at least this share of what it moves alone. */
+  bulkKeptPct: 90,
+  /** Issue 19 goal 1b: interactive p99 under saturating bulk below this fraction of OpenSSH's. */
+  saturatedP99VsOpenssh: 1.0,
   /** Issue 18 goal 2: CPU seconds per GiB in sealed loopback bulk-1 (iperf3), per process. */
   cpuSecPerGiB: { hub: 1.1, 'device proxy': 2.0, 'service proxy': 2.0 },
 } as const;
@@ -196,6 +203,111 @@ function cpuPerGiBGoal(r: BenchResults): GoalVerdict {
   };
 }
 
+/** One round's verdict of a goal that is judged per round: its figures and whether it held. */
+interface RoundVerdict {
+  readonly held: boolean;
+  readonly detail: string;
+}
+
+/** Medians of `values` with their range over rounds: `1.55 ms (1.20-1.90)`. */
+function spreadText(values: readonly number[], show: (v: number) => string): string {
+  const m = median(values);
+  if (m === undefined) return '-';
+  return values.length > 1 ? `${show(m)} (${show(Math.min(...values))} to ${show(Math.max(...values))})` : show(m);
+}
+
+const ms = (us: number): string => `${f(us / 1000, 2)} ms`;
+const signedMs = (us: number): string => `${us >= 0 ? '+' : ''}${ms(us)}`;
+
+/**
+ * Issue 19 goal 1a for one path: per round, its interactive p99 beside the fixed 100 MB/s load
+ * minus direct's in that round, and the share of its load it kept. Medians judge; a round holds
+ * when both hold in it.
+ */
+function fixedLoadRounds(r: BenchResults, path: string): { deltas: number[]; kept: number[]; rounds: RoundVerdict[] } | string {
+  const deltas: number[] = [];
+  const kept: number[] = [];
+  const rounds: RoundVerdict[] = [];
+  for (const k of roundsOf(r)) {
+    const v = roundView(r, k);
+    const p = metric(v, 'interactive-100', path, 'loopback', 'p99_us');
+    const d = metric(v, 'interactive-100', 'direct', 'loopback', 'p99_us');
+    const kp = metric(v, 'interactive-100', path, 'loopback', 'kept_pct');
+    if (p === undefined || d === undefined || kp === undefined) continue;
+    deltas.push(p - d);
+    kept.push(kp);
+    rounds.push({
+      held: p - d <= GOAL_THRESHOLDS.fixedLoadP99OverDirectUs && kp >= GOAL_THRESHOLDS.bulkKeptPct,
+      detail: `p99 ${ms(p)} vs direct ${ms(d)}, kept ${f(kp, 0)}%`,
+    });
+  }
+  return rounds.length === 0 ? `needs interactive-100 on loopback for ${path} and direct` : { deltas, kept, rounds };
+}
+
+function fixedLoadGoal(r: BenchResults): GoalVerdict {
+  const skipped = skipReason(r, SUBJECT);
+  if (skipped !== undefined) return { status: 'not measured', detail: skipped };
+  const j = fixedLoadRounds(r, SUBJECT);
+  if (typeof j === 'string') return { status: 'not measured', detail: j };
+  const ok =
+    (median(j.deltas) ?? Infinity) <= GOAL_THRESHOLDS.fixedLoadP99OverDirectUs && (median(j.kept) ?? 0) >= GOAL_THRESHOLDS.bulkKeptPct;
+  const others = [REFERENCE, DEVSTREAMS_QUEUE_TARGET_PATH_ID]
+    .filter((p) => skipReason(r, p) === undefined)
+    .map((p) => {
+      const o = fixedLoadRounds(r, p);
+      return typeof o === 'string' ? '' : `; ${p}: p99 ${spreadText(o.deltas, signedMs)} over direct, kept ${f(median(o.kept) ?? 0, 0)}%`;
+    })
+    .join('');
+  return {
+    status: ok ? 'met' : 'not met',
+    rounds: `${j.rounds.filter((x) => x.held).length} of ${j.rounds.length}`,
+    detail: `p99 over direct's: median ${spreadText(j.deltas, signedMs)}; bulk kept median ${spreadText(j.kept, (v) => `${f(v, 0)}%`)} of what it moves alone${others}`,
+  };
+}
+
+/**
+ * Issue 19 goal 1b for one path: per round, its interactive p99 under saturating iperf3 bulk over
+ * OpenSSH's in that round, with the bulk beside it against that round's bulk-1 (shown, not judged:
+ * bulk-1 moves a byte count, the interactive load runs for as long as the samples take).
+ */
+function saturatedRounds(r: BenchResults, path: string): { ratios: number[]; held: number; shares: number[] } | string {
+  const ratios: number[] = [];
+  const shares: number[] = [];
+  for (const k of roundsOf(r)) {
+    const v = roundView(r, k);
+    const p = metric(v, 'interactive', path, 'loopback', 'p99_us');
+    const o = metric(v, 'interactive', REFERENCE, 'loopback', 'p99_us');
+    if (p === undefined || o === undefined || o === 0) continue;
+    ratios.push(p / o);
+    const beside = metric(v, 'interactive', path, 'loopback', 'bulk_MBps');
+    const alone = metric(v, 'bulk-1', path, 'loopback', 'MBps');
+    if (beside !== undefined && alone !== undefined && alone > 0) shares.push((beside / alone) * 100);
+  }
+  if (ratios.length === 0) return `needs interactive on loopback for ${path} and openssh`;
+  return { ratios, held: ratios.filter((x) => x < GOAL_THRESHOLDS.saturatedP99VsOpenssh).length, shares };
+}
+
+function saturatedGoal(r: BenchResults): GoalVerdict {
+  const skipped = skipReason(r, SUBJECT) ?? skipReason(r, REFERENCE);
+  if (skipped !== undefined) return { status: 'not measured', detail: skipped };
+  const j = saturatedRounds(r, SUBJECT);
+  if (typeof j === 'string') return { status: 'not measured', detail: j };
+  const x = (v: number): string => `${f(v, 2)}x`;
+  const share = (sh: number[]): string =>
+    sh.length === 0 ? '' : `, bulk beside it ${spreadText(sh, (v) => `${f(v, 0)}%`)} of that round's bulk-1`;
+  const q = skipReason(r, DEVSTREAMS_QUEUE_TARGET_PATH_ID) === undefined ? saturatedRounds(r, DEVSTREAMS_QUEUE_TARGET_PATH_ID) : '';
+  const qText =
+    typeof q === 'string'
+      ? ''
+      : `; ${DEVSTREAMS_QUEUE_TARGET_PATH_ID}: ${spreadText(q.ratios, x)}, ${q.held} of ${q.ratios.length} rounds${share(q.shares)}`;
+  const m = median(j.ratios) as number;
+  return {
+    status: m < GOAL_THRESHOLDS.saturatedP99VsOpenssh ? 'met' : 'not met',
+    rounds: `${j.held} of ${j.ratios.length}`,
+    detail: `p99 over OpenSSH's in the same round: median ${spreadText(j.ratios, x)}${share(j.shares)}${qText}`,
+  };
+}
+
 export function registerBuiltinGoals(): void {
   registerGoal({
     order: 10,
@@ -220,6 +332,18 @@ export function registerBuiltinGoals(): void {
     id: 'interactive-under-bulk',
     text: `Interactive channel p99 under a saturating bulk channel within ${GOAL_THRESHOLDS.interactiveP99Us / 1000} ms (loopback)`,
     evaluate: (r) => evaluateWith(r, interactive, true),
+  });
+  registerGoal({
+    order: 10,
+    id: 'interactive-fixed-load',
+    text: `Interactive p99 beside a fixed ${FIXED_LOAD_MBPS} MB/s iperf3 load within ${GOAL_THRESHOLDS.fixedLoadP99OverDirectUs / 1000} ms of direct's p99 under the same load, bulk keeping >= ${GOAL_THRESHOLDS.bulkKeptPct}% of what it moves alone (loopback)`,
+    evaluate: fixedLoadGoal,
+  });
+  registerGoal({
+    order: 10,
+    id: 'interactive-vs-openssh',
+    text: 'Interactive p99 under saturating iperf3 bulk below OpenSSH p99 in the same round (loopback)',
+    evaluate: saturatedGoal,
   });
   registerGoal({
     order: 10,

@@ -137,6 +137,63 @@ export const interactiveUnderBulk: Scenario = {
   },
 };
 
+/** iperf3's `-b` for the fixed-load row: 800 Mbit/s = 100 MB/s, a fast real link (issue 19 goal 1a). */
+export const FIXED_LOAD_BITRATE = '800M';
+/** The same rate in MB/s, for titles. */
+export const FIXED_LOAD_MBPS = 100;
+/** How long the fixed load runs alone first, to learn what it moves without the interactive connection. */
+export const FIXED_LOAD_ALONE_MS = 1_500;
+
+/**
+ * Interactive round trips while iperf3 sends at a fixed 100 MB/s through the same path (the same
+ * device stream, on the tunnel). Each run first lets the load run alone for FIXED_LOAD_ALONE_MS
+ * and reads its send rate, then runs it again with the interactive connection beside it: the
+ * share it keeps is `kept_pct`. Both rates are iperf3's client send rate (the same measure).
+ */
+export const interactiveFixedLoad: Scenario = {
+  id: 'interactive-100',
+  title: `Interactive round trips while iperf3 sends a fixed ${FIXED_LOAD_MBPS} MB/s (-b ${FIXED_LOAD_BITRATE}) through the path`,
+  placements: 'loopback',
+  columns: [
+    { metric: 'p50_us', label: 'loaded p50 us', digits: 0 },
+    { metric: 'p99_us', label: 'loaded p99 us', digits: 0 },
+    { metric: 'bulk_MBps', label: 'bulk MB/s', digits: 1 },
+    { metric: 'alone_MBps', label: 'bulk alone MB/s', digits: 1 },
+    { metric: 'kept_pct', label: 'bulk kept %', digits: 0 },
+  ],
+  primary: { metric: 'p99_us', higherIsBetter: false },
+  unavailableReason: iperf3Unavailable,
+  async run(ctx: ScenarioContext) {
+    const maxSeconds = Math.ceil((ctx.budget.bulkTimeoutMs + ctx.budget.latencyTimeoutMs) / 1000);
+    let stop: (() => Promise<void>) | undefined;
+    ctx.signal?.addEventListener('abort', () => void stop?.(), { once: true });
+    // Alone: the same client, the same rate, nothing beside it.
+    const alone = iperf3Load(ctx.path.ports.iperf, maxSeconds, FIXED_LOAD_BITRATE);
+    stop = () => alone.child.stop();
+    await new Promise((r) => setTimeout(r, FIXED_LOAD_ALONE_MS));
+    const a = await alone.finish();
+    const client = await EchoClient.open(ctx.path.ports.echo);
+    try {
+      const load = iperf3Load(ctx.path.ports.iperf, maxSeconds, FIXED_LOAD_BITRATE);
+      stop = () => load.child.stop();
+      await new Promise((r) => setTimeout(r, INTERACTIVE_BULK_LEAD_MS));
+      const n = ctx.budget.interactiveSamples;
+      const loaded = await roundTrips(client, n, ctx.budget.latencyTimeoutMs, INTERACTIVE_GAP_MS, (i) => {
+        if (i % Math.max(1, Math.floor(n / 4)) === 0) ctx.progress(`${i}/${n} round trips beside ${FIXED_LOAD_MBPS} MB/s of iperf3`);
+      });
+      const b = await load.finish();
+      const metrics: Metrics = usMetrics(loaded);
+      if (b !== undefined) metrics.bulk_MBps = b.MBps;
+      if (a !== undefined) metrics.alone_MBps = a.MBps;
+      if (a !== undefined && b !== undefined && a.MBps > 0) metrics.kept_pct = (b.MBps / a.MBps) * 100;
+      return { metrics, partial: loaded.length < n };
+    } finally {
+      await stop?.();
+      client.close();
+    }
+  },
+};
+
 export const ttfb: Scenario = {
   id: 'ttfb',
   title: 'Time to first byte of a new connection',
