@@ -75,10 +75,15 @@ export class SecureTransport extends TransportBase implements Transport {
   private constructor(
     private readonly inner: Transport,
     private readonly o: ResolvedOptions,
+    mode: 'inline' | 'workers',
   ) {
     super();
     this.maxMessageSize = Math.min(o.maxRecordPlaintext, inner.maxMessageSize - RECORD_OVERHEAD);
     inner.attach({
+      // Inline, a record is opened before its delivery returns (the plaintext is the cipher's own
+      // new buffer), so the inner transport may reuse its read buffer; handshake messages and
+      // early records, which wait, are copied. Workers keep records until their batch goes.
+      borrowsReads: mode === 'inline',
       onMessage: (m) => this.onInnerMessage(m),
       // A record split across socket reads: opened piece by piece, never joined (saves a copy).
       onMessageParts: (parts) => this.onInnerMessageParts(parts),
@@ -92,7 +97,7 @@ export class SecureTransport extends TransportBase implements Transport {
     const o = resolveOptions(options);
     // Decide `auto` before attaching, so no record piles up while we measure.
     const mode = o.crypto === 'auto' ? await chooseCryptoMode(o.suites[0]!, o.workerThreads) : o.crypto;
-    const t = new SecureTransport(inner, o);
+    const t = new SecureTransport(inner, o, mode);
     await t.handshake(role, mode);
     return t;
   }
@@ -214,9 +219,10 @@ export class SecureTransport extends TransportBase implements Transport {
     else this.onInnerMessage(Buffer.concat(parts)); // handshake messages are small and few
   }
 
-  private onInnerMessage(message: Buffer): void {
-    if (this.phase === 'open') this.onRecord([message], message.length);
+  private onInnerMessage(borrowed: Buffer): void {
+    if (this.phase === 'open') this.onRecord([borrowed], borrowed.length);
     else if (this.phase === 'handshake') {
+      const message = Buffer.from(borrowed); // kept past this call (see borrowsReads)
       if (message[0] === ALERT_TYPE) this.abortHandshake(alertError(message), false);
       else if (this.waiter) {
         const w = this.waiter;

@@ -8,6 +8,7 @@ import WebSocket from 'ws';
 import { DevstreamsError } from '../errors.js';
 import { webSocketClientOptions } from '../transport/websocket.js';
 import { connectWebSocket, type WebSocketClientTransport } from '../transport/index.js';
+import { DEFAULT_OWNED_READ_BYTES } from '../transport/ws-client-transport.js';
 import { DEFAULT_MAX_MESSAGE_SIZE } from '../transport/transport.js';
 import { errorFromBody, parseJsonBody } from './http.js';
 import { describeHubConnectError } from './connect-errors.js';
@@ -94,6 +95,8 @@ export async function openStreamTransport(url: string, token: string, o: OpenStr
       headers: { authorization: `Bearer ${token}` },
       timeoutMs: o.connectTimeoutMs ?? DEFAULT_STREAM_CONNECT_TIMEOUT_MS,
       zeroMask: o.zeroMask === true,
+      // Sealed: the record layer opens each record as it is delivered, so reads can go to the shared buffer.
+      ownedReadBytes: o.zeroMask === true ? DEFAULT_OWNED_READ_BYTES : undefined,
       ca: o.ca,
       maxMessageSize: o.maxMessageSize,
       highWaterMark: o.highWaterMark,

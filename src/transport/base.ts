@@ -34,6 +34,11 @@ export abstract class TransportBase {
     if (this.pendingClose) this.deliverClose(this.pendingClose.error);
   }
 
+  /** True when the attached handler copies what it keeps (`TransportHandlers.borrowsReads`). */
+  protected get handlerBorrowsReads(): boolean {
+    return this.handlers?.borrowsReads === true;
+  }
+
   protected deliverMessage(message: Buffer): void {
     if (this.closeDelivered) return;
     if (this.handlers) this.handlers.onMessage(message);

@@ -14,6 +14,13 @@ export interface TransportHandlers {
    * pieces (the mux can), which saves copying them together; without it the transport joins them.
    */
   onMessageParts?(parts: Buffer[]): void;
+  /**
+   * Optional: true when the handler is done with every buffer it is given once `onMessage` /
+   * `onMessageParts` returns (it copies what it keeps). A transport may then deliver views of a
+   * read buffer it reuses for the next read, instead of a fresh buffer per read. Read at each
+   * delivery, so a handler may borrow only in some phases by copying in the others.
+   */
+  borrowsReads?: boolean;
   /** Called after `send` returned false, once the transport can take more. */
   onDrain(): void;
   /** Called exactly once when the pipe is gone; `error` is absent on an orderly close. */

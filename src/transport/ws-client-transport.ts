@@ -39,6 +39,45 @@ export interface WebSocketClientTransportOptions {
    * all-zero key saves a copy of every message here and the unmasking pass at the hub.
    */
   zeroMask?: boolean;
+  /**
+   * Read the socket (plain `ws:` only; TLS ignores it) into a buffer of this many bytes shared by
+   * every socket of the process that asks for the same size, instead of a fresh buffer per read:
+   * no allocation per read, and reads up to this size (a quarter of the syscalls of 64 KiB reads
+   * for 256 KiB). Messages go up as views of it only to a handler that `borrowsReads`; for any
+   * other the read is copied first. What the transport keeps across reads (a message or control
+   * frame cut by the end of a read) is copied. Default off; `DEFAULT_OWNED_READ_BYTES` for sealed
+   * streams.
+   */
+  ownedReadBytes?: number;
+}
+
+/** Size of the shared read buffer for sealed stream sockets (four full records per read). */
+export const DEFAULT_OWNED_READ_BYTES = 256 * 1024;
+
+/**
+ * Where a socket's reads go when it reads into a shared buffer (`onread`): the dialler points
+ * it at its handshake reader, then the transport at its own.
+ */
+export interface OwnedReads {
+  /** The shared buffer (one per size, per process). */
+  readonly buffer: Buffer;
+  /** Gets a view of the bytes just read; must be done with it (or copy it) before returning. */
+  sink: (view: Buffer) => void;
+}
+
+const sharedBuffers = new Map<number, Buffer>();
+
+/**
+ * The process-wide read buffer of `bytes`. One can serve every socket: a read's callback runs to
+ * its end before libuv reads the next socket, and every reader copies what it keeps.
+ */
+export function sharedReadBuffer(bytes: number): Buffer {
+  let b = sharedBuffers.get(bytes);
+  if (!b) {
+    b = Buffer.allocUnsafeSlow(bytes);
+    sharedBuffers.set(bytes, b);
+  }
+  return b;
 }
 
 /** How long the server may take to close TCP once our close frame is written, ms. */
@@ -78,13 +117,15 @@ export class WebSocketClientTransport extends TransportBase implements Transport
 
   /**
    * `url` is what was dialled (for messages and callers); `head` holds bytes that arrived after
-   * the handshake answer in the same read.
+   * the handshake answer in the same read (a copy of them when `reads` is given); `reads` when
+   * the socket reads into a shared buffer.
    */
   constructor(
     private readonly sock: Socket,
     readonly url: string,
     head: Buffer,
     options: WebSocketClientTransportOptions = {},
+    reads?: OwnedReads,
   ) {
     super();
     this.maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
@@ -106,10 +147,12 @@ export class WebSocketClientTransport extends TransportBase implements Transport
     const socket = sock;
     this.traceTag = trace === undefined ? '' : String(sock.localPort);
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => {
-      trace?.(`ws.read ${this.traceTag}`);
-      this.reader.push(chunk);
-    });
+    if (reads) reads.sink = (view) => this.onOwnedRead(view);
+    else
+      socket.on('data', (chunk: Buffer) => {
+        trace?.(`ws.read ${this.traceTag}`);
+        this.reader.push(chunk);
+      });
     socket.on('drain', this.onWritten);
     socket.on('end', () => {
       if (!this.closeReceived) this.lost('the server ended the connection without a close frame (1006)');
@@ -213,6 +256,22 @@ export class WebSocketClientTransport extends TransportBase implements Transport
     if (this.isClosed) return;
     this.deliverClose(new DevstreamsError('ERR_TRANSPORT_CLOSED', message, cause ? { cause } : undefined));
     this.sock.destroy();
+  }
+
+  /** A read into the shared buffer: the bytes are valid only until this returns. */
+  private onOwnedRead(view: Buffer): void {
+    trace?.(`ws.read ${this.traceTag}`);
+    if (!this.handlerBorrowsReads) {
+      this.reader.push(Buffer.from(view));
+      return;
+    }
+    this.reader.push(view);
+    // Copy-if-retained: a message cut by the end of this read keeps its first pieces until the rest comes.
+    for (let i = 0; i < this.parts.length; i++) {
+      const part = this.parts[i]!;
+      if (part.buffer === view.buffer) this.parts[i] = Buffer.from(part);
+    }
+    this.reader.keepAcrossReads(view.buffer);
   }
 
   private onDataHeader(fin: boolean, opcode: number, length: number): void {

@@ -6,7 +6,12 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { DevstreamsError } from '../errors.js';
 import { checkUpgradeAnswer, clientHandshakeRequest, parseResponseHead } from './ws-handshake.js';
-import { WebSocketClientTransport, type WebSocketClientTransportOptions } from './ws-client-transport.js';
+import {
+  sharedReadBuffer,
+  WebSocketClientTransport,
+  type OwnedReads,
+  type WebSocketClientTransportOptions,
+} from './ws-client-transport.js';
 
 /** Default limit for dialling and the handshake together, ms. */
 export const DEFAULT_CONNECT_TIMEOUT_MS = 15_000;
@@ -52,9 +57,24 @@ export function connectWebSocket(url: string, o: WebSocketConnectOptions = {}): 
   }
 
   return new Promise((resolve, reject) => {
+    // Reads into a shared buffer: the handshake's reader below copies what it keeps, the transport then takes over.
+    const reads: OwnedReads | undefined =
+      !secure && o.ownedReadBytes ? { buffer: sharedReadBuffer(o.ownedReadBytes), sink: (view) => onData(Buffer.from(view)) } : undefined;
     const socket = secure
       ? tls.connect({ host, port, ...(net.isIP(host) === 0 ? { servername: host } : {}), ...(o.ca !== undefined ? { ca: o.ca } : {}) })
-      : net.connect({ host, port });
+      : reads
+        ? net.connect({
+            host,
+            port,
+            onread: {
+              buffer: reads.buffer,
+              callback: (n) => {
+                reads.sink(reads.buffer.subarray(0, n));
+                return true;
+              },
+            },
+          })
+        : net.connect({ host, port });
     // The client's side of the opening handshake, as a state machine: reading the answer's head,
     // then either done (101) or reading a refusal's body (any other status), then done.
     let state: DialState = 'reading-head';
@@ -128,7 +148,7 @@ export function connectWebSocket(url: string, o: WebSocketConnectOptions = {}): 
       }
       checkUpgradeAnswer(answer, handshake.key);
       done();
-      resolve(new WebSocketClientTransport(socket, url, rest, o));
+      resolve(new WebSocketClientTransport(socket, url, rest, o, reads));
     };
     const onData = (chunk: Buffer): void => {
       try {

@@ -268,6 +268,17 @@ export class FrameReader {
     }
   }
 
+  /**
+   * The chunks pushed so far were views of a buffer the next read overwrites: copies the part of
+   * a control frame still being gathered from them (data pieces are the sink's to keep or copy).
+   */
+  keepAcrossReads(reused: ArrayBufferLike): void {
+    for (let i = 0; i < this.controlParts.length; i++) {
+      const part = this.controlParts[i]!;
+      if (part.buffer === reused) this.controlParts[i] = Buffer.from(part);
+    }
+  }
+
   private endControl(): void {
     const parts = this.controlParts;
     this.controlParts = [];
