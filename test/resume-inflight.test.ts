@@ -8,7 +8,9 @@ import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createMemoryTransportPair } from '../src/transport/memory.js';
 import { DEFAULT_RESUME_CONFIG, ResumableTransport, type ResumeConfig } from '../src/resume/index.js';
+import { ACK_STEPS_IN_FLIGHT, InFlightBound } from '../src/resume/in-flight.js';
 import { DelegatingTransport } from './helpers/delegating-transport.js';
+import { until } from './helpers/until.js';
 
 const cleanups: (() => void)[] = [];
 afterEach(() => {
@@ -173,5 +175,57 @@ describe('resumable layer: the delay controller (targetQueueDelayMs > 0)', () =>
     t.setPathRtt(-1);
     t.setPathRtt(0.1);
     expect(t.inFlightLimit).toBe(512 * 1024);
+  });
+});
+
+describe('resumable layer: the bound follows the peer ACK step (round-trip rule)', () => {
+  const rule = {
+    replayHighWater: DEFAULT_RESUME_CONFIG.replayHighWater,
+    inFlightRate: DEFAULT_RESUME_CONFIG.inFlightRate,
+    minInFlight: DEFAULT_RESUME_CONFIG.minInFlight,
+    targetQueueDelayMs: 0,
+    initialInFlight: DEFAULT_RESUME_CONFIG.initialInFlight,
+  };
+
+  it('a current peer (an ACK every 256 KiB) leaves the loopback bound at minInFlight', () => {
+    const bound = new InFlightBound(rule);
+    bound.onPathRtt(0.3);
+    for (let i = 0; i < 20; i++) bound.onAck(256 * 1024, 1, 1024 * 1024);
+    expect(bound.limit).toBe(DEFAULT_RESUME_CONFIG.minInFlight);
+  });
+
+  it('an older peer (an ACK every 32 messages of 64 KiB) gets two of its steps, so no step waits for its ACK timer', () => {
+    const bound = new InFlightBound(rule);
+    bound.onPathRtt(0.3);
+    bound.onAck(32 * 64 * 1024, 1, 4 * 1024 * 1024);
+    expect(bound.limit).toBe(ACK_STEPS_IN_FLIGHT * 32 * 64 * 1024);
+    // Capped by replayHighWater, whatever a peer claims to acknowledge at once.
+    bound.onAck(64 * 1024 * 1024, 1, 64 * 1024 * 1024);
+    expect(bound.limit).toBe(DEFAULT_RESUME_CONFIG.replayHighWater);
+  });
+
+  it('the default receiver acknowledges by bytes, and the sender bound stays at the floor through a transfer', async () => {
+    const [a, b] = createMemoryTransportPair();
+    const sender = ResumableTransport.initiate({ transport: a, binding: randomBytes(32) });
+    const receiver = ResumableTransport.accept({ transport: b, binding: randomBytes(32) });
+    cleanups.push(
+      () => sender.close(),
+      () => receiver.close(),
+    );
+    let got = 0;
+    receiver.attach({ onMessage: (m) => (got += m.length), onDrain() {}, onClose() {} });
+    let drained = 0;
+    sender.attach({ onMessage() {}, onDrain: () => drained++, onClose() {} });
+    sender.setPathRtt(0.3);
+    const chunk = Buffer.alloc(64 * 1024, 7);
+    for (let i = 0; i < 256; i++) {
+      if (!sender.send([chunk])) {
+        const before = drained;
+        await until(() => drained > before, 10_000, 'a drain');
+      }
+      expect(sender.replayBytes).toBeLessThanOrEqual(DEFAULT_RESUME_CONFIG.minInFlight + chunk.length + 1);
+    }
+    await until(() => got === 256 * chunk.length, 10_000, 'everything delivered');
+    expect(sender.inFlightLimit).toBe(DEFAULT_RESUME_CONFIG.minInFlight);
   });
 });

@@ -15,9 +15,10 @@ export interface ResumeConfig {
   /** A cumulative ACK goes out at the latest after this many unacknowledged messages. Default 32. */
   ackEveryMessages: number;
   /**
-   * ...or, when non-zero, after this many unacknowledged bytes of DATA: each ACK is a delay
-   * sample for a sender that runs the delay controller, which needs several per in-flight bound
-   * (128 KiB suits it). Default 0 (count messages only).
+   * ...or, when non-zero, after this many unacknowledged bytes of DATA: a sender's in-flight bound
+   * need only be a couple of such steps (see `minInFlight`), and each ACK is a delay sample for a
+   * sender that runs the delay controller (128 KiB suits it). 0 counts messages only (what
+   * versions before this one do). Default 256 KiB.
    */
   ackEveryBytes: number;
   /** ...or this long after the first unacknowledged message, ms. Default 25 ms. */
@@ -45,9 +46,11 @@ export interface ResumeConfig {
   /**
    * ...but never below this many bytes (and a value above `replayHighWater` counts as that): the
    * minimum round trip of a short path says nothing of the processing delay of a busy pipeline.
-   * Keep it well above `ackEveryMessages` full messages (about 2 MiB by default), or every ACK
-   * waits for `ackDelayMs` and throughput falls to about minInFlight per `ackDelayMs`.
-   * Default 4 MiB. With the delay controller: its floor (set it lower, e.g. 512 KiB).
+   * Everything in flight is a queue every channel waits behind (1 MiB is 4 ms at 250 MB/s).
+   * Nor below two of the peer's recent ACK steps (in-flight.ts): a peer that acknowledges
+   * every `ackEveryBytes` (256 KiB) needs no more than this floor, an older one that counts
+   * only 32 messages (2 MiB of full ones) gets 4 MiB. Default 1 MiB. With the delay controller:
+   * its floor (set it lower, e.g. 256 KiB).
    */
   minInFlight: number;
   /**
@@ -85,13 +88,13 @@ export interface ResumeConfig {
 export const DEFAULT_RESUME_CONFIG: Readonly<ResumeConfig> = Object.freeze({
   giveUpMs: 120_000,
   ackEveryMessages: 32,
-  ackEveryBytes: 0,
+  ackEveryBytes: 256 * 1024,
   ackDelayMs: 25,
   livenessIntervalMs: 5_000,
   livenessTimeoutMs: 15_000,
   replayHighWater: 16 * 1024 * 1024,
   inFlightRate: 500_000,
-  minInFlight: 4 * 1024 * 1024,
+  minInFlight: 1024 * 1024,
   targetQueueDelayMs: 0,
   initialInFlight: 1024 * 1024,
   maxReplayBytes: 80 * 1024 * 1024,

@@ -8,12 +8,20 @@
  * - 0 (the default): `replayHighWater` until the path's round trip is known, then that round
  *   trip's worth of bytes at `inFlightRate`, at least `minInFlight`. Only the lowest sample since
  *   the connection was taken counts: a later, higher one was taken behind the very queue this
- *   bound allows, and would ratchet it up under a long transfer.
+ *   bound allows, and would ratchet it up under a long transfer. Never below two of the peer's
+ *   recent ACK steps either: the floor is low (1 MiB) because this side's receivers acknowledge
+ *   every `ackEveryBytes`, but an older peer acknowledges only every 32 messages (2 MiB of full
+ *   ones), and a bound below its step would wait for its ACK timer on every step.
  * - non-zero: the delay-based controller of delay-controller.ts, moved on every ACK by the
  *   queueing delay that ACK measured, between `minInFlight` and `replayHighWater`.
  */
 import type { ResumeConfig } from './config.js';
 import { DelayController } from './delay-controller.js';
+
+/** With the round-trip rule, the bound stays at least this many of the peer's largest recent ACK steps. */
+export const ACK_STEPS_IN_FLIGHT = 2;
+/** Recent ACK steps the largest is taken of. */
+const ACK_STEP_HISTORY = 16;
 
 /** The limits the bound is made of (see ResumeConfig for each). */
 export type InFlightConfig = Pick<
@@ -27,6 +35,9 @@ export class InFlightBound {
   /** Lowest round trip reported for the current connection (the round-trip rule). */
   private pathMinRtt: number | undefined;
   private readonly controller: DelayController | undefined;
+  /** Bytes the peer's recent ACKs covered (the round-trip rule's step floor). */
+  private readonly steps: number[] = [];
+  private largestStep = 0;
 
   constructor(private readonly config: InFlightConfig) {
     this.bound = config.replayHighWater;
@@ -43,7 +54,8 @@ export class InFlightBound {
 
   /** Unacknowledged bytes above which the sender should wait. */
   get limit(): number {
-    return this.controller ? this.controller.limit : this.bound;
+    if (this.controller) return this.controller.limit;
+    return Math.min(this.config.replayHighWater, Math.max(this.bound, ACK_STEPS_IN_FLIGHT * this.largestStep));
   }
 
   /**
@@ -53,7 +65,14 @@ export class InFlightBound {
    * @param inFlightBytes unacknowledged bytes just before it
    */
   onAck(ackedBytes: number, rttMs: number, inFlightBytes: number): void {
-    this.controller?.onAck(ackedBytes, rttMs, inFlightBytes);
+    if (this.controller) {
+      this.controller.onAck(ackedBytes, rttMs, inFlightBytes);
+      return;
+    }
+    if (!(ackedBytes > 0)) return;
+    this.steps.push(ackedBytes);
+    if (this.steps.length > ACK_STEP_HISTORY) this.steps.shift();
+    this.largestStep = Math.max(...this.steps);
   }
 
   /** A round-trip sample of the current connection from the mux's pings, ms. */
