@@ -4,6 +4,19 @@
  * `trace` is undefined and a hook costs one comparison. On, each hook records the monotonic clock
  * (CLOCK_MONOTONIC, the same in every process of the machine) and a point name in memory; the
  * buffer goes to `<dir>/<pid>.trace` every TRACE_FLUSH_MS, first line the process's command.
+ *
+ * Points (arguments after the name, space-separated), in the order data meets them:
+ * - proxy/bridge.ts: `chan <id> <localPort:remotePort>` once per bridged connection, then
+ *   `sock.read <ports>` and `sock.write <ports>` on its socket;
+ * - mux/scheduler.ts: `mux.take <channel> <bytes>`, a channel's bytes taken into a batch;
+ * - resume/resumable-transport.ts: `rs.hold inflight|link|suspended` when it makes the mux wait,
+ *   `rs.go` when it lets it go on;
+ * - crypto/secure-transport.ts: `seal`, `sealed`, `open`, `opened`;
+ * - transport/ws-client-transport.ts: `ws.send <port> <n> <queued> <size>` (message n of the
+ *   connection from local port `port`), `ws.written <port> <n>` (it reached the kernel),
+ *   `ws.read <port>` per socket read, `ws.msg <port> <n>` per message received;
+ * - hub/splice.ts: `hub.read.<side> <port>`, `hub.frame.<side> <port> <n>` (the n-th data frame
+ *   passed on towards `side`), `hub.write.<side> <port> <m>`, `hub.written.<side> <port> <m>`.
  */
 import fs from 'node:fs';
 import path from 'node:path';
