@@ -51,8 +51,10 @@ export async function startIperf3Server(): Promise<{ child: Child; port: number 
 }
 
 export interface Iperf3Result {
-  /** Bytes the server received. */
+  /** Bytes the server received (in the counted time: after any omitted start). */
   readonly bytes: number;
+  /** Bytes the client sent over the whole run, omitted start included (for CPU per GiB). */
+  readonly totalBytes?: number;
   /** Seconds the server received for. */
   readonly seconds: number;
   readonly MBps: number;
@@ -60,6 +62,7 @@ export interface Iperf3Result {
 
 interface Iperf3Json {
   readonly error?: string;
+  readonly intervals?: ReadonlyArray<{ readonly sum?: { readonly bytes?: number } }>;
   readonly end?: {
     readonly sum_received?: { readonly bytes?: number; readonly seconds?: number };
     readonly sum_sent?: { readonly bytes?: number; readonly seconds?: number };
@@ -75,8 +78,16 @@ export type Iperf3Amount = { readonly bytes: number } | { readonly seconds: numb
  * with a byte count the client is done once its bytes sit in buffers, and the server stops
  * counting at that moment (its "end" message overtakes the queued data).
  */
-export async function iperf3Send(port: number, amount: Iperf3Amount, parallel: number, timeoutMs: number): Promise<Iperf3Result> {
+export async function iperf3Send(
+  port: number,
+  amount: Iperf3Amount,
+  parallel: number,
+  timeoutMs: number,
+  omitSeconds = 0,
+): Promise<Iperf3Result> {
   const size = 'bytes' in amount ? ['-n', String(amount.bytes)] : ['-t', String(amount.seconds)];
+  // -O: the first seconds run but are left out of the summary (iperf3's way past slow start).
+  if (omitSeconds > 0) size.push('-O', String(omitSeconds));
   const args = [
     '-c',
     '127.0.0.1',
@@ -113,7 +124,8 @@ export async function iperf3Send(port: number, amount: Iperf3Amount, parallel: n
     const got = j.end?.sum_received;
     if (got?.bytes === undefined || got.seconds === undefined || got.seconds <= 0)
       throw new Error('iperf3: no receiver summary in its JSON');
-    return { bytes: got.bytes, seconds: got.seconds, MBps: got.bytes / 1e6 / got.seconds };
+    const total = (j.intervals ?? []).reduce((n, i) => n + (i.sum?.bytes ?? 0), 0);
+    return { bytes: got.bytes, seconds: got.seconds, MBps: got.bytes / 1e6 / got.seconds, totalBytes: Math.max(total, got.bytes) };
   }
   throw new Error(`iperf3: ${last}`);
 }
