@@ -2,8 +2,15 @@
 // until an acknowledgement frees room), control frames and channels with little queued still go
 // out, up to lightLaneBytes between two drains; heavy channels wait for the drain as before.
 import { afterEach, describe, expect, it } from 'vitest';
-import { type Channel, Session } from '../src/mux/index.js';
-import { FrameType, INITIAL_SESSION_WINDOW, INITIAL_WINDOW, MAX_FRAME_PAYLOAD_LIMIT, PROTOCOL_VERSION } from '../src/mux/constants.js';
+import { type Channel, type OpenRequest, Session } from '../src/mux/index.js';
+import {
+  FrameType,
+  HEADER_SIZE,
+  INITIAL_SESSION_WINDOW,
+  INITIAL_WINDOW,
+  MAX_FRAME_PAYLOAD_LIMIT,
+  PROTOCOL_VERSION,
+} from '../src/mux/constants.js';
 import { encodeStructured } from '../src/mux/frame.js';
 import { StuckTransport } from './helpers/stuck-transport.js';
 
@@ -110,5 +117,58 @@ describe('the light lane past a blocked transport', () => {
     key.write(Buffer.alloc(32 * 1024, 0x6b));
     await nextTurn();
     expect(link.unread - before).toBe(0);
+  });
+});
+
+describe('the light lane keeps each channel behind its own control frames', () => {
+  it("a channel's DATA and CLOSE do not pass its ACCEPT when the lane has no room for every control frame", async () => {
+    // The lane has room for ACCEPT 1 and a 1-byte DATA + CLOSE (31 bytes), not for the RESET
+    // queued behind ACCEPT 1, and so not for ACCEPT 3 behind that.
+    const link = new RecordingTransport(0); // the first message (our HELLO) already blocks
+    const requests: OpenRequest[] = [];
+    const session = new Session(link, {
+      role: 'responder',
+      keepaliveIntervalMs: 0,
+      lightLaneBytes: 2 * HEADER_SIZE + HEADER_SIZE + 1,
+      onOpen: (request) => requests.push(request),
+    });
+    cleanups.push(() => session.close());
+    await nextTurn();
+    expect(link.unread).toBeGreaterThan(0); // blocked
+    link.inject(
+      encodeStructured(FrameType.HELLO, 0, {
+        version: PROTOCOL_VERSION,
+        initialWindow: INITIAL_WINDOW,
+        sessionWindow: INITIAL_SESSION_WINDOW,
+        maxFramePayload: MAX_FRAME_PAYLOAD_LIMIT,
+      }),
+    );
+    link.inject(encodeStructured(FrameType.OPEN, 1, { host: '127.0.0.1', port: 1 }));
+    link.inject(encodeStructured(FrameType.OPEN, 3, { host: '127.0.0.1', port: 2 }));
+    expect(requests).toHaveLength(2);
+    requests[0]!.accept().reset('ERR_CHANNEL_RESET', 'r'.repeat(100));
+    const key = requests[1]!.accept();
+    key.end(Buffer.from('k')); // a short answer, then EOF: light, DATA and CLOSE together
+    await nextTurn();
+    link.readAll(); // the drain: everything else may go now
+    await nextTurn();
+
+    // The opener, fed everything this side sent in order, must see ACCEPT 3 before DATA/CLOSE 3
+    // (a CLOSE before the ACCEPT is a protocol error that ends its whole session).
+    const peerLink = new StuckTransport(1 << 30);
+    const peer = new Session(peerLink, { role: 'initiator', keepaliveIntervalMs: 0 });
+    cleanups.push(() => peer.close());
+    peer.openChannel({ host: '127.0.0.1', port: 1 }).on('error', () => {});
+    const opened = peer.openChannel({ host: '127.0.0.1', port: 2 });
+    opened.on('error', () => {}); // the session's end, if any, is asserted below
+    const received: Buffer[] = [];
+    opened.on('data', (d: Buffer) => received.push(d));
+    const ended = new Promise<void>((resolve) => opened.on('end', resolve));
+    const closed: Array<Error | undefined> = [];
+    peer.on('close', (e) => closed.push(e));
+    for (const message of link.sent) peerLink.inject(message);
+    expect(closed.map((e) => e?.message)).toEqual([]);
+    await ended;
+    expect(Buffer.concat(received).toString()).toBe('k');
   });
 });

@@ -633,10 +633,16 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
       size += frame.length;
     }
     this.controlBytes -= size + c * CONTROL_FRAME_COST;
-    this.control = c === this.control.length ? [] : this.control.slice(c);
-    const light = Math.min(LIGHT_CHANNEL_PENDING, this.peerFramePayload);
-    const filled = this.scheduler.fillLight(parts, size, limit, this.sessionSendCredit, light);
-    this.sessionSendCredit -= filled.taken;
+    const controlLeft = c < this.control.length;
+    this.control = controlLeft ? this.control.slice(c) : [];
+    // A channel's frames never pass a control frame left behind: it may be that channel's OPEN
+    // or ACCEPT (a CLOSE before the ACCEPT ends the opener's session).
+    let filled = { size, taken: 0 };
+    if (!controlLeft) {
+      const light = Math.min(LIGHT_CHANNEL_PENDING, this.peerFramePayload);
+      filled = this.scheduler.fillLight(parts, size, limit, this.sessionSendCredit, light);
+      this.sessionSendCredit -= filled.taken;
+    }
     if (parts.length === 0) return;
     this.laneLeft -= filled.size;
     this.stats.bytesSent += filled.size;
