@@ -62,7 +62,7 @@ export const FULL_BUDGET: BenchBudget = {
   rttSamplesEmulated: 15,
   interactiveSamples: 300,
   ttfbSamples: 25,
-  httpSeconds: 3,
+  httpSeconds: 2,
   httpConnections: 16,
   latencyTimeoutMs: 10_000,
   scenarioRunTimeoutMs: 120_000,

@@ -142,7 +142,7 @@ export const FIXED_LOAD_BITRATE = '800M';
 /** The same rate in MB/s, for titles. */
 export const FIXED_LOAD_MBPS = 100;
 /** How long the fixed load runs alone first, to learn what it moves without the interactive connection. */
-export const FIXED_LOAD_ALONE_MS = 1_500;
+export const FIXED_LOAD_ALONE_MS = 1_000;
 
 /**
  * Interactive round trips while iperf3 sends at a fixed 100 MB/s through the same path (the same
