@@ -151,8 +151,9 @@ export type ReadState = (typeof ReadState)[keyof typeof ReadState];
 
 /**
  * Incremental frame reader. Payload is never copied (a masked payload is unmasked in place: the
- * chunks are the socket's own, fresh for every read); only a header or a control frame split
- * across chunks is gathered.
+ * chunks are the reader's to change, a fresh buffer per read or a shared read buffer whose bytes
+ * are consumed before the next read, see `keepAcrossReads`); only a header or a control frame
+ * split across chunks is gathered.
  */
 export class FrameReader {
   private readonly header = Buffer.allocUnsafe(MAX_HEADER);
