@@ -6,6 +6,8 @@ import { TcpTransport, connectTcpTransport } from '../src/transport/index.js';
 import { AllowList, ServiceProxy, SessionSource, parseForward, deviceChannelHandler, parseListen } from '../src/proxy/index.js';
 import { closedPort, echoRoundTrip, startEchoServer, type Target } from './helpers/targets.js';
 import { randomBytes, sha256 } from './helpers/session-pair.js';
+import { createMemoryTransportPair } from '../src/transport/memory.js';
+import { until } from './helpers/until.js';
 
 /** A device endpoint without a hub: a TCP listener whose every connection is a device session. */
 async function startDevice(allow: string[]): Promise<{ port: number; sessions: Session[]; close(): Promise<void> }> {
@@ -222,5 +224,27 @@ describe('flag parsing', () => {
     expect(mapped.allows('192.168.1.7', 80)).toBe(true);
     expect(() => new AllowList(['nohost'])).toThrow(/missing :PORT/);
     expect(() => new AllowList(['10.0.0.0/40:*'])).toThrow(/prefix/);
+  });
+});
+
+describe('device channel events', () => {
+  it("a channel reset while the device connects to its target is told 'connected' before 'closed'", async () => {
+    const echo = await startEchoServer();
+    cleanups.push(() => echo.close());
+    const [a, b] = createMemoryTransportPair();
+    const outcomes: string[] = [];
+    const device = new Session(b, {
+      role: 'responder',
+      onOpen: deviceChannelHandler({ allow: new AllowList([`127.0.0.1:${echo.port}`]), onChannel: (e) => outcomes.push(e.outcome) }),
+    });
+    const service = new Session(a, { role: 'initiator' });
+    cleanups.push(async () => {
+      service.close();
+      device.close();
+    });
+    // OPEN and RESET leave in one message: the device connects, and accepts a channel already reset.
+    service.openChannel({ host: '127.0.0.1', port: echo.port }).reset();
+    await until(() => outcomes.includes('closed'));
+    expect(outcomes).toEqual(['connected', 'closed']);
   });
 });
