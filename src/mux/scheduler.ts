@@ -107,6 +107,7 @@ export class DataScheduler {
         const header = Buffer.allocUnsafe(HEADER_SIZE);
         parts.push(header);
         const got = channel.takeData(pending, parts);
+        trace?.(`mux.take ${channel.id} ${got}`); // as in fill: the breakdown follows a keystroke by it
         writeHeader(header, 0, FrameType.DATA, channel.id, got);
         taken += got;
         size += HEADER_SIZE + got;
