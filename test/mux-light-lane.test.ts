@@ -12,6 +12,8 @@ import {
   PROTOCOL_VERSION,
 } from '../src/mux/constants.js';
 import { encodeStructured } from '../src/mux/frame.js';
+import { FrameDecoder } from '../src/mux/decoder.js';
+import { DevstreamsError } from '../src/errors.js';
 import { StuckTransport } from './helpers/stuck-transport.js';
 
 const HIGH_WATER = 64 * 1024;
@@ -170,5 +172,35 @@ describe('the light lane keeps each channel behind its own control frames', () =
     expect(closed.map((e) => e?.message)).toEqual([]);
     await ended;
     expect(Buffer.concat(received).toString()).toBe('k');
+  });
+});
+
+describe('the last frames before the transport closes', () => {
+  /** The frame types an initiator sent, once its transport was blocked by the first message. */
+  async function blockedSession(): Promise<{ link: RecordingTransport; session: Session; types: () => number[] }> {
+    const link = new RecordingTransport(0);
+    const session = new Session(link, { role: 'initiator', keepaliveIntervalMs: 0 });
+    cleanups.push(() => session.close());
+    await nextTurn();
+    const types = (): number[] => {
+      const seen: number[] = [];
+      new FrameDecoder(MAX_FRAME_PAYLOAD_LIMIT).push(Buffer.concat(link.sent), (type) => seen.push(type));
+      return seen;
+    };
+    return { link, session, types };
+  }
+
+  it('goAway with no channel left sends its GOAWAY through the lane when the transport is blocked', async () => {
+    const { link, session, types } = await blockedSession();
+    await session.goAway('bye');
+    expect(link.closed).toBe(true);
+    expect(types()).toContain(FrameType.GOAWAY);
+  });
+
+  it('close(error) tells the peer why through the lane when the transport is blocked', async () => {
+    const { link, session, types } = await blockedSession();
+    session.close(new DevstreamsError('ERR_KEEPALIVE_TIMEOUT', 'no answer'));
+    expect(link.closed).toBe(true);
+    expect(types()).toContain(FrameType.GOAWAY);
   });
 });

@@ -324,7 +324,7 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
       const goAway = encodeStructured(FrameType.GOAWAY, 0, { code: wireFromCode(error.code), message: error.message });
       this.control.push(goAway);
       this.controlBytes += goAway.length + CONTROL_FRAME_COST;
-      this.flush();
+      this.flushLast();
     }
     this.finish(error);
     this.transport.close();
@@ -650,6 +650,12 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
     this.transport.send(parts);
   }
 
+  /** The last frames before the transport closes: past its backpressure they may still go in the lane. */
+  private flushLast(): void {
+    if (this.gate.open) this.flush();
+    else this.flushLane();
+  }
+
   /** Writes batches while there is work and the transport takes it. */
   private flush(): void {
     this.flushing = true;
@@ -698,7 +704,7 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
     // Let queued frames (the last CLOSEs, our GOAWAY) reach the transport before closing it.
     queueMicrotask(() => {
       if (this.isClosed || this.channels.size > 0) return;
-      this.flush();
+      this.flushLast();
       this.finish();
       this.transport.close();
     });
