@@ -3,7 +3,7 @@
 // through the whole tunnel: the devstreams path (encrypted) against devstreams-plain, and the
 // inline path against devstreams-workers, on loopback bulk-1, with CPU seconds per GiB.
 import { DEFAULT_RECORD_SUITES } from '../src/crypto/constants.js';
-import { PAIR_WINDOW_BYTES, formatCryptoBench, runCryptoBench, type CryptoBenchResult } from './crypto-bench.js';
+import { PAIR_WINDOW_BYTES, formatCryptoBench, runCryptoBench, type CryptoBenchResult } from './standalone/crypto-bench.js';
 import { DEVSTREAMS_PATH_ID, DEVSTREAMS_PLAIN_PATH_ID, DEVSTREAMS_WORKERS_PATH_ID } from './paths/devstreams.js';
 import { registerGoal, registerModule, type GoalVerdict } from './report/registry.js';
 import { findRecords, median, metric, roundRatios, totalCpuPerGiB, type BenchResults } from './results.js';

@@ -1,6 +1,6 @@
 // Report module of the hub (issue 3): stream setup rate, relay throughput against a bare ws relay,
 // RSS per idle device control socket (hub-bench.ts), with the issue's goal rows.
-import { hubBenchMarkdown, runHubBench, type HubBenchOptions, type HubBenchResult } from './hub-bench.js';
+import { hubBenchMarkdown, runHubBench, type HubBenchOptions, type HubBenchResult } from './standalone/hub-bench.js';
 import { registerModule, type GoalVerdict } from './report/registry.js';
 import type { BenchResults } from './results.js';
 

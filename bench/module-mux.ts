@@ -1,8 +1,8 @@
 // Report modules of the mux (issue 2): bulk throughput of the mux against yamux and raw TCP
 // (mux-throughput.ts) and tinybench micro-benchmarks of frame encode/decode (mux-micro.ts),
 // with the issue's goal rows. Quick mode bounds both to a few seconds.
-import { MUX_GOALS, renderMuxSection, roundRatios, runMuxBench, type MuxBenchResult } from './mux-throughput.js';
-import { runMuxMicro, type MicroRow } from './mux-micro.js';
+import { MUX_GOALS, renderMuxSection, roundRatios, runMuxBench, type MuxBenchResult } from './standalone/mux-throughput.js';
+import { runMuxMicro, type MicroRow } from './standalone/mux-micro.js';
 import { registerModule, type GoalVerdict } from './report/registry.js';
 import { median, type BenchResults } from './results.js';
 

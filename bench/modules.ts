@@ -5,5 +5,5 @@ import './micro-transport.js';
 import './module-mux.js';
 import './module-hub.js';
 import './module-crypto.js';
-import './fleet-bench.js';
+import './standalone/fleet-bench.js';
 import './trace.js';

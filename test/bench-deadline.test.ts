@@ -111,7 +111,7 @@ function pairCase(secure: object, pair: object): Promise<{ ok?: { bytes: number 
   fs.writeFileSync(
     file,
     `
-import { throughputCase } from ${JSON.stringify(path.join(ROOT, 'dist', 'bench', 'crypto-bench.js'))};
+import { throughputCase } from ${JSON.stringify(path.join(ROOT, 'dist', 'bench', 'standalone', 'crypto-bench.js'))};
     throughputCase('workers case', 0.3, ${JSON.stringify(secure)}, ${JSON.stringify(pair)}).then(
       (r) => console.log(JSON.stringify({ ok: r })),
       (e) => console.log(JSON.stringify({ error: e.message })),

@@ -222,7 +222,7 @@ describe('CPU per GiB over rounds', () => {
 
 describe('mux vs yamux in paired rounds', () => {
   it('runs mux and yamux back to back, each first in every other round, and takes the ratio per round', async () => {
-    const { roundOrder, roundRatios } = await import('../bench/mux-throughput.js');
+    const { roundOrder, roundRatios } = await import('../bench/standalone/mux-throughput.js');
     const cases = (['raw', 'mux', 'yamux'] as const).flatMap((impl) => [1, 8].map((streams) => ({ impl, streams })));
     const order = (rep: number): string[] => roundOrder(cases, rep).map((c) => `${c.impl}x${c.streams}`);
     expect(order(0)).toEqual(['rawx1', 'muxx1', 'yamuxx1', 'rawx8', 'muxx8', 'yamuxx8']);

@@ -3,20 +3,22 @@
  * a bare `ws` relay in the same run (both driven by the SDKs' stream-socket client), (3) hub RSS
  * per idle device control socket. The hub (and the bare relay) run as child processes; clients
  * run here. Every phase is bounded in count and time.
- * Run standalone: `npm run build && node dist/bench/hub-bench.js`.
+ * Run standalone: `npm run build && node dist/bench/standalone/hub-bench.js`.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createInterface } from 'node:readline';
-import { mkdtempSync, rmSync, readFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import WebSocket from 'ws';
-import { DeviceRegistry } from '../src/hub/registry.js';
-import { formatConnectionString } from '../src/auth/connection-string.js';
-import { createDeviceToken } from '../src/auth/sas.js';
-import { DeviceClient, ServiceClient } from '../src/sdk/index.js';
-import { connectWebSocket, type Transport } from '../src/transport/index.js';
+import { DeviceRegistry } from '../../src/hub/registry.js';
+import { formatConnectionString } from '../../src/auth/connection-string.js';
+import { createDeviceToken } from '../../src/auth/sas.js';
+import { DeviceClient, ServiceClient } from '../../src/sdk/index.js';
+import { connectWebSocket, type Transport } from '../../src/transport/index.js';
+import { spawnChild, waitForLine } from '../procs.js';
+import { median } from '../results.js';
+import { sampleProcess } from '../sampler.js';
 
 export interface HubBenchOptions {
   /** Seconds for the setup-rate phase (measured, after the warm-up). */
@@ -57,16 +59,6 @@ export interface HubBenchResult {
 
 const here = dirname(fileURLToPath(import.meta.url));
 
-/** CPU seconds (user + system) a process has used, from /proc (Linux); NaN elsewhere. */
-export function cpuSeconds(pid: number): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return NaN;
-  }
-}
-
 export interface Child {
   proc: ChildProcess;
   port: number;
@@ -74,21 +66,27 @@ export interface Child {
   stop(): Promise<void>;
 }
 
+/** How long a bench child may take to answer a request (its start, an RSS reading). */
+const CHILD_ANSWER_TIMEOUT_MS = 30_000;
+/** How long a bench child may take to exit after its stdin ends, before it is killed. */
+const CHILD_EXIT_TIMEOUT_MS = 5000;
+
 /** Starts a `hub-bench-child.js` process (modes in that file); resolves once it listens. */
 export async function startChild(args: string[]): Promise<Child> {
-  const proc = spawn(process.execPath, ['--expose-gc', join(here, 'hub-bench-child.js'), ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const lines = createInterface({ input: proc.stdout! });
-  const waiters: ((v: Record<string, number>) => void)[] = [];
-  lines.on('line', (l) => waiters.shift()?.(JSON.parse(l) as Record<string, number>));
+  const child = spawnChild(process.execPath, ['--expose-gc', join(here, 'hub-bench-child.js'), ...args], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  // The child answers each request (and its start) with one JSON line on stdout.
   const next = (): Promise<Record<string, number>> =>
-    new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error('bench child did not answer')), 30_000);
-      waiters.push((v) => {
-        clearTimeout(t);
-        resolve(v);
-      });
-    });
+    waitForLine(
+      child,
+      'stdout',
+      (_line, json) => json as Record<string, number> | undefined,
+      CHILD_ANSWER_TIMEOUT_MS,
+      'bench child answer',
+    );
   const { port } = await next();
+  const proc = child.proc;
   return {
     proc,
     port: port!,
@@ -98,14 +96,12 @@ export async function startChild(args: string[]): Promise<Child> {
       return (await p).rss!;
     },
     async stop() {
+      // Ending stdin asks the child to close its hub; it is killed if it does not exit in time.
       proc.stdin!.end();
       await new Promise<void>((r) => {
         if (proc.exitCode !== null) return r();
         proc.once('exit', () => r());
-        setTimeout(() => {
-          proc.kill('SIGKILL');
-          r();
-        }, 5000).unref();
+        setTimeout(() => void child.stop().then(r), CHILD_EXIT_TIMEOUT_MS).unref();
       });
     },
   };
@@ -195,7 +191,7 @@ export async function measureStreamSetups(
   const svcs = t.services.map((cs) => ServiceClient.fromConnectionString(cs));
   let completed = 0;
   let failed = 0;
-  const cpuOf = (pids: readonly number[]): number => pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+  const cpuOf = (pids: readonly number[]): number => pids.reduce((sum, pid) => sum + sampleProcess({ pid, role: 'hub' }).cpuSeconds, 0);
   const cpuAll = (): number => cpuOf(t.hubPids);
   const otherCpu = (): number => cpuOf(t.otherPids ?? []);
   const reasons = new Map<string, number>();
@@ -315,11 +311,6 @@ async function hubRun(seconds: number): Promise<number> {
   return mbps;
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
-
 /** Alternates bare and hub runs (so both see the same machine load) and keeps the medians. */
 async function relayThroughput(o: Required<HubBenchOptions>): Promise<{ hub: number; bare: number }> {
   const bare: number[] = [];
@@ -328,7 +319,7 @@ async function relayThroughput(o: Required<HubBenchOptions>): Promise<{ hub: num
     bare.push(await bareRun(o.relaySeconds));
     hub.push(await hubRun(o.relaySeconds));
   }
-  return { hub: median(hub), bare: median(bare) };
+  return { hub: median(hub) ?? NaN, bare: median(bare) ?? NaN };
 }
 
 async function idleMemory(o: Required<HubBenchOptions>): Promise<{ devices: number; perDeviceKiB: number }> {

@@ -10,8 +10,8 @@
 import { createInterface } from 'node:readline';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { AddressInfo } from 'node:net';
-import { Hub } from '../src/hub/index.js';
-import { DEFAULT_MAX_MESSAGE_SIZE } from '../src/transport/transport.js';
+import { Hub } from '../../src/hub/index.js';
+import { DEFAULT_MAX_MESSAGE_SIZE } from '../../src/transport/transport.js';
 
 async function main(): Promise<void> {
   const mode = process.argv[2];

@@ -9,7 +9,7 @@ import './mux-polyfill.js';
 import type net from 'node:net';
 import type { AbortOptions, Logger, MessageStreamDirection } from '@libp2p/interface';
 import { AbstractMessageStream, type SendResult } from '@libp2p/utils';
-import { DEFAULT_TRANSPORT_HIGH_WATER } from '../src/transport/transport.js';
+import { DEFAULT_TRANSPORT_HIGH_WATER } from '../../src/transport/transport.js';
 
 type SendList = Parameters<AbstractMessageStream['sendData']>[0];
 

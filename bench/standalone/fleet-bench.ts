@@ -4,16 +4,16 @@
  * and service requests spread over the nodes too, so with N nodes (N-1)/N of the requests are
  * forwarded through Redis to the device's node. Clients run in this process. The measurement
  * itself is hub-bench's `measureStreamSetups`. Run standalone:
- * `npm run build && node dist/bench/fleet-bench.js`.
+ * `npm run build && node dist/bench/standalone/fleet-bench.js`.
  */
 import { cpus } from 'node:os';
 import { pathToFileURL } from 'node:url';
-import { formatConnectionString } from '../src/auth/connection-string.js';
-import { RedisRegistry } from '../src/hub/fleet/redis-registry.js';
-import { closeRedis, connectRedis } from '../src/hub/fleet/redis.js';
+import { formatConnectionString } from '../../src/auth/connection-string.js';
+import { RedisRegistry } from '../../src/hub/fleet/redis-registry.js';
+import { closeRedis, connectRedis } from '../../src/hub/fleet/redis.js';
 import { measureStreamSetups, startChild, type Child } from './hub-bench.js';
-import { hasRedisServer, startRedis } from './redis-server.js';
-import { registerModule } from './report/registry.js';
+import { hasRedisServer, startRedis } from '../redis-server.js';
+import { registerModule } from '../report/registry.js';
 
 export interface FleetBenchOptions {
   /** Node counts to measure. */

@@ -11,10 +11,10 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Bench } from 'tinybench';
-import { FrameDecoder } from '../src/mux/decoder.js';
-import { FrameType, HEADER_SIZE, MAX_FRAME_PAYLOAD_LIMIT } from '../src/mux/constants.js';
-import { decodeOpen, encodeStructured, encodeWindow, writeHeader } from '../src/mux/frame.js';
-import { ByteQueue } from '../src/util/byte-queue.js';
+import { FrameDecoder } from '../../src/mux/decoder.js';
+import { FrameType, HEADER_SIZE, MAX_FRAME_PAYLOAD_LIMIT } from '../../src/mux/constants.js';
+import { decodeOpen, encodeStructured, encodeWindow, writeHeader } from '../../src/mux/frame.js';
+import { ByteQueue } from '../../src/util/byte-queue.js';
 
 /** DATA payload per frame in the decode cases. */
 export const MICRO_FRAME_PAYLOAD = 16 * 1024;
@@ -129,7 +129,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   runMuxMicro({ quick }).then(
     async (rows) => {
       console.log(renderMicroTable(rows));
-      const out = fileURLToPath(new URL('../../bench/results/mux-micro.json', import.meta.url));
+      const out = fileURLToPath(new URL('../../../bench/results/mux-micro.json', import.meta.url));
       await mkdir(path.dirname(out), { recursive: true });
       await writeFile(out, `${JSON.stringify({ date: new Date().toISOString(), node: process.version, quick, rows }, null, 2)}\n`);
       console.log('\nwrote bench/results/mux-micro.json');

@@ -8,8 +8,8 @@ import './mux-polyfill.js';
 import net from 'node:net';
 import { yamux } from '@chainsafe/libp2p-yamux';
 import type { Stream, StreamMessageEvent } from '@libp2p/interface';
-import { Session } from '../src/mux/index.js';
-import { TcpTransport } from '../src/transport/tcp.js';
+import { Session } from '../../src/mux/index.js';
+import { TcpTransport } from '../../src/transport/tcp.js';
 import { SocketMessageStream } from './yamux-adapter.js';
 import { encodeReply, type MuxImpl, type PeerCommand, type PeerReport } from './mux-common.js';
 

@@ -21,8 +21,9 @@ import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { yamux } from '@chainsafe/libp2p-yamux';
 import type { Stream, StreamMessageEvent } from '@libp2p/interface';
-import { Session } from '../src/mux/index.js';
-import { TcpTransport } from '../src/transport/tcp.js';
+import { Session } from '../../src/mux/index.js';
+import { TcpTransport } from '../../src/transport/tcp.js';
+import { median as medianOrUndefined } from '../results.js';
 import { SocketMessageStream } from './yamux-adapter.js';
 import { MUX_IMPLS, parseReply, type MuxImpl, type PeerCommand, type PeerReport } from './mux-common.js';
 
@@ -348,10 +349,9 @@ async function runCase(peer: Peer, impl: MuxImpl, streams: number, chunk: Buffer
   }
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+/** Median of the runs (NaN when there are none). */
+function median(values: readonly number[]): number {
+  return medianOrUndefined(values) ?? NaN;
 }
 
 function ratio(a: number | undefined, b: number | undefined): number | null {
@@ -467,7 +467,7 @@ export async function runMuxBench(opts: MuxBenchOptions = {}): Promise<MuxBenchR
       goal(`8 channels >= ${MUX_GOALS.eight}x yamux 8 streams`, 8, MUX_GOALS.eight),
     ],
   };
-  const outFile = opts.outFile === undefined ? fileURLToPath(new URL('../../bench/results/mux.json', import.meta.url)) : opts.outFile;
+  const outFile = opts.outFile === undefined ? fileURLToPath(new URL('../../../bench/results/mux.json', import.meta.url)) : opts.outFile;
   if (outFile) {
     await mkdir(path.dirname(outFile), { recursive: true });
     await writeFile(outFile, `${JSON.stringify(result, null, 2)}\n`);

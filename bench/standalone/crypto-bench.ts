@@ -8,23 +8,23 @@
  * messages split across socket reads as pieces (`onMessageParts`), as the mux does. Node flags
  * (e.g. `--cpu-prof`) are passed on to the receiver child, so both ends can be profiled.
  *
- * Run: `npm run build && node dist/bench/crypto-bench.js [seconds-per-case]`.
+ * Run: `npm run build && node dist/bench/standalone/crypto-bench.js [seconds-per-case]`.
  */
 import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Bench } from 'tinybench';
-import { TcpTransport } from '../src/transport/tcp.js';
-import type { Transport } from '../src/transport/transport.js';
-import { secureInitiator, secureResponder } from '../src/crypto/secure-transport.js';
-import { generateStaticKeyPair } from '../src/crypto/keys.js';
-import { acceptAnyKey } from '../src/crypto/trust.js';
-import { closeCryptoPools } from '../src/crypto/worker-pool.js';
-import { RECORD_SUITES, SUITE_KEY_SIZE, openBody, recordNonce, sealParts, type RecordSuite } from '../src/crypto/aead.js';
-import { DEFAULT_RECORD_SUITES } from '../src/crypto/constants.js';
-import { encodeRecordHeader } from '../src/crypto/record-format.js';
-import type { SecureTransportOptions } from '../src/crypto/options.js';
+import { TcpTransport } from '../../src/transport/tcp.js';
+import type { Transport } from '../../src/transport/transport.js';
+import { secureInitiator, secureResponder } from '../../src/crypto/secure-transport.js';
+import { generateStaticKeyPair } from '../../src/crypto/keys.js';
+import { acceptAnyKey } from '../../src/crypto/trust.js';
+import { closeCryptoPools } from '../../src/crypto/worker-pool.js';
+import { RECORD_SUITES, SUITE_KEY_SIZE, openBody, recordNonce, sealParts, type RecordSuite } from '../../src/crypto/aead.js';
+import { DEFAULT_RECORD_SUITES } from '../../src/crypto/constants.js';
+import { encodeRecordHeader } from '../../src/crypto/record-format.js';
+import type { SecureTransportOptions } from '../../src/crypto/options.js';
 
 export interface ThroughputResult {
   name: string;
