@@ -4,7 +4,6 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -13,6 +12,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createSasToken, deviceResource, hubResource, nowSeconds } from '../src/auth/index.js';
 import { checkBusMessage } from '../src/hub/fleet/node-bus.js';
 import type { Hub } from '../src/hub/index.js';
+import { freePort } from '../bench/procs.js';
 import { hasRedisServer, startRedis } from './helpers/redis.js';
 import { FLEET_HOST, FLEET_SECRET, addr, startNode } from './helpers/fleet.js';
 
@@ -171,15 +171,6 @@ async function redisWith(args: string[]): Promise<() => Promise<void>> {
       child.once('exit', () => r());
       child.kill('SIGTERM');
     });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
 }
 
 describe.skipIf(!hasRedisServer)("the fleet's Redis with a password and with TLS", () => {

@@ -8,10 +8,10 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os, { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../bench/procs.js';
 import { CLI_MAIN, ensureBuilt } from './helpers/cli-process.js';
 import { ROOT } from './helpers/build.js';
 import { startSshd, sshUnavailableReason, type Sshd } from './helpers/sshd.js';
@@ -27,14 +27,6 @@ export function quickstartBlock(readme: string): string {
   const m = /```sh\n([\s\S]*?)```/.exec(readme.slice(at));
   if (!m) throw new Error('the Quickstart section has no ```sh block');
   return m[1]!;
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 // Skipped only where OpenSSH is not installed (.ci/run installs it); the reason is printed.

@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import { combineLegs } from '../link-emulator.js';
 import { relayedCapacityMBps, relayedRttMs } from '../placements.js';
 import { freePort, spawnChild, stderrOf, waitForPort } from '../procs.js';
+import { prepareSshd, sshClientArgs, sshdBinary, sshUnavailableReason } from '../sshd.js';
 import { TARGET_NAMES, type TargetName } from '../targets.js';
 import { startLinks, startRelayedLegs } from './links.js';
 import type { BenchPath, RunningPath } from './types.js';
@@ -19,21 +20,6 @@ const run = promisify(execFile);
 
 /** Cipher of the baseline: the AEAD OpenSSH picks on AES-NI machines, as the issue asks. */
 export const OPENSSH_CIPHER = 'aes128-gcm@openssh.com';
-const SSHD_CANDIDATES = ['/usr/sbin/sshd', '/usr/local/sbin/sshd', '/sbin/sshd'];
-
-function sshdBinary(): string | undefined {
-  return SSHD_CANDIDATES.find((p) => fs.existsSync(p));
-}
-
-async function which(cmd: string): Promise<string | undefined> {
-  try {
-    const { stdout } = await run('sh', ['-c', `command -v ${cmd}`]);
-    return stdout.trim() || undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /** `ssh -V` output, e.g. "OpenSSH_9.2p1 Debian-2+deb12u10, OpenSSL 3.0.19 27 Jan 2026". */
 export async function opensshVersion(): Promise<string | undefined> {
   try {
@@ -44,51 +30,17 @@ export async function opensshVersion(): Promise<string | undefined> {
   }
 }
 
-async function writeSshdConfig(dir: string, port: number): Promise<string> {
-  await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(dir, 'host_key')]);
-  await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(dir, 'client_key')]);
-  fs.copyFileSync(path.join(dir, 'client_key.pub'), path.join(dir, 'authorized_keys'));
-  const user = os.userInfo().username;
-  const config = [
-    `Port ${port}`,
-    'ListenAddress 127.0.0.1',
-    `HostKey ${path.join(dir, 'host_key')}`,
-    `AuthorizedKeysFile ${path.join(dir, 'authorized_keys')}`,
-    `PidFile ${path.join(dir, 'sshd.pid')}`,
-    'UsePAM no',
-    'StrictModes no',
-    'PermitRootLogin yes',
-    'PasswordAuthentication no',
-    'KbdInteractiveAuthentication no',
-    'AllowTcpForwarding yes',
-    `AllowUsers ${user}`,
-    `Ciphers ${OPENSSH_CIPHER}`,
-    'Compression no',
-    'UseDNS no',
-    'LogLevel ERROR',
-    '',
-  ].join('\n');
-  const file = path.join(dir, 'sshd_config');
-  fs.writeFileSync(file, config);
-  return file;
-}
-
 export const opensshPath: BenchPath = {
   id: 'openssh',
   title: `OpenSSH -L (${OPENSSH_CIPHER}) via blind relay`,
   async unavailableReason() {
-    if ((await which('ssh')) === undefined) return 'ssh client not installed (apt-get install -y openssh-client)';
-    if (sshdBinary() === undefined) return 'sshd not installed (apt-get install -y openssh-server)';
-    if ((await which('ssh-keygen')) === undefined) return 'ssh-keygen not installed';
-    return undefined;
+    return sshUnavailableReason();
   },
   async start(ctx): Promise<RunningPath> {
     const sshd = sshdBinary() as string;
     const dir = fs.mkdtempSync(path.join(ctx.tmpDir, 'openssh-'));
-    // sshd refuses to start without its privilege-separation directory.
-    if (process.getuid?.() === 0) fs.mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
     const sshdPort = await freePort();
-    const config = await writeSshdConfig(dir, sshdPort);
+    const config = await prepareSshd(dir, sshdPort, [`Ciphers ${OPENSSH_CIPHER}`, 'Compression no']);
     const daemon = spawnChild(sshd, ['-D', '-e', '-f', config]);
     const stopAll: Array<() => Promise<void>> = [() => daemon.stop()];
     const stop = async (): Promise<void> => {
@@ -112,26 +64,13 @@ export const opensshPath: BenchPath = {
       }
       const client = spawnChild('ssh', [
         '-N',
-        '-F',
-        '/dev/null',
-        '-i',
-        path.join(dir, 'client_key'),
-        '-p',
-        String(relay.ports[0]),
+        ...sshClientArgs(dir, relay.ports[0] as number),
         '-c',
         OPENSSH_CIPHER,
-        '-o',
-        'StrictHostKeyChecking=no',
-        '-o',
-        `UserKnownHostsFile=${path.join(dir, 'known_hosts')}`,
-        '-o',
-        'BatchMode=yes',
         '-o',
         'ExitOnForwardFailure=yes',
         '-o',
         'Compression=no',
-        '-o',
-        'LogLevel=ERROR',
         ...forwards,
         `${os.userInfo().username}@127.0.0.1`,
       ]);

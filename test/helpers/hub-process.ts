@@ -1,8 +1,8 @@
 /** A hub run as a child process (`node dist/src/cli/main.js hub`) that can be SIGKILLed and restarted on the same port and data directory. */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import net from 'node:net';
 import { join } from 'node:path';
+import { waitForPort } from '../../bench/procs.js';
 
 export const CLI_MAIN = join(process.cwd(), 'dist/src/cli/main.js');
 
@@ -16,13 +16,7 @@ export function cli(...args: string[]): string {
   return r.stdout.trim();
 }
 
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+export { freePort } from '../../bench/procs.js';
 
 export class HubProcess {
   private child: ChildProcess | undefined;
@@ -43,21 +37,9 @@ export class HubProcess {
     this.child = child;
     this.starts++;
     child.stderr!.on('data', () => {});
-    const end = Date.now() + timeoutMs;
-    for (;;) {
-      if (child.exitCode !== null) throw new Error(`hub exited with ${child.exitCode}`);
-      const ok = await new Promise<boolean>((resolve) => {
-        const s = net.connect(this.port, '127.0.0.1');
-        s.once('connect', () => {
-          s.destroy();
-          resolve(true);
-        });
-        s.once('error', () => resolve(false));
-      });
-      if (ok) return;
-      if (Date.now() > end) throw new Error('hub did not start');
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await waitForPort(this.port, timeoutMs, () => child.exitCode === null).catch((err: Error) => {
+      throw new Error(`hub did not start (exit code ${child.exitCode}): ${err.message}`);
+    });
   }
 
   /** SIGKILL: no goodbye to anyone. Resolves once the process is gone. */
