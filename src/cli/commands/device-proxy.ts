@@ -164,7 +164,11 @@ The device's public key is logged at start; give it to services that pin keys
         else if (e.outcome === 'closed' && !e.error)
           log.info({ ...fields, ...e.stats }, `channel to ${e.target} closed${e.stats ? ` ${connectionSummary(e.stats)}` : ''}`);
         else if (e.outcome === 'not-allowed') log.warn(fields, `channel to ${e.target} refused: not on the allow list (--allow)`);
-        else log.warn(fields, `channel to ${e.target} ${e.outcome}${e.error ? `: ${e.error.message}` : ''}`);
+        else
+          log.warn(
+            { ...fields, ...e.stats },
+            `channel to ${e.target} ${e.outcome}${e.stats ? ` ${connectionSummary(e.stats)}` : ''}${e.error ? `: ${e.error.message}` : ''}`,
+          );
       });
       await proxy.start();
       log.info(

@@ -253,8 +253,8 @@ to move to another hub node; "device stream dropped" is logged once the old stre
           const where = `${e.listener === 'socks' ? 'socks' : `:${e.listener}`} -> ${e.target}`;
           if (e.error)
             log[isPermanent(e.error) ? 'error' : 'warn'](
-              fields,
-              `connection ${where} ${e.outcome === 'failed' ? 'refused' : 'ended'}: ${e.error.message}${code ? ` (${code})` : ''}`,
+              { ...fields, ...e.stats },
+              `connection ${where} ${e.outcome === 'failed' ? 'refused' : 'ended'}${e.stats ? ` ${connectionSummary(e.stats)}` : ''}: ${e.error.message}${code ? ` (${code})` : ''}`,
             );
           // One line per connection at info, when it ends (an access log); its start is debug, so
           // a new connection's first bytes never wait behind a log write.
