@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AllowList, DeviceProxy, createServiceApp, parseForward, type ResumeEvent } from '../src/proxy/index.js';
 import { expectKey, generateStaticKeyPair } from '../src/crypto/index.js';
+import { freePort, waitForPort } from '../bench/procs.js';
 import { ChaosProxy } from './chaos-proxy.js';
 
 const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
@@ -42,28 +43,6 @@ function cli(...args: string[]): string {
   const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', timeout: 20_000 });
   if (r.status !== 0) throw new Error(`devstreams ${args.join(' ')}: ${r.stderr}`);
   return r.stdout.trim();
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
-async function waitPort(port: number, timeoutMs: number): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1');
-      s.once('connect', () => (s.destroy(), resolve(true)));
-      s.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    await sleep(50);
-  }
-  throw new Error('hub did not start');
 }
 
 function startHub(port: number, dir: string): ChildProcess {
@@ -169,7 +148,7 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'devstreams-soak-'));
   const hubPort = await freePort();
   let hub = startHub(hubPort, dir);
-  await waitPort(hubPort, 15_000);
+  await waitForPort(hubPort, 15_000);
   const deviceString = cli('registry', 'add', 'soak-device', '--data', dir);
   const serviceString = cli('registry', 'service-string', '--data', dir);
   const echo = await startEcho();
@@ -230,7 +209,7 @@ async function main(): Promise<void> {
         await gone;
         await sleep(rand(300, 2000));
         hub = startHub(hubPort, dir);
-        await waitPort(hubPort, 15_000);
+        await waitForPort(hubPort, 15_000);
         hubRestarts++;
         console.log('[soak] hub restarted');
         continue;

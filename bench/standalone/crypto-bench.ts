@@ -11,7 +11,6 @@
  * Run: `npm run build && node dist/bench/standalone/crypto-bench.js [seconds-per-case]`.
  */
 import { randomBytes } from 'node:crypto';
-import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Bench } from 'tinybench';
@@ -25,6 +24,7 @@ import { RECORD_SUITES, SUITE_KEY_SIZE, openBody, recordNonce, sealParts, type R
 import { DEFAULT_RECORD_SUITES } from '../../src/crypto/constants.js';
 import { encodeRecordHeader } from '../../src/crypto/record-format.js';
 import type { SecureTransportOptions } from '../../src/crypto/options.js';
+import { spawnChild, stderrOf } from '../procs.js';
 
 export interface ThroughputResult {
   name: string;
@@ -168,13 +168,10 @@ export async function throughputCase(
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as net.AddressInfo).port;
   const spec: ReceiverSpec = { port, ackEveryBytes: pair.ackEveryBytes ?? PAIR_ACK_EVERY_BYTES, ...(secure ? { secure } : {}) };
-  const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--receiver', JSON.stringify(spec)], {
+  const receiver = spawnChild(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--receiver', JSON.stringify(spec)], {
     stdio: ['ignore', 'inherit', 'pipe'],
   });
-  let stderrTail = '';
-  child.stderr?.on('data', (d: Buffer) => {
-    stderrTail = (stderrTail + d.toString()).slice(-1000);
-  });
+  const child = receiver.proc;
   let exitCode: number | null | undefined;
   const exited = new Promise<void>((r) =>
     child.once('exit', (code, sig) => {
@@ -295,7 +292,7 @@ export async function throughputCase(
     clearTimeout(timer);
     socket?.destroy();
     // The receiver's own account of why it ended (e.g. ERR_PROTOCOL_FLOOD) goes with the error.
-    const said = stderrTail.trim().split('\n').pop();
+    const said = stderrOf(receiver).trim().split('\n').pop();
     if (failure !== undefined && said !== undefined && said !== '') failure.message += `; receiver: ${said}`;
     await new Promise<void>((r) => server.close(() => r()));
   }
