@@ -3,6 +3,7 @@
 // MB/s. The mux (frame encode/decode) and the crypto (seal/open inline and on workers) register
 // theirs the same way: `registerMicroModule({ id: 'mux-micro', title, order, tasks })`.
 import { Bench } from 'tinybench';
+import { markdownTable } from './markdown-table.js';
 import { registerModule, type Goal, type ModuleContext } from './report/registry.js';
 
 export interface MicroTask {
@@ -81,10 +82,8 @@ export function registerMicroModule(spec: MicroModuleSpec): void {
     },
     render(data) {
       if (!Array.isArray(data)) return `Not run: ${JSON.stringify(data)}`;
-      const rows = (data as MicroRow[]).map(
-        (r) => `| ${r.name} | ${fmt(r.opsPerSec, 0)} | ${fmt(r.meanUs, 1)} | ${fmt(r.MBps, 0)} | ${r.error ?? ''} |`,
-      );
-      return `${spec.description}\n\n| task | ops/s | mean us | MB/s | note |\n| --- | --- | --- | --- | --- |\n${rows.join('\n')}`;
+      const rows = (data as MicroRow[]).map((r) => [r.name, fmt(r.opsPerSec, 0), fmt(r.meanUs, 1), fmt(r.MBps, 0), r.error ?? '']);
+      return `${spec.description}\n\n${markdownTable(['task', 'ops/s', 'mean us', 'MB/s', 'note'], rows)}`;
     },
   });
 }

@@ -25,6 +25,7 @@ import { DEFAULT_RECORD_SUITES } from '../../src/crypto/constants.js';
 import { encodeRecordHeader } from '../../src/crypto/record-format.js';
 import type { SecureTransportOptions } from '../../src/crypto/options.js';
 import { spawnChild, stderrOf } from '../procs.js';
+import { markdownTable, type ColumnAlign } from '../markdown-table.js';
 
 export interface ThroughputResult {
   name: string;
@@ -350,16 +351,18 @@ export async function runCryptoBench(options: CryptoBenchOptions = {}): Promise<
 
 /** Markdown tables of a result, for RESULTS.md and the console. */
 export function formatCryptoBench(r: CryptoBenchResult): string {
-  const lines = [
-    '| case (TCP pair, 64 KiB messages) | MB/s | x plaintext | CPU s / GiB |',
-    '| --- | ---: | ---: | ---: |',
-    ...r.throughput.map((t) => `| ${t.name} | ${t.mbPerSec.toFixed(0)} | ${t.ratio.toFixed(2)} | ${t.cpuSecPerGiB.toFixed(2)} |`),
-    '',
-    '| micro (one record) | us/op | MB/s |',
-    '| --- | ---: | ---: |',
-    ...r.micro.map((m) => `| ${m.name} | ${m.usPerOp.toFixed(1)} | ${m.mbPerSec.toFixed(0)} |`),
-  ];
-  return lines.join('\n');
+  const figures: ColumnAlign[] = ['left', 'right', 'right', 'right'];
+  const throughput = markdownTable(
+    ['case (TCP pair, 64 KiB messages)', 'MB/s', 'x plaintext', 'CPU s / GiB'],
+    r.throughput.map((t) => [t.name, t.mbPerSec.toFixed(0), t.ratio.toFixed(2), t.cpuSecPerGiB.toFixed(2)]),
+    figures,
+  );
+  const micro = markdownTable(
+    ['micro (one record)', 'us/op', 'MB/s'],
+    r.micro.map((m) => [m.name, m.usPerOp.toFixed(1), m.mbPerSec.toFixed(0)]),
+    figures,
+  );
+  return `${throughput}\n\n${micro}`;
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href && process.argv[2] === '--receiver') {

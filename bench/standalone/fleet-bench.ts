@@ -13,6 +13,7 @@ import { RedisRegistry } from '../../src/hub/fleet/redis-registry.js';
 import { closeRedis, connectRedis } from '../../src/hub/fleet/redis.js';
 import { measureStreamSetups, startChild, type Child } from './hub-bench.js';
 import { hasRedisServer, startRedis } from '../redis-server.js';
+import { markdownTable } from '../markdown-table.js';
 import { registerModule } from '../report/registry.js';
 
 export interface FleetBenchOptions {
@@ -114,9 +115,11 @@ export async function runFleetBench(options: FleetBenchOptions = {}): Promise<Fl
 
 export function fleetBenchMarkdown(r: FleetBenchResult): string {
   if (r.skipped) return `Not measured: ${r.skipped}.\n`;
-  const lines = r.rows.map(
-    (x) =>
-      `| ${x.nodes} | ${x.streamsPerSecond} | ${x.hubCpuMsPerStream} | ${x.redisCpuMsPerStream} | ${x.completed} (${x.failed} failed) |`,
+  const table = markdownTable(
+    ['nodes', 'streams/s', 'hub CPU ms/stream (all nodes)', 'Redis CPU ms/stream', 'streams'],
+    r.rows.map((x) =>
+      [x.nodes, x.streamsPerSecond, x.hubCpuMsPerStream, x.redisCpuMsPerStream, `${x.completed} (${x.failed} failed)`].map(String),
+    ),
   );
   return `Stream setup (request, device accepts, both sides connect, one byte echoed, close) with the
 hub split over 1-3 node processes sharing one Redis; requests enter at a node other than the
@@ -125,9 +128,7 @@ and Redis all share this machine's ${r.cpuCount} CPUs: with ${r.cpuCount} cores 
 cannot add throughput here; what the rows show is the cost of forwarding (hub CPU per stream,
 summed over nodes) and that Redis is not the bottleneck (Redis CPU per stream).
 
-| nodes | streams/s | hub CPU ms/stream (all nodes) | Redis CPU ms/stream | streams |
-| --- | --- | --- | --- | --- |
-${lines.join('\n')}
+${table}
 `;
 }
 

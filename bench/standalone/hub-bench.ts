@@ -17,6 +17,7 @@ import { createDeviceToken } from '../../src/auth/sas.js';
 import { DeviceClient, ServiceClient } from '../../src/sdk/index.js';
 import { connectWebSocket, type Transport } from '../../src/transport/index.js';
 import { spawnChild, waitForLine } from '../procs.js';
+import { markdownTable } from '../markdown-table.js';
 import { median } from '../results.js';
 import { sampleProcess } from '../sampler.js';
 
@@ -399,13 +400,17 @@ export async function runHubBench(options: HubBenchOptions = {}): Promise<HubBen
 
 /** The figures as a Markdown table, for RESULTS.md. */
 export function hubBenchMarkdown(r: HubBenchResult): string {
-  return `| hub measure | result | goal |
-| --- | --- | --- |
-| stream setup, end to end, after ${r.setupWarmupSeconds} s of warm-up setups (clients and hub on one machine) | ${r.streamsPerSecond} streams/s | >= 500 |
-| hub CPU per stream setup | ${r.hubCpuMsPerStream} ms (${r.hubStreamsPerCoreSecond} streams/s per hub core) | |
-| relay throughput, hub vs bare ws relay | ${r.hubRelayMBps} vs ${r.bareRelayMBps} MB/s = ${r.relayRatio}x | >= 0.9x |
-| hub RSS per idle device control socket (${r.idleDevices} sockets) | ${r.rssPerDeviceKiB} KiB | <= 16 KiB |
-`;
+  const rows = [
+    [
+      `stream setup, end to end, after ${r.setupWarmupSeconds} s of warm-up setups (clients and hub on one machine)`,
+      `${r.streamsPerSecond} streams/s`,
+      '>= 500',
+    ],
+    ['hub CPU per stream setup', `${r.hubCpuMsPerStream} ms (${r.hubStreamsPerCoreSecond} streams/s per hub core)`, ''],
+    ['relay throughput, hub vs bare ws relay', `${r.hubRelayMBps} vs ${r.bareRelayMBps} MB/s = ${r.relayRatio}x`, '>= 0.9x'],
+    [`hub RSS per idle device control socket (${r.idleDevices} sockets)`, `${r.rssPerDeviceKiB} KiB`, '<= 16 KiB'],
+  ];
+  return `${markdownTable(['hub measure', 'result', 'goal'], rows)}\n`;
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {

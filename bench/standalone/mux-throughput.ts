@@ -24,6 +24,7 @@ import type { Stream, StreamMessageEvent } from '@libp2p/interface';
 import { Session } from '../../src/mux/index.js';
 import { TcpTransport } from '../../src/transport/tcp.js';
 import { median as medianOrUndefined } from '../results.js';
+import { markdownTable, type ColumnAlign } from '../markdown-table.js';
 import { SocketMessageStream } from './yamux-adapter.js';
 import { MUX_IMPLS, parseReply, type MuxImpl, type PeerCommand, type PeerReport } from './mux-common.js';
 
@@ -534,18 +535,29 @@ export function renderMuxSection(result: MuxBenchResult): string {
     `Sender in the bench process, receiver in a child process; each case moves ${result.chunkBytes / 1024} KiB writes for ${result.maxMs} ms or ${result.maxBytes / 2 ** 20} MiB (whichever comes first) and is timed until every stream's "done" reply arrives. ${result.repeats} paired rounds: every case once per round, mux and yamux back to back (which goes first alternates by round); MB/s figures are medians over rounds, ours / yamux is the median of the per-round ratios. MB/s = 10^6 bytes/s. ${result.date}, node ${result.node}, ${result.cpus} x ${result.cpuModel}${result.quick ? ', quick mode' : ''}. Command: \`npm run bench:mux\`.`,
   );
   out.push('');
-  out.push(`| implementation | ${streams.map((s) => `${s} stream${s > 1 ? 's' : ''} (MB/s)`).join(' | ')} |`);
-  out.push(`|---|${streams.map(() => '---:').join('|')}|`);
-  for (const impl of impls) out.push(`| ${IMPL_LABEL[impl]} | ${streams.map((s) => fmtMBps(result, impl, s)).join(' | ')} |`);
-  out.push(`| ours / yamux, median of per-round ratios | ${result.ratios.map((r) => fmtRatio(r.oursOverYamux)).join(' | ')} |`);
-  out.push(`| ours / yamux, rounds min-max | ${result.ratios.map((r) => ratioRange(r.oursOverYamuxRounds)).join(' | ')} |`);
-  out.push(`| ours / raw TCP | ${result.ratios.map((r) => fmtRatio(r.oursOverRaw)).join(' | ')} |`);
+  const align: ColumnAlign[] = ['left', ...streams.map((): ColumnAlign => 'right')];
+  out.push(
+    markdownTable(
+      ['implementation', ...streams.map((s) => `${s} stream${s > 1 ? 's' : ''} (MB/s)`)],
+      [
+        ...impls.map((impl) => [IMPL_LABEL[impl], ...streams.map((s) => fmtMBps(result, impl, s))]),
+        ['ours / yamux, median of per-round ratios', ...result.ratios.map((r) => fmtRatio(r.oursOverYamux))],
+        ['ours / yamux, rounds min-max', ...result.ratios.map((r) => ratioRange(r.oursOverYamuxRounds))],
+        ['ours / raw TCP', ...result.ratios.map((r) => fmtRatio(r.oursOverRaw))],
+      ],
+      align,
+    ),
+  );
   out.push('');
   out.push('CPU cost, ms of CPU per MB moved (sender + receiver), median; less sensitive to a busy machine than MB/s:');
   out.push('');
-  out.push(`| implementation | ${streams.map((s) => `${s} stream${s > 1 ? 's' : ''}`).join(' | ')} |`);
-  out.push(`|---|${streams.map(() => '---:').join('|')}|`);
-  for (const impl of impls) out.push(`| ${IMPL_LABEL[impl]} | ${streams.map((s) => fmtCpu(result, impl, s)).join(' | ')} |`);
+  out.push(
+    markdownTable(
+      ['implementation', ...streams.map((s) => `${s} stream${s > 1 ? 's' : ''}`)],
+      impls.map((impl) => [IMPL_LABEL[impl], ...streams.map((s) => fmtCpu(result, impl, s))]),
+      align,
+    ),
+  );
   out.push('');
   for (const g of result.goals)
     out.push(
