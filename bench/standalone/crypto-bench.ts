@@ -25,6 +25,7 @@ import { DEFAULT_RECORD_SUITES } from '../../src/crypto/constants.js';
 import { encodeRecordHeader } from '../../src/crypto/record-format.js';
 import type { SecureTransportOptions } from '../../src/crypto/options.js';
 import { spawnChild, stderrOf } from '../procs.js';
+import { selfCpuSeconds } from '../sampler.js';
 import { markdownTable, type ColumnAlign } from '../markdown-table.js';
 
 export interface ThroughputResult {
@@ -104,7 +105,7 @@ async function runReceiver(spec: ReceiverSpec): Promise<void> {
   let t: Transport = new TcpTransport(socket);
   if (spec.secure)
     t = await secureResponder(t, { staticKeys: generateStaticKeyPair(), verifyPeer: acceptAnyKey, prologue: 'bench', ...spec.secure });
-  const cpu0 = process.cpuUsage();
+  const cpu0 = selfCpuSeconds();
   let bytes = 0;
   let acked = 0;
   const count = (n: number): void => {
@@ -119,8 +120,7 @@ async function runReceiver(spec: ReceiverSpec): Promise<void> {
     t.attach({
       onMessage: (m) => {
         if (m.length === 1 && m[0] === END_MARKER[0]) {
-          const c = process.cpuUsage(cpu0);
-          t.send([Buffer.from(JSON.stringify({ bytes, cpu: (c.user + c.system) / 1e6 }))]);
+          t.send([Buffer.from(JSON.stringify({ bytes, cpu: selfCpuSeconds() - cpu0 }))]);
           return;
         }
         count(m.length);
@@ -254,7 +254,7 @@ export async function throughputCase(
       },
       onClose: (err) => fail(`the receiver's connection closed${err === undefined ? '' : ` (${err.message})`}`),
     });
-    const cpu0 = process.cpuUsage();
+    const cpu0 = selfCpuSeconds();
     const t0 = performance.now();
     const end = t0 + seconds * 1000;
     while (performance.now() < end) {
@@ -280,8 +280,7 @@ export async function throughputCase(
     }
     const got = JSON.parse(reply.toString()) as { bytes: number; cpu: number };
     const elapsed = (performance.now() - t0) / 1000;
-    const c = process.cpuUsage(cpu0);
-    const cpu = (c.user + c.system) / 1e6 + got.cpu;
+    const cpu = selfCpuSeconds() - cpu0 + got.cpu;
     return { name, bytes: got.bytes, seconds: elapsed, mbPerSec: got.bytes / elapsed / 1e6, cpuSecPerGiB: cpu / (got.bytes / 2 ** 30) };
   } finally {
     pair.signal?.removeEventListener('abort', onAbort);

@@ -10,6 +10,7 @@ import { yamux } from '@chainsafe/libp2p-yamux';
 import type { Stream, StreamMessageEvent } from '@libp2p/interface';
 import { Session } from '../../src/mux/index.js';
 import { TcpTransport } from '../../src/transport/tcp.js';
+import { selfCpuSeconds } from '../sampler.js';
 import { SocketMessageStream } from './yamux-adapter.js';
 import { encodeReply, type MuxImpl, type PeerCommand, type PeerReport } from './mux-common.js';
 
@@ -62,11 +63,10 @@ function onConnection(impl: MuxImpl, socket: net.Socket, sockets: Set<net.Socket
 let server: net.Server | undefined;
 const sockets = new Set<net.Socket>();
 let closers: Array<() => void> = [];
-let cpuAtListen = process.cpuUsage();
+let cpuAtListen = selfCpuSeconds();
 
 function cpuSinceListen(): number {
-  const used = process.cpuUsage(cpuAtListen);
-  return used.user + used.system;
+  return (selfCpuSeconds() - cpuAtListen) * 1e6;
 }
 
 function stop(): void {
@@ -88,7 +88,7 @@ process.on('message', (command: PeerCommand) => {
   try {
     if (command.type === 'listen') {
       if (server) throw new Error('already listening');
-      cpuAtListen = process.cpuUsage();
+      cpuAtListen = selfCpuSeconds();
       const s = net.createServer((socket) => onConnection(command.impl, socket, sockets, closers));
       server = s;
       s.on('error', fail);

@@ -24,6 +24,7 @@ import type { Stream, StreamMessageEvent } from '@libp2p/interface';
 import { Session } from '../../src/mux/index.js';
 import { TcpTransport } from '../../src/transport/tcp.js';
 import { median as medianOrUndefined } from '../results.js';
+import { selfCpuSeconds } from '../sampler.js';
 import { markdownTable, type ColumnAlign } from '../markdown-table.js';
 import { SocketMessageStream } from './yamux-adapter.js';
 import { MUX_IMPLS, parseReply, type MuxImpl, type PeerCommand, type PeerReport } from './mux-common.js';
@@ -317,7 +318,7 @@ function sum(results: Array<{ sent: number; confirmed: number }>): { sent: numbe
 
 async function runCase(peer: Peer, impl: MuxImpl, streams: number, chunk: Buffer, maxBytes: number, maxMs: number): Promise<MuxRun> {
   const port = await peer.listen(impl);
-  const cpuStart = process.cpuUsage();
+  const cpuStart = selfCpuSeconds();
   const start = performance.now();
   const budget: Budget = { bytesPerStream: Math.ceil(maxBytes / streams), deadline: start + maxMs };
   let timer: NodeJS.Timeout | undefined;
@@ -331,7 +332,7 @@ async function runCase(peer: Peer, impl: MuxImpl, streams: number, chunk: Buffer
   try {
     const { sent, confirmed, cleanup } = await Promise.race([runners[impl](port, streams, chunk, budget), timeout]);
     const seconds = (performance.now() - start) / 1000;
-    const cpu = process.cpuUsage(cpuStart);
+    const cpuSeconds = selfCpuSeconds() - cpuStart;
     cleanup();
     if (confirmed !== sent) throw new Error(`${impl} x${streams}: peer confirmed ${confirmed} of ${sent} bytes`);
     stopped = true;
@@ -341,7 +342,7 @@ async function runCase(peer: Peer, impl: MuxImpl, streams: number, chunk: Buffer
       bytes: sent,
       seconds,
       mbps: mb / seconds,
-      senderCpuMsPerMB: (cpu.user + cpu.system) / 1000 / mb,
+      senderCpuMsPerMB: (cpuSeconds * 1000) / mb,
       peerCpuMsPerMB: peerCpuMicros / 1000 / mb,
     };
   } finally {
