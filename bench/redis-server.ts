@@ -16,12 +16,15 @@ export interface TestRedis {
   stop(): Promise<void>;
 }
 
-/** Starts a redis-server; resolves once it accepts connections (at most 10 s). */
-export async function startRedis(port?: number): Promise<TestRedis> {
+/**
+ * Starts a redis-server; resolves once it accepts connections (at most 10 s). `extraArgs` (e.g. a
+ * password, or `--tls-port` with port 0) come after the defaults, so they win.
+ */
+export async function startRedis(port?: number, extraArgs: readonly string[] = []): Promise<TestRedis> {
   const p = port ?? (await freePort());
   const child: ChildProcess = spawn(
     'redis-server',
-    ['--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'yes'],
+    ['--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'yes', ...extraArgs],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   await new Promise<void>((resolve, reject) => {

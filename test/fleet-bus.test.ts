@@ -1,7 +1,7 @@
 // The fleet trusts Redis less: node-to-node messages are signed with a fleet secret that is not
 // in Redis, so writing to Redis is not enough to make a node ring or evict a device (forged,
 // replayed and malformed messages are dropped); and the fleet's Redis can have a password and TLS.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -144,39 +144,11 @@ describe.skipIf(!hasRedisServer)('fleet bus messages: signed with the fleet secr
   });
 });
 
-/** A redis-server with extra arguments (password, TLS); resolves once it accepts connections. */
-async function redisWith(args: string[]): Promise<() => Promise<void>> {
-  const child = spawn('redis-server', ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  await new Promise<void>((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`redis-server did not start: ${out.slice(-500)}`)), 10_000);
-    const onData = (c: Buffer): void => {
-      out += c.toString();
-      if (out.includes('Ready to accept connections')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`redis-server exited (${code}): ${out.slice(-500)}`)));
-  });
-  child.stdout!.resume();
-  child.stderr!.resume();
-  return () =>
-    new Promise<void>((r) => {
-      if (child.exitCode !== null) return r();
-      child.once('exit', () => r());
-      child.kill('SIGTERM');
-    });
-}
-
 describe.skipIf(!hasRedisServer)("the fleet's Redis with a password and with TLS", () => {
   it('a password in the URL is used; without it a node does not start (ERR_HUB_UNAVAILABLE)', async () => {
     const port = await freePort();
-    stops.push(await redisWith(['--port', String(port), '--requirepass', 's3cret-pw']));
+    const redis = await startRedis(port, ['--requirepass', 's3cret-pw']);
+    stops.push(() => redis.stop());
     const node = await startNode(`redis://:s3cret-pw@127.0.0.1:${port}`, PREFIX);
     stops.push(() => node.close());
     expect((await node.registry.addDevice('pw-dev')).deviceId).toBe('pw-dev');
@@ -210,22 +182,20 @@ describe.skipIf(!hasRedisServer)("the fleet's Redis with a password and with TLS
       { stdio: 'ignore' },
     );
     const port = await freePort();
-    stops.push(
-      await redisWith([
-        '--port',
-        '0',
-        '--tls-port',
-        String(port),
-        '--tls-cert-file',
-        cert,
-        '--tls-key-file',
-        key,
-        '--tls-ca-cert-file',
-        cert,
-        '--tls-auth-clients',
-        'no',
-      ]),
-    );
+    // Port 0: no plaintext listener, only the TLS one.
+    const redis = await startRedis(0, [
+      '--tls-port',
+      String(port),
+      '--tls-cert-file',
+      cert,
+      '--tls-key-file',
+      key,
+      '--tls-ca-cert-file',
+      cert,
+      '--tls-auth-clients',
+      'no',
+    ]);
+    stops.push(() => redis.stop());
     const url = `rediss://127.0.0.1:${port}`;
     const node = await startNode(url, PREFIX, { redis: { url, keyPrefix: PREFIX, redisCa: readFileSync(cert) } });
     stops.push(() => node.close());
