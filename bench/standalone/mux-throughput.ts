@@ -20,6 +20,7 @@ import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { yamux } from '@chainsafe/libp2p-yamux';
+import { Command } from 'commander';
 import type { Stream, StreamMessageEvent } from '@libp2p/interface';
 import { Session } from '../../src/mux/index.js';
 import { TcpTransport } from '../../src/transport/tcp.js';
@@ -570,24 +571,36 @@ export function renderMuxSection(result: MuxBenchResult): string {
 
 // ---- CLI ----
 
+/** The standalone command line, with commander as in run.ts (`--help` lists the options). */
 function parseArgs(argv: string[]): MuxBenchOptions {
+  const list = (v: string): string[] => v.split(',');
+  const o = new Command('bench:mux')
+    .description('Mux throughput: devstreams mux against yamux and raw TCP, in paired rounds')
+    .option('--quick', 'fewer rounds, smaller budget')
+    .option('--only <impls>', `implementations to run, comma-separated (${MUX_IMPLS.join(', ')})`, list)
+    .option('--streams <counts>', 'stream counts, comma-separated', list)
+    .option('--repeats <n>', 'paired rounds', Number)
+    .option('--ms <n>', 'time budget per case in ms', Number)
+    .option('--profile [dir]', 'write --cpu-prof profiles of the peer into dir')
+    .option('--no-write', 'do not write bench/results/mux.json')
+    .parse(argv, { from: 'user' })
+    .opts<{
+      quick?: boolean;
+      only?: string[];
+      streams?: string[];
+      repeats?: number;
+      ms?: number;
+      profile?: string | true;
+      write: boolean;
+    }>();
   const opts: MuxBenchOptions = {};
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    if (arg === '--quick') opts.quick = true;
-    else if (arg === '--only')
-      opts.impls = (argv[++i] ?? '').split(',').filter((x): x is MuxImpl => (MUX_IMPLS as readonly string[]).includes(x));
-    else if (arg === '--streams')
-      opts.streams = (argv[++i] ?? '')
-        .split(',')
-        .map(Number)
-        .filter((n) => Number.isInteger(n) && n > 0);
-    else if (arg === '--repeats') opts.repeats = Number(argv[++i]);
-    else if (arg === '--ms') opts.maxMs = Number(argv[++i]);
-    else if (arg === '--profile') opts.peerProfileDir = path.resolve(argv[++i] ?? 'bench/results/profiles');
-    else if (arg === '--no-write') opts.outFile = null;
-    else throw new Error(`unknown argument ${String(arg)}`);
-  }
+  if (o.quick === true) opts.quick = true;
+  if (o.only !== undefined) opts.impls = o.only.filter((x): x is MuxImpl => (MUX_IMPLS as readonly string[]).includes(x));
+  if (o.streams !== undefined) opts.streams = o.streams.map(Number).filter((n) => Number.isInteger(n) && n > 0);
+  if (o.repeats !== undefined) opts.repeats = o.repeats;
+  if (o.ms !== undefined) opts.maxMs = o.ms;
+  if (o.profile !== undefined) opts.peerProfileDir = path.resolve(o.profile === true ? 'bench/results/profiles' : o.profile);
+  if (!o.write) opts.outFile = null;
   return opts;
 }
 
