@@ -9,7 +9,7 @@
  *   trip's worth of bytes at `inFlightRate`, at least `minInFlight`. Only the lowest sample since
  *   the connection was taken counts: a later, higher one was taken behind the very queue this
  *   bound allows, and would ratchet it up under a long transfer. Never below two of the peer's
- *   recent ACK steps either: the floor is low (1 MiB) because this side's receivers acknowledge
+ *   recent ACK steps either: the floor is low (2 MiB) because this side's receivers acknowledge
  *   every `ackEveryBytes`, but an older peer acknowledges only every 32 messages (2 MiB of full
  *   ones), and a bound below its step would wait for its ACK timer on every step.
  * - non-zero: the delay-based controller of delay-controller.ts, moved on every ACK by the
