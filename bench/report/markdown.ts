@@ -6,6 +6,7 @@ import { cpuSpread, findRecords, metric, metricSpread, roundRatios, spreadOf, ty
 import { SCENARIOS } from '../scenarios/index.js';
 import { moduleError } from '../steps.js';
 import { allGoals, allModules } from './registry.js';
+import { markdownTable } from '../markdown-table.js';
 
 export interface ReportOptions {
   /** Chart files relative to the report's directory, by chart id. */
@@ -20,11 +21,6 @@ const GIB = 1024 ** 3;
 function fmt(v: number | undefined, digits: number): string {
   if (v === undefined || !Number.isFinite(v)) return NA;
   return v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
-}
-
-function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
-  const line = (cells: readonly string[]): string => `| ${cells.join(' | ')} |`;
-  return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
 }
 
 function legText(l: LegSpec): string {
@@ -58,7 +54,7 @@ function goalsSection(r: BenchResults): string {
     '## Goals\n\n' +
     'Each goal is judged on the median over paired rounds of its per-round value (a ratio or difference between paths ' +
     'run side by side in that round); the status says in how many rounds the goal held on its own.\n\n' +
-    `${table(['goal', 'status', 'measured'], rows)}\n`
+    `${markdownTable(['goal', 'status', 'measured'], rows)}\n`
   );
 }
 
@@ -75,12 +71,12 @@ function machineSection(r: BenchResults): string {
     ['mode', r.quick ? 'quick (CI smoke: small sizes, few samples)' : 'full'],
     ['command', `npm run bench --${r.argv.length > 0 ? ` ${r.argv.join(' ')}` : ''}`],
   ];
-  return `## Machine\n\n${table(['', ''], rows)}\n`;
+  return `## Machine\n\n${markdownTable(['', ''], rows)}\n`;
 }
 
 function pathsSection(r: BenchResults): string {
   const rows = r.paths.map((p) => [p.id, p.title, p.skipped === undefined ? 'ran' : `skipped: ${p.skipped}`]);
-  return `## Paths\n\n${table(['path', 'what', 'status'], rows)}\n`;
+  return `## Paths\n\n${markdownTable(['path', 'what', 'status'], rows)}\n`;
 }
 
 function placementsSection(r: BenchResults): string {
@@ -98,7 +94,7 @@ function placementsSection(r: BenchResults): string {
     'bandwidth cap, queue bounded to one bandwidth-delay product). Relayed paths (tunnel, OpenSSH, emulator only) cross ' +
     'hub-service and device-hub as two delay lines in series, each path the same ones; direct TCP crosses device-service. ' +
     "A leg with loss (`cellular-lossy`) also crosses a veth pair into a network namespace, where nftables drops that share of TCP segments each way (`bench/netns.ts`), for every path alike. Cloud figures are medians from the public clouds' published inter-region round-trip tables; the cellular leg's sources are in its row.\n\n" +
-    `${table(['placement', 'device-hub', 'hub-service', 'device-service', 'relayed RTT ms', 'direct RTT ms', 'where'], rows)}\n` +
+    `${markdownTable(['placement', 'device-hub', 'hub-service', 'device-service', 'relayed RTT ms', 'direct RTT ms', 'where'], rows)}\n` +
     Object.entries(r.skippedPlacements ?? {})
       .map(([id, why]) => `\nPlacement \`${id}\` skipped: ${why}.\n`)
       .join('')
@@ -159,7 +155,7 @@ function scenarioSections(r: BenchResults): string {
     out.push(
       `### ${s.title} (\`${s.id}\`)\n\nEach figure is the median over paired rounds; min-max is the spread of ${s.primary.metric} over rounds. ` +
         `Ratios are the median (and range) of the per-round ratios of this path's ${s.primary.metric} over direct TCP's and OpenSSH's ` +
-        `run beside it in the same round at the same placement (${better}).\n\n${table(header, rows)}\n`,
+        `run beside it in the same round at the same placement (${better}).\n\n${markdownTable(header, rows)}\n`,
     );
   }
   return `## Scenarios\n\n${out.join('\n')}`;
@@ -198,7 +194,7 @@ function placementSummary(r: BenchResults): string {
     'The `emulator` row is a blind relay through the same two delay lines with no tunnel: its `p50 - legs` is what the ' +
     'emulator itself adds, and `p50 - emulator` is what a relayed path adds on top of it. Medians over rounds. ' +
     'One connection below the link capacity shows a window that does not grow to the bandwidth-delay product.\n\n' +
-    `${table(['placement', 'path', 'legs RTT ms', 'measured p50 ms', 'p50 - legs ms', 'p50 - emulator ms', '1-conn MB/s', 'link MB/s', '% of link'], rows)}\n`
+    `${markdownTable(['placement', 'path', 'legs RTT ms', 'measured p50 ms', 'p50 - legs ms', 'p50 - emulator ms', '1-conn MB/s', 'link MB/s', '% of link'], rows)}\n`
   );
 }
 
@@ -232,7 +228,7 @@ function resourcesSection(r: BenchResults): string {
     '## CPU and memory per GiB (loopback bulk)\n\n' +
     'Median and min-max over the paired rounds. CPU is user + system seconds from /proc/PID/stat during the transfer (10 ms ticks), divided by GiB moved in that round; peak RSS is VmHWM ' +
     '(sshd includes its per-connection children). Direct TCP has no process of its own on loopback.\n\n' +
-    `${table(['scenario', 'path', 'process', 'rounds', 'CPU s / GiB', 'CPU min-max', 'peak RSS MB', 'peak RSS max MB'], rows)}\n`
+    `${markdownTable(['scenario', 'path', 'process', 'rounds', 'CPU s / GiB', 'CPU min-max', 'peak RSS MB', 'peak RSS max MB'], rows)}\n`
   );
 }
 
