@@ -4,10 +4,11 @@
 // order, CLOSE after all of it, nothing after a RESET), and no DATA exceeds the credit granted.
 import { expect, it } from 'vitest';
 import { type Channel, Session } from '../src/mux/index.js';
-import { FrameType, INITIAL_SESSION_WINDOW, INITIAL_WINDOW, MAX_FRAME_PAYLOAD_LIMIT, PROTOCOL_VERSION } from '../src/mux/constants.js';
+import { FrameType, INITIAL_SESSION_WINDOW, INITIAL_WINDOW, MAX_FRAME_PAYLOAD_LIMIT } from '../src/mux/constants.js';
 import { FrameDecoder } from '../src/mux/decoder.js';
-import { encodeStructured, encodeWindow } from '../src/mux/frame.js';
+import { encodeWindow } from '../src/mux/frame.js';
 import { StuckTransport } from './helpers/stuck-transport.js';
+import { helloFrame } from './helpers/mux-frames.js';
 
 /** Keeps every message the session sent, in order. */
 class Rec extends StuckTransport {
@@ -30,14 +31,7 @@ it('keeps every channel in order on the wire and within its credit, lane or not'
     const link = new Rec(Math.floor(r() * 100_000));
     const lane = [0, 31, 200, 4096, 65536][Math.floor(r() * 5)]!;
     const s = new Session(link, { role: 'initiator', keepaliveIntervalMs: 0, lightLaneBytes: lane });
-    link.inject(
-      encodeStructured(FrameType.HELLO, 0, {
-        version: PROTOCOL_VERSION,
-        initialWindow: INITIAL_WINDOW,
-        sessionWindow: INITIAL_SESSION_WINDOW,
-        maxFramePayload: MAX_FRAME_PAYLOAD_LIMIT,
-      }),
-    );
+    link.inject(helloFrame());
     const written = new Map<number, Buffer[]>();
     const ended = new Set<number>();
     const resetIds = new Set<number>();

@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, expect, it, vi } from 'vitest';
 import { until } from './helpers/until.js';
+import { helloFrame, openFrame } from './helpers/mux-frames.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lane-trace-'));
 afterAll(() => {
@@ -16,26 +17,15 @@ it("a keystroke sent through the light lane stamps its channel's mux.take", asyn
   vi.stubEnv('DEVSTREAMS_TRACE', dir);
   vi.resetModules();
   const { Session } = await import('../src/mux/index.js');
-  const { FrameType, INITIAL_SESSION_WINDOW, INITIAL_WINDOW, MAX_FRAME_PAYLOAD_LIMIT, PROTOCOL_VERSION } = await import(
-    '../src/mux/constants.js'
-  );
-  const { encodeStructured } = await import('../src/mux/frame.js');
   const { StuckTransport } = await import('./helpers/stuck-transport.js');
   const nextTurn = (): Promise<void> => new Promise((r) => setImmediate(r));
 
   const link = new StuckTransport(64 * 1024);
   const channels: import('../src/mux/index.js').Channel[] = [];
   const session = new Session(link, { role: 'responder', keepaliveIntervalMs: 0, onOpen: (r) => channels.push(r.accept()) });
-  link.inject(
-    encodeStructured(FrameType.HELLO, 0, {
-      version: PROTOCOL_VERSION,
-      initialWindow: INITIAL_WINDOW,
-      sessionWindow: INITIAL_SESSION_WINDOW,
-      maxFramePayload: MAX_FRAME_PAYLOAD_LIMIT,
-    }),
-  );
-  link.inject(encodeStructured(FrameType.OPEN, 1, { host: '127.0.0.1', port: 1 }));
-  link.inject(encodeStructured(FrameType.OPEN, 3, { host: '127.0.0.1', port: 2 }));
+  link.inject(helloFrame());
+  link.inject(openFrame(1, 1));
+  link.inject(openFrame(3, 2));
   const [bulk, key] = channels;
   bulk!.write(Buffer.alloc(200 * 1024));
   await nextTurn();

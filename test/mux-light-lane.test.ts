@@ -3,18 +3,11 @@
 // out, up to lightLaneBytes between two drains; heavy channels wait for the drain as before.
 import { afterEach, describe, expect, it } from 'vitest';
 import { type Channel, type OpenRequest, Session } from '../src/mux/index.js';
-import {
-  FrameType,
-  HEADER_SIZE,
-  INITIAL_SESSION_WINDOW,
-  INITIAL_WINDOW,
-  MAX_FRAME_PAYLOAD_LIMIT,
-  PROTOCOL_VERSION,
-} from '../src/mux/constants.js';
-import { encodeStructured } from '../src/mux/frame.js';
+import { FrameType, HEADER_SIZE, MAX_FRAME_PAYLOAD_LIMIT } from '../src/mux/constants.js';
 import { FrameDecoder } from '../src/mux/decoder.js';
 import { DevstreamsError } from '../src/errors.js';
 import { StuckTransport } from './helpers/stuck-transport.js';
+import { helloFrame, openFrame } from './helpers/mux-frames.js';
 
 const HIGH_WATER = 64 * 1024;
 
@@ -49,16 +42,9 @@ async function setUp(lightLaneBytes?: number): Promise<{ link: RecordingTranspor
     onOpen: (request) => channels.push(request.accept()),
   });
   cleanups.push(() => session.close());
-  link.inject(
-    encodeStructured(FrameType.HELLO, 0, {
-      version: PROTOCOL_VERSION,
-      initialWindow: INITIAL_WINDOW,
-      sessionWindow: INITIAL_SESSION_WINDOW,
-      maxFramePayload: MAX_FRAME_PAYLOAD_LIMIT,
-    }),
-  );
-  link.inject(encodeStructured(FrameType.OPEN, 1, { host: '127.0.0.1', port: 1 }));
-  link.inject(encodeStructured(FrameType.OPEN, 3, { host: '127.0.0.1', port: 2 }));
+  link.inject(helloFrame());
+  link.inject(openFrame(1, 1));
+  link.inject(openFrame(3, 2));
   await nextTurn();
   expect(channels).toHaveLength(2);
   return { link, session, bulk: channels[0]!, key: channels[1]! };
@@ -137,16 +123,9 @@ describe('the light lane keeps each channel behind its own control frames', () =
     cleanups.push(() => session.close());
     await nextTurn();
     expect(link.unread).toBeGreaterThan(0); // blocked
-    link.inject(
-      encodeStructured(FrameType.HELLO, 0, {
-        version: PROTOCOL_VERSION,
-        initialWindow: INITIAL_WINDOW,
-        sessionWindow: INITIAL_SESSION_WINDOW,
-        maxFramePayload: MAX_FRAME_PAYLOAD_LIMIT,
-      }),
-    );
-    link.inject(encodeStructured(FrameType.OPEN, 1, { host: '127.0.0.1', port: 1 }));
-    link.inject(encodeStructured(FrameType.OPEN, 3, { host: '127.0.0.1', port: 2 }));
+    link.inject(helloFrame());
+    link.inject(openFrame(1, 1));
+    link.inject(openFrame(3, 2));
     expect(requests).toHaveLength(2);
     requests[0]!.accept().reset('ERR_CHANNEL_RESET', 'r'.repeat(100));
     const key = requests[1]!.accept();

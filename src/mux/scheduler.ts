@@ -62,21 +62,12 @@ export class DataScheduler {
           if (limit - size - HEADER_SIZE < 1) this.ring.unshift(channel);
           continue; // out of channel credit: back in the ring when its WINDOW arrives
         }
-        const header = Buffer.allocUnsafe(HEADER_SIZE);
-        parts.push(header);
-        const n = channel.takeData(room, parts);
-        // The channel's bytes leave its queue for a batch (the round-trip breakdown's 'mux queue').
-        trace?.(`mux.take ${channel.id} ${n}`);
-        writeHeader(header, 0, FrameType.DATA, channel.id, n);
+        const n = appendData(parts, channel, room);
         taken += n;
         size += HEADER_SIZE + n;
       }
-      if (channel.takeClose()) {
-        const close = Buffer.allocUnsafe(HEADER_SIZE);
-        writeHeader(close, 0, FrameType.CLOSE, channel.id, 0);
-        parts.push(close);
-        size += HEADER_SIZE;
-      } else if (channel.pendingBytes > 0 && channel.sendCredit > 0) {
+      if (channel.takeClose()) size += appendClose(parts, channel);
+      else if (channel.pendingBytes > 0 && channel.sendCredit > 0) {
         this.ring.push(channel);
       }
     }
@@ -104,21 +95,32 @@ export class DataScheduler {
         continue;
       }
       if (pending > 0) {
-        const header = Buffer.allocUnsafe(HEADER_SIZE);
-        parts.push(header);
-        const got = channel.takeData(pending, parts);
-        trace?.(`mux.take ${channel.id} ${got}`); // as in fill: the breakdown follows a keystroke by it
-        writeHeader(header, 0, FrameType.DATA, channel.id, got);
+        const got = appendData(parts, channel, pending);
         taken += got;
         size += HEADER_SIZE + got;
       }
-      if (channel.takeClose()) {
-        const close = Buffer.allocUnsafe(HEADER_SIZE);
-        writeHeader(close, 0, FrameType.CLOSE, channel.id, 0);
-        parts.push(close);
-        size += HEADER_SIZE;
-      }
+      if (channel.takeClose()) size += appendClose(parts, channel);
     }
     return { size, taken };
   }
+}
+
+/** Appends a DATA frame of up to `max` of the channel's queued bytes; returns the payload bytes taken. */
+function appendData(parts: Buffer[], channel: Channel, max: number): number {
+  const header = Buffer.allocUnsafe(HEADER_SIZE);
+  parts.push(header);
+  const n = channel.takeData(max, parts);
+  // The channel's bytes leave its queue for a batch (the round-trip breakdown's 'mux queue'),
+  // through either fill: the breakdown follows a keystroke by it.
+  trace?.(`mux.take ${channel.id} ${n}`);
+  writeHeader(header, 0, FrameType.DATA, channel.id, n);
+  return n;
+}
+
+/** Appends the channel's CLOSE frame (its takeClose said it is due); returns the bytes added. */
+function appendClose(parts: Buffer[], channel: Channel): number {
+  const close = Buffer.allocUnsafe(HEADER_SIZE);
+  writeHeader(close, 0, FrameType.CLOSE, channel.id, 0);
+  parts.push(close);
+  return HEADER_SIZE;
 }
