@@ -10,32 +10,17 @@ import { StepTimeoutError, withDeadline } from '../bench/deadline.js';
 import { PLACEMENTS } from '../bench/placements.js';
 import { registerModule } from '../bench/report/registry.js';
 import { renderReport } from '../bench/report/markdown.js';
-import type { BenchResults } from '../bench/results.js';
 import type { Scenario } from '../bench/scenarios/types.js';
 import { collectModuleBounded, runScenarioBounded } from '../bench/steps.js';
 import { FULL_BUDGET } from '../bench/config.js';
 import type { RunningPath } from '../bench/paths/types.js';
 import { ROOT, ensureBuilt } from './helpers/build.js';
+import { fakeResults } from './helpers/bench-results.js';
 
 /** A step that never settles: only its bound can end it. */
 const never = (): Promise<never> => new Promise<never>(() => {});
 
-function results(over: Partial<BenchResults>): BenchResults {
-  return {
-    version: 1,
-    startedAt: 'a',
-    finishedAt: 'b',
-    quick: true,
-    argv: [],
-    machine: { cpuModel: 'cpu', cpuCount: 1, ramBytes: 1, os: 'os', node: 'v20', openssh: undefined, gitCommit: undefined },
-    placements: PLACEMENTS.slice(0, 1),
-    paths: [{ id: 'direct', title: 'direct TCP' }],
-    scenarios: [],
-    records: [],
-    modules: {},
-    ...over,
-  };
-}
+const results = fakeResults;
 
 describe('withDeadline', () => {
   it('rejects a step that never settles with a timeout naming the step, and aborts its signal', async () => {

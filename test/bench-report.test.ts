@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, RUN_JS, ensureBuilt } from './helpers/build.js';
+import { fakeResults } from './helpers/bench-results.js';
 
 interface RunOutput {
   code: number | null;
@@ -139,7 +140,6 @@ describe('report registry', () => {
     const { registerModule } = await import('../bench/report/registry.js');
     const { registerBuiltinGoals } = await import('../bench/report/goals.js');
     const { renderReport } = await import('../bench/report/markdown.js');
-    const { PLACEMENTS } = await import('../bench/placements.js');
     registerBuiltinGoals();
     registerModule({
       id: 'demo',
@@ -149,19 +149,12 @@ describe('report registry', () => {
       goals: [{ id: 'demo-goal', text: 'demo goal holds', evaluate: () => ({ status: 'met', detail: 'by construction' }) }],
     });
     const md = renderReport(
-      {
-        version: 1,
-        startedAt: 'a',
-        finishedAt: 'b',
-        quick: true,
-        argv: [],
-        machine: { cpuModel: 'cpu', cpuCount: 1, ramBytes: 1, os: 'os', node: 'v20', openssh: undefined, gitCommit: undefined },
-        placements: PLACEMENTS.slice(0, 1),
+      fakeResults({
         paths: [{ id: 'direct', title: 'direct TCP' }],
         scenarios: ['rtt'],
         records: [{ path: 'direct', placement: 'loopback', scenario: 'rtt', metrics: { p50_us: 50, p90_us: 60, p99_us: 70, samples: 3 } }],
         modules: { demo: { v: 42 } },
-      },
+      }),
       { charts: {}, jsonRel: 'x.json' },
     );
     expect(md).toContain('## Demo module\n\nvalue 42');
@@ -174,7 +167,6 @@ describe('CPU per GiB over rounds', () => {
   it('reports each process median and min-max over rounds, and judges issue 18 goal 2 per round', async () => {
     const { registerBuiltinGoals } = await import('../bench/report/goals.js');
     const { renderReport } = await import('../bench/report/markdown.js');
-    const { PLACEMENTS } = await import('../bench/placements.js');
     registerBuiltinGoals();
     const GIB = 1024 ** 3;
     // CPU seconds per GiB moved, per round: hub, device proxy, service proxy.
@@ -197,19 +189,12 @@ describe('CPU per GiB over rounds', () => {
       ],
     }));
     const md = renderReport(
-      {
-        version: 1,
-        startedAt: 'a',
-        finishedAt: 'b',
-        quick: true,
-        argv: [],
-        machine: { cpuModel: 'cpu', cpuCount: 1, ramBytes: 1, os: 'os', node: 'v20', openssh: undefined, gitCommit: undefined },
-        placements: PLACEMENTS.slice(0, 1),
+      fakeResults({
         paths: [{ id: 'devstreams', title: 'tunnel' }],
         scenarios: ['bulk-1'],
         records,
         modules: {},
-      },
+      }),
       { charts: {}, jsonRel: 'x.json' },
     );
     expect(md).toMatch(/^\| bulk-1 \| devstreams \| hub \| 3 \| 1\.00 \| 0\.90-1\.40 \| 100\.0 \| 100\.0 \|$/m);
@@ -241,7 +226,6 @@ describe('issue 19 goals 1a and 1b', () => {
   it('judges the fixed-load row against direct per round, and the saturating row against OpenSSH per round', async () => {
     const { registerBuiltinGoals } = await import('../bench/report/goals.js');
     const { renderReport } = await import('../bench/report/markdown.js');
-    const { PLACEMENTS } = await import('../bench/placements.js');
     registerBuiltinGoals();
     const rec = (scenario: string, path: string, round: number, metrics: Record<string, number>) => ({
       scenario,
@@ -267,14 +251,7 @@ describe('issue 19 goals 1a and 1b', () => {
       rec('interactive', 'devstreams', 3, { p99_us: 9_000 }),
     ];
     const md = renderReport(
-      {
-        version: 1,
-        startedAt: 'a',
-        finishedAt: 'b',
-        quick: true,
-        argv: [],
-        machine: { cpuModel: 'cpu', cpuCount: 1, ramBytes: 1, os: 'os', node: 'v20', openssh: undefined, gitCommit: undefined },
-        placements: PLACEMENTS.slice(0, 1),
+      fakeResults({
         paths: [
           { id: 'direct', title: 'direct' },
           { id: 'devstreams', title: 'tunnel' },
@@ -283,7 +260,7 @@ describe('issue 19 goals 1a and 1b', () => {
         scenarios: ['interactive', 'interactive-100'],
         records,
         modules: {},
-      },
+      }),
       { charts: {}, jsonRel: 'x.json' },
     );
     // Medians: +1.50 ms over direct, 95 % kept: met; held in round 1 only.
