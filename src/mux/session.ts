@@ -8,8 +8,9 @@
  * after the loop's I/O callbacks, so writes made by every socket read of one loop turn (many
  * connections, each its own callback) leave in as few transport messages as possible: one
  * record, one seal and one write instead of one per connection, which halves the CPU per request
- * of an HTTP load. It stops when the transport reports backpressure until `onDrain`. The receive path never blocks: a peer that
- * overruns its credit is a protocol error, not a reason to stop reading.
+ * of an HTTP load. It stops when the transport reports backpressure until `onDrain` (but for
+ * the light lane, see flushLane). The receive path never blocks: a peer that overruns its
+ * credit is a protocol error, not a reason to stop reading.
  */
 import { EventEmitter } from 'node:events';
 import { DevstreamsError, type ErrorCode } from '../errors.js';
@@ -625,29 +626,36 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
     if (this.transport.closed) return;
     const limit = Math.min(this.batchLimit, this.laneLeft);
     const parts: Buffer[] = [];
+    let size = this.takeControl(parts, limit, false);
+    // A channel's frames never pass a control frame left behind: it may be that channel's OPEN
+    // or ACCEPT (a CLOSE before the ACCEPT ends the opener's session).
+    if (this.control.length === 0) {
+      const light = Math.min(LIGHT_CHANNEL_PENDING, this.peerFramePayload);
+      const filled = this.scheduler.fillLight(parts, size, limit, this.sessionSendCredit, light);
+      this.sessionSendCredit -= filled.taken;
+      size = filled.size;
+    }
+    if (parts.length === 0) return;
+    this.laneLeft -= size;
+    this.send(parts, size); // the gate is closed already; an accepted send does not open it
+  }
+
+  /**
+   * Moves queued control frames into `parts`, oldest first, while they fit in `limit` (the first
+   * one whatever its size when `firstAlways`, so a batch is never empty for want of room);
+   * returns their bytes. Frames left stay queued in order.
+   */
+  private takeControl(parts: Buffer[], limit: number, firstAlways: boolean): number {
     let size = 0;
     let c = 0;
-    while (c < this.control.length && size + this.control[c]!.length <= limit) {
+    while (c < this.control.length && ((firstAlways && size === 0) || size + this.control[c]!.length <= limit)) {
       const frame = this.control[c++]!;
       parts.push(frame);
       size += frame.length;
     }
     this.controlBytes -= size + c * CONTROL_FRAME_COST;
-    const controlLeft = c < this.control.length;
-    this.control = controlLeft ? this.control.slice(c) : [];
-    // A channel's frames never pass a control frame left behind: it may be that channel's OPEN
-    // or ACCEPT (a CLOSE before the ACCEPT ends the opener's session).
-    let filled = { size, taken: 0 };
-    if (!controlLeft) {
-      const light = Math.min(LIGHT_CHANNEL_PENDING, this.peerFramePayload);
-      filled = this.scheduler.fillLight(parts, size, limit, this.sessionSendCredit, light);
-      this.sessionSendCredit -= filled.taken;
-    }
-    if (parts.length === 0) return;
-    this.laneLeft -= filled.size;
-    this.stats.bytesSent += filled.size;
-    this.stats.messagesSent++;
-    this.transport.send(parts);
+    this.control = c === this.control.length ? [] : this.control.slice(c);
+    return size;
   }
 
   /** The last frames before the transport closes: past its backpressure they may still go in the lane. */
@@ -670,17 +678,9 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
     const limit = this.batchLimit;
     while (this.gate.open && !this.transport.closed) {
       const parts: Buffer[] = [];
-      let size = 0;
       // Control frames first: they are small and unblock the peer (credit, pongs, resets).
-      let c = 0;
-      while (c < this.control.length && (size === 0 || size + this.control[c]!.length <= limit)) {
-        const frame = this.control[c++]!;
-        parts.push(frame);
-        size += frame.length;
-      }
-      this.controlBytes -= size + c * CONTROL_FRAME_COST;
-      this.control = c === this.control.length ? [] : this.control.slice(c);
-      if (c > 0 && this.control.length > 0) {
+      let size = this.takeControl(parts, limit, true);
+      if (parts.length > 0 && this.control.length > 0) {
         this.send(parts, size);
         continue;
       }

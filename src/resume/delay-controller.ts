@@ -24,6 +24,7 @@
  *
  * Pure: the caller passes samples and the time; nothing here reads a clock.
  */
+import { AckSteps } from './ack-steps.js';
 
 /** The controller's limits; see ResumeConfig for the defaults. */
 export interface DelayControllerConfig {
@@ -43,8 +44,6 @@ const TARGET_RTT_FRACTION = 0.25;
 const STANDING_SAMPLES = 4;
 /** The bound stays at least this many of the largest recent ACK steps. */
 const ACK_STEPS_IN_FLIGHT = 3;
-/** Recent ACK steps the largest is taken of. */
-const ACK_STEP_HISTORY = 16;
 /** The bound grows only when at least this fraction of it was in flight (not application-limited). */
 const USED_FRACTION = 0.5;
 /**
@@ -57,7 +56,7 @@ export class DelayController {
   private bytes: number;
   private baseRtt = Infinity;
   private readonly recent: number[] = [];
-  private readonly steps: number[] = [];
+  private readonly steps = new AckSteps();
 
   constructor(private readonly config: DelayControllerConfig) {
     this.bytes = clamp(config.initialBytes, config.floorBytes, config.ceilingBytes);
@@ -92,8 +91,7 @@ export class DelayController {
    */
   onAck(ackedBytes: number, rttMs: number, inFlightBytes: number): void {
     if (!(ackedBytes > 0) || !Number.isFinite(rttMs) || rttMs < 0) return;
-    this.steps.push(ackedBytes);
-    if (this.steps.length > ACK_STEP_HISTORY) this.steps.shift();
+    this.steps.add(ackedBytes);
     if (ackedBytes < MIN_SAMPLE_BYTES) {
       this.bytes = Math.round(clamp(this.bytes, this.lowest(), this.config.ceilingBytes));
       return;
@@ -122,12 +120,11 @@ export class DelayController {
     this.bytes = clamp(this.config.initialBytes, this.config.floorBytes, this.config.ceilingBytes);
     this.baseRtt = Infinity;
     this.recent.length = 0;
-    this.steps.length = 0;
+    this.steps.clear();
   }
 
   private lowest(): number {
-    const step = this.steps.length > 0 ? Math.max(...this.steps) : 0;
-    return Math.min(this.config.ceilingBytes, Math.max(this.config.floorBytes, ACK_STEPS_IN_FLIGHT * step));
+    return Math.min(this.config.ceilingBytes, Math.max(this.config.floorBytes, ACK_STEPS_IN_FLIGHT * this.steps.largest));
   }
 }
 

@@ -16,12 +16,11 @@
  *   queueing delay that ACK measured, between `minInFlight` and `replayHighWater`.
  */
 import type { ResumeConfig } from './config.js';
+import { AckSteps } from './ack-steps.js';
 import { DelayController } from './delay-controller.js';
 
 /** With the round-trip rule, the bound stays at least this many of the peer's largest recent ACK steps. */
 export const ACK_STEPS_IN_FLIGHT = 2;
-/** Recent ACK steps the largest is taken of. */
-const ACK_STEP_HISTORY = 16;
 
 /** The limits the bound is made of (see ResumeConfig for each). */
 export type InFlightConfig = Pick<
@@ -35,9 +34,8 @@ export class InFlightBound {
   /** Lowest round trip reported for the current connection (the round-trip rule). */
   private pathMinRtt: number | undefined;
   private readonly controller: DelayController | undefined;
-  /** Bytes the peer's recent ACKs covered (the round-trip rule's step floor). */
-  private readonly steps: number[] = [];
-  private largestStep = 0;
+  /** The peer's recent ACK steps (the round-trip rule's step floor). */
+  private readonly steps = new AckSteps();
 
   constructor(private readonly config: InFlightConfig) {
     this.bound = config.replayHighWater;
@@ -55,7 +53,7 @@ export class InFlightBound {
   /** Unacknowledged bytes above which the sender should wait. */
   get limit(): number {
     if (this.controller) return this.controller.limit;
-    return Math.min(this.config.replayHighWater, Math.max(this.bound, ACK_STEPS_IN_FLIGHT * this.largestStep));
+    return Math.min(this.config.replayHighWater, Math.max(this.bound, ACK_STEPS_IN_FLIGHT * this.steps.largest));
   }
 
   /**
@@ -69,10 +67,7 @@ export class InFlightBound {
       this.controller.onAck(ackedBytes, rttMs, inFlightBytes);
       return;
     }
-    if (!(ackedBytes > 0)) return;
-    this.steps.push(ackedBytes);
-    if (this.steps.length > ACK_STEP_HISTORY) this.steps.shift();
-    this.largestStep = Math.max(...this.steps);
+    if (ackedBytes > 0) this.steps.add(ackedBytes);
   }
 
   /** A round-trip sample of the current connection from the mux's pings, ms. */
