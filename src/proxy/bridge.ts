@@ -36,8 +36,10 @@ export function bridge(socket: net.Socket, channel: Channel, events: BridgeEvent
   };
   if (channel.destroyed) {
     // Reset or gone while the connection was being set up (the device was still connecting).
+    // Told on the next tick, as every other end is: never inside bridge() itself, so a caller
+    // that reports the bridged connection right after this call reports it before its end.
     socket.resetAndDestroy();
-    finish();
+    process.nextTick(finish);
     return;
   }
   // pipe() carries 'end' as end(): a FIN on one side becomes a CLOSE on the channel and back.

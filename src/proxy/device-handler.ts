@@ -68,12 +68,10 @@ function handleOpen(request: OpenRequest, options: DeviceHandlerOptions): void {
     clearTimeout(timer);
     socket.off('error', onConnectError);
     const channel = request.accept();
-    // A channel reset while connecting ends inside bridge(), at once: 'connected' goes first.
-    const endsAtOnce = channel.destroyed;
-    if (endsAtOnce) options.onChannel?.({ target: label, outcome: 'connected' });
     // Bridged first: data the service sent behind its OPEN goes to the target before anything
-    // is told about the channel (a log line costs more than the write).
+    // is told about the channel (a log line costs more than the write). bridge() never ends
+    // inside the call, so 'connected' still comes before 'closed'.
     bridge(socket, channel, { onDone: (error, stats) => options.onChannel?.({ target: label, outcome: 'closed', error, stats }) });
-    if (!endsAtOnce) options.onChannel?.({ target: label, outcome: 'connected' });
+    options.onChannel?.({ target: label, outcome: 'connected' });
   });
 }
