@@ -79,6 +79,11 @@ describe('devstreams CLI: failures say why, at once, with one exit-code conventi
     procs.push(p);
     return p;
   };
+  /** The op-dev device proxy, allowing the echo server, trusting this home's service key. */
+  const startEchoDevice = (): CliProcess => {
+    const serviceKey = runCli(['key', 'show'], env()).stdout.trim();
+    return start(['device-proxy', '--connection-string', deviceCs, '--allow', `127.0.0.1:${echo.port}`, '--service-key', serviceKey]);
+  };
 
   beforeAll(async () => {
     ensureBuilt();
@@ -231,16 +236,7 @@ describe('devstreams CLI: failures say why, at once, with one exit-code conventi
     const data = randomBytes(50_000);
     const result = echoRoundTrip(local, data);
     await svc.waitFor('device op-dev is offline; waiting up to 60 s');
-    const serviceKey = runCli(['key', 'show'], env()).stdout.trim();
-    const device = start([
-      'device-proxy',
-      '--connection-string',
-      deviceCs,
-      '--allow',
-      `127.0.0.1:${echo.port}`,
-      '--service-key',
-      serviceKey,
-    ]);
+    const device = startEchoDevice();
     expect((await result).hash).toBe(sha256(data));
     // One info line per connection, when it ends, with what it carried (50,000 bytes each way).
     await svc.waitFor(`connection :${local} -> 127.0.0.1:${echo.port} closed after`);
@@ -347,16 +343,7 @@ describe('devstreams CLI: failures say why, at once, with one exit-code conventi
   });
 
   it('SOCKS to localhost:PORT where only 127.0.0.1:PORT is allowed is refused, and the log says names are not resolved', async () => {
-    const serviceKey = runCli(['key', 'show'], env()).stdout.trim();
-    const device = start([
-      'device-proxy',
-      '--connection-string',
-      deviceCs,
-      '--allow',
-      `127.0.0.1:${echo.port}`,
-      '--service-key',
-      serviceKey,
-    ]);
+    const device = startEchoDevice();
     await device.waitFor('device proxy ready');
     const svc = start(['service-proxy', '--connection-string', serviceCs, '--device-id', 'op-dev', '--socks', '0']);
     await svc.waitFor('service proxy ready');
