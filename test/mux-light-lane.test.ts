@@ -7,6 +7,7 @@ import { FrameType, HEADER_SIZE, MAX_FRAME_PAYLOAD_LIMIT } from '../src/mux/cons
 import { FrameDecoder } from '../src/mux/decoder.js';
 import { DevstreamsError } from '../src/errors.js';
 import { StuckTransport } from './helpers/stuck-transport.js';
+import { encodeWindow } from '../src/mux/frame.js';
 import { helloFrame, openFrame } from './helpers/mux-frames.js';
 
 const HIGH_WATER = 64 * 1024;
@@ -107,6 +108,52 @@ describe('the light lane past a blocked transport', () => {
     expect(link.unread - before).toBe(0);
   });
 });
+
+describe('the light lane and the session window', () => {
+  it('a session WINDOW that arrives while the transport is blocked lets a waiting keystroke go through the lane', async () => {
+    // Four bulk channels spend the peer's whole session window (1 MiB, four channel windows of
+    // 256 KiB); the transport says stop after every batch (high-water mark 4 KiB) and the test
+    // reads it empty each time, until no session credit is left and the last batch blocked it.
+    const highWater = 4 * 1024;
+    const link = new RecordingTransport(highWater);
+    const channels: Channel[] = [];
+    const session = new Session(link, { role: 'responder', keepaliveIntervalMs: 0, onOpen: (r) => channels.push(r.accept()) });
+    cleanups.push(() => session.close());
+    link.inject(helloFrame());
+    for (const id of [1, 3, 5, 7, 9]) link.inject(openFrame(id, id));
+    await nextTurn();
+    expect(channels).toHaveLength(5);
+    const key = channels[4]!;
+    const windowBytes = 256 * 1024;
+    for (const bulk of channels.slice(0, 4)) bulk.write(Buffer.alloc(windowBytes + 4096, 0x62));
+    const dataBytes = (): number => countData(Buffer.concat(link.sent));
+    for (let i = 0; i < 200 && dataBytes() < 4 * windowBytes; i++) {
+      link.readAll();
+      await nextTurn();
+    }
+    expect(dataBytes()).toBe(4 * windowBytes); // the session window is spent
+    expect(link.unread).toBeGreaterThan(highWater); // and the transport is blocked
+
+    const keystroke = Buffer.from('keystroke-session-window-keystroke');
+    key.write(keystroke);
+    await nextTurn();
+    expect(link.carried(keystroke)).toBe(false); // no session credit: it waits
+    link.inject(encodeWindow(0, 64 * 1024));
+    await nextTurn();
+    expect(link.carried(keystroke)).toBe(true); // the new credit goes to it, past the backpressure
+  });
+});
+
+/** DATA payload bytes in a run of whole frames. */
+function countData(wire: Buffer): number {
+  let n = 0;
+  for (let at = 0; at + HEADER_SIZE <= wire.length; ) {
+    const length = wire.readUInt32BE(at + 6);
+    if (wire[at] === FrameType.DATA) n += length;
+    at += HEADER_SIZE + length;
+  }
+  return n;
+}
 
 describe('the light lane keeps each channel behind its own control frames', () => {
   it("a channel's DATA and CLOSE do not pass its ACCEPT when the lane has no room for every control frame", async () => {

@@ -495,7 +495,12 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
     if (id === 0) {
       this.sessionSendCredit += increment;
       if (this.sessionSendCredit > 0x7fffffff) throw new DevstreamsError('ERR_PROTOCOL_FLOW_CONTROL', 'session window exceeds 2^31-1');
-      if (this.scheduler.waiting > 0) this.scheduleFlush();
+      if (this.scheduler.waiting > 0) {
+        // A light channel that found no session credit in the lane gets its turn now, not at
+        // the transport's next drain (the lane finds nothing to send when none is light).
+        if (!this.gate.open) this.wantLane();
+        this.scheduleFlush();
+      }
       return;
     }
     const channel = this.channels.get(id);
