@@ -6,7 +6,9 @@
 import type net from 'node:net';
 import type { Channel } from '../mux/index.js';
 import type { DevstreamsError } from '../errors.js';
+import { DEFAULT_OWNED_READ_BYTES, sharedReadBuffer } from '../transport/ws-client-transport.js';
 import { trace } from '../util/trace.js';
+import { ownReads } from './owned-reads.js';
 
 /** What one bridged connection carried, for a closing log line. */
 export interface BridgeStats {
@@ -24,8 +26,18 @@ export interface BridgeEvents {
   onDone?(error: Error | undefined, stats: BridgeStats): void;
 }
 
+/** How a bridge reads its socket. */
+export interface BridgeOptions {
+  /**
+   * Bytes of the process-wide buffer the socket reads into (owned-reads.ts), each read copied
+   * once into a buffer of its size for the channel (which keeps it until the peer has it); 0
+   * reads the ordinary way, a fresh 64 KiB buffer per read. Default `DEFAULT_OWNED_READ_BYTES`.
+   */
+  readBufferBytes?: number;
+}
+
 /** Joins `socket` and `channel` until both are done (see the module comment); never throws, reports through `events`. */
-export function bridge(socket: net.Socket, channel: Channel, events: BridgeEvents = {}): void {
+export function bridge(socket: net.Socket, channel: Channel, events: BridgeEvents = {}, options: BridgeOptions = {}): void {
   socket.setNoDelay(true);
   const started = performance.now();
   let done = false;
@@ -42,16 +54,21 @@ export function bridge(socket: net.Socket, channel: Channel, events: BridgeEvent
     process.nextTick(finish);
     return;
   }
-  // pipe() carries 'end' as end(): a FIN on one side becomes a CLOSE on the channel and back.
+  // Tagged with the socket's ports, so one connection's points can be told from another's.
+  const tag = trace !== undefined ? `${socket.localPort}:${socket.remotePort}` : '';
   if (trace !== undefined) {
-    // Tagged with the socket's ports, so one connection's points can be told from another's.
     const t = trace;
-    const tag = `${socket.localPort}:${socket.remotePort}`;
     t(`chan ${channel.id} ${tag}`);
-    socket.on('data', () => t(`sock.read ${tag}`));
     channel.on('data', () => t(`sock.write ${tag}`));
   }
-  socket.pipe(channel);
+  // pipe() carries 'end' as end(): a FIN on one side becomes a CLOSE on the channel and back.
+  if (!readIntoChannel(socket, channel, options.readBufferBytes ?? DEFAULT_OWNED_READ_BYTES, tag)) {
+    if (trace !== undefined) {
+      const t = trace;
+      socket.on('data', () => t(`sock.read ${tag}`));
+    }
+    socket.pipe(channel);
+  }
   channel.pipe(socket);
   socket.on('error', (err: NodeJS.ErrnoException) => {
     // The local peer reset or failed: abort the channel so the far side sees a reset too.
@@ -81,6 +98,38 @@ export function bridge(socket: net.Socket, channel: Channel, events: BridgeEvent
     if (!socket.destroyed && !(channel.readableEnded && channel.writableFinished)) socket.resetAndDestroy();
     onClose();
   });
+}
+
+/**
+ * The socket -> channel half with owned reads, as pipe() would do it: each read is copied into
+ * a buffer of its size (the channel, the mux batch and the resumable layer's replay keep it until
+ * the peer acknowledges it); reading stops while the channel holds back its write callback (its
+ * mux send buffer is full) and starts again at its 'drain'; EOF ends the channel. Returns false
+ * when the socket cannot read that way (see ownReads); the caller pipes instead.
+ */
+function readIntoChannel(socket: net.Socket, channel: Channel, bytes: number, tag: string): boolean {
+  if (bytes <= 0) return false;
+  const resume = (): void => {
+    if (!socket.destroyed) socket.resume();
+  };
+  const owned = ownReads(socket, sharedReadBuffer(bytes), (view) => {
+    if (trace !== undefined) trace(`sock.read ${tag}`);
+    if (channel.destroyed || channel.writableEnded) return true; // its end is handled by the close/error listeners
+    const copy = Buffer.allocUnsafe(view.length);
+    view.copy(copy);
+    // Wait for 'drain' as pipe() does when write() says so, but only if the channel did hold
+    // the write back: a write of the Writable's high-water mark or more always says so, and
+    // stopping and restarting reads for each (two syscalls) would cost more than the read.
+    // A write that says yes never waits: 'drain' comes only after one that said no.
+    if (channel.write(copy) || channel.writableLength === 0) return true;
+    channel.once('drain', resume);
+    return false;
+  });
+  if (!owned) return false;
+  socket.once('end', () => {
+    if (!channel.destroyed && !channel.writableEnded) channel.end();
+  });
+  return true;
 }
 
 /** Maps a connect error to the refusal code the opener sees. */

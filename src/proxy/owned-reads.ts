@@ -1,0 +1,63 @@
+/**
+ * Reads of a local TCP (or Unix) socket into a buffer we own: Node's `onread` mode, on a socket
+ * that already exists. A socket read the ordinary way costs a fresh 64 KiB Buffer per read (an
+ * allocation, and garbage behind it) and one read syscall per 64 KiB; reading into the process's
+ * shared 256 KiB buffer (`sharedReadBuffer`, the one sealed stream sockets read into) takes up to
+ * four times as much per syscall, and the one copy of what was read into a buffer of its exact
+ * size is cheaper than the allocation and the syscalls it saves.
+ *
+ * Node takes `onread` only in `new net.Socket()` / `net.connect()`; a server's accepted sockets
+ * cannot ask for it. What the option sets is three fields of the socket (`kBuffer`, `kBufferCb`,
+ * `kBufferGen`: symbols the constructor creates on every socket) and the handle's
+ * `useUserBuffer`; `ownReads` sets the same on a socket that is not reading yet. Written against
+ * Node 20 and 22 (lib/net.js, onStreamRead in stream_base_commons.js); where the fields are not
+ * found it changes nothing and says so, and the caller reads the ordinary way.
+ */
+import type net from 'node:net';
+
+/** What Node keeps on a socket for `onread` (found by their symbols' descriptions). */
+interface OnreadFields {
+  buffer: symbol;
+  callback: symbol;
+  generator: symbol;
+}
+
+let fields: OnreadFields | null | undefined;
+
+function onreadFields(socket: net.Socket): OnreadFields | null {
+  if (fields !== undefined) return fields;
+  const byName = new Map<string, symbol>();
+  for (const s of Object.getOwnPropertySymbols(socket)) if (s.description) byName.set(s.description, s);
+  const buffer = byName.get('kBuffer');
+  const callback = byName.get('kBufferCb');
+  const generator = byName.get('kBufferGen');
+  fields = buffer && callback && generator ? { buffer, callback, generator } : null;
+  return fields;
+}
+
+interface UserBufferHandle {
+  useUserBuffer?: (buffer: Uint8Array) => void;
+}
+
+/**
+ * Makes `socket`'s reads land in `buffer` and go to `onRead` as a view of the bytes read, which
+ * the callee must be done with (or copy) before it returns; `onRead` returning false stops reading
+ * until `socket.resume()`. EOF and errors come as usual ('end', 'error'); 'data' no longer comes.
+ * Only for a socket with nothing buffered that has not ended, and whose reads no one else takes
+ * (no 'data' listener, no pipe). Returns false, changing nothing, when that is not so or Node does
+ * not have the fields this relies on.
+ */
+export function ownReads(socket: net.Socket, buffer: Buffer, onRead: (view: Buffer) => boolean): boolean {
+  const handle = (socket as unknown as { _handle?: UserBufferHandle | null })._handle;
+  if (!handle || typeof handle.useUserBuffer !== 'function') return false;
+  if (socket.readableLength > 0 || socket.readableEnded || socket.destroyed || socket.listenerCount('data') > 0) return false;
+  const f = onreadFields(socket);
+  if (!f) return false;
+  const s = socket as unknown as Record<symbol, unknown>;
+  // Exactly what net.Socket's constructor sets for `onread: { buffer, callback }`.
+  if (s[f.buffer] !== null || s[f.generator] !== null) return false;
+  s[f.buffer] = buffer;
+  s[f.callback] = (n: number, buf: Buffer): boolean => onRead(buf.subarray(0, n));
+  handle.useUserBuffer(buffer);
+  return true;
+}

@@ -1,0 +1,146 @@
+// The bridge reads its local socket into the process-wide shared buffer (src/proxy/owned-reads.ts)
+// and copies each read for the channel. Real sockets: a client writes into an accepted socket (the
+// service proxy's kind, which Node gives no `onread` option); the far end of a mux session reads
+// slowly, so the bridge stops and restarts reading many times, and every byte must arrive once, in
+// order, with the client's half-close carried as the channel's end. Each read overwrites the
+// shared buffer: a channel that kept a view instead of a copy would see later bytes.
+import net from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Channel } from '../src/mux/index.js';
+import { bridge } from '../src/proxy/bridge.js';
+import { ownReads } from '../src/proxy/owned-reads.js';
+import { sharedReadBuffer } from '../src/transport/ws-client-transport.js';
+import { sessionPair, sha256 } from './helpers/session-pair.js';
+import { until } from './helpers/until.js';
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!();
+});
+
+/** A listener that holds accepted sockets paused (as the service proxy does) and a client connected to it. */
+async function acceptedPair(): Promise<{ client: net.Socket; accepted: net.Socket }> {
+  const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const accepted = new Promise<net.Socket>((r) => server.once('connection', r));
+  const client = net.connect({ port: (server.address() as net.AddressInfo).port, host: '127.0.0.1', allowHalfOpen: true });
+  const socket = await accepted;
+  cleanups.push(async () => {
+    client.destroy();
+    socket.destroy();
+    await new Promise<void>((r) => server.close(() => r()));
+  });
+  return { client, accepted: socket };
+}
+
+/** Reads `channel` slowly (a pause after every chunk), so its window fills and the writer waits. */
+function slowDigest(channel: Channel): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    channel.on('data', (c: Buffer) => {
+      chunks.push(Buffer.from(c));
+      channel.pause();
+      setTimeout(() => channel.resume(), 1);
+    });
+    channel.once('end', () => resolve(Buffer.concat(chunks)));
+    channel.once('error', reject);
+  });
+}
+
+describe('bridge reads into the shared buffer', () => {
+  it('takes over the reads of a paused accepted socket on this Node (no onread option there)', async () => {
+    const { client, accepted } = await acceptedPair();
+    const buffer = sharedReadBuffer(64 * 1024);
+    const views: Buffer[] = [];
+    const data = randomBytes(1024 * 1024);
+    const got: Buffer[] = [];
+    expect(
+      ownReads(accepted, buffer, (view) => {
+        views.push(view);
+        got.push(Buffer.from(view));
+        return true;
+      }),
+    ).toBe(true);
+    const ended = new Promise<void>((r) => accepted.once('end', () => r()));
+    accepted.resume();
+    client.end(data);
+    await ended;
+    expect(Buffer.concat(got).equals(data)).toBe(true);
+    expect(views.length).toBeGreaterThan(0);
+    for (const v of views) expect(v.buffer).toBe(buffer.buffer);
+  });
+
+  it('leaves a socket with bytes already buffered to the ordinary reads', async () => {
+    const { accepted } = await acceptedPair();
+    accepted.unshift(Buffer.from('held'));
+    expect(ownReads(accepted, sharedReadBuffer(64 * 1024), () => true)).toBe(false);
+  });
+
+  it.each([
+    ['24 MiB in pieces up to 300 KB', 24 * 1024 * 1024, 300_000],
+    ['4 MiB in pieces up to 3 KB', 4 * 1024 * 1024, 3_000],
+  ])(
+    'carries %s byte for byte through a slow channel, then the half-close, and bytes back after it',
+    async (_, size, piece) => {
+      const pair = await sessionPair('memory', { channelSendBuffer: 64 * 1024 });
+      cleanups.push(() => pair.cleanup());
+      const opened = new Promise<Channel>((r) => pair.responder.on('open', (req) => r(req.accept())));
+      const channel = pair.initiator.openChannel({ host: 'x', port: 1 });
+      const far = await opened;
+      const { client, accepted } = await acceptedPair();
+      let done: Error | undefined | null = null;
+      bridge(accepted, channel, { onDone: (err) => (done = err) });
+      accepted.resume();
+      const data = randomBytes(size);
+      const received = slowDigest(far);
+      // Written in pieces of odd sizes, so reads end at arbitrary points.
+      for (let at = 0; at < data.length; ) {
+        const n = Math.min(data.length - at, 1 + Math.floor(Math.random() * piece));
+        if (!client.write(data.subarray(at, at + n))) await new Promise((r) => client.once('drain', r));
+        at += n;
+      }
+      client.end();
+      const got = await received;
+      expect(got.length).toBe(data.length);
+      expect(sha256(got)).toBe(sha256(data));
+      // Half-closed: the other direction still works, then ends the connection.
+      const back: Buffer[] = [];
+      client.on('data', (c: Buffer) => back.push(c));
+      const clientEnded = new Promise<void>((r) => client.once('end', () => r()));
+      far.end(Buffer.from('after the half-close'));
+      await clientEnded;
+      expect(Buffer.concat(back).toString()).toBe('after the half-close');
+      await until(() => done !== null);
+      expect(done).toBeUndefined();
+    },
+    60_000,
+  );
+
+  it('keeps reading after a small read the channel held back (no drain follows a write that said yes)', async () => {
+    const pair = await sessionPair('memory', { channelSendBuffer: 64 * 1024 });
+    cleanups.push(() => pair.cleanup());
+    const opened = new Promise<Channel>((r) => pair.responder.on('open', (req) => r(req.accept())));
+    const channel = pair.initiator.openChannel({ host: 'x', port: 1 });
+    const far = await opened;
+    far.pause(); // the channel's window (256 KiB) fills, then its mux queue
+    const { client, accepted } = await acceptedPair();
+    bridge(accepted, channel);
+    accepted.resume();
+    const data = randomBytes(300 * 1024 + 80 * 1000);
+    client.write(data.subarray(0, 300 * 1024));
+    await until(() => channel.pendingBytes > 0);
+    // Small pieces, each its own read: past 64 KiB queued the channel holds one back.
+    for (let at = 300 * 1024; at < data.length; at += 1000) {
+      client.write(data.subarray(at, at + 1000));
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    client.end();
+    const got: Buffer[] = [];
+    far.on('data', (c: Buffer) => got.push(c));
+    const ended = new Promise<void>((r) => far.once('end', () => r()));
+    far.resume();
+    await ended;
+    expect(sha256(Buffer.concat(got))).toBe(sha256(data));
+  }, 20_000);
+});
