@@ -2,6 +2,7 @@
 import { devstreamsPath, devstreamsPlainPath, devstreamsQueueTargetPath, devstreamsWorkersPath } from './devstreams.js';
 import { directPath } from './direct.js';
 import { emulatorPath } from './emulator.js';
+import { nodeRelaysPath } from './node-relays.js';
 import { opensshPath } from './openssh.js';
 import type { BenchPath } from './types.js';
 
@@ -13,6 +14,7 @@ export const PATHS: BenchPath[] = [
   devstreamsPlainPath,
   devstreamsWorkersPath,
   devstreamsQueueTargetPath,
+  nodeRelaysPath,
 ];
 
 /** Registers (or replaces, by id) a path; other bench modules may call this. */
