@@ -271,3 +271,59 @@ describe('issue 19 goals 1a and 1b', () => {
     );
   });
 });
+
+describe('issue 19 goals 2, 3 and 4 against OpenSSH, with the three-relay floor beside round trips and HTTP', () => {
+  it('judges round trip, first byte and HTTP per round against OpenSSH, and says whether the floor would meet each', async () => {
+    const { registerBuiltinGoals } = await import('../bench/report/goals.js');
+    const { renderReport } = await import('../bench/report/markdown.js');
+    registerBuiltinGoals();
+    const rec = (scenario: string, path: string, round: number, metrics: Record<string, number>) => ({
+      scenario,
+      path,
+      round,
+      placement: 'loopback',
+      metrics,
+    });
+    const records = [1, 2, 3].flatMap((round) => [
+      rec('rtt', 'direct', round, { p50_us: 30 }),
+      rec('rtt', 'openssh', round, { p50_us: 150 }),
+      // 120, 160, 180 us: below OpenSSH in round 1 only; the relays (130 us) in every round.
+      rec('rtt', 'devstreams', round, { p50_us: [120, 160, 180][round - 1] as number }),
+      rec('rtt', 'node-relays', round, { p50_us: 130 }),
+      rec('ttfb', 'openssh', round, { p50_ms: 1, p99_ms: 2 }),
+      rec('ttfb', 'devstreams', round, { p50_ms: 2, p99_ms: [2.5, 4, 5][round - 1] as number }),
+      rec('http', 'openssh', round, { rps: 10_000 }),
+      // 11,000, 9,000, 10,500 req/s: median 1.05x, at or above OpenSSH in 2 of 3 rounds.
+      rec('http', 'devstreams', round, { rps: [11_000, 9_000, 10_500][round - 1] as number }),
+      rec('http', 'node-relays', round, { rps: 9_500 }),
+    ]);
+    const md = renderReport(
+      fakeResults({
+        paths: [
+          { id: 'direct', title: 'direct' },
+          { id: 'devstreams', title: 'tunnel' },
+          { id: 'openssh', title: 'ssh' },
+          { id: 'node-relays', title: 'relays' },
+        ],
+        scenarios: ['rtt', 'ttfb', 'http'],
+        records,
+        modules: {},
+      }),
+      { charts: {}, jsonRel: 'x.json' },
+    );
+    expect(md).toMatch(
+      /^\| 64-byte round trip p50 on loopback below OpenSSH .*\| \*\*not met\*\*, 1 of 3 rounds \| median 1\.07x OpenSSH .*three Node relays, the floor: median 0\.87x OpenSSH, would meet\) \|$/m,
+    );
+    // The +150 us row shows both references: OpenSSH (+120 us) and the relays (+100 us).
+    expect(md).toMatch(
+      /^\| 64-byte round trip on loopback within 150 us .*OpenSSH: median \+120 us, would meet; three Node relays, the floor: median \+100 us, would meet\) \|$/m,
+    );
+    expect(md).toMatch(
+      /^\| Time to first byte .* on loopback: p50 below OpenSSH .*\| \*\*not met\*\*, 0 of 3 rounds \| median 2\.00x OpenSSH \(rounds 2\.00x OpenSSH to 2\.00x OpenSSH\); held in 0 of 3 rounds; median round: 2\.00 ms vs OpenSSH 1\.00 ms \|$/m,
+    );
+    expect(md).toMatch(/^\| Time to first byte .* on loopback: p99 <= 3 ms \| \*\*not met\*\*, 1 of 3 rounds \| median 4\.00 ms /m);
+    expect(md).toMatch(
+      /^\| HTTP requests\/s .* >= 1\.0x OpenSSH .*\| met, 2 of 3 rounds \| median 1\.05x OpenSSH .*floor: median 0\.95x OpenSSH, would not meet\) \|$/m,
+    );
+  });
+});

@@ -1,8 +1,10 @@
 // The issue's goals for the devstreams path, evaluated from a run's records. Each is a data-driven
 // row; other bench modules add theirs through registerGoal (report/registry.ts). Where it means
 // something, the same measure is shown for OpenSSH as a reference, so the row reads even before
-// the tunnel runs.
+// the tunnel runs, and for three blind Node relays (the floor of a three-process Node path)
+// where that path ran.
 import { DEVSTREAMS_PATH_ID, DEVSTREAMS_QUEUE_TARGET_PATH_ID } from '../paths/devstreams.js';
+import { NODE_RELAYS_PATH_ID } from '../paths/node-relays.js';
 import { hasLoss } from '../placements.js';
 import { cpuPerGiB, cpuSpread, findRecord, findRecords, median, metric, roundsOf, roundView, type BenchResults } from '../results.js';
 import { FIXED_LOAD_MBPS } from '../scenarios/latency.js';
@@ -18,6 +20,10 @@ export const GOAL_THRESHOLDS = {
   rttOverDirectUs: 150,
   interactiveP99Us: 2000,
   ttfbSlackMs: 1,
+  /** Issue 19 goal 3: time to first byte through an open stream on loopback, p99 at most this. */
+  ttfbLoopbackP99Ms: 3,
+  /** Issue 19 goals 2, 3 and 4: below (or, for HTTP requests/s, at or above) OpenSSH's in the same round. */
+  vsOpenssh: 1.0,
   intercontinentalLinkFraction: 0.9,
   /** Issue 19 goal 1a: interactive p99 beside a fixed 100 MB/s load within this of direct's p99. */
   fixedLoadP99OverDirectUs: 2000,
@@ -86,14 +92,27 @@ function judgementText(j: RoundJudgement, rule: GoalRule): string {
   return `median ${rule.show(j.median)}${range}; held in ${j.held} of ${j.n} rounds; median round: ${j.detail}`;
 }
 
-/** Evaluates a goal for the subject over rounds, and adds the reference path's figures when it has them. */
-function evaluateWith(r: BenchResults, rule: GoalRule, withReference: boolean): GoalVerdict {
+/** The paths a goal's row shows beside the subject's figures, when they ran. */
+const REFERENCES: ReadonlyArray<{ id: string; label: string }> = [
+  { id: REFERENCE, label: 'OpenSSH' },
+  { id: NODE_RELAYS_PATH_ID, label: 'three Node relays, the floor' },
+];
+
+/**
+ * Evaluates a goal for the subject over rounds, and adds each reference path's figures when it
+ * has them (`references`: none, all, or all but OpenSSH for a goal measured against OpenSSH).
+ */
+function evaluateWith(r: BenchResults, rule: GoalRule, references: boolean | 'floor'): GoalVerdict {
   const refText = (): string => {
-    if (!withReference || skipReason(r, REFERENCE) !== undefined) return '';
-    const ref = judgeRounds(r, rule, REFERENCE);
-    return typeof ref === 'string'
-      ? ''
-      : ` (reference, OpenSSH: median ${rule.show(ref.median)}, ${rule.pass(ref.median) ? 'would meet' : 'would not meet'})`;
+    if (references === false) return '';
+    const parts: string[] = [];
+    for (const ref of REFERENCES) {
+      if ((references === 'floor' && ref.id === REFERENCE) || skipReason(r, ref.id) !== undefined) continue;
+      const j = judgeRounds(r, rule, ref.id);
+      if (typeof j !== 'string')
+        parts.push(`${ref.label}: median ${rule.show(j.median)}, ${rule.pass(j.median) ? 'would meet' : 'would not meet'}`);
+    }
+    return parts.length === 0 ? '' : ` (reference, ${parts.join('; ')})`;
   };
   const skipped = skipReason(r, SUBJECT);
   if (skipped !== undefined) return { status: 'not measured', detail: `${skipped}${refText()}` };
@@ -102,6 +121,37 @@ function evaluateWith(r: BenchResults, rule: GoalRule, withReference: boolean): 
   const ok = rule.pass(j.median);
   return { status: ok ? 'met' : 'not met', rounds: `${j.held} of ${j.n}`, detail: `${judgementText(j, rule)}${refText()}` };
 }
+
+/**
+ * A loopback measure of this path against OpenSSH's in the same round, as a ratio (`metricId` of
+ * `scenario`); `lowerIsBetter` says which way passes.
+ */
+function vsOpensshRule(scenario: string, metricId: string, unit: string, lowerIsBetter: boolean, digits: number): GoalRule {
+  return {
+    measure: (r, path) => {
+      const d = metric(r, scenario, path, 'loopback', metricId);
+      const o = metric(r, scenario, REFERENCE, 'loopback', metricId);
+      if (d === undefined || o === undefined) return `needs ${scenario} on loopback for this path and openssh`;
+      return { value: d / o, detail: `${f(d, digits)} ${unit} vs OpenSSH ${f(o, digits)} ${unit}` };
+    },
+    pass: (v) => (lowerIsBetter ? v < GOAL_THRESHOLDS.vsOpenssh : v >= GOAL_THRESHOLDS.vsOpenssh),
+    show: (v) => `${f(v, 2)}x OpenSSH`,
+  };
+}
+
+const rttVsOpenssh = vsOpensshRule('rtt', 'p50_us', 'us', true, 0);
+const ttfbLoopbackVsOpenssh = vsOpensshRule('ttfb', 'p50_ms', 'ms', true, 2);
+const httpVsOpenssh = vsOpensshRule('http', 'rps', 'req/s', false, 0);
+
+const ttfbLoopbackP99: GoalRule = {
+  measure: (r, path) => {
+    const v = metric(r, 'ttfb', path, 'loopback', 'p99_ms');
+    if (v === undefined) return 'needs ttfb on loopback for this path';
+    return { value: v, detail: `p99 ${f(v, 2)} ms` };
+  },
+  pass: (v) => v <= GOAL_THRESHOLDS.ttfbLoopbackP99Ms,
+  show: (v) => `${f(v, 2)} ms`,
+};
 
 const throughputVsOpenssh: GoalRule = {
   measure: (r, path) => {
@@ -329,6 +379,12 @@ export function registerBuiltinGoals(): void {
   });
   registerGoal({
     order: 10,
+    id: 'rtt-vs-openssh',
+    text: '64-byte round trip p50 on loopback below OpenSSH in the same round',
+    evaluate: (r) => evaluateWith(r, rttVsOpenssh, 'floor'),
+  });
+  registerGoal({
+    order: 10,
     id: 'interactive-under-bulk',
     text: `Interactive channel p99 under a saturating bulk channel within ${GOAL_THRESHOLDS.interactiveP99Us / 1000} ms (loopback)`,
     evaluate: (r) => evaluateWith(r, interactive, true),
@@ -350,6 +406,24 @@ export function registerBuiltinGoals(): void {
     id: 'ttfb-open-stream',
     text: `Time to first byte through an open stream within one emulated path RTT + ${GOAL_THRESHOLDS.ttfbSlackMs} ms`,
     evaluate: (r) => evaluateWith(r, ttfbOpen, true),
+  });
+  registerGoal({
+    order: 10,
+    id: 'ttfb-loopback-vs-openssh',
+    text: 'Time to first byte through an open stream on loopback: p50 below OpenSSH in the same round',
+    evaluate: (r) => evaluateWith(r, ttfbLoopbackVsOpenssh, 'floor'),
+  });
+  registerGoal({
+    order: 10,
+    id: 'ttfb-loopback-p99',
+    text: `Time to first byte through an open stream on loopback: p99 <= ${GOAL_THRESHOLDS.ttfbLoopbackP99Ms} ms`,
+    evaluate: (r) => evaluateWith(r, ttfbLoopbackP99, true),
+  });
+  registerGoal({
+    order: 10,
+    id: 'http-vs-openssh',
+    text: 'HTTP requests/s through the path (autocannon, loopback) >= 1.0x OpenSSH in the same round',
+    evaluate: (r) => evaluateWith(r, httpVsOpenssh, 'floor'),
   });
   registerGoal({
     order: 10,
