@@ -4,7 +4,7 @@ export { bridge } from './bridge.js';
 export { serveDeviceChannels, deviceChannelHandler, DEFAULT_CONNECT_TIMEOUT_MS, type DeviceHandlerOptions } from './device-handler.js';
 export { parseForward, parseListen, type ForwardSpec } from './forward-spec.js';
 export { SessionSource, type SessionSourceOptions } from './session-source.js';
-export { ServiceProxy, type ServiceProxyOptions, type BoundListener } from './service-proxy.js';
+export { ServiceProxy, type ServiceProxyOptions, type BoundListener, type ConnectionEvent } from './service-proxy.js';
 export {
   DeviceProxy,
   DEFAULT_MAX_DEVICE_SESSIONS,

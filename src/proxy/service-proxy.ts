@@ -116,13 +116,45 @@ export class ServiceProxy {
   }
 
   private forward(socket: net.Socket, host: string, port: number, listener: string): void {
-    const target = `${host}:${port}`;
     socket.on('error', () => {}); // reported through the bridge once joined; before that the socket just goes
     const accepted = performance.now();
+    // The OPEN waits for the client's first bytes, at most until the loop has polled once more:
+    // a client that writes on connect (most) has its bytes in the kernel by then, and they leave
+    // in the OPEN's record (one seal, one write, one hub hop and one read at the device fewer
+    // than an OPEN alone, then the data). A client that waits for the server to speak first
+    // costs that one turn of the loop. The socket is read from now on ('readable' starts it);
+    // what it reads is held until the channel is open.
+    let waiting: NodeJS.Immediate | undefined;
+    const open = (): void => {
+      if (waiting === undefined) return;
+      clearImmediate(waiting);
+      waiting = undefined;
+      socket.off('readable', open);
+      if (socket.destroyed) {
+        // Reset by the client while the OPEN waited: no channel was asked for, none is opened.
+        const error = new DevstreamsError('ERR_CHANNEL_RESET', 'local connection closed before its channel was opened');
+        this.options.onConnection?.({ listener, target: `${host}:${port}`, outcome: 'failed', error });
+        return;
+      }
+      this.openForward(socket, host, port, listener, accepted);
+    };
+    // An immediate set now runs before the next poll: the one it sets runs after it.
+    waiting = setImmediate(() => {
+      if (waiting !== undefined) waiting = setImmediate(open);
+    });
+    socket.once('readable', open);
+  }
+
+  private openForward(socket: net.Socket, host: string, port: number, listener: string, accepted: number): void {
+    const target = `${host}:${port}`;
     this.openChannel(host, port).then(
       (channel) => {
         if (this.options.onChannelOpen) channel.once('accepted', () => this.options.onChannelOpen?.(performance.now() - accepted));
         this.options.onConnection?.({ listener, target, outcome: 'opened' });
+        // What was read while the OPEN waited goes right behind it; the bridge then takes the
+        // socket's reads over (into the shared buffer, which it does only with nothing held).
+        if (!channel.destroyed)
+          for (let held = socket.read() as Buffer | null; held !== null; held = socket.read() as Buffer | null) channel.write(held);
         bridge(socket, channel, {
           onDone: (error, stats) => this.options.onConnection?.({ listener, target, outcome: 'closed', error, stats }),
         });
