@@ -2,10 +2,12 @@
  * The CLI's logger (pino) on stderr; stdout is kept for what a script needs. At a terminal the
  * lines are for a person (time, level, message, fields on one line); piped or redirected they
  * are JSON lines for a log collector. `--log-format` picks either explicitly.
+ * JSON lines are written in batches (./log-batch.ts).
  */
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { pino, type Logger } from 'pino';
 import pretty from 'pino-pretty';
+import { LineBatch } from './log-batch.js';
 
 /** Log level when `--log-level` is not given. */
 export const DEFAULT_LOG_LEVEL = 'info';
@@ -61,5 +63,5 @@ export function createLogger(o: LogOptions | string = {}): Logger {
     });
     return pino({ level }, stream);
   }
-  return pino({ level, base: { pid: process.pid } }, pino.destination({ fd: 2, sync: false }));
+  return pino({ level, base: { pid: process.pid } }, new LineBatch(pino.destination({ fd: 2, sync: false }), 2));
 }
