@@ -102,6 +102,12 @@ export class WebSocketClientTransport extends TransportBase implements Transport
   private readonly reader: FrameReader;
   private readonly sink: FrameSink;
   private readonly onWritten = (): void => this.drainedTo(this.sock.writableLength, this.highWaterMark);
+  /** Frames sent in this turn of the event loop wait in the socket's cork until its end (see send). */
+  private corked = false;
+  private readonly uncork = (): void => {
+    this.corked = false;
+    this.sock.uncork();
+  };
   private closeSent = false;
   private closeReceived = false;
   private reaper: NodeJS.Timeout | undefined;
@@ -191,11 +197,17 @@ export class WebSocketClientTransport extends TransportBase implements Transport
     if (this.zeroMask) {
       const chunks: Uint8Array[] = [];
       coalesceSmall([frameHeader(true, OPCODE.binary, size, ZERO_KEY), ...parts], JOIN_BELOW, (chunk) => chunks.push(chunk));
-      this.sock.cork();
+      // Every frame of this turn (a mux flush sends several records at once) goes out in one
+      // writev when the turn ends: one syscall, one wake-up of the reader, instead of one per
+      // record. process.nextTick runs before any I/O, so nothing waits longer than the turn.
+      if (!this.corked) {
+        this.corked = true;
+        this.sock.cork();
+        process.nextTick(this.uncork);
+      }
       const last = chunks.length - 1;
       for (let i = 0; i < last; i++) this.sock.write(chunks[i]!);
       this.sock.write(chunks[last]!, onWritten);
-      this.sock.uncork();
     } else {
       // A masked copy in one buffer: the caller's buffers must stay as they are.
       const key = this.maskKey();
