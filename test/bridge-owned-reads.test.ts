@@ -143,4 +143,31 @@ describe('bridge reads into the shared buffer', () => {
     await ended;
     expect(sha256(Buffer.concat(got))).toBe(sha256(data));
   }, 20_000);
+
+  it('writes 16 MiB from the channel to a slowly reading socket byte for byte, then its end', async () => {
+    const pair = await sessionPair('memory');
+    cleanups.push(() => pair.cleanup());
+    const opened = new Promise<Channel>((r) => pair.responder.on('open', (req) => r(req.accept())));
+    const channel = pair.initiator.openChannel({ host: 'x', port: 1 });
+    const far = await opened;
+    const { client, accepted } = await acceptedPair();
+    bridge(accepted, channel);
+    accepted.resume();
+    const data = randomBytes(16 * 1024 * 1024);
+    const got: Buffer[] = [];
+    const ended = new Promise<void>((r) => client.once('end', () => r()));
+    client.on('data', (c: Buffer) => {
+      got.push(c);
+      client.pause();
+      setTimeout(() => client.resume(), 1);
+    });
+    for (let at = 0; at < data.length; ) {
+      const n = Math.min(data.length - at, 1 + Math.floor(Math.random() * 200_000));
+      if (!far.write(data.subarray(at, at + n))) await new Promise((r) => far.once('drain', r));
+      at += n;
+    }
+    far.end();
+    await ended;
+    expect(sha256(Buffer.concat(got))).toBe(sha256(data));
+  }, 60_000);
 });

@@ -69,7 +69,7 @@ export function bridge(socket: net.Socket, channel: Channel, events: BridgeEvent
     }
     socket.pipe(channel);
   }
-  channel.pipe(socket);
+  writeFromChannel(channel, socket);
   socket.on('error', (err: NodeJS.ErrnoException) => {
     // The local peer reset or failed: abort the channel so the far side sees a reset too.
     channel.reset(err.code === 'ECONNRESET' ? 'ERR_CHANNEL_RESET' : 'ERR_TARGET_UNREACHABLE', err.code ?? err.message);
@@ -130,6 +130,44 @@ function readIntoChannel(socket: net.Socket, channel: Channel, bytes: number, ta
     if (!channel.destroyed && !channel.writableEnded) channel.end();
   });
   return true;
+}
+
+/**
+ * The channel -> socket half, as pipe() would do it but with one write syscall per turn of the
+ * event loop: one sealed ws read (256 KiB) opens into several records and so several chunks, each
+ * of which pipe() wrote with its own syscall (and its own wake-up of the reader), pausing the
+ * channel after each since a 64 KiB write is past the socket's high-water mark. Here the chunks of
+ * a turn wait in the socket's cork and go in one writev at its end (process.nextTick: before any
+ * I/O). Then, if the kernel did not take them all and the socket will say 'drain', the channel
+ * pauses until it does. The channel's end ends the socket (half-close).
+ */
+function writeFromChannel(channel: Channel, socket: net.Socket): void {
+  let corked = false;
+  const resume = (): void => {
+    if (!channel.destroyed) channel.resume();
+  };
+  const uncork = (): void => {
+    corked = false;
+    socket.uncork();
+    // Still queued after the writev: wait for it, but only where 'drain' will come (a write at or
+    // past the socket's mark); a small remainder is caught by the next turn's check.
+    if (socket.writableLength > 0 && socket.writableNeedDrain && !socket.destroyed) {
+      channel.pause();
+      socket.once('drain', resume);
+    }
+  };
+  channel.on('data', (chunk: Buffer) => {
+    if (socket.destroyed || socket.writableEnded) return; // its end is handled by the close/error listeners
+    if (!corked) {
+      corked = true;
+      socket.cork();
+      process.nextTick(uncork);
+    }
+    socket.write(chunk);
+  });
+  channel.once('end', () => {
+    if (!socket.destroyed && !socket.writableEnded) socket.end();
+  });
 }
 
 /** Maps a connect error to the refusal code the opener sees. */
