@@ -54,6 +54,13 @@ export function bridge(socket: net.Socket, channel: Channel, events: BridgeEvent
     process.nextTick(finish);
     return;
   }
+  if (socket.destroyed) {
+    // The local client reset (or went) while its channel was being opened: its 'error' and
+    // 'close' have come and gone, so nothing below would ever end the channel.
+    channel.reset('ERR_CHANNEL_RESET', 'local connection closed before its channel was open');
+    process.nextTick(finish);
+    return;
+  }
   // Tagged with the socket's ports, so one connection's points can be told from another's.
   const tag = trace !== undefined ? `${socket.localPort}:${socket.remotePort}` : '';
   if (trace !== undefined) {
