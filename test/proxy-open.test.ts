@@ -34,7 +34,8 @@ afterEach(async () => {
 async function setup(target: Target) {
   const [a, b] = createMemoryTransportPair();
   const recorder = new RecordingTransport(a);
-  const device = new Session(b, {
+  const deviceRecorder = new RecordingTransport(b);
+  const device = new Session(deviceRecorder, {
     role: 'responder',
     onOpen: deviceChannelHandler({ allow: new AllowList([`127.0.0.1:${target.port}`]) }),
   });
@@ -51,7 +52,7 @@ async function setup(target: Target) {
   });
   const [listener] = await proxy.start();
   cleanups.push(() => proxy.stop());
-  return { port: listener!.port, recorder, service, device, proxy, events };
+  return { port: listener!.port, recorder, deviceRecorder, service, device, proxy, events };
 }
 
 /** Connects, writes `first` on connect, and resolves with the first bytes that come back. */
@@ -85,6 +86,18 @@ describe('opening a forwarded connection', () => {
     const { port } = await setup(echo);
     const payloads = [1, 100, 70_000, 1024 * 1024].map((n) => randomBytes(n));
     for (const p of payloads) expect(await echoRoundTrip(port, p)).toEqual({ hash: sha256(p), bytes: p.length });
+  });
+
+  it("has the device's ACCEPT leave in one message with the target's first answer", async () => {
+    const echo = await startEchoServer();
+    cleanups.push(() => echo.close());
+    const { port, deviceRecorder } = await setup(echo);
+    await firstReply(port, Buffer.from('hello')); // warm: the session is open
+    const before = deviceRecorder.messages.length;
+    expect((await firstReply(port, Buffer.from('ping'))).toString()).toBe('ping');
+    const withAccept = deviceRecorder.messages.slice(before).filter((types) => types.includes(FrameType.ACCEPT));
+    expect(withAccept).toHaveLength(1);
+    expect(withAccept[0]).toContain(FrameType.DATA);
   });
 
   it('leaves the bridge reading into the shared buffer after the first bytes were read before the OPEN', async () => {

@@ -51,12 +51,24 @@ export interface SessionOptions extends Partial<MuxConfig> {
   onOpen?: (request: OpenRequest) => void;
 }
 
+/** How an accepted channel's ACCEPT goes out. */
+export interface AcceptOptions {
+  /**
+   * When the opener has sent data already (so it is not waiting for the answer to send), the
+   * ACCEPT waits up to this long, ms, for the channel's first frame of its own (DATA, CLOSE,
+   * RESET or WINDOW) and leaves in the same message: a target that answers at once (an echo, an
+   * HTTP response, a server's banner) costs one message back instead of two. The ACCEPT always
+   * precedes every frame of its channel. 0 (the default) sends it at once.
+   */
+  holdMs?: number;
+}
+
 /** A peer asked to open a channel; call `accept()` or `refuse()`. */
 export interface OpenRequest {
   readonly channelId: number;
   readonly target: ChannelTarget;
   /** Accepts and returns the channel; data the opener sent early is already readable. */
-  accept(): Channel;
+  accept(options?: AcceptOptions): Channel;
   /** Refuses with a code the opener's channel surfaces as its error code. */
   refuse(code: ErrorCode, reason?: string): void;
 }
@@ -122,6 +134,8 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
   private readonly sessionRecv: ReceiveWindow;
 
   private flushScheduled = false;
+  /** Accepted inbound channels whose ACCEPT is held (AcceptOptions.holdMs), with the timer that sends it. */
+  private readonly unannounced = new Map<number, NodeJS.Timeout>();
   /** A flush is writing batches now (a transport may answer synchronously, back into this session). */
   private flushing = false;
   /** Light-lane bytes left until the transport's next drain (see MuxConfig.lightLaneBytes). */
@@ -335,6 +349,7 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
 
   scheduleSend(channel: Channel): void {
     if (this.isClosed) return;
+    this.announce(channel);
     this.scheduler.ready(channel);
     if (!this.gate.open && channel.pendingBytes <= Math.min(LIGHT_CHANNEL_PENDING, this.peerFramePayload)) this.wantLane();
     this.scheduleFlush();
@@ -342,6 +357,7 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
 
   sendReset(channel: Channel, wireCode: number, reason: string): void {
     if (this.isClosed) return;
+    this.announce(channel);
     this.queueControl(encodeReset(channel.id, wireCode, reason));
   }
 
@@ -351,6 +367,7 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
       const before = channel.recvWindow.size;
       const grant = channel.recvWindow.consume(n, this.rtt.minMs);
       if (grant > 0) {
+        this.announce(channel);
         if (channel.recvWindow.size > before) this.learnedWindow = Math.max(this.learnedWindow, channel.recvWindow.size);
         this.queueControl(encodeWindow(channel.id, grant));
         // Auto-tuning needs a current round trip, not the one measured at session start.
@@ -362,6 +379,8 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
 
   detach(channel: Channel, unconsumed: number): void {
     if (this.channels.get(channel.id) === channel) {
+      clearTimeout(this.unannounced.get(channel.id));
+      this.unannounced.delete(channel.id);
       this.channels.delete(channel.id);
       if (channel.outbound) this.outboundCount--;
       else this.inboundCount--;
@@ -444,12 +463,17 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
     const request: OpenRequest = {
       channelId: id,
       target,
-      accept: () => {
+      accept: (options = {}) => {
         if (answered) throw new Error('open request already answered');
         answered = true;
         channel.off('error', unanswered);
         if (channel.destroyed) return channel;
         this.stats.channelsAccepted++;
+        const holdMs = options.holdMs ?? 0;
+        if (holdMs > 0 && channel.readableLength > 0) {
+          this.unannounced.set(id, setTimeout(() => this.announce(channel), holdMs).unref());
+          return channel;
+        }
         this.queueControl(encodeFrame(FrameType.ACCEPT, id));
         this.startAtLearnedWindow(channel);
         return channel;
@@ -594,6 +618,17 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
     this.transport.close(error);
   }
 
+  /** Queues the ACCEPT of a channel accepted with a hold (AcceptOptions), if it is still held. */
+  private announce(channel: Channel): void {
+    if (this.unannounced.size === 0) return;
+    const timer = this.unannounced.get(channel.id);
+    if (timer === undefined || this.channels.get(channel.id) !== channel) return;
+    clearTimeout(timer);
+    this.unannounced.delete(channel.id);
+    this.queueControl(encodeFrame(FrameType.ACCEPT, channel.id));
+    this.startAtLearnedWindow(channel);
+  }
+
   /** Raises a new channel's receive window to what earlier channels learned the path needs. */
   private startAtLearnedWindow(channel: Channel): void {
     const extra = channel.recvWindow.raiseTo(this.learnedWindow);
@@ -721,6 +756,8 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
     clearInterval(this.keepaliveTimer);
     this.rtt.stop();
     clearTimeout(this.goAwayTimer);
+    for (const timer of this.unannounced.values()) clearTimeout(timer);
+    this.unannounced.clear();
     this.scheduler.clear();
     this.control = [];
     this.controlBytes = 0;

@@ -13,6 +13,13 @@ export interface DeviceHandlerOptions {
   allow: AllowList;
   /** How long a connect to a target may take. Default 10 s. */
   connectTimeoutMs?: number;
+  /**
+   * When the service sent data with its OPEN, how long the ACCEPT may wait for the target's first
+   * answer to go with it, ms (the mux's AcceptOptions.holdMs): the service writes without waiting
+   * for the ACCEPT, so a target that answers at once costs one message back, not two.
+   * Default DEFAULT_ACCEPT_HOLD_MS; 0 answers at once.
+   */
+  acceptHoldMs?: number;
   /** Told about each channel's fate, for logs and metrics; a closed one with what it carried. */
   onChannel?(event: ChannelEvent): void;
 }
@@ -27,6 +34,12 @@ export interface ChannelEvent {
 
 /** Default of `connectTimeoutMs`: how long the device waits for a target to accept, ms. */
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+/**
+ * Default of `acceptHoldMs`. A target on the device's side answers within a millisecond or two
+ * when it answers at once; the hold only delays the service's 'accepted' event (its channel-open
+ * metric), never a byte.
+ */
+export const DEFAULT_ACCEPT_HOLD_MS = 5;
 
 /** Serves every channel the peer opens on `session` from now on. */
 export function serveDeviceChannels(session: Session, options: DeviceHandlerOptions): void {
@@ -67,7 +80,7 @@ function handleOpen(request: OpenRequest, options: DeviceHandlerOptions): void {
   socket.once('connect', () => {
     clearTimeout(timer);
     socket.off('error', onConnectError);
-    const channel = request.accept();
+    const channel = request.accept({ holdMs: options.acceptHoldMs ?? DEFAULT_ACCEPT_HOLD_MS });
     // Bridged first: data the service sent behind its OPEN goes to the target before anything
     // is told about the channel (a log line costs more than the write). bridge() never ends
     // inside the call, so 'connected' still comes before 'closed'.

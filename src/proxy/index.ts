@@ -1,7 +1,13 @@
 /** The two local proxies: device side (allow list, connect to targets) and service side (listen, forward, SOCKS5). */
 export { AllowList } from './allow-list.js';
 export { bridge } from './bridge.js';
-export { serveDeviceChannels, deviceChannelHandler, DEFAULT_CONNECT_TIMEOUT_MS, type DeviceHandlerOptions } from './device-handler.js';
+export {
+  serveDeviceChannels,
+  deviceChannelHandler,
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_ACCEPT_HOLD_MS,
+  type DeviceHandlerOptions,
+} from './device-handler.js';
 export { parseForward, parseListen, type ForwardSpec } from './forward-spec.js';
 export { SessionSource, type SessionSourceOptions } from './session-source.js';
 export { ServiceProxy, type ServiceProxyOptions, type BoundListener, type ConnectionEvent } from './service-proxy.js';

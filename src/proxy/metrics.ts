@@ -20,7 +20,7 @@ export class ServiceProxyMetrics {
     collectDefaultMetrics({ register: this.registry });
     this.channelOpen = new Histogram({
       name: 'devstreams_channel_open_seconds',
-      help: 'From a local connection being accepted to the device accepting its channel (includes opening the device stream when none is open)',
+      help: "From a local connection being accepted to the device accepting its channel (includes opening the device stream when none is open; after data from the client, the device answers with the target's first bytes or after up to 5 ms)",
       buckets: OPEN_BUCKETS_SECONDS,
       registers,
     });
