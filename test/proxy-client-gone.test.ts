@@ -86,7 +86,9 @@ describe('a local client that resets before its channel is open', () => {
     answer();
     await until(() => service.channelCount === 0 && device.channelCount === 0, 5000, 'no channel on either side');
     await until(() => events.some((e) => e.outcome === 'closed'), 5000, "the connection's closing event");
-    expect(events.filter((e) => e.outcome !== 'opened')).toHaveLength(1);
+    const ends = events.filter((e) => e.outcome !== 'opened');
+    expect(ends).toHaveLength(1);
+    expect((ends[0]!.error as { code?: string } | undefined)?.code).toBe('ERR_CHANNEL_RESET');
   });
 
   it('through a forward, while the device stream is still coming up: no channel is left on either side', async () => {
@@ -102,6 +104,8 @@ describe('a local client that resets before its channel is open', () => {
     await until(() => proxy.connectionCount === 0, 5000, 'the proxy to let the connection go');
     await until(() => service.channelCount === 0 && device.channelCount === 0, 5000, 'no channel on either side');
     await until(() => events.some((e) => e.outcome !== 'opened'), 5000, "the connection's closing event");
-    expect(events.filter((e) => e.outcome !== 'opened')).toHaveLength(1);
+    const ends = events.filter((e) => e.outcome !== 'opened');
+    expect(ends).toHaveLength(1);
+    expect((ends[0]!.error as { code?: string } | undefined)?.code).toBe('ERR_CHANNEL_RESET');
   });
 });

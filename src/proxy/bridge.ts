@@ -5,7 +5,7 @@
  */
 import type net from 'node:net';
 import type { Channel } from '../mux/index.js';
-import type { DevstreamsError } from '../errors.js';
+import { DevstreamsError } from '../errors.js';
 import { DEFAULT_OWNED_READ_BYTES, sharedReadBuffer } from '../transport/ws-client-transport.js';
 import { trace } from '../util/trace.js';
 import { ownReads } from './owned-reads.js';
@@ -57,8 +57,9 @@ export function bridge(socket: net.Socket, channel: Channel, events: BridgeEvent
   if (socket.destroyed) {
     // The local client reset (or went) while its channel was being opened: its 'error' and
     // 'close' have come and gone, so nothing below would ever end the channel.
-    channel.reset('ERR_CHANNEL_RESET', 'local connection closed before its channel was open');
-    process.nextTick(finish);
+    const error = new DevstreamsError('ERR_CHANNEL_RESET', 'local connection closed before its channel was open');
+    channel.reset(error.code, error.message);
+    process.nextTick(finish, error);
     return;
   }
   // Tagged with the socket's ports, so one connection's points can be told from another's.
