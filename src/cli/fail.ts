@@ -5,6 +5,7 @@
  * 1 when something failed at run time (a hub down, a port lost, a crash).
  */
 import { DevstreamsError, type ErrorCode } from '../errors.js';
+import { writeWaitingLines } from './log-batch.js';
 
 /** Exit code for errors the user fixes: bad flags or config, refused credentials, unknown names. */
 export const EXIT_USAGE = 2;
@@ -36,8 +37,12 @@ export function failureLine(err: unknown): string {
   return `devstreams: ERR_INTERNAL: ${err instanceof Error ? err.message : String(err)}`;
 }
 
-/** Prints the failure line and exits; stderr is written synchronously so the line is never lost. */
+/**
+ * Prints the failure line and exits; stderr is written synchronously so the line is never lost,
+ * after the log lines still waiting in their batch, so that it is the last line.
+ */
 export function fail(err: unknown): never {
+  writeWaitingLines();
   process.stderr.write(`${failureLine(err)}\n`);
   process.exit(exitCodeOf(err));
 }

@@ -46,6 +46,14 @@ function flushAll(sync: boolean): void {
   for (const batch of open) batch.writeOut(sync);
 }
 
+/**
+ * Writes every line that waits now, synchronously: for a line written straight to stderr next
+ * (a command's failure line), which must come after the lines logged before it.
+ */
+export function writeWaitingLines(): void {
+  flushAll(true);
+}
+
 /** A pino stream: collects lines and hands them to `out` in batches (see the module comment). */
 export class LineBatch {
   private lines: string[] = [];
