@@ -21,11 +21,14 @@ export function readSocksRequest(socket: net.Socket, timeoutMs = 10_000): Promis
     let buf = Buffer.alloc(0);
     let stage: 'greeting' | 'request' = 'greeting';
     const timer = setTimeout(() => fail(), timeoutMs);
+    // The client went before its request was complete. Removed with the other listeners once it
+    // is: left on, a half-close later in the connection destroyed the socket.
+    const gone = (): void => fail();
     const cleanup = (): void => {
       clearTimeout(timer);
       socket.off('data', onData);
-      socket.off('end', fail);
-      socket.off('error', fail);
+      socket.off('end', gone);
+      socket.off('error', gone);
     };
     function fail(reply?: number): void {
       cleanup();
@@ -83,8 +86,8 @@ export function readSocksRequest(socket: net.Socket, timeoutMs = 10_000): Promis
       resolve({ host, port });
     };
     socket.on('data', onData);
-    socket.once('end', () => fail());
-    socket.once('error', () => fail());
+    socket.once('end', gone);
+    socket.once('error', gone);
   });
 }
 
