@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, RUN_JS, ensureBuilt } from './helpers/build.js';
+import type { RunRecord } from '../bench/results.js';
 import { fakeResults } from './helpers/bench-results.js';
 
 interface RunOutput {
@@ -222,18 +223,24 @@ describe('mux vs yamux in paired rounds', () => {
   });
 });
 
+/** One loopback record of a made-up run. */
+function rec(scenario: string, path: string, round: number, metrics: Record<string, number>): RunRecord {
+  return { scenario, path, round, placement: 'loopback', metrics };
+}
+
+/** The report of a made-up run of these paths, scenarios and records, with the built-in goals. */
+async function goalsReport(paths: readonly string[], scenarios: readonly string[], records: RunRecord[]): Promise<string> {
+  const { registerBuiltinGoals } = await import('../bench/report/goals.js');
+  const { renderReport } = await import('../bench/report/markdown.js');
+  registerBuiltinGoals();
+  return renderReport(fakeResults({ paths: paths.map((id) => ({ id, title: id })), scenarios: [...scenarios], records, modules: {} }), {
+    charts: {},
+    jsonRel: 'x.json',
+  });
+}
+
 describe('issue 19 goals 1a and 1b', () => {
   it('judges the fixed-load row against direct per round, and the saturating row against OpenSSH per round', async () => {
-    const { registerBuiltinGoals } = await import('../bench/report/goals.js');
-    const { renderReport } = await import('../bench/report/markdown.js');
-    registerBuiltinGoals();
-    const rec = (scenario: string, path: string, round: number, metrics: Record<string, number>) => ({
-      scenario,
-      path,
-      round,
-      placement: 'loopback',
-      metrics,
-    });
     const records = [
       // Round 1: +1.5 ms over direct, 95 % kept: holds. Round 2: +2.5 ms: does not. Round 3: +1 ms but 80 % kept: does not.
       rec('interactive-100', 'direct', 1, { p99_us: 300 }),
@@ -250,19 +257,7 @@ describe('issue 19 goals 1a and 1b', () => {
       rec('interactive', 'openssh', 3, { p99_us: 10_000 }),
       rec('interactive', 'devstreams', 3, { p99_us: 9_000 }),
     ];
-    const md = renderReport(
-      fakeResults({
-        paths: [
-          { id: 'direct', title: 'direct' },
-          { id: 'devstreams', title: 'tunnel' },
-          { id: 'openssh', title: 'ssh' },
-        ],
-        scenarios: ['interactive', 'interactive-100'],
-        records,
-        modules: {},
-      }),
-      { charts: {}, jsonRel: 'x.json' },
-    );
+    const md = await goalsReport(['direct', 'devstreams', 'openssh'], ['interactive', 'interactive-100'], records);
     // Medians: +1.50 ms over direct, 95 % kept: met; held in round 1 only.
     expect(md).toMatch(/^\| Interactive p99 beside a fixed 100 MB\/s .*\| met, 1 of 3 rounds \| p99 over direct's: median \+1\.50 ms/m);
     // Ratios 0.8, 1.2, 0.9: median 0.90x, below OpenSSH in 2 of 3 rounds.
@@ -274,16 +269,6 @@ describe('issue 19 goals 1a and 1b', () => {
 
 describe('issue 19 goals 2, 3 and 4 against OpenSSH, with the three-relay floor beside round trips and HTTP', () => {
   it('judges round trip, first byte and HTTP per round against OpenSSH, and says whether the floor would meet each', async () => {
-    const { registerBuiltinGoals } = await import('../bench/report/goals.js');
-    const { renderReport } = await import('../bench/report/markdown.js');
-    registerBuiltinGoals();
-    const rec = (scenario: string, path: string, round: number, metrics: Record<string, number>) => ({
-      scenario,
-      path,
-      round,
-      placement: 'loopback',
-      metrics,
-    });
     const records = [1, 2, 3].flatMap((round) => [
       rec('rtt', 'direct', round, { p50_us: 30 }),
       rec('rtt', 'openssh', round, { p50_us: 150 }),
@@ -297,20 +282,7 @@ describe('issue 19 goals 2, 3 and 4 against OpenSSH, with the three-relay floor 
       rec('http', 'devstreams', round, { rps: [11_000, 9_000, 10_500][round - 1] as number }),
       rec('http', 'node-relays', round, { rps: 9_500 }),
     ]);
-    const md = renderReport(
-      fakeResults({
-        paths: [
-          { id: 'direct', title: 'direct' },
-          { id: 'devstreams', title: 'tunnel' },
-          { id: 'openssh', title: 'ssh' },
-          { id: 'node-relays', title: 'relays' },
-        ],
-        scenarios: ['rtt', 'ttfb', 'http'],
-        records,
-        modules: {},
-      }),
-      { charts: {}, jsonRel: 'x.json' },
-    );
+    const md = await goalsReport(['direct', 'devstreams', 'openssh', 'node-relays'], ['rtt', 'ttfb', 'http'], records);
     expect(md).toMatch(
       /^\| 64-byte round trip p50 on loopback below OpenSSH .*\| \*\*not met\*\*, 1 of 3 rounds \| median 1\.07x OpenSSH .*three Node relays, the floor: median 0\.87x OpenSSH, would meet\) \|$/m,
     );
