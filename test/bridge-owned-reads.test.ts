@@ -171,3 +171,46 @@ describe('bridge reads into the shared buffer', () => {
     expect(sha256(Buffer.concat(got))).toBe(sha256(data));
   }, 60_000);
 });
+
+describe('the socket queue of a local reader that stops reading', () => {
+  it('stays within one turn batch when the channel resumes with a full window behind it (pipe() kept one write)', async () => {
+    const pair = await sessionPair('memory');
+    cleanups.push(() => pair.cleanup());
+    const opened = new Promise<Channel>((r) => pair.responder.on('open', (req) => r(req.accept())));
+    const channel = pair.initiator.openChannel({ host: 'x', port: 1 });
+    const far = await opened;
+    const { client, accepted } = await acceptedPair();
+    client.pause(); // the local application reads nothing for now
+    bridge(accepted, channel);
+    accepted.resume();
+    // The far end writes until the window is full and the kernel's buffers are too.
+    const data = randomBytes(8 * 1024 * 1024);
+    let at = 0;
+    const writer = (async () => {
+      while (at < data.length) {
+        const n = Math.min(data.length - at, 64 * 1024);
+        const more = far.write(data.subarray(at, at + n));
+        at += n;
+        if (!more) await new Promise((r) => far.once('drain', r));
+      }
+      far.end();
+    })();
+    await until(() => channel.readableLength > 0 && accepted.writableNeedDrain);
+    await new Promise((r) => setTimeout(r, 100));
+    // Now the reader drains a little at a time: every 'drain' resumes the channel with what it holds.
+    let peak = 0;
+    const got: Buffer[] = [];
+    const ended = new Promise<void>((r) => client.once('end', () => r()));
+    client.on('data', (c: Buffer) => {
+      got.push(c);
+      peak = Math.max(peak, accepted.writableLength);
+      client.pause();
+      setImmediate(() => client.resume());
+    });
+    client.resume();
+    await writer;
+    await ended;
+    expect(sha256(Buffer.concat(got))).toBe(sha256(data));
+    expect(peak).toBeLessThanOrEqual(512 * 1024);
+  }, 60_000);
+});

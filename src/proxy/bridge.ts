@@ -140,6 +140,9 @@ function readIntoChannel(socket: net.Socket, channel: Channel, bytes: number, ta
   return true;
 }
 
+/** What one turn's batch of channel chunks may queue in the local socket before the channel waits. */
+const WRITE_BATCH_BYTES = 256 * 1024;
+
 /**
  * The channel -> socket half, as pipe() would do it but with one write syscall per turn of the
  * event loop: one sealed ws read (256 KiB) opens into several records and so several chunks, each
@@ -162,7 +165,7 @@ function writeFromChannel(channel: Channel, socket: net.Socket): void {
     if (socket.writableLength > 0 && socket.writableNeedDrain && !socket.destroyed) {
       channel.pause();
       socket.once('drain', resume);
-    }
+    } else if (channel.isPaused()) resume(); // stopped at the batch bound below, and the kernel took it
   };
   channel.on('data', (chunk: Buffer) => {
     if (socket.destroyed || socket.writableEnded) return; // its end is handled by the close/error listeners
@@ -172,6 +175,10 @@ function writeFromChannel(channel: Channel, socket: net.Socket): void {
       process.nextTick(uncork);
     }
     socket.write(chunk);
+    // A channel resumed with a full receive window behind it would hand all of it over in this
+    // one turn (up to maxWindow, 16 MiB): the batch stops at WRITE_BATCH_BYTES, as pipe() stopped
+    // at the socket's mark, so the bytes wait in the channel, inside its window, not in the socket.
+    if (socket.writableLength >= WRITE_BATCH_BYTES) channel.pause();
   });
   channel.once('end', () => {
     if (!socket.destroyed && !socket.writableEnded) socket.end();
