@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBuilt, runCli, startCli, type CliProcess } from './helpers/cli-process.js';
 import { echoRoundTrip, startEchoServer, type Target } from './helpers/targets.js';
 import { sha256 } from './helpers/session-pair.js';
+import { until } from './helpers/until.js';
 
 /** Resolves with the exit code once the process has exited. */
 async function exitCode(p: CliProcess): Promise<number | null> {
@@ -341,6 +342,38 @@ describe('devstreams CLI: failures say why, at once, with one exit-code conventi
     expect((await fetch(`http://${hubHost}/metrics`)).status).toBe(404);
     await mhub.stop();
   });
+
+  it('a client that resets as soon as it connects is logged as ended, never as refused (a TCP health check does this)', async () => {
+    const device = startEchoDevice();
+    await device.waitFor('device proxy ready');
+    const svc = start([
+      'service-proxy',
+      '--connection-string',
+      serviceCs,
+      '--device-id',
+      'op-dev',
+      '--forward',
+      `0:127.0.0.1:${echo.port}`,
+    ]);
+    await svc.waitFor('service proxy ready');
+    const local = Number(/^forward 127\.0\.0\.1:(\d+)/m.exec(svc.stdout())![1]);
+    // Most of these resets reach the proxy while the OPEN still waits for the client's first bytes.
+    for (let i = 0; i < 20; i++) {
+      const s = net.connect(local, '127.0.0.1');
+      await once(s, 'connect');
+      s.resetAndDestroy();
+    }
+    const lines = (): string[] =>
+      svc
+        .stderr()
+        .split('\n')
+        .filter((l) => l.includes(`connection :${local} -> `));
+    await until(() => lines().length >= 20, 10_000, 'a line for each of the 20 connections');
+    expect(lines()).toHaveLength(20);
+    expect(lines().filter((l) => l.includes('refused'))).toEqual([]);
+    await svc.stop();
+    await device.stop();
+  }, 30_000);
 
   it('SOCKS to localhost:PORT where only 127.0.0.1:PORT is allowed is refused, and the log says names are not resolved', async () => {
     const device = startEchoDevice();

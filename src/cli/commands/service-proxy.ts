@@ -251,10 +251,12 @@ to move to another hub node; "device stream dropped" is logged once the old stre
           metrics?.connection(e.outcome, code);
           const fields = { listener: e.listener, target: e.target, outcome: e.outcome, code };
           const where = `${e.listener === 'socks' ? 'socks' : `:${e.listener}`} -> ${e.target}`;
+          // A client that reset before its channel was open (a TCP health check does) was not refused.
+          const verb = e.outcome === 'failed' && code !== 'ERR_CHANNEL_RESET' ? 'refused' : 'ended';
           if (e.error)
             log[isPermanent(e.error) ? 'error' : 'warn'](
               { ...fields, ...e.stats },
-              `connection ${where} ${e.outcome === 'failed' ? 'refused' : 'ended'}${e.stats ? ` ${connectionSummary(e.stats)}` : ''}: ${e.error.message}${code ? ` (${code})` : ''}`,
+              `connection ${where} ${verb}${e.stats ? ` ${connectionSummary(e.stats)}` : ''}: ${e.error.message}${code ? ` (${code})` : ''}`,
             );
           // One line per connection at info, when it ends (an access log); its start is debug, so
           // a new connection's first bytes never wait behind a log write.
