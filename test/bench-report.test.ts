@@ -279,23 +279,34 @@ describe('issue 19 goals 2, 3 and 4 against OpenSSH, with the three-relay floor 
       rec('ttfb', 'devstreams', round, { p50_ms: 2, p99_ms: [2.5, 4, 5][round - 1] as number }),
       rec('http', 'openssh', round, { rps: 10_000 }),
       // 11,000, 9,000, 10,500 req/s: median 1.05x, at or above OpenSSH in 2 of 3 rounds.
-      rec('http', 'devstreams', round, { rps: [11_000, 9_000, 10_500][round - 1] as number }),
+      rec('http', 'devstreams', round, { rps: [11_000, 9_000, 10_500][round - 1] as number, errors: 0 }),
       rec('http', 'node-relays', round, { rps: 9_500 }),
     ]);
     const md = await goalsReport(['direct', 'devstreams', 'openssh', 'node-relays'], ['rtt', 'ttfb', 'http'], records);
     expect(md).toMatch(
-      /^\| 64-byte round trip p50 on loopback below OpenSSH .*\| \*\*not met\*\*, 1 of 3 rounds \| median 1\.07x OpenSSH .*three Node relays, the floor: median 0\.87x OpenSSH, would meet\) \|$/m,
+      /^\| 64-byte round trip p50 on loopback below OpenSSH .*\| \*\*not met\*\*, 1 of 3 rounds \| median 1\.07x OpenSSH .*three Node pipe\(\) relays: median 0\.87x OpenSSH, would meet\) \|$/m,
     );
     // The +150 us row shows both references: OpenSSH (+120 us) and the relays (+100 us).
     expect(md).toMatch(
-      /^\| 64-byte round trip on loopback within 150 us .*OpenSSH: median \+120 us, would meet; three Node relays, the floor: median \+100 us, would meet\) \|$/m,
+      /^\| 64-byte round trip on loopback within 150 us .*OpenSSH: median \+120 us, would meet; three Node pipe\(\) relays: median \+100 us, would meet\) \|$/m,
     );
     expect(md).toMatch(
       /^\| Time to first byte .* on loopback: p50 below OpenSSH .*\| \*\*not met\*\*, 0 of 3 rounds \| median 2\.00x OpenSSH \(rounds 2\.00x OpenSSH to 2\.00x OpenSSH\); held in 0 of 3 rounds; median round: 2\.00 ms vs OpenSSH 1\.00 ms \|$/m,
     );
     expect(md).toMatch(/^\| Time to first byte .* on loopback: p99 <= 3 ms \| \*\*not met\*\*, 1 of 3 rounds \| median 4\.00 ms /m);
     expect(md).toMatch(
-      /^\| HTTP requests\/s .* >= 1\.0x OpenSSH .*\| met, 2 of 3 rounds \| median 1\.05x OpenSSH .*floor: median 0\.95x OpenSSH, would not meet\) \|$/m,
+      /^\| HTTP requests\/s .* >= 1\.0x OpenSSH .*\| met, 2 of 3 rounds \| median 1\.05x OpenSSH .*three Node pipe\(\) relays: median 0\.95x OpenSSH, would not meet\) \|$/m,
     );
+  });
+});
+
+describe('the HTTP goal and failed requests', () => {
+  it('does not count a round whose requests failed, however many per second went', async () => {
+    const records = [1, 2, 3].flatMap((round) => [
+      rec('http', 'openssh', round, { rps: 10_000, errors: 0 }),
+      rec('http', 'devstreams', round, { rps: 12_000, errors: round === 1 ? 0 : 5 }),
+    ]);
+    const md = await goalsReport(['direct', 'devstreams', 'openssh'], ['http'], records);
+    expect(md).toMatch(/^\| HTTP requests\/s .*\| \*\*not met\*\*, 1 of 3 rounds \| median 0\.00x OpenSSH .*with 5 errors/m);
   });
 });

@@ -1,9 +1,10 @@
 // Reference path "node-relays": three blind Node relays in a chain, each its own process, where
 // the tunnel has the service proxy, the hub and the device proxy. No mux, no records, no
 // encryption: each process only reads a socket and writes what it read to the next (socket.pipe).
-// Its rows are the floor of any design with three Node processes on the path: what the tunnel
-// adds on top of them is its own cost, and a goal this row does not meet is out of reach of a
-// three-process Node design on this machine, whatever the tunnel does. Loopback round trips and
+// Its rows are the floor of three Node processes that relay the ordinary way (streams, a fresh
+// buffer per read): what the tunnel adds on top of them is its own cost, and a goal this row does
+// not meet is out of reach of such a path on this machine, whatever the tunnel's layers do (a
+// design with owned-buffer reads and fewer system calls could go below it). Loopback round trips and
 // HTTP requests only: that is where the floor decides. (Not the first byte: each relay connects
 // to the next when it accepts, three connects in series where the tunnel connects once.)
 import { combineLegs } from '../link-emulator.js';
@@ -18,7 +19,7 @@ export const NODE_RELAYS = 3;
 
 export const nodeRelaysPath: BenchPath = {
   id: NODE_RELAYS_PATH_ID,
-  title: `${NODE_RELAYS} blind Node relays in a chain, one process each (the floor of a three-process Node path; loopback round trip and HTTP only)`,
+  title: `${NODE_RELAYS} blind Node relays in a chain, one process each (the floor of a three-process path of Node pipe() relays; loopback round trip and HTTP only)`,
   only: { scenarios: ['rtt', 'http'], placements: ['loopback'] },
   async unavailableReason() {
     return undefined;

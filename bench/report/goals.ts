@@ -1,8 +1,8 @@
 // The issue's goals for the devstreams path, evaluated from a run's records. Each is a data-driven
 // row; other bench modules add theirs through registerGoal (report/registry.ts). Where it means
 // something, the same measure is shown for OpenSSH as a reference, so the row reads even before
-// the tunnel runs, and for three blind Node relays (the floor of a three-process Node path)
-// where that path ran.
+// the tunnel runs, and for three blind Node pipe() relays (the floor of a three-process path of
+// Node written the ordinary way) where that path ran.
 import { DEVSTREAMS_PATH_ID, DEVSTREAMS_QUEUE_TARGET_PATH_ID } from '../paths/devstreams.js';
 import { NODE_RELAYS_PATH_ID } from '../paths/node-relays.js';
 import { hasLoss } from '../placements.js';
@@ -95,7 +95,7 @@ function judgementText(j: RoundJudgement, rule: GoalRule): string {
 /** The paths a goal's row shows beside the subject's figures, when they ran. */
 const REFERENCES: ReadonlyArray<{ id: string; label: string }> = [
   { id: REFERENCE, label: 'OpenSSH' },
-  { id: NODE_RELAYS_PATH_ID, label: 'three Node relays, the floor' },
+  { id: NODE_RELAYS_PATH_ID, label: 'three Node pipe() relays' },
 ];
 
 /**
@@ -132,7 +132,11 @@ function vsOpensshRule(scenario: string, metricId: string, unit: string, lowerIs
       const d = metric(r, scenario, path, 'loopback', metricId);
       const o = metric(r, scenario, REFERENCE, 'loopback', metricId);
       if (d === undefined || o === undefined) return `needs ${scenario} on loopback for this path and openssh`;
-      return { value: d / o, detail: `${f(d, digits)} ${unit} vs OpenSSH ${f(o, digits)} ${unit}` };
+      const detail = `${f(d, digits)} ${unit} vs OpenSSH ${f(o, digits)} ${unit}`;
+      // A round whose requests failed does not count as fast (HTTP reports its errors).
+      const errors = metric(r, scenario, path, 'loopback', 'errors') ?? 0;
+      if (!lowerIsBetter && errors > 0) return { value: 0, detail: `${detail}, with ${errors} errors` };
+      return { value: d / o, detail };
     },
     pass: (v) => (lowerIsBetter ? v < GOAL_THRESHOLDS.vsOpenssh : v >= GOAL_THRESHOLDS.vsOpenssh),
     show: (v) => `${f(v, 2)}x OpenSSH`,
