@@ -34,6 +34,18 @@ async function acceptedPair(): Promise<{ client: net.Socket; accepted: net.Socke
   return { client, accepted: socket };
 }
 
+/** A mux channel and its far end (a memory session pair), and an accepted socket pair: not yet bridged. */
+async function channelAndSockets(
+  config: Parameters<typeof sessionPair>[1] = {},
+): Promise<{ channel: Channel; far: Channel; client: net.Socket; accepted: net.Socket }> {
+  const pair = await sessionPair('memory', config);
+  cleanups.push(() => pair.cleanup());
+  const opened = new Promise<Channel>((r) => pair.responder.on('open', (req) => r(req.accept())));
+  const channel = pair.initiator.openChannel({ host: 'x', port: 1 });
+  const far = await opened;
+  return { channel, far, ...(await acceptedPair()) };
+}
+
 /** Reads `channel` slowly (a pause after every chunk), so its window fills and the writer waits. */
 function slowDigest(channel: Channel): Promise<Buffer> {
   return new Promise((resolve, reject) => {
@@ -83,12 +95,7 @@ describe('bridge reads into the shared buffer', () => {
   ])(
     'carries %s byte for byte through a slow channel, then the half-close, and bytes back after it',
     async (_, size, piece) => {
-      const pair = await sessionPair('memory', { channelSendBuffer: 64 * 1024 });
-      cleanups.push(() => pair.cleanup());
-      const opened = new Promise<Channel>((r) => pair.responder.on('open', (req) => r(req.accept())));
-      const channel = pair.initiator.openChannel({ host: 'x', port: 1 });
-      const far = await opened;
-      const { client, accepted } = await acceptedPair();
+      const { channel, far, client, accepted } = await channelAndSockets({ channelSendBuffer: 64 * 1024 });
       let done: Error | undefined | null = null;
       bridge(accepted, channel, { onDone: (err) => (done = err) });
       accepted.resume();
@@ -118,13 +125,8 @@ describe('bridge reads into the shared buffer', () => {
   );
 
   it('keeps reading after a small read the channel held back (no drain follows a write that said yes)', async () => {
-    const pair = await sessionPair('memory', { channelSendBuffer: 64 * 1024 });
-    cleanups.push(() => pair.cleanup());
-    const opened = new Promise<Channel>((r) => pair.responder.on('open', (req) => r(req.accept())));
-    const channel = pair.initiator.openChannel({ host: 'x', port: 1 });
-    const far = await opened;
+    const { channel, far, client, accepted } = await channelAndSockets({ channelSendBuffer: 64 * 1024 });
     far.pause(); // the channel's window (256 KiB) fills, then its mux queue
-    const { client, accepted } = await acceptedPair();
     bridge(accepted, channel);
     accepted.resume();
     const data = randomBytes(300 * 1024 + 80 * 1000);
@@ -145,12 +147,7 @@ describe('bridge reads into the shared buffer', () => {
   }, 20_000);
 
   it('writes 16 MiB from the channel to a slowly reading socket byte for byte, then its end', async () => {
-    const pair = await sessionPair('memory');
-    cleanups.push(() => pair.cleanup());
-    const opened = new Promise<Channel>((r) => pair.responder.on('open', (req) => r(req.accept())));
-    const channel = pair.initiator.openChannel({ host: 'x', port: 1 });
-    const far = await opened;
-    const { client, accepted } = await acceptedPair();
+    const { channel, far, client, accepted } = await channelAndSockets();
     bridge(accepted, channel);
     accepted.resume();
     const data = randomBytes(16 * 1024 * 1024);
@@ -174,12 +171,7 @@ describe('bridge reads into the shared buffer', () => {
 
 describe('the socket queue of a local reader that stops reading', () => {
   it('stays within one turn batch when the channel resumes with a full window behind it (pipe() kept one write)', async () => {
-    const pair = await sessionPair('memory');
-    cleanups.push(() => pair.cleanup());
-    const opened = new Promise<Channel>((r) => pair.responder.on('open', (req) => r(req.accept())));
-    const channel = pair.initiator.openChannel({ host: 'x', port: 1 });
-    const far = await opened;
-    const { client, accepted } = await acceptedPair();
+    const { channel, far, client, accepted } = await channelAndSockets();
     client.pause(); // the local application reads nothing for now
     bridge(accepted, channel);
     accepted.resume();

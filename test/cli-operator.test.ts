@@ -85,6 +85,9 @@ describe('devstreams CLI: failures say why, at once, with one exit-code conventi
     const serviceKey = runCli(['key', 'show'], env()).stdout.trim();
     return start(['device-proxy', '--connection-string', deviceCs, '--allow', `127.0.0.1:${echo.port}`, '--service-key', serviceKey]);
   };
+  /** A service proxy for op-dev forwarding a local port to the echo server, with `extra` flags. */
+  const startEchoService = (extra: string[] = []): CliProcess =>
+    start(['service-proxy', '--connection-string', serviceCs, '--device-id', 'op-dev', '--forward', `0:127.0.0.1:${echo.port}`, ...extra]);
 
   beforeAll(async () => {
     ensureBuilt();
@@ -218,19 +221,7 @@ describe('devstreams CLI: failures say why, at once, with one exit-code conventi
   });
 
   it('a first connection waits for a device proxy that is still connecting', async () => {
-    const svc = start([
-      'service-proxy',
-      '--connection-string',
-      serviceCs,
-      '--device-id',
-      'op-dev',
-      '--forward',
-      `0:127.0.0.1:${echo.port}`,
-      '--device-wait',
-      '60',
-      '--metrics-listen',
-      '127.0.0.1:0',
-    ]);
+    const svc = startEchoService(['--device-wait', '60', '--metrics-listen', '127.0.0.1:0']);
     await svc.waitFor('service proxy ready');
     expect(svc.stderr()).toContain('device op-dev is registered but offline');
     const local = Number(/^forward 127\.0\.0\.1:(\d+)/m.exec(svc.stdout())![1]);
@@ -346,15 +337,7 @@ describe('devstreams CLI: failures say why, at once, with one exit-code conventi
   it('a client that resets as soon as it connects is logged as ended, never as refused (a TCP health check does this)', async () => {
     const device = startEchoDevice();
     await device.waitFor('device proxy ready');
-    const svc = start([
-      'service-proxy',
-      '--connection-string',
-      serviceCs,
-      '--device-id',
-      'op-dev',
-      '--forward',
-      `0:127.0.0.1:${echo.port}`,
-    ]);
+    const svc = startEchoService();
     await svc.waitFor('service proxy ready');
     const local = Number(/^forward 127\.0\.0\.1:(\d+)/m.exec(svc.stdout())![1]);
     // Most of these resets reach the proxy while the OPEN still waits for the client's first bytes.
