@@ -81,7 +81,11 @@ export class ServiceProxy {
     await this.options.source.get();
   }
 
-  /** Stops listening and ends open connections' channels gracefully. */
+  /**
+   * Stops listening, then waits for the connections still open to close on their own (as the
+   * CLI's first Ctrl-C does; `server.close()` resolves only then), and closes the device stream.
+   * A caller that must not wait destroys its sockets or exits, as the CLI's second Ctrl-C does.
+   */
   async stop(): Promise<void> {
     await Promise.all(this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
     for (const socket of this.sockets) socket.end();
