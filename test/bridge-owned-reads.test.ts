@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Channel } from '../src/mux/index.js';
 import { bridge } from '../src/proxy/bridge.js';
 import { ownReads } from '../src/proxy/owned-reads.js';
-import { sharedReadBuffer } from '../src/transport/ws-client-transport.js';
+import { sharedReadBuffer } from '../src/util/shared-read-buffer.js';
 import { sessionPair, sha256 } from './helpers/session-pair.js';
 import { until } from './helpers/until.js';
 

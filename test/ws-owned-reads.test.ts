@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { connectWebSocket } from '../src/transport/ws-connect.js';
-import { sharedReadBuffer } from '../src/transport/ws-client-transport.js';
+import { sharedReadBuffer } from '../src/util/shared-read-buffer.js';
 import { DEFAULT_MAX_MESSAGE_SIZE } from '../src/transport/transport.js';
 import { until } from './crypto-helpers.js';
 

@@ -6,7 +6,7 @@
 import type net from 'node:net';
 import type { Channel } from '../mux/index.js';
 import { DevstreamsError } from '../errors.js';
-import { DEFAULT_OWNED_READ_BYTES, sharedReadBuffer } from '../transport/ws-client-transport.js';
+import { DEFAULT_OWNED_READ_BYTES, sharedReadBuffer } from '../util/shared-read-buffer.js';
 import { trace } from '../util/trace.js';
 import { ownReads } from './owned-reads.js';
 

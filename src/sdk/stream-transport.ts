@@ -8,7 +8,7 @@ import WebSocket from 'ws';
 import { DevstreamsError } from '../errors.js';
 import { webSocketClientOptions } from '../transport/websocket.js';
 import { connectWebSocket, type WebSocketClientTransport } from '../transport/index.js';
-import { DEFAULT_OWNED_READ_BYTES } from '../transport/ws-client-transport.js';
+import { DEFAULT_OWNED_READ_BYTES } from '../util/shared-read-buffer.js';
 import { DEFAULT_MAX_MESSAGE_SIZE } from '../transport/transport.js';
 import { errorFromBody, parseJsonBody } from './http.js';
 import { describeHubConnectError } from './connect-errors.js';

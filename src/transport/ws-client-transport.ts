@@ -51,9 +51,6 @@ export interface WebSocketClientTransportOptions {
   ownedReadBytes?: number;
 }
 
-/** Size of the shared read buffer for sealed stream sockets (four full records per read). */
-export const DEFAULT_OWNED_READ_BYTES = 256 * 1024;
-
 /**
  * Where a socket's reads go when it reads into a shared buffer (`onread`): the dialler points
  * it at its handshake reader, then the transport at its own.
@@ -63,21 +60,6 @@ export interface OwnedReads {
   readonly buffer: Buffer;
   /** Gets a view of the bytes just read; must be done with it (or copy it) before returning. */
   sink: (view: Buffer) => void;
-}
-
-const sharedBuffers = new Map<number, Buffer>();
-
-/**
- * The process-wide read buffer of `bytes`. One can serve every socket: a read's callback runs to
- * its end before libuv reads the next socket, and every reader copies what it keeps.
- */
-export function sharedReadBuffer(bytes: number): Buffer {
-  let b = sharedBuffers.get(bytes);
-  if (!b) {
-    b = Buffer.allocUnsafeSlow(bytes);
-    sharedBuffers.set(bytes, b);
-  }
-  return b;
 }
 
 /** How long the server may take to close TCP once our close frame is written, ms. */

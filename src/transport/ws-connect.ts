@@ -6,12 +6,8 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { DevstreamsError } from '../errors.js';
 import { checkUpgradeAnswer, clientHandshakeRequest, parseResponseHead } from './ws-handshake.js';
-import {
-  sharedReadBuffer,
-  WebSocketClientTransport,
-  type OwnedReads,
-  type WebSocketClientTransportOptions,
-} from './ws-client-transport.js';
+import { sharedReadBuffer } from '../util/shared-read-buffer.js';
+import { WebSocketClientTransport, type OwnedReads, type WebSocketClientTransportOptions } from './ws-client-transport.js';
 
 /** Default limit for dialling and the handshake together, ms. */
 export const DEFAULT_CONNECT_TIMEOUT_MS = 15_000;
