@@ -34,6 +34,18 @@ async function roundTrips(
   return out;
 }
 
+/**
+ * The interactive round trips beside a load: after the load's head start (INTERACTIVE_BULK_LEAD_MS),
+ * one every INTERACTIVE_GAP_MS, progress named by `beside`.
+ */
+async function roundTripsBesideLoad(ctx: ScenarioContext, client: EchoClient, beside: string): Promise<number[]> {
+  await new Promise((r) => setTimeout(r, INTERACTIVE_BULK_LEAD_MS));
+  const n = ctx.budget.interactiveSamples;
+  return roundTrips(client, n, ctx.budget.latencyTimeoutMs, INTERACTIVE_GAP_MS, (i) => {
+    if (i % Math.max(1, Math.floor(n / 4)) === 0) ctx.progress(`${i}/${n} round trips ${beside}`);
+  });
+}
+
 function usMetrics(samples: number[], prefix = ''): Metrics {
   const p = percentiles(samples);
   return { [`${prefix}p50_us`]: p.p50, [`${prefix}p90_us`]: p.p90, [`${prefix}p99_us`]: p.p99, [`${prefix}samples`]: p.n };
@@ -120,16 +132,12 @@ export const interactiveUnderBulk: Scenario = {
       }
       // Past the run's bound the load stops at once, not when a stuck wait below returns.
       ctx.signal?.addEventListener('abort', () => void stopLoad?.(), { once: true });
-      await new Promise((r) => setTimeout(r, INTERACTIVE_BULK_LEAD_MS));
-      const n = ctx.budget.interactiveSamples;
-      const loaded = await roundTrips(client, n, ctx.budget.latencyTimeoutMs, INTERACTIVE_GAP_MS, (i) => {
-        if (i % Math.max(1, Math.floor(n / 4)) === 0) ctx.progress(`${i}/${n} round trips under ${useIperf ? 'iperf3' : 'Node'} bulk`);
-      });
+      const loaded = await roundTripsBesideLoad(ctx, client, `under ${useIperf ? 'iperf3' : 'Node'} bulk`);
       const b = await finishLoad();
       const idleP = percentiles(idle);
       const metrics: Metrics = { ...usMetrics(loaded), idle_p50_us: idleP.p50, idle_p99_us: idleP.p99 };
       if (b !== undefined && b.seconds > 0) metrics.bulk_MBps = b.bytes / 1e6 / b.seconds;
-      return { metrics, partial: loaded.length < n };
+      return { metrics, partial: loaded.length < ctx.budget.interactiveSamples };
     } finally {
       await stopLoad?.();
       client.close();
@@ -176,17 +184,13 @@ export const interactiveFixedLoad: Scenario = {
     try {
       const load = iperf3Load(ctx.path.ports.iperf, maxSeconds, FIXED_LOAD_BITRATE);
       stop = () => load.child.stop();
-      await new Promise((r) => setTimeout(r, INTERACTIVE_BULK_LEAD_MS));
-      const n = ctx.budget.interactiveSamples;
-      const loaded = await roundTrips(client, n, ctx.budget.latencyTimeoutMs, INTERACTIVE_GAP_MS, (i) => {
-        if (i % Math.max(1, Math.floor(n / 4)) === 0) ctx.progress(`${i}/${n} round trips beside ${FIXED_LOAD_MBPS} MB/s of iperf3`);
-      });
+      const loaded = await roundTripsBesideLoad(ctx, client, `beside ${FIXED_LOAD_MBPS} MB/s of iperf3`);
       const b = await load.finish();
       const metrics: Metrics = usMetrics(loaded);
       if (b !== undefined) metrics.bulk_MBps = b.MBps;
       if (a !== undefined) metrics.alone_MBps = a.MBps;
       if (a !== undefined && b !== undefined && a.MBps > 0) metrics.kept_pct = (b.MBps / a.MBps) * 100;
-      return { metrics, partial: loaded.length < n };
+      return { metrics, partial: loaded.length < ctx.budget.interactiveSamples };
     } finally {
       await stop?.();
       client.close();
