@@ -1,4 +1,4 @@
-// The bridge reads its local socket into the process-wide shared buffer (src/proxy/owned-reads.ts)
+// The bridge reads its local socket into the process-wide shared buffer (src/util/owned-reads.ts)
 // and copies each read for the channel. Real sockets: a client writes into an accepted socket (the
 // service proxy's kind, which Node gives no `onread` option); the far end of a mux session reads
 // slowly, so the bridge stops and restarts reading many times, and every byte must arrive once, in
@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Channel } from '../src/mux/index.js';
 import { bridge } from '../src/proxy/bridge.js';
-import { ownReads } from '../src/proxy/owned-reads.js';
+import { ownReads } from '../src/util/owned-reads.js';
 import { sharedReadBuffer } from '../src/util/shared-read-buffer.js';
 import { sessionPair, sha256 } from './helpers/session-pair.js';
 import { until } from './helpers/until.js';

@@ -109,7 +109,7 @@ describe('opening a forwarded connection', () => {
     s.once('connect', () => s.write('first'));
     await once(s, 'data');
     const [accepted] = (proxy as unknown as { sockets: Set<net.Socket> }).sockets;
-    // What Node's `onread` option sets (src/proxy/owned-reads.ts): a socket read the ordinary way has it null.
+    // What Node's `onread` option sets (src/util/owned-reads.ts): a socket read the ordinary way has it null.
     const kBuffer = Object.getOwnPropertySymbols(accepted!).find((k) => k.description === 'kBuffer')!;
     expect((accepted as unknown as Record<symbol, unknown>)[kBuffer]).toBeInstanceOf(Buffer);
   });

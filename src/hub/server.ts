@@ -125,7 +125,11 @@ export class Hub {
     this.metricsOnMainListener = o.metricsOnMainListener ?? true;
     this.pairer = new StreamPairer({
       pairTimeoutMs: this.config.streamPairTimeoutMs,
-      limits: { highWater: this.config.relayHighWater, maxFramePayload: this.config.relayMaxMessage },
+      limits: {
+        highWater: this.config.relayHighWater,
+        maxFramePayload: this.config.relayMaxMessage,
+        readBytes: this.config.relayReadBytes,
+      },
       onBytes: (n) => {
         this.metrics.bytesRelayed += n;
       },

@@ -8,7 +8,7 @@ import type { Channel } from '../mux/index.js';
 import { DevstreamsError } from '../errors.js';
 import { DEFAULT_OWNED_READ_BYTES, sharedReadBuffer } from '../util/shared-read-buffer.js';
 import { trace } from '../util/trace.js';
-import { ownReads } from './owned-reads.js';
+import { ownReads } from '../util/owned-reads.js';
 
 /** What one bridged connection carried, for a closing log line. */
 export interface BridgeStats {
