@@ -351,7 +351,11 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
     if (this.isClosed) return;
     this.announce(channel);
     this.scheduler.ready(channel);
-    if (!this.gate.open && channel.pendingBytes <= Math.min(LIGHT_CHANNEL_PENDING, this.peerFramePayload)) this.wantLane();
+    if (channel.pendingBytes <= Math.min(LIGHT_CHANNEL_PENDING, this.peerFramePayload)) {
+      // A light channel is talking: the transport below may keep its queues short for a while.
+      this.transport.noteLatencySensitive?.();
+      if (!this.gate.open) this.wantLane();
+    }
     this.scheduleFlush();
   }
 

@@ -65,6 +65,31 @@ export interface ResumeConfig {
   /** The delay controller's starting bound, bytes, before its first ACK. Default 1 MiB. */
   initialInFlight: number;
   /**
+   * With `targetQueueDelayMs` 0: the queueing delay the delay controller aims at while
+   * latency-sensitive traffic passes (the mux's hint that a light channel is talking, see
+   * `interactiveHoldMs`), ms; the bound is then the lower of the controller's and the
+   * round-trip rule's. Bulk alone keeps the round-trip rule and its throughput; a keystroke
+   * beside bulk waits behind a short queue. 0 turns this off. Default 1 ms.
+   */
+  interactiveQueueDelayMs: number;
+  /**
+   * How long after the last latency-sensitive hint the session stays in that mode, ms: longer
+   * than the gap between keystrokes, so a typing user does not flip it on every key. Default 1 s.
+   */
+  interactiveHoldMs: number;
+  /**
+   * The controller's floor while latency-sensitive traffic passes, bytes (it also stays at
+   * least three of the peer's ACK steps). Default 256 KiB.
+   */
+  interactiveMinInFlight: number;
+  /**
+   * While latency-sensitive traffic passes, the receiver acknowledges at least every this many
+   * DATA bytes (when lower than `ackEveryBytes`): each ACK is a delay sample for the peer's
+   * controller, and its floor is three ACK steps. A receiver decision, not a wire change: an
+   * older peer keeps its own cadence. Default 128 KiB.
+   */
+  interactiveAckEveryBytes: number;
+  /**
    * Hard fuse on unacknowledged bytes: beyond it the session fails with ERR_SESSION_LOST. The mux
    * stops at backpressure, so this is never reached by a well-behaved mux. Default 80 MiB
    * (the mux's default 64 MiB session window plus a margin).
@@ -98,6 +123,10 @@ export const DEFAULT_RESUME_CONFIG: Readonly<ResumeConfig> = Object.freeze({
   minInFlight: 2 * 1024 * 1024,
   targetQueueDelayMs: 0,
   initialInFlight: 1024 * 1024,
+  interactiveQueueDelayMs: 1,
+  interactiveHoldMs: 1_000,
+  interactiveMinInFlight: 256 * 1024,
+  interactiveAckEveryBytes: 128 * 1024,
   maxReplayBytes: 80 * 1024 * 1024,
   maxPingsUnanswered: 1024,
   resumeTimeoutMs: 10_000,
@@ -106,7 +135,7 @@ export const DEFAULT_RESUME_CONFIG: Readonly<ResumeConfig> = Object.freeze({
 });
 
 /** Settings where 0 means off. */
-const OFF_WHEN_ZERO = new Set(['ackEveryBytes', 'targetQueueDelayMs']);
+const OFF_WHEN_ZERO = new Set(['ackEveryBytes', 'targetQueueDelayMs', 'interactiveQueueDelayMs']);
 
 /** Fills defaults and verifies the result. Throws ERR_CONFIG naming the bad field. */
 export function resolveResumeConfig(overrides: Overrides<ResumeConfig> = {}): ResumeConfig {

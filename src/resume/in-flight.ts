@@ -14,6 +14,15 @@
  *   ones), and a bound below its step would wait for its ACK timer on every step.
  * - non-zero: the delay-based controller of delay-controller.ts, moved on every ACK by the
  *   queueing delay that ACK measured, between `minInFlight` and `replayHighWater`.
+ *
+ * With the round-trip rule, the controller still runs beside it (`interactiveQueueDelayMs`,
+ * floor `interactiveMinInFlight`), fed by every ACK, and its bound counts only while
+ * latency-sensitive traffic passes (`noteInteractive`, for `interactiveHoldMs` after the last
+ * hint): then the limit is the lower of the two. Why not always: on a machine whose tunnel
+ * processes are CPU-bound the round trip rises with CPU waits too, and the controller gives up
+ * throughput that bulk alone needs; beside a keystroke, a short queue is worth more. Fed while
+ * not counting, it has already shrunk to its floor when a keystroke arrives beside bulk, so the
+ * first one does not wait for it to converge.
  */
 import type { ResumeConfig } from './config.js';
 import { AckSteps } from './ack-steps.js';
@@ -26,7 +35,8 @@ export const ACK_STEPS_IN_FLIGHT = 2;
 export type InFlightConfig = Pick<
   ResumeConfig,
   'replayHighWater' | 'inFlightRate' | 'minInFlight' | 'targetQueueDelayMs' | 'initialInFlight'
->;
+> &
+  Partial<Pick<ResumeConfig, 'interactiveQueueDelayMs' | 'interactiveHoldMs' | 'interactiveMinInFlight'>>;
 
 /** The in-flight bound of one resumable session (see the module comment). */
 export class InFlightBound {
@@ -34,26 +44,43 @@ export class InFlightBound {
   /** Lowest round trip reported for the current connection (the round-trip rule). */
   private pathMinRtt: number | undefined;
   private readonly controller: DelayController | undefined;
+  /** The controller beside the round-trip rule, counted while latency-sensitive traffic passes. */
+  private readonly interactive: DelayController | undefined;
+  /** Until when (performance.now() ms) the interactive controller's bound counts. */
+  private interactiveUntil = -Infinity;
   /** The peer's recent ACK steps (the round-trip rule's step floor). */
   private readonly steps = new AckSteps();
 
   constructor(private readonly config: InFlightConfig) {
     this.bound = config.replayHighWater;
     if (config.targetQueueDelayMs > 0) {
-      const floorBytes = Math.min(config.minInFlight, config.replayHighWater);
-      this.controller = new DelayController({
-        initialBytes: Math.min(Math.max(config.initialInFlight, floorBytes), config.replayHighWater),
-        floorBytes,
-        ceilingBytes: config.replayHighWater,
-        targetDelayMs: config.targetQueueDelayMs,
-      });
+      this.controller = controllerFor(config.minInFlight, config.initialInFlight, config.targetQueueDelayMs, config);
+    } else if ((config.interactiveQueueDelayMs ?? 0) > 0) {
+      const floor = config.interactiveMinInFlight ?? config.minInFlight;
+      this.interactive = controllerFor(floor, floor, config.interactiveQueueDelayMs!, config);
     }
   }
 
-  /** Unacknowledged bytes above which the sender should wait. */
-  get limit(): number {
+  /** Unacknowledged bytes above which the sender should wait, at `now` (performance.now() ms). */
+  limitAt(now: number): number {
     if (this.controller) return this.controller.limit;
-    return Math.min(this.config.replayHighWater, Math.max(this.bound, ACK_STEPS_IN_FLIGHT * this.steps.largest));
+    const rule = Math.min(this.config.replayHighWater, Math.max(this.bound, ACK_STEPS_IN_FLIGHT * this.steps.largest));
+    return this.interactive && now < this.interactiveUntil ? Math.min(rule, this.interactive.limit) : rule;
+  }
+
+  /** Unacknowledged bytes above which the sender should wait now. */
+  get limit(): number {
+    return this.limitAt(performance.now());
+  }
+
+  /** True while the interactive controller's bound counts. */
+  interactiveAt(now: number): boolean {
+    return this.interactive !== undefined && now < this.interactiveUntil;
+  }
+
+  /** Latency-sensitive traffic passes at `now`: the interactive bound counts for `interactiveHoldMs`. */
+  noteInteractive(now: number): void {
+    if (this.interactive) this.interactiveUntil = now + (this.config.interactiveHoldMs ?? 0);
   }
 
   /**
@@ -68,6 +95,7 @@ export class InFlightBound {
       return;
     }
     if (ackedBytes > 0) this.steps.add(ackedBytes);
+    this.interactive?.onAck(ackedBytes, rttMs, inFlightBytes);
   }
 
   /** A round-trip sample of the current connection from the mux's pings, ms. */
@@ -77,6 +105,7 @@ export class InFlightBound {
       this.controller.onRttSample(minRttMs);
       return;
     }
+    this.interactive?.onRttSample(minRttMs);
     if (this.pathMinRtt !== undefined && minRttMs >= this.pathMinRtt) return;
     this.pathMinRtt = minRttMs;
     const c = this.config;
@@ -88,5 +117,17 @@ export class InFlightBound {
     this.bound = this.config.replayHighWater;
     this.pathMinRtt = undefined;
     this.controller?.newPath();
+    this.interactive?.newPath();
   }
+}
+
+/** A delay controller between `floor` (at most replayHighWater) and replayHighWater, starting at `initial`. */
+function controllerFor(floor: number, initial: number, targetDelayMs: number, config: InFlightConfig): DelayController {
+  const floorBytes = Math.min(floor, config.replayHighWater);
+  return new DelayController({
+    initialBytes: Math.min(Math.max(initial, floorBytes), config.replayHighWater),
+    floorBytes,
+    ceilingBytes: config.replayHighWater,
+    targetDelayMs,
+  });
 }

@@ -159,6 +159,15 @@ export class ResumableTransport extends TransportBase implements Transport {
   }
 
   /**
+   * The layer above says latency-sensitive traffic passes (Transport.noteLatencySensitive): for
+   * `interactiveHoldMs` the in-flight bound is also the delay controller's, and this side
+   * acknowledges every `interactiveAckEveryBytes` (the peer's controller samples its ACKs).
+   */
+  noteLatencySensitive(): void {
+    this.inFlight.noteInteractive(performance.now());
+  }
+
+  /**
    * Sizes the in-flight bound from a round-trip sample of the current connection, ms. A resume
    * (a new connection, perhaps a longer path) starts over from `replayHighWater`; a bound only
    * grows back then, and a resume drains itself.
@@ -183,13 +192,14 @@ export class ResumableTransport extends TransportBase implements Transport {
     let size = DATA_OVERHEAD;
     for (const p of parts) size += p.length;
     const message = [DATA_HEADER, ...parts];
-    this.replay.push(message, size, performance.now());
+    const now = performance.now();
+    this.replay.push(message, size, now);
     if (this.replay.bytes > this.config.maxReplayBytes) {
       this.lose(new DevstreamsError('ERR_SESSION_LOST', `replay buffer exceeded ${this.config.maxReplayBytes} bytes`));
       return false;
     }
     if (this.phase === 'active') this.link.sent(this.current!.link.transport.send(message));
-    const ok = this.phase === 'active' && this.link.open && this.replay.bytes <= this.inFlightLimit;
+    const ok = this.phase === 'active' && this.link.open && this.replay.bytes <= this.inFlight.limitAt(now);
     // Why the layer above must wait: the in-flight bound, the connection below, or no connection.
     if (!ok && trace !== undefined) trace(`rs.hold ${this.phase !== 'active' ? 'suspended' : this.link.open ? 'inflight' : 'link'}`);
     return this.admit(ok);
@@ -273,11 +283,10 @@ export class ResumableTransport extends TransportBase implements Transport {
    */
   private ackLater(bytes: number): void {
     this.bytesUnacked += bytes;
-    if (
-      (this.config.ackEveryBytes > 0 && this.bytesUnacked >= this.config.ackEveryBytes) ||
-      this.received - this.ackedToPeer >= this.config.ackEveryMessages
-    )
-      this.sendAck();
+    let every = this.config.ackEveryBytes;
+    if (this.bytesUnacked >= this.config.interactiveAckEveryBytes && this.inFlight.interactiveAt(performance.now()))
+      every = every > 0 ? Math.min(every, this.config.interactiveAckEveryBytes) : this.config.interactiveAckEveryBytes;
+    if ((every > 0 && this.bytesUnacked >= every) || this.received - this.ackedToPeer >= this.config.ackEveryMessages) this.sendAck();
     else if (!this.ackTimer) {
       this.ackTimer = setTimeout(() => this.sendAck(), this.config.ackDelayMs);
       this.ackTimer.unref();

@@ -46,6 +46,13 @@ export interface Transport {
   readonly maxMessageSize: number;
   /** True once closed or failed. */
   readonly closed: boolean;
+  /**
+   * Optional hint from the layer above: latency-sensitive traffic (a light channel's frames: a
+   * keystroke, a request) is passing now. A transport that keeps queues may keep them short
+   * for a while (the resumable layer's in-flight bound does), since everything queued ahead
+   * of such a frame is wait. Cheap to call often: no I/O, no timer.
+   */
+  noteLatencySensitive?(): void;
 }
 
 /**
