@@ -121,8 +121,9 @@ describe('WebSocket client transport against a ws server', () => {
       const t = await connectWebSocket(url, { zeroMask, maxMessageSize: 200_000 });
       const got = collect(t);
       const sent: Buffer[] = [];
-      for (let i = 0; i < 60; i++) {
-        const size = [0, 1, 125, 126, 65_535, 65_536, 150_000][i % 7]! + (i % 5);
+      for (let i = 0; i < 64; i++) {
+        // Around each length encoding's edge, and the small-message path's (4096 bytes).
+        const size = [0, 1, 125, 126, 4_094, 65_535, 65_536, 150_000][i % 8]! + (i % 5);
         const whole = randomBytes(size);
         sent.push(whole);
         // Parts of odd lengths, so the masking key's phase moves between parts.

@@ -46,6 +46,22 @@ export function recordNonce(iv: Buffer, seq: number, into?: Buffer): Buffer {
 /** Parts below this size are joined before sealing (one native call instead of several). */
 const SMALL_PART = 4096;
 
+/** The cipher options of every record (one object, not one per record). */
+const TAG_OPTIONS = { authTagLength: TAG } as const;
+
+/**
+ * The total of `parts` when they are all together below SMALL_PART (a small message: joined
+ * in one go, without coalesceSmall's run bookkeeping), 0 when there are none, else -1.
+ */
+function smallTotal(parts: readonly Uint8Array[]): number {
+  let total = 0;
+  for (const p of parts) {
+    total += p.length;
+    if (total >= SMALL_PART) return -1;
+  }
+  return total;
+}
+
 /**
  * Seals `parts` (concatenated) with `header` as AAD: one `update` per large part (never joined
  * with anything), small ones joined first. Appends the ciphertext pieces and then the tag to
@@ -60,11 +76,13 @@ export function sealParts(
   out: Buffer[] = [],
 ): Buffer[] {
   // The cast picks the GCM overload; chacha20-poly1305 has the same API shape.
-  const c = createCipheriv(suite as 'aes-256-gcm', key, nonce, { authTagLength: TAG });
+  const c = createCipheriv(suite as 'aes-256-gcm', key, nonce, TAG_OPTIONS);
   c.setAAD(header);
   // Each update() is a native call with a fixed cost and an output allocation: small parts
   // (frame headers, a ping) are joined first, so a small message costs one call, a bulk one two.
-  coalesceSmall(parts, SMALL_PART, (chunk) => out.push(c.update(chunk)));
+  const small = smallTotal(parts);
+  if (small > 0) out.push(c.update(parts.length === 1 ? parts[0]! : Buffer.concat(parts, small)));
+  else if (small < 0) coalesceSmall(parts, SMALL_PART, (chunk) => out.push(c.update(chunk)));
   const last = c.final();
   if (last.length > 0) out.push(last);
   out.push(c.getAuthTag());
@@ -74,7 +92,7 @@ export function sealParts(
 /** Opens `body` (ciphertext ‖ tag); returns the plaintext, or null when authentication fails. */
 export function openBody(suite: RecordSuite, key: Buffer, nonce: Buffer, header: Uint8Array, body: Uint8Array): Buffer | null {
   if (body.length < TAG) return null;
-  const d = createDecipheriv(suite as 'aes-256-gcm', key, nonce, { authTagLength: TAG });
+  const d = createDecipheriv(suite as 'aes-256-gcm', key, nonce, TAG_OPTIONS);
   d.setAAD(header);
   d.setAuthTag(body.subarray(body.length - TAG));
   const plain = d.update(body.subarray(0, body.length - TAG));
@@ -101,7 +119,7 @@ export function openParts(
   tag: Uint8Array,
 ): Buffer[] | null {
   if (tag.length !== TAG) return null;
-  const d = createDecipheriv(suite as 'aes-256-gcm', key, nonce, { authTagLength: TAG });
+  const d = createDecipheriv(suite as 'aes-256-gcm', key, nonce, TAG_OPTIONS);
   d.setAAD(header);
   d.setAuthTag(tag);
   const plain: Buffer[] = [];

@@ -9,7 +9,7 @@
 import { DevstreamsError } from '../errors.js';
 import { TransportBase } from '../transport/base.js';
 import type { Transport } from '../transport/transport.js';
-import { openParts, recordNonce, sealParts, type CipherName, type RecordSuite } from './aead.js';
+import { openBody, openParts, recordNonce, sealParts, type CipherName, type RecordSuite } from './aead.js';
 import { chooseCryptoMode } from './calibrate.js';
 import { MAX_EARLY_BYTES, MAX_SEQUENCE, RECORD_HEADER_SIZE, RECORD_OVERHEAD, TAG_SIZE } from './constants.js';
 import {
@@ -323,7 +323,11 @@ export class SecureTransport extends TransportBase implements Transport {
       this.fail(alertError(parts.length === 1 ? parts[0] : Buffer.concat(parts)));
       return;
     }
-    const headerBytes = gatherBytes(parts, 0, Math.min(RECORD_HEADER_SIZE, length));
+    // A record in one piece (every small one) is read through views of it, no piece arrays.
+    const whole = parts.length === 1 ? parts[0]! : undefined;
+    const headerBytes = whole
+      ? whole.subarray(0, Math.min(RECORD_HEADER_SIZE, length))
+      : gatherBytes(parts, 0, Math.min(RECORD_HEADER_SIZE, length));
     const header = decodeRecordHeader(headerBytes);
     if (!header) {
       this.rejectRecord(new DevstreamsError('ERR_RECORD_AUTH', 'malformed record header'));
@@ -363,13 +367,24 @@ export class SecureTransport extends TransportBase implements Transport {
       this.opener.push({ parts, size: length, key, nonce: recordNonce(iv, header.seq) });
       return;
     }
+    const nonce = recordNonce(iv, header.seq, this.nonceScratch);
+    if (whole) {
+      const plain = length < RECORD_OVERHEAD ? null : openBody(this.suite, key, nonce, headerBytes, whole.subarray(RECORD_HEADER_SIZE));
+      if (!plain) {
+        this.fail(new DevstreamsError('ERR_RECORD_AUTH', `record ${header.seq} failed authentication`));
+        return;
+      }
+      trace?.('opened');
+      this.deliverMessage(plain);
+      return;
+    }
     const plain =
       length < RECORD_OVERHEAD
         ? null
         : openParts(
             this.suite,
             key,
-            recordNonce(iv, header.seq, this.nonceScratch),
+            nonce,
             headerBytes,
             sliceParts(parts, RECORD_HEADER_SIZE, length - TAG_SIZE),
             gatherBytes(parts, length - TAG_SIZE, length),

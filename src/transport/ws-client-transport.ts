@@ -76,6 +76,26 @@ const JOIN_BELOW = 4096;
 
 const ZERO_KEY = Buffer.alloc(4);
 
+/**
+ * A client's binary frame of `size` (< 65536) bytes in `parts` under the all-zero masking key
+ * (the payload as it is), header and payload in one buffer.
+ */
+function smallFrame(parts: readonly Buffer[], size: number): Buffer {
+  const lengthBytes = size < 126 ? 0 : 2;
+  const headerBytes = 2 + lengthBytes + 4;
+  const frame = Buffer.allocUnsafe(headerBytes + size);
+  frame[0] = 0x80 | OPCODE.binary;
+  if (lengthBytes === 0) frame[1] = 0x80 | size;
+  else {
+    frame[1] = 0x80 | 126;
+    frame.writeUInt16BE(size, 2);
+  }
+  frame.writeUInt32BE(0, 2 + lengthBytes); // the masking key: zero
+  let at = headerBytes;
+  for (const part of parts) at += part.copy(frame, at);
+  return frame;
+}
+
 /** A Transport over our own RFC 6455 client on a raw socket. */
 export class WebSocketClientTransport extends TransportBase implements Transport {
   readonly maxMessageSize: number;
@@ -176,17 +196,14 @@ export class WebSocketClientTransport extends TransportBase implements Transport
     // sender resumes as soon as the queue is back under the mark (not only once it is empty, and
     // also when the queue never reached the socket's own mark, where no 'drain' would come).
     const onWritten = this.sock.writableLength + size > this.highWaterMark / 2 ? this.onWritten : undefined;
-    if (this.zeroMask) {
+    if (this.zeroMask && size < JOIN_BELOW) {
+      // A small message (a keystroke, an ACK, a request): header and pieces joined in one buffer.
+      this.corkTurn();
+      this.sock.write(smallFrame(parts, size), onWritten);
+    } else if (this.zeroMask) {
       const chunks: Uint8Array[] = [];
       coalesceSmall([frameHeader(true, OPCODE.binary, size, ZERO_KEY), ...parts], JOIN_BELOW, (chunk) => chunks.push(chunk));
-      // Every frame of this turn (a mux flush sends several records at once) goes out in one
-      // writev when the turn ends: one syscall, one wake-up of the reader, instead of one per
-      // record. process.nextTick runs before any I/O, so nothing waits longer than the turn.
-      if (!this.corked) {
-        this.corked = true;
-        this.sock.cork();
-        process.nextTick(this.uncork);
-      }
+      this.corkTurn();
       const last = chunks.length - 1;
       for (let i = 0; i < last; i++) this.sock.write(chunks[i]!);
       this.sock.write(chunks[last]!, onWritten);
@@ -205,6 +222,18 @@ export class WebSocketClientTransport extends TransportBase implements Transport
     }
     if (trace !== undefined) traceWritten(trace, this.sock, `ws.written ${this.traceTag} ${this.tracedSent}`);
     return this.acceptsMore(this.sock.writableLength, this.highWaterMark);
+  }
+
+  /**
+   * Every frame of this turn (a mux flush sends several records at once) goes out in one
+   * writev when the turn ends: one syscall, one wake-up of the reader, instead of one per
+   * record. process.nextTick runs before any I/O, so nothing waits longer than the turn.
+   */
+  private corkTurn(): void {
+    if (this.corked) return;
+    this.corked = true;
+    this.sock.cork();
+    process.nextTick(this.uncork);
   }
 
   close(error?: Error): void {
