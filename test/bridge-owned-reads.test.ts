@@ -1,5 +1,6 @@
 // The bridge reads its local socket into the process-wide shared buffer (src/util/owned-reads.ts)
-// and copies each read for the channel. Real sockets: a client writes into an accepted socket (the
+// and copies each read for the channel, or, while the socket streams, into a fresh buffer per read
+// that goes to the channel uncopied. Real sockets: a client writes into an accepted socket (the
 // service proxy's kind, which Node gives no `onread` option); the far end of a mux session reads
 // slowly, so the bridge stops and restarts reading many times, and every byte must arrive once, in
 // order, with the client's half-close carried as the channel's end. Each read overwrites the
@@ -123,6 +124,45 @@ describe('bridge reads into the shared buffer', () => {
     },
     60_000,
   );
+
+  it("hands a streaming socket's large reads to the channel uncopied, each in a buffer of its own, and copies small ones", async () => {
+    const { channel, far, client, accepted } = await channelAndSockets();
+    const bytes = 256 * 1024;
+    const shared = sharedReadBuffer(bytes);
+    const chunks: Buffer[] = [];
+    const write = channel.write.bind(channel);
+    channel.write = ((chunk: Buffer, ...rest: never[]) => {
+      chunks.push(chunk);
+      return write(chunk, ...rest);
+    }) as typeof channel.write;
+    bridge(accepted, channel, {}, { readBufferBytes: bytes });
+    accepted.resume();
+    const received = slowDigest(far);
+    // Pieces of 200 000 bytes, a turn apart: most reads take one, more than half a read buffer but not all of it.
+    const bulk = randomBytes(40 * 200_000);
+    for (let at = 0; at < bulk.length; at += 200_000) {
+      client.write(bulk.subarray(at, at + 200_000));
+      await new Promise((r) => setImmediate(r));
+    }
+    await until(() => chunks.reduce((n, c) => n + c.length, 0) >= bulk.length, 20_000, 'the bulk read');
+    const small = randomBytes(20 * 100);
+    for (let at = 0; at < small.length; at += 100) {
+      client.write(small.subarray(at, at + 100));
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    client.end();
+    expect(sha256(await received)).toBe(sha256(Buffer.concat([bulk, small])));
+    // Nothing the channel keeps is a view of the shared buffer, which the next read overwrites.
+    for (const c of chunks) expect(c.buffer).not.toBe(shared.buffer);
+    // Large reads went as they were read: views of a read buffer each (a copy would be a buffer
+    // of the read's size), no two in the same one.
+    const uncopied = chunks.filter((c) => c.buffer.byteLength === bytes && c.length < bytes && c.length * 2 >= bytes);
+    expect(uncopied.length).toBeGreaterThan(0);
+    expect(new Set(uncopied.map((c) => c.buffer)).size).toBe(uncopied.length);
+    // Small reads were copied into buffers of their size (Node's pool for these), not kept in a read buffer.
+    const tail = chunks.slice(-10);
+    for (const c of tail) expect(c.buffer.byteLength).toBeLessThan(bytes);
+  }, 30_000);
 
   it('keeps reading after a small read the channel held back (no drain follows a write that said yes)', async () => {
     const { channel, far, client, accepted } = await channelAndSockets({ channelSendBuffer: 64 * 1024 });

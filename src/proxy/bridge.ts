@@ -109,30 +109,50 @@ export function bridge(socket: net.Socket, channel: Channel, events: BridgeEvent
 }
 
 /**
- * The socket -> channel half with owned reads, as pipe() would do it: each read is copied into
- * a buffer of its size (the channel, the mux batch and the resumable layer's replay keep it until
- * the peer acknowledges it); reading stops while the channel holds back its write callback (its
- * mux send buffer is full) and starts again at its 'drain'; EOF ends the channel. Returns false
- * when the socket cannot read that way (see ownReads); the caller pipes instead.
+ * The socket -> channel half with owned reads, as pipe() would do it. A read goes to the channel
+ * (the channel, the mux batch and the resumable layer's replay keep it until the peer acknowledges
+ * it) without a copy when it filled at least half of a buffer of the socket's own, and the next
+ * read gets a fresh one: a socket that streams is read into fresh buffers and never copied, at
+ * most half of each buffer unused. Any other read (into the shared buffer, or a small one) is
+ * copied into a buffer of its size, and the next read goes to the shared buffer: a socket that is
+ * quiet or sends small pieces holds no buffer of its own. Reading stops while the channel holds
+ * back its write callback (its mux send buffer is full) and starts again at its 'drain'; EOF ends
+ * the channel. Returns false when the socket cannot read that way (see ownReads); the caller
+ * pipes instead.
  */
 function readIntoChannel(socket: net.Socket, channel: Channel, bytes: number, tag: string): boolean {
   if (bytes <= 0) return false;
   const resume = (): void => {
     if (!socket.destroyed) socket.resume();
   };
-  const owned = ownReads(socket, sharedReadBuffer(bytes), (view) => {
-    if (trace !== undefined) trace(`sock.read ${tag}`);
-    if (channel.destroyed || channel.writableEnded) return true; // its end is handled by the close/error listeners
-    const copy = Buffer.allocUnsafe(view.length);
-    view.copy(copy);
-    // Wait for 'drain' as pipe() does when write() says so, but only if the channel did hold
-    // the write back: a write of the Writable's high-water mark or more always says so, and
-    // stopping and restarting reads for each (two syscalls) would cost more than the read.
-    // A write that says yes never waits: 'drain' comes only after one that said no.
-    if (channel.write(copy) || channel.writableLength === 0) return true;
-    channel.once('drain', resume);
-    return false;
-  });
+  const shared = sharedReadBuffer(bytes);
+  let nextBuffer = shared;
+  const owned = ownReads(
+    socket,
+    shared,
+    (view) => {
+      if (trace !== undefined) trace(`sock.read ${tag}`);
+      if (channel.destroyed || channel.writableEnded) {
+        nextBuffer = shared;
+        return true; // its end is handled by the close/error listeners
+      }
+      const large = view.length * 2 >= bytes;
+      let chunk = view;
+      if (view.buffer === shared.buffer || !large) {
+        chunk = Buffer.allocUnsafe(view.length);
+        view.copy(chunk);
+      }
+      nextBuffer = large ? Buffer.allocUnsafeSlow(bytes) : shared;
+      // Wait for 'drain' as pipe() does when write() says so, but only if the channel did hold
+      // the write back: a write of the Writable's high-water mark or more always says so, and
+      // stopping and restarting reads for each (two syscalls) would cost more than the read.
+      // A write that says yes never waits: 'drain' comes only after one that said no.
+      if (channel.write(chunk) || channel.writableLength === 0) return true;
+      channel.once('drain', resume);
+      return false;
+    },
+    () => nextBuffer,
+  );
   if (!owned) return false;
   socket.once('end', () => {
     if (!channel.destroyed && !channel.writableEnded) channel.end();

@@ -43,11 +43,14 @@ interface UserBufferHandle {
  * Makes `socket`'s reads land in `buffer` and go to `onRead` as a view of the bytes read, which
  * the callee must be done with (or copy) before it returns; `onRead` returning false stops reading
  * until `socket.resume()`. EOF and errors come as usual ('end', 'error'); 'data' no longer comes.
+ * With `next`, the buffer the following read lands in is what `next` returns, asked after each
+ * `onRead` (Node's `onread.buffer` as a function): a callee that keeps a view of a buffer of its
+ * own, instead of copying it, hands out another one for the next read.
  * Only for a socket with nothing buffered that has not ended, and whose reads no one else takes
  * (no 'data' listener, no pipe). Returns false, changing nothing, when that is not so or Node does
  * not have the fields this relies on.
  */
-export function ownReads(socket: net.Socket, buffer: Buffer, onRead: (view: Buffer) => boolean): boolean {
+export function ownReads(socket: net.Socket, buffer: Buffer, onRead: (view: Buffer) => boolean, next?: () => Buffer): boolean {
   const handle = (socket as unknown as { _handle?: UserBufferHandle | null })._handle;
   if (!handle || typeof handle.useUserBuffer !== 'function') return false;
   if (socket.readableLength > 0 || socket.readableEnded || socket.destroyed || socket.listenerCount('data') > 0) return false;
@@ -58,6 +61,7 @@ export function ownReads(socket: net.Socket, buffer: Buffer, onRead: (view: Buff
   if (s[f.buffer] !== null || s[f.generator] !== null) return false;
   s[f.buffer] = buffer;
   s[f.callback] = (n: number, buf: Buffer): boolean => onRead(buf.subarray(0, n));
+  if (next) s[f.generator] = next;
   handle.useUserBuffer(buffer);
   return true;
 }
