@@ -21,9 +21,10 @@ export const DEFAULT_STREAM_PAIR_TIMEOUT_MS = 30_000;
  */
 export const DEFAULT_RELAY_HIGH_WATER = 256 * 1024;
 /**
- * Bytes a stream socket reads at most at once, into the process-wide shared buffer, each read then
- * copied once into a buffer of its size (0: read the ordinary way, a fresh 64 KiB buffer per read).
- * A quarter of the read syscalls of 64 KiB reads under bulk load, and no 64 KiB allocation per read.
+ * Bytes a plain stream socket reads at most at once (src/util/owned-reads.ts, ownReadsToKeep: a
+ * small read into the process-wide shared buffer and copied, a large one into a fresh buffer and
+ * relayed as it is); 0 reads the ordinary way, a fresh 64 KiB buffer per read. A quarter of the
+ * read syscalls of 64 KiB reads under bulk load.
  */
 export const DEFAULT_RELAY_READ_BYTES = DEFAULT_OWNED_READ_BYTES;
 /** Largest stream frame the hub relays (one sealed record plus headroom; devstreams never fragments). */

@@ -1,8 +1,8 @@
 /**
  * Splices the two WebSockets of a stream frame by frame. Each data frame a side sends is passed
  * on as it arrives: its header rewritten (client frames are masked, server frames are not) and
- * its payload forwarded as views of the socket's reads (a read into the shared buffer is copied
- * once, whole), so the hub never reassembles a large message. Pings are answered here; a close
+ * its payload forwarded as views of the socket's reads (a small read, into the shared buffer, is
+ * copied once, whole), so the hub never reassembles a large message. Pings are answered here; a close
  * frame is answered and passed on with the reason; a protocol violation closes both sides.
  *
  * Backpressure: when the bytes queued at the hub towards a side pass the high-water mark, the
@@ -14,8 +14,7 @@
  */
 import type { Socket } from 'node:net';
 import { coalesceSmall } from '../util/coalesce.js';
-import { ownReads } from '../util/owned-reads.js';
-import { sharedReadBuffer } from '../util/shared-read-buffer.js';
+import { ownReadsToKeep } from '../util/owned-reads.js';
 import {
   FrameReader,
   CLOSE,
@@ -231,15 +230,15 @@ export class Splice {
       violation: (code, message) => this.violation(src, dst, code, message),
     };
     src.reader = new FrameReader(sink, this.limits.maxFramePayload, 'server');
-    // Reads into the shared buffer, each copied once (its pieces are queued for writing and so
-    // outlive the read): fewer read syscalls and no fresh 64 KiB buffer per read. Plain TCP only;
+    // Reads of up to readBytes (its pieces are queued for writing and so outlive the read: see
+    // ownReadsToKeep): fewer read syscalls and no fresh 64 KiB buffer per read. Plain TCP only;
     // a TLS socket, or one with bytes already buffered, reads the ordinary way.
     const owned =
       this.limits.readBytes > 0 &&
       (src.socket as Socket & { encrypted?: boolean }).encrypted !== true &&
-      ownReads(src.socket, sharedReadBuffer(this.limits.readBytes), (view) => {
+      ownReadsToKeep(src.socket, this.limits.readBytes, (chunk) => {
         trace?.(`hub.read.${src.name} ${src.socket.remotePort}`);
-        this.onChunk(src, dst, Buffer.from(view));
+        this.onChunk(src, dst, chunk);
         return true; // backpressure pauses the socket itself (onChunk)
       });
     if (!owned)

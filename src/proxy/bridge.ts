@@ -6,9 +6,9 @@
 import type net from 'node:net';
 import type { Channel } from '../mux/index.js';
 import { DevstreamsError } from '../errors.js';
-import { DEFAULT_OWNED_READ_BYTES, sharedReadBuffer } from '../util/shared-read-buffer.js';
+import { DEFAULT_OWNED_READ_BYTES } from '../util/shared-read-buffer.js';
 import { trace } from '../util/trace.js';
-import { ownReads } from '../util/owned-reads.js';
+import { ownReadsToKeep } from '../util/owned-reads.js';
 
 /** What one bridged connection carried, for a closing log line. */
 export interface BridgeStats {
@@ -29,9 +29,10 @@ export interface BridgeEvents {
 /** How a bridge reads its socket. */
 export interface BridgeOptions {
   /**
-   * Bytes of the process-wide buffer the socket reads into (owned-reads.ts), each read copied
-   * once into a buffer of its size for the channel (which keeps it until the peer has it); 0
-   * reads the ordinary way, a fresh 64 KiB buffer per read. Default `DEFAULT_OWNED_READ_BYTES`.
+   * Largest read of the socket (ownReadsToKeep in owned-reads.ts): into the process-wide shared
+   * buffer and copied for the channel (which keeps it until the peer has it), or, while the socket
+   * streams, into a fresh buffer of this size that goes as it is; 0 reads the ordinary way, a
+   * fresh 64 KiB buffer per read. Default `DEFAULT_OWNED_READ_BYTES`.
    */
   readBufferBytes?: number;
 }
@@ -109,50 +110,28 @@ export function bridge(socket: net.Socket, channel: Channel, events: BridgeEvent
 }
 
 /**
- * The socket -> channel half with owned reads, as pipe() would do it. A read goes to the channel
- * (the channel, the mux batch and the resumable layer's replay keep it until the peer acknowledges
- * it) without a copy when it filled at least half of a buffer of the socket's own, and the next
- * read gets a fresh one: a socket that streams is read into fresh buffers and never copied, at
- * most half of each buffer unused. Any other read (into the shared buffer, or a small one) is
- * copied into a buffer of its size, and the next read goes to the shared buffer: a socket that is
- * quiet or sends small pieces holds no buffer of its own. Reading stops while the channel holds
- * back its write callback (its mux send buffer is full) and starts again at its 'drain'; EOF ends
- * the channel. Returns false when the socket cannot read that way (see ownReads); the caller
- * pipes instead.
+ * The socket -> channel half with owned reads (ownReadsToKeep: the channel, the mux batch and the
+ * resumable layer's replay keep each chunk until the peer acknowledges it), as pipe() would do
+ * it: reading stops while the channel holds back its write callback (its mux send buffer is full)
+ * and starts again at its 'drain'; EOF ends the channel. Returns false when the socket cannot read
+ * that way (see ownReads); the caller pipes instead.
  */
 function readIntoChannel(socket: net.Socket, channel: Channel, bytes: number, tag: string): boolean {
   if (bytes <= 0) return false;
   const resume = (): void => {
     if (!socket.destroyed) socket.resume();
   };
-  const shared = sharedReadBuffer(bytes);
-  let nextBuffer = shared;
-  const owned = ownReads(
-    socket,
-    shared,
-    (view) => {
-      if (trace !== undefined) trace(`sock.read ${tag}`);
-      if (channel.destroyed || channel.writableEnded) {
-        nextBuffer = shared;
-        return true; // its end is handled by the close/error listeners
-      }
-      const large = view.length * 2 >= bytes;
-      let chunk = view;
-      if (view.buffer === shared.buffer || !large) {
-        chunk = Buffer.allocUnsafe(view.length);
-        view.copy(chunk);
-      }
-      nextBuffer = large ? Buffer.allocUnsafeSlow(bytes) : shared;
-      // Wait for 'drain' as pipe() does when write() says so, but only if the channel did hold
-      // the write back: a write of the Writable's high-water mark or more always says so, and
-      // stopping and restarting reads for each (two syscalls) would cost more than the read.
-      // A write that says yes never waits: 'drain' comes only after one that said no.
-      if (channel.write(chunk) || channel.writableLength === 0) return true;
-      channel.once('drain', resume);
-      return false;
-    },
-    () => nextBuffer,
-  );
+  const owned = ownReadsToKeep(socket, bytes, (chunk) => {
+    if (trace !== undefined) trace(`sock.read ${tag}`);
+    if (channel.destroyed || channel.writableEnded) return true; // its end is handled by the close/error listeners
+    // Wait for 'drain' as pipe() does when write() says so, but only if the channel did hold
+    // the write back: a write of the Writable's high-water mark or more always says so, and
+    // stopping and restarting reads for each (two syscalls) would cost more than the read.
+    // A write that says yes never waits: 'drain' comes only after one that said no.
+    if (channel.write(chunk) || channel.writableLength === 0) return true;
+    channel.once('drain', resume);
+    return false;
+  });
   if (!owned) return false;
   socket.once('end', () => {
     if (!channel.destroyed && !channel.writableEnded) channel.end();

@@ -14,6 +14,7 @@
  * found it changes nothing and says so, and the caller reads the ordinary way.
  */
 import type net from 'node:net';
+import { sharedReadBuffer } from './shared-read-buffer.js';
 
 /** What Node keeps on a socket for `onread` (found by their symbols' descriptions). */
 interface OnreadFields {
@@ -64,4 +65,34 @@ export function ownReads(socket: net.Socket, buffer: Buffer, onRead: (view: Buff
   if (next) s[f.generator] = next;
   handle.useUserBuffer(buffer);
   return true;
+}
+
+/**
+ * Owned reads for a callee that keeps what it is given (queues it for writing, or until the peer
+ * acknowledges it), as a buffer of its own. A read that filled at least half of a buffer of the
+ * socket's own goes as it is, a view of it, and the next read gets a fresh `bytes` one: a socket
+ * that streams is read into fresh buffers and never copied, at most half of each unused. Any
+ * other read (into the process's shared buffer, or a small one) is copied into a buffer of its
+ * size, and the next read goes to the shared buffer: a quiet socket holds no buffer of its own.
+ * `onChunk` returning false stops reading until `socket.resume()`. Returns false, changing
+ * nothing, where `ownReads` would.
+ */
+export function ownReadsToKeep(socket: net.Socket, bytes: number, onChunk: (chunk: Buffer) => boolean): boolean {
+  const shared = sharedReadBuffer(bytes);
+  let next = shared;
+  return ownReads(
+    socket,
+    shared,
+    (view) => {
+      const large = view.length * 2 >= bytes;
+      let chunk = view;
+      if (!large || view.buffer === shared.buffer) {
+        chunk = Buffer.allocUnsafe(view.length);
+        view.copy(chunk);
+      }
+      next = large ? Buffer.allocUnsafeSlow(bytes) : shared;
+      return onChunk(chunk);
+    },
+    () => next,
+  );
 }
