@@ -111,6 +111,34 @@ export class Channel extends Duplex implements RingMember {
 
   // ---- Duplex implementation ----
 
+  /**
+   * A Buffer written with nothing else queued in the Writable goes straight to the channel's
+   * send queue when its callback would come at once anyway (the queue stays within
+   * channelSendBuffer and the chunk is below the Writable's mark): the same outcome as through
+   * `_write`, without the Writable's bookkeeping and its after-write tick, which is a turn of
+   * the tick queue per socket read in the proxies. Anything else goes the ordinary way.
+   */
+  override write(chunk: unknown, ...rest: unknown[]): boolean {
+    if (
+      rest.length === 0 &&
+      Buffer.isBuffer(chunk) &&
+      chunk.length > 0 &&
+      chunk.length < this.writableHighWaterMark &&
+      this.writableLength === 0 &&
+      !this.writableNeedDrain &&
+      this.writableCorked === 0 &&
+      !this.writableEnded &&
+      !this.destroyed &&
+      this.pendingBytesCount + chunk.length <= this.host.config.channelSendBuffer
+    ) {
+      this.pending.push(chunk);
+      this.pendingBytesCount += chunk.length;
+      this.host.scheduleSend(this);
+      return true;
+    }
+    return (super.write as (this: Channel, chunk: unknown, ...rest: unknown[]) => boolean).call(this, chunk, ...rest);
+  }
+
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     if (chunk.length === 0) {
       callback();
@@ -171,7 +199,11 @@ export class Channel extends Duplex implements RingMember {
     if (!peerMaySend(this.phase)) throw new DevstreamsError('ERR_PROTOCOL_STATE', `DATA after CLOSE on channel ${this.id}`);
     this.received += payload.length;
     // Payload is a view into the received message; the message is not reused, so no copy.
-    this.push(payload);
+    // A flowing channel with nothing buffered hands it to its 'data' listeners at once, as
+    // push() would, without the Readable's bookkeeping and its read-more tick per chunk.
+    if (this.readableFlowing === true && this.readableLength === 0 && !this.readableEnded && this.listenerCount('data') > 0)
+      this.emit('data', payload);
+    else this.push(payload);
     this.reportConsumed();
   }
 
