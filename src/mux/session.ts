@@ -98,6 +98,8 @@ const SESSION_GRANT_FRACTION = 0.25;
 const CHANNEL_GRANT_FRACTION = 0.5;
 /** Channel ids recently closed here; DATA for them is dropped quietly instead of reset. */
 const RECENTLY_CLOSED_LIMIT = 1024;
+/** Light channels remembered between two flushes (see Session.lightWaiting); more just wait for the flush's end. */
+const LIGHT_WAITING_LIMIT = 16;
 /** Before the peer's HELLO, frames stay within the payload every peer must accept. */
 const MIN_PEER_FRAME_PAYLOAD = 16 * 1024;
 
@@ -142,6 +144,11 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
   private laneLeft: number;
   /** A light frame waits while the transport is blocked. */
   private laneWanted = false;
+  /**
+   * Light channels that queued data since the last flush took it (see flushBatches): the batch
+   * that carries their bytes ends the flush's turn, so it is written before more bulk is sealed.
+   */
+  private lightWaiting: Channel[] = [];
   /** The transport's backpressure: after a refused send, nothing more until its onDrain. */
   private readonly gate = new DrainGate();
   private isClosed = false;
@@ -354,6 +361,7 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
     if (channel.pendingBytes <= Math.min(LIGHT_CHANNEL_PENDING, this.peerFramePayload)) {
       // A light channel is talking: the transport below may keep its queues short for a while.
       this.transport.noteLatencySensitive?.();
+      if (this.lightWaiting.length < LIGHT_WAITING_LIMIT && !this.lightWaiting.includes(channel)) this.lightWaiting.push(channel);
       if (!this.gate.open) this.wantLane();
     }
     this.scheduleFlush();
@@ -682,6 +690,7 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
     if (parts.length === 0) return;
     this.laneLeft -= size;
     this.send(parts, size); // the gate is closed already; an accepted send does not open it
+    this.lightTaken(); // forgets the light channels the lane took: no flush turn to end for them
   }
 
   /**
@@ -733,7 +742,22 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
       size = filled.size;
       if (parts.length === 0) return;
       this.send(parts, size);
+      if (this.lightTaken() && this.scheduler.waiting > 0) {
+        // The batch with a keystroke in it is out of this turn: the transport below may hold
+        // what a turn sends until the turn ends (one writev), and the bulk batches still to seal
+        // would hold it too. They follow in the next turn.
+        this.scheduleFlush();
+        return;
+      }
     }
+  }
+
+  /** True once every light channel that queued data since the last time has had it taken (then forgets them). */
+  private lightTaken(): boolean {
+    if (this.lightWaiting.length === 0) return false;
+    for (const channel of this.lightWaiting) if (channel.pendingBytes > 0 && !channel.destroyed) return false;
+    this.lightWaiting = [];
+    return true;
   }
 
   private send(parts: Buffer[], size: number): void {

@@ -1,0 +1,84 @@
+// A keystroke's batch ends the flush's turn. The transport below may hold what one event-loop turn
+// sends until the turn ends (the ws transport corks and writes once per turn), so a flush that
+// went on sealing bulk batches after the one carrying a light channel's bytes would hold that
+// keystroke behind all of them. The rest of the bulk follows in the next turn.
+import { afterEach, describe, expect, it } from 'vitest';
+import { type Channel, Session } from '../src/mux/index.js';
+import { encodeWindow } from '../src/mux/frame.js';
+import { StuckTransport } from './helpers/stuck-transport.js';
+import { helloFrame, openFrame } from './helpers/mux-frames.js';
+
+const KiB = 1024;
+
+/** Records each batch and how many batches had been sent when the turn that sent a batch with `mark` ended. */
+class TurnTransport extends StuckTransport {
+  readonly batches: Buffer[] = [];
+  /** Batches sent by the end of the turn in which the marked batch went out. */
+  sentByTurnEnd: number | undefined;
+  constructor(private readonly mark: Buffer) {
+    super(64 * 1024 * 1024); // never says stop: only the turn rule can end the flush
+  }
+  override send(parts: readonly Buffer[]): boolean {
+    const batch = Buffer.concat(parts);
+    this.batches.push(batch);
+    // process.nextTick runs when the current callback (the flush's turn) returns, as the ws
+    // transport's uncork does.
+    if (this.sentByTurnEnd === undefined && batch.includes(this.mark)) process.nextTick(() => (this.sentByTurnEnd = this.batches.length));
+    return super.send(parts);
+  }
+}
+
+const nextTurn = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+const cleanups: Array<() => void> = [];
+afterEach(() => {
+  for (const c of cleanups.splice(0)) c();
+});
+
+describe('mux: a light channel batch ends the flush turn', () => {
+  it('is handed to the transport with at most the bulk already in its batch, and the bulk follows in later turns', async () => {
+    const mark = Buffer.from('keystroke-9f3c');
+    const link = new TurnTransport(mark);
+    const channels: Channel[] = [];
+    const session = new Session(link, { role: 'responder', keepaliveIntervalMs: 0, onOpen: (r) => channels.push(r.accept()) });
+    cleanups.push(() => session.close());
+    link.inject(helloFrame());
+    link.inject(openFrame(1, 1));
+    link.inject(openFrame(3, 2));
+    link.inject(encodeWindow(0, 16 * 1024 * KiB));
+    link.inject(encodeWindow(1, 16 * 1024 * KiB));
+    await nextTurn();
+    expect(channels).toHaveLength(2);
+    const [bulk, key] = channels as [Channel, Channel];
+    await nextTurn();
+    const before = link.batches.length;
+
+    // Both in one turn: a megabyte of bulk, then a keystroke.
+    bulk.write(Buffer.alloc(1024 * KiB, 0x62));
+    key.write(mark);
+    await nextTurn();
+    await nextTurn();
+    expect(link.sentByTurnEnd).toBeDefined();
+    // The keystroke's batch is the first or second of the flush (the ring's order), not the 17th.
+    expect(link.sentByTurnEnd! - before).toBeLessThanOrEqual(2);
+    for (let i = 0; i < 40 && link.unread < 1024 * KiB; i++) await nextTurn();
+    expect(link.unread).toBeGreaterThanOrEqual(1024 * KiB); // the bulk went out all the same
+  });
+
+  it('bulk alone is flushed in one turn, as before', async () => {
+    const link = new TurnTransport(Buffer.from('never-sent'));
+    const channels: Channel[] = [];
+    const session = new Session(link, { role: 'responder', keepaliveIntervalMs: 0, onOpen: (r) => channels.push(r.accept()) });
+    cleanups.push(() => session.close());
+    link.inject(helloFrame());
+    link.inject(openFrame(1, 1));
+    link.inject(encodeWindow(0, 16 * 1024 * KiB));
+    link.inject(encodeWindow(1, 16 * 1024 * KiB));
+    await nextTurn();
+    const bulk = channels[0]!;
+    await nextTurn();
+    bulk.write(Buffer.alloc(1024 * KiB, 0x62));
+    await nextTurn();
+    expect(link.unread).toBeGreaterThanOrEqual(1024 * KiB);
+  });
+});
