@@ -164,6 +164,46 @@ describe('bridge reads into the shared buffer', () => {
     for (const c of tail) expect(c.buffer.byteLength).toBeLessThan(bytes);
   }, 30_000);
 
+  it('gives a read buffer of its own back once the socket goes quiet after a large read, and reads on byte for byte', async () => {
+    const { channel, far, client, accepted } = await channelAndSockets();
+    // A 4 KiB read buffer: a 3000-byte write (one loopback segment, one read) is a large read.
+    const bytes = 4096;
+    const shared = sharedReadBuffer(bytes);
+    const kBuffer = Object.getOwnPropertySymbols(accepted).find((k) => k.description === 'kBuffer')!;
+    const readBuffer = (): unknown => (accepted as unknown as Record<symbol, unknown>)[kBuffer];
+    const chunks: Buffer[] = [];
+    const write = channel.write.bind(channel);
+    channel.write = ((chunk: Buffer, ...rest: never[]) => {
+      chunks.push(chunk);
+      return write(chunk, ...rest);
+    }) as typeof channel.write;
+    bridge(accepted, channel, {}, { readBufferBytes: bytes, idleReadBufferMs: 50 });
+    accepted.resume();
+    const got: Buffer[] = [];
+    far.on('data', (c: Buffer) => got.push(Buffer.from(c)));
+    const arrived = (n: number): Promise<void> => until(() => got.reduce((k, c) => k + c.length, 0) >= n, 10_000, `${n} bytes`);
+    const sent: Buffer[] = [];
+    const send = async (n: number): Promise<void> => {
+      const piece = randomBytes(n);
+      sent.push(piece);
+      client.write(piece);
+      await arrived(sent.reduce((k, c) => k + c.length, 0));
+    };
+    // Two large reads: the first (into the shared buffer) copied, the second into a buffer of the
+    // socket's own and passed on as it is, and the socket then holds a fresh one for its next read.
+    await send(3000);
+    await send(3000);
+    expect(chunks.some((c) => c.buffer.byteLength === bytes && c.buffer !== shared.buffer)).toBe(true);
+    // Quiet: the socket gives its buffer back and its next read goes to the shared one.
+    await until(() => readBuffer() === shared, 10_000, 'the quiet socket reading into the shared buffer again');
+    // It reads on: large reads into buffers of its own again, small ones, all in order.
+    for (const n of [3000, 3000, 100, 3000]) await send(n);
+    client.end();
+    await new Promise<void>((r) => far.once('end', () => r()));
+    expect(sha256(Buffer.concat(got))).toBe(sha256(Buffer.concat(sent)));
+    for (const c of chunks) expect(c.buffer).not.toBe(shared.buffer);
+  }, 30_000);
+
   it('keeps reading after a small read the channel held back (no drain follows a write that said yes)', async () => {
     const { channel, far, client, accepted } = await channelAndSockets({ channelSendBuffer: 64 * 1024 });
     far.pause(); // the channel's window (256 KiB) fills, then its mux queue

@@ -12,6 +12,7 @@ import { tryUpgrade } from './helpers/raw.js';
 import { openStreamTransport } from '../src/sdk/index.js';
 import { Hub } from '../src/hub/index.js';
 import { DEFAULT_RELAY_READ_BYTES } from '../src/hub/config.js';
+import { sharedReadBuffer } from '../src/util/shared-read-buffer.js';
 
 type MaskKind = 'random' | 'zero' | 'none';
 
@@ -454,6 +455,35 @@ describe('hub frame splice', () => {
       dev.socket.destroy();
       service.socket.destroy();
     }
+  });
+
+  it('a side quiet after large reads gives its fresh read buffer back, and relays on byte for byte', async () => {
+    // A 4 KiB read buffer: a frame of 3000 bytes written at once is one read, a large one.
+    const bytes = 4096;
+    const { th, device: g, service: grant } = await rawGrants('dev-idle-buffer', { relayReadBytes: bytes, relayIdleReadBufferMs: 50 });
+    const dev = await RawSide.open(g.url, g.token);
+    const service = await RawSide.open(grant.url, grant.authorizationToken);
+    await until(() => th.hub.activeStreams === 1, 5000, 'paired');
+    const pairer = (th.hub as unknown as { pairer: { splices: Map<string, Record<'device', { socket: net.Socket }>> } }).pairer;
+    const socket = pairer.splices.get(grant.streamId)!.device.socket;
+    const kBuffer = Object.getOwnPropertySymbols(socket).find((k) => k.description === 'kBuffer')!;
+    const readBuffer = (): unknown => (socket as unknown as Record<symbol, unknown>)[kBuffer];
+    const shared = sharedReadBuffer(bytes);
+    const payloads: Buffer[] = [];
+    const send = async (n: number): Promise<void> => {
+      payloads.push(randomBytes(n));
+      dev.write(clientFrame(0x2, payloads.at(-1)!, { mask: 'zero' }));
+      await until(() => service.frames.length === payloads.length, 5000, `frame ${payloads.length} at the service`);
+    };
+    // The first large read (into the shared buffer) hands the socket a fresh buffer for its next.
+    await send(3000);
+    await send(3000);
+    // Quiet: it reads into the shared buffer again.
+    await until(() => readBuffer() === shared, 10_000, "the quiet side reading into the hub's shared buffer again");
+    for (const n of [3000, 3000, 100, 3000]) await send(n);
+    expect(service.frames.every((f, i) => f.opcode === 0x2 && f.payload.equals(payloads[i]!))).toBe(true);
+    dev.socket.destroy();
+    service.socket.destroy();
   });
 
   it('never puts a pong inside a data frame it is still relaying to the same side', async () => {

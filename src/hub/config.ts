@@ -6,6 +6,7 @@ import { DEFAULT_MAX_MESSAGE_SIZE } from '../transport/transport.js';
 import { DEFAULT_CLOCK_SKEW_SECONDS } from '../auth/sas.js';
 import { DevstreamsError } from '../errors.js';
 import { DEFAULT_OWNED_READ_BYTES } from '../util/shared-read-buffer.js';
+import { DEFAULT_IDLE_READ_BUFFER_MS } from '../util/owned-reads.js';
 
 /** Default wait for a device's answer to a stream request (seconds); the request header can change it. */
 export const DEFAULT_STREAM_RESPONSE_TIMEOUT_SECONDS = 60;
@@ -27,6 +28,12 @@ export const DEFAULT_RELAY_HIGH_WATER = 256 * 1024;
  * read syscalls of 64 KiB reads under bulk load.
  */
 export const DEFAULT_RELAY_READ_BYTES = DEFAULT_OWNED_READ_BYTES;
+/**
+ * A side that streamed holds a fresh read buffer (`relayReadBytes`) for its next read; once it has
+ * read nothing for this long (ms) it gives it back, so a stream quiet after a burst does not keep
+ * 256 KiB per side (0: it keeps it until its next read).
+ */
+export const DEFAULT_RELAY_IDLE_READ_BUFFER_MS = DEFAULT_IDLE_READ_BUFFER_MS;
 /** Largest stream frame the hub relays (one sealed record plus headroom; devstreams never fragments). */
 export const DEFAULT_RELAY_MAX_MESSAGE = DEFAULT_MAX_MESSAGE_SIZE;
 /** Largest control-socket message (JSON) in bytes. */
@@ -72,6 +79,7 @@ export interface HubOptions {
   relayHighWater?: number;
   relayMaxMessage?: number;
   relayReadBytes?: number;
+  relayIdleReadBufferMs?: number;
   controlMaxMessage?: number;
   maxBodyBytes?: number;
   streamRatePerSecond?: number;
@@ -112,6 +120,7 @@ export function resolveHubConfig(o: HubOptions): HubConfig {
     relayHighWater: positive('relayHighWater', o.relayHighWater ?? DEFAULT_RELAY_HIGH_WATER),
     relayMaxMessage: positive('relayMaxMessage', o.relayMaxMessage ?? DEFAULT_RELAY_MAX_MESSAGE),
     relayReadBytes: positive('relayReadBytes', o.relayReadBytes ?? DEFAULT_RELAY_READ_BYTES, true),
+    relayIdleReadBufferMs: positive('relayIdleReadBufferMs', o.relayIdleReadBufferMs ?? DEFAULT_RELAY_IDLE_READ_BUFFER_MS, true),
     controlMaxMessage: positive('controlMaxMessage', o.controlMaxMessage ?? DEFAULT_CONTROL_MAX_MESSAGE),
     maxBodyBytes: positive('maxBodyBytes', o.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES),
     streamRatePerSecond: positive('streamRatePerSecond', o.streamRatePerSecond ?? DEFAULT_STREAM_RATE_PER_SECOND, true),

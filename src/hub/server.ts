@@ -129,6 +129,7 @@ export class Hub {
         highWater: this.config.relayHighWater,
         maxFramePayload: this.config.relayMaxMessage,
         readBytes: this.config.relayReadBytes,
+        idleReadBufferMs: this.config.relayIdleReadBufferMs,
       },
       onBytes: (n) => {
         this.metrics.bytesRelayed += n;

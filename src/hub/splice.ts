@@ -35,6 +35,8 @@ export interface SpliceLimits {
   maxFramePayload: number;
   /** Bytes a plain-TCP side reads at most at once into the shared buffer (then copied); 0 reads the ordinary way. */
   readBytes: number;
+  /** A side that streamed gives its fresh read buffer back after reading nothing for this long (ms); 0 never. */
+  idleReadBufferMs: number;
 }
 
 /** One spliced stream's queues at the hub, as `Hub.streamStats` reports them: shows whether backpressure holds. */
@@ -236,11 +238,16 @@ export class Splice {
     const owned =
       this.limits.readBytes > 0 &&
       (src.socket as Socket & { encrypted?: boolean }).encrypted !== true &&
-      ownReadsToKeep(src.socket, this.limits.readBytes, (chunk) => {
-        trace?.(`hub.read.${src.name} ${src.socket.remotePort}`);
-        this.onChunk(src, dst, chunk);
-        return true; // backpressure pauses the socket itself (onChunk)
-      });
+      ownReadsToKeep(
+        src.socket,
+        this.limits.readBytes,
+        (chunk) => {
+          trace?.(`hub.read.${src.name} ${src.socket.remotePort}`);
+          this.onChunk(src, dst, chunk);
+          return true; // backpressure pauses the socket itself (onChunk)
+        },
+        this.limits.idleReadBufferMs,
+      );
     if (!owned)
       src.socket.on('data', (chunk: Buffer) => {
         trace?.(`hub.read.${src.name} ${src.socket.remotePort}`);

@@ -35,6 +35,12 @@ export interface BridgeOptions {
    * fresh 64 KiB buffer per read. Default `DEFAULT_OWNED_READ_BYTES`.
    */
   readBufferBytes?: number;
+  /**
+   * A socket that streamed and then read nothing for this long (ms) gives its fresh read buffer
+   * back (ownReadsToKeep), so a connection quiet after a burst does not keep one; 0 never does.
+   * Default `DEFAULT_IDLE_READ_BUFFER_MS`.
+   */
+  idleReadBufferMs?: number;
 }
 
 /** Joins `socket` and `channel` until both are done (see the module comment); never throws, reports through `events`. */
@@ -71,7 +77,7 @@ export function bridge(socket: net.Socket, channel: Channel, events: BridgeEvent
     channel.on('data', () => t(`sock.write ${tag}`));
   }
   // pipe() carries 'end' as end(): a FIN on one side becomes a CLOSE on the channel and back.
-  if (!readIntoChannel(socket, channel, options.readBufferBytes ?? DEFAULT_OWNED_READ_BYTES, tag)) {
+  if (!readIntoChannel(socket, channel, options.readBufferBytes ?? DEFAULT_OWNED_READ_BYTES, options.idleReadBufferMs, tag)) {
     if (trace !== undefined) {
       const t = trace;
       socket.on('data', () => t(`sock.read ${tag}`));
@@ -116,22 +122,27 @@ export function bridge(socket: net.Socket, channel: Channel, events: BridgeEvent
  * and starts again at its 'drain'; EOF ends the channel. Returns false when the socket cannot read
  * that way (see ownReads); the caller pipes instead.
  */
-function readIntoChannel(socket: net.Socket, channel: Channel, bytes: number, tag: string): boolean {
+function readIntoChannel(socket: net.Socket, channel: Channel, bytes: number, idleMs: number | undefined, tag: string): boolean {
   if (bytes <= 0) return false;
   const resume = (): void => {
     if (!socket.destroyed) socket.resume();
   };
-  const owned = ownReadsToKeep(socket, bytes, (chunk) => {
-    if (trace !== undefined) trace(`sock.read ${tag}`);
-    if (channel.destroyed || channel.writableEnded) return true; // its end is handled by the close/error listeners
-    // Wait for 'drain' as pipe() does when write() says so, but only if the channel did hold
-    // the write back: a write of the Writable's high-water mark or more always says so, and
-    // stopping and restarting reads for each (two syscalls) would cost more than the read.
-    // A write that says yes never waits: 'drain' comes only after one that said no.
-    if (channel.write(chunk) || channel.writableLength === 0) return true;
-    channel.once('drain', resume);
-    return false;
-  });
+  const owned = ownReadsToKeep(
+    socket,
+    bytes,
+    (chunk) => {
+      if (trace !== undefined) trace(`sock.read ${tag}`);
+      if (channel.destroyed || channel.writableEnded) return true; // its end is handled by the close/error listeners
+      // Wait for 'drain' as pipe() does when write() says so, but only if the channel did hold
+      // the write back: a write of the Writable's high-water mark or more always says so, and
+      // stopping and restarting reads for each (two syscalls) would cost more than the read.
+      // A write that says yes never waits: 'drain' comes only after one that said no.
+      if (channel.write(chunk) || channel.writableLength === 0) return true;
+      channel.once('drain', resume);
+      return false;
+    },
+    idleMs,
+  );
   if (!owned) return false;
   socket.once('end', () => {
     if (!channel.destroyed && !channel.writableEnded) channel.end();

@@ -68,31 +68,93 @@ export function ownReads(socket: net.Socket, buffer: Buffer, onRead: (view: Buff
 }
 
 /**
+ * How long (ms) a socket that streamed may hold a read buffer of its own without reading into it
+ * before it gives it back (ownReadsToKeep): a streaming socket reads again within milliseconds.
+ */
+export const DEFAULT_IDLE_READ_BUFFER_MS = 1000;
+
+/**
+ * How many times one socket gives its read buffer back (each leaves a small native object on the
+ * socket until it closes, see setReadBuffer); after that its reads are all copied out of the
+ * shared buffer.
+ */
+export const MAX_READ_BUFFER_RELEASES = 64;
+
+/**
  * Owned reads for a callee that keeps what it is given (queues it for writing, or until the peer
  * acknowledges it), as a buffer of its own. A read that filled at least half of a buffer of the
  * socket's own goes as it is, a view of it, and the next read gets a fresh `bytes` one: a socket
  * that streams is read into fresh buffers and never copied, at most half of each unused. Any
  * other read (into the process's shared buffer, or a small one) is copied into a buffer of its
- * size, and the next read goes to the shared buffer: a quiet socket holds no buffer of its own.
+ * size, and the next read goes to the shared buffer. A socket that holds a fresh buffer and has
+ * not read for `idleMs` (quiet after a burst, or held back) gives it back and reads into the
+ * shared buffer again (0: never): a quiet socket holds no buffer of its own.
  * `onChunk` returning false stops reading until `socket.resume()`. Returns false, changing
  * nothing, where `ownReads` would.
  */
-export function ownReadsToKeep(socket: net.Socket, bytes: number, onChunk: (chunk: Buffer) => boolean): boolean {
+export function ownReadsToKeep(
+  socket: net.Socket,
+  bytes: number,
+  onChunk: (chunk: Buffer) => boolean,
+  idleMs = DEFAULT_IDLE_READ_BUFFER_MS,
+): boolean {
   const shared = sharedReadBuffer(bytes);
   let next = shared;
-  return ownReads(
+  // A check every idleMs while the socket holds a fresh buffer: no read since the last one, and
+  // the buffer goes back.
+  let readSinceCheck = false;
+  let releases = 0;
+  let idleTimer: NodeJS.Timeout | undefined;
+  const checkIdle = (): void => {
+    idleTimer = undefined;
+    if (next === shared || socket.destroyed) return;
+    if (readSinceCheck) {
+      readSinceCheck = false;
+      idleTimer = setTimeout(checkIdle, idleMs).unref();
+    } else if (setReadBuffer(socket, shared)) {
+      next = shared;
+      releases++;
+    }
+  };
+  const owned = ownReads(
     socket,
     shared,
     (view) => {
-      const large = view.length * 2 >= bytes;
+      readSinceCheck = true;
+      const large = view.length * 2 >= bytes && releases < MAX_READ_BUFFER_RELEASES;
       let chunk = view;
       if (!large || view.buffer === shared.buffer) {
         chunk = Buffer.allocUnsafe(view.length);
         view.copy(chunk);
       }
       next = large ? Buffer.allocUnsafeSlow(bytes) : shared;
+      if (large && idleTimer === undefined && idleMs > 0) {
+        readSinceCheck = false;
+        idleTimer = setTimeout(checkIdle, idleMs).unref();
+      }
       return onChunk(chunk);
     },
     () => next,
   );
+  if (owned) socket.once('close', () => clearTimeout(idleTimer));
+  return owned;
+}
+
+/**
+ * Points the reads of a socket whose reads `ownReads` took over at `buffer`, from the next read
+ * on: for a socket gone quiet that holds a buffer of its own (`next` handed it out), which it
+ * would otherwise keep until its next read, maybe for good. Node has no way to drop the native
+ * listener `useUserBuffer` pushes, so each call leaves one small object (tens of bytes) on the
+ * socket until it closes: call it rarely, and a bounded number of times per socket. Not from
+ * inside `onRead` or `next`. Returns false, changing nothing, when the socket is gone or its
+ * reads are not owned.
+ */
+export function setReadBuffer(socket: net.Socket, buffer: Buffer): boolean {
+  const handle = (socket as unknown as { _handle?: UserBufferHandle | null })._handle;
+  if (!handle || typeof handle.useUserBuffer !== 'function' || socket.destroyed || !fields) return false;
+  const s = socket as unknown as Record<symbol, unknown>;
+  if (!(s[fields.buffer] instanceof Uint8Array)) return false;
+  s[fields.buffer] = buffer;
+  handle.useUserBuffer(buffer);
+  return true;
 }
