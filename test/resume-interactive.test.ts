@@ -223,9 +223,9 @@ describe('resumable layer: interactive hints from the mux', () => {
       await settle(5);
       const chunk = Buffer.alloc(64 * KiB);
       for (let i = 0; i < mib * 16; i++) {
-        if (hinted) receiver.noteLatencySensitive();
         sender.send([chunk]);
         await until(() => got >= (i + 1) * chunk.length, 10_000, 'delivered');
+        if (hinted) receiver.noteLatencySensitive(); // beside a transfer only once a record is unacknowledged
       }
       return counter.acks;
     };
@@ -233,6 +233,24 @@ describe('resumable layer: interactive hints from the mux', () => {
     const hinted = await acksFor(true, 4);
     expect(plain).toBe((4 * MiB) / DEFAULT_RESUME_CONFIG.ackEveryBytes);
     expect(hinted).toBe((4 * MiB) / DEFAULT_RESUME_CONFIG.interactiveAckEveryBytes);
+  });
+});
+
+describe('resumable layer: a hint counts only beside a transfer', () => {
+  it('a small exchange before the transfer (iperf3 control, a request) leaves the round-trip rule; the same hint beside it does not', async () => {
+    const [a, b] = createMemoryTransportPair();
+    b.attach({ onMessage() {}, onDrain() {}, onClose() {} }); // reads everything, never acknowledges
+    const t = ResumableTransport.initiate({ transport: a, binding: randomBytes(32) }, CONFIG);
+    cleanups.push(() => t.close());
+    t.attach({ onMessage() {}, onDrain() {}, onClose() {} });
+    await settle(5);
+    t.setPathRtt(0.3);
+    t.send([Buffer.from('params')]);
+    t.noteLatencySensitive(); // 7 bytes in flight: not beside a transfer
+    for (let i = 0; i < 4; i++) t.send([Buffer.alloc(64 * KiB)]);
+    expect(t.inFlightLimit).toBe(DEFAULT_RESUME_CONFIG.minInFlight);
+    t.noteLatencySensitive(); // 256 KiB in flight: beside one
+    expect(t.inFlightLimit).toBe(DEFAULT_RESUME_CONFIG.interactiveMinInFlight);
   });
 });
 

@@ -78,6 +78,13 @@ export interface ResumeConfig {
    */
   interactiveHoldMs: number;
   /**
+   * A hint counts only while a transfer runs beside it: at least this many bytes unacknowledged
+   * either way (sent and not yet acknowledged, or received and not yet acknowledged). The small
+   * exchange that opens a bulk transfer (iperf3's or an HTTP client's request) comes before
+   * anything is in flight, and must not hold the transfer to the tighter bound. Default 64 KiB.
+   */
+  interactiveBesideBytes: number;
+  /**
    * The controller's floor while latency-sensitive traffic passes, bytes (it also stays at
    * least three of the peer's ACK steps). Default 256 KiB.
    */
@@ -125,6 +132,7 @@ export const DEFAULT_RESUME_CONFIG: Readonly<ResumeConfig> = Object.freeze({
   initialInFlight: 1024 * 1024,
   interactiveQueueDelayMs: 1,
   interactiveHoldMs: 1_000,
+  interactiveBesideBytes: 64 * 1024,
   interactiveMinInFlight: 256 * 1024,
   interactiveAckEveryBytes: 128 * 1024,
   maxReplayBytes: 80 * 1024 * 1024,

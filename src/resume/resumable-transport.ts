@@ -159,12 +159,14 @@ export class ResumableTransport extends TransportBase implements Transport {
   }
 
   /**
-   * The layer above says latency-sensitive traffic passes (Transport.noteLatencySensitive): for
+   * The layer above says latency-sensitive traffic passes (Transport.noteLatencySensitive): if
+   * a transfer runs beside it (`interactiveBesideBytes` unacknowledged either way), for
    * `interactiveHoldMs` the in-flight bound is also the delay controller's, and this side
    * acknowledges every `interactiveAckEveryBytes` (the peer's controller samples its ACKs).
    */
   noteLatencySensitive(): void {
-    this.inFlight.noteInteractive(performance.now());
+    const beside = this.config.interactiveBesideBytes;
+    if (this.replay.bytes >= beside || this.bytesUnacked >= beside) this.inFlight.noteInteractive(performance.now());
   }
 
   /**
