@@ -102,4 +102,28 @@ describe('channel writes and reads that skip the stream machinery', () => {
     opener.close();
     acceptor.close();
   });
+
+  it('deliver strings to a reader that set an encoding, a character split across frames whole', async () => {
+    const { opener, acceptor, accepted } = pair(256 * 1024);
+    const channel = opener.openChannel({ host: 'h', port: 1 });
+    const text = Buffer.from('€ and ✓, then ascii', 'utf8');
+    channel.write(text.subarray(0, 1)); // the first byte of '€' alone in a frame
+    const remote = await accepted;
+    remote.setEncoding('utf8');
+    const got: unknown[] = [];
+    remote.on('data', (d: unknown) => got.push(d));
+    await new Promise((r) => setTimeout(r, 20));
+    for (let at = 1; at < text.length; at += 2) {
+      channel.write(text.subarray(at, at + 2));
+      await new Promise((r) => setImmediate(r));
+    }
+    channel.end();
+    let ended = false;
+    remote.on('end', () => (ended = true));
+    await until(() => ended, 5000, 'end');
+    expect(got.every((d) => typeof d === 'string')).toBe(true);
+    expect(got.join('')).toBe(text.toString('utf8'));
+    opener.close();
+    acceptor.close();
+  });
 });

@@ -200,8 +200,15 @@ export class Channel extends Duplex implements RingMember {
     this.received += payload.length;
     // Payload is a view into the received message; the message is not reused, so no copy.
     // A flowing channel with nothing buffered hands it to its 'data' listeners at once, as
-    // push() would, without the Readable's bookkeeping and its read-more tick per chunk.
-    if (this.readableFlowing === true && this.readableLength === 0 && !this.readableEnded && this.listenerCount('data') > 0)
+    // push() would, without the Readable's bookkeeping and its read-more tick per chunk. Not with
+    // setEncoding(): push() decodes (and holds a character split across frames), emit would not.
+    if (
+      this.readableFlowing === true &&
+      this.readableLength === 0 &&
+      !this.readableEnded &&
+      this.readableEncoding === null &&
+      this.listenerCount('data') > 0
+    )
       this.emit('data', payload);
     else this.push(payload);
     this.reportConsumed();
