@@ -7,6 +7,7 @@ import { type Channel, Session } from '../src/mux/index.js';
 import { encodeWindow } from '../src/mux/frame.js';
 import { StuckTransport } from './helpers/stuck-transport.js';
 import { helloFrame, openFrame } from './helpers/mux-frames.js';
+import { INITIAL_WINDOW } from '../src/mux/constants.js';
 
 const KiB = 1024;
 
@@ -63,6 +64,37 @@ describe('mux: a light channel batch ends the flush turn', () => {
     expect(link.sentByTurnEnd! - before).toBeLessThanOrEqual(2);
     for (let i = 0; i < 40 && link.unread < 1024 * KiB; i++) await nextTurn();
     expect(link.unread).toBeGreaterThanOrEqual(1024 * KiB); // the bulk went out all the same
+  });
+
+  it('still ends the turn for a keystroke while another light channel waits for credit it never gets', async () => {
+    const mark = Buffer.from('keystroke-7d21');
+    const link = new TurnTransport(mark);
+    const channels: Channel[] = [];
+    const session = new Session(link, { role: 'responder', keepaliveIntervalMs: 0, onOpen: (r) => channels.push(r.accept()) });
+    cleanups.push(() => session.close());
+    link.inject(helloFrame());
+    link.inject(openFrame(1, 1));
+    link.inject(openFrame(3, 2));
+    link.inject(openFrame(5, 3));
+    link.inject(encodeWindow(0, 16 * 1024 * KiB));
+    link.inject(encodeWindow(1, 16 * 1024 * KiB));
+    link.inject(encodeWindow(3, 16 * 1024 * KiB));
+    await nextTurn();
+    expect(channels).toHaveLength(3);
+    const [bulk, key, stalled] = channels as [Channel, Channel, Channel];
+    // The third channel's reader stopped: it spends its window, then a few bytes wait for credit.
+    stalled.write(Buffer.alloc(INITIAL_WINDOW, 0x73));
+    await nextTurn();
+    stalled.write(Buffer.alloc(100, 0x73));
+    await nextTurn();
+    expect(stalled.pendingBytes).toBe(100);
+    const before = link.batches.length;
+    bulk.write(Buffer.alloc(1024 * KiB, 0x62));
+    key.write(mark);
+    await nextTurn();
+    await nextTurn();
+    expect(link.sentByTurnEnd).toBeDefined();
+    expect(link.sentByTurnEnd! - before).toBeLessThanOrEqual(2);
   });
 
   it('bulk alone is flushed in one turn, as before', async () => {

@@ -752,10 +752,14 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
     }
   }
 
-  /** True once every light channel that queued data since the last time has had it taken (then forgets them). */
+  /**
+   * True once every light channel that queued data since the last time has had it taken, or can
+   * take no more for want of its peer's credit (then forgets them): one whose reader stopped would
+   * otherwise stay waiting for good and no keystroke would end a turn again.
+   */
   private lightTaken(): boolean {
     if (this.lightWaiting.length === 0) return false;
-    for (const channel of this.lightWaiting) if (channel.pendingBytes > 0 && !channel.destroyed) return false;
+    for (const channel of this.lightWaiting) if (channel.pendingBytes > 0 && channel.sendCredit > 0 && !channel.destroyed) return false;
     this.lightWaiting = [];
     return true;
   }
