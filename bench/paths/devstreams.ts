@@ -289,8 +289,9 @@ export const devstreamsWorkersPath = tunnelPath({
 
 /**
  * Interactive first: both proxies with `--queue-target-ms 1` (the delay-based in-flight
- * controller, off by default). On loopback, where the latency it buys and the throughput it
- * costs show side by side with the default.
+ * controller all the time; by default it counts only while an interactive channel talks beside
+ * a transfer). On loopback, where the latency it buys and the throughput it costs show side by
+ * side with the default.
  */
 export const devstreamsQueueTargetPath = tunnelPath({
   id: DEVSTREAMS_QUEUE_TARGET_PATH_ID,

@@ -97,7 +97,7 @@ export function connectionStringFrom(o: ConnectionStringFlags, warn: (line: stri
 export const QUEUE_TARGET_FLAG = '--queue-target-ms <ms>';
 /** `--queue-target-ms`'s help text, the same for both proxies. */
 export const QUEUE_TARGET_HELP =
-  'interactive first: keep at most about this much queueing delay on the path (a delay-based controller; 1 suits loopback and LANs) at some cost in bulk throughput; set it on both proxies. Default off';
+  'interactive first: keep at most about this much queueing delay on the path (a delay-based controller; 1 suits loopback and LANs) at some cost in bulk throughput; set it on both proxies. Default: the controller (target 1 ms) counts only while an interactive channel talks beside a transfer';
 
 /** The resume limits `--queue-target-ms` asks for; undefined (the defaults) when it is not given. */
 export function queueTargetResume(queueTargetMs: number | undefined): Partial<ResumeConfig> | undefined {
