@@ -118,6 +118,9 @@ export class Channel extends Duplex implements RingMember {
    * `_write`, without the Writable's bookkeeping and its after-write tick, which is a turn of
    * the tick queue per socket read in the proxies. Anything else goes the ordinary way.
    */
+  // The Writable's two signatures, so a caller's callback is typed as it is on any Writable.
+  override write(chunk: unknown, callback?: (error: Error | null | undefined) => void): boolean;
+  override write(chunk: unknown, encoding: BufferEncoding, callback?: (error: Error | null | undefined) => void): boolean;
   override write(chunk: unknown, ...rest: unknown[]): boolean {
     if (
       rest.length === 0 &&
