@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Channel } from '../src/mux/index.js';
 import { bridge } from '../src/proxy/bridge.js';
-import { ownReads } from '../src/util/owned-reads.js';
+import { ownReads, ownReadsToKeep } from '../src/util/owned-reads.js';
 import { sharedReadBuffer } from '../src/util/shared-read-buffer.js';
 import { sessionPair, sha256 } from './helpers/session-pair.js';
 import { until } from './helpers/until.js';
@@ -203,6 +203,54 @@ describe('bridge reads into the shared buffer', () => {
     expect(sha256(Buffer.concat(got))).toBe(sha256(Buffer.concat(sent)));
     for (const c of chunks) expect(c.buffer).not.toBe(shared.buffer);
   }, 30_000);
+
+  it.each([
+    ['released', true],
+    ['kept', false],
+  ])(
+    "ownReadsToKeep with every read %s: large reads land again in the one buffer of the socket's own, or each in a fresh one",
+    async (_, released) => {
+      const { client, accepted } = await acceptedPair();
+      const bytes = 64 * 1024;
+      const shared = sharedReadBuffer(bytes);
+      const got: Buffer[] = [];
+      const ownBuffers = new Set<ArrayBufferLike>();
+      let largeReads = 0;
+      expect(
+        ownReadsToKeep(
+          accepted,
+          bytes,
+          (chunk) => {
+            got.push(Buffer.from(chunk)); // what a callee that releases the buffer must do with what it keeps
+            if (chunk.buffer !== shared.buffer && chunk.length * 2 >= bytes && chunk.buffer.byteLength === bytes) {
+              ownBuffers.add(chunk.buffer);
+              largeReads++;
+            }
+            return true;
+          },
+          0,
+          () => released,
+        ),
+      ).toBe(true);
+      const ended = new Promise<void>((r) => accepted.once('end', () => r()));
+      accepted.resume();
+      // Pieces of 48 000 bytes a turn apart: most reads take one, large (over half the buffer) but not full.
+      const data = randomBytes(60 * 48_000);
+      for (let at = 0; at < data.length; at += 48_000) {
+        client.write(data.subarray(at, at + 48_000));
+        await new Promise((r) => setImmediate(r));
+      }
+      client.end();
+      await ended;
+      expect(sha256(Buffer.concat(got))).toBe(sha256(data));
+      expect(largeReads).toBeGreaterThan(2);
+      // Kept: each large read in a buffer of its own. Released: large reads one after another land
+      // in the same buffer (a small read between them sends the next to the shared buffer, and the
+      // large one after that to a fresh buffer).
+      if (released) expect(ownBuffers.size).toBeLessThanOrEqual(largeReads / 4);
+      else expect(ownBuffers.size).toBe(largeReads);
+    },
+  );
 
   it('keeps reading after a small read the channel held back (no drain follows a write that said yes)', async () => {
     const { channel, far, client, accepted } = await channelAndSockets({ channelSendBuffer: 64 * 1024 });

@@ -247,6 +247,12 @@ export class Splice {
           return true; // backpressure pauses the socket itself (onChunk)
         },
         this.limits.idleReadBufferMs,
+        // Its pieces were all written at once (the kernel took them; nothing is queued) and the
+        // reader copied any control frame it still gathers: the buffer may take the next read.
+        (buffer) => {
+          src.reader.keepAcrossReads(buffer);
+          return dst.socket.writableLength === 0;
+        },
       );
     if (!owned)
       src.socket.on('data', (chunk: Buffer) => {

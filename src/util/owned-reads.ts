@@ -89,14 +89,17 @@ export const MAX_READ_BUFFER_RELEASES = 64;
  * size, and the next read goes to the shared buffer. A socket that holds a fresh buffer and has
  * not read for `idleMs` (quiet after a burst, or held back) gives it back and reads into the
  * shared buffer again (0: never): a quiet socket holds no buffer of its own.
- * `onChunk` returning false stops reading until `socket.resume()`. Returns false, changing
- * nothing, where `ownReads` would.
+ * `onChunk` returning false stops reading until `socket.resume()`. `released`, asked after
+ * `onChunk` with the buffer a read went to as it is, says that nothing refers to it any more (the
+ * callee wrote it out, or copied what it keeps): then the next read goes to the same buffer
+ * instead of a fresh one. Returns false, changing nothing, where `ownReads` would.
  */
 export function ownReadsToKeep(
   socket: net.Socket,
   bytes: number,
   onChunk: (chunk: Buffer) => boolean,
   idleMs = DEFAULT_IDLE_READ_BUFFER_MS,
+  released?: (buffer: ArrayBufferLike) => boolean,
 ): boolean {
   const shared = sharedReadBuffer(bytes);
   let next = shared;
@@ -121,18 +124,23 @@ export function ownReadsToKeep(
     shared,
     (view) => {
       readSinceCheck = true;
+      const landedIn = next; // the buffer this read went to (next is what the previous read handed out)
       const large = view.length * 2 >= bytes && releases < MAX_READ_BUFFER_RELEASES;
       let chunk = view;
-      if (!large || view.buffer === shared.buffer) {
+      if (!large || landedIn === shared) {
         chunk = Buffer.allocUnsafe(view.length);
         view.copy(chunk);
       }
-      next = large ? Buffer.allocUnsafeSlow(bytes) : shared;
+      const more = onChunk(chunk);
+      // A buffer of the socket's own that the callee says nothing refers to any more (what it
+      // queued was written at once) takes the next read again: no allocation, and memory that is
+      // already mapped and in cache.
+      next = !large ? shared : chunk === view && released?.(landedIn.buffer) ? landedIn : Buffer.allocUnsafeSlow(bytes);
       if (large && idleTimer === undefined && idleMs > 0) {
         readSinceCheck = false;
         idleTimer = setTimeout(checkIdle, idleMs).unref();
       }
-      return onChunk(chunk);
+      return more;
     },
     () => next,
   );
