@@ -255,7 +255,7 @@ describe('resumable layer: a hint counts only beside a transfer', () => {
 });
 
 describe('mux: the latency-sensitive hint', () => {
-  it('a light write gives the hint, a bulk write does not', async () => {
+  it('a channel light write gives the hint from its second on, a bulk write never', async () => {
     const [a, b] = createMemoryTransportPair();
     let hints = 0;
     class Hinted extends DelegatingTransport {
@@ -274,7 +274,15 @@ describe('mux: the latency-sensitive hint', () => {
     bulk.write(Buffer.alloc(64 * KiB));
     await until(() => channels.length === 1, 10_000, 'accepted');
     expect(hints).toBe(0);
+    // A bulk connection's header (one light write, then bulk) is no hint.
+    const bulk2 = client.openChannel({ host: 'bulk', port: 3 });
+    bulk2.write(Buffer.from('header'));
+    bulk2.write(Buffer.alloc(64 * KiB));
+    expect(hints).toBe(0);
     const key = client.openChannel({ host: 'key', port: 2 });
+    key.write(Buffer.from('k'));
+    expect(hints).toBe(0);
+    await until(() => key.pendingBytes === 0, 10_000, 'the first keystroke sent');
     key.write(Buffer.from('k'));
     expect(hints).toBe(1);
   });

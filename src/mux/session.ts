@@ -149,6 +149,8 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
    * that carries their bytes ends the flush's turn, so it is written before more bulk is sealed.
    */
   private lightWaiting: Channel[] = [];
+  /** Channels that made a light write before (see scheduleSend). */
+  private readonly spokeLight = new WeakSet<Channel>();
   /** The transport's backpressure: after a refused send, nothing more until its onDrain. */
   private readonly gate = new DrainGate();
   private isClosed = false;
@@ -360,7 +362,10 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
     this.scheduler.ready(channel);
     if (channel.pendingBytes <= Math.min(LIGHT_CHANNEL_PENDING, this.peerFramePayload)) {
       // A light channel is talking: the transport below may keep its queues short for a while.
-      this.transport.noteLatencySensitive?.();
+      // Not on a channel's first light write: a bulk connection opens with one (a header, a
+      // cookie), an interactive one keeps making them.
+      if (this.spokeLight.has(channel)) this.transport.noteLatencySensitive?.();
+      else this.spokeLight.add(channel);
       if (this.lightWaiting.length < LIGHT_WAITING_LIMIT && !this.lightWaiting.includes(channel)) this.lightWaiting.push(channel);
       if (!this.gate.open) this.wantLane();
     }
