@@ -13,6 +13,7 @@ interface Record {
   scenario: string;
   path: string;
   placement: string;
+  round: number;
   metrics: { [k: string]: number };
   usage?: { role: string }[];
   error?: string;
@@ -76,6 +77,19 @@ describe('bench through the devstreams tunnel (--quick)', () => {
     ]);
     for (const r of tunnel) expect(r.error, `${r.placement}/${r.scenario}`).toBeUndefined();
     for (const r of tunnel.filter((x) => x.scenario === 'bulk-1')) expect(r.metrics.MBps).toBeGreaterThan(0);
+  });
+
+  it('moves one untimed transfer through each path before its first loopback bulk-1 round, and reports its rate', () => {
+    for (const pathId of ['devstreams', 'devstreams-plain']) {
+      const bulk = records.filter((r) => r.path === pathId && r.scenario === 'bulk-1' && r.placement === 'loopback');
+      expect(bulk.map((r) => r.round)).toEqual([1, 2]);
+      expect(bulk[0]?.metrics.first_MBps, pathId).toBeGreaterThan(0);
+      expect(bulk[1]?.metrics.first_MBps, pathId).toBeUndefined();
+    }
+    // Emulated placements are not warmed up (as their round trips are not): no first-transfer figure.
+    for (const r of records.filter((x) => x.scenario === 'bulk-1' && x.placement !== 'loopback'))
+      expect(r.metrics.first_MBps).toBeUndefined();
+    expect(report).toContain('first transfer MB/s');
   });
 
   it('samples the hub, both proxies and, on an emulated placement, the link emulator', () => {
