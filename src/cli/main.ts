@@ -10,6 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, type CommanderError } from 'commander';
 import { EXIT_USAGE, fail } from './fail.js';
+import { applyV8Flags } from './v8-flags.js';
 
 interface CommandEntry {
   name: string;
@@ -101,6 +102,8 @@ Exit codes: 0 done; 1 a run-time failure (hub unreachable, ...); 2 fix the comma
   return program;
 }
 
+// Before any command's code is imported (see v8-flags.ts).
+applyV8Flags();
 const requested = process.argv[2];
 const known = COMMANDS.some((c) => c.name === requested);
 buildProgram(known ? requested : undefined)
