@@ -100,6 +100,14 @@ export class DeviceRegistry implements RegistryStore {
   readonly path: string;
   private data: RegistryFile;
   private stamp = '';
+  /**
+   * Bumped by every synchronous load and write. An asynchronous refresh that read the file before
+   * one of them and finished after it holds something older than this process does, and applying
+   * it would bring back a device just removed or a key just rotated (until the next refresh).
+   */
+  private generation = 0;
+  /** The refresh running or last run (refreshes run one after another). */
+  private refreshing: Promise<void> = Promise.resolve();
   private watching = false;
   private lastStat = 0;
   /** Called after the file was re-read because someone else changed it. */
@@ -132,6 +140,7 @@ export class DeviceRegistry implements RegistryStore {
     try {
       text = readFileSync(this.path, 'utf8');
       this.stamp = DeviceRegistry.stampOf(statSync(this.path));
+      this.generation++;
     } catch (err) {
       throw regError(`cannot read registry ${this.path}: ${(err as Error).message}`, err);
     }
@@ -167,6 +176,7 @@ export class DeviceRegistry implements RegistryStore {
       chmodSync(tmp, 0o600);
       renameSync(tmp, this.path);
       this.stamp = DeviceRegistry.stampOf(statSync(this.path));
+      this.generation++;
     } catch (err) {
       throw regError(`cannot write registry ${this.path}: ${(err as Error).message}`, err);
     }
@@ -176,7 +186,14 @@ export class DeviceRegistry implements RegistryStore {
    * Re-reads the file if another process changed it. Cheap when nothing changed (one stat).
    * `force` skips the throttle: callers use it before refusing credentials.
    */
-  async refresh(force = false, _deviceId?: string): Promise<void> {
+  refresh(force = false, _deviceId?: string): Promise<void> {
+    // One at a time: two reads in flight could finish out of order, the older applied last.
+    const run = this.refreshing.then(() => this.refreshOnce(force));
+    this.refreshing = run;
+    return run;
+  }
+
+  private async refreshOnce(force: boolean): Promise<void> {
     // While the directory watcher runs it applies changes at once; the stat is then only a
     // fallback for missed events and runs at most every WATCHED_STAT_INTERVAL_MS.
     if (this.watching && !force) {
@@ -184,6 +201,7 @@ export class DeviceRegistry implements RegistryStore {
       if (now - this.lastStat < WATCHED_STAT_INTERVAL_MS) return;
       this.lastStat = now;
     }
+    const generation = this.generation;
     let st: Awaited<ReturnType<typeof fsp.stat>>;
     try {
       st = await fsp.stat(this.path);
@@ -194,6 +212,9 @@ export class DeviceRegistry implements RegistryStore {
     if (stamp === this.stamp) return;
     try {
       const text = await fsp.readFile(this.path, 'utf8');
+      // This process loaded or wrote the file meanwhile: what it holds is newer than this read
+      // (and has its stamp).
+      if (this.generation !== generation) return;
       this.data = DeviceRegistry.parse(text, this.path);
       this.stamp = stamp;
     } catch {
