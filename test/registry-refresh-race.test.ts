@@ -84,4 +84,20 @@ describe('registry refresh against a change made while it reads', () => {
     expect(registry.getDevice('dev')).toBeUndefined();
     expect(registry.getDevice('first')).toBeDefined();
   });
+
+  it('keeps refreshing after a refresh failed (its change listener threw)', async () => {
+    const { dir, registry } = freshRegistry();
+    const other = DeviceRegistry.open(dir);
+    other.addDevice('first');
+    registry.onExternalChange = () => {
+      throw new Error('listener failed');
+    };
+    await expect(registry.refresh(true)).rejects.toThrow('listener failed');
+    expect(registry.getDevice('first')).toBeDefined();
+    registry.onExternalChange = undefined;
+    other.refreshSync();
+    other.addDevice('second');
+    await registry.refresh(true);
+    expect(registry.getDevice('second')).toBeDefined();
+  });
 });

@@ -189,7 +189,8 @@ export class DeviceRegistry implements RegistryStore {
   refresh(force = false, _deviceId?: string): Promise<void> {
     // One at a time: two reads in flight could finish out of order, the older applied last.
     const run = this.refreshing.then(() => this.refreshOnce(force));
-    this.refreshing = run;
+    // A refresh that failed (its change listener threw) fails its caller, not every later one.
+    this.refreshing = run.catch(() => undefined);
     return run;
   }
 
