@@ -102,10 +102,10 @@ Exit codes: 0 done; 1 a run-time failure (hub unreachable, ...); 2 fix the comma
   return program;
 }
 
-// Before any command's code is imported (see v8-flags.ts).
-applyV8Flags();
 const requested = process.argv[2];
 const known = COMMANDS.some((c) => c.name === requested);
+// Before the command's code is imported (see v8-flags.ts).
+applyV8Flags(known ? requested : undefined);
 buildProgram(known ? requested : undefined)
   .then((program) => program.parseAsync(process.argv))
   .catch(fail);
