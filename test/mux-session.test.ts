@@ -369,9 +369,12 @@ describe('window auto-tuning on a long link', () => {
     await once(initiator, 'rtt'); // the first ping has measured the round trip, as in the long-link case
     const channel = initiator.openChannel({ host: 'x', port: 1 });
     const r = await reader;
-    // A reader slower than the link: it drains 64 KiB every 5 ms, far below what one window allows.
+    // A reader slower than the link: it drains 64 KiB every 20 ms, far below what one window
+    // allows. The window grows when half of it is consumed within two round trips of the last
+    // grant: at 20 ms per 64 KiB that takes 40 ms, so a round trip measured on a busy machine (a
+    // late first ping, some ms) cannot make the reader look fast, as it could at 5 ms per 64 KiB.
     r.pause();
-    const drain = setInterval(() => r.read(65536), 5);
+    const drain = setInterval(() => r.read(65536), 20);
     for (let i = 0; i < 60; i++) if (!channel.write(Buffer.alloc(64 * 1024))) await once(channel, 'drain');
     clearInterval(drain);
     expect(r.recvWindow.size).toBe(256 * 1024);
