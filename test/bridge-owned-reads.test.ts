@@ -48,6 +48,17 @@ async function channelAndSockets(
 }
 
 /** Reads `channel` slowly (a pause after every chunk), so its window fills and the writer waits. */
+/** The chunks the bridge writes into `channel` from now on, as it writes them (no copies). */
+function recordWrites(channel: Channel): Buffer[] {
+  const chunks: Buffer[] = [];
+  const write = channel.write.bind(channel);
+  channel.write = ((chunk: Buffer, ...rest: never[]) => {
+    chunks.push(chunk);
+    return write(chunk, ...rest);
+  }) as typeof channel.write;
+  return chunks;
+}
+
 function slowDigest(channel: Channel): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -129,12 +140,7 @@ describe('bridge reads into the shared buffer', () => {
     const { channel, far, client, accepted } = await channelAndSockets();
     const bytes = 256 * 1024;
     const shared = sharedReadBuffer(bytes);
-    const chunks: Buffer[] = [];
-    const write = channel.write.bind(channel);
-    channel.write = ((chunk: Buffer, ...rest: never[]) => {
-      chunks.push(chunk);
-      return write(chunk, ...rest);
-    }) as typeof channel.write;
+    const chunks = recordWrites(channel);
     bridge(accepted, channel, {}, { readBufferBytes: bytes });
     accepted.resume();
     const received = slowDigest(far);
@@ -171,12 +177,7 @@ describe('bridge reads into the shared buffer', () => {
     const shared = sharedReadBuffer(bytes);
     const kBuffer = Object.getOwnPropertySymbols(accepted).find((k) => k.description === 'kBuffer')!;
     const readBuffer = (): unknown => (accepted as unknown as Record<symbol, unknown>)[kBuffer];
-    const chunks: Buffer[] = [];
-    const write = channel.write.bind(channel);
-    channel.write = ((chunk: Buffer, ...rest: never[]) => {
-      chunks.push(chunk);
-      return write(chunk, ...rest);
-    }) as typeof channel.write;
+    const chunks = recordWrites(channel);
     bridge(accepted, channel, {}, { readBufferBytes: bytes, idleReadBufferMs: 50 });
     accepted.resume();
     const got: Buffer[] = [];

@@ -36,20 +36,28 @@ afterEach(() => {
   for (const c of cleanups.splice(0)) c();
 });
 
+/**
+ * A responder session on a TurnTransport watching for `mark`, with `opened` channels the peer
+ * opened (ids 1, 3, 5, ...) and 16 MiB of credit for the session and the first `granted` of them.
+ */
+async function sessionWithChannels(mark: Buffer, opened: number, granted: number): Promise<{ link: TurnTransport; channels: Channel[] }> {
+  const link = new TurnTransport(mark);
+  const channels: Channel[] = [];
+  const session = new Session(link, { role: 'responder', keepaliveIntervalMs: 0, onOpen: (r) => channels.push(r.accept()) });
+  cleanups.push(() => session.close());
+  link.inject(helloFrame());
+  for (let i = 0; i < opened; i++) link.inject(openFrame(2 * i + 1, i + 1));
+  link.inject(encodeWindow(0, 16 * 1024 * KiB));
+  for (let i = 0; i < granted; i++) link.inject(encodeWindow(2 * i + 1, 16 * 1024 * KiB));
+  await nextTurn();
+  expect(channels).toHaveLength(opened);
+  return { link, channels };
+}
+
 describe('mux: a light channel batch ends the flush turn', () => {
   it('is handed to the transport with at most the bulk already in its batch, and the bulk follows in later turns', async () => {
     const mark = Buffer.from('keystroke-9f3c');
-    const link = new TurnTransport(mark);
-    const channels: Channel[] = [];
-    const session = new Session(link, { role: 'responder', keepaliveIntervalMs: 0, onOpen: (r) => channels.push(r.accept()) });
-    cleanups.push(() => session.close());
-    link.inject(helloFrame());
-    link.inject(openFrame(1, 1));
-    link.inject(openFrame(3, 2));
-    link.inject(encodeWindow(0, 16 * 1024 * KiB));
-    link.inject(encodeWindow(1, 16 * 1024 * KiB));
-    await nextTurn();
-    expect(channels).toHaveLength(2);
+    const { link, channels } = await sessionWithChannels(mark, 2, 1);
     const [bulk, key] = channels as [Channel, Channel];
     await nextTurn();
     const before = link.batches.length;
@@ -68,19 +76,7 @@ describe('mux: a light channel batch ends the flush turn', () => {
 
   it('still ends the turn for a keystroke while another light channel waits for credit it never gets', async () => {
     const mark = Buffer.from('keystroke-7d21');
-    const link = new TurnTransport(mark);
-    const channels: Channel[] = [];
-    const session = new Session(link, { role: 'responder', keepaliveIntervalMs: 0, onOpen: (r) => channels.push(r.accept()) });
-    cleanups.push(() => session.close());
-    link.inject(helloFrame());
-    link.inject(openFrame(1, 1));
-    link.inject(openFrame(3, 2));
-    link.inject(openFrame(5, 3));
-    link.inject(encodeWindow(0, 16 * 1024 * KiB));
-    link.inject(encodeWindow(1, 16 * 1024 * KiB));
-    link.inject(encodeWindow(3, 16 * 1024 * KiB));
-    await nextTurn();
-    expect(channels).toHaveLength(3);
+    const { link, channels } = await sessionWithChannels(mark, 3, 2);
     const [bulk, key, stalled] = channels as [Channel, Channel, Channel];
     // The third channel's reader stopped: it spends its window, then a few bytes wait for credit.
     stalled.write(Buffer.alloc(INITIAL_WINDOW, 0x73));
@@ -98,15 +94,7 @@ describe('mux: a light channel batch ends the flush turn', () => {
   });
 
   it('bulk alone is flushed in one turn, as before', async () => {
-    const link = new TurnTransport(Buffer.from('never-sent'));
-    const channels: Channel[] = [];
-    const session = new Session(link, { role: 'responder', keepaliveIntervalMs: 0, onOpen: (r) => channels.push(r.accept()) });
-    cleanups.push(() => session.close());
-    link.inject(helloFrame());
-    link.inject(openFrame(1, 1));
-    link.inject(encodeWindow(0, 16 * 1024 * KiB));
-    link.inject(encodeWindow(1, 16 * 1024 * KiB));
-    await nextTurn();
+    const { link, channels } = await sessionWithChannels(Buffer.from('never-sent'), 1, 1);
     const bulk = channels[0]!;
     await nextTurn();
     bulk.write(Buffer.alloc(1024 * KiB, 0x62));
