@@ -5,8 +5,9 @@
  * per connection, not once per message: for its first hundreds of connections that code runs in
  * V8's bytecode interpreter, and they cost two to three times the CPU they cost once warm
  * (measured: 700-1000 µs per connection per proxy after 25 connections, 230-400 µs after 3000).
- * That CPU is most of a new connection's time to its first byte. `--always-sparkplug` compiles each function to baseline machine code when first
- * compiled, instead of after it has run a while; hot code still goes on to the optimizing compiler.
+ * That CPU is most of a new connection's time to its first byte. `--always-sparkplug` compiles
+ * each function to baseline machine code when first compiled, instead of after it has run a
+ * while; hot code still goes on to the optimizing compiler.
  *
  * Set with v8.setFlagsFromString, which applies to functions compiled afterwards: main.ts calls
  * this before it imports the command, so everything a command runs is compiled under it.
