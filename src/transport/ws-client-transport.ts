@@ -18,9 +18,9 @@ import {
   FrameReader,
   frameHeader,
   isValidCloseCode,
-  maskInto,
   OPCODE,
   parseClosePayload,
+  wholeFrame,
   type FrameSink,
 } from './ws-frame.js';
 import { coalesceSmall } from '../util/coalesce.js';
@@ -75,26 +75,6 @@ export const CLOSE_FLUSH_MS = 30_000;
 const JOIN_BELOW = 4096;
 
 const ZERO_KEY = Buffer.alloc(4);
-
-/**
- * A client's binary frame of `size` (< 65536) bytes in `parts` under the all-zero masking key
- * (the payload as it is), header and payload in one buffer.
- */
-function smallFrame(parts: readonly Buffer[], size: number): Buffer {
-  const lengthBytes = size < 126 ? 0 : 2;
-  const headerBytes = 2 + lengthBytes + 4;
-  const frame = Buffer.allocUnsafe(headerBytes + size);
-  frame[0] = 0x80 | OPCODE.binary;
-  if (lengthBytes === 0) frame[1] = 0x80 | size;
-  else {
-    frame[1] = 0x80 | 126;
-    frame.writeUInt16BE(size, 2);
-  }
-  frame.writeUInt32BE(0, 2 + lengthBytes); // the masking key: zero
-  let at = headerBytes;
-  for (const part of parts) at += part.copy(frame, at);
-  return frame;
-}
 
 /** A Transport over our own RFC 6455 client on a raw socket. */
 export class WebSocketClientTransport extends TransportBase implements Transport {
@@ -199,7 +179,7 @@ export class WebSocketClientTransport extends TransportBase implements Transport
     if (this.zeroMask && size < JOIN_BELOW) {
       // A small message (a keystroke, an ACK, a request): header and pieces joined in one buffer.
       this.corkTurn();
-      this.sock.write(smallFrame(parts, size), onWritten);
+      this.sock.write(wholeFrame(OPCODE.binary, parts, size, ZERO_KEY), onWritten);
     } else if (this.zeroMask) {
       const chunks: Uint8Array[] = [];
       coalesceSmall([frameHeader(true, OPCODE.binary, size, ZERO_KEY), ...parts], JOIN_BELOW, (chunk) => chunks.push(chunk));
@@ -209,16 +189,7 @@ export class WebSocketClientTransport extends TransportBase implements Transport
       this.sock.write(chunks[last]!, onWritten);
     } else {
       // A masked copy in one buffer: the caller's buffers must stay as they are.
-      const key = this.maskKey();
-      const header = frameHeader(true, OPCODE.binary, size, key);
-      const out = Buffer.allocUnsafe(header.length + size);
-      header.copy(out, 0);
-      let at = header.length;
-      for (const part of parts) {
-        maskInto(part, key, (at - header.length) & 3, out, at);
-        at += part.length;
-      }
-      this.sock.write(out, onWritten);
+      this.sock.write(wholeFrame(OPCODE.binary, parts, size, this.maskKey()), onWritten);
     }
     if (trace !== undefined) traceWritten(trace, this.sock, `ws.written ${this.traceTag} ${this.tracedSent}`);
     return this.acceptsMore(this.sock.writableLength, this.highWaterMark);

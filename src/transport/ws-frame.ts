@@ -16,27 +16,55 @@ export function isValidCloseCode(code: number): boolean {
   return (code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) || (code >= 3000 && code <= 4999);
 }
 
+/** Bytes of the header of a frame with a payload of `length`, with or without a masking key. */
+function headerLength(length: number, masked: boolean): number {
+  return 2 + (length < 126 ? 0 : length < 0x10000 ? 2 : 8) + (masked ? 4 : 0);
+}
+
+/** Writes a frame header (see frameHeader) at the start of `into`; returns its length. */
+function writeFrameHeader(into: Buffer, fin: boolean, opcode: number, length: number, maskKey?: Buffer): number {
+  const maskBit = maskKey ? 0x80 : 0;
+  const lengthBytes = length < 126 ? 0 : length < 0x10000 ? 2 : 8;
+  into[0] = (fin ? 0x80 : 0) | opcode;
+  if (lengthBytes === 0) into[1] = maskBit | length;
+  else if (lengthBytes === 2) {
+    into[1] = maskBit | 126;
+    into.writeUInt16BE(length, 2);
+  } else {
+    into[1] = maskBit | 127;
+    into.writeUInt32BE(Math.floor(length / 0x1_0000_0000), 2);
+    into.writeUInt32BE(length >>> 0, 6);
+  }
+  if (maskKey) maskKey.copy(into, 2 + lengthBytes, 0, 4);
+  return 2 + lengthBytes + (maskKey ? 4 : 0);
+}
+
 /**
  * A frame header. With `maskKey` the masked bit is set and the key follows (a client's frame);
  * the payload must then be masked with that key by the caller.
  */
 export function frameHeader(fin: boolean, opcode: number, length: number, maskKey?: Buffer): Buffer {
-  const first = (fin ? 0x80 : 0) | opcode;
-  const maskBit = maskKey ? 0x80 : 0;
-  const lengthBytes = length < 126 ? 0 : length < 0x10000 ? 2 : 8;
-  const h = Buffer.allocUnsafe(2 + lengthBytes + (maskKey ? 4 : 0));
-  h[0] = first;
-  if (lengthBytes === 0) h[1] = maskBit | length;
-  else if (lengthBytes === 2) {
-    h[1] = maskBit | 126;
-    h.writeUInt16BE(length, 2);
-  } else {
-    h[1] = maskBit | 127;
-    h.writeUInt32BE(Math.floor(length / 0x1_0000_0000), 2);
-    h.writeUInt32BE(length >>> 0, 6);
-  }
-  if (maskKey) maskKey.copy(h, 2 + lengthBytes, 0, 4);
+  const h = Buffer.allocUnsafe(headerLength(length, maskKey !== undefined));
+  writeFrameHeader(h, fin, opcode, length, maskKey);
   return h;
+}
+
+/**
+ * A whole frame in one buffer: its header, then `parts` (`size` bytes in all) joined. With
+ * `maskKey` it is a client's frame and the payload is masked into it (the all-zero key changes
+ * no byte, so the parts are copied as they are); the caller's buffers stay as they are.
+ */
+export function wholeFrame(opcode: number, parts: readonly Buffer[], size: number, maskKey?: Buffer): Buffer {
+  const frame = Buffer.allocUnsafe(headerLength(size, maskKey !== undefined) + size);
+  const start = writeFrameHeader(frame, true, opcode, size, maskKey);
+  const mask = maskKey !== undefined && maskKey.readUInt32BE(0) !== 0 ? maskKey : undefined;
+  let at = start;
+  for (const part of parts) {
+    if (mask) maskInto(part, mask, (at - start) & 3, frame, at);
+    else part.copy(frame, at);
+    at += part.length;
+  }
+  return frame;
 }
 
 /**
@@ -44,12 +72,7 @@ export function frameHeader(fin: boolean, opcode: number, length: number, maskKe
  * frame: the payload is masked into the frame, the caller's buffer stays as it is.
  */
 export function controlFrame(opcode: number, payload: Buffer, maskKey?: Buffer): Buffer {
-  const header = frameHeader(true, opcode, payload.length, maskKey);
-  const frame = Buffer.allocUnsafe(header.length + payload.length);
-  header.copy(frame, 0);
-  if (maskKey) maskInto(payload, maskKey, 0, frame, header.length);
-  else payload.copy(frame, header.length);
-  return frame;
+  return wholeFrame(opcode, [payload], payload.length, maskKey);
 }
 
 /**
