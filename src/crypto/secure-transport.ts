@@ -368,34 +368,27 @@ export class SecureTransport extends TransportBase implements Transport {
       return;
     }
     const nonce = recordNonce(iv, header.seq, this.nonceScratch);
-    if (whole) {
-      const plain = length < RECORD_OVERHEAD ? null : openBody(this.suite, key, nonce, headerBytes, whole.subarray(RECORD_HEADER_SIZE));
-      if (!plain) {
-        this.fail(new DevstreamsError('ERR_RECORD_AUTH', `record ${header.seq} failed authentication`));
-        return;
-      }
-      trace?.('opened');
-      this.deliverMessage(plain);
-      return;
-    }
     const plain =
       length < RECORD_OVERHEAD
         ? null
-        : openParts(
-            this.suite,
-            key,
-            nonce,
-            headerBytes,
-            sliceParts(parts, RECORD_HEADER_SIZE, length - TAG_SIZE),
-            gatherBytes(parts, length - TAG_SIZE, length),
-          );
+        : whole
+          ? openBody(this.suite, key, nonce, headerBytes, whole.subarray(RECORD_HEADER_SIZE))
+          : openParts(
+              this.suite,
+              key,
+              nonce,
+              headerBytes,
+              sliceParts(parts, RECORD_HEADER_SIZE, length - TAG_SIZE),
+              gatherBytes(parts, length - TAG_SIZE, length),
+            );
     if (!plain) {
       this.fail(new DevstreamsError('ERR_RECORD_AUTH', `record ${header.seq} failed authentication`));
       return;
     }
     trace?.('opened');
     // Pieces go up as they are when the layer above takes pieces (the mux does); else joined.
-    if (plain.length === 1) this.deliverMessage(plain[0]!);
+    if (Buffer.isBuffer(plain)) this.deliverMessage(plain);
+    else if (plain.length === 1) this.deliverMessage(plain[0]!);
     else if (plain.length === 0) this.deliverMessage(Buffer.alloc(0));
     else this.deliverMessageParts(plain);
   }
