@@ -33,7 +33,7 @@ export interface SpliceLimits {
   highWater: number;
   /** Largest frame payload relayed. */
   maxFramePayload: number;
-  /** Bytes a plain-TCP side reads at most at once into the shared buffer (then copied); 0 reads the ordinary way. */
+  /** Bytes a plain-TCP side reads at most at once (ownReadsToKeep); 0 reads the ordinary way. */
   readBytes: number;
   /** A side that streamed gives its fresh read buffer back after reading nothing for this long (ms); 0 never. */
   idleReadBufferMs: number;
@@ -235,6 +235,10 @@ export class Splice {
     // Reads of up to readBytes (its pieces are queued for writing and so outlive the read: see
     // ownReadsToKeep): fewer read syscalls and no fresh 64 KiB buffer per read. Plain TCP only;
     // a TLS socket, or one with bytes already buffered, reads the ordinary way.
+    const onRead = (chunk: Buffer): void => {
+      trace?.(`hub.read.${src.name} ${src.socket.remotePort}`);
+      this.onChunk(src, dst, chunk);
+    };
     const owned =
       this.limits.readBytes > 0 &&
       (src.socket as Socket & { encrypted?: boolean }).encrypted !== true &&
@@ -242,8 +246,7 @@ export class Splice {
         src.socket,
         this.limits.readBytes,
         (chunk) => {
-          trace?.(`hub.read.${src.name} ${src.socket.remotePort}`);
-          this.onChunk(src, dst, chunk);
+          onRead(chunk);
           return true; // backpressure pauses the socket itself (onChunk)
         },
         this.limits.idleReadBufferMs,
@@ -254,11 +257,7 @@ export class Splice {
           return dst.socket.writableLength === 0;
         },
       );
-    if (!owned)
-      src.socket.on('data', (chunk: Buffer) => {
-        trace?.(`hub.read.${src.name} ${src.socket.remotePort}`);
-        this.onChunk(src, dst, chunk);
-      });
+    if (!owned) src.socket.on('data', onRead);
     // TCP ended without a close handshake, or failed: the other side hears 1001.
     src.socket.on('end', () => {
       if (!src.closeReceived) this.finish(`${src.name} went away`, dst, CLOSE.goingAway);
