@@ -58,6 +58,11 @@ export interface Iperf3Result {
   /** Seconds the server received for. */
   readonly seconds: number;
   readonly MBps: number;
+  /**
+   * CPU seconds of iperf3's own two ends (client and server) over the run, from the utilization
+   * iperf3 reports: on a machine whose cores are all busy, what the ends take is not the path's.
+   */
+  readonly endpointCpuSeconds?: number;
 }
 
 interface Iperf3Json {
@@ -66,7 +71,18 @@ interface Iperf3Json {
   readonly end?: {
     readonly sum_received?: { readonly bytes?: number; readonly seconds?: number };
     readonly sum_sent?: { readonly bytes?: number; readonly seconds?: number };
+    /** Percent of one core over the test, client (host) and server (remote). */
+    readonly cpu_utilization_percent?: { readonly host_total?: number; readonly remote_total?: number };
   };
+}
+
+/** CPU seconds of both iperf3 ends, if the JSON reports their utilization. */
+function endpointCpuSeconds(j: Iperf3Json): number | undefined {
+  const u = j.end?.cpu_utilization_percent;
+  const sent = j.end?.sum_sent?.seconds;
+  const received = j.end?.sum_received?.seconds;
+  if (u?.host_total === undefined || u.remote_total === undefined || sent === undefined || received === undefined) return undefined;
+  return (u.host_total * sent + u.remote_total * received) / 100;
 }
 
 /** How much an iperf3 client sends: a byte count (-n) or a duration (-t). */
@@ -125,7 +141,14 @@ export async function iperf3Send(
     if (got?.bytes === undefined || got.seconds === undefined || got.seconds <= 0)
       throw new Error('iperf3: no receiver summary in its JSON');
     const total = (j.intervals ?? []).reduce((n, i) => n + (i.sum?.bytes ?? 0), 0);
-    return { bytes: got.bytes, seconds: got.seconds, MBps: got.bytes / 1e6 / got.seconds, totalBytes: Math.max(total, got.bytes) };
+    const ends = endpointCpuSeconds(j);
+    return {
+      bytes: got.bytes,
+      seconds: got.seconds,
+      MBps: got.bytes / 1e6 / got.seconds,
+      totalBytes: Math.max(total, got.bytes),
+      ...(ends !== undefined ? { endpointCpuSeconds: ends } : {}),
+    };
   }
   throw new Error(`iperf3: ${last}`);
 }

@@ -2,10 +2,10 @@
 // over a TCP pair, seal/open micro-benchmarks (crypto-bench.ts); and the goal rows measured
 // through the whole tunnel: the devstreams path (encrypted) against devstreams-plain, and the
 // inline path against devstreams-workers, on loopback bulk-1, with CPU seconds per GiB.
-import { DEFAULT_RECORD_SUITES } from '../src/crypto/constants.js';
 import { PAIR_WINDOW_BYTES, formatCryptoBench, runCryptoBench, type CryptoBenchResult } from './standalone/crypto-bench.js';
 import { DEVSTREAMS_PATH_ID, DEVSTREAMS_PLAIN_PATH_ID, DEVSTREAMS_WORKERS_PATH_ID } from './paths/devstreams.js';
 import { registerGoal, registerModule, type GoalVerdict } from './report/registry.js';
+import { sealOpenCpuPerGiB } from './report/throughput-floor.js';
 import { findRecords, median, metric, roundRatios, totalCpuPerGiB, type BenchResults } from './results.js';
 
 /** Bounds of the crypto module: seconds per throughput case, tinybench ms per micro task. */
@@ -15,23 +15,10 @@ export const CRYPTO_MODULE_BUDGET = {
 } as const;
 /** Issue 5: encrypted tunnel throughput >= this fraction of the plaintext tunnel's. */
 export const CRYPTO_ON_OFF_GOAL = 0.85;
-const GIB = 1024 ** 3;
 
 /** All of the path's processes' CPU seconds per GiB during loopback bulk-1: the median over rounds. */
 export function tunnelCpuPerGiB(r: BenchResults, path: string): number | undefined {
   return median(findRecords(r, 'bulk-1', path, 'loopback').map((rec) => totalCpuPerGiB(rec) ?? NaN));
-}
-
-/** CPU seconds per GiB to seal and open 64 KiB records (one of each), from the micro-benchmark. */
-export function sealOpenCpuPerGiB(r: BenchResults): number | undefined {
-  const d = r.modules.crypto as CryptoBenchResult | undefined;
-  // The suite the tunnel negotiates by default, as the micro-benchmark names it.
-  const suite = DEFAULT_RECORD_SUITES[0];
-  const us = (name: string): number | undefined => d?.micro?.find((m) => m.name === `${suite} ${name} 64 KiB`)?.usPerOp;
-  const seal = us('seal');
-  const open = us('open');
-  if (seal === undefined || open === undefined) return undefined;
-  return ((seal + open) / 1e6) * (GIB / (64 * 1024));
 }
 
 /**

@@ -1,5 +1,7 @@
-// CPU time and peak RSS of path processes, read from /proc (Linux). CPU is utime + stime; peak RSS
-// is VmHWM (the kernel's high-water mark), summed over a process and, if asked, its descendants.
+// CPU time and peak RSS of path processes, read from /proc (Linux). CPU is utime + stime, with
+// stime (time in the kernel: socket copies, TCP, wake-ups) kept apart as well, because that share
+// is what no user-space change removes; peak RSS is VmHWM (the kernel's high-water mark), summed
+// over a process and, if asked, its descendants.
 import fs from 'node:fs';
 import type { ProcessRef } from './procs.js';
 
@@ -7,15 +9,18 @@ const CLOCK_TICKS = 100; // USER_HZ on Linux
 
 export interface ProcStat {
   readonly cpuSeconds: number;
+  /** The part of cpuSeconds spent in the kernel (stime). */
+  readonly kernelSeconds: number;
   readonly peakRssBytes: number;
 }
 
-function readStat(pid: number): { ppid: number; cpuSeconds: number } | undefined {
+function readStat(pid: number): { ppid: number; cpuSeconds: number; kernelSeconds: number } | undefined {
   try {
     const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
     const fields = s.slice(s.lastIndexOf(')') + 2).split(' ');
     // after "pid (comm) ": state ppid ... utime is field 14 overall -> index 11 here, stime 12
-    return { ppid: Number(fields[1]), cpuSeconds: (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS };
+    const kernelSeconds = Number(fields[12]) / CLOCK_TICKS;
+    return { ppid: Number(fields[1]), cpuSeconds: Number(fields[11]) / CLOCK_TICKS + kernelSeconds, kernelSeconds };
   } catch {
     return undefined;
   }
@@ -57,17 +62,22 @@ function descendants(pid: number): number[] {
 export function sampleProcess(ref: ProcessRef): ProcStat {
   const pids = [ref.pid, ...(ref.withChildren === true ? descendants(ref.pid) : [])];
   let cpu = 0;
+  let kernel = 0;
   let rss = 0;
   for (const p of pids) {
-    cpu += readStat(p)?.cpuSeconds ?? 0;
+    const st = readStat(p);
+    cpu += st?.cpuSeconds ?? 0;
+    kernel += st?.kernelSeconds ?? 0;
     rss += readHwm(p);
   }
-  return { cpuSeconds: cpu, peakRssBytes: rss };
+  return { cpuSeconds: cpu, kernelSeconds: kernel, peakRssBytes: rss };
 }
 
 export interface ProcUsage {
   readonly role: string;
   readonly cpuSeconds: number;
+  /** The part of cpuSeconds spent in the kernel; absent in results written before it was sampled. */
+  readonly kernelSeconds?: number;
   readonly peakRssBytes: number;
 }
 
@@ -77,7 +87,12 @@ export async function measureProcesses<T>(refs: readonly ProcessRef[], fn: () =>
   const result = await fn();
   const usage = refs.map((r, i) => {
     const after = sampleProcess(r);
-    return { role: r.role, cpuSeconds: Math.max(0, after.cpuSeconds - (before[i]?.cpuSeconds ?? 0)), peakRssBytes: after.peakRssBytes };
+    return {
+      role: r.role,
+      cpuSeconds: Math.max(0, after.cpuSeconds - (before[i]?.cpuSeconds ?? 0)),
+      kernelSeconds: Math.max(0, after.kernelSeconds - (before[i]?.kernelSeconds ?? 0)),
+      peakRssBytes: after.peakRssBytes,
+    };
   });
   return { result, usage };
 }

@@ -9,6 +9,7 @@ import { hasLoss } from '../placements.js';
 import { cpuPerGiB, cpuSpread, findRecord, findRecords, median, metric, roundsOf, roundView, type BenchResults } from '../results.js';
 import { FIXED_LOAD_MBPS } from '../scenarios/latency.js';
 import { registerGoal, type GoalVerdict } from './registry.js';
+import { throughputCeiling } from './throughput-floor.js';
 
 const SUBJECT = DEVSTREAMS_PATH_ID;
 const REFERENCE = 'openssh';
@@ -367,7 +368,11 @@ export function registerBuiltinGoals(): void {
     order: 10,
     id: 'throughput-vs-openssh',
     text: `One-connection throughput >= ${GOAL_THRESHOLDS.throughputVsOpenssh.toFixed(1)}x OpenSSH -L (loopback)`,
-    evaluate: (r) => evaluateWith(r, throughputVsOpenssh, false),
+    evaluate: (r) => {
+      const v = evaluateWith(r, throughputVsOpenssh, false);
+      const c = throughputCeiling(r, SUBJECT, REFERENCE);
+      return typeof c === 'string' || v.status === 'not measured' ? v : { ...v, detail: `${v.detail}; ${c.text}` };
+    },
   });
   registerGoal({
     order: 10,

@@ -2,7 +2,17 @@
 // ratio columns against direct TCP and OpenSSH, per-placement summary, resources, charts, modules.
 import { EMULATOR_PATH_ID } from '../paths/emulator.js';
 import { directCapacityMBps, directRttMs, relayedCapacityMBps, relayedRttMs, type LegSpec } from '../placements.js';
-import { cpuSpread, findRecords, metric, metricSpread, roundRatios, spreadOf, type BenchResults, type Spread } from '../results.js';
+import {
+  cpuSpread,
+  findRecords,
+  kernelPerGiB,
+  metric,
+  metricSpread,
+  roundRatios,
+  spreadOf,
+  type BenchResults,
+  type Spread,
+} from '../results.js';
 import { SCENARIOS } from '../scenarios/index.js';
 import { moduleError } from '../steps.js';
 import { allGoals, allModules } from './registry.js';
@@ -211,6 +221,7 @@ function resourcesSection(r: BenchResults): string {
       const cpu = cpuSpread(r, rec.scenario, rec.path, 'loopback', u.role);
       if (cpu === undefined) continue;
       const rss = spreadOf(recs.map((x) => x.usage?.find((y) => y.role === u.role)?.peakRssBytes ?? NaN));
+      const kernel = spreadOf(recs.map((x) => kernelPerGiB(x, u.role) ?? NaN));
       rows.push([
         rec.scenario,
         rec.path,
@@ -218,6 +229,7 @@ function resourcesSection(r: BenchResults): string {
         `${cpu.n}`,
         fmt(cpu.median, 2),
         rangeCell(cpu, 2),
+        fmt(kernel?.median, 2),
         fmt(rss === undefined ? undefined : rss.median / 1e6, 1),
         fmt(rss === undefined ? undefined : rss.max / 1e6, 1),
       ]);
@@ -226,9 +238,9 @@ function resourcesSection(r: BenchResults): string {
   if (rows.length === 0) return '';
   return (
     '## CPU and memory per GiB (loopback bulk)\n\n' +
-    'Median and min-max over the paired rounds. CPU is user + system seconds from /proc/PID/stat during the transfer (10 ms ticks), divided by GiB moved in that round; peak RSS is VmHWM ' +
+    'Median and min-max over the paired rounds. CPU is user + system seconds from /proc/PID/stat during the transfer (10 ms ticks), divided by GiB moved in that round; of it, the kernel column is the system part (socket copies, TCP, wake-ups); peak RSS is VmHWM ' +
     '(sshd includes its per-connection children). Direct TCP has no process of its own on loopback.\n\n' +
-    `${markdownTable(['scenario', 'path', 'process', 'rounds', 'CPU s / GiB', 'CPU min-max', 'peak RSS MB', 'peak RSS max MB'], rows)}\n`
+    `${markdownTable(['scenario', 'path', 'process', 'rounds', 'CPU s / GiB', 'CPU min-max', 'of it kernel', 'peak RSS MB', 'peak RSS max MB'], rows)}\n`
   );
 }
 

@@ -94,6 +94,7 @@ async function runIperf3(ctx: ScenarioContext, conns: number, bytesTotal: number
     iperf3Send(ctx.path.ports.iperf, amount, conns, ctx.budget.bulkTimeoutMs, omit),
   );
   const metrics: Record<string, number> = { MBps: result.MBps, bytes: result.bytes, seconds: result.seconds };
+  if (result.endpointCpuSeconds !== undefined) metrics.ends_cpu_s = result.endpointCpuSeconds;
   if (ctx.path.capacityMBps > 0) {
     metrics.link_MBps = ctx.path.capacityMBps;
     metrics.link_pct = (100 * result.MBps) / ctx.path.capacityMBps;
