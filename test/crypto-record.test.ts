@@ -194,6 +194,36 @@ describe('records', () => {
     }
   });
 
+  it('one record at a time both ways, across rekeys: each is sealed and opened with the cipher made ahead for it (inline, tcp)', async () => {
+    const { a, b, cleanup } = await rawPair('tcp');
+    try {
+      // A new key epoch every third record one way and every fourth the other: a cipher made
+      // ahead for the old epoch must not be used once the sender has moved on.
+      const [sa, sb] = await securePair(a, b, { crypto: 'inline', rekeyRecords: 3 }, { crypto: 'inline', rekeyRecords: 4 });
+      const ea = collect(sa);
+      const eb = collect(sb);
+      const pings = Array.from({ length: 24 }, (_, i) => randomBytes(1 + i * 37));
+      const pongs = pings.map((p) => createHash('sha256').update(p).digest());
+      for (let i = 0; i < pings.length; i++) {
+        sa.send([pings[i]!]);
+        await until(() => eb.messages.length === i + 1);
+        sb.send([pongs[i]!]);
+        await until(() => ea.messages.length === i + 1);
+      }
+      expect(sameMessages(eb.messages, pings)).toBe(true);
+      expect(sameMessages(ea.messages, pongs)).toBe(true);
+      expect(sa.stats.sendEpoch).toBe(7); // records 0-2 in epoch 0, ..., 21-23 in epoch 7
+      expect(sb.stats.sendEpoch).toBe(5);
+      // Every record but the first each way, and but the first of each new epoch, found its
+      // cipher ready: 2 x 24 seals and 2 x 24 opens, less those.
+      const fresh = 2 * (1 + 7) + 2 * (1 + 5);
+      expect(sa.stats.madeAhead + sb.stats.madeAhead).toBe(4 * 24 - fresh);
+      expect(ea.isClosed || eb.isClosed).toBe(false);
+    } finally {
+      await cleanup();
+    }
+  });
+
   it.each(modes)('an orderly close right after sending delivers every record first ($name)', async ({ opts }) => {
     const { a, b, cleanup } = await rawPair('tcp');
     try {

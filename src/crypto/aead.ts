@@ -3,7 +3,7 @@
  * the inline path and the worker, so it imports nothing but node:crypto and a util (the worker
  * loads it as compiled JS from dist/).
  */
-import { createCipheriv, createDecipheriv } from 'node:crypto';
+import { createCipheriv, createDecipheriv, type CipherGCM, type DecipherGCM } from 'node:crypto';
 import { coalesceSmall } from '../util/coalesce.js';
 
 /** The handshake's AEAD; the value is the Noise cipher name (AESGCM is AES-256-GCM). */
@@ -63,9 +63,28 @@ function smallTotal(parts: readonly Uint8Array[]): number {
 }
 
 /**
+ * The cipher that seals one record: `key` and `nonce` are that record's. Made apart from
+ * sealParts so that it can be made ahead, before the record is there (SecureTransport makes the
+ * next record's once the current one is written): making it (the cipher object, OpenSSL's lookup
+ * of the algorithm and the key setup) costs more than sealing a small record with it. Use it for
+ * one record only: its nonce is that record's.
+ */
+export function recordCipher(suite: RecordSuite, key: Buffer, nonce: Buffer): CipherGCM {
+  // The cast picks the GCM overload; chacha20-poly1305 has the same API shape.
+  return createCipheriv(suite as 'aes-256-gcm', key, nonce, TAG_OPTIONS);
+}
+
+/** The decipher that opens one record, made ahead like recordCipher's cipher; for that record only. */
+export function recordDecipher(suite: RecordSuite, key: Buffer, nonce: Buffer): DecipherGCM {
+  return createDecipheriv(suite as 'aes-256-gcm', key, nonce, TAG_OPTIONS);
+}
+
+/**
  * Seals `parts` (concatenated) with `header` as AAD: one `update` per large part (never joined
  * with anything), small ones joined first. Appends the ciphertext pieces and then the tag to
  * `out` (returned), so the caller can pass `out = [header]` and send the result as it is.
+ * `made`: this record's cipher (recordCipher with the same key and nonce), made ahead; it is
+ * used up.
  */
 export function sealParts(
   suite: RecordSuite,
@@ -74,9 +93,9 @@ export function sealParts(
   header: Buffer,
   parts: readonly Uint8Array[],
   out: Buffer[] = [],
+  made?: CipherGCM,
 ): Buffer[] {
-  // The cast picks the GCM overload; chacha20-poly1305 has the same API shape.
-  const c = createCipheriv(suite as 'aes-256-gcm', key, nonce, TAG_OPTIONS);
+  const c = made ?? recordCipher(suite, key, nonce);
   c.setAAD(header);
   // Each update() is a native call with a fixed cost and an output allocation: small parts
   // (frame headers, a ping) are joined first, so a small message costs one call, a bulk one two.
@@ -89,10 +108,21 @@ export function sealParts(
   return out;
 }
 
-/** Opens `body` (ciphertext ‖ tag); returns the plaintext, or null when authentication fails. */
-export function openBody(suite: RecordSuite, key: Buffer, nonce: Buffer, header: Uint8Array, body: Uint8Array): Buffer | null {
+/**
+ * Opens `body` (ciphertext ‖ tag); returns the plaintext, or null when authentication fails.
+ * `made`: this record's decipher (recordDecipher with the same key and nonce), made ahead; it is
+ * used up.
+ */
+export function openBody(
+  suite: RecordSuite,
+  key: Buffer,
+  nonce: Buffer,
+  header: Uint8Array,
+  body: Uint8Array,
+  made?: DecipherGCM,
+): Buffer | null {
   if (body.length < TAG) return null;
-  const d = createDecipheriv(suite as 'aes-256-gcm', key, nonce, TAG_OPTIONS);
+  const d = made ?? recordDecipher(suite, key, nonce);
   d.setAAD(header);
   d.setAuthTag(body.subarray(body.length - TAG));
   const plain = d.update(body.subarray(0, body.length - TAG));
@@ -108,7 +138,7 @@ export function openBody(suite: RecordSuite, key: Buffer, nonce: Buffer, header:
  * Opens a record that arrived as pieces: `ciphertext` holds views of the ciphertext in order
  * (each fed to the cipher as it is, never joined), `tag` the 16-byte tag. Returns the plaintext
  * pieces (empty ones dropped), or null when authentication fails; nothing is returned before
- * the tag has been checked.
+ * the tag has been checked. `made` as for openBody.
  */
 export function openParts(
   suite: RecordSuite,
@@ -117,9 +147,10 @@ export function openParts(
   header: Uint8Array,
   ciphertext: readonly Uint8Array[],
   tag: Uint8Array,
+  made?: DecipherGCM,
 ): Buffer[] | null {
   if (tag.length !== TAG) return null;
-  const d = createDecipheriv(suite as 'aes-256-gcm', key, nonce, TAG_OPTIONS);
+  const d = made ?? recordDecipher(suite, key, nonce);
   d.setAAD(header);
   d.setAuthTag(tag);
   const plain: Buffer[] = [];

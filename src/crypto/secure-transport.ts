@@ -9,7 +9,8 @@
 import { DevstreamsError } from '../errors.js';
 import { TransportBase } from '../transport/base.js';
 import type { Transport } from '../transport/transport.js';
-import { openBody, openParts, recordNonce, sealParts, type CipherName, type RecordSuite } from './aead.js';
+import type { CipherGCM, DecipherGCM } from 'node:crypto';
+import { openBody, openParts, recordCipher, recordDecipher, recordNonce, sealParts, type CipherName, type RecordSuite } from './aead.js';
 import { chooseCryptoMode } from './calibrate.js';
 import { MAX_EARLY_BYTES, MAX_SEQUENCE, RECORD_HEADER_SIZE, RECORD_OVERHEAD, TAG_SIZE } from './constants.js';
 import {
@@ -71,6 +72,18 @@ export class SecureTransport extends TransportBase implements Transport {
   private pendingFailure: DevstreamsError | undefined;
   /** Inline sealing: one nonce buffer reused for every record (createCipheriv copies it). */
   private readonly nonceScratch = Buffer.allocUnsafe(12);
+  /**
+   * Inline: the cipher of the next record to send and the decipher of the next one to open,
+   * each with the key epoch and sequence number it was made for (see prepareNext).
+   */
+  private nextSeal: { epoch: number; seq: number; cipher: CipherGCM } | undefined;
+  private nextOpen: { epoch: number; seq: number; decipher: DecipherGCM } | undefined;
+  /** A record was sealed / opened since prepareNext last ran, and it is scheduled. */
+  private sealedSincePrepare = false;
+  private openedSincePrepare = false;
+  private prepareScheduled = false;
+  private madeAhead = 0;
+  private readonly prepareLater = (): void => this.prepareNext();
 
   private constructor(
     private readonly inner: Transport,
@@ -108,11 +121,12 @@ export class SecureTransport extends TransportBase implements Transport {
     return this.info;
   }
 
-  /** Counters for metrics and tests. */
-  get stats(): { recordsSent: number; recordsReceived: number; sendEpoch: number; recvEpoch: number } {
+  /** Counters for metrics and tests; `madeAhead`: records sealed or opened with a cipher made ahead (see schedulePrepare). */
+  get stats(): { recordsSent: number; recordsReceived: number; sendEpoch: number; recvEpoch: number; madeAhead: number } {
     return {
       recordsSent: this.sendSeq,
       recordsReceived: this.recvSeq,
+      madeAhead: this.madeAhead,
       sendEpoch: this.sendKeys?.keys.epoch ?? 0,
       recvEpoch: this.recvKeys?.keys.epoch ?? 0,
     };
@@ -291,9 +305,50 @@ export class SecureTransport extends TransportBase implements Transport {
       return this.acceptsMore(this.bufferedAmount, this.o.sealHighWater);
     }
     // [header, ciphertext pieces..., tag]: handed to the inner transport as they are (one writev).
-    const sealed = sealParts(this.suite, key, recordNonce(iv, seq, this.nonceScratch), header, parts, [header]);
+    const made = this.nextSeal;
+    this.nextSeal = undefined;
+    const cipher = made !== undefined && made.seq === seq && made.epoch === epoch ? made.cipher : undefined;
+    if (cipher) this.madeAhead++;
+    const sealed = sealParts(this.suite, key, recordNonce(iv, seq, this.nonceScratch), header, parts, [header], cipher);
     trace?.('sealed');
-    return this.admit(this.inner.send(sealed));
+    this.sealedSincePrepare = true;
+    const ok = this.inner.send(sealed);
+    this.schedulePrepare();
+    return this.admit(ok);
+  }
+
+  /**
+   * Inline, a record's cipher object costs more to make than a small record costs to seal or
+   * open with it, and it is made while the record waits (a keystroke, a request). So once a
+   * record has been sealed and handed on, or opened and delivered, the next one's (same
+   * direction, the sequence number after it) is made in a tick queued behind the writes that
+   * record caused (the websocket's and the bridge's, each of which waits for the tick it queued
+   * first), and that record finds it ready. A tick, not a later turn: another turn would cost a
+   * poll of its own. It is used only for the key epoch and sequence number it was made for, once:
+   * a record that finds none (the second and later records of one flush), or one for another
+   * epoch (a rekey came first), makes its own as before.
+   */
+  private schedulePrepare(): void {
+    if (this.prepareScheduled) return;
+    this.prepareScheduled = true;
+    process.nextTick(this.prepareLater);
+  }
+
+  private prepareNext(): void {
+    this.prepareScheduled = false;
+    if (this.phase !== 'open' || this.sealer) return;
+    if (this.sealedSincePrepare && this.nextSeal === undefined && this.sendSeq < MAX_SEQUENCE) {
+      const { epoch, key, iv } = this.sendKeys.keys;
+      const seq = this.sendSeq;
+      this.nextSeal = { epoch, seq, cipher: recordCipher(this.suite, key, recordNonce(iv, seq, this.nonceScratch)) };
+    }
+    if (this.openedSincePrepare && this.nextOpen === undefined) {
+      const { epoch, key, iv } = this.recvKeys.keys;
+      const seq = this.recvSeq;
+      this.nextOpen = { epoch, seq, decipher: recordDecipher(this.suite, key, recordNonce(iv, seq, this.nonceScratch)) };
+    }
+    this.sealedSincePrepare = false;
+    this.openedSincePrepare = false;
   }
 
   private onSealed(out: OffloadOutput): void {
@@ -368,11 +423,16 @@ export class SecureTransport extends TransportBase implements Transport {
       return;
     }
     const nonce = recordNonce(iv, header.seq, this.nonceScratch);
+    const made = this.nextOpen;
+    this.nextOpen = undefined;
+    const decipher = made !== undefined && made.seq === header.seq && made.epoch === this.recvKeys.keys.epoch ? made.decipher : undefined;
+    if (decipher) this.madeAhead++;
+    this.openedSincePrepare = true;
     const plain =
       length < RECORD_OVERHEAD
         ? null
         : whole
-          ? openBody(this.suite, key, nonce, headerBytes, whole.subarray(RECORD_HEADER_SIZE))
+          ? openBody(this.suite, key, nonce, headerBytes, whole.subarray(RECORD_HEADER_SIZE), decipher)
           : openParts(
               this.suite,
               key,
@@ -380,6 +440,7 @@ export class SecureTransport extends TransportBase implements Transport {
               headerBytes,
               sliceParts(parts, RECORD_HEADER_SIZE, length - TAG_SIZE),
               gatherBytes(parts, length - TAG_SIZE, length),
+              decipher,
             );
     if (!plain) {
       this.fail(new DevstreamsError('ERR_RECORD_AUTH', `record ${header.seq} failed authentication`));
@@ -391,6 +452,7 @@ export class SecureTransport extends TransportBase implements Transport {
     else if (plain.length === 1) this.deliverMessage(plain[0]!);
     else if (plain.length === 0) this.deliverMessage(Buffer.alloc(0));
     else this.deliverMessageParts(plain);
+    this.schedulePrepare();
   }
 
   /**
