@@ -347,7 +347,7 @@ function matchLeg(
     recvMsg: to.t(iMsg),
     opened: to.t(iOpened),
     targetWrite: to.t(iTarget),
-    heldInflight: held.get('inflight') ?? 0n,
+    heldInflight: (held.get('inflight') ?? 0n) + (held.get('pacer') ?? 0n),
     heldLink: (held.get('link') ?? 0n) + (held.get('suspended') ?? 0n),
     kernelAheadToHub: ahead(hub, hubDone),
     kernelAheadToReceiver: ahead(to, recvDone),
@@ -358,7 +358,7 @@ function matchLeg(
 function legRows(leg: Leg, sender: string, receiver: string): Array<[string, string, bigint]> {
   const inMux = leg.take - leg.read;
   return [
-    [sender, 'mux queue, held by the resumable layer: in-flight bound reached (rs.hold -> rs.go)', leg.heldInflight],
+    [sender, 'mux queue, held by the resumable layer: in-flight bound reached or paced (rs.hold -> rs.go)', leg.heldInflight],
     [sender, 'mux queue, held by the connection below: websocket socket buffer past its high-water mark', leg.heldLink],
     [
       sender,

@@ -97,6 +97,14 @@ export interface ResumeConfig {
    */
   interactiveAckEveryBytes: number;
   /**
+   * While latency-sensitive traffic passes, DATA leaves no faster than this percentage of the
+   * rate the path last delivered when it limited the sender (measured from ACKs; pacer.ts), so
+   * that the tunnel's processes keep idle time and a keystroke does not wait at every hop for a
+   * busy process to be scheduled. Light frames pass (the mux's light lane). 0 turns pacing off.
+   * Default 90.
+   */
+  interactivePacePercent: number;
+  /**
    * Hard fuse on unacknowledged bytes: beyond it the session fails with ERR_SESSION_LOST. The mux
    * stops at backpressure, so this is never reached by a well-behaved mux. Default 80 MiB
    * (the mux's default 64 MiB session window plus a margin).
@@ -135,6 +143,7 @@ export const DEFAULT_RESUME_CONFIG: Readonly<ResumeConfig> = Object.freeze({
   interactiveBesideBytes: 64 * 1024,
   interactiveMinInFlight: 256 * 1024,
   interactiveAckEveryBytes: 128 * 1024,
+  interactivePacePercent: 90,
   maxReplayBytes: 80 * 1024 * 1024,
   maxPingsUnanswered: 1024,
   resumeTimeoutMs: 10_000,
@@ -143,7 +152,7 @@ export const DEFAULT_RESUME_CONFIG: Readonly<ResumeConfig> = Object.freeze({
 });
 
 /** Settings where 0 means off. */
-const OFF_WHEN_ZERO = new Set(['ackEveryBytes', 'targetQueueDelayMs', 'interactiveQueueDelayMs']);
+const OFF_WHEN_ZERO = new Set(['ackEveryBytes', 'targetQueueDelayMs', 'interactiveQueueDelayMs', 'interactivePacePercent']);
 
 /** Fills defaults and verifies the result. Throws ERR_CONFIG naming the bad field. */
 export function resolveResumeConfig(overrides: Overrides<ResumeConfig> = {}): ResumeConfig {

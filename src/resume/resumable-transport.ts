@@ -28,6 +28,7 @@ import type { Transport } from '../transport/transport.js';
 import { resolveResumeConfig, type ResumeConfig } from './config.js';
 import { checkPeerCount, checkResumeAnswer, checkResumeRequest, resumeAnswer, resumeRequest, type SessionKeys } from './handshake.js';
 import { InFlightBound } from './in-flight.js';
+import { DeliveryPacer, type SenderWait } from './pacer.js';
 import { newSessionKeys } from './proof.js';
 import { ReplayBuffer } from './replay-buffer.js';
 import {
@@ -99,6 +100,12 @@ export class ResumableTransport extends TransportBase implements Transport {
   private bytesUnacked = 0;
   private ackTimer: NodeJS.Timeout | undefined;
   private readonly inFlight: InFlightBound;
+  /** Paces DATA beside an interactive channel (pacer.ts). */
+  private readonly pacer: DeliveryPacer;
+  /** What the waiting sender waits for (meaningful while `senderWaiting`). */
+  private waitingFor: SenderWait = 'none';
+  /** Wakes a sender the pacer holds. */
+  private paceTimer: NodeJS.Timeout | undefined;
   /** Opaque counter of our liveness PINGs (the peer echoes it; nobody checks it). */
   private pingsSent = 0;
   /** The current link's backpressure: after a refused send, nothing more until its drain. */
@@ -119,6 +126,7 @@ export class ResumableTransport extends TransportBase implements Transport {
     super();
     this.config = resolveResumeConfig(config);
     this.inFlight = new InFlightBound(this.config);
+    this.pacer = new DeliveryPacer(this.config.interactivePacePercent);
     this.maxMessageSize = link.transport.maxMessageSize - DATA_OVERHEAD;
     this.livenessTimer = setInterval(() => this.checkLiveness(), this.config.livenessIntervalMs);
     this.livenessTimer.unref();
@@ -156,6 +164,11 @@ export class ResumableTransport extends TransportBase implements Transport {
   /** Unacknowledged bytes above which `send` returns false (the rule is in in-flight.ts). */
   get inFlightLimit(): number {
     return this.inFlight.limit;
+  }
+
+  /** The rate DATA is paced to now, bytes per ms (0: not paced; see pacer.ts). */
+  get pacedRate(): number {
+    return this.inFlight.interactiveAt(performance.now()) ? this.pacer.rate : 0;
   }
 
   /**
@@ -201,17 +214,47 @@ export class ResumableTransport extends TransportBase implements Transport {
       return false;
     }
     if (this.phase === 'active') this.link.sent(this.current!.link.transport.send(message));
-    const ok = this.phase === 'active' && this.link.open && this.replay.bytes <= this.inFlight.limitAt(now);
-    // Why the layer above must wait: the in-flight bound, the connection below, or no connection.
-    if (!ok && trace !== undefined) trace(`rs.hold ${this.phase !== 'active' ? 'suspended' : this.link.open ? 'inflight' : 'link'}`);
-    return this.admit(ok);
+    const pathOk = this.phase === 'active' && this.link.open && this.replay.bytes <= this.inFlight.limitAt(now);
+    const paced = this.pacer.spend(size, now, this.inFlight.interactiveAt(now));
+    if (pathOk && !paced) return true;
+    this.waitingFor = pathOk ? 'pacer' : 'path';
+    if (pathOk) this.holdForPacer(now);
+    // Why the layer above must wait: the in-flight bound, the connection below, no connection, or the pacer.
+    if (trace !== undefined)
+      trace(`rs.hold ${this.phase !== 'active' ? 'suspended' : !this.link.open ? 'link' : pathOk ? 'pacer' : 'inflight'}`);
+    return this.admit(false);
   }
 
   private maybeDrain(): void {
-    const ready = this.phase === 'active' && this.link.open && this.replay.bytes <= this.inFlightLimit;
-    if (trace !== undefined && ready && this.senderWaiting) trace('rs.go');
-    this.wakeSender(ready);
+    const now = performance.now();
+    const ready = this.phase === 'active' && this.link.open && this.replay.bytes <= this.inFlight.limitAt(now);
+    if (!this.senderWaiting) return;
+    if (!ready) {
+      this.waitingFor = 'path';
+      return;
+    }
+    if (!this.pacer.ready(now, this.inFlight.interactiveAt(now))) {
+      this.waitingFor = 'pacer';
+      this.holdForPacer(now);
+      return;
+    }
+    if (trace !== undefined) trace('rs.go');
+    this.wakeSender(true);
   }
+
+  /** The pacer holds the sender: a timer wakes it when the bucket has bytes again. */
+  private holdForPacer(now: number): void {
+    this.pacer.notePaced();
+    if (this.paceTimer !== undefined) return;
+    const ms = Math.max(1, Math.ceil(this.pacer.waitMs(now, this.inFlight.interactiveAt(now))));
+    this.paceTimer = setTimeout(this.onPaceTimer, ms);
+    this.paceTimer.unref();
+  }
+
+  private readonly onPaceTimer = (): void => {
+    this.paceTimer = undefined;
+    if (this.phase !== 'closed') this.maybeDrain();
+  };
 
   /**
    * ACKs are cumulative: while the link does not take more, the one sent at its drain covers
@@ -350,9 +393,11 @@ export class ResumableTransport extends TransportBase implements Transport {
       throw new DevstreamsError('ERR_PROTOCOL_STATE', `ACK of ${count} outside ${this.replay.acknowledged}..${this.replay.sent}`);
     if (count === this.replay.acknowledged) return;
     const inFlight = this.replay.bytes;
-    const rttMs = performance.now() - this.replay.sentAtOf(count - 1);
+    const now = performance.now();
+    const rttMs = now - this.replay.sentAtOf(count - 1);
     this.replay.ackTo(count);
     this.inFlight.onAck(inFlight - this.replay.bytes, rttMs, inFlight);
+    this.pacer.onAck(inFlight - this.replay.bytes, now, this.senderWaiting ? this.waitingFor : 'none');
     this.maybeDrain();
   }
 
@@ -531,6 +576,7 @@ export class ResumableTransport extends TransportBase implements Transport {
     });
     this.resumeCount++;
     this.inFlight.newPath();
+    this.pacer.reset();
     const downtimeMs = this.suspendedAt > 0 ? Date.now() - this.suspendedAt : 0;
     this.suspendedAt = 0;
     this.holdSender();
@@ -558,8 +604,10 @@ export class ResumableTransport extends TransportBase implements Transport {
     clearInterval(this.livenessTimer);
     if (this.giveUpTimer) clearTimeout(this.giveUpTimer);
     if (this.ackTimer) clearTimeout(this.ackTimer);
+    if (this.paceTimer) clearTimeout(this.paceTimer);
     this.giveUpTimer = undefined;
     this.ackTimer = undefined;
+    this.paceTimer = undefined;
     this.replay.clear();
     const ls = this.current;
     this.current = undefined;

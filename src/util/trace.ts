@@ -9,7 +9,7 @@
  * - proxy/bridge.ts: `chan <id> <localPort:remotePort>` once per bridged connection, then
  *   `sock.read <ports>` and `sock.write <ports>` on its socket;
  * - mux/scheduler.ts: `mux.take <channel> <bytes>`, a channel's bytes taken into a batch;
- * - resume/resumable-transport.ts: `rs.hold inflight|link|suspended` when it makes the mux wait,
+ * - resume/resumable-transport.ts: `rs.hold inflight|link|suspended|pacer` when it makes the mux wait,
  *   `rs.go` when it lets it go on;
  * - crypto/secure-transport.ts: `seal`, `sealed`, `open`, `opened`;
  * - transport/ws-client-transport.ts: `ws.send <port> <n> <queued> <size>` (message n of the
