@@ -251,6 +251,47 @@ describe('hub frame splice', () => {
     raw.socket.destroy();
   });
 
+  it('passes a frame that came in one read on whole: every length form and mask, both ways, between split frames', async () => {
+    const { device, url, token } = await pair('dev-whole');
+    const raw = await RawSide.open(url, token);
+    const dev = await device;
+    // One frame per write, each waited for, so each is one read at the hub (its short cut).
+    const cases: Array<[number, Buffer, MaskKind]> = [
+      [0x2, randomBytes(1), 'random'],
+      [0x2, randomBytes(125), 'random'],
+      [0x2, randomBytes(126), 'zero'],
+      [0x1, Buffer.from('a text message in one frame'), 'random'],
+      [0x2, randomBytes(3000), 'random'],
+      [0x2, randomBytes(65_535), 'random'],
+      [0x2, Buffer.alloc(0), 'random'],
+    ];
+    let want = 0;
+    for (const [opcode, payload, mask] of cases) {
+      raw.write(clientFrame(opcode, payload, { mask }));
+      want++;
+      await until(() => dev.messages.length === want, 5000, `message ${want} at the device`);
+      expect(dev.messages[want - 1]).toEqual({ data: payload, isBinary: opcode === 0x2 });
+    }
+    // A frame split across reads, then whole ones again: the reader's state is kept between.
+    const split = clientFrame(0x2, randomBytes(900));
+    raw.write(split.subarray(0, 10));
+    await new Promise((r) => setTimeout(r, 20));
+    raw.write(split.subarray(10));
+    raw.write(clientFrame(0x2, Buffer.from('after the split one')));
+    await until(() => dev.messages.length === want + 2, 5000, 'the split frame and the one after it');
+    expect(dev.messages[want]!.data.length).toBe(900);
+    expect(dev.messages[want + 1]!.data.toString()).toBe('after the split one');
+    // The other way, from ws (random masking keys): small frames reach the raw side unmasked.
+    for (const size of [1, 125, 126, 4000]) {
+      const back = randomBytes(size);
+      dev.ws.send(back);
+      const f = await raw.nextFrame(0x2);
+      expect(f.masked).toBe(false);
+      expect(f.payload.equals(back)).toBe(true);
+    }
+    raw.socket.destroy();
+  });
+
   it('answers pings itself and relays nothing for them', async () => {
     const { device, url, token } = await pair('dev-ping');
     const raw = await RawSide.open(url, token);

@@ -2,7 +2,9 @@
  * Splices the two WebSockets of a stream frame by frame. Each data frame a side sends is passed
  * on as it arrives: its header rewritten (client frames are masked, server frames are not) and
  * its payload forwarded as views of the socket's reads (a small read, into the shared buffer, is
- * copied once, whole), so the hub never reassembles a large message. Pings are answered here; a close
+ * copied once, whole), so the hub never reassembles a large message. A read that is exactly one
+ * whole data frame (the usual small message) goes on as one write of that read, its header
+ * rewritten in place (passWhole). Pings are answered here; a close
  * frame is answered and passed on with the reason; a protocol violation closes both sides.
  *
  * Backpressure: when the bytes queued at the hub towards a side pass the high-water mark, the
@@ -17,6 +19,7 @@ import { coalesceSmall } from '../util/coalesce.js';
 import { ownReadsToKeep } from '../util/owned-reads.js';
 import {
   FrameReader,
+  asServerFrame,
   CLOSE,
   closeFrame,
   controlFrame,
@@ -135,6 +138,22 @@ class Side {
     this.socket.cork();
     coalesceSmall(out, JOIN_BELOW, (chunk) => this.socket.write(chunk));
     this.socket.uncork();
+    if (trace !== undefined) traceWritten(trace, this.socket, `hub.written.${this.name} ${this.socket.remotePort} ${this.tracedFlushes}`);
+  }
+
+  /** Nothing is waiting to be written to this side (see queue()). */
+  get idle(): boolean {
+    return this.out.length === 0 && this.owed === 0;
+  }
+
+  /** Writes one whole frame at once (Splice.passWhole); only when idle. */
+  writeFrame(frame: Buffer): void {
+    if (this.ended || this.socket.destroyed) return;
+    if (trace !== undefined) {
+      trace(`hub.frame.${this.name} ${this.socket.remotePort} ${++this.tracedFrames}`);
+      trace(`hub.write.${this.name} ${this.socket.remotePort} ${++this.tracedFlushes}`);
+    }
+    this.socket.write(frame);
     if (trace !== undefined) traceWritten(trace, this.socket, `hub.written.${this.name} ${this.socket.remotePort} ${this.tracedFlushes}`);
   }
 
@@ -281,9 +300,11 @@ export class Splice {
 
   private onChunk(src: Side, dst: Side, chunk: Buffer): void {
     if (src.closeReceived) return; // nothing may follow a close frame
-    src.reader.push(chunk);
-    dst.flush();
-    src.flush(); // pongs
+    if (!this.passWhole(src, dst, chunk)) {
+      src.reader.push(chunk);
+      dst.flush();
+      src.flush(); // pongs
+    }
     const out = dst.socket;
     const queued = out.writableLength;
     if (queued > dst.maxBuffered) dst.maxBuffered = queued;
@@ -296,6 +317,23 @@ export class Splice {
         if (!src.ended) src.socket.resume();
       });
     }
+  }
+
+  /**
+   * A read that is one whole data frame (the usual small message: a keystroke, a request, an
+   * acknowledgement) goes on as one write of that read, its header rewritten in place, instead
+   * of as the reader's pieces behind a new header, joined into a new buffer and written corked.
+   * Only between frames in both directions; anything else returns false, having read nothing.
+   */
+  private passWhole(src: Side, dst: Side, chunk: Buffer): boolean {
+    if (!dst.open || !dst.idle) return false;
+    const at = src.reader.wholeDataFrame(chunk);
+    if (at < 0) return false;
+    const length = chunk.length - at;
+    this.bytes += length;
+    this.onBytes(length);
+    dst.writeFrame(asServerFrame(chunk, at));
+    return true;
   }
 
   private onControl(src: Side, dst: Side, opcode: number, payload: Buffer): void {

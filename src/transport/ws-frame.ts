@@ -50,6 +50,20 @@ export function frameHeader(fin: boolean, opcode: number, length: number, maskKe
 }
 
 /**
+ * Turns a client's whole data frame read into `chunk`, whose payload starts at `at` (see
+ * FrameReader.wholeDataFrame) and is unmasked, into a server's frame in place: the header without
+ * a masking key (always shorter) is written just before the payload. Returns the view of
+ * `chunk` that is the new frame.
+ */
+export function asServerFrame(chunk: Buffer, at: number): Buffer {
+  const length = chunk.length - at;
+  const start = at - headerLength(length, false);
+  const frame = chunk.subarray(start);
+  writeFrameHeader(frame, (chunk[0]! & 0x80) !== 0, chunk[0]! & 0x0f, length);
+  return frame;
+}
+
+/**
  * A whole frame in one buffer: its header, then `parts` (`size` bytes in all) joined. With
  * `maskKey` it is a client's frame and the payload is masked into it (the all-zero key changes
  * no byte, so the parts are copied as they are); the caller's buffers stay as they are.
@@ -290,6 +304,32 @@ export class FrameReader {
       this.state = length === 0 ? ReadState.Header : ReadState.DataPayload;
       this.sink.dataHeader(fin, opcode, length);
     }
+  }
+
+  /**
+   * Reads `chunk` when it is exactly one whole data frame that ends a message (FIN, binary or
+   * text, no extension bits, masked as this role requires, within the payload limit) and the
+   * reader is between frames and messages: unmasks the payload in place and returns where it
+   * starts in `chunk`, without telling the sink; the caller passes the frame on itself. Otherwise
+   * returns -1 having read nothing: push() the chunk as usual (it reports any violation). A
+   * relay's short cut for the usual small message, one per socket read.
+   */
+  wholeDataFrame(chunk: Buffer): number {
+    if (this.state !== ReadState.Header || this.headerHave !== 0 || this.fragmented || chunk.length < 2) return -1;
+    const b0 = chunk[0]!;
+    const b1 = chunk[1]!;
+    const opcode = b0 & 0x0f;
+    if ((b0 & 0xf0) !== 0x80 || (opcode !== OPCODE.binary && opcode !== OPCODE.text)) return -1;
+    const masked = (b1 & 0x80) !== 0;
+    if (masked !== (this.role === 'server')) return -1;
+    const len7 = b1 & 0x7f;
+    if (len7 === 127) return -1;
+    const at = (len7 === 126 ? 4 : 2) + (masked ? 4 : 0);
+    if (chunk.length < at) return -1;
+    const length = len7 === 126 ? chunk.readUInt16BE(2) : len7;
+    if (chunk.length !== at + length || length > this.maxFramePayload) return -1;
+    if (masked && length > 0 && chunk.readUInt32BE(at - 4) !== 0) unmaskInPlace(chunk.subarray(at), chunk.subarray(at - 4, at), 0);
+    return at;
   }
 
   /**
