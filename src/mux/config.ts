@@ -53,6 +53,17 @@ export interface MuxConfig {
    * as well. 0 turns the lane off. Default 64 KiB.
    */
   lightLaneBytes: number;
+  /**
+   * Turns of the event loop a flush that would carry nothing but CLOSE frames waits (each a
+   * setImmediate: a poll that does not block, then the flush), so that the CLOSE rides in the
+   * record of whatever the next turns send instead of being sealed, written, relayed and opened
+   * on its own. With connections opened one after another, one's CLOSE then goes with the next
+   * one's OPEN and the other way with its ACCEPT and first answer, one record each way fewer
+   * per connection, and the end of one connection is no longer written ahead of the start of
+   * the next. Anything else to send (data, control frames) ends the wait. 0 sends at once.
+   * Default 1 (2 and 3 saved no more records in the measured runs).
+   */
+  closeHoldTurns: number;
 }
 
 /** The defaults of MuxConfig. */
@@ -70,6 +81,7 @@ export const DEFAULT_MUX_CONFIG: Readonly<MuxConfig> = Object.freeze({
   goAwayTimeoutMs: 30_000,
   maxControlBacklog: 1024 * 1024,
   lightLaneBytes: 64 * 1024,
+  closeHoldTurns: 1,
 });
 
 /** A channel with at most this many bytes queued counts as light (see `lightLaneBytes`). */
@@ -102,5 +114,6 @@ export function resolveMuxConfig(overrides: Overrides<MuxConfig> = {}): MuxConfi
   check(c.channelSendBuffer >= 1024, 'channelSendBuffer must be at least 1 KiB');
   check(c.goAwayTimeoutMs >= 1, 'goAwayTimeoutMs must be positive');
   check(c.maxControlBacklog >= 16 * 1024, 'maxControlBacklog must be at least 16 KiB');
+  check(c.closeHoldTurns <= 16, 'closeHoldTurns must be 0..16');
   return c;
 }

@@ -136,6 +136,10 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
   private readonly sessionRecv: ReceiveWindow;
 
   private flushScheduled = false;
+  /** Everything scheduled since the last flush is CLOSEs alone (see closeHoldTurns). */
+  private onlyCloses = true;
+  /** Turns the scheduled flush has waited for more than CLOSEs. */
+  private closeHeldTurns = 0;
   /** Accepted inbound channels whose ACCEPT is held (AcceptOptions.holdMs), with the timer that sends it. */
   private readonly unannounced = new Map<number, NodeJS.Timeout>();
   /** A flush is writing batches now (a transport may answer synchronously, back into this session). */
@@ -358,6 +362,8 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
 
   scheduleSend(channel: Channel): void {
     if (this.isClosed) return;
+    // Nothing queued but (possibly) its CLOSE: a flush for that alone may wait (closeHoldTurns).
+    const closeAlone = channel.pendingBytes === 0;
     this.announce(channel);
     this.scheduler.ready(channel);
     if (channel.pendingBytes <= Math.min(LIGHT_CHANNEL_PENDING, this.peerFramePayload)) {
@@ -369,7 +375,7 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
       if (this.lightWaiting.length < LIGHT_WAITING_LIMIT && !this.lightWaiting.includes(channel)) this.lightWaiting.push(channel);
       if (!this.gate.open) this.wantLane();
     }
-    this.scheduleFlush();
+    this.scheduleFlush(closeAlone);
   }
 
   sendReset(channel: Channel, wireCode: number, reason: string): void {
@@ -661,7 +667,9 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
     if (this.laneLeft > 0) this.laneWanted = true;
   }
 
-  private scheduleFlush(): void {
+  /** `closeAlone`: the work is a channel's CLOSE with nothing queued before it (see closeHoldTurns). */
+  private scheduleFlush(closeAlone = false): void {
+    if (!closeAlone) this.onlyCloses = false;
     if (this.flushScheduled || !(this.gate.open || this.laneWanted)) return;
     this.flushScheduled = true;
     setImmediate(this.flushLater);
@@ -669,8 +677,17 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
 
   private readonly flushLater = (): void => {
     this.flushScheduled = false;
-    if (this.gate.open) this.flush();
-    else if (this.laneWanted) this.flushLane();
+    if (this.gate.open) {
+      if (this.onlyCloses && this.control.length === 0 && this.closeHeldTurns < this.config.closeHoldTurns) {
+        this.closeHeldTurns++;
+        this.flushScheduled = true;
+        setImmediate(this.flushLater);
+        return;
+      }
+      this.onlyCloses = true;
+      this.closeHeldTurns = 0;
+      this.flush();
+    } else if (this.laneWanted) this.flushLane();
   };
 
   /**
