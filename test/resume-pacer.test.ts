@@ -2,11 +2,14 @@
 // resumable layer lets DATA out no faster than a share of the rate the path last delivered when
 // it limited the sender, so that the tunnel's processes keep idle time. The estimate and the
 // bucket are checked on DeliveryPacer with an explicit clock; the whole layer on a memory
-// transport with a real mux session on top, whose light writes give the hint.
+// transport with a real mux session on top, whose light writes give the hint. Pacing waits until
+// the hints have spanned interactivePaceAfterMs: a transfer's own opening and closing exchange
+// does not pace it.
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Session, type Channel } from '../src/mux/index.js';
-import { ResumableTransport, resolveResumeConfig } from '../src/resume/index.js';
+import { DEFAULT_RESUME_CONFIG, ResumableTransport, resolveResumeConfig, type ResumeConfig } from '../src/resume/index.js';
+import { InFlightBound } from '../src/resume/in-flight.js';
 import { DeliveryPacer, PACE_BURST_MIN_BYTES, PACE_GROWTH_PERCENT, PACE_SAMPLE_MS, PACE_SAMPLES } from '../src/resume/pacer.js';
 import { createMemoryTransportPair } from '../src/transport/memory.js';
 import { until } from './helpers/until.js';
@@ -25,6 +28,29 @@ function acks(pacer: DeliveryPacer, from: number, ms: number, stepMs: number, by
   return t;
 }
 
+describe('InFlightBound.talkingAt (explicit clock)', () => {
+  it('holds once the hints number interactivePaceAfterHints over interactivePaceAfterMs within one hold, and starts over after a gap', () => {
+    const bound = new InFlightBound({ ...DEFAULT_RESUME_CONFIG, interactiveHoldMs: 1_000 });
+    const { interactivePaceAfterMs: ms, interactivePaceAfterHints: hints } = DEFAULT_RESUME_CONFIG;
+    // A transfer's end and the next one's start on a control connection: a few hints within
+    // a few ms, a few more a few hundred ms later.
+    for (const t of [0, 2, 5, 8, 300, 305]) bound.noteInteractive(t);
+    expect(bound.interactiveAt(306)).toBe(true);
+    expect(bound.talkingAt(306, ms, hints)).toBe(false);
+    expect(bound.talkingAt(900, ms, hints)).toBe(false);
+    // Many hints within a few ms: not yet.
+    const busy = new InFlightBound({ ...DEFAULT_RESUME_CONFIG, interactiveHoldMs: 1_000 });
+    for (let i = 0; i < 2 * hints; i++) busy.noteInteractive(i / 10);
+    expect(busy.talkingAt(5, ms, hints)).toBe(false);
+    // Typing: hints on and on.
+    for (let t = 310; t <= 310 + ms + 10 * hints; t += 10) bound.noteInteractive(t);
+    expect(bound.talkingAt(320 + ms + 10 * hints, ms, hints)).toBe(true);
+    // A hold's gap ends the run; the next starts over.
+    bound.noteInteractive(5_000);
+    expect(bound.talkingAt(5_001, ms, hints)).toBe(false);
+  });
+});
+
 describe('DeliveryPacer (explicit clock)', () => {
   it('learns the delivery rate only from ACKs that arrived while the path held the sender', () => {
     const pacer = new DeliveryPacer(90);
@@ -36,6 +62,25 @@ describe('DeliveryPacer (explicit clock)', () => {
     t = acks(pacer, t, 2 * PACE_SAMPLE_MS, 1, 128 * KiB, 'path');
     expect(pacer.deliveryRate).toBeCloseTo(128 * KiB, -2);
     expect(pacer.rate).toBeCloseTo(0.9 * 128 * KiB, -2);
+  });
+
+  it('a sample spanning an idle sender, or with too few ACKs, does not count', () => {
+    const pacer = new DeliveryPacer(90);
+    // An ACK of the opening exchange, seconds of nothing, then a transfer's first ACKs with the
+    // sender at its bound: no rate of 2 MiB over 3 s.
+    pacer.onAck(1 * KiB, 0, 'none');
+    pacer.onAck(2048 * KiB, 3_000, 'path');
+    pacer.onAck(2048 * KiB, 3_000 + PACE_SAMPLE_MS / 2, 'path');
+    expect(pacer.deliveryRate).toBe(0);
+    // Two ACKs 40 ms apart, then one more: three in the sample, fewer than it takes.
+    const t = 10_000;
+    pacer.onAck(128 * KiB, t, 'path');
+    pacer.onAck(128 * KiB, t + 40, 'path');
+    pacer.onAck(128 * KiB, t + 80, 'path');
+    expect(pacer.deliveryRate).toBe(0);
+    // ACKs every ms: counted.
+    acks(pacer, t + 100, 2 * PACE_SAMPLE_MS, 1, 128 * KiB, 'path');
+    expect(pacer.deliveryRate).toBeCloseTo(128 * KiB, -2);
   });
 
   it('holds the sender once the burst is spent, for as long as the paced rate needs to make it up', () => {
@@ -95,41 +140,44 @@ describe('DeliveryPacer (explicit clock)', () => {
   });
 });
 
+/** A sender and a receiver session over a memory transport, a bulk channel pumping and a light one; `config` for both ends. */
+async function bulkBesideKey(config: Partial<ResumeConfig>) {
+  const [a, b] = createMemoryTransportPair();
+  const binding = randomBytes(32);
+  const sender = ResumableTransport.initiate({ transport: a, binding }, config);
+  const receiver = ResumableTransport.accept({ transport: b, binding }, config);
+  const channels: Channel[] = [];
+  const served = new Session(receiver, { role: 'responder', keepaliveIntervalMs: 0, onOpen: (r) => channels.push(r.accept()) });
+  const client = new Session(sender, { role: 'initiator', keepaliveIntervalMs: 0 });
+  let running = true;
+  cleanups.push(() => {
+    running = false;
+    client.close();
+    served.close();
+  });
+  sender.setPathRtt(0.3);
+  const bulk = client.openChannel({ host: 'bulk', port: 1 });
+  const key = client.openChannel({ host: 'key', port: 2 });
+  await until(() => channels.length === 2, 10_000, 'both channels accepted');
+  for (const c of [...channels, bulk, key]) c.on('error', () => {}); // the test's end closes them
+  const keys = { arrived: 0 };
+  channels[1]!.on('data', (d: Buffer) => (keys.arrived += d.length));
+  channels[0]!.resume();
+  const chunk = Buffer.alloc(64 * KiB, 0x62);
+  const pump = (): void => {
+    while (running && bulk.write(chunk)) {}
+  };
+  bulk.on('drain', pump);
+  pump();
+  await until(() => sender.replayBytes > 0, 10_000, 'bulk in flight');
+  return { sender, key, keys };
+}
+
 describe('resumable layer: pacing beside a light channel', () => {
   it('paces a transfer only while a light channel talks beside it, and keystrokes still arrive', async () => {
-    const [a, b] = createMemoryTransportPair();
-    const binding = randomBytes(32);
-    const config = { interactiveHoldMs: 300, interactiveQueueDelayMs: 20 };
-    const sender = ResumableTransport.initiate({ transport: a, binding }, config);
-    const receiver = ResumableTransport.accept({ transport: b, binding }, config);
-    const channels: Channel[] = [];
-    const served = new Session(receiver, { role: 'responder', keepaliveIntervalMs: 0, onOpen: (r) => channels.push(r.accept()) });
-    const client = new Session(sender, { role: 'initiator', keepaliveIntervalMs: 0 });
-    cleanups.push(() => {
-      client.close();
-      served.close();
-    });
-    sender.setPathRtt(0.3);
-    const bulk = client.openChannel({ host: 'bulk', port: 1 });
-    const key = client.openChannel({ host: 'key', port: 2 });
-    await until(() => channels.length === 2, 10_000, 'both channels accepted');
-    for (const c of [...channels, bulk, key]) c.on('error', () => {}); // the test's end closes them
-    let keysArrived = 0;
-    channels[1]!.on('data', (d: Buffer) => (keysArrived += d.length));
-    channels[0]!.resume();
-    let running = true;
-    const chunk = Buffer.alloc(64 * KiB, 0x62);
-    const pump = (): void => {
-      while (running && bulk.write(chunk)) {}
-    };
-    bulk.on('drain', pump);
-    cleanups.push(() => {
-      running = false;
-    });
-    pump();
+    const { sender, key, keys } = await bulkBesideKey({ interactiveHoldMs: 300, interactiveQueueDelayMs: 20 });
 
     // Bulk alone: never paced.
-    await until(() => sender.replayBytes > 0, 10_000, 'bulk in flight');
     await new Promise((r) => setTimeout(r, 200));
     expect(sender.pacedRate).toBe(0);
 
@@ -142,10 +190,28 @@ describe('resumable layer: pacing beside a light channel', () => {
     cleanups.push(() => clearInterval(typing));
     await until(() => sender.pacedRate > 0, 20_000, 'paced while typing');
     expect(resolveResumeConfig().interactivePacePercent).toBe(90);
-    await until(() => keysArrived >= typed - 1 && typed > 20, 20_000, 'keystrokes arrive while paced');
+    await until(() => keys.arrived >= typed - 1 && typed > 20, 20_000, 'keystrokes arrive while paced');
 
     // Typing stops: back to full speed after interactiveHoldMs.
     clearInterval(typing);
     await until(() => sender.pacedRate === 0, 20_000, 'unpaced after the hold');
+  });
+
+  it('the few small writes that open or end a transfer (a control connection) do not pace it', async () => {
+    const { sender, key } = await bulkBesideKey({ interactiveHoldMs: 60_000, interactiveQueueDelayMs: 20 });
+    // Like iperf3's control connection at a test's end and the next one's start: a handful of
+    // small writes within a few ms, 150 ms apart, then nothing for as long as the transfer runs.
+    for (let round = 0; round < 2; round++) {
+      for (let i = 0; i < 5; i++) {
+        key.write(Buffer.from('ctl'));
+        await new Promise((r) => setImmediate(r));
+      }
+      await new Promise((r) => setTimeout(r, 150));
+    }
+    await until(() => sender.inFlightLimit < DEFAULT_RESUME_CONFIG.minInFlight, 20_000, 'the interactive bound counts');
+    for (let i = 0; i < 30; i++) {
+      expect(sender.pacedRate).toBe(0);
+      await new Promise((r) => setTimeout(r, 10));
+    }
   });
 });

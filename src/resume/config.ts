@@ -105,6 +105,16 @@ export interface ResumeConfig {
    */
   interactivePacePercent: number;
   /**
+   * ...once the hints (each within `interactiveHoldMs` of the one before) number at least
+   * `interactivePaceAfterHints` over at least this long, ms: a channel that keeps talking, not
+   * the few small writes that end one transfer and open the next (iperf3's control connection:
+   * about seven within a few ms, or a few hundred ms apart when transfers follow each other),
+   * which would otherwise pace a transfer that runs alone. Default 100 ms.
+   */
+  interactivePaceAfterMs: number;
+  /** See `interactivePaceAfterMs`. Default 16 (a keystroke echo per ms: 16 ms; a typist: 2-3 s). */
+  interactivePaceAfterHints: number;
+  /**
    * Hard fuse on unacknowledged bytes: beyond it the session fails with ERR_SESSION_LOST. The mux
    * stops at backpressure, so this is never reached by a well-behaved mux. Default 80 MiB
    * (the mux's default 64 MiB session window plus a margin).
@@ -144,6 +154,8 @@ export const DEFAULT_RESUME_CONFIG: Readonly<ResumeConfig> = Object.freeze({
   interactiveMinInFlight: 256 * 1024,
   interactiveAckEveryBytes: 128 * 1024,
   interactivePacePercent: 90,
+  interactivePaceAfterMs: 100,
+  interactivePaceAfterHints: 16,
   maxReplayBytes: 80 * 1024 * 1024,
   maxPingsUnanswered: 1024,
   resumeTimeoutMs: 10_000,
@@ -152,7 +164,13 @@ export const DEFAULT_RESUME_CONFIG: Readonly<ResumeConfig> = Object.freeze({
 });
 
 /** Settings where 0 means off. */
-const OFF_WHEN_ZERO = new Set(['ackEveryBytes', 'targetQueueDelayMs', 'interactiveQueueDelayMs', 'interactivePacePercent']);
+const OFF_WHEN_ZERO = new Set([
+  'ackEveryBytes',
+  'targetQueueDelayMs',
+  'interactiveQueueDelayMs',
+  'interactivePacePercent',
+  'interactivePaceAfterMs',
+]);
 
 /** Fills defaults and verifies the result. Throws ERR_CONFIG naming the bad field. */
 export function resolveResumeConfig(overrides: Overrides<ResumeConfig> = {}): ResumeConfig {

@@ -48,6 +48,11 @@ export class InFlightBound {
   private readonly interactive: DelayController | undefined;
   /** Until when (performance.now() ms) the interactive controller's bound counts. */
   private interactiveUntil = -Infinity;
+  /** The first and the last hint of the current run of them (no gap of interactiveHoldMs). */
+  private talkSince = -Infinity;
+  private lastHint = -Infinity;
+  /** Hints in the current run. */
+  private talkHints = 0;
   /** The peer's recent ACK steps (the round-trip rule's step floor). */
   private readonly steps = new AckSteps();
 
@@ -80,7 +85,23 @@ export class InFlightBound {
 
   /** Latency-sensitive traffic passes at `now`: the interactive bound counts for `interactiveHoldMs`. */
   noteInteractive(now: number): void {
-    if (this.interactive) this.interactiveUntil = now + (this.config.interactiveHoldMs ?? 0);
+    if (!this.interactive) return;
+    if (now >= this.interactiveUntil) {
+      this.talkSince = now;
+      this.talkHints = 0;
+    }
+    this.talkHints++;
+    this.lastHint = now;
+    this.interactiveUntil = now + (this.config.interactiveHoldMs ?? 0);
+  }
+
+  /**
+   * True while the interactive bound counts and its current run of hints has at least `hints` of
+   * them over at least `ms`: a channel that keeps talking, not the few small writes that open or
+   * end a transfer (a control connection's exchange, a request).
+   */
+  talkingAt(now: number, ms: number, hints: number): boolean {
+    return this.interactiveAt(now) && this.talkHints >= hints && this.lastHint - this.talkSince >= ms;
   }
 
   /**

@@ -10,8 +10,9 @@
  * from milliseconds to a few hundred microseconds once the transfer runs below the path's
  * maximum.
  *
- * The delivery rate is measured from ACKs: bytes acknowledged over at least PACE_SAMPLE_MS. A
- * sample counts only when the path limited the sender during it (most of its ACKs arrived while
+ * The delivery rate is measured from ACKs: bytes acknowledged over at least PACE_SAMPLE_MS, in
+ * at least PACE_SAMPLE_MIN_ACKS ACKs no further apart than PACE_MAX_ACK_GAP_MS (a sample that
+ * spans an idle sender would show a rate far below the path's). A sample counts only when the path limited the sender during it (most of its ACKs arrived while
  * the sender waited for the in-flight bound or the connection below, not for the pacer and not
  * for the application): a transfer slower than the path (an application-limited one) says nothing
  * of what the path moves, and one held by the pacer would walk the estimate down a fraction at a
@@ -29,6 +30,14 @@
 
 /** A delivery-rate sample spans at least this long, ms (shorter ones are ACK bunching). */
 export const PACE_SAMPLE_MS = 50;
+/**
+ * ACKs further apart than this, ms, end a sample without counting it: the sender was idle (or the
+ * transfer too slow to pace) in between, and a sample spanning it would show a rate far below the
+ * path's.
+ */
+export const PACE_MAX_ACK_GAP_MS = PACE_SAMPLE_MS;
+/** A sample counts only with at least this many ACKs in it. */
+export const PACE_SAMPLE_MIN_ACKS = 4;
 /** The estimate is the highest of this many recent samples the path limited. */
 export const PACE_SAMPLES = 5;
 /** A sample counts when at least this share of its ACKs arrived while the path held the sender. */
@@ -52,11 +61,12 @@ export class DeliveryPacer {
   /** Bytes per ms the path delivered when it last limited the sender; 0 before such a sample. */
   private estimate = 0;
   private readonly samples: number[] = [];
-  private sampleStart = -1;
+  private sampleStart = 0;
   private sampleBytes = 0;
   private sampleAcks = 0;
   private samplePathAcks = 0;
   private samplePaced = false;
+  private lastAckAt = -Infinity;
   /** Whether the bucket counted at the last call (pacing on). */
   private pacing = false;
   private tokens = 0;
@@ -80,7 +90,9 @@ export class DeliveryPacer {
    * the path changes (`reset`).
    */
   onAck(bytes: number, now: number, wait: SenderWait): void {
-    if (this.sampleStart < 0) {
+    const gap = now - this.lastAckAt;
+    this.lastAckAt = now;
+    if (gap > PACE_MAX_ACK_GAP_MS) {
       this.startSample(now);
       return; // the first ACK opens the interval; its bytes were sent before it
     }
@@ -90,7 +102,9 @@ export class DeliveryPacer {
     if (wait === 'pacer') this.samplePaced = true;
     const elapsed = now - this.sampleStart;
     if (elapsed < PACE_SAMPLE_MS) return;
-    if (this.samplePathAcks >= this.sampleAcks * PACE_PATH_LIMITED_SHARE) {
+    if (this.sampleAcks < PACE_SAMPLE_MIN_ACKS) {
+      // Too few ACKs to tell a rate: not counted.
+    } else if (this.samplePathAcks >= this.sampleAcks * PACE_PATH_LIMITED_SHARE) {
       // The path limited the sender (the pacer may have too, at a rate above the path's).
       this.samples.push(this.sampleBytes / elapsed);
       if (this.samples.length > PACE_SAMPLES) this.samples.shift();
@@ -131,7 +145,7 @@ export class DeliveryPacer {
   reset(): void {
     this.estimate = 0;
     this.samples.length = 0;
-    this.sampleStart = -1;
+    this.lastAckAt = -Infinity;
     this.pacing = false;
   }
 

@@ -168,7 +168,12 @@ export class ResumableTransport extends TransportBase implements Transport {
 
   /** The rate DATA is paced to now, bytes per ms (0: not paced; see pacer.ts). */
   get pacedRate(): number {
-    return this.inFlight.interactiveAt(performance.now()) ? this.pacer.rate : 0;
+    return this.pacing(performance.now()) ? this.pacer.rate : 0;
+  }
+
+  /** Whether DATA is paced at `now`: a light channel has been talking beside a transfer (pacer.ts). */
+  private pacing(now: number): boolean {
+    return this.inFlight.talkingAt(now, this.config.interactivePaceAfterMs, this.config.interactivePaceAfterHints);
   }
 
   /**
@@ -215,7 +220,7 @@ export class ResumableTransport extends TransportBase implements Transport {
     }
     if (this.phase === 'active') this.link.sent(this.current!.link.transport.send(message));
     const pathOk = this.phase === 'active' && this.link.open && this.replay.bytes <= this.inFlight.limitAt(now);
-    const paced = this.pacer.spend(size, now, this.inFlight.interactiveAt(now));
+    const paced = this.pacer.spend(size, now, this.pacing(now));
     if (pathOk && !paced) return true;
     this.waitingFor = pathOk ? 'pacer' : 'path';
     if (pathOk) this.holdForPacer(now);
@@ -233,7 +238,7 @@ export class ResumableTransport extends TransportBase implements Transport {
       this.waitingFor = 'path';
       return;
     }
-    if (!this.pacer.ready(now, this.inFlight.interactiveAt(now))) {
+    if (!this.pacer.ready(now, this.pacing(now))) {
       this.waitingFor = 'pacer';
       this.holdForPacer(now);
       return;
@@ -246,7 +251,7 @@ export class ResumableTransport extends TransportBase implements Transport {
   private holdForPacer(now: number): void {
     this.pacer.notePaced();
     if (this.paceTimer !== undefined) return;
-    const ms = Math.max(1, Math.ceil(this.pacer.waitMs(now, this.inFlight.interactiveAt(now))));
+    const ms = Math.max(1, Math.ceil(this.pacer.waitMs(now, this.pacing(now))));
     this.paceTimer = setTimeout(this.onPaceTimer, ms);
     this.paceTimer.unref();
   }
