@@ -15,6 +15,15 @@ export interface ResumeConfig {
   /** A cumulative ACK goes out at the latest after this many unacknowledged messages. Default 32. */
   ackEveryMessages: number;
   /**
+   * ...once they hold at least this many bytes of DATA (0: whatever they hold). An ACK is a
+   * record of its own through every hop (sealed, relayed, opened, a wake-up of the hub and of the
+   * peer); an exchange of tiny messages (keystrokes, echoes, ~100-byte records) paid one every
+   * 32 round trips, and is now acknowledged every 16 KiB (about 160 of them) or by the timer.
+   * A message stream of the usual sizes (an HTTP load's records) still gets its ACK every 32,
+   * and unacknowledged bytes stay well below `interactiveBesideBytes`. Default 16 KiB.
+   */
+  ackCountMinBytes: number;
+  /**
    * ...or, when non-zero, after this many unacknowledged bytes of DATA: a sender's in-flight bound
    * need only be a couple of such steps (see `minInFlight`), and each ACK is a delay sample for a
    * sender that runs the delay controller (128 KiB suits it). 0 counts messages only (what
@@ -139,6 +148,7 @@ export interface ResumeConfig {
 export const DEFAULT_RESUME_CONFIG: Readonly<ResumeConfig> = Object.freeze({
   giveUpMs: 120_000,
   ackEveryMessages: 32,
+  ackCountMinBytes: 16 * 1024,
   ackEveryBytes: 256 * 1024,
   ackDelayMs: 25,
   livenessIntervalMs: 5_000,
@@ -166,6 +176,7 @@ export const DEFAULT_RESUME_CONFIG: Readonly<ResumeConfig> = Object.freeze({
 /** Settings where 0 means off. */
 const OFF_WHEN_ZERO = new Set([
   'ackEveryBytes',
+  'ackCountMinBytes',
   'targetQueueDelayMs',
   'interactiveQueueDelayMs',
   'interactivePacePercent',

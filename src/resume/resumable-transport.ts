@@ -326,8 +326,8 @@ export class ResumableTransport extends TransportBase implements Transport {
   }
 
   /**
-   * Acknowledges received DATA after `ackEveryBytes` bytes, `ackEveryMessages` messages or
-   * `ackDelayMs`, whichever comes first. The byte count keeps ACKs (the sender's delay samples)
+   * Acknowledges received DATA after `ackEveryBytes` bytes, `ackEveryMessages` messages (once
+   * they hold `ackCountMinBytes`) or `ackDelayMs`, whichever comes first. The byte count keeps ACKs (the sender's delay samples)
    * coming several times per in-flight bound under bulk; the timer serves small exchanges, where
    * an ACK per message would double the messages every hop handles.
    */
@@ -336,7 +336,8 @@ export class ResumableTransport extends TransportBase implements Transport {
     let every = this.config.ackEveryBytes;
     if (this.bytesUnacked >= this.config.interactiveAckEveryBytes && this.inFlight.interactiveAt(performance.now()))
       every = every > 0 ? Math.min(every, this.config.interactiveAckEveryBytes) : this.config.interactiveAckEveryBytes;
-    if ((every > 0 && this.bytesUnacked >= every) || this.received - this.ackedToPeer >= this.config.ackEveryMessages) this.sendAck();
+    const byCount = this.received - this.ackedToPeer >= this.config.ackEveryMessages && this.bytesUnacked >= this.config.ackCountMinBytes;
+    if ((every > 0 && this.bytesUnacked >= every) || byCount) this.sendAck();
     else if (!this.ackTimer) {
       this.ackTimer = setTimeout(() => this.sendAck(), this.config.ackDelayMs);
       this.ackTimer.unref();
