@@ -12,14 +12,15 @@
  *
  * The delivery rate is measured from ACKs: bytes acknowledged over at least PACE_SAMPLE_MS, in
  * at least PACE_SAMPLE_MIN_ACKS ACKs no further apart than PACE_MAX_ACK_GAP_MS (a sample that
- * spans an idle sender would show a rate far below the path's). A sample counts only when the path limited the sender during it (most of its ACKs arrived while
- * the sender waited for the in-flight bound or the connection below, not for the pacer and not
- * for the application): a transfer slower than the path (an application-limited one) says nothing
- * of what the path moves, and one held by the pacer would walk the estimate down a fraction at a
- * time. The estimate is the highest of the last PACE_SAMPLES such samples. A sample in which the
- * pacer held the sender and the path never did shows the path keeps up with the paced rate: the
- * estimate grows by PACE_GROWTH_PERCENT, so a path that got faster is found again, slowly (the
- * path holding the sender again is what stops it).
+ * spans an idle sender would show a rate far below the path's). A sample counts only when the
+ * path limited the sender during it (most of its ACKs arrived while the sender waited for the
+ * in-flight bound or the connection below) and the pacer never did: a transfer slower than the
+ * path (an application-limited one) says nothing of what the path moves, and one held by the
+ * pacer would walk the estimate down by the pacing fraction each time. The estimate is the
+ * highest of the last PACE_SAMPLES such samples. A sample in which the pacer held the sender and
+ * the path never did shows the path keeps up with the paced rate: the estimate grows by
+ * PACE_GROWTH_PERCENT, so a path that got faster is found again, slowly. A path that got slower
+ * than the paced rate holds the sender before the pacer does, and its samples count.
  *
  * The pacer is a token bucket: DATA spends bytes, which come back at the paced rate up to a burst
  * of PACE_BURST_MS (at least PACE_BURST_MIN_BYTES). Light frames are not held by it: the mux's
@@ -104,13 +105,15 @@ export class DeliveryPacer {
     if (elapsed < PACE_SAMPLE_MS) return;
     if (this.sampleAcks < PACE_SAMPLE_MIN_ACKS) {
       // Too few ACKs to tell a rate: not counted.
+    } else if (this.samplePaced) {
+      // What a paced sender delivered is the paced rate, whatever the path would move: it never
+      // lowers the estimate (on a busy machine the in-flight bound holds a paced sender too, and
+      // counting those samples walked the rate down by the pacing fraction each time).
+      if (this.samplePathAcks === 0) this.estimate *= 1 + PACE_GROWTH_PERCENT / 100;
     } else if (this.samplePathAcks >= this.sampleAcks * PACE_PATH_LIMITED_SHARE) {
-      // The path limited the sender (the pacer may have too, at a rate above the path's).
       this.samples.push(this.sampleBytes / elapsed);
       if (this.samples.length > PACE_SAMPLES) this.samples.shift();
       this.estimate = Math.max(...this.samples);
-    } else if (this.samplePaced && this.samplePathAcks === 0) {
-      this.estimate *= 1 + PACE_GROWTH_PERCENT / 100;
     }
     this.startSample(now);
   }
