@@ -1,7 +1,8 @@
 /**
- * `--queue-target-ms` on both proxies (the delay-based in-flight controller, interactive first):
- * a bulk echo and many small connections beside it arrive byte for byte through real CLI
- * processes, and the option is refused where it cannot work.
+ * `--queue-target-ms` on both proxies (the delay-based in-flight controller, interactive first),
+ * with `--pace-percent` (pacing beside interactive channels) set too: a bulk echo and many small
+ * connections beside it arrive byte for byte through real CLI processes, and the options are
+ * refused where they cannot work.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -11,6 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBuilt, runCli, startCli, type CliProcess } from './helpers/cli-process.js';
 import { echoRoundTrip, startEchoServer, type Target } from './helpers/targets.js';
 import { sha256 } from './helpers/session-pair.js';
+import { queueTargetResume } from '../src/cli/common.js';
+import { delayControlledResume, resolveResumeConfig } from '../src/resume/index.js';
 
 describe('--queue-target-ms', () => {
   let dir: string;
@@ -33,7 +36,17 @@ describe('--queue-target-ms', () => {
     expect(runCli(['registry', 'service-string', '--data', join(dir, 'hub'), '--out', serviceCs]).status).toBe(0);
     expect(runCli(['key', 'authorize', runCli(['key', 'show'], env()).stdout.trim(), '--name', 'qt'], env()).status).toBe(0);
     device = startCli(
-      ['device-proxy', '--connection-string-file', deviceCs, '--allow', `127.0.0.1:${echo.port}`, '--queue-target-ms', '1'],
+      [
+        'device-proxy',
+        '--connection-string-file',
+        deviceCs,
+        '--allow',
+        `127.0.0.1:${echo.port}`,
+        '--queue-target-ms',
+        '1',
+        '--pace-percent',
+        '50',
+      ],
       env(),
     );
     await device.waitFor('device proxy ready');
@@ -48,6 +61,8 @@ describe('--queue-target-ms', () => {
         `0:127.0.0.1:${echo.port}`,
         '--queue-target-ms',
         '1',
+        '--pace-percent',
+        '50',
       ],
       env(),
     );
@@ -56,6 +71,8 @@ describe('--queue-target-ms', () => {
     // Both ends say the controller is on (the sender runs it, the receiver acknowledges by bytes).
     expect(device.stderr()).toMatch(/"queueTargetMs":1\b/);
     expect(service.stderr()).toMatch(/"queueTargetMs":1\b/);
+    expect(device.stderr()).toMatch(/"pacePercent":50\b/);
+    expect(service.stderr()).toMatch(/"pacePercent":50\b/);
   }, 60_000);
 
   afterAll(async () => {
@@ -74,7 +91,7 @@ describe('--queue-target-ms', () => {
     rest.forEach((r, i) => expect(r.hash).toBe(sha256(small[i]!)));
   }, 90_000);
 
-  it('is refused beside --no-resume and with a value that is not a positive integer', () => {
+  it('is refused beside --no-resume and with a value out of range', () => {
     const noResume = runCli([
       'service-proxy',
       '--connection-string',
@@ -100,5 +117,39 @@ describe('--queue-target-ms', () => {
     ]);
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(/--queue-target-ms.*positive/);
+    const paceNoResume = runCli([
+      'service-proxy',
+      '--connection-string',
+      'HostName=127.0.0.1:9;SharedAccessKeyName=service;SharedAccessKey=AAAAAAAAAAAAAAAAAAAAAA==',
+      '--device-id',
+      'x',
+      '--forward',
+      '0:127.0.0.1:9',
+      '--no-resume',
+      '--pace-percent',
+      '0',
+    ]);
+    expect([paceNoResume.status, paceNoResume.stderr.trim()]).toEqual([
+      2,
+      'devstreams: ERR_USAGE: --pace-percent needs resumable sessions: drop --no-resume',
+    ]);
+    for (const value of ['101', '-1', '2.5', 'x']) {
+      const badPace = runCli([
+        'device-proxy',
+        '--connection-string',
+        'HostName=127.0.0.1:9;DeviceId=d;SharedAccessKey=AAAAAAAAAAAAAAAAAAAAAA==',
+        '--pace-percent',
+        value,
+      ]);
+      expect(badPace.status).toBe(2);
+      expect(badPace.stderr).toMatch(/--pace-percent.*from 0 to 100/);
+    }
+  });
+
+  it('gives the resumable layer what the options ask for, and the defaults when neither is given', () => {
+    expect(queueTargetResume(undefined)).toBeUndefined();
+    expect(queueTargetResume(undefined, 0)).toEqual({ interactivePacePercent: 0 });
+    expect(queueTargetResume(1, 50)).toEqual({ ...delayControlledResume(1), interactivePacePercent: 50 });
+    expect(resolveResumeConfig(queueTargetResume(undefined, 0)).interactivePacePercent).toBe(0);
   });
 });

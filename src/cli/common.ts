@@ -99,9 +99,29 @@ export const QUEUE_TARGET_FLAG = '--queue-target-ms <ms>';
 export const QUEUE_TARGET_HELP =
   'interactive first: keep at most about this much queueing delay on the path (a delay-based controller; 1 suits loopback and LANs) at some cost in bulk throughput; set it on both proxies. Default: the controller (target 1 ms) counts only while an interactive channel talks beside a transfer';
 
-/** The resume limits `--queue-target-ms` asks for; undefined (the defaults) when it is not given. */
-export function queueTargetResume(queueTargetMs: number | undefined): Partial<ResumeConfig> | undefined {
-  return queueTargetMs === undefined ? undefined : delayControlledResume(queueTargetMs);
+/** The proxies' pacing option (each end paces what it sends). */
+export const PACE_PERCENT_FLAG = '--pace-percent <n>';
+/** `--pace-percent`'s help text, the same for both proxies. */
+export const PACE_PERCENT_HELP =
+  'while an interactive channel keeps talking beside a transfer, send the transfer at this percentage of what the path delivers (0-100, 0: never pace), so the tunnel processes keep some idle time and keystrokes are not kept waiting; default 90';
+
+/** `--pace-percent` parser: an integer from 0 to 100. */
+export function parsePercent(value: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 0 || n > 100) throw new InvalidArgumentError('expected an integer from 0 to 100');
+  return n;
+}
+
+/**
+ * The resume limits `--queue-target-ms` and `--pace-percent` ask for; undefined (the defaults)
+ * when neither is given.
+ */
+export function queueTargetResume(queueTargetMs: number | undefined, pacePercent?: number): Partial<ResumeConfig> | undefined {
+  if (queueTargetMs === undefined && pacePercent === undefined) return undefined;
+  return {
+    ...(queueTargetMs === undefined ? {} : delayControlledResume(queueTargetMs)),
+    ...(pacePercent === undefined ? {} : { interactivePacePercent: pacePercent }),
+  };
 }
 
 /** Adds --connection-string-file and --connection-string to `cmd`; `kind` is "device" or "service". */

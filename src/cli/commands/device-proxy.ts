@@ -21,6 +21,9 @@ import {
   parseCryptoMode,
   parsePositiveInt,
   QUEUE_TARGET_FLAG,
+  PACE_PERCENT_FLAG,
+  PACE_PERCENT_HELP,
+  parsePercent,
   QUEUE_TARGET_HELP,
   queueTargetResume,
   parsePositiveMs,
@@ -45,6 +48,7 @@ interface DeviceProxyCliOpts extends ConnectionStringFlags {
   crypto?: CryptoMode;
   connectTimeout?: number;
   queueTargetMs?: number;
+  pacePercent?: number;
   ca?: string;
   logLevel: string;
   logFormat?: LogFormat;
@@ -82,6 +86,7 @@ export function deviceProxyCommand(): Command {
     .option('--crypto <mode>', 'where records are sealed: inline, workers or auto', parseCryptoMode)
     .option('--connect-timeout <seconds>', 'how long a connect to a target may take (default 10)', parsePositiveMs)
     .option(QUEUE_TARGET_FLAG, QUEUE_TARGET_HELP, parsePositiveInt)
+    .option(PACE_PERCENT_FLAG, PACE_PERCENT_HELP, parsePercent)
     .option('--ca <file>', 'extra CA certificate (PEM) for a hub with a self-signed certificate');
   withLogOptions(cmd);
   withConfigFile(cmd);
@@ -129,7 +134,7 @@ The device's public key is logged at start; give it to services that pin keys
         allowPlaintext: o.allowPlaintext,
         crypto: o.crypto,
         connectTimeoutMs: o.connectTimeout,
-        resume: queueTargetResume(o.queueTargetMs),
+        resume: queueTargetResume(o.queueTargetMs, o.pacePercent),
         ...(await hubTrust(cs, o.ca, (err) => log.warn({ err: err.message }, 'cannot check the hub certificate yet; retrying'))),
       });
       proxy.on('connected', () => log.info({ deviceId, gateway: proxy.client.gateway }, 'control socket connected'));
@@ -182,6 +187,7 @@ The device's public key is logged at start; give it to services that pin keys
           keyFile: keyPath,
           keyCreated: created,
           queueTargetMs: o.queueTargetMs,
+          pacePercent: o.pacePercent,
         },
         'device proxy ready',
       );

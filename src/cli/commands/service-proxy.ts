@@ -31,6 +31,9 @@ import {
   parseCryptoMode,
   parsePositiveInt,
   QUEUE_TARGET_FLAG,
+  PACE_PERCENT_FLAG,
+  PACE_PERCENT_HELP,
+  parsePercent,
   QUEUE_TARGET_HELP,
   queueTargetResume,
   parsePositiveMs,
@@ -54,6 +57,7 @@ interface ServiceProxyCliOpts extends ConnectionStringFlags {
   plaintext?: boolean;
   resume: boolean;
   queueTargetMs?: number;
+  pacePercent?: number;
   crypto?: CryptoMode;
   waitTimeout?: number;
   deviceWait?: number;
@@ -167,6 +171,7 @@ export function serviceProxyCommand(): Command {
     .option('--no-resume', 'do not keep the device session across dropped streams (open connections then end with the stream)')
     .option('--crypto <mode>', 'where records are sealed: inline, workers or auto', parseCryptoMode)
     .option(QUEUE_TARGET_FLAG, QUEUE_TARGET_HELP, parsePositiveInt)
+    .option(PACE_PERCENT_FLAG, PACE_PERCENT_HELP, parsePercent)
     .option('--wait-timeout <seconds>', 'how long a connection waits for the device stream to open (default 30)', parsePositiveMs)
     .option(
       '--metrics-listen <host:port>',
@@ -205,6 +210,8 @@ to move to another hub node; "device stream dropped" is logged once the old stre
     action(async (o: ServiceProxyCliOpts) => {
       if (!o.resume && o.queueTargetMs !== undefined)
         throw new DevstreamsError('ERR_USAGE', '--queue-target-ms needs resumable sessions: drop --no-resume');
+      if (!o.resume && o.pacePercent !== undefined)
+        throw new DevstreamsError('ERR_USAGE', '--pace-percent needs resumable sessions: drop --no-resume');
       const log = createLogger(o);
       const cs = connectionStringFrom(o, (line) => log.warn(line));
       const forwards = (o.forward ?? []).map(parseForward);
@@ -227,7 +234,7 @@ to move to another hub node; "device stream dropped" is logged once the old stre
         encrypt: !o.plaintext,
         ...security,
         crypto: o.crypto,
-        resume: o.resume ? queueTargetResume(o.queueTargetMs) : false,
+        resume: o.resume ? queueTargetResume(o.queueTargetMs, o.pacePercent) : false,
         waitTimeoutMs: o.waitTimeout,
         ...(await hubTrust(cs, o.ca)),
         deviceWaitMs: o.deviceWait,
@@ -271,7 +278,7 @@ to move to another hub node; "device stream dropped" is logged once the old stre
       const listeners = await proxy.start();
       for (const l of listeners)
         process.stdout.write(l.kind === 'forward' ? `forward ${l.host}:${l.port} -> ${l.target}\n` : `socks ${l.host}:${l.port}\n`);
-      log.info({ deviceId: o.deviceId, listeners, queueTargetMs: o.queueTargetMs }, 'service proxy ready');
+      log.info({ deviceId: o.deviceId, listeners, queueTargetMs: o.queueTargetMs, pacePercent: o.pacePercent }, 'service proxy ready');
       const control = o.control ? await serveControl(o.controlPath ?? controlPathFor(cs, o.deviceId, o), source, log) : undefined;
       let metricsListener: MetricsListener | undefined;
       if (metrics && o.metricsListen) {
