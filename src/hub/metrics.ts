@@ -3,7 +3,8 @@
  * one process, as in tests). Hot-path counts (bytes relayed) are plain numbers folded into the
  * prom-client counter when scraped, so relaying a message costs an addition, not a label lookup.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectRuntimeMetrics } from '../util/runtime-metrics.js';
 
 /**
  * Buckets of the stream-setup histograms, seconds: from a loopback round trip (under 1 ms) to a
@@ -86,7 +87,7 @@ export class HubMetrics {
       buckets: SETUP_BUCKETS_SECONDS,
       registers,
     });
-    if (sources.processMetrics) collectDefaultMetrics({ register: this.registry });
+    if (sources.processMetrics) collectRuntimeMetrics(this.registry);
     const self = this;
     new Counter({
       name: 'devstreams_relayed_bytes_total',

@@ -3,7 +3,8 @@
  * connection waits for its channel to the device, how long opening the device stream takes,
  * and connections by outcome and error code, beside the process and Node.js runtime metrics.
  */
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Histogram, Registry } from 'prom-client';
+import { collectRuntimeMetrics } from '../util/runtime-metrics.js';
 
 /** Buckets of the open-time histograms, seconds: a warm channel on loopback to a cold stream over a slow link. */
 export const OPEN_BUCKETS_SECONDS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -17,7 +18,7 @@ export class ServiceProxyMetrics {
 
   constructor() {
     const registers = [this.registry];
-    collectDefaultMetrics({ register: this.registry });
+    collectRuntimeMetrics(this.registry);
     this.channelOpen = new Histogram({
       name: 'devstreams_channel_open_seconds',
       help: "From a local connection being accepted to the device accepting its channel (includes opening the device stream when none is open; after data from the client, the device answers with the target's first bytes or after up to 5 ms)",

@@ -27,6 +27,11 @@ export class HubProcess {
     readonly dataDir: string,
   ) {}
 
+  /** The running hub's process id, if started. */
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
   /** Starts the hub and resolves once it logged that it is ready (bounded). */
   async start(timeoutMs = 15_000): Promise<void> {
     const child = spawn(
