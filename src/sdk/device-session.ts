@@ -190,7 +190,9 @@ export async function acceptDeviceSession(
     side.held.add(ds as HeldDeviceSession);
     return ds;
   }
-  return startDeviceSession(transport, 'responder', side.deviceId, side.streamId, { ...o, encrypt: kind !== 'plain' });
+  // Plain or sealed: the service did not ask for resumption, so the device's own resume limits
+  // (o.resume) must not put a resumable layer on its end only.
+  return startDeviceSession(transport, 'responder', side.deviceId, side.streamId, { ...o, encrypt: kind !== 'plain', resume: false });
 }
 
 /**
