@@ -34,7 +34,6 @@ import {
   connectionSummary,
 } from '../common.js';
 import { withConfigFile } from '../config-file.js';
-import { collectStartupGarbage } from '../startup-gc.js';
 import type { CryptoMode } from '../../crypto/index.js';
 
 interface DeviceProxyCliOpts extends ConnectionStringFlags {
@@ -151,13 +150,12 @@ The device's public key is logged at start; give it to services that pin keys
         log.flush();
         void proxy.stop().finally(() => fail(err));
       });
-      proxy.on('session', (s) => {
+      proxy.on('session', (s) =>
         log.info(
           { streamId: s.streamId, cipher: s.cipher, suite: s.suite, serviceKey: s.peerKey ? encodePublicKey(s.peerKey) : undefined },
           'device stream open',
-        );
-        collectStartupGarbage();
-      });
+        ),
+      );
       proxy.on('sessionError', (err) => log.warn({ err: err.message }, 'device stream failed'));
       proxy.on('suspended', (e) =>
         log.warn({ sessionId: e.sessionId, err: e.error?.message }, 'device stream dropped; holding the session for a resume'),

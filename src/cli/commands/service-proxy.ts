@@ -22,7 +22,6 @@ import { action, fail } from '../fail.js';
 import type { ServiceClient } from '../../sdk/index.js';
 import { withConfigFile } from '../config-file.js';
 import { controlIdentity, serviceSecurity } from '../service-security.js';
-import { collectStartupGarbage } from '../startup-gc.js';
 import {
   collect,
   connectionStringFrom,
@@ -246,7 +245,6 @@ to move to another hub node; "device stream dropped" is logged once the old stre
           else if (state === 'open' && streamOpening !== undefined) metrics?.streamOpened(performance.now() - streamOpening);
           if (state !== 'opening') streamOpening = undefined;
           logState(state, err);
-          if (state === 'open') collectStartupGarbage();
         },
         onResume: (e) => {
           if (e.kind === 'resumed') log.info({ sessionId: e.sessionId, ...e.info }, 'device session resumed on a new stream');
