@@ -32,7 +32,10 @@ const messages = (stderr: string): string[] =>
 describe('a batch of log lines', () => {
   it('hands lines logged together to its destination in one write, and a full batch at once', async () => {
     const writes: string[] = [];
-    const batch = new LineBatch({ write: (d) => writes.push(d) > 0, flushSync: () => {} }, -1, 10, 100);
+    const batch = new LineBatch(-1, 10, 100, (_fd, d) => {
+      writes.push(d.toString());
+      return d.length;
+    });
     for (let i = 0; i < 5; i++) batch.write(`line ${i}\n`);
     expect(writes).toEqual([]);
     await until(() => writes.length > 0);
@@ -42,11 +45,61 @@ describe('a batch of log lines', () => {
   });
 });
 
+describe('a batch of log lines on a full pipe', () => {
+  it('keeps what the pipe refused, in order before later lines, and writes it on a later try', async () => {
+    const written: string[] = [];
+    let full = true;
+    const batch = new LineBatch(-1, 5, 1000, (_fd, d) => {
+      if (full) {
+        // takes the first 4 bytes, then would block
+        if (written.length === 0) {
+          written.push(d.subarray(0, 4).toString());
+          return 4;
+        }
+        throw Object.assign(new Error('EAGAIN'), { code: 'EAGAIN' });
+      }
+      written.push(d.toString());
+      return d.length;
+    });
+    batch.write('aaaa-first\n');
+    batch.flush();
+    batch.write('second\n');
+    batch.flush();
+    expect(written).toEqual(['aaaa']);
+    full = false;
+    await until(() => written.join('') === 'aaaa-first\nsecond\n');
+    batch.write('third\n');
+    batch.flush();
+    expect(written.join('')).toBe('aaaa-first\nsecond\nthird\n');
+  });
+
+  it('drops lines quietly once the descriptor is gone (a broken pipe)', () => {
+    let calls = 0;
+    const batch = new LineBatch(-1, 5, 1000, () => {
+      calls++;
+      throw Object.assign(new Error('EPIPE'), { code: 'EPIPE' });
+    });
+    batch.write('x\n');
+    expect(() => batch.flush()).not.toThrow();
+    batch.write('y\n');
+    batch.flush();
+    expect(calls).toBe(1);
+  });
+});
+
 describe('JSON log lines', () => {
   beforeAll(() => ensureBuilt());
 
   it('are all written when the process exits at once after logging them', async () => {
     const stderr = await runWithLogger(`for (let i = 0; i < 500; i++) log.info({ i }, 'line ' + i); process.exit(0);`);
+    expect(messages(stderr)).toEqual(Array.from({ length: 500 }, (_, i) => `line ${i}`));
+  });
+
+  it("are all written, in order, on an exit while libuv's thread pool is busy", async () => {
+    // Every thread-pool thread is held by a long key derivation, so a write handed to the pool
+    // (an asynchronous fs.write) cannot run before the exit: the lines must leave another way.
+    const busy = `import { pbkdf2 } from 'node:crypto'; for (let t = 0; t < 4; t++) pbkdf2('p', 's', 1e6, 64, 'sha512', () => {});`;
+    const stderr = await runWithLogger(`${busy} for (let i = 0; i < 500; i++) log.info({ i }, 'line ' + i); process.exit(0);`);
     expect(messages(stderr)).toEqual(Array.from({ length: 500 }, (_, i) => `line ${i}`));
   });
 

@@ -1,10 +1,14 @@
 /**
- * Batches log lines in front of an asynchronous destination: a line waits at most
- * `LOG_BATCH_MS` for the lines after it, and all of them leave in one write. Each asynchronous
- * write is a round trip through libuv's thread pool (a worker thread woken, then the loop woken
- * back), which cost a proxy that logs one line per connection more than the rest of the
- * connection's close. What waits is written on 'beforeExit' and, synchronously, on 'exit' (a
- * process.exit(), a signal the CLI handles, an uncaught error).
+ * Batches log lines in front of stderr: a line waits at most `LOG_BATCH_MS` for the lines after
+ * it, and all of them leave in one write. A proxy that logs one line per connection then pays one
+ * system call per batch, not one per line.
+ *
+ * Batches are written by the main thread itself (fs.writeSync), never handed to libuv's thread
+ * pool: a write waiting there when the process exits (process.exit(), a signal the CLI handles,
+ * an uncaught error) was lost, or landed after the lines logged later, which the exit wrote
+ * directly. A pipe that cannot take a batch now (EAGAIN on a non-blocking descriptor) keeps the
+ * rest in memory, in order, and is tried again `LOG_RETRY_MS` later; what waits is written on
+ * 'beforeExit' and, waiting out a full pipe for a bounded time, on 'exit'.
  */
 
 import fs from 'node:fs';
@@ -13,30 +17,16 @@ import fs from 'node:fs';
 export const LOG_BATCH_MS = 50;
 /** Bytes of waiting lines that are written at once, without waiting for `LOG_BATCH_MS`. */
 export const LOG_BATCH_BYTES = 8192;
+/** How soon a write refused by a full pipe is tried again, ms. */
+export const LOG_RETRY_MS = 10;
 
-/** The destination's part a batch needs (pino's SonicBoom destination has it). */
-export interface LineDestination {
-  write(data: string): boolean;
-  flushSync(): void;
-}
+/** Writes what it can of `data` to `fd`; returns how many bytes it wrote (0 when the fd would block). */
+export type LineWriter = (fd: number, data: Buffer) => number;
+
+const writeSync: LineWriter = (fd, data) => fs.writeSync(fd, data);
 
 /** How many times a write on 'exit' is retried while the pipe is full (1 ms apart) before the rest is given up. */
 const EXIT_WRITE_RETRIES = 1000;
-
-/** Writes `data` to `fd` before returning, waiting out a full pipe (EAGAIN) for a bounded time. */
-function writeAllSync(fd: number, data: string): void {
-  let rest = Buffer.from(data);
-  const pause = new Int32Array(new SharedArrayBuffer(4));
-  for (let retries = 0; rest.length > 0 && retries < EXIT_WRITE_RETRIES; ) {
-    try {
-      rest = rest.subarray(fs.writeSync(fd, rest));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') return;
-      retries++;
-      Atomics.wait(pause, 0, 0, 1);
-    }
-  }
-}
 
 const open = new Set<LineBatch>();
 let hooked = false;
@@ -54,18 +44,21 @@ export function writeWaitingLines(): void {
   flushAll(true);
 }
 
-/** A pino stream: collects lines and hands them to `out` in batches (see the module comment). */
+/** A pino stream: collects lines and writes them to `fd` in batches (see the module comment). */
 export class LineBatch {
   private lines: string[] = [];
   private bytes = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** Bytes a full pipe refused, written before anything logged after them. */
+  private unwritten: Buffer | undefined;
+  /** Set once writing failed for good (closed descriptor, broken pipe): lines are dropped. */
+  private broken = false;
 
   constructor(
-    private readonly out: LineDestination,
-    /** `out`'s file descriptor, written to directly on 'exit'. */
     private readonly fd: number,
     private readonly delayMs = LOG_BATCH_MS,
     private readonly maxBytes = LOG_BATCH_BYTES,
+    private readonly write_: LineWriter = writeSync,
   ) {
     open.add(this);
     if (!hooked) {
@@ -78,37 +71,58 @@ export class LineBatch {
   write(line: string): boolean {
     this.lines.push(line);
     this.bytes += line.length;
-    if (this.bytes >= this.maxBytes) this.writeOut(false);
-    // unref'd: a process with nothing else to do exits, and the lines go out on the way.
-    else if (this.timer === undefined) this.timer = setTimeout(() => this.writeOut(false), this.delayMs).unref();
+    if (this.bytes >= this.maxBytes && this.unwritten === undefined) this.writeOut(false);
+    else this.armTimer(this.delayMs);
     return true;
   }
 
-  /** pino's `logger.flush()`: hands what waits to the destination now. */
+  /** pino's `logger.flush()`: writes what waits now (what a full pipe refuses waits on). */
   flush(cb?: (err?: Error) => void): void {
     this.writeOut(false);
     cb?.();
   }
 
   /**
-   * Hands what waits to the destination now. With `sync` (on 'exit', where nothing asynchronous
-   * runs any more) writes the destination's own queue out, then the batch, before returning.
+   * Writes what waits now. Without `sync`, what a full pipe refuses waits for a later try; with
+   * `sync` (on 'exit', where nothing asynchronous runs any more) a full pipe is waited out, 1 ms
+   * at a time, `EXIT_WRITE_RETRIES` times at most.
    */
   writeOut(sync: boolean): void {
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
-    const data = this.lines.join('');
+    const fresh = this.lines.length > 0 ? Buffer.from(this.lines.join('')) : undefined;
     this.lines = [];
     this.bytes = 0;
-    if (!sync) {
-      if (data !== '') this.out.write(data);
-      return;
+    let rest = this.unwritten === undefined ? fresh : fresh === undefined ? this.unwritten : Buffer.concat([this.unwritten, fresh]);
+    this.unwritten = undefined;
+    if (rest === undefined || this.broken) return;
+    const pause = sync ? new Int32Array(new SharedArrayBuffer(4)) : undefined;
+    for (let retries = 0; rest.length > 0; ) {
+      let n: number;
+      try {
+        n = this.write_(this.fd, rest);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') {
+          // a descriptor that cannot take lines any more (closed, broken pipe) loses them either way
+          this.broken = true;
+          return;
+        }
+        n = 0;
+      }
+      rest = rest.subarray(n);
+      if (n > 0 || rest.length === 0) continue;
+      if (pause === undefined) {
+        this.unwritten = rest;
+        this.armTimer(LOG_RETRY_MS);
+        return;
+      }
+      if (++retries >= EXIT_WRITE_RETRIES) return;
+      Atomics.wait(pause, 0, 0, 1);
     }
-    try {
-      this.out.flushSync();
-    } catch {
-      // a destination that cannot write any more (closed, broken pipe) loses its queue either way
-    }
-    if (data !== '') writeAllSync(this.fd, data);
+  }
+
+  private armTimer(ms: number): void {
+    // unref'd: a process with nothing else to do exits, and the lines go out on the way.
+    if (this.timer === undefined) this.timer = setTimeout(() => this.writeOut(false), ms).unref();
   }
 }

@@ -63,5 +63,5 @@ export function createLogger(o: LogOptions | string = {}): Logger {
     });
     return pino({ level }, stream);
   }
-  return pino({ level, base: { pid: process.pid } }, new LineBatch(pino.destination({ fd: 2, sync: false }), 2));
+  return pino({ level, base: { pid: process.pid } }, new LineBatch(2));
 }
