@@ -119,15 +119,25 @@ describe('DeliveryPacer (explicit clock)', () => {
     t = acks(pacer, t, samples * PACE_SAMPLE_MS - 1, 1, 90 * KiB, 'pacer');
     expect(pacer.deliveryRate).toBeGreaterThan(learned);
     expect(pacer.deliveryRate).toBeLessThanOrEqual(learned * (1 + PACE_GROWTH_PERCENT / 100) ** samples + 1);
+    // Paced, the connection below pushing back now and then (a third of the ACKs): still grows.
+    const before = pacer.deliveryRate;
+    for (let k = 0; k < 10; k++) {
+      pacer.notePaced();
+      for (let i = 0; i < 6; i++) pacer.onAck(90 * KiB, (t += 1), 'pacer');
+      for (let i = 0; i < 3; i++) pacer.onAck(90 * KiB, (t += 1), 'path');
+    }
+    expect(pacer.deliveryRate).toBeGreaterThan(before);
     // Paced, and held by the in-flight bound as well (a busy machine): what it delivered is the
     // paced rate, which says nothing of the path's.
-    const grown = pacer.deliveryRate;
-    for (let i = 0; i < 20; i++) {
+    const heldByBoth = (): void => {
       for (let k = 0; k < 10; k++) {
         pacer.notePaced();
         t = acks(pacer, t, 4, 1, 90 * KiB, 'path');
       }
-    }
+    };
+    heldByBoth(); // ends the sample the lines above left open
+    const grown = pacer.deliveryRate;
+    for (let i = 0; i < 20; i++) heldByBoth();
     expect(pacer.deliveryRate).toBe(grown);
     // The path holds the sender again (paced above what it moves now): its rate is the estimate.
     t = acks(pacer, t, (PACE_SAMPLES + 2) * PACE_SAMPLE_MS, 1, 60 * KiB, 'path');

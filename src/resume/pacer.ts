@@ -18,9 +18,11 @@
  * path (an application-limited one) says nothing of what the path moves, and one held by the
  * pacer would walk the estimate down by the pacing fraction each time. The estimate is the
  * highest of the last PACE_SAMPLES such samples. A sample in which the pacer held the sender and
- * the path never did shows the path keeps up with the paced rate: the estimate grows by
- * PACE_GROWTH_PERCENT, so a path that got faster is found again, slowly. A path that got slower
- * than the paced rate holds the sender before the pacer does, and its samples count.
+ * the path did not limit it shows the path keeps up with the paced rate: the estimate grows by
+ * PACE_GROWTH_PERCENT, so a path that got faster (or a transfer that was still ramping up when
+ * it was measured) is found again, slowly. Once the paced rate reaches what the path moves, the
+ * path holds the sender before the pacer does; those samples count, and the estimate is measured
+ * again. A path that got slower than the paced rate shows the same way.
  *
  * The pacer is a token bucket: DATA spends bytes, which come back at the paced rate up to a burst
  * of PACE_BURST_MS (at least PACE_BURST_MIN_BYTES). Light frames are not held by it: the mux's
@@ -108,8 +110,11 @@ export class DeliveryPacer {
     } else if (this.samplePaced) {
       // What a paced sender delivered is the paced rate, whatever the path would move: it never
       // lowers the estimate (on a busy machine the in-flight bound holds a paced sender too, and
-      // counting those samples walked the rate down by the pacing fraction each time).
-      if (this.samplePathAcks === 0) this.estimate *= 1 + PACE_GROWTH_PERCENT / 100;
+      // counting those samples walked the rate down by the pacing fraction each time). Unless the
+      // path limited it as well, the path may move more: the estimate grows (one learned while a
+      // transfer still ramped up would otherwise hold it at that rate for good; the pacer's own
+      // bursts make the connection below push back now and then, so "never" is too strict).
+      if (this.samplePathAcks < this.sampleAcks * PACE_PATH_LIMITED_SHARE) this.estimate *= 1 + PACE_GROWTH_PERCENT / 100;
     } else if (this.samplePathAcks >= this.sampleAcks * PACE_PATH_LIMITED_SHARE) {
       this.samples.push(this.sampleBytes / elapsed);
       if (this.samples.length > PACE_SAMPLES) this.samples.shift();
