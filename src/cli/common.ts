@@ -103,7 +103,7 @@ export const QUEUE_TARGET_HELP =
 export const PACE_PERCENT_FLAG = '--pace-percent <n>';
 /** `--pace-percent`'s help text, the same for both proxies. */
 export const PACE_PERCENT_HELP =
-  'while an interactive channel keeps talking beside a transfer, send the transfer at this percentage of what the path delivers (0-100, 0: never pace), so the tunnel processes keep some idle time and keystrokes are not kept waiting; default 90';
+  'while an interactive channel keeps talking beside a transfer, send the transfer at this percentage of what the path delivers (0-100, 0: never pace), so the tunnel processes keep some idle time and keystrokes are not kept waiting (about half the loaded median round trip, at some cost in bulk throughput); default 0';
 
 /** `--pace-percent` parser: an integer from 0 to 100. */
 export function parsePercent(value: string): number {
