@@ -46,7 +46,7 @@ export const PACE_SAMPLES = 5;
 /** A sample counts when at least this share of its ACKs arrived while the path held the sender. */
 export const PACE_PATH_LIMITED_SHARE = 0.5;
 /**
- * The estimate grows by this many percent per sample the pacer limited and the path never did:
+ * The estimate grows by this many percent per sample the pacer limited and the path did not:
  * about a fifth per second at PACE_SAMPLE_MS, so the paced rate nears the path's maximum (and the
  * queues it brings) seldom, and only for a sample or two.
  */
