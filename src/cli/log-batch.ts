@@ -9,9 +9,16 @@
  * directly. A pipe that cannot take a batch now (EAGAIN on a non-blocking descriptor) keeps the
  * rest in memory, in order, and is tried again `LOG_RETRY_MS` later; what waits is written on
  * 'beforeExit' and, waiting out a full pipe for a bounded time, on 'exit'.
+ *
+ * That needs a descriptor that says EAGAIN rather than blocking. Node makes a pipe or socket on
+ * stderr non-blocking, but a terminal it reopens for process.stderr and leaves fd 2 blocking: a
+ * terminal whose output is stopped (Ctrl-S, a paused pane, a stalled ssh session) would then hold
+ * the whole proxy. `nonBlockingStderr()` gives a descriptor of its own for the terminal, opened
+ * non-blocking as libuv opens its own.
  */
 
 import fs from 'node:fs';
+import tty from 'node:tty';
 
 /** How long a log line may wait in memory for the lines after it, ms. */
 export const LOG_BATCH_MS = 50;
@@ -24,6 +31,20 @@ export const LOG_RETRY_MS = 10;
 export type LineWriter = (fd: number, data: Buffer) => number;
 
 const writeSync: LineWriter = (fd, data) => fs.writeSync(fd, data);
+
+/**
+ * A descriptor for stderr that never blocks: fd 2 itself unless it is a terminal, and for a
+ * terminal a new non-blocking descriptor of the same terminal (fd 2 when it cannot be opened, as
+ * where /proc is missing). Not for files: a file reopened this way would be written from its start.
+ */
+export function nonBlockingStderr(): number {
+  if (!tty.isatty(2)) return 2;
+  try {
+    return fs.openSync('/proc/self/fd/2', fs.constants.O_WRONLY | fs.constants.O_NONBLOCK | fs.constants.O_NOCTTY);
+  } catch {
+    return 2;
+  }
+}
 
 /** How many times a write on 'exit' is retried while the pipe is full (1 ms apart) before the rest is given up. */
 const EXIT_WRITE_RETRIES = 1000;

@@ -7,7 +7,7 @@
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { pino, type Logger } from 'pino';
 import pretty from 'pino-pretty';
-import { LineBatch } from './log-batch.js';
+import { LineBatch, nonBlockingStderr } from './log-batch.js';
 
 /** Log level when `--log-level` is not given. */
 export const DEFAULT_LOG_LEVEL = 'info';
@@ -63,5 +63,5 @@ export function createLogger(o: LogOptions | string = {}): Logger {
     });
     return pino({ level }, stream);
   }
-  return pino({ level, base: { pid: process.pid } }, new LineBatch(2));
+  return pino({ level, base: { pid: process.pid } }, new LineBatch(nonBlockingStderr()));
 }
