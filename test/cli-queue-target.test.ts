@@ -91,56 +91,35 @@ describe('--queue-target-ms', () => {
     rest.forEach((r, i) => expect(r.hash).toBe(sha256(small[i]!)));
   }, 90_000);
 
+  /** A service proxy without resumption, and a device proxy, each with a connection string that is never dialled. */
+  const SERVICE_NO_RESUME = [
+    'service-proxy',
+    '--connection-string',
+    'HostName=127.0.0.1:9;SharedAccessKeyName=service;SharedAccessKey=AAAAAAAAAAAAAAAAAAAAAA==',
+    '--device-id',
+    'x',
+    '--forward',
+    '0:127.0.0.1:9',
+    '--no-resume',
+  ];
+  const DEVICE = ['device-proxy', '--connection-string', 'HostName=127.0.0.1:9;DeviceId=d;SharedAccessKey=AAAAAAAAAAAAAAAAAAAAAA=='];
+
   it('is refused beside --no-resume and with a value out of range', () => {
-    const noResume = runCli([
-      'service-proxy',
-      '--connection-string',
-      'HostName=127.0.0.1:9;SharedAccessKeyName=service;SharedAccessKey=AAAAAAAAAAAAAAAAAAAAAA==',
-      '--device-id',
-      'x',
-      '--forward',
-      '0:127.0.0.1:9',
-      '--no-resume',
-      '--queue-target-ms',
-      '1',
-    ]);
+    const noResume = runCli([...SERVICE_NO_RESUME, '--queue-target-ms', '1']);
     expect([noResume.status, noResume.stderr.trim()]).toEqual([
       2,
       'devstreams: ERR_USAGE: --queue-target-ms needs resumable sessions: drop --no-resume',
     ]);
-    const bad = runCli([
-      'device-proxy',
-      '--connection-string',
-      'HostName=127.0.0.1:9;DeviceId=d;SharedAccessKey=AAAAAAAAAAAAAAAAAAAAAA==',
-      '--queue-target-ms',
-      '0',
-    ]);
+    const bad = runCli([...DEVICE, '--queue-target-ms', '0']);
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(/--queue-target-ms.*positive/);
-    const paceNoResume = runCli([
-      'service-proxy',
-      '--connection-string',
-      'HostName=127.0.0.1:9;SharedAccessKeyName=service;SharedAccessKey=AAAAAAAAAAAAAAAAAAAAAA==',
-      '--device-id',
-      'x',
-      '--forward',
-      '0:127.0.0.1:9',
-      '--no-resume',
-      '--pace-percent',
-      '0',
-    ]);
+    const paceNoResume = runCli([...SERVICE_NO_RESUME, '--pace-percent', '0']);
     expect([paceNoResume.status, paceNoResume.stderr.trim()]).toEqual([
       2,
       'devstreams: ERR_USAGE: --pace-percent needs resumable sessions: drop --no-resume',
     ]);
     for (const value of ['101', '-1', '2.5', 'x']) {
-      const badPace = runCli([
-        'device-proxy',
-        '--connection-string',
-        'HostName=127.0.0.1:9;DeviceId=d;SharedAccessKey=AAAAAAAAAAAAAAAAAAAAAA==',
-        '--pace-percent',
-        value,
-      ]);
+      const badPace = runCli([...DEVICE, '--pace-percent', value]);
       expect(badPace.status).toBe(2);
       expect(badPace.stderr).toMatch(/--pace-percent.*from 0 to 100/);
     }
