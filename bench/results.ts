@@ -143,13 +143,6 @@ export function kernelPerGiB(rec: RunRecord, role: string): number | undefined {
   return u.kernelSeconds / (rec.usageBytes / GIB);
 }
 
-/** User-space CPU seconds per GiB of one process (by role) in one record, if sampled. */
-export function userCpuPerGiB(rec: RunRecord, role: string): number | undefined {
-  const u = rec.usage?.find((x) => x.role === role);
-  if (u?.kernelSeconds === undefined || rec.usageBytes === undefined || rec.usageBytes === 0) return undefined;
-  return (u.cpuSeconds - u.kernelSeconds) / (rec.usageBytes / GIB);
-}
-
 /** CPU seconds per GiB of all of a record's sampled processes together. */
 export function totalCpuPerGiB(rec: RunRecord): number | undefined {
   if (rec.usage === undefined || rec.usageBytes === undefined || rec.usageBytes === 0) return undefined;

@@ -3,7 +3,7 @@
 // something, the same measure is shown for OpenSSH as a reference, so the row reads even before
 // the tunnel runs, and for three blind Node pipe() relays (the floor of a three-process path of
 // Node written the ordinary way) where that path ran.
-import { DEVSTREAMS_PATH_ID, DEVSTREAMS_QUEUE_TARGET_PATH_ID } from '../paths/devstreams.js';
+import { DEVSTREAMS_PATH_ID, DEVSTREAMS_PLAIN_PATH_ID, DEVSTREAMS_QUEUE_TARGET_PATH_ID } from '../paths/devstreams.js';
 import { NODE_RELAYS_PATH_ID } from '../paths/node-relays.js';
 import { hasLoss } from '../placements.js';
 import { cpuPerGiB, cpuSpread, findRecord, findRecords, median, metric, roundsOf, roundView, type BenchResults } from '../results.js';
@@ -370,7 +370,7 @@ export function registerBuiltinGoals(): void {
     text: `One-connection throughput >= ${GOAL_THRESHOLDS.throughputVsOpenssh.toFixed(1)}x OpenSSH -L (loopback)`,
     evaluate: (r) => {
       const v = evaluateWith(r, throughputVsOpenssh, false);
-      const c = throughputCeiling(r, SUBJECT, REFERENCE);
+      const c = throughputCeiling(r, SUBJECT, DEVSTREAMS_PLAIN_PATH_ID, REFERENCE);
       return typeof c === 'string' || v.status === 'not measured' ? v : { ...v, detail: `${v.detail}; ${c.text}` };
     },
   });
