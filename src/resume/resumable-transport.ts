@@ -173,6 +173,8 @@ export class ResumableTransport extends TransportBase implements Transport {
 
   /** Whether DATA is paced at `now`: a light channel has been talking beside a transfer (pacer.ts). */
   private pacing(now: number): boolean {
+    // Off (the default): no run of hints to look at on every send.
+    if (this.config.interactivePacePercent === 0) return false;
     return this.inFlight.talkingAt(now, this.config.interactivePaceAfterMs, this.config.interactivePaceAfterHints);
   }
 
