@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBuilt, runCli, startCli, type CliProcess } from './helpers/cli-process.js';
 import { echoRoundTrip, startEchoServer, type Target } from './helpers/targets.js';
 import { sha256 } from './helpers/session-pair.js';
-import { queueTargetResume } from '../src/cli/common.js';
+import { resumeFromFlags } from '../src/cli/common.js';
 import { delayControlledResume, resolveResumeConfig } from '../src/resume/index.js';
 
 describe('--queue-target-ms', () => {
@@ -126,9 +126,9 @@ describe('--queue-target-ms', () => {
   });
 
   it('gives the resumable layer what the options ask for, and the defaults when neither is given', () => {
-    expect(queueTargetResume(undefined)).toBeUndefined();
-    expect(queueTargetResume(undefined, 0)).toEqual({ interactivePacePercent: 0 });
-    expect(queueTargetResume(1, 50)).toEqual({ ...delayControlledResume(1), interactivePacePercent: 50 });
-    expect(resolveResumeConfig(queueTargetResume(undefined, 0)).interactivePacePercent).toBe(0);
+    expect(resumeFromFlags(undefined)).toBeUndefined();
+    expect(resumeFromFlags(undefined, 0)).toEqual({ interactivePacePercent: 0 });
+    expect(resumeFromFlags(1, 50)).toEqual({ ...delayControlledResume(1), interactivePacePercent: 50 });
+    expect(resolveResumeConfig(resumeFromFlags(undefined, 0)).interactivePacePercent).toBe(0);
   });
 });

@@ -116,7 +116,7 @@ export function parsePercent(value: string): number {
  * The resume limits `--queue-target-ms` and `--pace-percent` ask for; undefined (the defaults)
  * when neither is given.
  */
-export function queueTargetResume(queueTargetMs: number | undefined, pacePercent?: number): Partial<ResumeConfig> | undefined {
+export function resumeFromFlags(queueTargetMs: number | undefined, pacePercent?: number): Partial<ResumeConfig> | undefined {
   if (queueTargetMs === undefined && pacePercent === undefined) return undefined;
   return {
     ...(queueTargetMs === undefined ? {} : delayControlledResume(queueTargetMs)),

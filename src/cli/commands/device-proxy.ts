@@ -25,7 +25,7 @@ import {
   PACE_PERCENT_HELP,
   parsePercent,
   QUEUE_TARGET_HELP,
-  queueTargetResume,
+  resumeFromFlags,
   parsePositiveMs,
   parsePublicKeys,
   hubTrust,
@@ -133,7 +133,7 @@ The device's public key is logged at start; give it to services that pin keys
         allowPlaintext: o.allowPlaintext,
         crypto: o.crypto,
         connectTimeoutMs: o.connectTimeout,
-        resume: queueTargetResume(o.queueTargetMs, o.pacePercent),
+        resume: resumeFromFlags(o.queueTargetMs, o.pacePercent),
         ...(await hubTrust(cs, o.ca, (err) => log.warn({ err: err.message }, 'cannot check the hub certificate yet; retrying'))),
       });
       proxy.on('connected', () => log.info({ deviceId, gateway: proxy.client.gateway }, 'control socket connected'));
