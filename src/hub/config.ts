@@ -6,6 +6,7 @@ import { DEFAULT_MAX_MESSAGE_SIZE } from '../transport/transport.js';
 import { DEFAULT_CLOCK_SKEW_SECONDS } from '../auth/sas.js';
 import { DevstreamsError } from '../errors.js';
 import { DEFAULT_OWNED_READ_BYTES } from '../util/shared-read-buffer.js';
+import { DEFAULT_TURN_READ_BYTES } from '../util/read-turn.js';
 import { DEFAULT_IDLE_READ_BUFFER_MS } from '../util/owned-reads.js';
 
 /** Default wait for a device's answer to a stream request (seconds); the request header can change it. */
@@ -34,6 +35,12 @@ export const DEFAULT_RELAY_READ_BYTES = DEFAULT_OWNED_READ_BYTES;
  * 256 KiB per side (0: it keeps it until its next read).
  */
 export const DEFAULT_RELAY_IDLE_READ_BUFFER_MS = DEFAULT_IDLE_READ_BUFFER_MS;
+/**
+ * Bytes one plain stream socket delivers in one readiness before it reads again at the end of the
+ * event-loop turn (src/util/read-turn.ts): a bulk stream does not hold other streams' small
+ * messages behind megabytes relayed in one turn. 0: no bound.
+ */
+export const DEFAULT_RELAY_TURN_READ_BYTES = DEFAULT_TURN_READ_BYTES;
 /** Largest stream frame the hub relays (one sealed record plus headroom; devstreams never fragments). */
 export const DEFAULT_RELAY_MAX_MESSAGE = DEFAULT_MAX_MESSAGE_SIZE;
 /** Largest control-socket message (JSON) in bytes. */
@@ -80,6 +87,7 @@ export interface HubOptions {
   relayMaxMessage?: number;
   relayReadBytes?: number;
   relayIdleReadBufferMs?: number;
+  relayTurnReadBytes?: number;
   controlMaxMessage?: number;
   maxBodyBytes?: number;
   streamRatePerSecond?: number;
@@ -121,6 +129,7 @@ export function resolveHubConfig(o: HubOptions): HubConfig {
     relayMaxMessage: positive('relayMaxMessage', o.relayMaxMessage ?? DEFAULT_RELAY_MAX_MESSAGE),
     relayReadBytes: positive('relayReadBytes', o.relayReadBytes ?? DEFAULT_RELAY_READ_BYTES, true),
     relayIdleReadBufferMs: positive('relayIdleReadBufferMs', o.relayIdleReadBufferMs ?? DEFAULT_RELAY_IDLE_READ_BUFFER_MS, true),
+    relayTurnReadBytes: positive('relayTurnReadBytes', o.relayTurnReadBytes ?? DEFAULT_RELAY_TURN_READ_BYTES, true),
     controlMaxMessage: positive('controlMaxMessage', o.controlMaxMessage ?? DEFAULT_CONTROL_MAX_MESSAGE),
     maxBodyBytes: positive('maxBodyBytes', o.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES),
     streamRatePerSecond: positive('streamRatePerSecond', o.streamRatePerSecond ?? DEFAULT_STREAM_RATE_PER_SECOND, true),

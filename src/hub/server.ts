@@ -130,6 +130,7 @@ export class Hub {
         maxFramePayload: this.config.relayMaxMessage,
         readBytes: this.config.relayReadBytes,
         idleReadBufferMs: this.config.relayIdleReadBufferMs,
+        turnReadBytes: this.config.relayTurnReadBytes,
       },
       onBytes: (n) => {
         this.metrics.bytesRelayed += n;

@@ -40,6 +40,8 @@ export interface SpliceLimits {
   readBytes: number;
   /** A side that streamed gives its fresh read buffer back after reading nothing for this long (ms); 0 never. */
   idleReadBufferMs: number;
+  /** Bytes a plain-TCP side delivers in one readiness before it reads again at the end of the turn (read-turn.ts); 0 no bound. */
+  turnReadBytes: number;
 }
 
 /** One spliced stream's queues at the hub, as `Hub.streamStats` reports them: shows whether backpressure holds. */
@@ -275,6 +277,7 @@ export class Splice {
           src.reader.keepAcrossReads(buffer);
           return dst.socket.writableLength === 0;
         },
+        this.limits.turnReadBytes,
       );
     if (!owned) src.socket.on('data', onRead);
     // TCP ended without a close handshake, or failed: the other side hears 1001.

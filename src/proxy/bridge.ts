@@ -9,6 +9,7 @@ import { DevstreamsError } from '../errors.js';
 import { DEFAULT_OWNED_READ_BYTES } from '../util/shared-read-buffer.js';
 import { trace } from '../util/trace.js';
 import { ownReadsToKeep } from '../util/owned-reads.js';
+import { DEFAULT_TURN_READ_BYTES } from '../util/read-turn.js';
 
 /** What one bridged connection carried, for a closing log line. */
 export interface BridgeStats {
@@ -41,6 +42,13 @@ export interface BridgeOptions {
    * Default `DEFAULT_IDLE_READ_BUFFER_MS`.
    */
   idleReadBufferMs?: number;
+  /**
+   * With owned reads: bytes the socket delivers in one readiness before it reads again at the end
+   * of the event-loop turn (src/util/read-turn.ts), so a bulk upload does not hold a keystroke on
+   * another socket behind megabytes read, framed and sealed in one turn. Default
+   * `DEFAULT_TURN_READ_BYTES`; 0 no bound.
+   */
+  turnReadBytes?: number;
 }
 
 /** Joins `socket` and `channel` until both are done (see the module comment); never throws, reports through `events`. */
@@ -77,7 +85,8 @@ export function bridge(socket: net.Socket, channel: Channel, events: BridgeEvent
     channel.on('data', () => t(`sock.write ${tag}`));
   }
   // pipe() carries 'end' as end(): a FIN on one side becomes a CLOSE on the channel and back.
-  if (!readIntoChannel(socket, channel, options.readBufferBytes ?? DEFAULT_OWNED_READ_BYTES, options.idleReadBufferMs, tag)) {
+  const readBytes = options.readBufferBytes ?? DEFAULT_OWNED_READ_BYTES;
+  if (!readIntoChannel(socket, channel, readBytes, options.idleReadBufferMs, options.turnReadBytes ?? DEFAULT_TURN_READ_BYTES, tag)) {
     if (trace !== undefined) {
       const t = trace;
       socket.on('data', () => t(`sock.read ${tag}`));
@@ -122,7 +131,14 @@ export function bridge(socket: net.Socket, channel: Channel, events: BridgeEvent
  * and starts again at its 'drain'; EOF ends the channel. Returns false when the socket cannot read
  * that way (see ownReads); the caller pipes instead.
  */
-function readIntoChannel(socket: net.Socket, channel: Channel, bytes: number, idleMs: number | undefined, tag: string): boolean {
+function readIntoChannel(
+  socket: net.Socket,
+  channel: Channel,
+  bytes: number,
+  idleMs: number | undefined,
+  turnBytes: number,
+  tag: string,
+): boolean {
   if (bytes <= 0) return false;
   const resume = (): void => {
     if (!socket.destroyed) socket.resume();
@@ -142,6 +158,8 @@ function readIntoChannel(socket: net.Socket, channel: Channel, bytes: number, id
       return false;
     },
     idleMs,
+    undefined,
+    turnBytes,
   );
   if (!owned) return false;
   socket.once('end', () => {

@@ -9,6 +9,7 @@ import { DevstreamsError } from '../errors.js';
 import { webSocketClientOptions } from '../transport/websocket.js';
 import { connectWebSocket, type WebSocketClientTransport } from '../transport/index.js';
 import { DEFAULT_OWNED_READ_BYTES } from '../util/shared-read-buffer.js';
+import { DEFAULT_TURN_READ_BYTES } from '../util/read-turn.js';
 import { DEFAULT_MAX_MESSAGE_SIZE } from '../transport/transport.js';
 import { errorFromBody, parseJsonBody } from './http.js';
 import { describeHubConnectError } from './connect-errors.js';
@@ -31,6 +32,12 @@ export interface OpenStreamOptions {
   hostName?: string;
   /** Every message is a sealed record (ciphertext): send with an all-zero mask (`WebSocketClientTransportOptions.zeroMask` says why). */
   zeroMask?: boolean;
+  /**
+   * Sealed streams only (`zeroMask`): bytes the stream socket delivers in one readiness before it
+   * reads again at the end of the event-loop turn (`WebSocketClientTransportOptions.turnReadBytes`).
+   * Default `DEFAULT_TURN_READ_BYTES`; 0 no bound.
+   */
+  turnReadBytes?: number;
 }
 
 /**
@@ -97,6 +104,7 @@ export async function openStreamTransport(url: string, token: string, o: OpenStr
       zeroMask: o.zeroMask === true,
       // Sealed: the record layer opens each record as it is delivered, so reads can go to the shared buffer.
       ownedReadBytes: o.zeroMask === true ? DEFAULT_OWNED_READ_BYTES : undefined,
+      turnReadBytes: o.zeroMask === true ? (o.turnReadBytes ?? DEFAULT_TURN_READ_BYTES) : undefined,
       ca: o.ca,
       maxMessageSize: o.maxMessageSize,
       highWaterMark: o.highWaterMark,

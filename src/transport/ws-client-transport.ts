@@ -49,6 +49,13 @@ export interface WebSocketClientTransportOptions {
    * streams.
    */
   ownedReadBytes?: number;
+  /**
+   * With `ownedReadBytes`: the socket stops reading once one readiness delivered this many bytes
+   * and reads again at the end of the event-loop turn (src/util/read-turn.ts), so what else became
+   * ready (a keystroke on another socket) is not held behind megabytes of records opened in one
+   * turn. Default 0 (no bound); `DEFAULT_TURN_READ_BYTES` for sealed streams.
+   */
+  turnReadBytes?: number;
 }
 
 /**

@@ -7,6 +7,7 @@ import tls from 'node:tls';
 import { DevstreamsError } from '../errors.js';
 import { checkUpgradeAnswer, clientHandshakeRequest, parseResponseHead } from './ws-handshake.js';
 import { sharedReadBuffer } from '../util/shared-read-buffer.js';
+import { turnReadBound } from '../util/read-turn.js';
 import { WebSocketClientTransport, type OwnedReads, type WebSocketClientTransportOptions } from './ws-client-transport.js';
 
 /** Default limit for dialling and the handshake together, ms. */
@@ -56,7 +57,7 @@ export function connectWebSocket(url: string, o: WebSocketConnectOptions = {}): 
     // Reads into a shared buffer: the handshake's reader below copies what it keeps, the transport then takes over.
     const reads: OwnedReads | undefined =
       !secure && o.ownedReadBytes ? { buffer: sharedReadBuffer(o.ownedReadBytes), sink: (view) => onData(Buffer.from(view)) } : undefined;
-    const socket = secure
+    const socket: net.Socket = secure
       ? tls.connect({ host, port, ...(net.isIP(host) === 0 ? { servername: host } : {}), ...(o.ca !== undefined ? { ca: o.ca } : {}) })
       : reads
         ? net.connect({
@@ -64,13 +65,15 @@ export function connectWebSocket(url: string, o: WebSocketConnectOptions = {}): 
             port,
             onread: {
               buffer: reads.buffer,
-              callback: (n) => {
+              callback: (n): boolean => {
                 reads.sink(reads.buffer.subarray(0, n));
-                return true;
+                return more === undefined || more(n, reads.buffer.length);
               },
             },
           })
         : net.connect({ host, port });
+    const more: ((n: number, capacity: number) => boolean) | undefined =
+      reads && o.turnReadBytes ? turnReadBound(socket, o.turnReadBytes) : undefined;
     // The client's side of the opening handshake, as a state machine: reading the answer's head,
     // then either done (101) or reading a refusal's body (any other status), then done.
     let state: DialState = 'reading-head';

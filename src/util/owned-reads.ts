@@ -14,6 +14,7 @@
  * found it changes nothing and says so, and the caller reads the ordinary way.
  */
 import type net from 'node:net';
+import { turnReadBound } from './read-turn.js';
 import { sharedReadBuffer } from './shared-read-buffer.js';
 
 /** What Node keeps on a socket for `onread` (found by their symbols' descriptions). */
@@ -50,8 +51,16 @@ interface UserBufferHandle {
  * Only for a socket with nothing buffered that has not ended, and whose reads no one else takes
  * (no 'data' listener, no pipe). Returns false, changing nothing, when that is not so or Node does
  * not have the fields this relies on.
+ * With `turnBytes`, the socket also stops reading once one readiness delivered that many bytes, and
+ * reads again at the end of the turn (turnReadBound in read-turn.ts); 0 never does.
  */
-export function ownReads(socket: net.Socket, buffer: Buffer, onRead: (view: Buffer) => boolean, next?: () => Buffer): boolean {
+export function ownReads(
+  socket: net.Socket,
+  buffer: Buffer,
+  onRead: (view: Buffer) => boolean,
+  next?: () => Buffer,
+  turnBytes = 0,
+): boolean {
   const handle = (socket as unknown as { _handle?: UserBufferHandle | null })._handle;
   if (!handle || typeof handle.useUserBuffer !== 'function') return false;
   if (socket.readableLength > 0 || socket.readableEnded || socket.destroyed || socket.listenerCount('data') > 0) return false;
@@ -61,7 +70,10 @@ export function ownReads(socket: net.Socket, buffer: Buffer, onRead: (view: Buff
   // Exactly what net.Socket's constructor sets for `onread: { buffer, callback }`.
   if (s[f.buffer] !== null || s[f.generator] !== null) return false;
   s[f.buffer] = buffer;
-  s[f.callback] = (n: number, buf: Buffer): boolean => onRead(buf.subarray(0, n));
+  if (turnBytes > 0) {
+    const more = turnReadBound(socket, turnBytes);
+    s[f.callback] = (n: number, buf: Buffer): boolean => onRead(buf.subarray(0, n)) && more(n, buf.length);
+  } else s[f.callback] = (n: number, buf: Buffer): boolean => onRead(buf.subarray(0, n));
   if (next) s[f.generator] = next;
   handle.useUserBuffer(buffer);
   return true;
@@ -92,7 +104,8 @@ export const MAX_READ_BUFFER_RELEASES = 64;
  * `onChunk` returning false stops reading until `socket.resume()`. `released`, asked after
  * `onChunk` with the buffer a read went to as it is, says that nothing refers to it any more (the
  * callee wrote it out, or copied what it keeps): then the next read goes to the same buffer
- * instead of a fresh one. Returns false, changing nothing, where `ownReads` would.
+ * instead of a fresh one. `turnBytes` bounds what one readiness delivers (see `ownReads`).
+ * Returns false, changing nothing, where `ownReads` would.
  */
 export function ownReadsToKeep(
   socket: net.Socket,
@@ -100,6 +113,7 @@ export function ownReadsToKeep(
   onChunk: (chunk: Buffer) => boolean,
   idleMs = DEFAULT_IDLE_READ_BUFFER_MS,
   released?: (buffer: ArrayBufferLike) => boolean,
+  turnBytes = 0,
 ): boolean {
   const shared = sharedReadBuffer(bytes);
   let next = shared;
@@ -143,6 +157,7 @@ export function ownReadsToKeep(
       return more;
     },
     () => next,
+    turnBytes,
   );
   if (owned) socket.once('close', () => clearTimeout(idleTimer));
   return owned;
