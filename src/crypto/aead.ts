@@ -63,28 +63,36 @@ function smallTotal(parts: readonly Uint8Array[]): number {
 }
 
 /**
- * The cipher that seals one record: `key` and `nonce` are that record's. Made apart from
- * sealParts so that it can be made ahead, before the record is there (SecureTransport makes the
- * next record's once the current one is written): making it (the cipher object, OpenSSL's lookup
- * of the algorithm and the key setup) costs more than sealing a small record with it. Use it for
- * one record only: its nonce is that record's.
+ * The cipher that seals one record: `key`, `nonce` and `header` (its AAD, already set) are that
+ * record's. Made apart from sealParts so that it can be made ahead, before the record is there
+ * (SecureTransport makes the next record's once the current one is written): making it (the
+ * cipher object, OpenSSL's lookup of the algorithm and the key setup) costs more than sealing a
+ * small record with it, and a record header depends only on the key epoch and sequence number,
+ * so the AAD can go in ahead too. Use it for one record only: its nonce is that record's.
  */
-export function recordCipher(suite: RecordSuite, key: Buffer, nonce: Buffer): CipherGCM {
+export function recordCipher(suite: RecordSuite, key: Buffer, nonce: Buffer, header: Uint8Array): CipherGCM {
   // The cast picks the GCM overload; chacha20-poly1305 has the same API shape.
-  return createCipheriv(suite as 'aes-256-gcm', key, nonce, TAG_OPTIONS);
+  const c = createCipheriv(suite as 'aes-256-gcm', key, nonce, TAG_OPTIONS);
+  c.setAAD(header);
+  return c;
 }
 
-/** The decipher that opens one record, made ahead like recordCipher's cipher; for that record only. */
-export function recordDecipher(suite: RecordSuite, key: Buffer, nonce: Buffer): DecipherGCM {
-  return createDecipheriv(suite as 'aes-256-gcm', key, nonce, TAG_OPTIONS);
+/**
+ * The decipher that opens one record, its AAD (`header`) set, made ahead like recordCipher's
+ * cipher; for that record only, and only if its header is byte for byte `header`.
+ */
+export function recordDecipher(suite: RecordSuite, key: Buffer, nonce: Buffer, header: Uint8Array): DecipherGCM {
+  const d = createDecipheriv(suite as 'aes-256-gcm', key, nonce, TAG_OPTIONS);
+  d.setAAD(header);
+  return d;
 }
 
 /**
  * Seals `parts` (concatenated) with `header` as AAD: one `update` per large part (never joined
  * with anything), small ones joined first. Appends the ciphertext pieces and then the tag to
  * `out` (returned), so the caller can pass `out = [header]` and send the result as it is.
- * `made`: this record's cipher (recordCipher with the same key and nonce), made ahead; it is
- * used up.
+ * `made`: this record's cipher (recordCipher with the same key, nonce and header), made ahead;
+ * it is used up.
  */
 export function sealParts(
   suite: RecordSuite,
@@ -95,8 +103,7 @@ export function sealParts(
   out: Buffer[] = [],
   made?: CipherGCM,
 ): Buffer[] {
-  const c = made ?? recordCipher(suite, key, nonce);
-  c.setAAD(header);
+  const c = made ?? recordCipher(suite, key, nonce, header);
   // Each update() is a native call with a fixed cost and an output allocation: small parts
   // (frame headers, a ping) are joined first, so a small message costs one call, a bulk one two.
   const small = smallTotal(parts);
@@ -110,8 +117,8 @@ export function sealParts(
 
 /**
  * Opens `body` (ciphertext ‖ tag); returns the plaintext, or null when authentication fails.
- * `made`: this record's decipher (recordDecipher with the same key and nonce), made ahead; it is
- * used up.
+ * `made`: this record's decipher (recordDecipher with the same key and nonce, and `header`'s
+ * bytes), made ahead; it is used up.
  */
 export function openBody(
   suite: RecordSuite,
@@ -122,8 +129,7 @@ export function openBody(
   made?: DecipherGCM,
 ): Buffer | null {
   if (body.length < TAG) return null;
-  const d = made ?? recordDecipher(suite, key, nonce);
-  d.setAAD(header);
+  const d = made ?? recordDecipher(suite, key, nonce, header);
   d.setAuthTag(body.subarray(body.length - TAG));
   const plain = d.update(body.subarray(0, body.length - TAG));
   try {
@@ -150,8 +156,7 @@ export function openParts(
   made?: DecipherGCM,
 ): Buffer[] | null {
   if (tag.length !== TAG) return null;
-  const d = made ?? recordDecipher(suite, key, nonce);
-  d.setAAD(header);
+  const d = made ?? recordDecipher(suite, key, nonce, header);
   d.setAuthTag(tag);
   const plain: Buffer[] = [];
   for (const piece of ciphertext) {

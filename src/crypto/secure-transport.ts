@@ -76,7 +76,7 @@ export class SecureTransport extends TransportBase implements Transport {
    * Inline: the cipher of the next record to send and the decipher of the next one to open,
    * each with the key epoch and sequence number it was made for (see prepareNext).
    */
-  private nextSeal: { epoch: number; seq: number; cipher: CipherGCM } | undefined;
+  private nextSeal: { epoch: number; seq: number; header: Buffer; cipher: CipherGCM } | undefined;
   private nextOpen: { epoch: number; seq: number; decipher: DecipherGCM } | undefined;
   /** A record was sealed / opened since prepareNext last ran, and it is scheduled. */
   private sealedSincePrepare = false;
@@ -299,17 +299,23 @@ export class SecureTransport extends TransportBase implements Transport {
     const seq = this.sendSeq++;
     this.epochRecords++;
     this.epochBytes += size;
-    const header = encodeRecordHeader(epoch, seq);
     if (this.sealer) {
+      const header = encodeRecordHeader(epoch, seq);
       this.sealer.push({ parts: [header, ...parts], size: RECORD_HEADER_SIZE + size, key, nonce: recordNonce(iv, seq) });
       return this.acceptsMore(this.bufferedAmount, this.o.sealHighWater);
     }
     // [header, ciphertext pieces..., tag]: handed to the inner transport as they are (one writev).
     const made = this.nextSeal;
     this.nextSeal = undefined;
-    const cipher = made !== undefined && made.seq === seq && made.epoch === epoch ? made.cipher : undefined;
-    if (cipher) this.madeAhead++;
-    const sealed = sealParts(this.suite, key, recordNonce(iv, seq, this.nonceScratch), header, parts, [header], cipher);
+    let sealed: Buffer[];
+    if (made !== undefined && made.seq === seq && made.epoch === epoch) {
+      // Made ahead with this record's nonce and header, the header already its AAD.
+      this.madeAhead++;
+      sealed = sealParts(this.suite, key, this.nonceScratch, made.header, parts, [made.header], made.cipher);
+    } else {
+      const header = encodeRecordHeader(epoch, seq);
+      sealed = sealParts(this.suite, key, recordNonce(iv, seq, this.nonceScratch), header, parts, [header]);
+    }
     trace?.('sealed');
     this.sealedSincePrepare = true;
     const ok = this.inner.send(sealed);
@@ -340,12 +346,16 @@ export class SecureTransport extends TransportBase implements Transport {
     if (this.sealedSincePrepare && this.nextSeal === undefined && this.sendSeq < MAX_SEQUENCE) {
       const { epoch, key, iv } = this.sendKeys.keys;
       const seq = this.sendSeq;
-      this.nextSeal = { epoch, seq, cipher: recordCipher(this.suite, key, recordNonce(iv, seq, this.nonceScratch)) };
+      const header = encodeRecordHeader(epoch, seq);
+      this.nextSeal = { epoch, seq, header, cipher: recordCipher(this.suite, key, recordNonce(iv, seq, this.nonceScratch), header) };
     }
     if (this.openedSincePrepare && this.nextOpen === undefined) {
       const { epoch, key, iv } = this.recvKeys.keys;
       const seq = this.recvSeq;
-      this.nextOpen = { epoch, seq, decipher: recordDecipher(this.suite, key, recordNonce(iv, seq, this.nonceScratch)) };
+      // The AAD a record with this epoch and sequence number carries: onRecord uses it only for a
+      // header that decoded to both, and such a header is exactly these bytes.
+      const header = encodeRecordHeader(epoch, seq);
+      this.nextOpen = { epoch, seq, decipher: recordDecipher(this.suite, key, recordNonce(iv, seq, this.nonceScratch), header) };
     }
     this.sealedSincePrepare = false;
     this.openedSincePrepare = false;
@@ -422,11 +432,12 @@ export class SecureTransport extends TransportBase implements Transport {
       this.opener.push({ parts, size: length, key, nonce: recordNonce(iv, header.seq) });
       return;
     }
-    const nonce = recordNonce(iv, header.seq, this.nonceScratch);
     const made = this.nextOpen;
     this.nextOpen = undefined;
     const decipher = made !== undefined && made.seq === header.seq && made.epoch === this.recvKeys.keys.epoch ? made.decipher : undefined;
     if (decipher) this.madeAhead++;
+    // A decipher made ahead has its nonce already (the scratch then holds stale bytes, unused).
+    const nonce = decipher ? this.nonceScratch : recordNonce(iv, header.seq, this.nonceScratch);
     this.openedSincePrepare = true;
     const plain =
       length < RECORD_OVERHEAD
