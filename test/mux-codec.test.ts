@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { FrameDecoder } from '../src/mux/decoder.js';
-import { decodeOpen, encodeFrame, encodeReset, decodeReset, encodeStructured } from '../src/mux/frame.js';
+import { OPEN_CACHE_ENTRIES, decodeOpen, encodeFrame, encodeOpen, encodeReset, decodeReset, encodeStructured } from '../src/mux/frame.js';
 
 interface Frame {
   type: number;
@@ -115,6 +115,38 @@ describe('frame codec', () => {
     for (const bad of [{ host: '', port: 1 }, { host: 'h', port: 70000 }, { host: 5, port: 1 }, [1, 2]]) {
       expect(() => decodeOpen(encodeStructured(FrameType.OPEN, 1, bad).subarray(HEADER_SIZE))).toThrow(DevstreamsError);
     }
+  });
+});
+
+describe('OPEN payloads seen before (packed and checked once per target)', () => {
+  const structured = (id: number, meta: object): Buffer => encodeStructured(FrameType.OPEN, id, meta);
+
+  it('are the bytes msgpack gives, for every target, across more targets than the cache holds', () => {
+    const targets: Array<{ host: string; port: number; service?: string }> = [];
+    for (let i = 0; i < OPEN_CACHE_ENTRIES * 2 + 3; i++) targets.push({ host: `10.0.${i >> 8}.${i & 255}`, port: 1000 + i });
+    // Hosts and services that a naive key would confuse: "a b" with no service and "a" with service "b".
+    targets.push(
+      { host: 'a b', port: 22 },
+      { host: 'a', port: 22, service: 'b' },
+      { host: 'a', port: 22, service: '' },
+      { host: 'a', port: 22 },
+    );
+    for (let round = 0; round < 2; round++)
+      for (const [i, t] of targets.entries()) {
+        const meta: Record<string, unknown> = { host: t.host, port: t.port };
+        if (t.service !== undefined) meta.service = t.service;
+        expect(encodeOpen(2 * i + 1, t).equals(structured(2 * i + 1, meta))).toBe(true);
+        expect(decodeOpen(encodeOpen(1, t).subarray(HEADER_SIZE))).toEqual(t);
+      }
+  });
+
+  it('decode to a new object each time, and a bad payload is refused every time', () => {
+    const payload = encodeOpen(1, { host: 'h', port: 22 }).subarray(HEADER_SIZE);
+    const first = decodeOpen(payload);
+    first.host = 'changed by its user';
+    expect(decodeOpen(payload)).toEqual({ host: 'h', port: 22 });
+    const bad = structured(1, { host: 'h', port: 70000 }).subarray(HEADER_SIZE);
+    for (let i = 0; i < 3; i++) expect(() => decodeOpen(bad)).toThrow(DevstreamsError);
   });
 });
 

@@ -82,6 +82,34 @@ export function encodeStructured(type: number, channel: number, value: object): 
   return encodeFrame(type, channel, body);
 }
 
+/**
+ * How many distinct OPEN payloads each side keeps, packed (opener) and checked (accepter). A
+ * proxy opens the same few targets over and over (one per --forward), and msgpack is the largest
+ * piece of JavaScript in a channel's OPEN while the code runs cold; the same bytes always give
+ * the same target, so a payload seen before is not packed or unpacked again. Bounded because the
+ * accepting side's payloads come from the peer: at the bound the cache starts again empty.
+ */
+export const OPEN_CACHE_ENTRIES = 64;
+
+const packedOpens = new Map<string, Buffer>();
+const checkedOpens = new Map<string, ChannelTarget>();
+
+/** An OPEN frame asking for `target` (host, port, then service when given: the msgpack map's order). */
+export function encodeOpen(channel: number, target: ChannelTarget): Buffer {
+  // The host's length makes the key unambiguous whatever characters host and service hold.
+  const tail = target.service === undefined ? '' : `/${target.service}`;
+  const key = `${target.port}:${target.host.length}:${target.host}${tail}`;
+  let body = packedOpens.get(key);
+  if (body === undefined) {
+    const meta: Record<string, unknown> = { host: target.host, port: target.port };
+    if (target.service !== undefined) meta.service = target.service;
+    body = pack(meta) as Buffer;
+    if (packedOpens.size >= OPEN_CACHE_ENTRIES) packedOpens.clear();
+    packedOpens.set(key, body);
+  }
+  return encodeFrame(FrameType.OPEN, channel, body);
+}
+
 /** Unpacks a msgpack control payload to a plain object, or throws ERR_PROTOCOL_FRAME. */
 function unpackObject(payload: Buffer, what: string): Record<string, unknown> {
   if (payload.length > MAX_CONTROL_PAYLOAD) throw frameError(`${what} payload exceeds ${MAX_CONTROL_PAYLOAD} bytes`);
@@ -114,8 +142,23 @@ export function decodeHello(payload: Buffer): HelloPayload {
   return { version, initialWindow, sessionWindow, maxFramePayload };
 }
 
-/** Reads and checks an OPEN payload: the target the opener asks for. */
+/** Reads and checks an OPEN payload: the target the opener asks for (a new object each time). */
 export function decodeOpen(payload: Buffer): ChannelTarget {
+  // latin1 maps each byte to one character, so equal keys are equal payloads.
+  const key = payload.length <= MAX_CONTROL_PAYLOAD ? payload.toString('latin1') : undefined;
+  let target = key === undefined ? undefined : checkedOpens.get(key);
+  if (target === undefined) {
+    target = checkOpen(payload);
+    if (key !== undefined) {
+      if (checkedOpens.size >= OPEN_CACHE_ENTRIES) checkedOpens.clear();
+      checkedOpens.set(key, target);
+    }
+  }
+  const { host, port, service } = target;
+  return service === undefined ? { host, port } : { host, port, service };
+}
+
+function checkOpen(payload: Buffer): ChannelTarget {
   const o = unpackObject(payload, 'OPEN');
   const { host, port, service } = o;
   if (typeof host !== 'string' || host.length === 0 || host.length > 255)

@@ -25,6 +25,7 @@ import {
   decodeGoAway,
   decodeHello,
   decodeOpen,
+  encodeOpen,
   decodeReset,
   encodeFrame,
   encodePing,
@@ -313,9 +314,7 @@ export class Session extends EventEmitter<SessionEvents> implements ChannelHost 
     this.outboundCount++;
     this.stats.channelsOpened++;
     this.channels.set(id, channel);
-    const meta: Record<string, unknown> = { host: target.host, port: target.port };
-    if (target.service !== undefined) meta.service = target.service;
-    this.queueControl(encodeStructured(FrameType.OPEN, id, meta));
+    this.queueControl(encodeOpen(id, target));
     this.startAtLearnedWindow(channel);
     return channel;
   }
