@@ -163,6 +163,8 @@ The device's public key is logged at start; give it to services that pin keys
       proxy.on('resumed', (e) => log.info({ ...e, total: proxy.resumeCount }, 'device session resumed on a new stream'));
       proxy.on('lost', (e) => log.warn({ sessionId: e.sessionId, err: e.error.message }, 'device session given up'));
       proxy.on('channel', (e) => {
+        // A channel's start is a debug line: below debug it costs no fields and no message.
+        if (e.outcome === 'connected' && !log.isLevelEnabled('debug')) return;
         const fields = { target: e.target, outcome: e.outcome, err: e.error?.message };
         // One line per channel at info, when it ends; its start is debug (see the service proxy).
         if (e.outcome === 'connected') log.debug(fields, `channel to ${e.target} connected`);

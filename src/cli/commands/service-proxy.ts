@@ -256,6 +256,8 @@ to move to another hub node; "device stream dropped" is logged once the old stre
         onConnection: (e) => {
           const code = (e.error as { code?: string } | undefined)?.code;
           metrics?.connection(e.outcome, code);
+          // A connection's start is a debug line: below debug it costs no fields and no message.
+          if (e.outcome === 'opened' && !e.error && !log.isLevelEnabled('debug')) return;
           const fields = { listener: e.listener, target: e.target, outcome: e.outcome, code };
           const where = `${e.listener === 'socks' ? 'socks' : `:${e.listener}`} -> ${e.target}`;
           // A client that reset before its channel was open (a TCP health check does) was not refused.
