@@ -49,7 +49,22 @@ export interface BridgeOptions {
    * `DEFAULT_TURN_READ_BYTES`; 0 no bound.
    */
   turnReadBytes?: number;
+  /**
+   * How many polls of the event loop the far side's end (the channel's CLOSE) waits before it
+   * ends the local socket (FIN): see `DEFAULT_FIN_HOLD_POLLS`. 0 ends it at once.
+   */
+  finHoldPolls?: number;
 }
+
+/**
+ * Default of `finHoldPolls`. Connections opened one after another put connection N's CLOSE in the
+ * record that carries N+1's OPEN (service to device) or N+1's answer (device to service): the
+ * mux holds a lone CLOSE for that. Ending N's socket at once then runs N's teardown (the FIN, the
+ * target's FIN back, the socket's close, its log line) in the middle of N+1's set-up: on the
+ * device between N+1's connect() and its completion, on the service before N+1's first bytes go
+ * to the client. After one more poll, N+1's connect has completed and its bytes are written.
+ */
+export const DEFAULT_FIN_HOLD_POLLS = 1;
 
 /** Joins `socket` and `channel` until both are done (see the module comment); never throws, reports through `events`. */
 export function bridge(socket: net.Socket, channel: Channel, events: BridgeEvents = {}, options: BridgeOptions = {}): void {
@@ -93,7 +108,7 @@ export function bridge(socket: net.Socket, channel: Channel, events: BridgeEvent
     }
     socket.pipe(channel);
   }
-  writeFromChannel(channel, socket);
+  writeFromChannel(channel, socket, options.finHoldPolls ?? DEFAULT_FIN_HOLD_POLLS);
   socket.on('error', (err: NodeJS.ErrnoException) => {
     // The local peer reset or failed: abort the channel so the far side sees a reset too.
     channel.reset(err.code === 'ECONNRESET' ? 'ERR_CHANNEL_RESET' : 'ERR_TARGET_UNREACHABLE', err.code ?? err.message);
@@ -180,7 +195,7 @@ const WRITE_BATCH_BYTES = 256 * 1024;
  * I/O). Then, if the kernel did not take them all and the socket will say 'drain', the channel
  * pauses until it does. The channel's end ends the socket (half-close).
  */
-function writeFromChannel(channel: Channel, socket: net.Socket): void {
+function writeFromChannel(channel: Channel, socket: net.Socket, finHoldPolls: number): void {
   let corked = false;
   const resume = (): void => {
     if (!channel.destroyed) channel.resume();
@@ -208,9 +223,19 @@ function writeFromChannel(channel: Channel, socket: net.Socket): void {
     // at the socket's mark, so the bytes wait in the channel, inside its window, not in the socket.
     if (socket.writableLength >= WRITE_BATCH_BYTES) channel.pause();
   });
-  channel.once('end', () => {
+  const end = (): void => {
     if (!socket.destroyed && !socket.writableEnded) socket.end();
-  });
+  };
+  channel.once('end', () => afterPolls(finHoldPolls, end));
+}
+
+/**
+ * Runs `fn` once the event loop has polled for I/O `polls` more times (0: now). An immediate set
+ * from the poll phase runs before the next poll; one set from that immediate runs after it.
+ */
+function afterPolls(polls: number, fn: () => void): void {
+  if (polls <= 0) fn();
+  else setImmediate(() => setImmediate(afterPolls, polls - 1, fn));
 }
 
 /** Maps a connect error to the refusal code the opener sees. */
